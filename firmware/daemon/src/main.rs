@@ -1,1 +1,203 @@
-fn main() {}
+//! `tandem`: the one binary of the appliance.
+//!
+//! As PID 1 it boots the box (see [`boot`]) and runs the daemon; run by hand it runs the daemon
+//! in the foreground (`tandem run`) or answers `--version`. Everything else lives in libraries;
+//! this crate wires them together.
+
+mod boot;
+mod console;
+mod daemon;
+mod init;
+mod logring;
+mod peer_monitor;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use daemon::{Daemon, Exit, Mode};
+use logring::Log;
+
+/// `tandem <version>`, printed by `--version` and at boot.
+pub const VERSION_LINE: &str = concat!("tandem ", env!("CARGO_PKG_VERSION"));
+
+const USAGE: &str = "\
+usage: tandem --version
+       tandem run [-c FILE] [--name NAME]   run the daemon in the foreground
+As PID 1 (the appliance's /init) tandem boots the box and takes no arguments.";
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    if std::process::id() == 1 {
+        appliance_main(started);
+    }
+    match parse_args(std::env::args_os().skip(1).collect()) {
+        Ok(Invocation::Version) => {
+            println!("{VERSION_LINE}");
+            ExitCode::SUCCESS
+        }
+        Ok(Invocation::Help) => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Ok(Invocation::Run { config, name }) => foreground_main(started, config, name),
+        Err(message) => {
+            eprintln!("tandem: {message}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Invocation {
+    Version,
+    Help,
+    Run { config: Option<PathBuf>, name: Option<String> },
+}
+
+fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let first = parser.next().map_err(|e| e.to_string())?;
+    match first {
+        None => Err("missing command".into()),
+        Some(Long("version") | Short('V')) => Ok(Invocation::Version),
+        Some(Long("help") | Short('h')) => Ok(Invocation::Help),
+        Some(Value(command)) if command == "run" => {
+            let mut config = None;
+            let mut name = None;
+            while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+                match arg {
+                    Short('c') | Long("config") => {
+                        config = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
+                    }
+                    Long("name") => {
+                        name = Some(
+                            parser
+                                .value()
+                                .map_err(|e| e.to_string())?
+                                .string()
+                                .map_err(|e| e.to_string())?,
+                        );
+                    }
+                    other => return Err(other.unexpected().to_string()),
+                }
+            }
+            Ok(Invocation::Run { config, name })
+        }
+        Some(Value(command)) => Err(format!("unknown command `{}`", command.to_string_lossy())),
+        Some(other) => Err(other.unexpected().to_string()),
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()
+}
+
+/// PID 1: boot, run, then power off or reboot. Never returns.
+fn appliance_main(started: Instant) -> ! {
+    let log = Log::default();
+    let action = match runtime() {
+        Ok(runtime) => runtime.block_on(async {
+            let outcome = boot::boot_appliance(&log, started).await;
+            let ready = started.elapsed().as_secs_f64();
+            log.line(format!(
+                "ready {ready:.3} s after /init (kernel up {:.3} s) name={} board={} nics={}",
+                logring::boot_seconds(),
+                outcome.name,
+                outcome.board.map_or("unknown", |b| b.name),
+                outcome.roles.assigned.len()
+            ));
+            let mut daemon = Daemon::new(
+                Mode::Appliance,
+                log.clone(),
+                outcome.name,
+                outcome.board,
+                outcome.roles,
+                ready,
+            );
+            daemon.arm_watchdog();
+            match daemon.run().await {
+                Exit::Power(action) => action,
+                Exit::Stop => init::PowerAction::Poweroff,
+            }
+        }),
+        Err(error) => {
+            log.line(format!("error: cannot start the event loop: {error}; powering off"));
+            init::PowerAction::Poweroff
+        }
+    };
+    log.line(match action {
+        init::PowerAction::Poweroff => "powering off",
+        init::PowerAction::Reboot => "rebooting",
+    });
+    let errno = init::power(action);
+    log.line(format!("error: reboot(2) refused: {errno}; waiting for the watchdog"));
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// `tandem run`: the daemon in the foreground of a normal host, without init duties.
+fn foreground_main(started: Instant, config: Option<PathBuf>, name: Option<String>) -> ExitCode {
+    let log = Log::default();
+    if let Some(path) = &config {
+        if let Err(error) = std::fs::metadata(path) {
+            eprintln!("tandem: cannot read config {}: {error}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    let name = name.unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "tandem".into())
+    });
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tandem: cannot start the event loop: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        let ready = started.elapsed().as_secs_f64();
+        log.line(format!("{VERSION_LINE} ready {ready:.3} s after start name={name} (foreground)"));
+        let daemon = Daemon::new(
+            Mode::Foreground,
+            log.clone(),
+            name,
+            None,
+            tandem_board::RoleAssignment::default(),
+            ready,
+        );
+        daemon.run().await;
+        log.line("stopped");
+    });
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn command_line() {
+        assert_eq!(parse_args(args(&["--version"])), Ok(Invocation::Version));
+        assert_eq!(
+            parse_args(args(&["run", "-c", "/x.toml", "--name", "rs1"])),
+            Ok(Invocation::Run { config: Some("/x.toml".into()), name: Some("rs1".into()) })
+        );
+        assert_eq!(parse_args(args(&["run"])), Ok(Invocation::Run { config: None, name: None }));
+        assert!(parse_args(args(&["frobnicate"])).unwrap_err().contains("frobnicate"));
+        assert!(parse_args(args(&["run", "--bogus"])).is_err());
+        assert!(parse_args(args(&[])).is_err());
+    }
+}

@@ -1,1 +1,12 @@
-//! Placeholder: filled in by its issue.
+//! The southbound layer: the only code in Tandem that touches the kernel.
+//!
+//! Role engines decide; this crate executes. Changes to the kernel are described as data
+//! ([`net::NetOp`]) and applied by one executor over rtnetlink, so engines stay pure and tests can
+//! record what would be done. Reads come from sysfs and procfs. Nothing here shells out: the image
+//! has no `ip`, `modprobe` or `sysctl`.
+
+pub mod kmod;
+pub mod net;
+pub mod probe;
+pub mod sysctl;
+pub mod sysfs;

@@ -1,0 +1,428 @@
+//! Lab topology: the namespace, its segments, the boxes and the client namespaces.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tandem_board::{NicMatch, NicRole};
+
+use crate::console::Console;
+use crate::qmp::Qmp;
+use crate::shell::{ip, ip_in};
+
+/// Where labs keep their sockets, pid files and console logs.
+pub const LAB_RUN_DIR: &str = "/tmp/tandem-lab";
+/// Prefix of every lab namespace name: `tlab-<pid>-<n>`.
+const PREFIX: &str = "tlab-";
+
+/// An error of the harness, with the step that failed.
+pub type LabError = String;
+
+/// A lab network segment: one bridge in the lab namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Segment {
+    Public,
+    Private,
+    Peer,
+    Mgmt,
+}
+
+impl Segment {
+    pub const ALL: [Segment; 4] = [Segment::Public, Segment::Private, Segment::Peer, Segment::Mgmt];
+
+    pub fn name(self) -> &'static str {
+        self.role().interface_name()
+    }
+
+    /// The board role of a box NIC on this segment.
+    pub fn role(self) -> NicRole {
+        match self {
+            Segment::Public => NicRole::Public,
+            Segment::Private => NicRole::Private,
+            Segment::Peer => NicRole::Peer,
+            Segment::Mgmt => NicRole::Mgmt,
+        }
+    }
+
+    fn bridge(self) -> String {
+        format!("br-{}", self.name())
+    }
+
+    /// The PCI slot the `qemu-lab` board expects this segment's NIC in.
+    fn pci_slot(self) -> Result<String, LabError> {
+        let spec = tandem_board::profiles::QEMU_LAB
+            .nic(self.role())
+            .ok_or_else(|| format!("qemu-lab board has no {} port", self.name()))?;
+        match spec.matcher {
+            NicMatch::PciPath(path) => {
+                // "0000:00:03.0" -> "0x3"
+                let slot = path.get(8..10).ok_or("bad PCI path in board profile")?;
+                let slot = u8::from_str_radix(slot, 16).map_err(|e| e.to_string())?;
+                Ok(format!("{slot:#x}"))
+            }
+            NicMatch::Mac(_) => Err("qemu-lab NICs are matched by PCI path".into()),
+        }
+    }
+}
+
+/// What box to boot.
+#[derive(Debug, Clone)]
+pub struct BoxSpec {
+    pub name: String,
+    pub segments: Vec<Segment>,
+    pub memory_mb: u32,
+    pub board: &'static str,
+    /// Extra kernel command line words.
+    pub append: String,
+}
+
+impl BoxSpec {
+    pub fn new(name: &str, segments: &[Segment]) -> BoxSpec {
+        BoxSpec {
+            name: name.to_owned(),
+            segments: segments.to_vec(),
+            memory_mb: 256,
+            board: "qemu-lab",
+            append: String::new(),
+        }
+    }
+}
+
+/// A running qemu box.
+#[derive(Debug)]
+pub struct QemuBox {
+    pub name: String,
+    pub console: Console,
+    pub segments: Vec<Segment>,
+    child: Child,
+    qmp_socket: PathBuf,
+}
+
+impl QemuBox {
+    /// Waits for the `ready` line; returns the seconds from `/init` to ready it reports.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<f64, LabError> {
+        let line = self.console.wait_for_any_time("tandem: ready ", timeout)?;
+        parse_ready_seconds(&line).ok_or_else(|| format!("{}: unreadable ready line {line:?}", self.name))
+    }
+
+    /// A fresh QMP session.
+    pub fn qmp(&self) -> Result<Qmp, LabError> {
+        Qmp::connect(&self.qmp_socket, Duration::from_secs(30))
+    }
+
+    /// Pulls (`false`) or replugs (`true`) this box's cable on `segment`.
+    pub fn set_cable(&self, segment: Segment, plugged: bool) -> Result<(), LabError> {
+        self.qmp()?.set_link(&format!("nic-{}", segment.name()), plugged)
+    }
+
+    /// Kills the box through QMP `quit` and waits for qemu to exit.
+    pub fn kill(&mut self) -> Result<(), LabError> {
+        self.qmp()?.quit()?;
+        self.wait_exit(Duration::from_secs(30)).map(|_| ())
+    }
+
+    /// Waits for qemu to exit; returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, LabError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("{}: qemu still running after {timeout:?}", self.name));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether qemu is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `status` on the console and returns the status lines (without the `status: ` prefix).
+    pub fn status(&self, timeout: Duration) -> Result<Vec<String>, LabError> {
+        self.console.skip_to_end();
+        self.console.send_line("status")?;
+        let mut lines = Vec::new();
+        loop {
+            let line = self.console.wait_for("status: ", timeout)?;
+            let body = line.split("status: ").nth(1).unwrap_or_default().to_owned();
+            if body == "end" {
+                return Ok(lines);
+            }
+            lines.push(body);
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ready 3.318 s after /init ...` -> 3.318.
+pub fn parse_ready_seconds(line: &str) -> Option<f64> {
+    line.split("tandem: ready ").nth(1)?.split_whitespace().next()?.parse().ok()
+}
+
+/// A client host: a namespace with `eth0` on one segment.
+#[derive(Debug)]
+pub struct ClientNs {
+    pub netns: String,
+    pub segment: Segment,
+}
+
+impl ClientNs {
+    /// Adds an address (`192.0.2.100/24`, `2001:db8::100/64`) to the client's `eth0`.
+    pub fn add_address(&self, cidr: &str) -> Result<(), LabError> {
+        let family = if cidr.contains(':') { "-6" } else { "-4" };
+        ip_in(&self.netns, &[family, "addr", "add", cidr, "dev", "eth0", "nodad"]).map(|_| ())
+    }
+
+    /// Runs a host program inside the client namespace.
+    pub fn exec(&self, program: &str, args: &[&str]) -> Result<String, LabError> {
+        crate::shell::exec_in(&self.netns, program, args)
+    }
+}
+
+/// One lab: a namespace with bridges, boxes and clients. Dropping it removes everything.
+#[derive(Debug)]
+pub struct Lab {
+    pub id: String,
+    pub dir: PathBuf,
+    pub boxes: Vec<QemuBox>,
+    pub clients: Vec<ClientNs>,
+    segments: Vec<Segment>,
+}
+
+static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
+
+impl Lab {
+    /// Creates an empty lab namespace (sweeping labs of dead test processes first).
+    pub fn new() -> Result<Lab, LabError> {
+        sweep_stale_labs();
+        let id = format!("{PREFIX}{}-{}", std::process::id(), NEXT_LAB.fetch_add(1, Ordering::Relaxed));
+        let dir = Path::new(LAB_RUN_DIR).join(&id);
+        fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        ip(&["netns", "add", &id])?;
+        let lab = Lab { id, dir, boxes: Vec::new(), clients: Vec::new(), segments: Vec::new() };
+        ip_in(&lab.id, &["link", "set", "lo", "up"])?;
+        // Bridges and taps are wires, not hosts: without IPv6 they cannot answer the boxes'
+        // all-nodes probes in place of the real partner.
+        for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"] {
+            crate::shell::exec_in(&lab.id, "sysctl", &["-qw", &format!("{key}=1")])?;
+        }
+        Ok(lab)
+    }
+
+    fn ensure_segment(&mut self, segment: Segment) -> Result<(), LabError> {
+        if self.segments.contains(&segment) {
+            return Ok(());
+        }
+        let bridge = segment.bridge();
+        ip_in(&self.id, &["link", "add", &bridge, "type", "bridge", "mcast_snooping", "0"])?;
+        ip_in(&self.id, &["link", "set", &bridge, "up"])?;
+        self.segments.push(segment);
+        Ok(())
+    }
+
+    /// Starts a box (does not wait for it to boot).
+    pub fn start_box(&mut self, spec: &BoxSpec) -> Result<usize, LabError> {
+        let image = crate::image_dir(spec.board);
+        let (kernel, initrd) = (image.join("vmlinuz"), image.join("initramfs.cpio.gz"));
+        if !kernel.is_file() || !initrd.is_file() {
+            return Err(format!(
+                "no image in {}: run `make image` (or `make test`, which builds it) first",
+                image.display()
+            ));
+        }
+        let index = self.boxes.len();
+        let console_socket = self.dir.join(format!("{}.console", spec.name));
+        let qmp_socket = self.dir.join(format!("{}.qmp", spec.name));
+        let mut args: Vec<String> = [
+            "-accel", "tcg", "-machine", "pc", "-smp", "1", "-nodefaults", "-no-user-config",
+            "-display", "none", "-no-reboot",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend([
+            "-m".into(),
+            spec.memory_mb.to_string(),
+            "-kernel".into(),
+            kernel.display().to_string(),
+            "-initrd".into(),
+            initrd.display().to_string(),
+            "-append".into(),
+            format!("console=ttyS0,115200 quiet panic=-1 tandem.name={} {}", spec.name, spec.append),
+            "-chardev".into(),
+            format!("socket,id=console,path={},server=on,wait=on", console_socket.display()),
+            "-serial".into(),
+            "chardev:console".into(),
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", qmp_socket.display()),
+            "-device".into(),
+            "i6300esb".into(),
+            "-pidfile".into(),
+            self.dir.join(format!("{}.pid", spec.name)).display().to_string(),
+        ]);
+        for segment in &spec.segments {
+            self.ensure_segment(*segment)?;
+            let tap = format!("{}-{}", spec.name, segment.name());
+            if tap.len() > 15 {
+                return Err(format!("box name {} too long for tap {tap} (15 chars max)", spec.name));
+            }
+            ip_in(&self.id, &["tuntap", "add", "dev", &tap, "mode", "tap"])?;
+            ip_in(&self.id, &["link", "set", &tap, "master", &segment.bridge(), "up"])?;
+            let role_index = Segment::ALL.iter().position(|s| s == segment).unwrap_or(0);
+            let mac = format!("52:54:00:1a:{:02x}:{:02x}", index + 1, role_index + 1);
+            args.extend([
+                "-netdev".into(),
+                format!("tap,id=net-{0},ifname={tap},script=no,downscript=no", segment.name()),
+                "-device".into(),
+                format!(
+                    "virtio-net-pci,netdev=net-{0},id=nic-{0},mac={mac},addr={1},romfile=",
+                    segment.name(),
+                    segment.pci_slot()?
+                ),
+            ]);
+        }
+        let qemu_log = fs::File::create(self.dir.join(format!("{}.qemu.log", spec.name)))
+            .map_err(|e| e.to_string())?;
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.id, "qemu-system-x86_64"])
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(qemu_log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(qemu_log);
+        // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
+        // which is async-signal-safe; it touches no memory of the parent.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(|| {
+                // qemu dies with the thread that started it, so a killed test leaves no box.
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = command.spawn().map_err(|e| format!("cannot start qemu: {e}"))?;
+        let console = Console::connect(
+            &spec.name,
+            &console_socket,
+            self.dir.join(format!("{}.console.log", spec.name)),
+            Duration::from_secs(30),
+        )?;
+        self.boxes.push(QemuBox {
+            name: spec.name.clone(),
+            console,
+            segments: spec.segments.clone(),
+            child,
+            qmp_socket,
+        });
+        Ok(index)
+    }
+
+    /// Starts every box, then waits until all are ready; returns their ready seconds.
+    pub fn boot(&mut self, specs: &[BoxSpec], timeout: Duration) -> Result<Vec<f64>, LabError> {
+        let first = self.boxes.len();
+        for spec in specs {
+            self.start_box(spec)?;
+        }
+        self.boxes
+            .get(first..)
+            .unwrap_or_default()
+            .iter()
+            .map(|b| b.wait_ready(timeout))
+            .collect()
+    }
+
+    /// The box called `name`.
+    pub fn box_named(&mut self, name: &str) -> Result<&mut QemuBox, LabError> {
+        self.boxes
+            .iter_mut()
+            .find(|b| b.name == name)
+            .ok_or_else(|| format!("no box {name} in this lab"))
+    }
+
+    /// Adds a client namespace with `eth0` on `segment`.
+    pub fn add_client(&mut self, short_name: &str, segment: Segment) -> Result<&ClientNs, LabError> {
+        self.ensure_segment(segment)?;
+        let netns = format!("{}-{short_name}", self.id);
+        ip(&["netns", "add", &netns])?;
+        let client = ClientNs { netns, segment };
+        let lab_end = format!("c-{short_name}");
+        if lab_end.len() > 15 {
+            return Err(format!("client name {short_name} too long"));
+        }
+        ip_in(&self.id, &["link", "add", &lab_end, "type", "veth", "peer", "name", "eth0", "netns", &client.netns])?;
+        ip_in(&self.id, &["link", "set", &lab_end, "master", &segment.bridge(), "up"])?;
+        ip_in(&client.netns, &["link", "set", "lo", "up"])?;
+        ip_in(&client.netns, &["link", "set", "eth0", "up"])?;
+        self.clients.push(client);
+        self.clients.last().ok_or_else(|| "client vanished".to_owned())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for b in &mut self.boxes {
+            b.stop();
+        }
+        for client in &self.clients {
+            let _ = ip(&["netns", "del", &client.netns]);
+        }
+        let _ = ip(&["netns", "del", &self.id]);
+        if std::env::var_os("TANDEM_LAB_KEEP_LOGS").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Removes namespaces and boxes of labs whose test process is gone.
+fn sweep_stale_labs() {
+    let Ok(list) = ip(&["netns", "list"]) else { return };
+    for line in list.lines() {
+        let Some(name) = line.split_whitespace().next() else { continue };
+        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        // The lab namespace is `tlab-<pid>-<n>`; clients are `tlab-<pid>-<n>-<name>`.
+        let lab_id: String = name.splitn(4, '-').take(3).collect::<Vec<_>>().join("-");
+        if let Ok(entries) = fs::read_dir(Path::new(LAB_RUN_DIR).join(&lab_id)) {
+            for entry in entries.flatten() {
+                if entry.path().extension().is_some_and(|e| e == "pid") {
+                    if let Some(qemu) = fs::read_to_string(entry.path()).ok().and_then(|t| t.trim().parse::<i32>().ok()) {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(qemu), nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
+            }
+        }
+        let _ = ip(&["netns", "del", name]);
+        let _ = fs::remove_dir_all(Path::new(LAB_RUN_DIR).join(&lab_id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_lines_parse() {
+        let line = "[    4.894] tandem: ready 3.318 s after /init (kernel up 4.894 s) name=box-a";
+        assert_eq!(parse_ready_seconds(line), Some(3.318));
+        assert_eq!(parse_ready_seconds("tandem: starting"), None);
+    }
+
+    #[test]
+    fn segments_map_to_the_board_pci_slots() {
+        assert_eq!(Segment::Public.pci_slot().unwrap(), "0x3");
+        assert_eq!(Segment::Peer.pci_slot().unwrap(), "0x5");
+    }
+}

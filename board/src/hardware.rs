@@ -69,7 +69,10 @@ impl RoleAssignment {
             ));
         }
         for name in &self.unclaimed {
-            lines.push(format!("board {}: NIC {name} has no role and stays unused", board.name));
+            lines.push(format!(
+                "board {}: NIC {name} has no role and stays unused",
+                board.name
+            ));
         }
         lines
     }
@@ -159,7 +162,10 @@ mod tests {
 
     #[test]
     fn lab_box_ports_are_found_by_pci_path_whatever_their_kernel_names() {
-        let found = [nic("eth0", "0000:00:05.0", 1), nic("eth1", "0000:00:03.0", 2)];
+        let found = [
+            nic("eth0", "0000:00:05.0", 1),
+            nic("eth1", "0000:00:03.0", 2),
+        ];
         let got = assign_roles(&QEMU_LAB, &found);
         assert_eq!(got.nic_for(NicRole::Peer), Some("eth0"));
         assert_eq!(got.nic_for(NicRole::Public), Some("eth1"));
@@ -197,8 +203,16 @@ mod tests {
                 required: true,
             },
         ];
-        let board = BoardProfile { nics: &TWO_ROLES_ONE_MAC, ..QEMU_LAB };
-        let found = [FoundNic { name: "eth0".into(), pci_path: None, mac: [2, 0, 0, 0, 0, 1], driver: None }];
+        let board = BoardProfile {
+            nics: &TWO_ROLES_ONE_MAC,
+            ..QEMU_LAB
+        };
+        let found = [FoundNic {
+            name: "eth0".into(),
+            pci_path: None,
+            mac: [2, 0, 0, 0, 0, 1],
+            driver: None,
+        }];
         let got = assign_roles(&board, &found);
         assert_eq!(got.assigned.len(), 1);
         assert_eq!(got.missing_required.len(), 1);

@@ -31,7 +31,12 @@ pub enum NicRole {
 
 impl NicRole {
     /// Every role, in the order the status table lists them.
-    pub const ALL: [NicRole; 4] = [NicRole::Mgmt, NicRole::Public, NicRole::Private, NicRole::Peer];
+    pub const ALL: [NicRole; 4] = [
+        NicRole::Mgmt,
+        NicRole::Public,
+        NicRole::Private,
+        NicRole::Peer,
+    ];
 
     /// The interface name the appliance gives a port with this role.
     pub const fn interface_name(self) -> &'static str {
@@ -45,7 +50,9 @@ impl NicRole {
 
     /// The role whose interface name is `name`, if any.
     pub fn from_interface_name(name: &str) -> Option<NicRole> {
-        NicRole::ALL.into_iter().find(|role| role.interface_name() == name)
+        NicRole::ALL
+            .into_iter()
+            .find(|role| role.interface_name() == name)
     }
 }
 

@@ -129,10 +129,9 @@ impl ModuleIndex {
         if placed.contains(path) || depth > 64 {
             return Ok(());
         }
-        let deps = self
-            .deps
-            .get(path)
-            .ok_or_else(|| ModuleError::Unknown { module: module_name(path) })?;
+        let deps = self.deps.get(path).ok_or_else(|| ModuleError::Unknown {
+            module: module_name(path),
+        })?;
         placed.insert(path.to_owned());
         for dependency in deps {
             if !self.deps.contains_key(dependency) {
@@ -205,14 +204,22 @@ kernel/drivers/i2c/algos/i2c-algo-bit.ko:
         let index = ModuleIndex::parse(DEP, "kernel/net/packet/af_packet.ko\n").unwrap();
         assert!(index.load_order(["af_packet"]).unwrap().is_empty());
         let error = index.load_order(["ip_vs_twos"]).unwrap_err();
-        assert_eq!(error, ModuleError::Unknown { module: "ip_vs_twos".into() });
+        assert_eq!(
+            error,
+            ModuleError::Unknown {
+                module: "ip_vs_twos".into()
+            }
+        );
         assert!(error.to_string().contains("ip_vs_twos"));
     }
 
     #[test]
     fn dashes_and_underscores_name_the_same_module() {
         let index = ModuleIndex::parse(DEP, "").unwrap();
-        assert_eq!(index.path_of("i2c_algo_bit"), Some("kernel/drivers/i2c/algos/i2c-algo-bit.ko"));
+        assert_eq!(
+            index.path_of("i2c_algo_bit"),
+            Some("kernel/drivers/i2c/algos/i2c-algo-bit.ko")
+        );
     }
 
     #[test]

@@ -72,10 +72,17 @@ pub const QEMU_LAB: BoardProfile = BoardProfile {
     name: "qemu-lab",
     description: "qemu lab box: virtio-net in PCI slots 3-6, virtio-blk config disk, i6300esb",
     nics: &QEMU_LAB_NICS,
-    console: ConsoleSpec { tty: "ttyS0", baud: 115_200 },
+    console: ConsoleSpec {
+        tty: "ttyS0",
+        baud: 115_200,
+    },
     boot_modules: &["virtio_pci", "virtio_net", "virtio_blk", "af_packet"],
     feature_modules: FEATURE_MODULES,
-    watchdog: Some(WatchdogSpec { module: "i6300esb", device: "/dev/watchdog0", timeout_secs: 30 }),
+    watchdog: Some(WatchdogSpec {
+        module: "i6300esb",
+        device: "/dev/watchdog0",
+        timeout_secs: 30,
+    }),
     config_device: Some("/dev/vda"),
 };
 
@@ -112,10 +119,17 @@ pub const X86_1U_4PORT_IGB: BoardProfile = BoardProfile {
     name: "x86-1u-4port-igb",
     description: "4x Intel i210 (igb) 1U appliance, console ttyS1 115200, iTCO watchdog",
     nics: &X86_1U_NICS,
-    console: ConsoleSpec { tty: "ttyS1", baud: 115_200 },
+    console: ConsoleSpec {
+        tty: "ttyS1",
+        baud: 115_200,
+    },
     boot_modules: &["igb", "e1000e", "ahci", "sd_mod", "af_packet"],
     feature_modules: FEATURE_MODULES,
-    watchdog: Some(WatchdogSpec { module: "iTCO_wdt", device: "/dev/watchdog0", timeout_secs: 60 }),
+    watchdog: Some(WatchdogSpec {
+        module: "iTCO_wdt",
+        device: "/dev/watchdog0",
+        timeout_secs: 60,
+    }),
     config_device: Some("/dev/sda"),
 };
 
@@ -147,10 +161,14 @@ mod tests {
     #[test]
     fn qemu_lab_modules_resolve_against_the_installed_debian_kernel_when_present() {
         // Uses the real modules.dep of the kernel the image is built from, when installed.
-        let Ok(dir) = std::fs::read_dir("/lib/modules") else { return };
+        let Ok(dir) = std::fs::read_dir("/lib/modules") else {
+            return;
+        };
         for entry in dir.flatten() {
             let base = entry.path();
-            let Ok(dep) = std::fs::read_to_string(base.join("modules.dep")) else { continue };
+            let Ok(dep) = std::fs::read_to_string(base.join("modules.dep")) else {
+                continue;
+            };
             let builtin = std::fs::read_to_string(base.join("modules.builtin")).unwrap_or_default();
             let index = crate::modules::ModuleIndex::parse(&dep, &builtin).unwrap();
             let order = index.load_order(QEMU_LAB.all_modules()).unwrap();

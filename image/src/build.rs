@@ -44,7 +44,10 @@ impl ImageReport {
             format!("bench: tandem_binary_bytes {} bytes", self.tandem_bytes),
             format!("bench: kernel_bytes {} bytes", self.kernel_bytes),
             format!("bench: initramfs_bytes {} bytes", self.initramfs_bytes),
-            format!("bench: image_total_bytes {} bytes", self.kernel_bytes + self.initramfs_bytes),
+            format!(
+                "bench: image_total_bytes {} bytes",
+                self.kernel_bytes + self.initramfs_bytes
+            ),
         ]
     }
 }
@@ -52,18 +55,28 @@ impl ImageReport {
 /// Why the image could not be built.
 #[derive(Debug)]
 pub enum BuildError {
-    Read { path: PathBuf, source: std::io::Error },
-    Write { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     Modules(ModuleError),
     Archive(cpio::CpioError),
     /// The binary is not a static executable and would not run in an image with no libraries.
-    NotStatic { path: PathBuf },
+    NotStatic {
+        path: PathBuf,
+    },
 }
 
 impl core::fmt::Display for BuildError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            BuildError::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            BuildError::Read { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
             BuildError::Write { path, source } => {
                 write!(f, "cannot write {}: {source}", path.display())
             }
@@ -83,11 +96,17 @@ impl core::fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 fn read(path: &Path) -> Result<Vec<u8>, BuildError> {
-    std::fs::read(path).map_err(|source| BuildError::Read { path: path.to_owned(), source })
+    std::fs::read(path).map_err(|source| BuildError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    std::fs::write(path, bytes).map_err(|source| BuildError::Write { path: path.to_owned(), source })
+    std::fs::write(path, bytes).map_err(|source| BuildError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// True when the ELF file has a program interpreter (i.e. needs a dynamic loader).
@@ -95,12 +114,16 @@ pub fn has_interpreter(elf: &[u8]) -> bool {
     // ELF64 little-endian: e_phoff at 0x20 (u64), e_phentsize at 0x36, e_phnum at 0x38.
     let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
     let u64_at = |o: usize| {
-        elf.get(o..o + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes)
+        elf.get(o..o + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
     };
     let (Some(phoff), Some(size), Some(count)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
         return false;
     };
-    let Ok(phoff) = usize::try_from(phoff) else { return false };
+    let Ok(phoff) = usize::try_from(phoff) else {
+        return false;
+    };
     (0..usize::from(count)).any(|i| {
         let at = phoff + i * usize::from(size);
         elf.get(at..at + 4) == Some(&3u32.to_le_bytes()[..]) // PT_INTERP
@@ -108,7 +131,13 @@ pub fn has_interpreter(elf: &[u8]) -> bool {
 }
 
 /// Adds `path` and every parent directory not yet present.
-fn add_with_parents(entries: &mut Vec<Entry>, dirs: &mut BTreeSet<String>, path: &str, mode: u32, data: Vec<u8>) {
+fn add_with_parents(
+    entries: &mut Vec<Entry>,
+    dirs: &mut BTreeSet<String>,
+    path: &str,
+    mode: u32,
+    data: Vec<u8>,
+) {
     let mut prefix = String::new();
     let parts: Vec<&str> = path.split('/').collect();
     for part in parts.iter().take(parts.len().saturating_sub(1)) {
@@ -117,28 +146,43 @@ fn add_with_parents(entries: &mut Vec<Entry>, dirs: &mut BTreeSet<String>, path:
         }
         prefix.push_str(part);
         if dirs.insert(prefix.clone()) {
-            entries.push(Entry { path: prefix.clone(), mode: MODE_DIR, data: Vec::new() });
+            entries.push(Entry {
+                path: prefix.clone(),
+                mode: MODE_DIR,
+                data: Vec::new(),
+            });
         }
     }
-    entries.push(Entry { path: path.to_owned(), mode, data });
+    entries.push(Entry {
+        path: path.to_owned(),
+        mode,
+        data,
+    });
 }
 
 /// Builds the initramfs members for a board: `/init`, board data, modules.
 pub fn initramfs_entries(request: &ImageRequest) -> Result<(Vec<Entry>, Vec<String>), BuildError> {
     let tandem = read(&request.tandem)?;
     if has_interpreter(&tandem) {
-        return Err(BuildError::NotStatic { path: request.tandem.clone() });
+        return Err(BuildError::NotStatic {
+            path: request.tandem.clone(),
+        });
     }
     let dep_path = request.kernel.modules.join("modules.dep");
     let dep = String::from_utf8_lossy(&read(&dep_path)?).into_owned();
-    let builtin_text = std::fs::read_to_string(request.kernel.modules.join("modules.builtin"))
-        .unwrap_or_default();
+    let builtin_text =
+        std::fs::read_to_string(request.kernel.modules.join("modules.builtin")).unwrap_or_default();
     let index = ModuleIndex::parse(&dep, &builtin_text).map_err(BuildError::Modules)?;
-    let order = index.load_order(request.board.all_modules()).map_err(BuildError::Modules)?;
+    let order = index
+        .load_order(request.board.all_modules())
+        .map_err(BuildError::Modules)?;
 
     let base = format!("lib/modules/{}", request.kernel.release);
-    let builtin_wanted: Vec<&str> =
-        request.board.all_modules().filter(|m| index.is_builtin(m)).collect();
+    let builtin_wanted: Vec<&str> = request
+        .board
+        .all_modules()
+        .filter(|m| index.is_builtin(m))
+        .collect();
     let builtin_lines: String = builtin_text
         .lines()
         .filter(|line| builtin_wanted.contains(&module_name(line).as_str()))
@@ -148,12 +192,28 @@ pub fn initramfs_entries(request: &ImageRequest) -> Result<(Vec<Entry>, Vec<Stri
     // Sorted by path so the archive does not depend on resolution order.
     let mut files: Vec<(String, u32, Vec<u8>)> = vec![
         ("init".to_owned(), MODE_EXEC, tandem),
-        (BOARD_FILE.to_owned(), MODE_FILE, format!("{}\n", request.board.name).into_bytes()),
-        (format!("{base}/modules.dep"), MODE_FILE, index.subset_text(&order).into_bytes()),
-        (format!("{base}/modules.builtin"), MODE_FILE, builtin_lines.into_bytes()),
+        (
+            BOARD_FILE.to_owned(),
+            MODE_FILE,
+            format!("{}\n", request.board.name).into_bytes(),
+        ),
+        (
+            format!("{base}/modules.dep"),
+            MODE_FILE,
+            index.subset_text(&order).into_bytes(),
+        ),
+        (
+            format!("{base}/modules.builtin"),
+            MODE_FILE,
+            builtin_lines.into_bytes(),
+        ),
     ];
     for relative in &order {
-        files.push((format!("{base}/{relative}"), MODE_FILE, read(&request.kernel.modules.join(relative))?));
+        files.push((
+            format!("{base}/{relative}"),
+            MODE_FILE,
+            read(&request.kernel.modules.join(relative))?,
+        ));
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut entries = Vec::new();
@@ -170,12 +230,23 @@ pub fn build_image(request: &ImageRequest) -> Result<ImageReport, BuildError> {
     let (entries, modules) = initramfs_entries(request)?;
     let mut archive = Vec::new();
     cpio::write_archive(&mut archive, &entries).map_err(BuildError::Archive)?;
-    let mut gz = GzBuilder::new().mtime(0).operating_system(3).write(Vec::new(), Compression::best());
-    gz.write_all(&archive).map_err(|source| BuildError::Write { path: request.out.clone(), source })?;
-    let compressed = gz.finish().map_err(|source| BuildError::Write { path: request.out.clone(), source })?;
+    let mut gz = GzBuilder::new()
+        .mtime(0)
+        .operating_system(3)
+        .write(Vec::new(), Compression::best());
+    gz.write_all(&archive).map_err(|source| BuildError::Write {
+        path: request.out.clone(),
+        source,
+    })?;
+    let compressed = gz.finish().map_err(|source| BuildError::Write {
+        path: request.out.clone(),
+        source,
+    })?;
 
-    std::fs::create_dir_all(&request.out)
-        .map_err(|source| BuildError::Write { path: request.out.clone(), source })?;
+    std::fs::create_dir_all(&request.out).map_err(|source| BuildError::Write {
+        path: request.out.clone(),
+        source,
+    })?;
     let kernel = read(&request.kernel.vmlinuz)?;
     write(&request.out.join("vmlinuz"), &kernel)?;
     write(&request.out.join("initramfs.cpio.gz"), &compressed)?;

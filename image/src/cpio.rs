@@ -27,9 +27,14 @@ pub struct Entry {
 pub enum CpioError {
     Io(std::io::Error),
     /// A member is larger than newc's 32-bit size field.
-    TooLarge { path: String },
+    TooLarge {
+        path: String,
+    },
     /// The bytes are not a newc archive (bad magic, truncated, bad hex field).
-    Malformed { offset: usize, what: &'static str },
+    Malformed {
+        offset: usize,
+        what: &'static str,
+    },
 }
 
 impl core::fmt::Display for CpioError {
@@ -64,8 +69,9 @@ fn header(
     size: u32,
     name: &str,
 ) -> Result<(), CpioError> {
-    let name_size = u32::try_from(name.len() + 1)
-        .map_err(|_| CpioError::TooLarge { path: name.to_owned() })?;
+    let name_size = u32::try_from(name.len() + 1).map_err(|_| CpioError::TooLarge {
+        path: name.to_owned(),
+    })?;
     out.write_all(MAGIC)?;
     // ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor namesize check
     for field in [inode, mode, 0, 0, nlink, 0, size, 0, 0, 0, 0, name_size, 0] {
@@ -82,9 +88,14 @@ pub fn write_archive(out: &mut impl Write, entries: &[Entry]) -> Result<(), Cpio
     let mut inode = 0u32;
     for entry in entries {
         inode += 1;
-        let size = u32::try_from(entry.data.len())
-            .map_err(|_| CpioError::TooLarge { path: entry.path.clone() })?;
-        let nlink = if entry.mode & 0o170_000 == 0o040_000 { 2 } else { 1 };
+        let size = u32::try_from(entry.data.len()).map_err(|_| CpioError::TooLarge {
+            path: entry.path.clone(),
+        })?;
+        let nlink = if entry.mode & 0o170_000 == 0o040_000 {
+            2
+        } else {
+            1
+        };
         header(out, inode, entry.mode, nlink, size, &entry.path)?;
         out.write_all(&entry.data)?;
         out.write_all(&[0; 3][..padding(entry.data.len())])?;
@@ -98,8 +109,14 @@ fn hex_field(bytes: &[u8], offset: usize, index: usize) -> Result<u32, CpioError
     let text = bytes
         .get(start..start + 8)
         .and_then(|b| std::str::from_utf8(b).ok())
-        .ok_or(CpioError::Malformed { offset, what: "truncated header" })?;
-    u32::from_str_radix(text, 16).map_err(|_| CpioError::Malformed { offset, what: "bad hex field" })
+        .ok_or(CpioError::Malformed {
+            offset,
+            what: "truncated header",
+        })?;
+    u32::from_str_radix(text, 16).map_err(|_| CpioError::Malformed {
+        offset,
+        what: "bad hex field",
+    })
 }
 
 /// Reads every member of a newc archive (used by tests and `tandem-image list`).
@@ -108,7 +125,10 @@ pub fn read_archive(bytes: &[u8]) -> Result<Vec<Entry>, CpioError> {
     let mut offset = 0usize;
     loop {
         if bytes.get(offset..offset + 6) != Some(&MAGIC[..]) {
-            return Err(CpioError::Malformed { offset, what: "bad magic" });
+            return Err(CpioError::Malformed {
+                offset,
+                what: "bad magic",
+            });
         }
         let mode = hex_field(bytes, offset, 1)?;
         let size = usize::try_from(hex_field(bytes, offset, 6)?).unwrap_or(usize::MAX);
@@ -116,7 +136,10 @@ pub fn read_archive(bytes: &[u8]) -> Result<Vec<Entry>, CpioError> {
         let name_start = offset + 110;
         let name = bytes
             .get(name_start..name_start.saturating_add(name_size).saturating_sub(1))
-            .ok_or(CpioError::Malformed { offset, what: "truncated name" })?;
+            .ok_or(CpioError::Malformed {
+                offset,
+                what: "truncated name",
+            })?;
         let name = String::from_utf8_lossy(name).into_owned();
         let data_start = name_start + name_size + padding(110 + name_size);
         if name == TRAILER {
@@ -124,8 +147,15 @@ pub fn read_archive(bytes: &[u8]) -> Result<Vec<Entry>, CpioError> {
         }
         let data = bytes
             .get(data_start..data_start.saturating_add(size))
-            .ok_or(CpioError::Malformed { offset, what: "truncated data" })?;
-        entries.push(Entry { path: name, mode, data: data.to_vec() });
+            .ok_or(CpioError::Malformed {
+                offset,
+                what: "truncated data",
+            })?;
+        entries.push(Entry {
+            path: name,
+            mode,
+            data: data.to_vec(),
+        });
         offset = data_start + size + padding(size);
     }
 }
@@ -137,9 +167,21 @@ mod tests {
     #[test]
     fn archives_round_trip_with_alignment() {
         let entries = vec![
-            Entry { path: "etc".into(), mode: MODE_DIR, data: vec![] },
-            Entry { path: "etc/x".into(), mode: MODE_FILE, data: b"abcde".to_vec() },
-            Entry { path: "init".into(), mode: MODE_EXEC, data: vec![7; 13] },
+            Entry {
+                path: "etc".into(),
+                mode: MODE_DIR,
+                data: vec![],
+            },
+            Entry {
+                path: "etc/x".into(),
+                mode: MODE_FILE,
+                data: b"abcde".to_vec(),
+            },
+            Entry {
+                path: "init".into(),
+                mode: MODE_EXEC,
+                data: vec![7; 13],
+            },
         ];
         let mut bytes = Vec::new();
         write_archive(&mut bytes, &entries).unwrap();
@@ -150,8 +192,15 @@ mod tests {
     #[test]
     fn the_header_layout_matches_the_kernel_format() {
         let mut bytes = Vec::new();
-        write_archive(&mut bytes, &[Entry { path: "a".into(), mode: MODE_FILE, data: vec![1] }])
-            .unwrap();
+        write_archive(
+            &mut bytes,
+            &[Entry {
+                path: "a".into(),
+                mode: MODE_FILE,
+                data: vec![1],
+            }],
+        )
+        .unwrap();
         let head = std::str::from_utf8(&bytes[..110]).unwrap();
         assert_eq!(
             head,
@@ -170,8 +219,15 @@ mod tests {
         assert!(read_archive(b"").is_err());
         assert!(read_archive(b"070701zzzz").is_err());
         let mut bytes = Vec::new();
-        write_archive(&mut bytes, &[Entry { path: "a".into(), mode: MODE_FILE, data: vec![1; 9] }])
-            .unwrap();
+        write_archive(
+            &mut bytes,
+            &[Entry {
+                path: "a".into(),
+                mode: MODE_FILE,
+                data: vec![1; 9],
+            }],
+        )
+        .unwrap();
         for cut in 0..bytes.len() {
             let _ = read_archive(&bytes[..cut]);
         }

@@ -23,16 +23,24 @@ fn release_key(release: &str) -> Vec<u64> {
 /// newest first.
 pub fn installed_kernels(root: &Path) -> Vec<Kernel> {
     let mut kernels = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root.join("boot")) else { return kernels };
+    let Ok(entries) = std::fs::read_dir(root.join("boot")) else {
+        return kernels;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(release) = name.strip_prefix("vmlinuz-") else { continue };
+        let Some(release) = name.strip_prefix("vmlinuz-") else {
+            continue;
+        };
         let modules = root.join("lib/modules").join(release);
         if modules.join("modules.dep").is_file() {
-            kernels.push(Kernel { release: release.to_owned(), vmlinuz: entry.path(), modules });
+            kernels.push(Kernel {
+                release: release.to_owned(),
+                vmlinuz: entry.path(),
+                modules,
+            });
         }
     }
-    kernels.sort_by(|a, b| release_key(&b.release).cmp(&release_key(&a.release)));
+    kernels.sort_by_key(|k| std::cmp::Reverse(release_key(&k.release)));
     kernels
 }
 
@@ -57,8 +65,14 @@ mod tests {
         }
         std::fs::write(root.join("lib/modules/6.1.0-9-amd64/modules.dep"), b"").unwrap();
         std::fs::write(root.join("lib/modules/6.1.0-56-amd64/modules.dep"), b"").unwrap();
-        let found: Vec<String> = installed_kernels(&root).into_iter().map(|k| k.release).collect();
-        assert_eq!(found, vec!["6.1.0-56-amd64".to_owned(), "6.1.0-9-amd64".to_owned()]);
+        let found: Vec<String> = installed_kernels(&root)
+            .into_iter()
+            .map(|k| k.release)
+            .collect();
+        assert_eq!(
+            found,
+            vec!["6.1.0-56-amd64".to_owned(), "6.1.0-9-amd64".to_owned()]
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 }

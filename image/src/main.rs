@@ -48,7 +48,15 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
             let mut stdout = std::io::stdout().lock();
             for entry in tandem_image::cpio::read_archive(&archive).map_err(|e| e.to_string())? {
                 // A closed pipe (`| head`) ends the listing quietly.
-                if writeln!(stdout, "{:o} {:>9} {}", entry.mode, entry.data.len(), entry.path).is_err() {
+                if writeln!(
+                    stdout,
+                    "{:o} {:>9} {}",
+                    entry.mode,
+                    entry.data.len(),
+                    entry.path
+                )
+                .is_err()
+                {
                     break;
                 }
             }
@@ -58,9 +66,21 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
             let (mut board, mut tandem, mut out, mut install) = (None, None, None, false);
             while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
                 match arg {
-                    Long("board") => board = Some(parser.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())?),
-                    Long("tandem") => tandem = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?)),
-                    Long("out") => out = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?)),
+                    Long("board") => {
+                        board = Some(
+                            parser
+                                .value()
+                                .map_err(|e| e.to_string())?
+                                .string()
+                                .map_err(|e| e.to_string())?,
+                        )
+                    }
+                    Long("tandem") => {
+                        tandem = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
+                    }
+                    Long("out") => {
+                        out = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
+                    }
                     Long("install-kernel") => install = true,
                     other => return Err(other.unexpected().to_string()),
                 }
@@ -80,8 +100,13 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
                 "no Debian kernel installed (/boot/vmlinuz-* with /lib/modules/*/modules.dep): \
                  run with --install-kernel as root, or apt-get install linux-image-amd64",
             )?;
-            let report = build_image(&ImageRequest { board, kernel, tandem, out: out.clone() })
-                .map_err(|e| e.to_string())?;
+            let report = build_image(&ImageRequest {
+                board,
+                kernel,
+                tandem,
+                out: out.clone(),
+            })
+            .map_err(|e| e.to_string())?;
             println!(
                 "image {} for board {} (kernel {}, {} modules, {} initramfs members)",
                 out.display(),
@@ -103,13 +128,20 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
 fn install_debian_kernel() -> Result<(), String> {
     eprintln!("tandem-image: no kernel installed; running apt-get install linux-image-amd64");
     let status = std::process::Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "linux-image-amd64"])
+        .args([
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "linux-image-amd64",
+        ])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
         .map_err(|e| format!("cannot run apt-get: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("apt-get install linux-image-amd64 failed ({status}); run apt-get update first"))
+        Err(format!(
+            "apt-get install linux-image-amd64 failed ({status}); run apt-get update first"
+        ))
     }
 }

@@ -28,7 +28,12 @@ pub struct Console {
 
 impl Console {
     /// Connects to `socket`, retrying until qemu has created it or `timeout` passes.
-    pub fn connect(name: &str, socket: &Path, log_path: PathBuf, timeout: Duration) -> Result<Console, String> {
+    pub fn connect(
+        name: &str,
+        socket: &Path,
+        log_path: PathBuf,
+        timeout: Duration,
+    ) -> Result<Console, String> {
         let deadline = Instant::now() + timeout;
         let stream = loop {
             match UnixStream::connect(socket) {
@@ -37,7 +42,12 @@ impl Console {
                     let _ = e;
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(e) => return Err(format!("{name}: cannot connect to console {}: {e}", socket.display())),
+                Err(e) => {
+                    return Err(format!(
+                        "{name}: cannot connect to console {}: {e}",
+                        socket.display()
+                    ))
+                }
             }
         };
         let shared = Arc::new((Mutex::new(Transcript::default()), Condvar::new()));
@@ -67,12 +77,20 @@ impl Console {
                 }
             })
             .map_err(|e| format!("{name}: {e}"))?;
-        Ok(Console { name: name.to_owned(), stream, shared, cursor: Mutex::new(0), log_path })
+        Ok(Console {
+            name: name.to_owned(),
+            stream,
+            shared,
+            cursor: Mutex::new(0),
+            log_path,
+        })
     }
 
     /// Sends bytes as typed.
     pub fn send(&self, bytes: &[u8]) -> Result<(), String> {
-        (&self.stream).write_all(bytes).map_err(|e| format!("{}: console write: {e}", self.name))
+        (&self.stream)
+            .write_all(bytes)
+            .map_err(|e| format!("{}: console write: {e}", self.name))
     }
 
     /// Sends a command line (terminated by carriage return, as a terminal does).
@@ -104,16 +122,27 @@ impl Console {
     /// Moves the cursor to the end of what has arrived (ignore everything so far).
     pub fn skip_to_end(&self) {
         let (lock, _) = &*self.shared;
-        let length = lock.lock().unwrap_or_else(PoisonError::into_inner).bytes.len();
+        let length = lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes
+            .len();
         *self.cursor.lock().unwrap_or_else(PoisonError::into_inner) = length;
     }
 
-    fn wait_from(&self, start: usize, pattern: &str, timeout: Duration) -> Result<(String, usize), String> {
+    fn wait_from(
+        &self,
+        start: usize,
+        pattern: &str,
+        timeout: Duration,
+    ) -> Result<(String, usize), String> {
         let deadline = Instant::now() + timeout;
         let (lock, wake) = &*self.shared;
         let mut transcript = lock.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if let Some(found) = find_line(transcript.bytes.get(start..).unwrap_or_default(), pattern) {
+            if let Some(found) =
+                find_line(transcript.bytes.get(start..).unwrap_or_default(), pattern)
+            {
                 return Ok((found.0, start + found.1));
             }
             let now = Instant::now();
@@ -130,7 +159,11 @@ impl Console {
                 return Err(format!(
                     "{}: no line with `{pattern}` within {timeout:?}{}; console tail:\n{tail}",
                     self.name,
-                    if transcript.closed { " (console closed: box gone)" } else { "" }
+                    if transcript.closed {
+                        " (console closed: box gone)"
+                    } else {
+                        ""
+                    }
                 ));
             }
             transcript = wake
@@ -138,6 +171,14 @@ impl Console {
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
+    }
+
+    /// Raw bytes received from `offset` on, the new offset, and whether the console closed.
+    pub fn bytes_since(&self, offset: usize) -> (Vec<u8>, usize, bool) {
+        let (lock, _) = &*self.shared;
+        let transcript = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let bytes = transcript.bytes.get(offset..).unwrap_or_default().to_vec();
+        (bytes, transcript.bytes.len(), transcript.closed)
     }
 
     /// Whether qemu closed the console (the box is gone).
@@ -167,8 +208,14 @@ mod tests {
 
     #[test]
     fn only_complete_lines_match() {
-        assert_eq!(find_line(b"a\nready 1\nb", "ready"), Some(("ready 1".into(), 10)));
+        assert_eq!(
+            find_line(b"a\nready 1\nb", "ready"),
+            Some(("ready 1".into(), 10))
+        );
         assert_eq!(find_line(b"a\nready 1", "ready"), None);
-        assert_eq!(find_line(b"x\r\nready\r\n", "ready"), Some(("ready".into(), 10)));
+        assert_eq!(
+            find_line(b"x\r\nready\r\n", "ready"),
+            Some(("ready".into(), 10))
+        );
     }
 }

@@ -31,7 +31,12 @@ pub enum Segment {
 }
 
 impl Segment {
-    pub const ALL: [Segment; 4] = [Segment::Public, Segment::Private, Segment::Peer, Segment::Mgmt];
+    pub const ALL: [Segment; 4] = [
+        Segment::Public,
+        Segment::Private,
+        Segment::Peer,
+        Segment::Mgmt,
+    ];
 
     pub fn name(self) -> &'static str {
         self.role().interface_name()
@@ -105,7 +110,8 @@ impl QemuBox {
     /// Waits for the `ready` line; returns the seconds from `/init` to ready it reports.
     pub fn wait_ready(&self, timeout: Duration) -> Result<f64, LabError> {
         let line = self.console.wait_for_any_time("tandem: ready ", timeout)?;
-        parse_ready_seconds(&line).ok_or_else(|| format!("{}: unreadable ready line {line:?}", self.name))
+        parse_ready_seconds(&line)
+            .ok_or_else(|| format!("{}: unreadable ready line {line:?}", self.name))
     }
 
     /// A fresh QMP session.
@@ -115,7 +121,8 @@ impl QemuBox {
 
     /// Pulls (`false`) or replugs (`true`) this box's cable on `segment`.
     pub fn set_cable(&self, segment: Segment, plugged: bool) -> Result<(), LabError> {
-        self.qmp()?.set_link(&format!("nic-{}", segment.name()), plugged)
+        self.qmp()?
+            .set_link(&format!("nic-{}", segment.name()), plugged)
     }
 
     /// Kills the box through QMP `quit` and waits for qemu to exit.
@@ -132,7 +139,10 @@ impl QemuBox {
                 return Ok(status);
             }
             if Instant::now() >= deadline {
-                return Err(format!("{}: qemu still running after {timeout:?}", self.name));
+                return Err(format!(
+                    "{}: qemu still running after {timeout:?}",
+                    self.name
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -166,7 +176,12 @@ impl QemuBox {
 
 /// `ready 3.318 s after /init ...` -> 3.318.
 pub fn parse_ready_seconds(line: &str) -> Option<f64> {
-    line.split("tandem: ready ").nth(1)?.split_whitespace().next()?.parse().ok()
+    line.split("tandem: ready ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// A client host: a namespace with `eth0` on one segment.
@@ -180,7 +195,11 @@ impl ClientNs {
     /// Adds an address (`192.0.2.100/24`, `2001:db8::100/64`) to the client's `eth0`.
     pub fn add_address(&self, cidr: &str) -> Result<(), LabError> {
         let family = if cidr.contains(':') { "-6" } else { "-4" };
-        ip_in(&self.netns, &[family, "addr", "add", cidr, "dev", "eth0", "nodad"]).map(|_| ())
+        ip_in(
+            &self.netns,
+            &[family, "addr", "add", cidr, "dev", "eth0", "nodad"],
+        )
+        .map(|_| ())
     }
 
     /// Runs a host program inside the client namespace.
@@ -205,15 +224,28 @@ impl Lab {
     /// Creates an empty lab namespace (sweeping labs of dead test processes first).
     pub fn new() -> Result<Lab, LabError> {
         sweep_stale_labs();
-        let id = format!("{PREFIX}{}-{}", std::process::id(), NEXT_LAB.fetch_add(1, Ordering::Relaxed));
+        let id = format!(
+            "{PREFIX}{}-{}",
+            std::process::id(),
+            NEXT_LAB.fetch_add(1, Ordering::Relaxed)
+        );
         let dir = Path::new(LAB_RUN_DIR).join(&id);
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         ip(&["netns", "add", &id])?;
-        let lab = Lab { id, dir, boxes: Vec::new(), clients: Vec::new(), segments: Vec::new() };
+        let lab = Lab {
+            id,
+            dir,
+            boxes: Vec::new(),
+            clients: Vec::new(),
+            segments: Vec::new(),
+        };
         ip_in(&lab.id, &["link", "set", "lo", "up"])?;
         // Bridges and taps are wires, not hosts: without IPv6 they cannot answer the boxes'
         // all-nodes probes in place of the real partner.
-        for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"] {
+        for key in [
+            "net.ipv6.conf.all.disable_ipv6",
+            "net.ipv6.conf.default.disable_ipv6",
+        ] {
             crate::shell::exec_in(&lab.id, "sysctl", &["-qw", &format!("{key}=1")])?;
         }
         Ok(lab)
@@ -224,7 +256,18 @@ impl Lab {
             return Ok(());
         }
         let bridge = segment.bridge();
-        ip_in(&self.id, &["link", "add", &bridge, "type", "bridge", "mcast_snooping", "0"])?;
+        ip_in(
+            &self.id,
+            &[
+                "link",
+                "add",
+                &bridge,
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ],
+        )?;
         ip_in(&self.id, &["link", "set", &bridge, "up"])?;
         self.segments.push(segment);
         Ok(())
@@ -244,8 +287,17 @@ impl Lab {
         let console_socket = self.dir.join(format!("{}.console", spec.name));
         let qmp_socket = self.dir.join(format!("{}.qmp", spec.name));
         let mut args: Vec<String> = [
-            "-accel", "tcg", "-machine", "pc", "-smp", "1", "-nodefaults", "-no-user-config",
-            "-display", "none", "-no-reboot",
+            "-accel",
+            "tcg",
+            "-machine",
+            "pc",
+            "-smp",
+            "1",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
         ]
         .iter()
         .map(|s| (*s).to_owned())
@@ -258,9 +310,15 @@ impl Lab {
             "-initrd".into(),
             initrd.display().to_string(),
             "-append".into(),
-            format!("console=ttyS0,115200 quiet panic=-1 tandem.name={} {}", spec.name, spec.append),
+            format!(
+                "console=ttyS0,115200 quiet panic=-1 tandem.name={} {}",
+                spec.name, spec.append
+            ),
             "-chardev".into(),
-            format!("socket,id=console,path={},server=on,wait=on", console_socket.display()),
+            format!(
+                "socket,id=console,path={},server=on,wait=on",
+                console_socket.display()
+            ),
             "-serial".into(),
             "chardev:console".into(),
             "-qmp".into(),
@@ -268,21 +326,33 @@ impl Lab {
             "-device".into(),
             "i6300esb".into(),
             "-pidfile".into(),
-            self.dir.join(format!("{}.pid", spec.name)).display().to_string(),
+            self.dir
+                .join(format!("{}.pid", spec.name))
+                .display()
+                .to_string(),
         ]);
         for segment in &spec.segments {
             self.ensure_segment(*segment)?;
             let tap = format!("{}-{}", spec.name, segment.name());
             if tap.len() > 15 {
-                return Err(format!("box name {} too long for tap {tap} (15 chars max)", spec.name));
+                return Err(format!(
+                    "box name {} too long for tap {tap} (15 chars max)",
+                    spec.name
+                ));
             }
             ip_in(&self.id, &["tuntap", "add", "dev", &tap, "mode", "tap"])?;
-            ip_in(&self.id, &["link", "set", &tap, "master", &segment.bridge(), "up"])?;
+            ip_in(
+                &self.id,
+                &["link", "set", &tap, "master", &segment.bridge(), "up"],
+            )?;
             let role_index = Segment::ALL.iter().position(|s| s == segment).unwrap_or(0);
             let mac = format!("52:54:00:1a:{:02x}:{:02x}", index + 1, role_index + 1);
             args.extend([
                 "-netdev".into(),
-                format!("tap,id=net-{0},ifname={tap},script=no,downscript=no", segment.name()),
+                format!(
+                    "tap,id=net-{0},ifname={tap},script=no,downscript=no",
+                    segment.name()
+                ),
                 "-device".into(),
                 format!(
                     "virtio-net-pci,netdev=net-{0},id=nic-{0},mac={mac},addr={1},romfile=",
@@ -310,7 +380,9 @@ impl Lab {
                     .map_err(std::io::Error::from)
             });
         }
-        let child = command.spawn().map_err(|e| format!("cannot start qemu: {e}"))?;
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start qemu: {e}"))?;
         let console = Console::connect(
             &spec.name,
             &console_socket,
@@ -350,7 +422,11 @@ impl Lab {
     }
 
     /// Adds a client namespace with `eth0` on `segment`.
-    pub fn add_client(&mut self, short_name: &str, segment: Segment) -> Result<&ClientNs, LabError> {
+    pub fn add_client(
+        &mut self,
+        short_name: &str,
+        segment: Segment,
+    ) -> Result<&ClientNs, LabError> {
         self.ensure_segment(segment)?;
         let netns = format!("{}-{short_name}", self.id);
         ip(&["netns", "add", &netns])?;
@@ -359,12 +435,31 @@ impl Lab {
         if lab_end.len() > 15 {
             return Err(format!("client name {short_name} too long"));
         }
-        ip_in(&self.id, &["link", "add", &lab_end, "type", "veth", "peer", "name", "eth0", "netns", &client.netns])?;
-        ip_in(&self.id, &["link", "set", &lab_end, "master", &segment.bridge(), "up"])?;
+        ip_in(
+            &self.id,
+            &[
+                "link",
+                "add",
+                &lab_end,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &client.netns,
+            ],
+        )?;
+        ip_in(
+            &self.id,
+            &["link", "set", &lab_end, "master", &segment.bridge(), "up"],
+        )?;
         ip_in(&client.netns, &["link", "set", "lo", "up"])?;
         ip_in(&client.netns, &["link", "set", "eth0", "up"])?;
         self.clients.push(client);
-        self.clients.last().ok_or_else(|| "client vanished".to_owned())
+        self.clients
+            .last()
+            .ok_or_else(|| "client vanished".to_owned())
     }
 }
 
@@ -385,11 +480,19 @@ impl Drop for Lab {
 
 /// Removes namespaces and boxes of labs whose test process is gone.
 fn sweep_stale_labs() {
-    let Ok(list) = ip(&["netns", "list"]) else { return };
+    let Ok(list) = ip(&["netns", "list"]) else {
+        return;
+    };
     for line in list.lines() {
-        let Some(name) = line.split_whitespace().next() else { continue };
-        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         if Path::new("/proc").join(pid.to_string()).exists() {
             continue;
         }
@@ -398,8 +501,14 @@ fn sweep_stale_labs() {
         if let Ok(entries) = fs::read_dir(Path::new(LAB_RUN_DIR).join(&lab_id)) {
             for entry in entries.flatten() {
                 if entry.path().extension().is_some_and(|e| e == "pid") {
-                    if let Some(qemu) = fs::read_to_string(entry.path()).ok().and_then(|t| t.trim().parse::<i32>().ok()) {
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(qemu), nix::sys::signal::Signal::SIGKILL);
+                    if let Some(qemu) = fs::read_to_string(entry.path())
+                        .ok()
+                        .and_then(|t| t.trim().parse::<i32>().ok())
+                    {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(qemu),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
                     }
                 }
             }

@@ -21,13 +21,20 @@ impl Qmp {
         let stream = loop {
             match UnixStream::connect(socket) {
                 Ok(stream) => break stream,
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 Err(e) => return Err(format!("cannot connect to QMP {}: {e}", socket.display())),
             }
         };
-        stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
         let writer = stream.try_clone().map_err(|e| e.to_string())?;
-        let mut qmp = Qmp { reader: BufReader::new(stream), writer };
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+        };
         let greeting = qmp.read_message()?;
         if greeting.get("QMP").is_none() {
             return Err(format!("unexpected QMP greeting: {greeting}"));
@@ -38,7 +45,9 @@ impl Qmp {
 
     fn read_message(&mut self) -> Result<Value, String> {
         let mut line = String::new();
-        self.reader.read_line(&mut line).map_err(|e| format!("QMP read: {e}"))?;
+        self.reader
+            .read_line(&mut line)
+            .map_err(|e| format!("QMP read: {e}"))?;
         if line.is_empty() {
             return Err("QMP closed".into());
         }
@@ -62,7 +71,8 @@ impl Qmp {
 
     /// Plugs (`up`) or pulls (`!up`) the cable of NIC device `id`.
     pub fn set_link(&mut self, id: &str, up: bool) -> Result<(), String> {
-        self.execute("set_link", json!({ "name": id, "up": up })).map(|_| ())
+        self.execute("set_link", json!({ "name": id, "up": up }))
+            .map(|_| ())
     }
 
     /// Kills the box at once, like pulling its power cord.

@@ -2,6 +2,8 @@
 //! the peer cable carries traffic between two boxes, pulling it stops that, a killed box
 //! disappears, and a console request powers a box off cleanly.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 use std::time::Duration;
 
 use tandem_lab::{BoxSpec, Lab, Segment};
@@ -20,62 +22,144 @@ fn peer_cable_ping_pull_kill_and_poweroff() {
     ];
     let ready = lab.boot(&pair, BOOT).expect("both boxes boot");
     for seconds in &ready {
-        assert!(*seconds > 0.0 && *seconds < 60.0, "implausible ready time {seconds}");
+        assert!(
+            *seconds > 0.0 && *seconds < 60.0,
+            "implausible ready time {seconds}"
+        );
     }
 
     // The boxes named their NICs after the board roles and reach each other over the peer cable.
     for name in ["box-a", "box-b"] {
         let b = lab.box_named(name).unwrap();
-        b.console.wait_for_any_time("nics: public peer", BOOT).unwrap();
-        b.console.wait_for("peer: reachable from fe80::", DETECT).unwrap();
+        b.console
+            .wait_for_any_time("nics: public peer", BOOT)
+            .unwrap();
+        b.console
+            .wait_for("peer: reachable from fe80::", DETECT)
+            .unwrap();
         let status = b.status(Duration::from_secs(30)).unwrap();
-        assert!(status.iter().any(|l| l.starts_with("nic public public up")), "{status:?}");
-        assert!(status.iter().any(|l| l.starts_with("nic peer peer up carrier=yes")), "{status:?}");
-        assert!(status.iter().any(|l| l.starts_with("peer reachable fe80::")), "{status:?}");
+        assert!(
+            status.iter().any(|l| l.starts_with("nic public public up")),
+            "{status:?}"
+        );
+        assert!(
+            status
+                .iter()
+                .any(|l| l.starts_with("nic peer peer up carrier=yes")),
+            "{status:?}"
+        );
+        assert!(
+            status
+                .iter()
+                .any(|l| l.starts_with("peer reachable fe80::")),
+            "{status:?}"
+        );
     }
     // Each box heard the other one, not itself: box-b's MAC-derived address answered box-a.
-    let a_heard = lab.box_named("box-a").unwrap().console.wait_for_any_time("peer: reachable", DETECT).unwrap();
-    assert!(a_heard.contains("fe80::5054:ff:fe1a:203"), "box-a should hear box-b: {a_heard}");
-    let b_heard = lab.box_named("box-b").unwrap().console.wait_for_any_time("peer: reachable", DETECT).unwrap();
-    assert!(b_heard.contains("fe80::5054:ff:fe1a:103"), "box-b should hear box-a: {b_heard}");
+    let a_heard = lab
+        .box_named("box-a")
+        .unwrap()
+        .console
+        .wait_for_any_time("peer: reachable", DETECT)
+        .unwrap();
+    assert!(
+        a_heard.contains("fe80::5054:ff:fe1a:203"),
+        "box-a should hear box-b: {a_heard}"
+    );
+    let b_heard = lab
+        .box_named("box-b")
+        .unwrap()
+        .console
+        .wait_for_any_time("peer: reachable", DETECT)
+        .unwrap();
+    assert!(
+        b_heard.contains("fe80::5054:ff:fe1a:103"),
+        "box-b should hear box-a: {b_heard}"
+    );
 
     // Pull box-a's peer cable: box-a sees carrier loss, both sides lose the peer.
-    lab.box_named("box-a").unwrap().set_cable(Segment::Peer, false).unwrap();
-    lab.box_named("box-a").unwrap().console.wait_for("link peer: carrier down", DETECT).unwrap();
-    lab.box_named("box-a").unwrap().console.wait_for("peer: unreachable", DETECT).unwrap();
-    lab.box_named("box-b").unwrap().console.wait_for("peer: unreachable", DETECT).unwrap();
-    let status = lab.box_named("box-a").unwrap().status(Duration::from_secs(30)).unwrap();
-    assert!(status.iter().any(|l| l.starts_with("peer unreachable")), "{status:?}");
+    lab.box_named("box-a")
+        .unwrap()
+        .set_cable(Segment::Peer, false)
+        .unwrap();
+    lab.box_named("box-a")
+        .unwrap()
+        .console
+        .wait_for("link peer: carrier down", DETECT)
+        .unwrap();
+    lab.box_named("box-a")
+        .unwrap()
+        .console
+        .wait_for("peer: unreachable", DETECT)
+        .unwrap();
+    lab.box_named("box-b")
+        .unwrap()
+        .console
+        .wait_for("peer: unreachable", DETECT)
+        .unwrap();
+    let status = lab
+        .box_named("box-a")
+        .unwrap()
+        .status(Duration::from_secs(30))
+        .unwrap();
+    assert!(
+        status.iter().any(|l| l.starts_with("peer unreachable")),
+        "{status:?}"
+    );
 
     // Plug it back: reachable again on both sides.
-    lab.box_named("box-a").unwrap().set_cable(Segment::Peer, true).unwrap();
-    lab.box_named("box-a").unwrap().console.wait_for("peer: reachable", DETECT).unwrap();
-    lab.box_named("box-b").unwrap().console.wait_for("peer: reachable", DETECT).unwrap();
+    lab.box_named("box-a")
+        .unwrap()
+        .set_cable(Segment::Peer, true)
+        .unwrap();
+    lab.box_named("box-a")
+        .unwrap()
+        .console
+        .wait_for("peer: reachable", DETECT)
+        .unwrap();
+    lab.box_named("box-b")
+        .unwrap()
+        .console
+        .wait_for("peer: reachable", DETECT)
+        .unwrap();
 
     // Kill box-b like a power cut: its qemu is gone and box-a notices.
     lab.box_named("box-b").unwrap().kill().unwrap();
     assert!(!lab.box_named("box-b").unwrap().is_running());
-    lab.box_named("box-a").unwrap().console.wait_for("peer: unreachable", DETECT).unwrap();
+    lab.box_named("box-a")
+        .unwrap()
+        .console
+        .wait_for("peer: unreachable", DETECT)
+        .unwrap();
 
     // A console request powers box-a off cleanly: qemu exits on its own with success.
     let a = lab.box_named("box-a").unwrap();
     a.console.send_line("poweroff").unwrap();
     a.console.wait_for("tandem: powering off", DETECT).unwrap();
     let status = a.wait_exit(DETECT).unwrap();
-    assert!(status.success(), "qemu should exit cleanly on guest poweroff: {status}");
+    assert!(
+        status.success(),
+        "qemu should exit cleanly on guest poweroff: {status}"
+    );
 }
 
 #[test]
 fn unknown_console_input_is_answered_and_changes_nothing() {
     let mut lab = Lab::new().expect("lab");
-    lab.boot(&[BoxSpec::new("box-c", &[Segment::Public])], BOOT).expect("boot");
+    lab.boot(&[BoxSpec::new("box-c", &[Segment::Public])], BOOT)
+        .expect("boot");
     let b = lab.box_named("box-c").unwrap();
     b.console.send(b"\x1b[A\x00garbage \xff\xfe\r").unwrap();
     b.console.wait_for("unknown command", DETECT).unwrap();
     b.console.send_line("help").unwrap();
     b.console.wait_for("commands: status", DETECT).unwrap();
     let status = b.status(Duration::from_secs(30)).unwrap();
-    assert!(status.iter().any(|l| l.starts_with("name=box-c board=qemu-lab")), "{status:?}");
+    assert!(
+        status
+            .iter()
+            .any(|l| l.starts_with("name=box-c board=qemu-lab")),
+        "{status:?}"
+    );
     assert!(status.iter().any(|l| l == "peer none"), "{status:?}");
     assert!(b.is_running());
 }

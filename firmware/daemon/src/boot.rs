@@ -29,8 +29,8 @@ pub struct BootOutcome {
     pub roles: RoleAssignment,
 }
 
-/// Runs the boot sequence. `started` is when `/init` began executing.
-pub async fn boot_appliance(log: &Log, started: Instant) -> BootOutcome {
+/// Runs the boot sequence.
+pub async fn boot_appliance(log: &Log) -> BootOutcome {
     let mount_errors = init::mount_api_filesystems();
     let console = init::attach_console();
     log.line(format!("{} starting as /init", crate::VERSION_LINE));
@@ -41,7 +41,9 @@ pub async fn boot_appliance(log: &Log, started: Instant) -> BootOutcome {
         log.line(format!("error: {error}"));
     }
     if let Err(errno) = init::route_ctrl_alt_del_to_signal() {
-        log.line(format!("warning: cannot route ctrl-alt-del to a clean reboot: {errno}"));
+        log.line(format!(
+            "warning: cannot route ctrl-alt-del to a clean reboot: {errno}"
+        ));
     }
 
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
@@ -76,7 +78,10 @@ pub async fn boot_appliance(log: &Log, started: Instant) -> BootOutcome {
         }
     };
     if let Some(executor) = &executor {
-        if let Err(error) = executor.apply(&[NetOp::SetLinkUp { name: "lo".into() }]).await {
+        if let Err(error) = executor
+            .apply(&[NetOp::SetLinkUp { name: "lo".into() }])
+            .await
+        {
             log.line(format!("error: {error}"));
         }
     }
@@ -85,7 +90,6 @@ pub async fn boot_appliance(log: &Log, started: Instant) -> BootOutcome {
         Some(board) => assign_nic_roles(log, board, executor.as_ref()).await,
         None => RoleAssignment::default(),
     };
-    let _ = started;
     BootOutcome { name, board, roles }
 }
 
@@ -98,7 +102,11 @@ fn load_boot_modules(log: &Log, board: &BoardProfile) {
             return;
         }
     };
-    let wanted = board.boot_modules.iter().copied().chain(board.watchdog.iter().map(|w| w.module));
+    let wanted = board
+        .boot_modules
+        .iter()
+        .copied()
+        .chain(board.watchdog.iter().map(|w| w.module));
     match loader.load(wanted) {
         Ok(report) => log.line(format!(
             "modules: loaded {} ({}) in {} ms",
@@ -131,7 +139,9 @@ async fn assign_nic_roles(
     for message in roles.messages(board, &found) {
         log.line(message);
     }
-    let Some(executor) = executor else { return roles };
+    let Some(executor) = executor else {
+        return roles;
+    };
     let ops = role_link_ops(&roles.assigned);
     for op in &ops {
         if let NetOp::SetLinkUp { name } = op {
@@ -149,7 +159,18 @@ async fn assign_nic_roles(
     for (role, name) in &mut assigned.assigned {
         *name = role.interface_name().to_owned();
     }
-    let names: Vec<String> = assigned.assigned.iter().map(|(role, _)| role.to_string()).collect();
-    log.line(format!("nics: {}", if names.is_empty() { "none".to_owned() } else { names.join(" ") }));
+    let names: Vec<String> = assigned
+        .assigned
+        .iter()
+        .map(|(role, _)| role.to_string())
+        .collect();
+    log.line(format!(
+        "nics: {}",
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(" ")
+        }
+    ));
     assigned
 }

@@ -67,7 +67,11 @@ impl Daemon {
         roles: RoleAssignment,
         ready_seconds: f64,
     ) -> Daemon {
-        let carriers = roles.assigned.iter().map(|(_, name)| (name.clone(), None)).collect();
+        let carriers = roles
+            .assigned
+            .iter()
+            .map(|(_, name)| (name.clone(), None))
+            .collect();
         Daemon {
             mode,
             log,
@@ -84,7 +88,9 @@ impl Daemon {
 
     /// Opens and starts petting the board's hardware watchdog, if it has one.
     pub fn arm_watchdog(&mut self) {
-        let Some(spec) = self.board.and_then(|b| b.watchdog) else { return };
+        let Some(spec) = self.board.and_then(|b| b.watchdog) else {
+            return;
+        };
         match std::fs::OpenOptions::new().write(true).open(spec.device) {
             Ok(file) => {
                 self.log.line(format!("watchdog: {} armed", spec.device));
@@ -105,7 +111,8 @@ impl Daemon {
             signal(SignalKind::interrupt()),
             signal(SignalKind::child()),
         ) else {
-            self.log.line("error: cannot install signal handlers; stopping");
+            self.log
+                .line("error: cannot install signal handlers; stopping");
             return Exit::Stop;
         };
         let mut tick = tokio::time::interval(TICK);
@@ -274,7 +281,9 @@ impl Daemon {
                 Some(false) => "no",
                 None => "-",
             };
-            text.push_str(&format!("status: nic {role} {name} {state} carrier={carrier}\n"));
+            text.push_str(&format!(
+                "status: nic {role} {name} {state} carrier={carrier}\n"
+            ));
         }
         if self.roles.nic_for(NicRole::Peer).is_some() {
             text.push_str(&match self.peer.state() {
@@ -307,23 +316,28 @@ async fn wait_probe(probe: &mut Option<JoinHandle<ProbeResult>>) -> ProbeResult 
 /// Reads console lines on a thread of its own (the console is a blocking tty).
 fn spawn_console_reader() -> mpsc::UnboundedReceiver<String> {
     let (sender, receiver) = mpsc::unbounded_channel();
-    let spawned = std::thread::Builder::new().name("console".into()).spawn(move || {
-        let stdin = std::io::stdin();
-        let mut line = Vec::new();
-        let mut locked = stdin.lock();
-        loop {
-            line.clear();
-            // Bound what one line may hold: a stuck key must not eat memory.
-            match (&mut locked).take(4096).read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    if sender.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
-                        return;
+    let spawned = std::thread::Builder::new()
+        .name("console".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            let mut line = Vec::new();
+            let mut locked = stdin.lock();
+            loop {
+                line.clear();
+                // Bound what one line may hold: a stuck key must not eat memory.
+                match (&mut locked).take(4096).read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        if sender
+                            .send(String::from_utf8_lossy(&line).into_owned())
+                            .is_err()
+                        {
+                            return;
+                        }
                     }
                 }
             }
-        }
-    });
+        });
     if spawned.is_err() {
         return mpsc::unbounded_channel().1;
     }

@@ -58,14 +58,18 @@ const API_MOUNTS: [ApiMount; 5] = [
         source: "proc",
         target: "/proc",
         fstype: "proc",
-        flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV).union(MsFlags::MS_NOEXEC),
+        flags: MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_NOEXEC),
         data: None,
     },
     ApiMount {
         source: "sysfs",
         target: "/sys",
         fstype: "sysfs",
-        flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV).union(MsFlags::MS_NOEXEC),
+        flags: MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_NOEXEC),
         data: None,
     },
     ApiMount {
@@ -92,7 +96,10 @@ pub fn mount_api_filesystems() -> Vec<InitError> {
         let _ = fs::create_dir_all(m.target);
         match mount(Some(m.source), m.target, Some(m.fstype), m.flags, m.data) {
             Ok(()) | Err(Errno::EBUSY) => {}
-            Err(errno) => errors.push(InitError::Mount { target: m.target, errno }),
+            Err(errno) => errors.push(InitError::Mount {
+                target: m.target,
+                errno,
+            }),
         }
     }
     errors
@@ -106,7 +113,11 @@ pub fn attach_console() -> Result<(), InitError> {
         .open("/dev/console")
         .map_err(InitError::Console)?;
     let fd = console.as_fd();
-    for dup in [nix::unistd::dup2_stdin, nix::unistd::dup2_stdout, nix::unistd::dup2_stderr] {
+    for dup in [
+        nix::unistd::dup2_stdin,
+        nix::unistd::dup2_stdout,
+        nix::unistd::dup2_stderr,
+    ] {
         dup(fd).map_err(|errno| InitError::Console(errno.into()))?;
     }
     Ok(())

@@ -63,6 +63,9 @@ mod tests {
         let lines = log.lines();
         assert_eq!(lines.len(), RING_LINES);
         assert!(lines[0].ends_with("tandem: line 5"), "{}", lines[0]);
-        assert!(lines.last().unwrap().ends_with(&format!("line {}", RING_LINES + 4)));
+        assert!(lines
+            .last()
+            .unwrap()
+            .ends_with(&format!("line {}", RING_LINES + 4)));
     }
 }

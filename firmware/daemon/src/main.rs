@@ -53,7 +53,10 @@ fn main() -> ExitCode {
 enum Invocation {
     Version,
     Help,
-    Run { config: Option<PathBuf>, name: Option<String> },
+    Run {
+        config: Option<PathBuf>,
+        name: Option<String>,
+    },
 }
 
 fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
@@ -103,7 +106,7 @@ fn appliance_main(started: Instant) -> ! {
     let log = Log::default();
     let action = match runtime() {
         Ok(runtime) => runtime.block_on(async {
-            let outcome = boot::boot_appliance(&log, started).await;
+            let outcome = boot::boot_appliance(&log).await;
             let ready = started.elapsed().as_secs_f64();
             log.line(format!(
                 "ready {ready:.3} s after /init (kernel up {:.3} s) name={} board={} nics={}",
@@ -127,7 +130,9 @@ fn appliance_main(started: Instant) -> ! {
             }
         }),
         Err(error) => {
-            log.line(format!("error: cannot start the event loop: {error}; powering off"));
+            log.line(format!(
+                "error: cannot start the event loop: {error}; powering off"
+            ));
             init::PowerAction::Poweroff
         }
     };
@@ -136,7 +141,9 @@ fn appliance_main(started: Instant) -> ! {
         init::PowerAction::Reboot => "rebooting",
     });
     let errno = init::power(action);
-    log.line(format!("error: reboot(2) refused: {errno}; waiting for the watchdog"));
+    log.line(format!(
+        "error: reboot(2) refused: {errno}; waiting for the watchdog"
+    ));
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
     }
@@ -165,7 +172,9 @@ fn foreground_main(started: Instant, config: Option<PathBuf>, name: Option<Strin
     };
     runtime.block_on(async {
         let ready = started.elapsed().as_secs_f64();
-        log.line(format!("{VERSION_LINE} ready {ready:.3} s after start name={name} (foreground)"));
+        log.line(format!(
+            "{VERSION_LINE} ready {ready:.3} s after start name={name} (foreground)"
+        ));
         let daemon = Daemon::new(
             Mode::Foreground,
             log.clone(),
@@ -193,10 +202,21 @@ mod tests {
         assert_eq!(parse_args(args(&["--version"])), Ok(Invocation::Version));
         assert_eq!(
             parse_args(args(&["run", "-c", "/x.toml", "--name", "rs1"])),
-            Ok(Invocation::Run { config: Some("/x.toml".into()), name: Some("rs1".into()) })
+            Ok(Invocation::Run {
+                config: Some("/x.toml".into()),
+                name: Some("rs1".into())
+            })
         );
-        assert_eq!(parse_args(args(&["run"])), Ok(Invocation::Run { config: None, name: None }));
-        assert!(parse_args(args(&["frobnicate"])).unwrap_err().contains("frobnicate"));
+        assert_eq!(
+            parse_args(args(&["run"])),
+            Ok(Invocation::Run {
+                config: None,
+                name: None
+            })
+        );
+        assert!(parse_args(args(&["frobnicate"]))
+            .unwrap_err()
+            .contains("frobnicate"));
         assert!(parse_args(args(&["run", "--bogus"])).is_err());
         assert!(parse_args(args(&[])).is_err());
     }

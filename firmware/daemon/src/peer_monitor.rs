@@ -14,8 +14,13 @@ pub const MISSES_BEFORE_UNREACHABLE: u32 = 3;
 pub enum PeerState {
     /// No probe has finished yet.
     Unknown,
-    Reachable { from: Ipv6Addr, rtt: Duration },
-    Unreachable { misses: u32 },
+    Reachable {
+        from: Ipv6Addr,
+        rtt: Duration,
+    },
+    Unreachable {
+        misses: u32,
+    },
 }
 
 /// A change worth logging.
@@ -34,7 +39,10 @@ pub struct PeerMonitor {
 
 impl Default for PeerMonitor {
     fn default() -> Self {
-        PeerMonitor { state: PeerState::Unknown, misses: 0 }
+        PeerMonitor {
+            state: PeerState::Unknown,
+            misses: 0,
+        }
     }
 }
 
@@ -48,25 +56,34 @@ impl PeerMonitor {
         match answer {
             Some((from, rtt)) => {
                 self.misses = 0;
-                let changed = !matches!(self.state, PeerState::Reachable { from: f, .. } if f == from);
+                let changed =
+                    !matches!(self.state, PeerState::Reachable { from: f, .. } if f == from);
                 self.state = PeerState::Reachable { from, rtt };
                 changed.then_some(PeerEvent::Reachable { from, rtt })
             }
             None => {
                 self.misses = self.misses.saturating_add(1);
                 match self.state {
-                    PeerState::Reachable { from, .. } if self.misses < MISSES_BEFORE_UNREACHABLE => {
+                    PeerState::Reachable { from, .. }
+                        if self.misses < MISSES_BEFORE_UNREACHABLE =>
+                    {
                         // Keep believing the last answer until enough probes are missed.
                         let _ = from;
                         None
                     }
                     PeerState::Unreachable { .. } => {
-                        self.state = PeerState::Unreachable { misses: self.misses };
+                        self.state = PeerState::Unreachable {
+                            misses: self.misses,
+                        };
                         None
                     }
                     _ if self.misses >= MISSES_BEFORE_UNREACHABLE => {
-                        self.state = PeerState::Unreachable { misses: self.misses };
-                        Some(PeerEvent::Unreachable { misses: self.misses })
+                        self.state = PeerState::Unreachable {
+                            misses: self.misses,
+                        };
+                        Some(PeerEvent::Unreachable {
+                            misses: self.misses,
+                        })
                     }
                     _ => None,
                 }
@@ -85,7 +102,10 @@ mod tests {
     #[test]
     fn first_answer_makes_the_peer_reachable_once() {
         let mut monitor = PeerMonitor::default();
-        assert_eq!(monitor.on_probe(Some((A, RTT))), Some(PeerEvent::Reachable { from: A, rtt: RTT }));
+        assert_eq!(
+            monitor.on_probe(Some((A, RTT))),
+            Some(PeerEvent::Reachable { from: A, rtt: RTT })
+        );
         assert_eq!(monitor.on_probe(Some((A, RTT))), None);
         assert!(matches!(monitor.state(), PeerState::Reachable { .. }));
     }
@@ -96,10 +116,20 @@ mod tests {
         monitor.on_probe(Some((A, RTT)));
         assert_eq!(monitor.on_probe(None), None);
         assert_eq!(monitor.on_probe(None), None);
-        assert_eq!(monitor.on_probe(None), Some(PeerEvent::Unreachable { misses: 3 }));
-        assert_eq!(monitor.on_probe(None), None, "no repeated event while it stays down");
+        assert_eq!(
+            monitor.on_probe(None),
+            Some(PeerEvent::Unreachable { misses: 3 })
+        );
+        assert_eq!(
+            monitor.on_probe(None),
+            None,
+            "no repeated event while it stays down"
+        );
         assert_eq!(monitor.state(), PeerState::Unreachable { misses: 4 });
-        assert_eq!(monitor.on_probe(Some((A, RTT))), Some(PeerEvent::Reachable { from: A, rtt: RTT }));
+        assert_eq!(
+            monitor.on_probe(Some((A, RTT))),
+            Some(PeerEvent::Reachable { from: A, rtt: RTT })
+        );
     }
 
     #[test]
@@ -116,6 +146,9 @@ mod tests {
         monitor.on_probe(None);
         monitor.on_probe(None);
         assert_eq!(monitor.state(), PeerState::Unknown);
-        assert_eq!(monitor.on_probe(None), Some(PeerEvent::Unreachable { misses: 3 }));
+        assert_eq!(
+            monitor.on_probe(None),
+            Some(PeerEvent::Unreachable { misses: 3 })
+        );
     }
 }

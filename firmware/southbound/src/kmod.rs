@@ -11,11 +11,17 @@ use tandem_board::modules::{ModuleError, ModuleIndex};
 #[derive(Debug)]
 pub enum KmodError {
     /// The image's module index is missing or damaged: rebuild the image.
-    Index { path: PathBuf, source: std::io::Error },
+    Index {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The module list does not resolve against the image's index.
     Resolve(ModuleError),
     /// The module file is not in the image.
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The kernel refused the module (wrong kernel version, missing symbol, bad parameters).
     Load { path: PathBuf, errno: Errno },
 }
@@ -67,11 +73,16 @@ impl ModuleLoader {
     /// Opens the index under `base` (`/lib/modules/<release>`).
     pub fn open(base: &Path) -> Result<ModuleLoader, KmodError> {
         let dep_path = base.join("modules.dep");
-        let dep = std::fs::read_to_string(&dep_path)
-            .map_err(|source| KmodError::Index { path: dep_path, source })?;
+        let dep = std::fs::read_to_string(&dep_path).map_err(|source| KmodError::Index {
+            path: dep_path,
+            source,
+        })?;
         let builtin = std::fs::read_to_string(base.join("modules.builtin")).unwrap_or_default();
         let index = ModuleIndex::parse(&dep, &builtin).map_err(KmodError::Resolve)?;
-        Ok(ModuleLoader { base: base.to_owned(), index })
+        Ok(ModuleLoader {
+            base: base.to_owned(),
+            index,
+        })
     }
 
     /// The loader for the running kernel (`/lib/modules/$(uname -r)`).
@@ -97,7 +108,10 @@ impl ModuleLoader {
                 report.already.push(name);
                 continue;
             }
-            let file = File::open(&path).map_err(|source| KmodError::Open { path: path.clone(), source })?;
+            let file = File::open(&path).map_err(|source| KmodError::Open {
+                path: path.clone(),
+                source,
+            })?;
             match finit_module(&file, c"", ModuleInitFlags::empty()) {
                 Ok(()) => report.loaded.push(name),
                 Err(Errno::EEXIST) => report.already.push(name),

@@ -94,12 +94,20 @@ impl NetExecutor {
             .set(message)
             .execute()
             .await
-            .map_err(|source| NetError::Kernel { op: op.clone(), source })
+            .map_err(|source| NetError::Kernel {
+                op: op.clone(),
+                source,
+            })
     }
 
     /// Interface index of the link called `name`.
     async fn index_of(&self, name: &str, op: &NetOp) -> Result<u32, NetError> {
-        let mut links = self.handle.link().get().match_name(name.to_owned()).execute();
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
         match links.try_next().await {
             Ok(Some(link)) => Ok(link.header.index),
             Ok(None) => Err(NetError::NoSuchLink { op: op.clone() }),
@@ -108,20 +116,24 @@ impl NetExecutor {
             {
                 Err(NetError::NoSuchLink { op: op.clone() })
             }
-            Err(source) => Err(NetError::Kernel { op: op.clone(), source }),
+            Err(source) => Err(NetError::Kernel {
+                op: op.clone(),
+                source,
+            }),
         }
     }
 
     /// Names of every link, with whether it is administratively up.
     pub async fn links(&self) -> Result<Vec<(String, bool)>, NetError> {
-        let op = NetOp::SetLinkUp { name: String::new() };
+        let op = NetOp::SetLinkUp {
+            name: String::new(),
+        };
         let mut links = self.handle.link().get().execute();
         let mut out = Vec::new();
-        while let Some(link) = links
-            .try_next()
-            .await
-            .map_err(|source| NetError::Kernel { op: op.clone(), source })?
-        {
+        while let Some(link) = links.try_next().await.map_err(|source| NetError::Kernel {
+            op: op.clone(),
+            source,
+        })? {
             let up = link
                 .header
                 .flags
@@ -143,10 +155,17 @@ pub fn role_link_ops(assigned: &[(tandem_board::NicRole, String)]) -> Vec<NetOp>
     for (role, current) in assigned {
         let wanted = role.interface_name();
         if current != wanted {
-            ops.push(NetOp::SetLinkDown { name: current.clone() });
-            ops.push(NetOp::RenameLink { from: current.clone(), to: wanted.to_owned() });
+            ops.push(NetOp::SetLinkDown {
+                name: current.clone(),
+            });
+            ops.push(NetOp::RenameLink {
+                from: current.clone(),
+                to: wanted.to_owned(),
+            });
         }
-        ops.push(NetOp::SetLinkUp { name: wanted.to_owned() });
+        ops.push(NetOp::SetLinkUp {
+            name: wanted.to_owned(),
+        });
     }
     ops
 }
@@ -165,10 +184,19 @@ mod tests {
         assert_eq!(
             ops,
             vec![
-                NetOp::SetLinkDown { name: "eth0".into() },
-                NetOp::RenameLink { from: "eth0".into(), to: "public".into() },
-                NetOp::SetLinkUp { name: "public".into() },
-                NetOp::SetLinkUp { name: "peer".into() },
+                NetOp::SetLinkDown {
+                    name: "eth0".into()
+                },
+                NetOp::RenameLink {
+                    from: "eth0".into(),
+                    to: "public".into()
+                },
+                NetOp::SetLinkUp {
+                    name: "public".into()
+                },
+                NetOp::SetLinkUp {
+                    name: "peer".into()
+                },
             ]
         );
     }

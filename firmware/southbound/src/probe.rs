@@ -4,8 +4,8 @@
 //! the partner box answers without any configuration. A reply from another address on that link
 //! proves the cable, both NICs and the partner's kernel are alive.
 
-use std::os::fd::AsRawFd;
 use std::net::{Ipv6Addr, SocketAddrV6};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -50,7 +50,9 @@ pub fn echo_all_nodes(
     let deadline = sent_at + timeout;
     let mut buffer = [0u8; 1500];
     loop {
-        let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+        let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
         else {
             return Ok(None);
         };
@@ -63,7 +65,10 @@ pub fn echo_all_nodes(
         };
         let received = buffer.get(..length).unwrap_or_default();
         if let (true, Some(from)) = (is_our_reply(received, identifier, sequence), from) {
-            return Ok(Some(EchoReply { from: from.ip(), rtt: sent_at.elapsed() }));
+            return Ok(Some(EchoReply {
+                from: from.ip(),
+                rtt: sent_at.elapsed(),
+            }));
         }
     }
 }

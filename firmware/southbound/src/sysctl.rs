@@ -30,14 +30,20 @@ pub fn path_of(key: &str) -> PathBuf {
 
 /// Writes `value` to the knob `key` (dotted form).
 pub fn set(key: &str, value: &str) -> Result<(), SysctlError> {
-    std::fs::write(path_of(key), value).map_err(|source| SysctlError { key: key.to_owned(), source })
+    std::fs::write(path_of(key), value).map_err(|source| SysctlError {
+        key: key.to_owned(),
+        source,
+    })
 }
 
 /// Reads the knob `key`.
 pub fn get(key: &str) -> Result<String, SysctlError> {
     std::fs::read_to_string(path_of(key))
         .map(|s| s.trim().to_owned())
-        .map_err(|source| SysctlError { key: key.to_owned(), source })
+        .map_err(|source| SysctlError {
+            key: key.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -54,7 +60,10 @@ mod tests {
 
     #[test]
     fn reads_a_real_knob_and_names_a_missing_one() {
-        assert!(matches!(get("net.ipv4.ip_forward").as_deref(), Ok("0" | "1")));
+        assert!(matches!(
+            get("net.ipv4.ip_forward").as_deref(),
+            Ok("0" | "1")
+        ));
         let error = set("net.ipv4.conf.no-such-if.rp_filter", "0").unwrap_err();
         assert!(error.to_string().contains("no-such-if"));
     }

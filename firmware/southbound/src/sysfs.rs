@@ -13,7 +13,9 @@ pub fn physical_nics(sys_class_net: &Path) -> std::io::Result<Vec<FoundNic>> {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let dir = entry.path();
-        let Ok(device) = fs::canonicalize(dir.join("device")) else { continue };
+        let Ok(device) = fs::canonicalize(dir.join("device")) else {
+            continue;
+        };
         let pci_path = pci_path_of(&device);
         let driver = fs::read_link(dir.join("device/driver"))
             .ok()
@@ -22,7 +24,12 @@ pub fn physical_nics(sys_class_net: &Path) -> std::io::Result<Vec<FoundNic>> {
             .ok()
             .and_then(|text| parse_mac(text.trim()))
             .unwrap_or([0; 6]);
-        nics.push(FoundNic { name, pci_path, mac, driver });
+        nics.push(FoundNic {
+            name,
+            pci_path,
+            mac,
+            driver,
+        });
     }
     nics.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(nics)
@@ -97,7 +104,10 @@ mod tests {
 
     #[test]
     fn macs_parse_strictly() {
-        assert_eq!(parse_mac("52:54:00:12:34:56"), Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]));
+        assert_eq!(
+            parse_mac("52:54:00:12:34:56"),
+            Some([0x52, 0x54, 0, 0x12, 0x34, 0x56])
+        );
         assert_eq!(parse_mac("52:54:00:12:34"), None);
         assert_eq!(parse_mac("52:54:00:12:34:56:78"), None);
         assert_eq!(parse_mac("zz:54:00:12:34:56"), None);

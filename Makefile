@@ -1,0 +1,76 @@
+# Tandem: the two commands are `make run` (build and boot the lab pair) and `make test` (every
+# test tier). Both install what they need on a Debian machine, as root, idempotently.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+BOARD ?= qemu-lab
+TARGET := x86_64-unknown-linux-gnu
+TANDEM := target/$(TARGET)/release/tandem
+IMAGE_DIR := target/image/$(BOARD)
+# Static, non-PIE: `file` says "statically linked" and nothing is resolved at run time.
+STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
+FUZZ_SECONDS ?= 20
+DEBIAN_PACKAGES := qemu-system-x86 linux-image-amd64 keepalived tcpdump iproute2 iputils-ping \
+	nftables procps file cpio kmod ca-certificates
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help deps tandem image run test test-unit test-lab lint fuzz fuzz-deps bench clean-lab
+
+help:
+	@echo "make run    build the image and boot the lab pair (box-a, box-b, rs1, rs2, client)"
+	@echo "make test   install what is needed, then run every test tier"
+	@echo "make image  build target/image/\$$(BOARD)/ (BOARD=$(BOARD))"
+	@echo "make bench  print size, boot and engine figures"
+	@echo "make fuzz   run every fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) s"
+
+# Debian packages, installed only when one is missing (apt-get update only then, too).
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+tandem:
+	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --target $(TARGET) -p tandem-daemon
+	@file $(TANDEM) | grep -q 'statically linked' || { echo "$(TANDEM) is not static"; exit 1; }
+
+image: deps tandem
+	cargo run --quiet --release -p tandem-image -- build --board $(BOARD) --tandem $(TANDEM) \
+		--out $(IMAGE_DIR) --install-kernel
+
+run: image
+	cargo build --quiet --release -p tandem-lab --bin lab
+	target/release/lab
+
+test: image lint test-unit fuzz
+
+# Every cargo test, lab tests included (they boot $(IMAGE_DIR) under qemu).
+test-unit:
+	cargo test --workspace --no-fail-fast
+
+test-lab: image
+	cargo test -p tandem-lab
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fuzz-deps:
+	@command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+
+fuzz: fuzz-deps
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+bench: image
+	@grep '^bench:' $(IMAGE_DIR)/manifest.txt
+	cargo run --quiet --release -p tandem-lab --bin bootbench
+	cargo bench --workspace --quiet 2>/dev/null | grep '^bench:' || true
+
+clean-lab:
+	@for ns in $$(ip netns list | awk '/^tlab-/{print $$1}'); do ip netns del $$ns; done
+	@pkill -f 'qemu-system-x86_64.*tandem-lab' || true
+	@rm -rf /tmp/tandem-lab

@@ -1,0 +1,178 @@
+//! `lab`: boots the Tandem lab pair for `make run`.
+//!
+//! box-a and box-b (public, private, peer), rs1 and rs2 (public, private; the same image, to
+//! become real servers) and a client namespace on the public segment. On a terminal it attaches
+//! to box-a's console until you press Ctrl-] (which tears the lab down); without one it waits
+//! for every box, prints one status table and exits.
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
+
+const BOOT: Duration = Duration::from_secs(240);
+const PEER_WAIT: Duration = Duration::from_secs(60);
+/// Ctrl-]: the detach key, as in telnet.
+const DETACH: u8 = 0x1d;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("lab: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn specs() -> Vec<BoxSpec> {
+    let director = [Segment::Public, Segment::Private, Segment::Peer];
+    let real_server = [Segment::Public, Segment::Private];
+    vec![
+        BoxSpec::new("box-a", &director),
+        BoxSpec::new("box-b", &director),
+        BoxSpec::new("rs1", &real_server),
+        BoxSpec::new("rs2", &real_server),
+    ]
+}
+
+fn run() -> Result<(), String> {
+    let mut lab = Lab::new()?;
+    let started = Instant::now();
+    for spec in specs() {
+        lab.start_box(&spec)?;
+    }
+    let client = lab.add_client("client", Segment::Public)?;
+    client.add_address("192.0.2.100/24")?;
+    let client_ns = client.netns.clone();
+    eprintln!(
+        "lab {}: booting box-a, box-b, rs1, rs2; client namespace {client_ns}",
+        lab.id
+    );
+
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        return attach(&lab.boxes[0]);
+    }
+
+    let mut rows = Vec::new();
+    for b in &lab.boxes {
+        let ready = b.wait_ready(BOOT)?;
+        rows.push((b.name.clone(), ready));
+    }
+    let boot_wall = started.elapsed().as_secs_f64();
+    println!(
+        "{:<8} {:>9} {:>9} {:<28}",
+        "box", "ready_s", "nics_up", "peer cable"
+    );
+    for (b, (name, ready)) in lab.boxes.iter().zip(&rows) {
+        let peer = if b.segments.contains(&Segment::Peer) {
+            match b
+                .console
+                .wait_for_any_time("peer: reachable from", PEER_WAIT)
+            {
+                Ok(line) => format!(
+                    "reachable {}",
+                    line.split("from ")
+                        .nth(1)
+                        .and_then(|s| s.split_whitespace().next())
+                        .unwrap_or("?")
+                ),
+                Err(_) => "UNREACHABLE".to_owned(),
+            }
+        } else {
+            "-".to_owned()
+        };
+        let (up, total) = nics_up(b)?;
+        println!(
+            "{name:<8} {ready:>9.3} {:>9} {peer:<28}",
+            format!("{up}/{total}")
+        );
+    }
+    println!(
+        "all {} boxes ready; lab booted in {boot_wall:.1} s wall time",
+        rows.len()
+    );
+    Ok(())
+}
+
+/// (NICs up, NICs the box has), from the box's own status output.
+fn nics_up(b: &QemuBox) -> Result<(usize, usize), String> {
+    let status = b.status(Duration::from_secs(60))?;
+    let nics: Vec<&String> = status.iter().filter(|l| l.starts_with("nic ")).collect();
+    let up = nics.iter().filter(|l| l.contains(" up ")).count();
+    Ok((up, nics.len()))
+}
+
+/// Puts the terminal in raw mode and restores it when dropped.
+struct RawTerminal(Option<nix::sys::termios::Termios>);
+
+impl RawTerminal {
+    fn enter() -> RawTerminal {
+        let stdin = std::io::stdin();
+        let saved = nix::sys::termios::tcgetattr(&stdin).ok();
+        if let Some(saved) = &saved {
+            let mut raw = saved.clone();
+            nix::sys::termios::cfmakeraw(&mut raw);
+            let _ = nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &raw);
+        }
+        RawTerminal(saved)
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}
+
+/// Connects the terminal to a box console until Ctrl-] or until the box goes away.
+fn attach(b: &QemuBox) -> Result<(), String> {
+    eprintln!(
+        "attached to {} console; press Ctrl-] to detach (this tears the lab down)\r",
+        b.name
+    );
+    let _raw = RawTerminal::enter();
+    let (keys_tx, keys_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buffer = [0u8; 256];
+        while let Ok(n) = stdin.read(&mut buffer) {
+            if n == 0 || keys_tx.send(buffer[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut offset = 0;
+    let mut stdout = std::io::stdout();
+    loop {
+        let (bytes, next, closed) = b.console.bytes_since(offset);
+        offset = next;
+        if !bytes.is_empty() {
+            let _ = stdout.write_all(&bytes);
+            let _ = stdout.flush();
+        }
+        if closed {
+            eprintln!("\r\n{} is gone; tearing the lab down\r", b.name);
+            return Ok(());
+        }
+        match keys_rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(keys) => {
+                if let Some(at) = keys.iter().position(|k| *k == DETACH) {
+                    b.console.send(&keys[..at])?;
+                    eprintln!("\r\ndetached; tearing the lab down\r");
+                    return Ok(());
+                }
+                b.console.send(&keys)?;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+}

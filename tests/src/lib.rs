@@ -10,6 +10,7 @@
 
 pub mod console;
 pub mod lab;
+pub mod netns;
 pub mod qmp;
 pub mod shell;
 

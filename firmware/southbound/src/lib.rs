@@ -7,6 +7,8 @@
 
 pub mod kmod;
 pub mod net;
+pub mod packet;
 pub mod probe;
 pub mod sysctl;
 pub mod sysfs;
+pub mod vrrp_socket;

@@ -4,9 +4,12 @@
 //! lets tests assert the exact operations an engine asks for without a kernel, and keeps every
 //! netlink detail in one place.
 
+use std::net::IpAddr;
+
 use futures::TryStreamExt;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::LinkAttribute;
-use rtnetlink::{Handle, LinkUnspec};
+use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec};
 
 /// One change to the kernel's network configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +20,19 @@ pub enum NetOp {
     SetLinkUp { name: String },
     /// Administratively disable a link.
     SetLinkDown { name: String },
+    /// Add an address (IPv6 without duplicate address detection, usable at once). Adding an
+    /// address that is already there succeeds.
+    AddAddress {
+        link: String,
+        address: IpAddr,
+        prefix_len: u8,
+    },
+    /// Remove an address. Removing one that is not there succeeds.
+    DelAddress {
+        link: String,
+        address: IpAddr,
+        prefix_len: u8,
+    },
 }
 
 impl core::fmt::Display for NetOp {
@@ -25,6 +41,20 @@ impl core::fmt::Display for NetOp {
             NetOp::RenameLink { from, to } => write!(f, "rename link {from} to {to}"),
             NetOp::SetLinkUp { name } => write!(f, "set link {name} up"),
             NetOp::SetLinkDown { name } => write!(f, "set link {name} down"),
+            NetOp::AddAddress {
+                link,
+                address,
+                prefix_len,
+            } => {
+                write!(f, "add address {address}/{prefix_len} to {link}")
+            }
+            NetOp::DelAddress {
+                link,
+                address,
+                prefix_len,
+            } => {
+                write!(f, "remove address {address}/{prefix_len} from {link}")
+            }
         }
     }
 }
@@ -37,7 +67,10 @@ pub enum NetError {
     /// The link named in the operation does not exist.
     NoSuchLink { op: NetOp },
     /// The kernel refused the operation.
-    Kernel { op: NetOp, source: rtnetlink::Error },
+    Kernel {
+        op: NetOp,
+        source: Box<rtnetlink::Error>,
+    },
 }
 
 impl core::fmt::Display for NetError {
@@ -51,6 +84,14 @@ impl core::fmt::Display for NetError {
 }
 
 impl std::error::Error for NetError {}
+
+/// Wraps a netlink failure of `op`.
+fn kernel_error(op: &NetOp) -> impl Fn(rtnetlink::Error) -> NetError + '_ {
+    move |source| NetError::Kernel {
+        op: op.clone(),
+        source: Box::new(source),
+    }
+}
 
 /// Applies [`NetOp`]s over one rtnetlink connection.
 #[derive(Debug, Clone)]
@@ -75,7 +116,44 @@ impl NetExecutor {
     }
 
     async fn apply_one(&self, op: &NetOp) -> Result<(), NetError> {
+        let kernel = kernel_error(op);
         let message = match op {
+            NetOp::AddAddress {
+                link,
+                address,
+                prefix_len,
+            } => {
+                let index = self.index_of(link, op).await?;
+                let mut request = self.handle.address().add(index, *address, *prefix_len);
+                if address.is_ipv6() {
+                    request
+                        .message_mut()
+                        .attributes
+                        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+                }
+                return match request.execute().await {
+                    Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {
+                        Ok(())
+                    }
+                    other => other.map_err(kernel),
+                };
+            }
+            NetOp::DelAddress {
+                link,
+                address,
+                prefix_len,
+            } => {
+                let index = self.index_of(link, op).await?;
+                let message = address_message(index, *address, *prefix_len);
+                return match self.handle.address().del(message).execute().await {
+                    Err(rtnetlink::Error::NetlinkError(e))
+                        if e.raw_code() == -libc::EADDRNOTAVAIL =>
+                    {
+                        Ok(())
+                    }
+                    other => other.map_err(kernel),
+                };
+            }
             NetOp::RenameLink { from, to } => {
                 let index = self.index_of(from, op).await?;
                 LinkUnspec::new_with_index(index).name(to.clone()).build()
@@ -94,10 +172,7 @@ impl NetExecutor {
             .set(message)
             .execute()
             .await
-            .map_err(|source| NetError::Kernel {
-                op: op.clone(),
-                source,
-            })
+            .map_err(kernel_error(op))
     }
 
     /// Interface index of the link called `name`.
@@ -111,16 +186,36 @@ impl NetExecutor {
         match links.try_next().await {
             Ok(Some(link)) => Ok(link.header.index),
             Ok(None) => Err(NetError::NoSuchLink { op: op.clone() }),
-            Err(rtnetlink::Error::NetlinkError(message))
-                if message.raw_code() == -nix::libc::ENODEV =>
-            {
+            Err(rtnetlink::Error::NetlinkError(message)) if message.raw_code() == -libc::ENODEV => {
                 Err(NetError::NoSuchLink { op: op.clone() })
             }
-            Err(source) => Err(NetError::Kernel {
-                op: op.clone(),
-                source,
-            }),
+            Err(source) => Err(kernel_error(op)(source)),
         }
+    }
+
+    /// Addresses on the link called `name`, with prefix lengths, in kernel order (the first
+    /// IPv4 address is the primary one).
+    pub async fn addresses(&self, name: &str) -> Result<Vec<(IpAddr, u8)>, NetError> {
+        let op = NetOp::SetLinkUp {
+            name: name.to_owned(),
+        };
+        let index = self.index_of(name, &op).await?;
+        let mut dump = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let mut out = Vec::new();
+        while let Some(message) = dump.try_next().await.map_err(kernel_error(&op))? {
+            let prefix_len = message.header.prefix_len;
+            for attribute in &message.attributes {
+                if let AddressAttribute::Address(address) = attribute {
+                    out.push((*address, prefix_len));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Names of every link, with whether it is administratively up.
@@ -130,10 +225,7 @@ impl NetExecutor {
         };
         let mut links = self.handle.link().get().execute();
         let mut out = Vec::new();
-        while let Some(link) = links.try_next().await.map_err(|source| NetError::Kernel {
-            op: op.clone(),
-            source,
-        })? {
+        while let Some(link) = links.try_next().await.map_err(kernel_error(&op))? {
             let up = link
                 .header
                 .flags
@@ -145,6 +237,20 @@ impl NetExecutor {
             }
         }
         Ok(out)
+    }
+}
+
+/// A netlink address message naming one address on one link.
+fn address_message(index: u32, address: IpAddr, prefix_len: u8) -> AddressMessage {
+    match address {
+        IpAddr::V4(v4) => AddressMessageBuilder::<std::net::Ipv4Addr>::new()
+            .index(index)
+            .address(v4, prefix_len)
+            .build(),
+        IpAddr::V6(v6) => AddressMessageBuilder::<std::net::Ipv6Addr>::new()
+            .index(index)
+            .address(v6, prefix_len)
+            .build(),
     }
 }
 

@@ -16,11 +16,10 @@ struct Transcript {
     closed: bool,
 }
 
-/// One box's console.
-#[derive(Debug)]
+/// One box's console (or a `tandem run` process's stdin/stdout).
 pub struct Console {
     name: String,
-    stream: UnixStream,
+    writer: Mutex<Box<dyn Write + Send>>,
     shared: Arc<(Mutex<Transcript>, Condvar)>,
     cursor: Mutex<usize>,
     pub log_path: PathBuf,
@@ -50,8 +49,18 @@ impl Console {
                 }
             }
         };
-        let shared = Arc::new((Mutex::new(Transcript::default()), Condvar::new()));
         let reader = stream.try_clone().map_err(|e| format!("{name}: {e}"))?;
+        Console::from_parts(name, Box::new(reader), Box::new(stream), log_path)
+    }
+
+    /// A console over any byte stream pair, e.g. a child process's stdout and stdin.
+    pub fn from_parts(
+        name: &str,
+        reader: Box<dyn Read + Send>,
+        writer: Box<dyn Write + Send>,
+        log_path: PathBuf,
+    ) -> Result<Console, String> {
+        let shared = Arc::new((Mutex::new(Transcript::default()), Condvar::new()));
         let thread_shared = Arc::clone(&shared);
         let mut log_file = std::fs::File::create(&log_path).ok();
         std::thread::Builder::new()
@@ -79,7 +88,7 @@ impl Console {
             .map_err(|e| format!("{name}: {e}"))?;
         Ok(Console {
             name: name.to_owned(),
-            stream,
+            writer: Mutex::new(writer),
             shared,
             cursor: Mutex::new(0),
             log_path,
@@ -88,8 +97,10 @@ impl Console {
 
     /// Sends bytes as typed.
     pub fn send(&self, bytes: &[u8]) -> Result<(), String> {
-        (&self.stream)
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        writer
             .write_all(bytes)
+            .and_then(|()| writer.flush())
             .map_err(|e| format!("{}: console write: {e}", self.name))
     }
 
@@ -185,6 +196,12 @@ impl Console {
     pub fn is_closed(&self) -> bool {
         let (lock, _) = &*self.shared;
         lock.lock().unwrap_or_else(PoisonError::into_inner).closed
+    }
+}
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console").field("name", &self.name).field("log", &self.log_path).finish()
     }
 }
 

@@ -9,6 +9,7 @@
 //! namespaces. Labs left behind by a killed test process are swept when the next lab starts.
 
 pub mod console;
+pub mod host;
 pub mod lab;
 pub mod netns;
 pub mod qmp;

@@ -1,1 +1,29 @@
-//! Placeholder: filled in by its issue.
+//! `tandem-vrrp`: a sans-IO VRRP speaker (RFC 9568 VRRPv3, RFC 3768 VRRPv2) that interoperates
+//! with keepalived.
+//!
+//! - [`Instance`]: one virtual router's state machine. `handle_*` inputs with an injected
+//!   [`Instant`], [`Action`]s out through `poll_action`, one deadline through `poll_timeout`.
+//! - [`Speaker`]: every instance of the box: demultiplexes received packets by interface,
+//!   family and VRID, fans tracking events out, and keeps sync groups failing together.
+//! - [`status`]: plain data for `tandem vrrp status` (last transitions with their cause,
+//!   counters per discard reason and per transition cause).
+//! - [`time`]: the injected clock and the RFC timer arithmetic (Skew_Time kept exact).
+//!
+//! Packet bytes are built and parsed by `tandem-wire`; the daemon executes the actions (raw
+//! sockets, rtnetlink addresses, GARP / NA bursts).
+
+pub mod instance;
+pub mod params;
+pub mod speaker;
+pub mod status;
+pub mod time;
+
+pub use instance::{Action, Instance, OutgoingAdvert, RxMeta, Status};
+pub use params::{InstanceParams, ParamError, TrackKind, TrackSpec};
+pub use speaker::{GroupId, InstanceId, Speaker, SpeakerCounters};
+pub use status::{
+    Cause, CauseKind, Counters, DiscardReason, MasterDownReason, MasterInfo, State, Transition,
+    TransitionLog,
+};
+pub use tandem_wire::{Auth, Ipv4ChecksumMode, Version};
+pub use time::Instant;

@@ -1,1 +1,28 @@
-//! Placeholder: filled in by its issue.
+//! `tandem-wire`: `no_std` packet codecs for the appliance's own protocols.
+//!
+//! Every codec follows smoltcp's `wire` shape: a zero-copy view (`Packet<T: AsRef<[u8]>>` with
+//! `new_checked`, accessors that never panic after the length check) plus a value type (`Repr`
+//! with `parse` / `emit` / `buffer_len`). Nothing here reads a clock or touches a socket.
+//!
+//! - [`vrrp`]: VRRPv2 (RFC 3768) and VRRPv3 (RFC 9568) advertisements for IPv4 and IPv6, with
+//!   every checksum form met in the field.
+//! - [`announce`]: gratuitous ARP and unsolicited Neighbor Advertisement frames a new master
+//!   sends so that hosts and switches move the virtual addresses to it.
+//! - [`checksum`]: the Internet checksum and the IPv4 / IPv6 pseudo-headers.
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod announce;
+pub mod checksum;
+pub mod vrrp;
+
+pub use announce::{
+    emit_gratuitous_arp, emit_unsolicited_na, virtual_mac, AnnounceError, MacAddress,
+    GRATUITOUS_ARP_LEN, UNSOLICITED_NA_LEN,
+};
+pub use vrrp::{
+    AddressIter, AddressList, AdvertPacket, AdvertRepr, Auth, ChecksumVariant, Family, IpEndpoints,
+    Ipv4ChecksumMode, Version, WireError,
+};

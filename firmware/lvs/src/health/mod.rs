@@ -1,0 +1,21 @@
+//! Health checking of real servers, in process (no fork, no shell).
+//!
+//! - [`check`]: what a check is (TCP connect, HTTP GET, SMTP banner, send/expect) and its timing.
+//! - [`reply`]: pure, incremental verdicts on reply bytes (fuzzed: `health_reply`).
+//! - [`schedule`]: sans-IO scheduler: dedupes identical checks, jitters starts, retries,
+//!   applies rise/fall per subscriber; time is injected.
+//! - [`policy`]: health → effective service: quiesce or remove, re-entry delay, sorry server,
+//!   quorum with hysteresis.
+//! - [`probe`] and [`runner`]: the tokio side that performs attempts and drives the scheduler.
+
+pub mod check;
+pub mod policy;
+pub mod probe;
+pub mod reply;
+pub mod runner;
+pub mod schedule;
+
+pub use check::{CheckKey, CheckSpec, CheckTiming, HttpProbe, Probe, SendExpect};
+pub use policy::{OnFailure, ServiceHealth, ServicePolicy};
+pub use reply::{FailReason, Progress};
+pub use schedule::{Attempt, HealthEvent, HealthScheduler, SubscriberId};

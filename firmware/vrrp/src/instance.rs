@@ -1,0 +1,839 @@
+//! One virtual router: the RFC 9568 section 6 state machine (RFC 3768 semantics for v2
+//! instances), sans-IO.
+//!
+//! Inputs are `handle_*` calls carrying the caller's `now`; outputs are [`Action`]s drained with
+//! [`Instance::poll_action`] and one deadline from [`Instance::poll_timeout`]. Every receive check
+//! of RFC 9568 / RFC 3768 section 7.1 runs before any state is touched: a discarded packet only
+//! bumps its counter.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::string::String;
+use std::vec::Vec;
+
+use core::time::Duration;
+
+use tandem_wire::vrrp::REQUIRED_TTL;
+use tandem_wire::{
+    AddressList, AdvertPacket, AdvertRepr, Auth, Family, IpEndpoints, Version, WireError,
+};
+
+use crate::params::{InstanceParams, ParamError};
+use crate::status::{
+    Cause, Counters, DiscardReason, MasterDownReason, MasterInfo, State, Transition, TransitionLog,
+};
+use crate::time::{centiseconds, master_down_interval, skew_time, Instant};
+
+/// What the IP layer says about a received advertisement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxMeta {
+    /// IP source address.
+    pub src: IpAddr,
+    /// IP destination address (the VRRP group or our unicast address).
+    pub dst: IpAddr,
+    /// IPv4 TTL or IPv6 hop limit (from the IP header or `IPV6_HOPLIMIT` cmsg).
+    pub ttl: u8,
+}
+
+/// An advertisement to send: the IP payload for a raw `IPPROTO_VRRP` socket.
+///
+/// The checksum covers `src` (v3 pseudo-header), so the daemon must send from exactly `src`
+/// with TTL / hop limit `ttl` to `dst`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingAdvert {
+    /// Source address (the instance's primary address).
+    pub src: IpAddr,
+    /// Destination (224.0.0.18 or ff02::12).
+    pub dst: IpAddr,
+    /// TTL / hop limit: always 255.
+    pub ttl: u8,
+    /// Priority advertised (0 when leaving).
+    pub priority: u8,
+    /// VRRP message bytes.
+    pub payload: Vec<u8>,
+}
+
+/// A side effect for the southbound layer to execute, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this advertisement now.
+    SendAdvert(OutgoingAdvert),
+    /// Add the virtual addresses to the interface. `accept` false means the daemon must drop
+    /// packets addressed to them (Accept_Mode False and not the owner), except NS/NA.
+    AddVips {
+        /// Addresses to add.
+        addresses: Vec<IpAddr>,
+        /// Accept traffic addressed to them.
+        accept: bool,
+    },
+    /// Remove the virtual addresses from the interface.
+    RemoveVips {
+        /// Addresses to remove.
+        addresses: Vec<IpAddr>,
+    },
+    /// Send the takeover burst: gratuitous ARP per IPv4 address, unsolicited NA per IPv6
+    /// address (see `tandem_wire::announce`).
+    Announce {
+        /// Addresses to announce.
+        addresses: Vec<IpAddr>,
+    },
+    /// The state changed (for logs, notifications and status).
+    StateChanged(Transition),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerKind {
+    Advert,
+    MasterDown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Timer {
+    kind: TimerKind,
+    at: Instant,
+}
+
+/// What a member tells its sync group (drained by [`crate::Speaker`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GroupEvent {
+    /// Entered a state on its own account.
+    Entered {
+        /// State left.
+        from: State,
+        /// State entered.
+        to: State,
+    },
+    /// Master_Down_Timer fired but the group gate holds it in Backup.
+    WantsMaster,
+}
+
+/// Snapshot of an instance for `tandem vrrp status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Instance name.
+    pub name: String,
+    /// Interface.
+    pub interface: String,
+    /// VRID.
+    pub vrid: u8,
+    /// Version.
+    pub version: Version,
+    /// Current state.
+    pub state: State,
+    /// Configured priority.
+    pub base_priority: u8,
+    /// Priority after tracking weights.
+    pub effective_priority: u8,
+    /// The master a backup defers to (none when master, or when nothing was heard).
+    pub master: Option<MasterInfo>,
+    /// Master_Adver_Interval in centiseconds (learned from the master in v3).
+    pub master_adver_interval_cs: u16,
+    /// Current Master_Down_Interval.
+    pub master_down_interval: Duration,
+    /// Next timer deadline.
+    pub next_deadline: Option<Instant>,
+    /// What holds the instance in FAULT, if anything.
+    pub fault: Option<Cause>,
+    /// A sync group member whose timer fired, waiting for the rest of its group.
+    pub waiting_for_group: bool,
+    /// Tracked objects and whether each is up.
+    pub tracks: Vec<(String, bool)>,
+    /// Last transitions, oldest first.
+    pub transitions: Vec<Transition>,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// One VRRP virtual router instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    params: InstanceParams,
+    vips_v4: Vec<Ipv4Addr>,
+    vips_v6: Vec<Ipv6Addr>,
+    state: State,
+    effective_priority: u8,
+    master_adver_interval_cs: u16,
+    timer: Option<Timer>,
+    preempt_allowed_at: Instant,
+    master: Option<MasterInfo>,
+    down_reason: MasterDownReason,
+    tracks_up: Vec<bool>,
+    in_sync_group: bool,
+    group_fault: Option<Cause>,
+    shut_down: bool,
+    wants_master: bool,
+    actions: VecDeque<Action>,
+    log: TransitionLog,
+    counters: Counters,
+    group_events: VecDeque<GroupEvent>,
+}
+
+impl Instance {
+    /// Validates `params` and starts the instance at `now` (Startup event): the owner becomes
+    /// Master at once, everyone else Backup. Tracked objects are taken as up until an event
+    /// says otherwise.
+    pub fn new(params: InstanceParams, now: Instant) -> Result<Instance, ParamError> {
+        params.validate()?;
+        let mut vips_v4 = Vec::new();
+        let mut vips_v6 = Vec::new();
+        for address in &params.virtual_addresses {
+            match address {
+                IpAddr::V4(a) => vips_v4.push(*a),
+                IpAddr::V6(a) => vips_v6.push(*a),
+            }
+        }
+        // RFC 9568 section 5.2.9: a link-local virtual address goes first.
+        vips_v6.sort_by_key(|a| !a.is_unicast_link_local());
+        let tracks_up = std::vec![true; params.tracks.len()];
+        let mut instance = Instance {
+            effective_priority: params.priority,
+            master_adver_interval_cs: params.advert_interval_cs,
+            params,
+            vips_v4,
+            vips_v6,
+            state: State::Initialize,
+            timer: None,
+            preempt_allowed_at: now,
+            master: None,
+            down_reason: MasterDownReason::Silence,
+            tracks_up,
+            in_sync_group: false,
+            group_fault: None,
+            shut_down: false,
+            wants_master: false,
+            actions: VecDeque::new(),
+            log: TransitionLog::default(),
+            counters: Counters::default(),
+            group_events: VecDeque::new(),
+        };
+        instance.effective_priority = instance.compute_priority();
+        instance.start(now, Cause::Startup);
+        Ok(instance)
+    }
+
+    // ----- accessors -------------------------------------------------------------------------
+
+    /// The parameters.
+    pub fn params(&self) -> &InstanceParams {
+        &self.params
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Priority after tracking weights (255 for the owner).
+    pub fn effective_priority(&self) -> u8 {
+        self.effective_priority
+    }
+
+    /// Master_Adver_Interval in centiseconds.
+    pub fn master_adver_interval_cs(&self) -> u16 {
+        self.master_adver_interval_cs
+    }
+
+    /// Current Skew_Time (from the effective priority and Master_Adver_Interval).
+    pub fn skew_time(&self) -> Duration {
+        skew_time(self.effective_priority, self.master_adver_interval_cs)
+    }
+
+    /// Current Master_Down_Interval.
+    pub fn master_down_interval(&self) -> Duration {
+        master_down_interval(self.effective_priority, self.master_adver_interval_cs)
+    }
+
+    /// The master a backup defers to.
+    pub fn master(&self) -> Option<MasterInfo> {
+        self.master
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Transition history.
+    pub fn transitions(&self) -> &TransitionLog {
+        &self.log
+    }
+
+    /// What holds the instance in FAULT (a weight-0 track down, or its sync group).
+    pub fn fault_cause(&self) -> Option<Cause> {
+        self.own_fault_cause().or_else(|| self.group_fault.clone())
+    }
+
+    /// A fault of the instance's own tracked objects (inside a sync group every weight counts
+    /// as 0, so any tracked object down is a fault).
+    fn own_fault_cause(&self) -> Option<Cause> {
+        let weights_fault = self.in_sync_group;
+        self.params
+            .tracks
+            .iter()
+            .zip(&self.tracks_up)
+            .find(|(track, up)| !**up && (track.weight == 0 || weights_fault))
+            .map(|(track, _)| Cause::TrackDown {
+                track: track.name.clone(),
+            })
+    }
+
+    /// Plain-data snapshot for status output.
+    pub fn status(&self) -> Status {
+        Status {
+            name: self.params.name.clone(),
+            interface: self.params.interface.clone(),
+            vrid: self.params.vrid,
+            version: self.params.version,
+            state: self.state,
+            base_priority: self.params.priority,
+            effective_priority: self.effective_priority,
+            master: self.master,
+            master_adver_interval_cs: self.master_adver_interval_cs,
+            master_down_interval: self.master_down_interval(),
+            next_deadline: self.poll_timeout(),
+            fault: if self.state == State::Fault {
+                self.fault_cause()
+            } else {
+                None
+            },
+            waiting_for_group: self.wants_master,
+            tracks: self
+                .params
+                .tracks
+                .iter()
+                .zip(&self.tracks_up)
+                .map(|(t, up)| (t.name.clone(), *up))
+                .collect(),
+            transitions: self.log.iter().cloned().collect(),
+            counters: self.counters.clone(),
+        }
+    }
+
+    // ----- outputs ---------------------------------------------------------------------------
+
+    /// Next action to execute, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timer.map(|t| t.at)
+    }
+
+    // ----- inputs ----------------------------------------------------------------------------
+
+    /// A raw VRRP payload arrived (raw socket, IP header stripped). Runs every section 7.1
+    /// check; on discard returns the reason (already counted) and changes nothing else.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        meta: RxMeta,
+        payload: &[u8],
+    ) -> Result<(), DiscardReason> {
+        let result = self.check_packet(now, meta, payload);
+        if let Err(reason) = result {
+            self.counters.count_discard(reason);
+        }
+        result
+    }
+
+    fn check_packet(
+        &mut self,
+        now: Instant,
+        meta: RxMeta,
+        payload: &[u8],
+    ) -> Result<(), DiscardReason> {
+        if meta.ttl != REQUIRED_TTL {
+            return Err(DiscardReason::TtlNot255);
+        }
+        let endpoints =
+            IpEndpoints::new(meta.src, meta.dst).ok_or(DiscardReason::FamilyMismatch)?;
+        if endpoints.family() != self.params.family() {
+            return Err(DiscardReason::FamilyMismatch);
+        }
+        let packet = AdvertPacket::new_unchecked(payload, endpoints.family());
+        if payload.len() < tandem_wire::vrrp::HEADER_LEN {
+            return Err(DiscardReason::Truncated);
+        }
+        if packet.version_field() != self.params.version.number() {
+            return Err(DiscardReason::VersionMismatch);
+        }
+        let (repr, variant) = AdvertRepr::parse(&packet, &endpoints).map_err(discard_reason)?;
+        self.check_advert(meta.src, &repr)?;
+        self.counters.count_checksum(variant);
+        self.process_advert(now, meta.src, &repr);
+        Ok(())
+    }
+
+    /// An advertisement already parsed (checksum verified by the codec) arrived from `src`
+    /// with TTL / hop limit `ttl`. Same checks and effects as [`handle_packet`](Self::handle_packet).
+    pub fn handle_advert(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        repr: &AdvertRepr<'_>,
+        ttl: u8,
+    ) -> Result<(), DiscardReason> {
+        let result = if ttl == REQUIRED_TTL {
+            self.check_advert(src, repr)
+        } else {
+            Err(DiscardReason::TtlNot255)
+        };
+        match result {
+            Ok(()) => self.process_advert(now, src, repr),
+            Err(reason) => self.counters.count_discard(reason),
+        }
+        result
+    }
+
+    /// Timers: call when `now` reaches [`poll_timeout`](Self::poll_timeout) (early calls do
+    /// nothing).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(timer) = self.timer else {
+            return;
+        };
+        if now < timer.at {
+            return;
+        }
+        match (timer.kind, self.state) {
+            (TimerKind::Advert, State::Master) => {
+                self.send_advert(self.effective_priority);
+                let interval = centiseconds(self.params.advert_interval_cs);
+                let mut next = timer.at + interval;
+                if next <= now {
+                    next = now + interval;
+                }
+                self.timer = Some(Timer {
+                    kind: TimerKind::Advert,
+                    at: next,
+                });
+            }
+            (TimerKind::MasterDown, State::Backup) => {
+                self.timer = None;
+                if self.in_sync_group {
+                    self.wants_master = true;
+                    self.group_events.push_back(GroupEvent::WantsMaster);
+                } else {
+                    let cause = self.master_down_cause();
+                    self.become_master(now, cause);
+                }
+            }
+            _ => self.timer = None,
+        }
+    }
+
+    /// Shutdown event: a master sends priority 0 so a backup takes over after Skew_Time, then
+    /// every state goes to Initialize.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        self.shut_down = true;
+        if self.state == State::Initialize {
+            return;
+        }
+        self.leave_master();
+        self.timer = None;
+        self.master = None;
+        self.wants_master = false;
+        self.transition(now, State::Initialize, Cause::Shutdown);
+    }
+
+    /// Startup event after a shutdown.
+    pub fn handle_startup(&mut self, now: Instant) {
+        self.shut_down = false;
+        if self.state == State::Initialize {
+            self.start(now, Cause::Startup);
+        }
+    }
+
+    /// A tracked object changed state. Returns false when the instance does not track `name`.
+    pub fn handle_track_event(&mut self, now: Instant, name: &str, up: bool) -> bool {
+        let mut known = false;
+        for (track, state) in self.params.tracks.iter().zip(self.tracks_up.iter_mut()) {
+            if track.name == name {
+                *state = up;
+                known = true;
+            }
+        }
+        if known {
+            self.reevaluate(now);
+        }
+        known
+    }
+
+    // ----- sync group hooks (used by the Speaker) --------------------------------------------
+
+    pub(crate) fn set_in_sync_group(&mut self, now: Instant, in_group: bool) {
+        self.in_sync_group = in_group;
+        self.reevaluate(now);
+    }
+
+    pub(crate) fn set_group_fault(&mut self, now: Instant, cause: Option<Cause>) {
+        self.group_fault = cause;
+        self.reevaluate(now);
+    }
+
+    pub(crate) fn own_fault(&self) -> bool {
+        self.own_fault_cause().is_some()
+    }
+
+    pub(crate) fn has_group_fault(&self) -> bool {
+        self.group_fault.is_some()
+    }
+
+    pub(crate) fn wants_master(&self) -> bool {
+        self.wants_master
+    }
+
+    pub(crate) fn take_group_events(&mut self) -> VecDeque<GroupEvent> {
+        std::mem::take(&mut self.group_events)
+    }
+
+    /// Promote from Backup because the group agreed. `own` is true for a member whose own
+    /// timer fired.
+    pub(crate) fn group_promote(&mut self, now: Instant, cause: Cause) {
+        if self.state == State::Backup {
+            let cause = if self.wants_master {
+                self.master_down_cause()
+            } else {
+                cause
+            };
+            self.become_master(now, cause);
+        }
+    }
+
+    /// Demote from Master because another member lost an election.
+    pub(crate) fn group_demote(&mut self, now: Instant, cause: Cause) {
+        if self.state == State::Master {
+            self.become_backup(now, cause);
+        }
+    }
+
+    // ----- internals -------------------------------------------------------------------------
+
+    fn compute_priority(&self) -> u8 {
+        if self.params.is_owner() {
+            return 255;
+        }
+        let mut priority = i32::from(self.params.priority);
+        if !self.in_sync_group {
+            for (track, up) in self.params.tracks.iter().zip(&self.tracks_up) {
+                let weight = i32::from(track.weight);
+                if (weight > 0 && *up) || (weight < 0 && !*up) {
+                    priority += weight;
+                }
+            }
+        }
+        u8::try_from(priority.clamp(1, 254)).unwrap_or(1)
+    }
+
+    fn reevaluate(&mut self, now: Instant) {
+        self.effective_priority = self.compute_priority();
+        let fault = self.fault_cause();
+        match (self.state, fault) {
+            (State::Master | State::Backup, Some(cause)) => self.enter_fault(now, cause),
+            (State::Fault, None) if !self.shut_down => self.start(now, Cause::FaultCleared),
+            _ => {}
+        }
+    }
+
+    fn start(&mut self, now: Instant, cause: Cause) {
+        if self.shut_down {
+            return;
+        }
+        if let Some(fault) = self.fault_cause() {
+            if self.state != State::Fault {
+                self.enter_fault(now, fault);
+            }
+            return;
+        }
+        self.preempt_allowed_at = now + self.params.preempt_delay;
+        self.master = None;
+        self.wants_master = false;
+        if self.params.is_owner() {
+            let cause = if cause == Cause::Startup {
+                Cause::AddressOwner
+            } else {
+                cause
+            };
+            self.become_master(now, cause);
+        } else {
+            self.master_adver_interval_cs = self.params.advert_interval_cs;
+            self.down_reason = MasterDownReason::Silence;
+            self.arm_master_down(now, self.master_down_interval());
+            self.transition(now, State::Backup, cause);
+        }
+    }
+
+    fn enter_fault(&mut self, now: Instant, cause: Cause) {
+        self.leave_master();
+        self.timer = None;
+        self.master = None;
+        self.wants_master = false;
+        self.transition(now, State::Fault, cause);
+    }
+
+    /// Leaving Master for any reason but a lost election: priority 0 for a fast hand-over, then
+    /// drop the addresses.
+    fn leave_master(&mut self) {
+        if self.state == State::Master {
+            self.send_advert(0);
+            self.actions.push_back(Action::RemoveVips {
+                addresses: self.vip_list(),
+            });
+        }
+    }
+
+    fn become_master(&mut self, now: Instant, cause: Cause) {
+        self.send_advert(self.effective_priority);
+        let addresses = self.vip_list();
+        let accept = self.params.accept_mode || self.params.is_owner();
+        self.actions.push_back(Action::AddVips {
+            addresses: addresses.clone(),
+            accept,
+        });
+        self.actions.push_back(Action::Announce { addresses });
+        let at = now + centiseconds(self.params.advert_interval_cs);
+        self.timer = Some(Timer {
+            kind: TimerKind::Advert,
+            at,
+        });
+        self.master = None;
+        self.wants_master = false;
+        self.transition(now, State::Master, cause);
+    }
+
+    fn become_backup(&mut self, now: Instant, cause: Cause) {
+        self.actions.push_back(Action::RemoveVips {
+            addresses: self.vip_list(),
+        });
+        self.down_reason = MasterDownReason::Silence;
+        self.arm_master_down(now, self.master_down_interval());
+        self.transition(now, State::Backup, cause);
+    }
+
+    fn arm_master_down(&mut self, now: Instant, after: Duration) {
+        self.timer = Some(Timer {
+            kind: TimerKind::MasterDown,
+            at: now + after,
+        });
+    }
+
+    fn master_down_cause(&self) -> Cause {
+        Cause::MasterDown {
+            reason: self.down_reason,
+            last_master: self.master.map(|m| m.address),
+        }
+    }
+
+    fn transition(&mut self, now: Instant, to: State, cause: Cause) {
+        let from = self.state;
+        self.state = to;
+        if cause.kind() != crate::status::CauseKind::SyncGroup {
+            self.group_events
+                .push_back(GroupEvent::Entered { from, to });
+        }
+        self.counters.count_transition(cause.kind());
+        let transition = Transition {
+            at: now,
+            from,
+            to,
+            cause,
+        };
+        self.log.push(transition.clone());
+        self.actions.push_back(Action::StateChanged(transition));
+    }
+
+    fn vip_list(&self) -> Vec<IpAddr> {
+        self.vips_v4
+            .iter()
+            .map(|a| IpAddr::V4(*a))
+            .chain(self.vips_v6.iter().map(|a| IpAddr::V6(*a)))
+            .collect()
+    }
+
+    fn address_list(&self) -> AddressList<'_> {
+        match self.params.family() {
+            Family::Ipv4 => AddressList::Ipv4(&self.vips_v4),
+            Family::Ipv6 => AddressList::Ipv6(&self.vips_v6),
+        }
+    }
+
+    /// Builds and queues an advertisement. Parameters were validated at construction, so the
+    /// codec cannot refuse it; if it ever did, the advert is skipped rather than panicking.
+    fn send_advert(&mut self, priority: u8) {
+        let endpoints = IpEndpoints::to_group(self.params.primary_address);
+        let repr = AdvertRepr {
+            version: self.params.version,
+            vrid: self.params.vrid,
+            priority,
+            interval_cs: self.params.advert_interval_cs,
+            auth: self.params.auth,
+            addresses: self.address_list(),
+        };
+        let mut payload = std::vec![0u8; repr.buffer_len()];
+        let Ok(len) = repr.emit(&mut payload, &endpoints, self.params.ipv4_checksum) else {
+            return;
+        };
+        payload.truncate(len);
+        let dst = match endpoints {
+            IpEndpoints::V4 { dst, .. } => IpAddr::V4(dst),
+            IpEndpoints::V6 { dst, .. } => IpAddr::V6(dst),
+        };
+        self.counters.adverts_sent += 1;
+        if priority == 0 {
+            self.counters.priority_zero_sent += 1;
+        }
+        self.actions.push_back(Action::SendAdvert(OutgoingAdvert {
+            src: self.params.primary_address,
+            dst,
+            ttl: REQUIRED_TTL,
+            priority,
+            payload,
+        }));
+    }
+
+    /// Section 7.1 checks that need the configuration. Touches nothing.
+    fn check_advert(&self, src: IpAddr, repr: &AdvertRepr<'_>) -> Result<(), DiscardReason> {
+        let p = &self.params;
+        if repr.version != p.version {
+            return Err(DiscardReason::VersionMismatch);
+        }
+        if Family::of(&src) != p.family() || repr.addresses.family() != p.family() {
+            return Err(DiscardReason::FamilyMismatch);
+        }
+        if repr.vrid != p.vrid {
+            return Err(DiscardReason::VridNotConfigured);
+        }
+        if p.is_owner() {
+            return Err(DiscardReason::LocalIsOwner);
+        }
+        if src == p.primary_address {
+            return Err(DiscardReason::OwnAdvert);
+        }
+        if p.version == Version::V2 {
+            match (p.auth, repr.auth) {
+                (Auth::None, Auth::None) => {}
+                (Auth::SimpleText(ours), Auth::SimpleText(theirs)) => {
+                    if ours != theirs {
+                        return Err(DiscardReason::AuthFailure);
+                    }
+                }
+                _ => return Err(DiscardReason::AuthTypeMismatch),
+            }
+        }
+        if !repr.addresses.same_set(&self.address_list()) && repr.priority != 255 {
+            return Err(DiscardReason::AddressListMismatch);
+        }
+        match p.version {
+            Version::V2 if repr.interval_cs != p.advert_interval_cs => {
+                Err(DiscardReason::IntervalMismatch)
+            }
+            Version::V3 if repr.interval_cs == 0 => Err(DiscardReason::IntervalZero),
+            _ => Ok(()),
+        }
+    }
+
+    fn preempting(&self, now: Instant) -> bool {
+        self.params.preempt && now >= self.preempt_allowed_at
+    }
+
+    /// RFC 9568 section 6.4.2 / 6.4.3 (RFC 3768 for v2) on a valid advertisement.
+    fn process_advert(&mut self, now: Instant, src: IpAddr, repr: &AdvertRepr<'_>) {
+        self.counters.adverts_received += 1;
+        if repr.priority == 0 {
+            self.counters.priority_zero_received += 1;
+        }
+        if !repr.addresses.same_set(&self.address_list()) {
+            // Only an owner's advert gets here with a different list (checked above).
+            self.counters.address_list_mismatch_from_owner += 1;
+        }
+        let local = self.effective_priority;
+        let learn = self.params.version == Version::V3;
+        match self.state {
+            State::Initialize | State::Fault => self.counters.ignored_while_inactive += 1,
+            State::Backup => {
+                if repr.priority == 0 {
+                    self.down_reason = MasterDownReason::PriorityZero;
+                    self.wants_master = false;
+                    self.arm_master_down(now, self.skew_time());
+                } else if !self.preempting(now) || repr.priority >= local {
+                    if learn {
+                        self.master_adver_interval_cs = repr.interval_cs;
+                    }
+                    self.master = Some(MasterInfo {
+                        address: src,
+                        priority: repr.priority,
+                        interval_cs: repr.interval_cs,
+                        last_seen: now,
+                    });
+                    self.down_reason = MasterDownReason::Silence;
+                    self.wants_master = false;
+                    self.arm_master_down(now, self.master_down_interval());
+                } else {
+                    self.counters.lower_priority_ignored += 1;
+                    self.down_reason = MasterDownReason::Preempting;
+                    if self.master.is_none() {
+                        self.master = Some(MasterInfo {
+                            address: src,
+                            priority: repr.priority,
+                            interval_cs: repr.interval_cs,
+                            last_seen: now,
+                        });
+                    }
+                }
+            }
+            State::Master => {
+                if repr.priority == 0 {
+                    self.send_advert(local);
+                    let at = now + centiseconds(self.params.advert_interval_cs);
+                    self.timer = Some(Timer {
+                        kind: TimerKind::Advert,
+                        at,
+                    });
+                } else if repr.priority > local
+                    || (repr.priority == local && src > self.params.primary_address)
+                {
+                    if learn {
+                        self.master_adver_interval_cs = repr.interval_cs;
+                    }
+                    let cause = if repr.priority > local {
+                        Cause::HigherPriority {
+                            from: src,
+                            priority: repr.priority,
+                        }
+                    } else {
+                        Cause::EqualPriorityHigherAddress { from: src }
+                    };
+                    self.become_backup(now, cause);
+                    self.master = Some(MasterInfo {
+                        address: src,
+                        priority: repr.priority,
+                        interval_cs: repr.interval_cs,
+                        last_seen: now,
+                    });
+                } else if self.params.version == Version::V3 {
+                    // RFC 9568 section 6.4.3: assert mastership at once so the lower-priority
+                    // sender backs off and learning bridges relearn the path.
+                    self.counters.lower_priority_answered += 1;
+                    self.send_advert(local);
+                }
+            }
+        }
+    }
+}
+
+fn discard_reason(error: WireError) -> DiscardReason {
+    match error {
+        WireError::Truncated { .. } => DiscardReason::Truncated,
+        WireError::UnsupportedVersion { .. } | WireError::V2OverIpv6 => {
+            DiscardReason::VersionMismatch
+        }
+        WireError::UnknownType { .. } => DiscardReason::UnknownType,
+        WireError::TooShortForAddressCount { .. } => DiscardReason::TooShortForAddressCount,
+        WireError::BadChecksum { .. } => DiscardReason::BadChecksum,
+        WireError::AddressFamilyMismatch => DiscardReason::FamilyMismatch,
+        WireError::BufferTooSmall { .. }
+        | WireError::IntervalNotRepresentable { .. }
+        | WireError::TooManyAddresses { .. } => DiscardReason::Truncated,
+    }
+}

@@ -1,0 +1,174 @@
+//! Processes on the host tier: `tandem run` and keepalived inside network namespaces, with
+//! their output captured as a [`Console`] and their death guaranteed on drop.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::console::Console;
+use crate::netns::Netns;
+use crate::shell::{exec_in, ip_in};
+
+/// A process running inside a namespace; killed (SIGKILL) when dropped unless stopped first.
+#[derive(Debug)]
+pub struct HostProcess {
+    pub name: String,
+    pub console: Console,
+    child: Child,
+}
+
+impl HostProcess {
+    /// Starts `program args` inside `netns`; stdout and stderr both feed the console.
+    pub fn start(
+        netns: &Netns,
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        log_dir: &Path,
+    ) -> Result<HostProcess, String> {
+        let (reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &netns.name])
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(writer.try_clone().map_err(|e| e.to_string())?)
+            .stderr(writer);
+        // SAFETY: runs in the forked child before exec and only calls prctl(2), which is
+        // async-signal-safe.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        drop(command);
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        std::fs::create_dir_all(log_dir).map_err(|e| e.to_string())?;
+        let console = Console::from_parts(
+            name,
+            Box::new(reader),
+            Box::new(stdin),
+            log_dir.join(format!("{name}.log")),
+        )?;
+        Ok(HostProcess { name: name.to_owned(), console, child })
+    }
+
+    /// Sends a signal (SIGTERM for a clean stop, SIGKILL for a crash).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<(), String> {
+        let pid = i32::try_from(self.child.id()).map_err(|e| e.to_string())?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(|e| e.to_string())
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the process to exit; returns whether it exited successfully.
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool, String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status.success());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(format!("{} still running after {timeout:?}", self.name));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// keepalived (Debian's package) as a VRRP peer inside `netns`, with its own pid files.
+pub fn keepalived(netns: &Netns, name: &str, config: &str, dir: &Path) -> Result<HostProcess, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let config_path = dir.join(format!("{name}.conf"));
+    std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+    let pid = dir.join(format!("{name}.pid"));
+    let vrrp_pid = dir.join(format!("{name}.vrrp.pid"));
+    let config_arg = format!("--use-file={}", config_path.display());
+    let pid_arg = format!("--pid={}", pid.display());
+    let vrrp_pid_arg = format!("--vrrp_pid={}", vrrp_pid.display());
+    HostProcess::start(
+        netns,
+        name,
+        Path::new("/usr/sbin/keepalived"),
+        &[
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
+            "--vrrp",
+            "--no-syslog",
+            &config_arg,
+            &pid_arg,
+            &vrrp_pid_arg,
+        ],
+        dir,
+    )
+}
+
+/// A segment on the host tier: a namespace holding bridge `br0`, to which other namespaces
+/// attach with veth pairs.
+#[derive(Debug)]
+pub struct HostSegment {
+    pub netns: Netns,
+    attached: u32,
+}
+
+impl HostSegment {
+    pub fn new(tag: &str) -> Result<HostSegment, String> {
+        let netns = Netns::new(tag)?;
+        for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"] {
+            exec_in(&netns.name, "sysctl", &["-qw", &format!("{key}=1")])?;
+        }
+        netns.ip(&["link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+        netns.ip(&["link", "set", "br0", "up"])?;
+        Ok(HostSegment { netns, attached: 0 })
+    }
+
+    /// Gives `host` an interface `link` on this segment (up, no addresses yet).
+    pub fn attach(&mut self, host: &Netns, link: &str) -> Result<(), String> {
+        self.attached += 1;
+        let port = format!("p{}", self.attached);
+        ip_in(&self.netns.name, &["link", "add", &port, "type", "veth", "peer", "name", link, "netns", &host.name])?;
+        ip_in(&self.netns.name, &["link", "set", &port, "master", "br0", "up"])?;
+        host.ip(&["link", "set", link, "up"])?;
+        Ok(())
+    }
+}
+
+/// A scratch directory for one test's files, removed on drop unless TANDEM_LAB_KEEP_LOGS is set.
+#[derive(Debug)]
+pub struct ScratchDir {
+    pub path: PathBuf,
+}
+
+impl ScratchDir {
+    pub fn new(tag: &str) -> Result<ScratchDir, String> {
+        let path = Path::new(crate::lab::LAB_RUN_DIR).join(format!("host-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+        Ok(ScratchDir { path })
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if std::env::var_os("TANDEM_LAB_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

@@ -19,10 +19,16 @@ pub enum Command {
     Reboot,
     /// An empty line: nothing to do.
     Nothing,
+    /// `<engine> status`: an engine's status text.
+    EngineStatus(&'static str),
 }
 
+/// The engines that answer `<engine> status`.
+pub const ENGINES: [&str; 3] = ["vrrp", "lvs", "realserver"];
+
 /// Help text listing every command.
-pub const HELP: &str = "commands: status | log | peer | poweroff | reboot | help";
+pub const HELP: &str =
+    "commands: status | log | peer | vrrp status | lvs status | realserver status | poweroff | reboot | help";
 
 /// Why a console line was not understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +45,14 @@ impl core::fmt::Display for UnknownCommand {
 pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
     let cleaned: String = line.chars().filter(|c| !c.is_control()).collect();
     let word = cleaned.trim();
-    match word.to_ascii_lowercase().as_str() {
+    let lower = word.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    if let [engine, "status"] = words.as_slice() {
+        if let Some(name) = ENGINES.iter().find(|known| *known == engine) {
+            return Ok(Command::EngineStatus(name));
+        }
+    }
+    match lower.as_str() {
         "" => Ok(Command::Nothing),
         "help" | "?" => Ok(Command::Help),
         "status" => Ok(Command::Status),
@@ -62,6 +75,10 @@ mod tests {
         assert_eq!(parse("\x1bstatus"), Ok(Command::Status));
         assert_eq!(parse(""), Ok(Command::Nothing));
         assert_eq!(parse("?"), Ok(Command::Help));
+        assert_eq!(parse("vrrp  STATUS\r"), Ok(Command::EngineStatus("vrrp")));
+        assert_eq!(parse("lvs status"), Ok(Command::EngineStatus("lvs")));
+        assert!(parse("ospf status").is_err());
+        assert!(parse("vrrp").is_err());
     }
 
     #[test]

@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::console::{self, Command};
+use crate::control::ControlRequest;
+use crate::engine::EngineHandle;
 use crate::init::{self, PowerAction};
 use crate::logring::Log;
 use crate::peer_monitor::{PeerEvent, PeerMonitor, PeerState};
@@ -54,6 +56,29 @@ pub struct Daemon {
     probe_sequence: u16,
     carriers: Vec<(String, Option<bool>)>,
     watchdog: Option<File>,
+    engines: Vec<EngineHandle>,
+}
+
+/// Where a command's answer goes.
+#[derive(Debug)]
+enum Reply {
+    Console,
+    Control(tokio::sync::oneshot::Sender<String>),
+}
+
+impl Reply {
+    fn send(self, text: String) {
+        match self {
+            Reply::Console => {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            }
+            Reply::Control(sender) => {
+                let _ = sender.send(text);
+            }
+        }
+    }
 }
 
 type ProbeResult = std::io::Result<Option<probe::EchoReply>>;
@@ -83,7 +108,13 @@ impl Daemon {
             probe_sequence: 0,
             carriers,
             watchdog: None,
+            engines: Vec::new(),
         }
+    }
+
+    /// Adds a running role engine (addressed on the console by its name).
+    pub fn add_engine(&mut self, engine: EngineHandle) {
+        self.engines.push(engine);
     }
 
     /// Opens and starts petting the board's hardware watchdog, if it has one.
@@ -103,9 +134,10 @@ impl Daemon {
         }
     }
 
-    /// Runs until a signal or a console command ends it.
-    pub async fn run(mut self) -> Exit {
-        let mut commands = spawn_console_reader();
+    /// Runs until a signal or a command (console or control socket) ends it.
+    pub async fn run(mut self, control: mpsc::Receiver<ControlRequest>) -> Exit {
+        let mut commands = Some(spawn_console_reader());
+        let mut control = Some(control);
         let (Ok(mut terminate), Ok(mut interrupt), Ok(mut child)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
@@ -133,13 +165,23 @@ impl Daemon {
                         self.log.line(format!("reaped {reaped} orphaned process(es)"));
                     }
                 }
-                line = commands.recv() => {
+                line = recv_or_pending(&mut commands) => {
                     let Some(line) = line else {
                         // Console closed (run mode with stdin at EOF): keep running headless.
-                        commands = mpsc::unbounded_channel().1;
+                        commands = None;
                         continue;
                     };
-                    if let Some(exit) = self.on_console_line(&line, &mut probe) {
+                    if let Some(exit) = self.on_command(&line, Reply::Console, &mut probe) {
+                        break exit;
+                    }
+                }
+                request = recv_or_pending(&mut control) => {
+                    let Some(request) = request else {
+                        control = None;
+                        continue;
+                    };
+                    let reply = Reply::Control(request.reply);
+                    if let Some(exit) = self.on_command(&request.line, reply, &mut probe) {
                         break exit;
                     }
                 }
@@ -150,6 +192,12 @@ impl Daemon {
                 }
             }
         };
+        for engine in &self.engines {
+            if !engine.shutdown().await {
+                self.log
+                    .line(format!("{}: did not stop cleanly", engine.name));
+            }
+        }
         if let Some(mut watchdog) = self.watchdog.take() {
             // Magic close: a clean shutdown must not end in a watchdog reset.
             let _ = watchdog.write_all(b"V");
@@ -164,50 +212,60 @@ impl Daemon {
         }
     }
 
-    fn on_console_line(
+    fn on_command(
         &mut self,
         line: &str,
+        reply: Reply,
         probe: &mut Option<JoinHandle<ProbeResult>>,
     ) -> Option<Exit> {
-        match console::parse(line) {
-            Ok(Command::Nothing) => None,
-            Ok(Command::Help) => {
-                println!("{}", console::HELP);
-                None
-            }
-            Ok(Command::Status) => {
-                print!("{}", self.status_text());
-                let _ = std::io::stdout().flush();
-                None
-            }
+        let (text, exit) = match console::parse(line) {
+            Ok(Command::Nothing) => (String::new(), None),
+            Ok(Command::Help) => (format!("{}\n", console::HELP), None),
+            Ok(Command::Status) => (self.status_text(), None),
             Ok(Command::Log) => {
-                for line in self.log.lines() {
-                    println!("{line}");
-                }
-                None
+                let mut text = self.log.lines().join("\n");
+                text.push('\n');
+                (text, None)
             }
             Ok(Command::Peer) => {
                 if probe.is_none() {
                     *probe = self.start_probe();
                 }
-                if probe.is_none() {
-                    println!("peer: this box has no peer port");
+                let text = if probe.is_some() {
+                    "peer: probing; the result is logged\n"
+                } else {
+                    "peer: this box has no peer port\n"
+                };
+                (text.to_owned(), None)
+            }
+            Ok(Command::EngineStatus(name)) => {
+                match self.engines.iter().find(|engine| engine.name == name) {
+                    Some(engine) => {
+                        let engine = engine.clone();
+                        tokio::spawn(async move { reply.send(engine.status().await) });
+                        return None;
+                    }
+                    None => (format!("{name}: not configured on this box\n"), None),
                 }
-                None
             }
             Ok(Command::Poweroff) => {
-                self.log.line("console: poweroff requested");
-                Some(self.end(PowerAction::Poweroff))
+                self.log.line("poweroff requested");
+                (
+                    "powering off\n".to_owned(),
+                    Some(self.end(PowerAction::Poweroff)),
+                )
             }
             Ok(Command::Reboot) => {
-                self.log.line("console: reboot requested");
-                Some(self.end(PowerAction::Reboot))
+                self.log.line("reboot requested");
+                (
+                    "rebooting\n".to_owned(),
+                    Some(self.end(PowerAction::Reboot)),
+                )
             }
-            Err(error) => {
-                println!("{error}");
-                None
-            }
-        }
+            Err(error) => (format!("{error}\n"), None),
+        };
+        reply.send(text);
+        exit
     }
 
     fn on_tick(&mut self, probe: &mut Option<JoinHandle<ProbeResult>>) {
@@ -304,6 +362,34 @@ impl Daemon {
     }
 }
 
+/// Receives from a channel; a closed channel (`None`) waits forever instead of spinning.
+async fn recv_or_pending<R: Receive>(channel: &mut Option<R>) -> Option<R::Item> {
+    match channel {
+        Some(receiver) => receiver.receive().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The two kinds of tokio receiver the loop reads.
+trait Receive {
+    type Item;
+    async fn receive(&mut self) -> Option<Self::Item>;
+}
+
+impl<T> Receive for mpsc::Receiver<T> {
+    type Item = T;
+    async fn receive(&mut self) -> Option<T> {
+        self.recv().await
+    }
+}
+
+impl<T> Receive for mpsc::UnboundedReceiver<T> {
+    type Item = T;
+    async fn receive(&mut self) -> Option<T> {
+        self.recv().await
+    }
+}
+
 async fn wait_probe(probe: &mut Option<JoinHandle<ProbeResult>>) -> ProbeResult {
     match probe {
         Some(handle) => handle
@@ -338,8 +424,8 @@ fn spawn_console_reader() -> mpsc::UnboundedReceiver<String> {
                 }
             }
         });
-    if spawned.is_err() {
-        return mpsc::unbounded_channel().1;
-    }
+    // Without the reader thread the receiver reports closed at once; the loop then runs
+    // headless rather than spinning.
+    let _ = spawned;
     receiver
 }

@@ -6,13 +6,15 @@
 
 mod boot;
 mod console;
+mod control;
 mod daemon;
+mod engine;
 mod init;
 mod logring;
 mod peer_monitor;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -24,7 +26,11 @@ pub const VERSION_LINE: &str = concat!("tandem ", env!("CARGO_PKG_VERSION"));
 
 const USAGE: &str = "\
 usage: tandem --version
-       tandem run [-c FILE] [--name NAME]   run the daemon in the foreground
+       tandem run [-c FILE] [--name NAME] [--control SOCKET]
+                                   run the daemon in the foreground (no init duties)
+       tandem [--control SOCKET] status | log | peer | vrrp status | lvs status |
+              realserver status | poweroff | reboot
+                                   ask a running daemon (default socket /run/tandem/control.sock)
 As PID 1 (the appliance's /init) tandem boots the box and takes no arguments.";
 
 fn main() -> ExitCode {
@@ -41,7 +47,24 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
-        Ok(Invocation::Run { config, name }) => foreground_main(started, config, name),
+        Ok(Invocation::Run {
+            config,
+            name,
+            control: socket,
+        }) => foreground_main(started, config, name, socket),
+        Ok(Invocation::Control {
+            line,
+            control: socket,
+        }) => match control::request(&socket, &line) {
+            Ok(answer) => {
+                print!("{answer}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("tandem: {message}");
+                ExitCode::from(1)
+            }
+        },
         Err(message) => {
             eprintln!("tandem: {message}\n{USAGE}");
             ExitCode::from(2)
@@ -56,41 +79,52 @@ enum Invocation {
     Run {
         config: Option<PathBuf>,
         name: Option<String>,
+        control: PathBuf,
+    },
+    /// A command for a running daemon, sent over its control socket.
+    Control {
+        line: String,
+        control: PathBuf,
     },
 }
 
 fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
     use lexopt::prelude::*;
+    let text = |value: OsString| value.string().map_err(|e| e.to_string());
     let mut parser = lexopt::Parser::from_args(args);
-    let first = parser.next().map_err(|e| e.to_string())?;
-    match first {
-        None => Err("missing command".into()),
-        Some(Long("version") | Short('V')) => Ok(Invocation::Version),
-        Some(Long("help") | Short('h')) => Ok(Invocation::Help),
-        Some(Value(command)) if command == "run" => {
-            let mut config = None;
-            let mut name = None;
-            while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
-                match arg {
-                    Short('c') | Long("config") => {
-                        config = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
-                    }
-                    Long("name") => {
-                        name = Some(
-                            parser
-                                .value()
-                                .map_err(|e| e.to_string())?
-                                .string()
-                                .map_err(|e| e.to_string())?,
-                        );
-                    }
-                    other => return Err(other.unexpected().to_string()),
-                }
+    let mut control = PathBuf::from(control::APPLIANCE_SOCKET);
+    let mut words: Vec<String> = Vec::new();
+    let (mut config, mut name) = (None, None);
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("version") | Short('V') if words.is_empty() => return Ok(Invocation::Version),
+            Long("help") | Short('h') => return Ok(Invocation::Help),
+            Long("control") => control = PathBuf::from(parser.value().map_err(|e| e.to_string())?),
+            Short('c') | Long("config") if words.first().is_some_and(|w| w == "run") => {
+                config = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
             }
-            Ok(Invocation::Run { config, name })
+            Long("name") if words.first().is_some_and(|w| w == "run") => {
+                name = Some(text(parser.value().map_err(|e| e.to_string())?)?);
+            }
+            Value(word) => words.push(text(word)?),
+            other => return Err(other.unexpected().to_string()),
         }
-        Some(Value(command)) => Err(format!("unknown command `{}`", command.to_string_lossy())),
-        Some(other) => Err(other.unexpected().to_string()),
+    }
+    match words.first().map(String::as_str) {
+        None => Err("missing command".into()),
+        Some("run") if words.len() == 1 => Ok(Invocation::Run {
+            config,
+            name,
+            control,
+        }),
+        Some("run") => Err(format!("unexpected argument `{}` after run", words[1])),
+        Some(_) => {
+            let line = words.join(" ");
+            match console::parse(&line) {
+                Ok(console::Command::Nothing) | Err(_) => Err(format!("unknown command `{line}`")),
+                Ok(_) => Ok(Invocation::Control { line, control }),
+            }
+        }
     }
 }
 
@@ -124,7 +158,19 @@ fn appliance_main(started: Instant) -> ! {
                 ready,
             );
             daemon.arm_watchdog();
-            match daemon.run().await {
+            let (control_tx, control_rx) = tokio::sync::mpsc::channel(16);
+            let server = match control::listen(Path::new(control::APPLIANCE_SOCKET), control_tx) {
+                Ok(server) => Some(server),
+                Err(error) => {
+                    log.line(format!("warning: no control socket: {error}"));
+                    None
+                }
+            };
+            let exit = daemon.run(control_rx).await;
+            if let Some(server) = server {
+                server.drain().await;
+            }
+            match exit {
                 Exit::Power(action) => action,
                 Exit::Stop => init::PowerAction::Poweroff,
             }
@@ -150,7 +196,12 @@ fn appliance_main(started: Instant) -> ! {
 }
 
 /// `tandem run`: the daemon in the foreground of a normal host, without init duties.
-fn foreground_main(started: Instant, config: Option<PathBuf>, name: Option<String>) -> ExitCode {
+fn foreground_main(
+    started: Instant,
+    config: Option<PathBuf>,
+    name: Option<String>,
+    control_path: PathBuf,
+) -> ExitCode {
     let log = Log::default();
     if let Some(path) = &config {
         if let Err(error) = std::fs::metadata(path) {
@@ -170,7 +221,25 @@ fn foreground_main(started: Instant, config: Option<PathBuf>, name: Option<Strin
             return ExitCode::from(1);
         }
     };
+    if control::request(&control_path, "help").is_ok() {
+        eprintln!(
+            "tandem: another daemon answers on {}; give this one its own --control SOCKET",
+            control_path.display()
+        );
+        return ExitCode::from(1);
+    }
     runtime.block_on(async {
+        let (control_tx, control_rx) = tokio::sync::mpsc::channel(16);
+        let server = match control::listen(&control_path, control_tx) {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!(
+                    "tandem: cannot listen on {}: {error}",
+                    control_path.display()
+                );
+                return ExitCode::from(1);
+            }
+        };
         let ready = started.elapsed().as_secs_f64();
         log.line(format!(
             "{VERSION_LINE} ready {ready:.3} s after start name={name} (foreground)"
@@ -183,10 +252,12 @@ fn foreground_main(started: Instant, config: Option<PathBuf>, name: Option<Strin
             tandem_board::RoleAssignment::default(),
             ready,
         );
-        daemon.run().await;
+        daemon.run(control_rx).await;
+        server.drain().await;
+        let _ = std::fs::remove_file(&control_path);
         log.line("stopped");
-    });
-    ExitCode::SUCCESS
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(test)]
@@ -199,25 +270,52 @@ mod tests {
 
     #[test]
     fn command_line() {
+        let default = PathBuf::from(control::APPLIANCE_SOCKET);
         assert_eq!(parse_args(args(&["--version"])), Ok(Invocation::Version));
         assert_eq!(
-            parse_args(args(&["run", "-c", "/x.toml", "--name", "rs1"])),
+            parse_args(args(&[
+                "run",
+                "-c",
+                "/x.toml",
+                "--name",
+                "rs1",
+                "--control",
+                "/s"
+            ])),
             Ok(Invocation::Run {
                 config: Some("/x.toml".into()),
-                name: Some("rs1".into())
+                name: Some("rs1".into()),
+                control: "/s".into()
             })
         );
         assert_eq!(
             parse_args(args(&["run"])),
             Ok(Invocation::Run {
                 config: None,
-                name: None
+                name: None,
+                control: default.clone()
+            })
+        );
+        assert_eq!(
+            parse_args(args(&["vrrp", "status"])),
+            Ok(Invocation::Control {
+                line: "vrrp status".into(),
+                control: default
+            })
+        );
+        assert_eq!(
+            parse_args(args(&["--control", "/x.sock", "status"])),
+            Ok(Invocation::Control {
+                line: "status".into(),
+                control: "/x.sock".into()
             })
         );
         assert!(parse_args(args(&["frobnicate"]))
             .unwrap_err()
             .contains("frobnicate"));
+        assert!(parse_args(args(&["status", "-c", "x"])).is_err());
         assert!(parse_args(args(&["run", "--bogus"])).is_err());
+        assert!(parse_args(args(&["run", "extra"])).is_err());
         assert!(parse_args(args(&[])).is_err());
     }
 }

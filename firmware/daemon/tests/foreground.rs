@@ -11,6 +11,34 @@ fn tandem() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tandem"))
 }
 
+/// Kills the daemon if the test fails half-way, so no `tandem run` outlives it.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+/// A control socket path of this test's own.
+fn socket(tag: &str) -> String {
+    format!("/tmp/tandem-test-{}-{tag}.sock", std::process::id())
+}
+
 fn read_until(reader: &mut impl BufRead, pattern: &str) -> String {
     let mut seen = String::new();
     for _ in 0..200 {
@@ -56,10 +84,11 @@ fn bad_arguments_exit_2_with_usage() {
 #[test]
 fn foreground_daemon_answers_the_console_and_stops_on_sigterm() {
     let mut child = tandem()
-        .args(["run", "--name", "fg-test"])
+        .args(["run", "--name", "fg-test", "--control", &socket("fg")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
+        .map(Daemon)
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -70,6 +99,31 @@ fn foreground_daemon_answers_the_console_and_stops_on_sigterm() {
     read_until(&mut stdout, "status: peer none");
     stdin.write_all(b"bogus\n").unwrap();
     read_until(&mut stdout, "unknown command `bogus`");
+
+    // The same commands over the control socket, from a second tandem process.
+    let asked = tandem()
+        .args(["--control", &socket("fg"), "status"])
+        .output()
+        .unwrap();
+    assert!(asked.status.success());
+    let answer = String::from_utf8_lossy(&asked.stdout);
+    assert!(
+        answer.contains("status: name=fg-test") && answer.ends_with("status: end\n"),
+        "{answer}"
+    );
+    let asked = tandem()
+        .args(["--control", &socket("fg"), "vrrp", "status"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&asked.stdout).contains("vrrp: not configured"));
+    // A second daemon on the same socket is refused instead of stealing it.
+    let second = tandem()
+        .args(["run", "--control", &socket("fg")])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another daemon answers"));
+
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
         nix::sys::signal::Signal::SIGTERM,
@@ -83,10 +137,11 @@ fn foreground_daemon_answers_the_console_and_stops_on_sigterm() {
 #[test]
 fn foreground_poweroff_stops_and_closed_stdin_keeps_running() {
     let mut child = tandem()
-        .args(["run", "--name", "fg2"])
+        .args(["run", "--name", "fg2", "--control", &socket("fg2")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
+        .map(Daemon)
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -95,20 +150,48 @@ fn foreground_poweroff_stops_and_closed_stdin_keeps_running() {
     read_until(&mut stdout, "stopped");
     assert!(child.wait().unwrap().success());
 
-    // Headless (stdin at EOF): the daemon keeps running until told to stop.
+    // Headless (stdin at EOF): the daemon keeps running, idles, and stops when told to over
+    // the control socket.
     let mut child = tandem()
-        .args(["run"])
+        .args(["run", "--control", &socket("fg3")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
+        .map(Daemon)
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     read_until(&mut stdout, "ready");
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1500));
     assert!(
         child.try_wait().unwrap().is_none(),
         "daemon exited when stdin closed"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // A closed console must not turn the event loop into a busy loop.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let cpu_ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    assert!(
+        cpu_ticks < 50,
+        "headless daemon used {cpu_ticks} CPU ticks in 1.5 s"
+    );
+    let asked = tandem()
+        .args(["--control", &socket("fg3"), "poweroff"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&asked.stdout).contains("powering off"));
+    assert!(
+        child.wait().unwrap().success(),
+        "poweroff over the control socket stops it"
+    );
+    let missing = tandem()
+        .args(["--control", &socket("fg3"), "status"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot reach the tandem daemon"));
 }

@@ -1,0 +1,353 @@
+//! `tandem config ...`: offline work on configs (check, show, import, export, encode, decode, diff).
+//!
+//! Exit codes: 0 success (for `diff`: identical), 1 the config is invalid or differs, 2 usage or
+//! I/O error.
+
+use std::io::Write;
+use std::path::Path;
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use crate::blob::{self, BlobMeta, MacKey, MacPolicy};
+use crate::export;
+use crate::import::{self, Format, NoteKind};
+use crate::load::parse_bytes;
+use crate::model::Config;
+use crate::text;
+use crate::validate::{self, Severity};
+
+const USAGE: &str = "usage: tandem config <command>
+  check FILE                       validate a config (TOML text or blob)
+  show FILE                        print the canonical text
+  import FILE [--format keepalived|lvs] [-o OUT]
+                                   convert keepalived.conf or lvs.cf; lists what is not carried over
+  export --format keepalived|lvs FILE [-o OUT]
+  encode TEXT -o BLOB [--generation N] [--parent N] [--pair-id N] [--key-file KEY]
+  decode BLOB [--key-file KEY]     print the header and the canonical text
+  diff A B                         compare two configs (text or blob)
+";
+
+/// Runs `tandem config ARGS...`; `args` excludes `tandem config`.
+pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match dispatch(args, out, err) {
+        Ok(code) => code,
+        Err(message) => {
+            let _ = writeln!(err, "tandem config: {message}");
+            2
+        }
+    }
+}
+
+/// Parsed options: positional arguments and `--name value` pairs.
+struct Options {
+    positional: Vec<String>,
+    named: Vec<(String, String)>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut positional = Vec::new();
+        let mut named = Vec::new();
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            if arg == "-o" || (arg.starts_with("--") && arg.len() > 2) {
+                let (name, value) = match arg.split_once('=') {
+                    Some((name, value)) => (name.to_string(), value.to_string()),
+                    None => {
+                        let value = iter.next().ok_or_else(|| format!("{arg} needs a value"))?;
+                        (arg.clone(), value.clone())
+                    }
+                };
+                named.push((name, value));
+            } else {
+                positional.push(arg.clone());
+            }
+        }
+        Ok(Options { positional, named })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.named
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn check_known(&self, known: &[&str]) -> Result<(), String> {
+        for (name, _) in &self.named {
+            if !known.contains(&name.as_str()) {
+                return Err(format!("unknown option {name}\n{USAGE}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn one_file(&self) -> Result<&str, String> {
+        match self.positional.as_slice() {
+            [file] => Ok(file),
+            _ => Err(format!("expected one FILE\n{USAGE}")),
+        }
+    }
+
+    fn number(&self, name: &str) -> Result<u64, String> {
+        match self.get(name) {
+            Some(text) => text
+                .parse()
+                .map_err(|_| format!("{name} takes a number, not \"{text}\"")),
+            None => Ok(0),
+        }
+    }
+}
+
+fn dispatch(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, String> {
+    let Some((command, rest)) = args.split_first() else {
+        let _ = write!(err, "{USAGE}");
+        return Ok(2);
+    };
+    let options = Options::parse(rest)?;
+    match command.as_str() {
+        "check" => {
+            options.check_known(&[])?;
+            let config = read_config(options.one_file()?, err)?;
+            Ok(report_issues(&config, err))
+        }
+        "show" => {
+            options.check_known(&[])?;
+            let config = read_config(options.one_file()?, err)?;
+            let text = text::to_toml(&config).map_err(|e| e.to_string())?;
+            write_out(out, text.as_bytes())?;
+            Ok(0)
+        }
+        "import" => import_command(&options, out, err),
+        "export" => {
+            options.check_known(&["--format", "-o"])?;
+            let format = options
+                .get("--format")
+                .and_then(Format::from_name)
+                .ok_or_else(|| String::from("export needs --format keepalived or --format lvs"))?;
+            let config = read_config(options.one_file()?, err)?;
+            let exported = match format {
+                Format::Keepalived => export::keepalived::export(&config),
+                Format::Lvs => export::lvs::export(&config),
+            };
+            for note in &exported.notes {
+                let _ = writeln!(err, "not exported: {note}");
+            }
+            emit(&options, out, exported.text.as_bytes())?;
+            Ok(0)
+        }
+        "encode" => {
+            options.check_known(&["-o", "--generation", "--parent", "--pair-id", "--key-file"])?;
+            let output = options
+                .get("-o")
+                .ok_or_else(|| String::from("encode needs -o BLOB"))?;
+            let config = read_config(options.one_file()?, err)?;
+            if report_issues(&config, err) != 0 {
+                let _ = writeln!(err, "not encoded: fix the errors above first");
+                return Ok(1);
+            }
+            let key = read_key(options.get("--key-file"))?;
+            let meta = BlobMeta {
+                generation: options.number("--generation")?,
+                parent_generation: options.number("--parent")?,
+                pair_id: options.number("--pair-id")?,
+            };
+            let bytes = blob::encode(&config, meta, key.as_ref()).map_err(|e| e.to_string())?;
+            std::fs::write(output, &bytes).map_err(|e| format!("cannot write {output}: {e}"))?;
+            let _ = writeln!(
+                err,
+                "wrote {output}: {} bytes, generation {}",
+                bytes.len(),
+                meta.generation
+            );
+            Ok(0)
+        }
+        "decode" => {
+            options.check_known(&["--key-file"])?;
+            let path = options.one_file()?;
+            let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            let key = read_key(options.get("--key-file"))?;
+            let policy = match &key {
+                Some(key) => MacPolicy::Require(key),
+                None => MacPolicy::Inspect,
+            };
+            let decoded = blob::decode(&bytes, policy, None).map_err(|e| format!("{path}: {e}"))?;
+            let header = decoded.header;
+            let mac = match (header.is_keyed(), decoded.authenticated) {
+                (false, _) => "none",
+                (true, true) => "verified",
+                (true, false) => "present, not verified (pass --key-file)",
+            };
+            let text = text::to_toml(&decoded.config).map_err(|e| e.to_string())?;
+            let summary = format!(
+                "# format_version = {}\n# generation = {}\n# parent_generation = {}\n# pair_id = {}\n# payload_bytes = {}\n# mac = {mac}\n",
+                header.format_version, header.generation, header.parent_generation, header.pair_id, header.payload_len
+            );
+            write_out(out, summary.as_bytes())?;
+            write_out(out, text.as_bytes())?;
+            Ok(0)
+        }
+        "diff" => {
+            options.check_known(&[])?;
+            let [a, b] = options.positional.as_slice() else {
+                return Err(format!("diff needs two files\n{USAGE}"));
+            };
+            let left = text::to_toml(&read_config(a, err)?).map_err(|e| e.to_string())?;
+            let right = text::to_toml(&read_config(b, err)?).map_err(|e| e.to_string())?;
+            if left == right {
+                return Ok(0);
+            }
+            let _ = writeln!(out, "--- {a}\n+++ {b}");
+            for line in line_diff(&left, &right) {
+                let _ = writeln!(out, "{line}");
+            }
+            Ok(1)
+        }
+        "help" | "--help" | "-h" => {
+            let _ = write!(out, "{USAGE}");
+            Ok(0)
+        }
+        other => Err(format!("unknown command \"{other}\"\n{USAGE}")),
+    }
+}
+
+fn import_command(
+    options: &Options,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, String> {
+    options.check_known(&["--format", "-o"])?;
+    let path = options.one_file()?;
+    let format = match options.get("--format") {
+        Some(name) => Some(
+            Format::from_name(name)
+                .ok_or_else(|| format!("unknown format \"{name}\"; use keepalived or lvs"))?,
+        ),
+        None => None,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let imported = import::import(&text, format).map_err(|e| format!("{path}: {e}"))?;
+    for note in &imported.notes {
+        let _ = writeln!(err, "{path}: {note}");
+    }
+    let invalid = imported.notes.iter().any(|n| n.kind == NoteKind::Invalid);
+    let code = report_issues(&imported.config, err);
+    let toml = text::to_toml(&imported.config).map_err(|e| e.to_string())?;
+    emit(options, out, toml.as_bytes())?;
+    Ok(if invalid { 1 } else { code })
+}
+
+fn read_config(path: &str, err: &mut dyn Write) -> Result<Config, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let (config, warnings) = parse_bytes(Path::new(path), &bytes).map_err(|e| e.to_string())?;
+    for warning in warnings {
+        let _ = writeln!(err, "{path}: {warning}");
+    }
+    Ok(config)
+}
+
+fn read_key(path: Option<&str>) -> Result<Option<MacKey>, String> {
+    let Some(path) = path else { return Ok(None) };
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read key file {path}: {e}"))?;
+    if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {
+        return Ok(Some(MacKey(raw)));
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let hex = text.trim();
+    let mut key = [0u8; 32];
+    if hex.len() != 64 {
+        return Err(format!(
+            "key file {path} must hold 32 bytes or 64 hex digits"
+        ));
+    }
+    for (index, byte) in key.iter_mut().enumerate() {
+        *byte = hex
+            .get(index * 2..index * 2 + 2)
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            .ok_or_else(|| format!("key file {path} must hold 32 bytes or 64 hex digits"))?;
+    }
+    Ok(Some(MacKey(key)))
+}
+
+fn report_issues(config: &Config, err: &mut dyn Write) -> i32 {
+    let issues = validate::validate(config);
+    for issue in &issues {
+        let _ = writeln!(err, "{issue}");
+    }
+    let errors = issues
+        .iter()
+        .filter(|i| i.severity == Severity::Error)
+        .count();
+    let warnings = issues.len() - errors;
+    let _ = writeln!(err, "{errors} error(s), {warnings} warning(s)");
+    i32::from(errors > 0)
+}
+
+fn write_out(out: &mut dyn Write, bytes: &[u8]) -> Result<(), String> {
+    out.write_all(bytes)
+        .map_err(|e| format!("cannot write output: {e}"))
+}
+
+fn emit(options: &Options, out: &mut dyn Write, bytes: &[u8]) -> Result<(), String> {
+    match options.get("-o") {
+        Some(path) => std::fs::write(path, bytes).map_err(|e| format!("cannot write {path}: {e}")),
+        None => write_out(out, bytes),
+    }
+}
+
+/// A unified-style line diff (longest common subsequence; configs are small enough).
+fn line_diff(left: &str, right: &str) -> Vec<String> {
+    let a: Vec<&str> = left.lines().collect();
+    let b: Vec<&str> = right.lines().collect();
+    // Trim the common prefix and suffix first so the quadratic table stays small.
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..]
+        .iter()
+        .rev()
+        .zip(b[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let a_mid = &a[prefix..a.len() - suffix];
+    let b_mid = &b[prefix..b.len() - suffix];
+    let mut out = Vec::new();
+    if a_mid.len().saturating_mul(b_mid.len()) > 4_000_000 {
+        out.extend(a_mid.iter().map(|l| format!("-{l}")));
+        out.extend(b_mid.iter().map(|l| format!("+{l}")));
+        return out;
+    }
+    let (n, m) = (a_mid.len(), b_mid.len());
+    let mut table = vec![0u32; (n + 1) * (m + 1)];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            table[i * (m + 1) + j] = if a_mid[i] == b_mid[j] {
+                table[(i + 1) * (m + 1) + j + 1] + 1
+            } else {
+                table[(i + 1) * (m + 1) + j].max(table[i * (m + 1) + j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && a_mid[i] == b_mid[j] {
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || table[i * (m + 1) + j + 1] >= table[(i + 1) * (m + 1) + j]) {
+            out.push(format!("+{}", b_mid[j]));
+            j += 1;
+        } else {
+            out.push(format!("-{}", a_mid[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn line_diff_marks_changes() {
+        let diff = super::line_diff("a\nb\nc\n", "a\nx\nc\nd\n");
+        assert_eq!(diff, ["+x", "-b", "+d"]);
+    }
+}

@@ -1,0 +1,472 @@
+//! keepalived.conf export.
+
+use std::fmt::Write as _;
+use std::format;
+use std::string::String;
+use std::vec::Vec;
+
+use super::{seconds, Exported, Notes};
+use crate::model::{
+    Check, CheckKind, Config, HttpBody, InitialState, OnFailure, RealServer, VirtualService,
+    VrrpAuth, VrrpInstance, VrrpVersion,
+};
+use crate::net::{prefix_to_netmask, Family};
+
+/// Writes `config` as keepalived.conf.
+pub fn export(config: &Config) -> Exported {
+    let mut out = String::new();
+    let mut notes = Notes::default();
+    global_defs(config, &mut out);
+    for group in &config.sync_groups {
+        let _ = writeln!(out, "vrrp_sync_group {} {{\n    group {{", group.name);
+        for member in &group.members {
+            let _ = writeln!(out, "        {member}");
+        }
+        let _ = writeln!(out, "    }}\n}}\n");
+    }
+    for instance in &config.vrrp {
+        vrrp_instance(instance, &mut out);
+    }
+    for service in &config.virtual_services {
+        virtual_server(service, &mut out, &mut notes);
+    }
+    not_carried(config, &mut notes);
+    Exported {
+        text: out,
+        notes: notes.0,
+    }
+}
+
+fn not_carried(config: &Config, notes: &mut Notes) {
+    if !config
+        .interfaces
+        .iter()
+        .all(|i| i.addresses.is_empty() && i.role.is_none() && i.mtu.is_none())
+    {
+        notes.add(
+            "interfaces",
+            "interface addresses, roles and MTUs are not part of keepalived.conf",
+        );
+    }
+    if !config.bonds.is_empty() {
+        notes.add("bonds", "bonds are not part of keepalived.conf");
+    }
+    if !config.fwmark_rules.is_empty() {
+        notes.add(
+            "fwmark_rules",
+            "marking rules are not part of keepalived.conf (they were iptables rules)",
+        );
+    }
+    if config.peer_link.is_some() {
+        notes.add("peer_link", "the peer link is not part of keepalived.conf");
+    }
+    if config.nat_gateway.is_some() {
+        notes.add(
+            "nat_gateway",
+            "keepalived.conf carries the NAT gateway as a VRRP instance; add one",
+        );
+    }
+    if config.real_server.is_some() {
+        notes.add(
+            "real_server",
+            "the real-server role is not part of keepalived.conf",
+        );
+    }
+    if !config.clusterip.is_empty() {
+        notes.add(
+            "clusterip",
+            "CLUSTERIP groups are not part of keepalived.conf",
+        );
+    }
+    if config.management != crate::model::Management::default() {
+        notes.add(
+            "management",
+            "management settings are not part of keepalived.conf",
+        );
+    }
+    if config.system.console_password_hash.is_some() {
+        notes.add(
+            "system.console_password_hash",
+            "the console password is not part of keepalived.conf",
+        );
+    }
+}
+
+fn global_defs(config: &Config, out: &mut String) {
+    if config.system.hostname.is_empty() && config.notify.is_none() {
+        return;
+    }
+    let _ = writeln!(out, "global_defs {{");
+    if let Some(notify) = &config.notify {
+        if !notify.email_to.is_empty() {
+            let _ = writeln!(out, "    notification_email {{");
+            for address in &notify.email_to {
+                let _ = writeln!(out, "        {address}");
+            }
+            let _ = writeln!(out, "    }}");
+        }
+        if let Some(from) = &notify.email_from {
+            let _ = writeln!(out, "    notification_email_from {from}");
+        }
+        if let Some(server) = &notify.smtp_server {
+            if notify.smtp_port == 25 {
+                let _ = writeln!(out, "    smtp_server {server}");
+            } else {
+                let _ = writeln!(out, "    smtp_server {server} {}", notify.smtp_port);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "    smtp_connect_timeout {}",
+            notify.smtp_connect_timeout_s
+        );
+    }
+    if !config.system.hostname.is_empty() {
+        let _ = writeln!(out, "    router_id {}", config.system.hostname);
+    }
+    let _ = writeln!(out, "}}\n");
+}
+
+fn vrrp_instance(instance: &VrrpInstance, out: &mut String) {
+    let _ = writeln!(out, "vrrp_instance {} {{", instance.name);
+    let state = match instance.initial_state {
+        InitialState::Master => "MASTER",
+        InitialState::Backup => "BACKUP",
+    };
+    let _ = writeln!(out, "    state {state}");
+    let _ = writeln!(out, "    interface {}", instance.interface);
+    let _ = writeln!(out, "    virtual_router_id {}", instance.vrid);
+    let _ = writeln!(out, "    priority {}", instance.priority);
+    let _ = writeln!(
+        out,
+        "    advert_int {}",
+        seconds(u32::from(instance.advert_interval_cs) * 10)
+    );
+    if instance.version == VrrpVersion::V3 {
+        let _ = writeln!(out, "    version 3");
+    }
+    if !instance.preempt {
+        let _ = writeln!(out, "    nopreempt");
+    }
+    if instance.preempt_delay_s > 0 {
+        let _ = writeln!(out, "    preempt_delay {}", instance.preempt_delay_s);
+    }
+    if instance.accept_mode {
+        let _ = writeln!(out, "    accept");
+    }
+    if let Some(VrrpAuth::Pass(pass)) = &instance.auth {
+        let _ = writeln!(
+            out,
+            "    authentication {{\n        auth_type PASS\n        auth_pass {pass}\n    }}"
+        );
+    }
+    let _ = writeln!(out, "    virtual_ipaddress {{");
+    for vip in &instance.vips {
+        let mut line = format!("        {}", vip.address);
+        if vip.prefix != Family::of(&vip.address).max_prefix() {
+            let _ = write!(line, "/{}", vip.prefix);
+        }
+        if let Some(dev) = &vip.interface {
+            let _ = write!(line, " dev {dev}");
+        }
+        if let Some(label) = &vip.label {
+            let _ = write!(line, " label {label}");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "    }}");
+    if let Some(source) = &instance.unicast_source {
+        let _ = writeln!(out, "    unicast_src_ip {source}");
+    }
+    if !instance.unicast_peers.is_empty() {
+        let _ = writeln!(out, "    unicast_peer {{");
+        for peer in &instance.unicast_peers {
+            let _ = writeln!(out, "        {peer}");
+        }
+        let _ = writeln!(out, "    }}");
+    }
+    let tracked: Vec<_> = instance
+        .track_interfaces
+        .iter()
+        .chain(instance.track_bonds.iter())
+        .collect();
+    if !tracked.is_empty() {
+        let _ = writeln!(out, "    track_interface {{");
+        for link in tracked {
+            if link.weight == 0 {
+                let _ = writeln!(out, "        {}", link.name);
+            } else {
+                let _ = writeln!(out, "        {} weight {}", link.name, link.weight);
+            }
+        }
+        let _ = writeln!(out, "    }}");
+    }
+    let garp = &instance.garp;
+    let default = crate::model::Garp::default();
+    if garp.master_delay_s != default.master_delay_s {
+        let _ = writeln!(out, "    garp_master_delay {}", garp.master_delay_s);
+    }
+    if garp.master_repeat != default.master_repeat {
+        let _ = writeln!(out, "    garp_master_repeat {}", garp.master_repeat);
+    }
+    if garp.master_refresh_s != default.master_refresh_s {
+        let _ = writeln!(out, "    garp_master_refresh {}", garp.master_refresh_s);
+    }
+    if garp.master_refresh_repeat != default.master_refresh_repeat {
+        let _ = writeln!(
+            out,
+            "    garp_master_refresh_repeat {}",
+            garp.master_refresh_repeat
+        );
+    }
+    let _ = writeln!(out, "}}\n");
+}
+
+fn virtual_server(service: &VirtualService, out: &mut String, notes: &mut Notes) {
+    let path = format!("virtual_server \"{}\"", service.label());
+    if !service.active {
+        notes.add(
+            &path,
+            "inactive service skipped (keepalived has no inactive services)",
+        );
+        return;
+    }
+    if !service.name.is_empty() {
+        notes.add(&path, "the service name is not part of keepalived.conf");
+    }
+    match (service.fwmark, service.address) {
+        (Some(mark), address) => {
+            let _ = writeln!(out, "virtual_server fwmark {mark} {{");
+            if address.is_some() {
+                notes.add(
+                    &path,
+                    "the address of a fwmark service is not part of keepalived.conf",
+                );
+            }
+        }
+        (None, Some(address)) => {
+            let _ = writeln!(out, "virtual_server {address} {} {{", service.port);
+        }
+        (None, None) => {
+            notes.add(&path, "has neither address nor fwmark; skipped");
+            return;
+        }
+    }
+    if service.address_prefix.is_some() || service.interface.is_some() {
+        notes.add(
+            &path,
+            "the address's prefix and interface are not part of a keepalived virtual_server",
+        );
+    }
+    if service.reentry_s != 0 {
+        notes.add(&path, "reentry has no keepalived equivalent");
+    }
+    let interval = service
+        .check
+        .as_ref()
+        .or_else(|| service.real_servers.iter().find_map(|r| r.check.as_ref()))
+        .map(|c| c.timing.interval_ms);
+    if let Some(interval) = interval {
+        let _ = writeln!(out, "    delay_loop {}", seconds(interval));
+    }
+    let _ = writeln!(out, "    lb_algo {}", service.scheduler.kernel_name());
+    let _ = writeln!(out, "    lb_kind {}", service.forwarding.keepalived_name());
+    if let Some(persistence) = &service.persistence {
+        let _ = writeln!(out, "    persistence_timeout {}", persistence.timeout_s);
+        if let Some(prefix) = persistence.netmask_prefix {
+            match service.address.map(|a| Family::of(&a)).unwrap_or_default() {
+                Family::Ipv4 => {
+                    let _ = writeln!(
+                        out,
+                        "    persistence_granularity {}",
+                        prefix_to_netmask(prefix)
+                    );
+                }
+                Family::Ipv6 => {
+                    let _ = writeln!(out, "    persistence_granularity {prefix}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "    protocol {}",
+        service.protocol.as_str().to_ascii_uppercase()
+    );
+    if service.quorum != 1 {
+        let _ = writeln!(out, "    quorum {}", service.quorum);
+    }
+    if service.hysteresis != 0 {
+        let _ = writeln!(out, "    hysteresis {}", service.hysteresis);
+    }
+    if service.start_down {
+        let _ = writeln!(out, "    alpha");
+    }
+    let flags = service.scheduler_flags;
+    if flags.one_packet {
+        let _ = writeln!(out, "    ops");
+    }
+    let prefix = if service.scheduler == crate::model::Scheduler::Mh {
+        "mh"
+    } else {
+        "sh"
+    };
+    if flags.port {
+        let _ = writeln!(out, "    {prefix}-port");
+    }
+    if flags.fallback {
+        let _ = writeln!(out, "    {prefix}-fallback");
+    }
+    if service.on_failure == OnFailure::Quiesce {
+        let _ = writeln!(out, "    inhibit_on_failure");
+    }
+    if let Some(sorry) = &service.sorry_server {
+        match sorry.port {
+            Some(port) => {
+                let _ = writeln!(out, "    sorry_server {} {port}", sorry.address);
+            }
+            None => {
+                let _ = writeln!(out, "    sorry_server {} {}", sorry.address, service.port);
+            }
+        }
+        if sorry.inhibit {
+            let _ = writeln!(out, "    sorry_server_inhibit");
+        }
+        if let Some(forwarding) = sorry.forwarding {
+            let _ = writeln!(
+                out,
+                "    sorry_server_lvs_method {}",
+                forwarding.keepalived_name()
+            );
+        }
+    }
+    for server in &service.real_servers {
+        real_server(service, server, interval, &path, out, notes);
+    }
+    let _ = writeln!(out, "}}\n");
+}
+
+fn real_server(
+    service: &VirtualService,
+    server: &RealServer,
+    service_interval: Option<u32>,
+    path: &str,
+    out: &mut String,
+    notes: &mut Notes,
+) {
+    let port = server.effective_port(service);
+    let path = format!("{path} real_server {}", server.address);
+    if !server.active {
+        notes.add(
+            &path,
+            "inactive real server skipped (keepalived has no inactive real servers)",
+        );
+        return;
+    }
+    if !server.name.is_empty() {
+        notes.add(&path, "the real server name is not part of keepalived.conf");
+    }
+    let _ = writeln!(out, "\n    real_server {} {port} {{", server.address);
+    let _ = writeln!(out, "        weight {}", server.weight);
+    if let Some(forwarding) = server.forwarding {
+        let _ = writeln!(out, "        lvs_method {}", forwarding.keepalived_name());
+    }
+    match server.on_failure {
+        Some(OnFailure::Quiesce) => {
+            let _ = writeln!(out, "        inhibit_on_failure");
+        }
+        Some(OnFailure::Remove) => {
+            let _ = writeln!(out, "        inhibit_on_failure false");
+        }
+        None => {}
+    }
+    if server.upper_threshold != 0 {
+        let _ = writeln!(out, "        uthreshold {}", server.upper_threshold);
+    }
+    if server.lower_threshold != 0 {
+        let _ = writeln!(out, "        lthreshold {}", server.lower_threshold);
+    }
+    if let Some(check) = server.effective_check(service) {
+        if Some(check.timing.interval_ms) != service_interval {
+            let _ = writeln!(
+                out,
+                "        delay_loop {}",
+                seconds(check.timing.interval_ms)
+            );
+        }
+        health_check(check, &path, out, notes);
+    }
+    let _ = writeln!(out, "    }}");
+}
+
+fn health_check(check: &Check, path: &str, out: &mut String, notes: &mut Notes) {
+    let keyword = match &check.kind {
+        CheckKind::Tcp => "TCP_CHECK",
+        CheckKind::Http { tls: true, .. } => "SSL_GET",
+        CheckKind::Http { .. } => "HTTP_GET",
+        CheckKind::Smtp { .. } => "SMTP_CHECK",
+        CheckKind::SendExpect { .. } => {
+            notes.add(
+                path,
+                "keepalived has no send/expect check; exported as TCP_CHECK",
+            );
+            "TCP_CHECK"
+        }
+    };
+    let _ = writeln!(out, "        {keyword} {{");
+    if let CheckKind::Http {
+        path: url,
+        status,
+        body,
+        virtual_host,
+        ..
+    } = &check.kind
+    {
+        let _ = writeln!(out, "            url {{\n                path {url}");
+        if let Some(code) = status {
+            let _ = writeln!(out, "                status_code {code}");
+        }
+        match body {
+            Some(HttpBody::Md5(digest)) => {
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                let _ = writeln!(out, "                digest {hex}");
+            }
+            Some(HttpBody::Contains(_)) => notes.add(
+                path,
+                "keepalived cannot match body text (only an MD5 digest); dropped",
+            ),
+            None => {}
+        }
+        let _ = writeln!(out, "            }}");
+        if let Some(host) = virtual_host {
+            let _ = writeln!(out, "            virtualhost {host}");
+        }
+    }
+    if let CheckKind::Smtp {
+        helo_name: Some(helo),
+    } = &check.kind
+    {
+        let _ = writeln!(out, "            helo_name {helo}");
+    }
+    let _ = writeln!(
+        out,
+        "            connect_timeout {}",
+        seconds(check.timing.timeout_ms)
+    );
+    let _ = writeln!(out, "            retry {}", check.timing.retries);
+    let _ = writeln!(
+        out,
+        "            delay_before_retry {}",
+        seconds(check.timing.retry_delay_ms)
+    );
+    if let Some(port) = check.connect_port {
+        let _ = writeln!(out, "            connect_port {port}");
+    }
+    if let Some(address) = check.connect_address {
+        let _ = writeln!(out, "            connect_ip {address}");
+    }
+    if let Some(address) = check.bind_address {
+        let _ = writeln!(out, "            bindto {address}");
+    }
+    let _ = writeln!(out, "        }}");
+}

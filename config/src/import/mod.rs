@@ -1,0 +1,213 @@
+//! Import of keepalived.conf and Piranha lvs.cf into the Tandem model.
+//!
+//! Import maps everything it can and reports every keyword it did not carry over, with its line:
+//! nothing is dropped silently. A keyword whose effect Tandem keeps in another form (e.g. `serial_no`
+//! becomes the blob generation) is reported as [`NoteKind::Adjusted`].
+
+pub mod keepalived;
+pub mod lvs;
+
+use std::fmt;
+use std::string::String;
+use std::vec::Vec;
+
+use crate::model::{Config, IfName, Interface};
+
+/// Largest input accepted, in bytes.
+pub const MAX_INPUT_BYTES: usize = 4 << 20;
+/// Deepest block nesting accepted.
+pub const MAX_DEPTH: usize = 16;
+
+/// What happened to a keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NoteKind {
+    /// Carried over in an equivalent form; nothing is lost.
+    Adjusted,
+    /// Not carried over: Tandem has no equivalent.
+    NotCarried,
+    /// The value is malformed and was skipped.
+    Invalid,
+}
+
+/// One remark about the import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// 1-based line of the source.
+    pub line: usize,
+    pub keyword: String,
+    pub kind: NoteKind,
+    pub message: String,
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            NoteKind::Adjusted => "adjusted",
+            NoteKind::NotCarried => "not carried over",
+            NoteKind::Invalid => "invalid",
+        };
+        write!(
+            f,
+            "line {}: {}: {kind}: {}",
+            self.line, self.keyword, self.message
+        )
+    }
+}
+
+/// The imported config and the remarks about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub config: Config,
+    pub notes: Vec<Note>,
+}
+
+impl Imported {
+    /// Whether every keyword was carried over (notes are at most [`NoteKind::Adjusted`]).
+    pub fn is_lossless(&self) -> bool {
+        self.notes.iter().all(|n| n.kind == NoteKind::Adjusted)
+    }
+}
+
+/// A file that cannot be imported at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    #[error("input is {len} bytes, above the {max}-byte maximum for an imported file")]
+    TooLarge { len: usize, max: usize },
+    #[error("line {line}: {message}")]
+    Syntax { line: usize, message: String },
+    #[error("cannot tell whether this is keepalived.conf or lvs.cf; pass --format keepalived or --format lvs")]
+    UnknownFormat,
+}
+
+/// A source format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Keepalived,
+    Lvs,
+}
+
+impl Format {
+    /// Parses `keepalived` or `lvs`.
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "keepalived" | "keepalived.conf" => Some(Format::Keepalived),
+            "lvs" | "lvs.cf" | "piranha" => Some(Format::Lvs),
+            _ => None,
+        }
+    }
+}
+
+/// Guesses the format of `text`: lvs.cf uses `key = value`, keepalived.conf does not.
+pub fn detect(text: &str) -> Option<Format> {
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let first = line.split_whitespace().next().unwrap_or("");
+        if matches!(
+            first,
+            "global_defs"
+                | "vrrp_instance"
+                | "vrrp_sync_group"
+                | "virtual_server"
+                | "virtual_server_group"
+                | "vrrp_script"
+                | "include"
+                | "static_ipaddress"
+                | "static_routes"
+        ) {
+            return Some(Format::Keepalived);
+        }
+        if matches!(
+            first,
+            "serial_no"
+                | "primary"
+                | "service"
+                | "virtual"
+                | "backup"
+                | "network"
+                | "heartbeat"
+                | "nat_router"
+        ) {
+            return Some(Format::Lvs);
+        }
+        if line.contains('=') {
+            return Some(Format::Lvs);
+        }
+        return None;
+    }
+    None
+}
+
+/// Imports `text` in `format` (detected when None).
+pub fn import(text: &str, format: Option<Format>) -> Result<Imported, ImportError> {
+    match format.or_else(|| detect(text)) {
+        Some(Format::Keepalived) => keepalived::import(text),
+        Some(Format::Lvs) => lvs::import(text),
+        None => Err(ImportError::UnknownFormat),
+    }
+}
+
+/// Collects notes during an import.
+#[derive(Debug, Default)]
+pub(crate) struct Notes(pub Vec<Note>);
+
+impl Notes {
+    pub fn add(&mut self, line: usize, keyword: &str, kind: NoteKind, message: impl Into<String>) {
+        self.0.push(Note {
+            line,
+            keyword: keyword.into(),
+            kind,
+            message: message.into(),
+        });
+    }
+    pub fn not_carried(&mut self, line: usize, keyword: &str, message: impl Into<String>) {
+        self.add(line, keyword, NoteKind::NotCarried, message);
+    }
+    pub fn invalid(&mut self, line: usize, keyword: &str, message: impl Into<String>) {
+        self.add(line, keyword, NoteKind::Invalid, message);
+    }
+    pub fn adjusted(&mut self, line: usize, keyword: &str, message: impl Into<String>) {
+        self.add(line, keyword, NoteKind::Adjusted, message);
+    }
+}
+
+/// Truncating conversion into a bounded string, reporting when it does not fit.
+pub(crate) fn bounded<const N: usize>(
+    text: &str,
+    line: usize,
+    keyword: &str,
+    notes: &mut Notes,
+) -> Option<heapless::String<N>> {
+    match heapless::String::<N>::try_from(text) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            notes.invalid(
+                line,
+                keyword,
+                format!("\"{text}\" is longer than {N} bytes; shorten it"),
+            );
+            None
+        }
+    }
+}
+
+/// Adds an interface entry for every name the config references but does not describe, so that
+/// references validate (keepalived.conf and lvs.cf do not list interfaces). Alias labels
+/// (`eth0:1`) count as their base interface.
+pub(crate) fn add_referenced_interfaces(config: &mut Config, names: &[IfName]) {
+    for name in names {
+        let base = name.split(':').next().unwrap_or(name.as_str());
+        if base.is_empty() || config.interface(base).is_some() || config.bond(base).is_some() {
+            continue;
+        }
+        let Ok(base) = IfName::try_from(base) else {
+            continue;
+        };
+        let _ = config.interfaces.push(Interface {
+            name: base,
+            ..Interface::default()
+        });
+    }
+}

@@ -1,0 +1,488 @@
+//! LVS (IPVS) virtual services, their real servers and health checks, and firewall-mark rules.
+//!
+//! Real servers are the bulk of a large config, so their fields are chosen to encode small:
+//! defaults live on the service and a real server only carries overrides (`None` is one byte).
+
+use alloc::format;
+use alloc::string::String;
+use core::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{limits, IfName, Name};
+use crate::bounded::BoundedVec;
+use crate::net::IpCidr;
+
+/// Transport protocol of a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// The IP protocol number IPVS takes.
+    pub fn ip_protocol(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
+
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// The IPVS schedulers of the Linux kernel (`net/netfilter/ipvs/ip_vs_*.c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheduler {
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Least connection.
+    Lc,
+    /// Weighted least connection (the kernel's and Piranha's default).
+    #[default]
+    Wlc,
+    /// Locality-based least connection.
+    Lblc,
+    /// Locality-based least connection with replication.
+    Lblcr,
+    /// Destination hashing.
+    Dh,
+    /// Source hashing.
+    Sh,
+    /// Shortest expected delay.
+    Sed,
+    /// Never queue.
+    Nq,
+    /// Weighted failover.
+    Fo,
+    /// Weighted overflow.
+    Ovf,
+    /// Maglev hashing.
+    Mh,
+    /// Weighted random twos choice.
+    Twos,
+}
+
+impl Scheduler {
+    /// Every scheduler, for parsing and tests.
+    pub const ALL: [Scheduler; 14] = [
+        Scheduler::Rr,
+        Scheduler::Wrr,
+        Scheduler::Lc,
+        Scheduler::Wlc,
+        Scheduler::Lblc,
+        Scheduler::Lblcr,
+        Scheduler::Dh,
+        Scheduler::Sh,
+        Scheduler::Sed,
+        Scheduler::Nq,
+        Scheduler::Fo,
+        Scheduler::Ovf,
+        Scheduler::Mh,
+        Scheduler::Twos,
+    ];
+
+    /// The kernel's name (`ip_vs_<name>` module, IPVS_SVC_ATTR_SCHED_NAME).
+    pub fn kernel_name(self) -> &'static str {
+        match self {
+            Scheduler::Rr => "rr",
+            Scheduler::Wrr => "wrr",
+            Scheduler::Lc => "lc",
+            Scheduler::Wlc => "wlc",
+            Scheduler::Lblc => "lblc",
+            Scheduler::Lblcr => "lblcr",
+            Scheduler::Dh => "dh",
+            Scheduler::Sh => "sh",
+            Scheduler::Sed => "sed",
+            Scheduler::Nq => "nq",
+            Scheduler::Fo => "fo",
+            Scheduler::Ovf => "ovf",
+            Scheduler::Mh => "mh",
+            Scheduler::Twos => "twos",
+        }
+    }
+
+    /// The scheduler called `name` by the kernel.
+    pub fn from_kernel_name(name: &str) -> Option<Scheduler> {
+        Scheduler::ALL
+            .into_iter()
+            .find(|s| s.kernel_name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the scheduler reads the fallback and port flags (IP_VS_SVC_F_SCHED1/2).
+    pub fn takes_hash_flags(self) -> bool {
+        matches!(self, Scheduler::Sh | Scheduler::Mh)
+    }
+}
+
+/// Scheduler and service flags (IP_VS_SVC_F_SCHED1, _SCHED2, _ONEPACKET).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerFlags {
+    /// sh/mh: pick another server when the hashed one is unavailable (`sh-fallback`, SCHED1).
+    pub fallback: bool,
+    /// sh/mh: hash the source port as well (`sh-port`, SCHED2).
+    pub port: bool,
+    /// Schedule every UDP datagram on its own (`ops`, ONEPACKET).
+    pub one_packet: bool,
+}
+
+impl SchedulerFlags {
+    /// The IPVS service flag bits.
+    pub fn ipvs_bits(self) -> u32 {
+        let mut bits = 0;
+        if self.one_packet {
+            bits |= 0x4;
+        }
+        if self.fallback {
+            bits |= 0x8;
+        }
+        if self.port {
+            bits |= 0x10;
+        }
+        bits
+    }
+}
+
+/// Client affinity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Persistence {
+    /// Seconds an idle client stays with its real server.
+    pub timeout_s: u32,
+    /// Clients whose addresses share this prefix are one client (`persistence_granularity`).
+    pub netmask_prefix: Option<u8>,
+}
+
+/// How IPVS forwards to a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forwarding {
+    /// Masquerading: the director rewrites the destination; replies must come back through it.
+    #[default]
+    Nat,
+    /// Direct routing: the frame goes to the server's MAC on a shared segment.
+    Dr,
+    /// IP-in-IP tunnel to the server.
+    Tun,
+}
+
+impl Forwarding {
+    /// Upper-case name as keepalived and ipvsadm print it.
+    pub fn keepalived_name(self) -> &'static str {
+        match self {
+            Forwarding::Nat => "NAT",
+            Forwarding::Dr => "DR",
+            Forwarding::Tun => "TUN",
+        }
+    }
+}
+
+/// What happens to a real server that fails its check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Delete it from the table.
+    #[default]
+    Remove,
+    /// Keep it with weight 0: existing connections finish, no new ones arrive.
+    Quiesce,
+}
+
+/// Check intervals and timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckTiming {
+    /// Period between checks (keepalived `delay_loop`).
+    pub interval_ms: u32,
+    /// Connect and response timeout (keepalived `connect_timeout`, Piranha `timeout`).
+    pub timeout_ms: u32,
+    /// Further attempts before the server is declared down (`retry`, `nb_get_retry`).
+    pub retries: u8,
+    /// Wait between attempts (`delay_before_retry`).
+    pub retry_delay_ms: u32,
+}
+
+impl Default for CheckTiming {
+    fn default() -> Self {
+        CheckTiming {
+            interval_ms: 6000,
+            timeout_ms: 5000,
+            retries: 1,
+            retry_delay_ms: 1000,
+        }
+    }
+}
+
+/// What an HTTP check expects in the body.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpBody {
+    /// MD5 of the whole body (keepalived `digest`).
+    Md5([u8; 16]),
+    /// The body contains this text.
+    Contains(heapless::String<{ limits::URL_BYTES }>),
+}
+
+/// The kind of health check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// TCP connect succeeds.
+    Tcp,
+    /// HTTP(S) GET of `path` answers with `status` (None: any 2xx) and a matching body.
+    Http {
+        path: heapless::String<{ limits::URL_BYTES }>,
+        status: Option<u16>,
+        body: Option<HttpBody>,
+        virtual_host: Option<heapless::String<{ limits::URL_BYTES }>>,
+        tls: bool,
+    },
+    /// SMTP greeting and HELO succeed.
+    Smtp {
+        helo_name: Option<heapless::String<{ limits::URL_BYTES }>>,
+    },
+    /// Piranha style: send `send` (escapes already decoded), expect the reply to start with
+    /// `expect`. Empty send: only read; empty expect: only connect (and send).
+    SendExpect {
+        send: heapless::String<{ limits::SEND_EXPECT_BYTES }>,
+        expect: heapless::String<{ limits::SEND_EXPECT_BYTES }>,
+    },
+}
+
+/// A health check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Check {
+    pub kind: CheckKind,
+    pub timing: CheckTiming,
+    /// Check this port instead of the real server's port (`connect_port`).
+    pub connect_port: Option<u16>,
+    /// Check this address instead of the real server's (`connect_ip`).
+    pub connect_address: Option<IpAddr>,
+    /// Source address of the check (`bindto`).
+    pub bind_address: Option<IpAddr>,
+}
+
+impl Default for Check {
+    fn default() -> Self {
+        Check {
+            kind: CheckKind::Tcp,
+            timing: CheckTiming::default(),
+            connect_port: None,
+            connect_address: None,
+            bind_address: None,
+        }
+    }
+}
+
+/// Where clients go when no real server is up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SorryServer {
+    pub address: IpAddr,
+    /// None: the service's port.
+    pub port: Option<u16>,
+    /// None: the service's forwarding method.
+    pub forwarding: Option<Forwarding>,
+    /// Keep it in the table with weight 0 while real servers are up (`sorry_server_inhibit`).
+    pub inhibit: bool,
+}
+
+impl Default for SorryServer {
+    fn default() -> Self {
+        SorryServer {
+            address: IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+            port: None,
+            forwarding: None,
+            inhibit: false,
+        }
+    }
+}
+
+/// One real server behind a virtual service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealServer {
+    /// Descriptive name (Piranha `server NAME`); may be empty.
+    pub name: Name,
+    pub address: IpAddr,
+    /// None: the service's port (required for fwmark services).
+    pub port: Option<u16>,
+    /// Relative capacity; 0 takes no new connections.
+    pub weight: u32,
+    /// None: the service's forwarding method.
+    pub forwarding: Option<Forwarding>,
+    /// An inactive server is configured but kept out of the table (Piranha `active = 0`).
+    pub active: bool,
+    /// Stop sending new connections above this many (0: no limit, `uthreshold`).
+    pub upper_threshold: u32,
+    /// Resume below this many (`lthreshold`).
+    pub lower_threshold: u32,
+    /// None: the service's failure policy (keepalived `inhibit_on_failure` per server).
+    pub on_failure: Option<OnFailure>,
+    /// None: the service's check.
+    pub check: Option<Check>,
+}
+
+impl Default for RealServer {
+    fn default() -> Self {
+        RealServer {
+            name: Name::new(),
+            address: IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+            port: None,
+            weight: 1,
+            forwarding: None,
+            active: true,
+            upper_threshold: 0,
+            lower_threshold: 0,
+            on_failure: None,
+            check: None,
+        }
+    }
+}
+
+impl RealServer {
+    /// Forwarding method in force for this server.
+    pub fn effective_forwarding(&self, service: &VirtualService) -> Forwarding {
+        self.forwarding.unwrap_or(service.forwarding)
+    }
+
+    /// Port in force for this server.
+    pub fn effective_port(&self, service: &VirtualService) -> u16 {
+        self.port.unwrap_or(service.port)
+    }
+
+    /// Check in force for this server.
+    pub fn effective_check<'a>(&'a self, service: &'a VirtualService) -> Option<&'a Check> {
+        self.check.as_ref().or(service.check.as_ref())
+    }
+
+    /// Failure policy in force for this server.
+    pub fn effective_on_failure(&self, service: &VirtualService) -> OnFailure {
+        self.on_failure.unwrap_or(service.on_failure)
+    }
+}
+
+/// One LVS virtual service: `address:port/protocol`, or a firewall mark.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VirtualService {
+    /// Descriptive name (Piranha `virtual NAME`); may be empty.
+    pub name: Name,
+    /// An inactive service is configured but not loaded into IPVS.
+    pub active: bool,
+    /// The virtual address. Required unless `fwmark` is set.
+    pub address: Option<IpAddr>,
+    /// Prefix length the director adds the virtual address with (Piranha `vip_nmask`).
+    pub address_prefix: Option<u8>,
+    /// Interface or alias label the virtual address goes on (Piranha `address = IP eth0:1`).
+    pub interface: Option<IfName>,
+    /// Service port (0 with persistence: all ports).
+    pub port: u16,
+    pub protocol: Protocol,
+    /// Match packets carrying this firewall mark instead of address and port.
+    pub fwmark: Option<u32>,
+    pub scheduler: Scheduler,
+    pub scheduler_flags: SchedulerFlags,
+    pub persistence: Option<Persistence>,
+    /// Forwarding for real servers that do not say.
+    pub forwarding: Forwarding,
+    /// Total weight of live real servers needed for the service to be up.
+    pub quorum: u32,
+    /// Quorum hysteresis: up at quorum + hysteresis, down below quorum - hysteresis.
+    pub hysteresis: u32,
+    pub sorry_server: Option<SorryServer>,
+    pub on_failure: OnFailure,
+    /// Seconds a failed real server must pass its check before it is put back (Piranha `reentry`).
+    pub reentry_s: u32,
+    /// Real servers start as down until their first check passes (keepalived `alpha`).
+    pub start_down: bool,
+    /// Check for real servers that do not have their own.
+    pub check: Option<Check>,
+    pub real_servers: BoundedVec<RealServer, { limits::REAL_SERVERS_PER_SERVICE }>,
+}
+
+impl Default for VirtualService {
+    fn default() -> Self {
+        VirtualService {
+            name: Name::new(),
+            active: true,
+            address: None,
+            address_prefix: None,
+            interface: None,
+            port: 0,
+            protocol: Protocol::Tcp,
+            fwmark: None,
+            scheduler: Scheduler::Wlc,
+            scheduler_flags: SchedulerFlags::default(),
+            persistence: None,
+            forwarding: Forwarding::Nat,
+            quorum: 1,
+            hysteresis: 0,
+            sorry_server: None,
+            on_failure: OnFailure::Remove,
+            reentry_s: 0,
+            start_down: false,
+            check: None,
+            real_servers: BoundedVec::new(),
+        }
+    }
+}
+
+impl VirtualService {
+    /// How the service is named in messages: its name, else `fwmark N` or `address:port/proto`.
+    pub fn label(&self) -> String {
+        if !self.name.is_empty() {
+            return format!("{}", self.name);
+        }
+        match (self.fwmark, self.address) {
+            (Some(mark), _) => format!("fwmark {mark}"),
+            (None, Some(IpAddr::V6(addr))) => {
+                format!("[{addr}]:{}/{}", self.port, self.protocol.as_str())
+            }
+            (None, Some(addr)) => format!("{addr}:{}/{}", self.port, self.protocol.as_str()),
+            (None, None) => format!(":{}/{}", self.port, self.protocol.as_str()),
+        }
+    }
+}
+
+/// A firewall-mark rule: packets to `destination` on the given ports get `mark`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FwmarkRule {
+    pub mark: u32,
+    pub protocol: Protocol,
+    pub destination: IpCidr,
+    /// First port of the range.
+    pub port_first: u16,
+    /// Last port of the range (equal to `port_first` for one port).
+    pub port_last: u16,
+}
+
+impl Default for FwmarkRule {
+    fn default() -> Self {
+        FwmarkRule {
+            mark: 1,
+            protocol: Protocol::Tcp,
+            destination: IpCidr::host(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED)),
+            port_first: 0,
+            port_last: 0,
+        }
+    }
+}

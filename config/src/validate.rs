@@ -1,0 +1,907 @@
+//! Validation: every rule the kernel and the protocols impose, checked before a config is used.
+//!
+//! All problems are reported at once, each naming where it is and what to change, e.g.
+//! `vrrp "web_vip": virtual_router_id 20 is already used by vrrp "mail_vip" on eth0; pick
+//! another id`. Errors make a config unusable; warnings are shown and the config still runs.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::IpAddr;
+
+use crate::model::{
+    limits, BondMode, CheckKind, Config, Forwarding, LinkMonitor, Protocol, VirtualService,
+    VrrpAuth, VrrpVersion,
+};
+use crate::net::{Family, IpCidr};
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The config still runs; the operator should look.
+    Warning,
+    /// The config must not be used.
+    Error,
+}
+
+/// One problem found in a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub severity: Severity,
+    /// Where: `vrrp "web_vip"`, `virtual_server "10.0.0.1:80/tcp" real_server 192.168.0.2`.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{level}: {}: {}", self.path, self.message)
+    }
+}
+
+struct Report(Vec<Issue>);
+
+impl Report {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Issue {
+            severity: Severity::Error,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Issue {
+            severity: Severity::Warning,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Whether any of `issues` is an error.
+pub fn has_errors(issues: &[Issue]) -> bool {
+    issues.iter().any(|i| i.severity == Severity::Error)
+}
+
+/// Checks `config`, returning every error and warning.
+pub fn validate(config: &Config) -> Vec<Issue> {
+    let mut report = Report(Vec::new());
+    let ctx = Context::new(config);
+    check_system(config, &mut report);
+    check_interfaces(config, &ctx, &mut report);
+    check_bonds(config, &ctx, &mut report);
+    check_vrrp(config, &ctx, &mut report);
+    check_sync_groups(config, &mut report);
+    check_services(config, &ctx, &mut report);
+    check_fwmark_rules(config, &mut report);
+    check_roles(config, &ctx, &mut report);
+    report.0
+}
+
+/// Facts several checks need.
+struct Context<'a> {
+    config: &'a Config,
+    /// Every configured interface address.
+    subnets: Vec<(&'a str, IpCidr)>,
+}
+
+impl<'a> Context<'a> {
+    fn new(config: &'a Config) -> Self {
+        let subnets = config
+            .interfaces
+            .iter()
+            .flat_map(|i| i.addresses.iter().map(move |a| (i.name.as_str(), *a)))
+            .collect();
+        Context { config, subnets }
+    }
+
+    /// Whether `name` (an alias label `eth0:1` counts as `eth0`) is an interface or bond.
+    fn link_exists(&self, name: &str) -> bool {
+        let base = name.split(':').next().unwrap_or(name);
+        self.config.interface(base).is_some() || self.config.bond(base).is_some()
+    }
+
+    fn link_addresses<'b>(&'b self, name: &'b str) -> impl Iterator<Item = &'b IpCidr> + 'b {
+        let base = name.split(':').next().unwrap_or(name);
+        self.subnets
+            .iter()
+            .filter(move |(n, _)| *n == base)
+            .map(|(_, a)| a)
+    }
+
+    fn is_connected(&self, addr: &IpAddr) -> bool {
+        self.subnets.iter().any(|(_, net)| net.contains(addr))
+    }
+
+    fn any_addresses(&self) -> bool {
+        !self.subnets.is_empty()
+    }
+
+    fn is_floating_address(&self, addr: &IpAddr) -> bool {
+        self.config
+            .vrrp
+            .iter()
+            .any(|v| v.vips.iter().any(|vip| vip.address == *addr))
+            || self.config.clusterip.iter().any(|c| c.vip == *addr)
+            || self.subnets.iter().any(|(_, net)| net.addr == *addr)
+    }
+}
+
+fn check_system(config: &Config, report: &mut Report) {
+    if config.system.hostname.is_empty() {
+        report.warn(
+            "system.hostname",
+            "no hostname set; set one so the console and notifications say which box this is",
+        );
+    }
+    if let Some(notify) = &config.notify {
+        for address in notify.email_to.iter().chain(notify.email_from.iter()) {
+            if !address.contains('@') {
+                report.error(
+                    "notify",
+                    format!("\"{address}\" is not an e-mail address; write it as user@domain"),
+                );
+            }
+        }
+        if !notify.email_to.is_empty() && notify.smtp_server.is_none() {
+            report.error("notify.smtp_server", "e-mail recipients are set but no SMTP server; set smtp_server to the relay's address");
+        }
+    }
+    if let Some(metrics) = config.management.metrics {
+        if metrics.port() == 0 {
+            report.error(
+                "management.metrics",
+                "port 0 is not a listening port; pick a port such as 9100",
+            );
+        }
+    }
+}
+
+fn check_interfaces(config: &Config, ctx: &Context<'_>, report: &mut Report) {
+    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut roles = BTreeMap::new();
+    for interface in &config.interfaces {
+        let path = format!("interface \"{}\"", interface.name);
+        if interface.name.is_empty() {
+            report.error(
+                "interfaces",
+                "an interface has no name; give every interface a name",
+            );
+        }
+        if seen.insert(interface.name.as_str(), ()).is_some() {
+            report.error(&path, "is listed twice; merge the two entries");
+        }
+        if let Some(role) = interface.role {
+            if let Some(other) = roles.insert(role, interface.name.as_str()) {
+                report.error(&path, format!("role {} is already given to interface \"{other}\"; each board port role belongs to one interface", role.as_str()));
+            }
+        }
+        for address in &interface.addresses {
+            if !address.is_valid() {
+                report.error(
+                    &path,
+                    format!("address {address} has a prefix longer than the address"),
+                );
+            }
+        }
+        if let Some(mtu) = interface.mtu {
+            if mtu < 68 {
+                report.error(&path, format!("mtu {mtu} is below the IPv4 minimum of 68"));
+            }
+        }
+    }
+    if let Some(name) = &config.management.interface {
+        if !ctx.link_exists(name) {
+            report.error(
+                "management.interface",
+                format!("interface \"{name}\" is not configured; add it under [[interfaces]]"),
+            );
+        }
+    }
+    if let Some(peer) = &config.peer_link {
+        if !ctx.link_exists(&peer.interface) {
+            report.error(
+                "peer_link.interface",
+                format!(
+                    "interface \"{}\" is not configured; add it under [[interfaces]]",
+                    peer.interface
+                ),
+            );
+        }
+        if peer.heartbeat_interval_ms == 0 {
+            report.error("peer_link.heartbeat_interval_ms", "must be above 0");
+        }
+        if peer.dead_after_ms <= peer.heartbeat_interval_ms {
+            report.error("peer_link.dead_after_ms", format!("{} ms is not longer than the heartbeat interval {} ms; make it at least three intervals", peer.dead_after_ms, peer.heartbeat_interval_ms));
+        }
+        if peer.heartbeat_port == 0 {
+            report.error(
+                "peer_link.heartbeat_port",
+                "port 0 is not usable; the Piranha default is 539",
+            );
+        }
+        if let Some(sync) = &peer.ipvs_sync_interface {
+            if !ctx.link_exists(sync) {
+                report.error(
+                    "peer_link.ipvs_sync_interface",
+                    format!("interface \"{sync}\" is not configured"),
+                );
+            }
+        }
+    }
+}
+
+fn check_bonds(config: &Config, ctx: &Context<'_>, report: &mut Report) {
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut names: BTreeMap<&str, ()> = BTreeMap::new();
+    for bond in &config.bonds {
+        let path = format!("bond \"{}\"", bond.name);
+        if names.insert(bond.name.as_str(), ()).is_some() {
+            report.error(&path, "is defined twice; merge the two entries");
+        }
+        if bond.slaves.is_empty() {
+            report.error(&path, "has no slaves; list the ports under slaves");
+        }
+        for slave in &bond.slaves {
+            if config.interface(slave).is_none() {
+                report.error(&path, format!("slave \"{slave}\" is not a configured interface; add it under [[interfaces]]"));
+            } else if config
+                .interface(slave)
+                .is_some_and(|i| !i.addresses.is_empty())
+            {
+                report.error(
+                    &path,
+                    format!("slave \"{slave}\" has addresses of its own; move them to the bond"),
+                );
+            }
+            if slave.as_str() == bond.name.as_str() {
+                report.error(&path, "lists itself as a slave");
+            }
+            if let Some(other) = owner.insert(slave.as_str(), bond.name.as_str()) {
+                if other != bond.name.as_str() {
+                    report.error(&path, format!("slave \"{slave}\" already belongs to bond \"{other}\"; a port can be in one bond only"));
+                }
+            }
+        }
+        if let Some(primary) = &bond.primary {
+            if !bond.mode.has_primary() {
+                report.error(&path, format!("primary is set but mode {} has no primary; remove it or use active-backup, balance-tlb or balance-alb", bond.mode.kernel_name()));
+            }
+            if !bond.slaves.iter().any(|s| s == primary) {
+                report.error(
+                    &path,
+                    format!("primary \"{primary}\" is not one of its slaves; add it to slaves"),
+                );
+            }
+        }
+        match &bond.monitor {
+            LinkMonitor::Mii { interval_ms } => {
+                if *interval_ms == 0 {
+                    report.warn(
+                        &path,
+                        "miimon interval 0 disables link monitoring; set interval_ms to e.g. 100",
+                    );
+                }
+            }
+            LinkMonitor::Arp {
+                interval_ms,
+                targets,
+                ..
+            } => {
+                if matches!(
+                    bond.mode,
+                    BondMode::Ieee8023ad | BondMode::BalanceTlb | BondMode::BalanceAlb
+                ) {
+                    report.error(
+                        &path,
+                        format!(
+                            "the ARP monitor does not work in mode {}; use the MII monitor",
+                            bond.mode.kernel_name()
+                        ),
+                    );
+                }
+                if targets.is_empty() {
+                    report.error(
+                        &path,
+                        "ARP monitor has no targets; add at least one address to targets",
+                    );
+                }
+                if *interval_ms == 0 {
+                    report.error(&path, "ARP monitor interval 0 disables it; set interval_ms");
+                }
+            }
+        }
+        if bond.lacp_rate == crate::model::LacpRate::Fast && bond.mode != BondMode::Ieee8023ad {
+            report.warn(&path, "lacp_rate applies to mode 802.3ad only");
+        }
+        if usize::from(bond.min_links) > bond.slaves.len() {
+            report.error(
+                &path,
+                format!(
+                    "min_links {} is more than its {} slaves; the bond would never come up",
+                    bond.min_links,
+                    bond.slaves.len()
+                ),
+            );
+        }
+        if config
+            .interface(&bond.name)
+            .is_some_and(|i| i.role.is_some())
+        {
+            report.error(
+                &path,
+                "has the same name as a board port; name bonds bond0, bond1, ...",
+            );
+        }
+        let _ = ctx;
+    }
+}
+
+fn check_vrrp(config: &Config, ctx: &Context<'_>, report: &mut Report) {
+    let mut names: BTreeMap<&str, ()> = BTreeMap::new();
+    // (interface, family, vrid) -> instance name
+    let mut vrids: BTreeMap<(&str, Family, u8), &str> = BTreeMap::new();
+    let mut vip_owner: BTreeMap<IpAddr, &str> = BTreeMap::new();
+    for instance in &config.vrrp {
+        let path = format!("vrrp \"{}\"", instance.name);
+        if instance.name.is_empty() {
+            report.error("vrrp", "an instance has no name; name every instance");
+        }
+        if names.insert(instance.name.as_str(), ()).is_some() {
+            report.error(&path, "is defined twice; rename one");
+        }
+        if instance.vrid == 0 {
+            report.error(&path, "virtual_router_id 0 is not allowed; use 1 to 255");
+        }
+        if instance.priority == 0 {
+            report.error(&path, "priority 0 is reserved for a master resigning; use 1 to 254 (255 only on the address owner)");
+        }
+        if !ctx.link_exists(&instance.interface) {
+            report.error(&path, format!("interface \"{}\" is not configured; add it under [[interfaces]] or fix the name", instance.interface));
+        }
+        match instance.version {
+            VrrpVersion::V2 => {
+                if instance.advert_interval_cs == 0
+                    || instance.advert_interval_cs % 100 != 0
+                    || instance.advert_interval_cs > 25_500
+                {
+                    report.error(&path, format!("advert interval {} cs is not a whole number of seconds from 1 to 255, which VRRPv2 requires; use version v3 for sub-second adverts", instance.advert_interval_cs));
+                }
+            }
+            VrrpVersion::V3 => {
+                if instance.advert_interval_cs == 0 || instance.advert_interval_cs > 4095 {
+                    report.error(
+                        &path,
+                        format!(
+                            "advert interval {} cs is outside VRRPv3's 1 to 4095 cs",
+                            instance.advert_interval_cs
+                        ),
+                    );
+                }
+                if instance.auth.is_some() {
+                    report.error(
+                        &path,
+                        "VRRPv3 has no authentication (RFC 9568); remove auth or use version v2",
+                    );
+                }
+            }
+        }
+        if let Some(VrrpAuth::Pass(pass)) = &instance.auth {
+            if pass.is_empty() {
+                report.error(
+                    &path,
+                    "auth password is empty; set 1 to 8 characters or remove auth",
+                );
+            }
+        }
+        if instance.vips.is_empty() {
+            report.error(
+                &path,
+                "has no virtual addresses; add at least one under vips",
+            );
+        }
+        let family = instance
+            .vips
+            .first()
+            .map(|v| Family::of(&v.address))
+            .unwrap_or_default();
+        for vip in &instance.vips {
+            let vip_family = Family::of(&vip.address);
+            if vip_family != family {
+                report.error(&path, format!("mixes IPv4 and IPv6 virtual addresses ({}); VRRP runs one instance per family, split it in two", vip.address));
+            }
+            if vip_family == Family::Ipv6 && instance.version == VrrpVersion::V2 {
+                report.error(&path, format!("virtual address {} is IPv6 but VRRPv2 carries IPv4 only; set version = \"v3\"", vip.address));
+            }
+            if vip.prefix > vip_family.max_prefix() {
+                report.error(
+                    &path,
+                    format!(
+                        "virtual address {}/{} has a prefix longer than the address",
+                        vip.address, vip.prefix
+                    ),
+                );
+            }
+            let link = vip
+                .interface
+                .as_deref()
+                .unwrap_or(instance.interface.as_str());
+            if vip.interface.is_some() && !ctx.link_exists(link) {
+                report.error(
+                    &path,
+                    format!(
+                        "virtual address {} goes on interface \"{link}\", which is not configured",
+                        vip.address
+                    ),
+                );
+            }
+            let mut link_addrs = ctx.link_addresses(link).peekable();
+            if link_addrs.peek().is_none() {
+                report.warn(&path, format!("interface \"{link}\" has no address, so virtual address {} cannot be checked against its subnet; add the interface's address", vip.address));
+            } else if !link_addrs.any(|net| net.contains(&vip.address)) {
+                report.error(&path, format!("virtual address {} is not inside any subnet of interface \"{link}\"; fix the address or add the subnet to the interface", vip.address));
+            }
+            if let Some(other) = vip_owner.insert(vip.address, instance.name.as_str()) {
+                if other != instance.name.as_str() {
+                    report.error(&path, format!("virtual address {} is also held by vrrp \"{other}\"; an address can float with one instance only", vip.address));
+                }
+            }
+        }
+        if instance.vrid != 0 {
+            if let Some(other) = vrids.insert(
+                (instance.interface.as_str(), family, instance.vrid),
+                instance.name.as_str(),
+            ) {
+                report.error(&path, format!("virtual_router_id {} is already used by vrrp \"{other}\" on {}; pick another id", instance.vrid, instance.interface));
+            }
+        }
+        for peer in &instance.unicast_peers {
+            if Family::of(peer) != family {
+                report.error(
+                    &path,
+                    format!("unicast peer {peer} is not in the family of the virtual addresses"),
+                );
+            }
+        }
+        if let Some(source) = &instance.unicast_source {
+            if Family::of(source) != family {
+                report.error(
+                    &path,
+                    format!(
+                        "unicast source {source} is not in the family of the virtual addresses"
+                    ),
+                );
+            }
+        }
+        for tracked in &instance.track_interfaces {
+            if !ctx.link_exists(&tracked.name) {
+                report.error(
+                    &path,
+                    format!("tracked interface \"{}\" is not configured", tracked.name),
+                );
+            }
+            if !(-254..=254).contains(&tracked.weight) {
+                report.error(
+                    &path,
+                    format!(
+                        "tracked interface \"{}\" weight {} is outside -254 to 254",
+                        tracked.name, tracked.weight
+                    ),
+                );
+            }
+        }
+        for tracked in &instance.track_bonds {
+            if config.bond(&tracked.name).is_none() {
+                report.error(
+                    &path,
+                    format!(
+                        "tracked bond \"{}\" is not configured; add it under [[bonds]]",
+                        tracked.name
+                    ),
+                );
+            }
+            if !(-254..=254).contains(&tracked.weight) {
+                report.error(
+                    &path,
+                    format!(
+                        "tracked bond \"{}\" weight {} is outside -254 to 254",
+                        tracked.name, tracked.weight
+                    ),
+                );
+            }
+        }
+        if !instance.preempt && instance.preempt_delay_s > 0 {
+            report.warn(&path, "preempt_delay_s has no effect with preempt = false");
+        }
+    }
+}
+
+fn check_sync_groups(config: &Config, report: &mut Report) {
+    let mut member_of: BTreeMap<&str, &str> = BTreeMap::new();
+    for group in &config.sync_groups {
+        let path = format!("sync_group \"{}\"", group.name);
+        for member in &group.members {
+            if config.vrrp_instance(member).is_none() {
+                report.error(&path, format!("member \"{member}\" is not a vrrp instance; fix the name or add the instance"));
+            }
+            if let Some(other) = member_of.insert(member.as_str(), group.name.as_str()) {
+                report.error(&path, format!("member \"{member}\" is already in sync_group \"{other}\"; an instance belongs to one group"));
+            }
+        }
+        if group.members.len() < 2 {
+            report.warn(
+                &path,
+                "has fewer than two members, so it synchronises nothing",
+            );
+        }
+    }
+}
+
+fn check_services(config: &Config, ctx: &Context<'_>, report: &mut Report) {
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let total = config.real_server_count();
+    if total > limits::REAL_SERVERS_TOTAL {
+        report.error(
+            "virtual_services",
+            format!(
+                "{total} real servers in all, above the maximum of {}; remove some",
+                limits::REAL_SERVERS_TOTAL
+            ),
+        );
+    }
+    let mut warned_no_addresses = false;
+    for service in &config.virtual_services {
+        let label = service.label();
+        let path = format!("virtual_server \"{label}\"");
+        let family = match (service.address, service.fwmark) {
+            (Some(addr), _) => Family::of(&addr),
+            (None, Some(_)) => service
+                .real_servers
+                .first()
+                .map(|r| Family::of(&r.address))
+                .unwrap_or_default(),
+            (None, None) => {
+                report.error(
+                    &path,
+                    "has neither an address nor a fwmark; set address (and port) or fwmark",
+                );
+                Family::Ipv4
+            }
+        };
+        let key = match (service.fwmark, service.address) {
+            (Some(mark), _) => format!("fwmark {mark} {family:?}"),
+            (None, Some(addr)) => format!("{addr} {} {:?}", service.port, service.protocol),
+            (None, None) => label.clone(),
+        };
+        if let Some(other) = keys.insert(key, label.clone()) {
+            report.error(&path, format!("has the same address, port and protocol (or fwmark) as virtual_server \"{other}\"; IPVS keys services by them"));
+        }
+        if service.fwmark.is_none() && service.port == 0 && service.persistence.is_none() {
+            report.error(
+                &path,
+                "port 0 (all ports) needs persistence; set a port or persistence",
+            );
+        }
+        if let Some(mark) = service.fwmark {
+            if mark == 0 {
+                report.error(&path, "fwmark 0 is the unmarked traffic; use a mark from 1");
+            } else if !config.fwmark_rules.iter().any(|r| r.mark == mark) {
+                report.error(&path, format!("fwmark {mark} has no marking rule, so no packet will ever match; add a [[fwmark_rules]] entry with mark = {mark}"));
+            }
+        }
+        if let Some(prefix) = service.address_prefix {
+            if prefix > family.max_prefix() {
+                report.error(
+                    &path,
+                    format!("address prefix /{prefix} is longer than the address"),
+                );
+            }
+        }
+        if let Some(interface) = &service.interface {
+            if !ctx.link_exists(interface) {
+                report.error(
+                    &path,
+                    format!("interface \"{interface}\" is not configured"),
+                );
+            }
+        }
+        if let Some(addr) = &service.address {
+            if !ctx.is_floating_address(addr) && service.interface.is_none() {
+                report.warn(&path, format!("address {addr} is not a VRRP or CLUSTERIP virtual address nor an interface address, so no box will answer for it; add it to a vrrp instance's vips"));
+            }
+        }
+        let flags = service.scheduler_flags;
+        if (flags.fallback || flags.port) && !service.scheduler.takes_hash_flags() {
+            report.error(&path, format!("scheduler flags fallback/port apply to sh and mh only, not {}; remove them or change the scheduler", service.scheduler.kernel_name()));
+        }
+        if flags.one_packet && service.protocol != Protocol::Udp {
+            report.error(
+                &path,
+                "one-packet scheduling (ops) applies to UDP services only",
+            );
+        }
+        if let Some(persistence) = &service.persistence {
+            if let Some(prefix) = persistence.netmask_prefix {
+                if prefix > family.max_prefix() {
+                    report.error(
+                        &path,
+                        format!("persistence netmask /{prefix} is longer than the address"),
+                    );
+                }
+            }
+        }
+        if let Some(check) = &service.check {
+            check_check(&path, check, report);
+        }
+        if let Some(sorry) = &service.sorry_server {
+            if Family::of(&sorry.address) != family
+                && sorry.forwarding.unwrap_or(service.forwarding) != Forwarding::Tun
+            {
+                report.error(&path, format!("sorry server {} is not in the service's address family; only TUN can cross families", sorry.address));
+            }
+        }
+        let mut seen: BTreeMap<(IpAddr, u16), ()> = BTreeMap::new();
+        let mut weight_sum: u64 = 0;
+        for server in &service.real_servers {
+            check_real_server(
+                service,
+                server,
+                family,
+                ctx,
+                &mut seen,
+                &mut warned_no_addresses,
+                report,
+            );
+            if server.active {
+                weight_sum += u64::from(server.weight);
+            }
+        }
+        if !service.real_servers.is_empty() && u64::from(service.quorum) > weight_sum {
+            report.warn(&path, format!("quorum {} is above the total weight {weight_sum} of its active real servers, so the service never counts as up", service.quorum));
+        }
+        if service.hysteresis > service.quorum {
+            report.warn(
+                &path,
+                format!(
+                    "hysteresis {} exceeds quorum {}",
+                    service.hysteresis, service.quorum
+                ),
+            );
+        }
+    }
+}
+
+fn check_real_server(
+    service: &VirtualService,
+    server: &crate::model::RealServer,
+    family: Family,
+    ctx: &Context<'_>,
+    seen: &mut BTreeMap<(IpAddr, u16), ()>,
+    warned_no_addresses: &mut bool,
+    report: &mut Report,
+) {
+    let port = server.effective_port(service);
+    // The path is only built when there is something to report (10,000 servers validate often).
+    let path = || match server.address {
+        IpAddr::V6(addr) => format!(
+            "virtual_server \"{}\" real_server [{addr}]:{port}",
+            service.label()
+        ),
+        IpAddr::V4(addr) => format!(
+            "virtual_server \"{}\" real_server {addr}:{port}",
+            service.label()
+        ),
+    };
+    if seen.insert((server.address, port), ()).is_some() {
+        report.error(path(), "is listed twice in this service; remove one");
+    }
+    if server.address.is_unspecified() || server.address.is_multicast() {
+        report.error(path(), "is not a unicast address");
+    }
+    if i32::try_from(server.weight).is_err() {
+        report.error(
+            path(),
+            format!(
+                "weight {} is above the kernel maximum {}",
+                server.weight,
+                i32::MAX
+            ),
+        );
+    }
+    if server.upper_threshold > 0 && server.lower_threshold > server.upper_threshold {
+        report.error(
+            path(),
+            format!(
+                "lower threshold {} is above upper threshold {}",
+                server.lower_threshold, server.upper_threshold
+            ),
+        );
+    }
+    let forwarding = server.effective_forwarding(service);
+    if forwarding == Forwarding::Nat
+        && service.fwmark.is_some()
+        && server.port.is_none()
+        && service.port == 0
+    {
+        report.error(
+            path(),
+            "a NAT real server of a fwmark service needs a port; set port",
+        );
+    }
+    if port == 0 && forwarding == Forwarding::Nat && service.fwmark.is_none() {
+        report.error(
+            path(),
+            "port 0 is not usable with NAT; set the server's port",
+        );
+    }
+    let same_family = Family::of(&server.address) == family;
+    match forwarding {
+        Forwarding::Nat | Forwarding::Dr if !same_family => {
+            report.error(path(), format!("{} forwarding needs the real server in the virtual address's family; use TUN to cross families", forwarding.keepalived_name()));
+        }
+        Forwarding::Dr | Forwarding::Nat if !ctx.any_addresses() => {
+            if !*warned_no_addresses {
+                report.warn("interfaces", "no interface has an address, so real servers cannot be checked for reachability; add the interfaces' addresses");
+                *warned_no_addresses = true;
+            }
+        }
+        Forwarding::Dr => {
+            if !ctx.is_connected(&server.address) {
+                report.error(path(), "is not on a directly connected subnet, which direct routing (DR) needs; put it on a connected segment or use TUN");
+            }
+            if service.port != 0 && server.port.is_some_and(|p| p != service.port) {
+                report.error(
+                    path(),
+                    format!(
+                        "DR cannot change the port ({} to {port}); use NAT or the service's port",
+                        service.port
+                    ),
+                );
+            }
+        }
+        Forwarding::Nat => {
+            if !ctx.is_connected(&server.address) {
+                report.warn(path(), "is not on a directly connected subnet; with NAT its replies must route back through this box");
+            }
+        }
+        Forwarding::Tun => {}
+    }
+    if let Some(check) = &server.check {
+        check_check(&path(), check, report);
+    }
+}
+
+fn check_check(path: &str, check: &crate::model::Check, report: &mut Report) {
+    if check.timing.interval_ms == 0 {
+        report.error(
+            path,
+            "check interval 0 would check without pause; set timing.interval_ms",
+        );
+    }
+    if check.timing.timeout_ms == 0 {
+        report.error(
+            path,
+            "check timeout 0 fails every check; set timing.timeout_ms",
+        );
+    }
+    if let CheckKind::Http {
+        path: url, status, ..
+    } = &check.kind
+    {
+        if !url.starts_with('/') {
+            report.error(path, format!("HTTP check path \"{url}\" must start with /"));
+        }
+        if let Some(code) = status {
+            if !(100..=599).contains(code) {
+                report.error(
+                    path,
+                    format!("HTTP status {code} is not an HTTP status code"),
+                );
+            }
+        }
+    }
+}
+
+fn check_fwmark_rules(config: &Config, report: &mut Report) {
+    for (index, rule) in config.fwmark_rules.iter().enumerate() {
+        let path = format!("fwmark_rules[{index}]");
+        if rule.mark == 0 {
+            report.error(&path, "mark 0 cannot be matched; use a mark from 1");
+        }
+        if rule.port_first > rule.port_last {
+            report.error(
+                &path,
+                format!(
+                    "port range {}-{} is reversed",
+                    rule.port_first, rule.port_last
+                ),
+            );
+        }
+        if !rule.destination.is_valid() {
+            report.error(&path, "destination prefix is longer than the address");
+        }
+        if !config
+            .virtual_services
+            .iter()
+            .any(|s| s.fwmark == Some(rule.mark))
+        {
+            report.warn(
+                &path,
+                format!("mark {} is used by no virtual service", rule.mark),
+            );
+        }
+    }
+}
+
+fn check_roles(config: &Config, ctx: &Context<'_>, report: &mut Report) {
+    if let Some(nat) = &config.nat_gateway {
+        let path = "nat_gateway";
+        if !ctx.link_exists(&nat.interface) {
+            report.error(
+                path,
+                format!("interface \"{}\" is not configured", nat.interface),
+            );
+        }
+        if nat.prefix > Family::of(&nat.address).max_prefix() {
+            report.error(
+                path,
+                format!("prefix /{} is longer than the address", nat.prefix),
+            );
+        }
+    }
+    if let Some(role) = &config.real_server {
+        if role.vips.is_empty() {
+            report.error(
+                "real_server",
+                "the real-server role has no virtual addresses; list the directors' VIPs",
+            );
+        }
+    }
+    let mut names: BTreeMap<&str, ()> = BTreeMap::new();
+    for group in &config.clusterip {
+        let path = format!("clusterip \"{}\"", group.name);
+        if names.insert(group.name.as_str(), ()).is_some() {
+            report.error(&path, "is defined twice");
+        }
+        if !group.multicast_mac.is_multicast() {
+            report.error(&path, format!("MAC {} is not a multicast MAC (lowest bit of the first byte); use e.g. 01:00:5e:...", group.multicast_mac));
+        }
+        if group.total_nodes == 0 || group.total_nodes > 64 {
+            report.error(
+                &path,
+                format!("total_nodes {} is outside 1 to 64", group.total_nodes),
+            );
+        }
+        let mut seen = 0u64;
+        for &node in &group.local_nodes {
+            if node == 0 || node > group.total_nodes {
+                report.error(
+                    &path,
+                    format!(
+                        "local node {node} is outside 1 to total_nodes {}",
+                        group.total_nodes
+                    ),
+                );
+            } else {
+                let bit = 1u64 << (node - 1).min(63);
+                if seen & bit != 0 {
+                    report.error(&path, format!("local node {node} is listed twice"));
+                }
+                seen |= bit;
+            }
+        }
+        if !ctx.link_exists(&group.interface) {
+            report.error(
+                &path,
+                format!("interface \"{}\" is not configured", group.interface),
+            );
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The appendix B.11 keepalived.conf pair and a chapter-4 Piranha lvs.cf import with no loss,
+//! validate, and export back to files that import to the same config.
+
+// Test code: panics are the failure report, and the figures are small known values.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_lossless
+)]
+
+use tandem_config::blob::{self, BlobMeta};
+use tandem_config::export;
+use tandem_config::import::{self, Format, NoteKind};
+use tandem_config::model::{
+    CheckKind, Forwarding, InitialState, OnFailure, Scheduler, VrrpAuth, VrrpVersion,
+};
+use tandem_config::validate::{validate, Severity};
+use tandem_config::Config;
+
+fn data(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn errors(config: &Config) -> Vec<String> {
+    validate(config)
+        .into_iter()
+        .filter(|i| i.severity == Severity::Error)
+        .map(|i| i.to_string())
+        .collect()
+}
+
+fn blob_of(config: &Config) -> Vec<u8> {
+    blob::encode(config, BlobMeta::default(), None).unwrap()
+}
+
+#[test]
+fn director1_imports_without_loss() {
+    let imported = import::import(&data("director1.keepalived.conf"), None).unwrap();
+    let lossy: Vec<_> = imported
+        .notes
+        .iter()
+        .filter(|n| n.kind != NoteKind::Adjusted)
+        .collect();
+    assert!(lossy.is_empty(), "lost: {lossy:#?}");
+    // Only the over-long passwords are adjusted (VRRPv2 sends 8 bytes).
+    assert!(
+        imported.notes.iter().all(|n| n.keyword == "auth_pass"),
+        "{:#?}",
+        imported.notes
+    );
+    assert_eq!(imported.notes.len(), 4);
+    let config = &imported.config;
+    assert_eq!(config.system.hostname.as_str(), "director1");
+    let notify = config.notify.as_ref().unwrap();
+    assert_eq!(notify.email_to[0].as_str(), "admin@your.domain.name");
+    assert_eq!(notify.smtp_server, Some("123.123.123.1".parse().unwrap()));
+    assert_eq!(notify.smtp_connect_timeout_s, 30);
+    assert_eq!(config.sync_groups.len(), 2);
+    assert_eq!(
+        config.sync_groups[1]
+            .members
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>(),
+        ["web_vip", "web_gw"]
+    );
+    assert_eq!(config.vrrp.len(), 4);
+    let web = config.vrrp_instance("web_vip").unwrap();
+    assert_eq!(
+        (web.vrid, web.priority, web.advert_interval_cs),
+        (20, 100, 100)
+    );
+    assert_eq!(web.version, VrrpVersion::V2);
+    assert_eq!(web.initial_state, InitialState::Backup);
+    assert_eq!(
+        web.auth,
+        Some(VrrpAuth::Pass("veryvery".try_into().unwrap()))
+    );
+    assert_eq!(
+        web.vips[0].address,
+        "123.123.123.2".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(web.vips[0].prefix, 32);
+    assert_eq!(config.virtual_services.len(), 4);
+    let smtp = &config.virtual_services[0];
+    assert_eq!(smtp.port, 25);
+    assert_eq!(smtp.scheduler, Scheduler::Rr);
+    assert_eq!(smtp.forwarding, Forwarding::Nat);
+    assert_eq!(smtp.persistence.unwrap().timeout_s, 50);
+    assert_eq!(smtp.real_servers.len(), 2);
+    let check = smtp.check.as_ref().unwrap();
+    assert!(matches!(check.kind, CheckKind::Smtp { .. }));
+    assert_eq!(
+        (check.timing.interval_ms, check.timing.timeout_ms),
+        (6000, 3000)
+    );
+    let http = &config.virtual_services[3];
+    match &http.check.as_ref().unwrap().kind {
+        CheckKind::Http { path, tls, .. } => {
+            assert_eq!((path.as_str(), *tls), ("/index.html", false))
+        }
+        other => panic!("{other:?}"),
+    }
+    // eth0 and eth1 are created so the references validate.
+    assert!(config.interface("eth0").is_some() && config.interface("eth1").is_some());
+    assert_eq!(errors(config), Vec::<String>::new());
+}
+
+#[test]
+fn director2_differs_from_director1_only_in_identity_state_and_priority() {
+    let one = import::import(&data("director1.keepalived.conf"), Some(Format::Keepalived))
+        .unwrap()
+        .config;
+    let two = import::import(&data("director2.keepalived.conf"), Some(Format::Keepalived))
+        .unwrap()
+        .config;
+    assert_eq!(errors(&two), Vec::<String>::new());
+    assert_eq!(two.system.hostname.as_str(), "director2");
+    for (a, b) in one.vrrp.iter().zip(two.vrrp.iter()) {
+        assert_ne!(a.initial_state, b.initial_state);
+        assert_eq!(a.priority + b.priority, 250);
+        assert_eq!((a.vrid, &a.vips), (b.vrid, &b.vips));
+    }
+    assert_eq!(one.virtual_services, two.virtual_services);
+}
+
+fn keepalived_round_trip(name: &str) {
+    let first = import::import(&data(name), None).unwrap().config;
+    let exported = export::keepalived::export(&first);
+    // Every config element of these files exists in keepalived.conf.
+    assert!(exported.notes.is_empty(), "{:#?}", exported.notes);
+    let again = import::import(&exported.text, Some(Format::Keepalived)).unwrap();
+    assert!(again.is_lossless(), "{:#?}", again.notes);
+    assert_eq!(again.config, first, "exported text:\n{}", exported.text);
+    assert_eq!(blob_of(&again.config), blob_of(&first));
+}
+
+#[test]
+fn director1_exports_back_equivalently() {
+    keepalived_round_trip("director1.keepalived.conf");
+}
+
+#[test]
+fn director2_exports_back_equivalently() {
+    keepalived_round_trip("director2.keepalived.conf");
+}
+
+#[test]
+fn piranha_imports_without_loss_and_round_trips() {
+    let imported = import::import(&data("piranha.lvs.cf"), None).unwrap();
+    let lossy: Vec<_> = imported
+        .notes
+        .iter()
+        .filter(|n| n.kind != NoteKind::Adjusted)
+        .collect();
+    assert!(lossy.is_empty(), "lost: {lossy:#?}");
+    let config = &imported.config;
+    let peer = config.peer_link.as_ref().unwrap();
+    assert_eq!(
+        peer.primary.as_ref().unwrap().private,
+        Some("192.168.1.1".parse().unwrap())
+    );
+    assert_eq!(
+        peer.backup.as_ref().unwrap().public,
+        Some("10.0.0.2".parse().unwrap())
+    );
+    assert_eq!(
+        (
+            peer.heartbeat_interval_ms,
+            peer.dead_after_ms,
+            peer.heartbeat_port
+        ),
+        (6000, 18_000, 539)
+    );
+    assert!(peer.ipvs_sync);
+    let nat = config.nat_gateway.as_ref().unwrap();
+    assert_eq!(
+        (
+            nat.address.to_string().as_str(),
+            nat.prefix,
+            nat.interface.as_str()
+        ),
+        ("192.168.1.254", 24, "eth1:1")
+    );
+    let http = &config.virtual_services[0];
+    assert_eq!(http.name.as_str(), "HTTP");
+    assert_eq!(http.fwmark, Some(80));
+    assert_eq!(http.interface.as_deref(), Some("eth0:1"));
+    assert_eq!(http.address_prefix, Some(24));
+    assert_eq!(http.persistence.unwrap().netmask_prefix, Some(24));
+    assert_eq!(http.reentry_s, 15);
+    assert_eq!(http.on_failure, OnFailure::Quiesce);
+    let check = http.check.as_ref().unwrap();
+    assert_eq!(check.timing.timeout_ms, 6000);
+    match &check.kind {
+        CheckKind::SendExpect { send, expect } => {
+            assert_eq!(send.as_str(), "GET / HTTP/1.0\r\n\r\n");
+            assert_eq!(expect.as_str(), "HTTP");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(http.real_servers.len(), 3);
+    assert!(!http.real_servers[2].active);
+    assert_eq!(http.real_servers[1].weight, 2);
+    assert_eq!(config.virtual_services[1].real_servers[0].port, Some(21));
+    // The fwmark service got the marking rule Piranha documents, so it validates.
+    assert_eq!(config.fwmark_rules.len(), 1);
+    assert_eq!(errors(config), Vec::<String>::new());
+
+    let exported = export::lvs::export(config);
+    assert!(exported.notes.is_empty(), "{:#?}", exported.notes);
+    let again = import::import(&exported.text, Some(Format::Lvs)).unwrap();
+    assert!(again.is_lossless(), "{:#?}", again.notes);
+    assert_eq!(&again.config, config, "exported text:\n{}", exported.text);
+}
+
+#[test]
+fn scripts_are_reported_with_the_built_in_alternative() {
+    let text = "virtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80 {\n    MISC_CHECK {\n      misc_path /bin/check\n    }\n  }\n}\nvrrp_instance x {\n  notify_master /bin/x\n}\n";
+    let imported = import::import(text, None).unwrap();
+    let misc = imported
+        .notes
+        .iter()
+        .find(|n| n.keyword == "MISC_CHECK")
+        .unwrap();
+    assert_eq!(misc.line, 3);
+    assert_eq!(misc.kind, NoteKind::NotCarried);
+    assert!(misc.message.contains("no shell") && misc.message.contains("TCP_CHECK"));
+    let notify = imported
+        .notes
+        .iter()
+        .find(|n| n.keyword == "notify_master")
+        .unwrap();
+    assert_eq!(notify.line, 9);
+
+    let lvs = "serial_no = 1\nvirtual dns {\n address = 10.0.0.5 eth0:1\n port = 53\n send_program = \"/usr/local/bin/dns %h\"\n frobnicate = 1\n}\n";
+    let imported = import::import(lvs, None).unwrap();
+    let program = imported
+        .notes
+        .iter()
+        .find(|n| n.keyword == "send_program")
+        .unwrap();
+    assert_eq!((program.line, program.kind), (5, NoteKind::NotCarried));
+    let unknown = imported
+        .notes
+        .iter()
+        .find(|n| n.keyword == "frobnicate")
+        .unwrap();
+    assert_eq!(unknown.line, 6);
+}
+
+#[test]
+fn every_unknown_keyword_is_listed_with_its_line() {
+    let text = "global_defs {\n  router_id a\n  enable_script_security\n}\nvrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  priority 100\n  dont_track_primary\n  virtual_ipaddress {\n    10.0.0.1/24 dev eth0 scope global\n  }\n}\n";
+    let imported = import::import(text, None).unwrap();
+    let lines: Vec<(usize, &str)> = imported
+        .notes
+        .iter()
+        .map(|n| (n.line, n.keyword.as_str()))
+        .collect();
+    assert!(lines.contains(&(3, "enable_script_security")), "{lines:?}");
+    assert!(lines.contains(&(9, "dont_track_primary")), "{lines:?}");
+    assert!(lines.contains(&(11, "scope")), "{lines:?}");
+}

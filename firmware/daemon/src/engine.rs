@@ -1,0 +1,73 @@
+//! Role engines as tasks, and the handle the daemon's event loop talks to them through.
+//!
+//! Each engine (VRRP, LVS director, real server, ...) runs as its own tokio task so a slow
+//! apply in one never delays another's timers. The event loop only ever sends it
+//! [`EngineRequest`]s: status text for the console and the control socket, tracking events,
+//! and the shutdown that must finish (VRRP priority 0, VIPs removed) before the box powers off.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+/// What the event loop asks of an engine.
+#[derive(Debug)]
+pub enum EngineRequest {
+    /// Status text for `<engine> status`.
+    Status(oneshot::Sender<String>),
+    /// A tracked object (interface, bond, pool) went up or down.
+    Track { object: String, up: bool },
+    /// Leave cleanly (hand over, remove what was added); answer when done.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The event loop's end of an engine.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    /// The console word that addresses it (`vrrp`, `lvs`, `realserver`).
+    pub name: &'static str,
+    pub requests: mpsc::Sender<EngineRequest>,
+}
+
+/// How long an engine gets to leave cleanly before the box goes down anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+impl EngineHandle {
+    /// Asks for status text; a gone or stuck engine is reported as such.
+    pub async fn status(&self) -> String {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .requests
+            .send(EngineRequest::Status(reply))
+            .await
+            .is_err()
+        {
+            return format!("{}: engine stopped\n", self.name);
+        }
+        match tokio::time::timeout(Duration::from_secs(5), answer).await {
+            Ok(Ok(text)) => text,
+            _ => format!("{}: engine did not answer\n", self.name),
+        }
+    }
+
+    /// Asks the engine to leave cleanly and waits up to [`SHUTDOWN_GRACE`].
+    pub async fn shutdown(&self) -> bool {
+        let (reply, done) = oneshot::channel();
+        if self
+            .requests
+            .send(EngineRequest::Shutdown(reply))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        matches!(tokio::time::timeout(SHUTDOWN_GRACE, done).await, Ok(Ok(())))
+    }
+
+    /// Forwards a tracking event without waiting.
+    pub fn track(&self, object: &str, up: bool) {
+        let _ = self.requests.try_send(EngineRequest::Track {
+            object: object.to_owned(),
+            up,
+        });
+    }
+}

@@ -83,6 +83,10 @@ pub struct Loaded {
     pub slots: [SlotState; 2],
 }
 
+/// Bytes per slot on an appliance's config disk: room for the largest blob (1 MiB payload plus
+/// framing). The disk holds two slots, so it needs at least twice this.
+pub const APPLIANCE_SLOT_BYTES: u64 = 2 * 1024 * 1024;
+
 /// Two alternating slots on a block device.
 #[derive(Debug)]
 pub struct SlotStore<D> {

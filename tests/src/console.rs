@@ -201,7 +201,10 @@ impl Console {
 
 impl std::fmt::Debug for Console {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Console").field("name", &self.name).field("log", &self.log_path).finish()
+        f.debug_struct("Console")
+            .field("name", &self.name)
+            .field("log", &self.log_path)
+            .finish()
     }
 }
 

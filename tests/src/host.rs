@@ -57,7 +57,11 @@ impl HostProcess {
             Box::new(stdin),
             log_dir.join(format!("{name}.log")),
         )?;
-        Ok(HostProcess { name: name.to_owned(), console, child })
+        Ok(HostProcess {
+            name: name.to_owned(),
+            console,
+            child,
+        })
     }
 
     /// Sends a signal (SIGTERM for a clean stop, SIGKILL for a crash).
@@ -94,7 +98,12 @@ impl Drop for HostProcess {
 }
 
 /// keepalived (Debian's package) as a VRRP peer inside `netns`, with its own pid files.
-pub fn keepalived(netns: &Netns, name: &str, config: &str, dir: &Path) -> Result<HostProcess, String> {
+pub fn keepalived(
+    netns: &Netns,
+    name: &str,
+    config: &str,
+    dir: &Path,
+) -> Result<HostProcess, String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let config_path = dir.join(format!("{name}.conf"));
     std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
@@ -132,10 +141,21 @@ pub struct HostSegment {
 impl HostSegment {
     pub fn new(tag: &str) -> Result<HostSegment, String> {
         let netns = Netns::new(tag)?;
-        for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"] {
+        for key in [
+            "net.ipv6.conf.all.disable_ipv6",
+            "net.ipv6.conf.default.disable_ipv6",
+        ] {
             exec_in(&netns.name, "sysctl", &["-qw", &format!("{key}=1")])?;
         }
-        netns.ip(&["link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+        netns.ip(&[
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])?;
         netns.ip(&["link", "set", "br0", "up"])?;
         Ok(HostSegment { netns, attached: 0 })
     }
@@ -144,8 +164,16 @@ impl HostSegment {
     pub fn attach(&mut self, host: &Netns, link: &str) -> Result<(), String> {
         self.attached += 1;
         let port = format!("p{}", self.attached);
-        ip_in(&self.netns.name, &["link", "add", &port, "type", "veth", "peer", "name", link, "netns", &host.name])?;
-        ip_in(&self.netns.name, &["link", "set", &port, "master", "br0", "up"])?;
+        ip_in(
+            &self.netns.name,
+            &[
+                "link", "add", &port, "type", "veth", "peer", "name", link, "netns", &host.name,
+            ],
+        )?;
+        ip_in(
+            &self.netns.name,
+            &["link", "set", &port, "master", "br0", "up"],
+        )?;
         host.ip(&["link", "set", link, "up"])?;
         Ok(())
     }
@@ -159,7 +187,8 @@ pub struct ScratchDir {
 
 impl ScratchDir {
     pub fn new(tag: &str) -> Result<ScratchDir, String> {
-        let path = Path::new(crate::lab::LAB_RUN_DIR).join(format!("host-{}-{tag}", std::process::id()));
+        let path =
+            Path::new(crate::lab::LAB_RUN_DIR).join(format!("host-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
         Ok(ScratchDir { path })
     }

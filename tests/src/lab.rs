@@ -82,6 +82,9 @@ pub struct BoxSpec {
     pub board: &'static str,
     /// Extra kernel command line words.
     pub append: String,
+    /// Config (TOML text) written into the box's config disk before it boots; `None` leaves
+    /// the disk erased, so the box runs unconfigured.
+    pub config: Option<String>,
 }
 
 impl BoxSpec {
@@ -92,8 +95,36 @@ impl BoxSpec {
             memory_mb: 256,
             board: "qemu-lab",
             append: String::new(),
+            config: None,
         }
     }
+
+    /// The same box with `config` (TOML) on its config disk.
+    pub fn with_config(mut self, config: &str) -> BoxSpec {
+        self.config = Some(config.to_owned());
+        self
+    }
+}
+
+/// Writes a config disk image: two erased slots, and `config` (TOML) saved as generation 1.
+pub fn write_config_disk(path: &Path, config: Option<&str>) -> Result<(), LabError> {
+    use tandem_config::storage::{FileDevice, SlotStore, APPLIANCE_SLOT_BYTES};
+    let device = FileDevice::create(path, 2 * APPLIANCE_SLOT_BYTES)
+        .map_err(|e| format!("cannot create config disk {}: {e}", path.display()))?;
+    let Some(text) = config else { return Ok(()) };
+    let config = tandem_config::text::from_toml(text).map_err(|e| format!("lab config: {e}"))?;
+    let meta = tandem_config::blob::BlobMeta {
+        generation: 1,
+        parent_generation: 0,
+        pair_id: 0,
+    };
+    let blob =
+        tandem_config::blob::encode(&config, meta, None).map_err(|e| format!("lab config: {e}"))?;
+    let mut store = SlotStore::new(device, APPLIANCE_SLOT_BYTES);
+    store
+        .save(&blob, tandem_config::MacPolicy::Unkeyed)
+        .map_err(|e| format!("lab config disk: {e}"))?;
+    Ok(())
 }
 
 /// A running qemu box.
@@ -286,6 +317,8 @@ impl Lab {
         let index = self.boxes.len();
         let console_socket = self.dir.join(format!("{}.console", spec.name));
         let qmp_socket = self.dir.join(format!("{}.qmp", spec.name));
+        let config_disk = self.dir.join(format!("{}.config.img", spec.name));
+        write_config_disk(&config_disk, spec.config.as_deref())?;
         let mut args: Vec<String> = [
             "-accel",
             "tcg",
@@ -325,6 +358,13 @@ impl Lab {
             format!("unix:{},server=on,wait=off", qmp_socket.display()),
             "-device".into(),
             "i6300esb".into(),
+            "-drive".into(),
+            format!(
+                "file={},format=raw,if=none,id=config",
+                config_disk.display()
+            ),
+            "-device".into(),
+            "virtio-blk-pci,drive=config,addr=0x8".into(),
             "-pidfile".into(),
             self.dir
                 .join(format!("{}.pid", spec.name))

@@ -37,23 +37,20 @@ fn peer_cable_ping_pull_kill_and_poweroff() {
         b.console
             .wait_for("peer: reachable from fe80::", DETECT)
             .unwrap();
-        let status = b.status(Duration::from_secs(30)).unwrap();
-        assert!(
-            status.iter().any(|l| l.starts_with("nic public public up")),
-            "{status:?}"
-        );
-        assert!(
-            status
-                .iter()
-                .any(|l| l.starts_with("nic peer peer up carrier=yes")),
-            "{status:?}"
-        );
-        assert!(
-            status
-                .iter()
-                .any(|l| l.starts_with("peer reachable fe80::")),
-            "{status:?}"
-        );
+        // The kernel publishes operstate a moment after carrier (linkwatch): poll for it.
+        let mut status = Vec::new();
+        for _ in 0..30 {
+            status = b.status(Duration::from_secs(30)).unwrap();
+            let has = |prefix: &str| status.iter().any(|l| l.starts_with(prefix));
+            if has("nic public public up") && has("nic peer peer up carrier=yes") {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let has = |prefix: &str| status.iter().any(|l| l.starts_with(prefix));
+        assert!(has("nic public public up"), "{status:?}");
+        assert!(has("nic peer peer up carrier=yes"), "{status:?}");
+        assert!(has("peer reachable fe80::"), "{status:?}");
     }
     // Each box heard the other one, not itself: box-b's MAC-derived address answered box-a.
     let a_heard = lab
@@ -162,4 +159,61 @@ fn unknown_console_input_is_answered_and_changes_nothing() {
     );
     assert!(status.iter().any(|l| l == "peer none"), "{status:?}");
     assert!(b.is_running());
+}
+
+#[test]
+fn a_box_applies_the_config_on_its_config_disk_and_a_client_reaches_it() {
+    let mut lab = Lab::new().expect("lab");
+    let config = r#"
+[system]
+hostname = "box-d"
+[[interfaces]]
+name = "public"
+addresses = ["192.0.2.1/24", "2001:db8::1/64"]
+"#;
+    lab.boot(
+        &[BoxSpec::new("box-d", &[Segment::Public]).with_config(config)],
+        BOOT,
+    )
+    .expect("boot");
+    let b = lab.box_named("box-d").unwrap();
+    b.console
+        .wait_for_any_time("config: generation 1 from slot", BOOT)
+        .unwrap();
+    b.console
+        .wait_for_any_time("config: applied", BOOT)
+        .unwrap();
+    let client = lab.add_client("cl", Segment::Public).unwrap();
+    client.add_address("192.0.2.100/24").unwrap();
+    client.add_address("2001:db8::100/64").unwrap();
+    let mut last = String::new();
+    for _ in 0..20 {
+        match client.exec("ping", &["-c", "1", "-W", "2", "192.0.2.1"]) {
+            Ok(_) => {
+                last.clear();
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    assert!(
+        last.is_empty(),
+        "client cannot reach the configured address: {last}"
+    );
+    client
+        .exec("ping", &["-6", "-c", "1", "-W", "5", "2001:db8::1"])
+        .unwrap();
+}
+
+#[test]
+fn an_erased_config_disk_leaves_the_box_unconfigured_and_says_so() {
+    let mut lab = Lab::new().expect("lab");
+    lab.boot(&[BoxSpec::new("box-e", &[Segment::Public])], BOOT)
+        .expect("boot");
+    let b = lab.box_named("box-e").unwrap();
+    let line = b
+        .console
+        .wait_for_any_time("config: nothing usable on /dev/vda", BOOT)
+        .unwrap();
+    assert!(line.contains("running unconfigured"), "{line}");
 }

@@ -5,12 +5,15 @@
 //! this crate wires them together.
 
 mod boot;
+mod config_store;
 mod console;
 mod control;
 mod daemon;
 mod engine;
+mod engines;
 mod init;
 mod logring;
+mod netconfig;
 mod peer_monitor;
 
 use std::ffi::OsString;
@@ -28,6 +31,8 @@ const USAGE: &str = "\
 usage: tandem --version
        tandem run [-c FILE] [--name NAME] [--control SOCKET]
                                    run the daemon in the foreground (no init duties)
+       tandem config check|show|import|export|encode|decode|diff ...
+                                   offline config tools (`tandem config` for help)
        tandem [--control SOCKET] status | log | peer | vrrp status | lvs status |
               realserver status | poweroff | reboot
                                    ask a running daemon (default socket /run/tandem/control.sock)
@@ -38,7 +43,17 @@ fn main() -> ExitCode {
     if std::process::id() == 1 {
         appliance_main(started);
     }
-    match parse_args(std::env::args_os().skip(1).collect()) {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|first| first == "config") {
+        let rest: Vec<String> = args
+            .iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let code = tandem_config::cli::run(&rest, &mut std::io::stdout(), &mut std::io::stderr());
+        return ExitCode::from(u8::try_from(code).unwrap_or(2));
+    }
+    match parse_args(args) {
         Ok(Invocation::Version) => {
             println!("{VERSION_LINE}");
             ExitCode::SUCCESS
@@ -141,6 +156,7 @@ fn appliance_main(started: Instant) -> ! {
     let action = match runtime() {
         Ok(runtime) => runtime.block_on(async {
             let outcome = boot::boot_appliance(&log).await;
+            let outcome_config_device = outcome.board.and_then(|b| b.config_device);
             let ready = started.elapsed().as_secs_f64();
             log.line(format!(
                 "ready {ready:.3} s after /init (kernel up {:.3} s) name={} board={} nics={}",
@@ -158,6 +174,13 @@ fn appliance_main(started: Instant) -> ! {
                 ready,
             );
             daemon.arm_watchdog();
+            let config = outcome_config_device
+                .and_then(|device| config_store::load_from_disk(Path::new(device), &log));
+            if let Some(config) = &config {
+                for engine in start_engines(config, &log).await {
+                    daemon.add_engine(engine);
+                }
+            }
             let (control_tx, control_rx) = tokio::sync::mpsc::channel(16);
             let server = match control::listen(Path::new(control::APPLIANCE_SOCKET), control_tx) {
                 Ok(server) => Some(server),
@@ -195,6 +218,23 @@ fn appliance_main(started: Instant) -> ! {
     }
 }
 
+/// Applies `config` and starts its engines (logging, not failing, when netlink is unavailable).
+async fn start_engines(config: &tandem_config::Config, log: &Log) -> Vec<engine::EngineHandle> {
+    match tandem_southbound::net::NetExecutor::connect() {
+        Ok(net) => {
+            let context = engines::EngineContext {
+                log: log.clone(),
+                net,
+            };
+            engines::bring_up(config, &context).await
+        }
+        Err(error) => {
+            log.line(format!("error: {error}; the config is not applied"));
+            Vec::new()
+        }
+    }
+}
+
 /// `tandem run`: the daemon in the foreground of a normal host, without init duties.
 fn foreground_main(
     started: Instant,
@@ -203,17 +243,28 @@ fn foreground_main(
     control_path: PathBuf,
 ) -> ExitCode {
     let log = Log::default();
-    if let Some(path) = &config {
-        if let Err(error) = std::fs::metadata(path) {
-            eprintln!("tandem: cannot read config {}: {error}", path.display());
+    let config = match config.as_deref().map(tandem_config::load_path).transpose() {
+        Ok(loaded) => loaded.map(|(config, warnings)| {
+            for warning in warnings {
+                eprintln!("tandem: {warning}");
+            }
+            config
+        }),
+        Err(error) => {
+            eprintln!("tandem: {error}");
             return ExitCode::from(1);
         }
-    }
-    let name = name.unwrap_or_else(|| {
-        nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "tandem".into())
-    });
+    };
+    let hostname = config
+        .as_ref()
+        .map(|c| c.system.hostname.as_str().to_owned());
+    let name = name
+        .or(hostname.filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "tandem".into())
+        });
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -244,7 +295,7 @@ fn foreground_main(
         log.line(format!(
             "{VERSION_LINE} ready {ready:.3} s after start name={name} (foreground)"
         ));
-        let daemon = Daemon::new(
+        let mut daemon = Daemon::new(
             Mode::Foreground,
             log.clone(),
             name,
@@ -252,6 +303,11 @@ fn foreground_main(
             tandem_board::RoleAssignment::default(),
             ready,
         );
+        if let Some(config) = &config {
+            for engine in start_engines(config, &log).await {
+                daemon.add_engine(engine);
+            }
+        }
         daemon.run(control_rx).await;
         server.drain().await;
         let _ = std::fs::remove_file(&control_path);

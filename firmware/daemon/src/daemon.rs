@@ -333,7 +333,13 @@ impl Daemon {
         );
         let sys_class_net = Path::new("/sys/class/net");
         for (role, name) in &self.roles.assigned {
-            let state = sysfs::operstate(sys_class_net, name).unwrap_or_else(|| "absent".into());
+            // Admin state from the IFF_UP flag: operstate lags behind it by the kernel's
+            // linkwatch delay, which under emulation can be seconds.
+            let state = match sysfs::admin_up(sys_class_net, name) {
+                Some(true) => "up",
+                Some(false) => "down",
+                None => "absent",
+            };
             let carrier = match sysfs::carrier(sys_class_net, name) {
                 Some(true) => "yes",
                 Some(false) => "no",

@@ -75,6 +75,13 @@ pub fn operstate(sys_class_net: &Path, name: &str) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
+/// Whether the link is administratively up (IFF_UP in `flags`), whatever its carrier.
+pub fn admin_up(sys_class_net: &Path, name: &str) -> Option<bool> {
+    let text = fs::read_to_string(sys_class_net.join(name).join("flags")).ok()?;
+    let flags = u32::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok()?;
+    Some(flags & 1 == 1)
+}
+
 /// Whether the link has carrier (cable plugged and peer up). `None` while the link is down.
 pub fn carrier(sys_class_net: &Path, name: &str) -> Option<bool> {
     fs::read_to_string(sys_class_net.join(name).join("carrier"))
@@ -111,6 +118,12 @@ mod tests {
         assert_eq!(parse_mac("52:54:00:12:34"), None);
         assert_eq!(parse_mac("52:54:00:12:34:56:78"), None);
         assert_eq!(parse_mac("zz:54:00:12:34:56"), None);
+    }
+
+    #[test]
+    fn loopback_is_administratively_up() {
+        assert_eq!(admin_up(Path::new("/sys/class/net"), "lo"), Some(true));
+        assert_eq!(admin_up(Path::new("/sys/class/net"), "no-such-link"), None);
     }
 
     #[test]

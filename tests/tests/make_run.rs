@@ -1,0 +1,39 @@
+//! `make run </dev/null`: the lab binary boots box-a, box-b, rs1 and rs2, prints one status table
+//! with every box ready and the peer cable reachable, exits 0, and leaves nothing behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::process::{Command, Stdio};
+
+#[test]
+fn lab_without_a_terminal_prints_four_ready_boxes_and_cleans_up() {
+    let output = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "lab failed:\n{stdout}\n{stderr}");
+    for name in ["box-a", "box-b", "rs1", "rs2"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{stdout}"));
+        let columns: Vec<&str> = row.split_whitespace().collect();
+        let ready: f64 = columns[1].parse().unwrap();
+        assert!(ready > 0.0, "{row}");
+        let (up, total) = columns[2].split_once('/').unwrap();
+        assert_eq!(up, total, "all NICs up: {row}");
+        if name.starts_with("box") {
+            assert_eq!(columns[3], "reachable", "{row}");
+        }
+    }
+    assert!(stdout.contains("all 4 boxes ready"), "{stdout}");
+    // The lab id names the child's pid: nothing of it may remain.
+    let id = stderr.split("lab ").nth(1).and_then(|s| s.split(':').next()).unwrap().to_owned();
+    let namespaces = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&namespaces.stdout).contains(&id), "{id} left behind");
+    let qemus = Command::new("pgrep").args(["-f", &format!("tandem-lab/{id}/")]).output().unwrap();
+    assert!(qemus.stdout.is_empty(), "qemu of {id} left behind");
+    assert!(!std::path::Path::new("/tmp/tandem-lab").join(&id).exists());
+}

@@ -39,6 +39,21 @@ fn socket(tag: &str) -> String {
     format!("/tmp/tandem-test-{}-{tag}.sock", std::process::id())
 }
 
+/// Starts `tandem run ARGS` with a piped console and waits for its ready line.
+fn start(args: &[&str], stdin: Stdio) -> (Daemon, BufReader<std::process::ChildStdout>) {
+    let mut child = tandem()
+        .arg("run")
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map(Daemon)
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    read_until(&mut stdout, "ready");
+    (child, stdout)
+}
+
 fn read_until(reader: &mut impl BufRead, pattern: &str) -> String {
     let mut seen = String::new();
     for _ in 0..200 {
@@ -83,16 +98,11 @@ fn bad_arguments_exit_2_with_usage() {
 
 #[test]
 fn foreground_daemon_answers_the_console_and_stops_on_sigterm() {
-    let mut child = tandem()
-        .args(["run", "--name", "fg-test", "--control", &socket("fg")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map(Daemon)
-        .unwrap();
+    let (mut child, mut stdout) = start(
+        &["--name", "fg-test", "--control", &socket("fg")],
+        Stdio::piped(),
+    );
     let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    read_until(&mut stdout, "ready");
     stdin.write_all(b"status\n").unwrap();
     let line = read_until(&mut stdout, "status: name=");
     assert!(line.contains("name=fg-test board=-"), "{line}");
@@ -136,31 +146,18 @@ fn foreground_daemon_answers_the_console_and_stops_on_sigterm() {
 
 #[test]
 fn foreground_poweroff_stops_and_closed_stdin_keeps_running() {
-    let mut child = tandem()
-        .args(["run", "--name", "fg2", "--control", &socket("fg2")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map(Daemon)
-        .unwrap();
+    let (mut child, mut stdout) = start(
+        &["--name", "fg2", "--control", &socket("fg2")],
+        Stdio::piped(),
+    );
     let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    read_until(&mut stdout, "ready");
     stdin.write_all(b"poweroff\n").unwrap();
     read_until(&mut stdout, "stopped");
     assert!(child.wait().unwrap().success());
 
     // Headless (stdin at EOF): the daemon keeps running, idles, and stops when told to over
     // the control socket.
-    let mut child = tandem()
-        .args(["run", "--control", &socket("fg3")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map(Daemon)
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    read_until(&mut stdout, "ready");
+    let (mut child, mut stdout) = start(&["--control", &socket("fg3")], Stdio::null());
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
         child.try_wait().unwrap().is_none(),

@@ -9,6 +9,10 @@ BOARD ?= qemu-lab
 TARGET := x86_64-unknown-linux-gnu
 TANDEM := target/$(TARGET)/release/tandem
 IMAGE_DIR := target/image/$(BOARD)
+# The lab image: the same image plus lab-only test programs (never shipped).
+LAB_IMAGE_DIR := target/image/$(BOARD)-lab
+LAB_HTTPD := target/$(TARGET)/release/lab-httpd
+LAB_LVS_BENCH := target/$(TARGET)/release/lab-lvs-bench
 # Static, non-PIE: `file` says "statically linked" and nothing is resolved at run time.
 STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 FUZZ_SECONDS ?= 20
@@ -16,7 +20,7 @@ DEBIAN_PACKAGES := qemu-system-x86 linux-image-amd64 keepalived tcpdump iproute2
 	nftables procps file cpio kmod ca-certificates
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps tandem image run test test-unit test-lab lint fuzz fuzz-deps bench clean-lab
+.PHONY: help deps tandem image lab-image run test test-unit test-lab lint fuzz fuzz-deps bench clean-lab
 
 help:
 	@echo "make run    build the image and boot the lab pair (box-a, box-b, rs1, rs2, client)"
@@ -42,17 +46,27 @@ image: deps tandem
 	cargo run --quiet --release -p tandem-image -- build --board $(BOARD) --tandem $(TANDEM) \
 		--out $(IMAGE_DIR) --install-kernel
 
+# Lab image: adds /lab/lab-httpd (static), started only by `tandem.lab_exec=` on the cmdline.
+lab-image: image
+	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --target $(TARGET) -p tandem-lab \
+		--bin lab-httpd --bin lab-lvs-bench
+	@for b in $(LAB_HTTPD) $(LAB_LVS_BENCH); do \
+		file $$b | grep -q 'statically linked' || { echo "$$b is not static"; exit 1; }; done
+	cargo run --quiet --release -p tandem-image -- build --board $(BOARD) --tandem $(TANDEM) \
+		--out $(LAB_IMAGE_DIR) --extra $(LAB_HTTPD):lab/lab-httpd \
+		--extra $(LAB_LVS_BENCH):lab/lab-lvs-bench
+
 run: image
 	cargo build --quiet --release -p tandem-lab --bin lab
 	target/release/lab
 
-test: image lint test-unit fuzz
+test: image lab-image lint test-unit fuzz
 
 # Every cargo test, lab tests included (they boot $(IMAGE_DIR) under qemu).
 test-unit:
 	cargo test --workspace --no-fail-fast
 
-test-lab: image
+test-lab: image lab-image
 	cargo test -p tandem-lab
 
 lint:
@@ -65,9 +79,10 @@ fuzz-deps:
 fuzz: fuzz-deps
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-bench: image
+bench: image lab-image
 	@grep '^bench:' $(IMAGE_DIR)/manifest.txt
 	cargo run --quiet --release -p tandem-lab --bin bootbench
+	cargo run --quiet --release -p tandem-lab --bin lvsbench
 	cargo bench --workspace --quiet 2>/dev/null | grep '^bench:' || true
 
 clean-lab:

@@ -14,7 +14,10 @@ pub const FEATURE_MODULES: &[&str] = &[
     // real-server role: VIP on a dummy device, IPIP decapsulation
     "dummy",
     "ipip",
-    // LVS director and every scheduler this kernel ships
+    // LVS director and every scheduler this kernel ships. ip_vs needs libcrc32c, whose init
+    // asks the crypto API for "crc32c" (a softdep modules.dep does not list): without a crc32c
+    // module in the image, ip_vs fails to load with ENOENT.
+    "crc32c_generic",
     "ip_vs",
     "ip_vs_rr",
     "ip_vs_wrr",

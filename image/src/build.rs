@@ -160,8 +160,51 @@ fn add_with_parents(
     });
 }
 
+/// A lab-only file put into the image (`--extra SRC:DEST`): test programs such as the lab's
+/// HTTP responder. Production images are built without any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraFile {
+    /// File on the build host.
+    pub source: PathBuf,
+    /// Path inside the image, relative (`lab/lab-httpd`).
+    pub dest: String,
+}
+
+impl ExtraFile {
+    /// Parses `SRC:DEST`; DEST must be a relative path without `..` and must not be `init`.
+    pub fn parse(text: &str) -> Result<ExtraFile, String> {
+        let (source, dest) = text
+            .split_once(':')
+            .ok_or_else(|| format!("--extra {text}: expected SRC:DEST"))?;
+        let dest = dest.trim_start_matches('/');
+        if source.is_empty()
+            || dest.is_empty()
+            || dest == "init"
+            || dest
+                .split('/')
+                .any(|p| p == ".." || p == "." || p.is_empty())
+        {
+            return Err(format!(
+                "--extra {text}: DEST must be a plain path inside the image (not init, no ..)"
+            ));
+        }
+        Ok(ExtraFile {
+            source: PathBuf::from(source),
+            dest: dest.to_owned(),
+        })
+    }
+}
+
 /// Builds the initramfs members for a board: `/init`, board data, modules.
 pub fn initramfs_entries(request: &ImageRequest) -> Result<(Vec<Entry>, Vec<String>), BuildError> {
+    initramfs_entries_with(request, &[])
+}
+
+/// [`initramfs_entries`] plus lab-only extra files (executable when the source is).
+pub fn initramfs_entries_with(
+    request: &ImageRequest,
+    extras: &[ExtraFile],
+) -> Result<(Vec<Entry>, Vec<String>), BuildError> {
     let tandem = read(&request.tandem)?;
     if has_interpreter(&tandem) {
         return Err(BuildError::NotStatic {
@@ -215,6 +258,17 @@ pub fn initramfs_entries(request: &ImageRequest) -> Result<(Vec<Entry>, Vec<Stri
             read(&request.kernel.modules.join(relative))?,
         ));
     }
+    for extra in extras {
+        use std::os::unix::fs::PermissionsExt;
+        let executable = std::fs::metadata(&extra.source)
+            .map(|m| m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false);
+        files.push((
+            extra.dest.clone(),
+            if executable { MODE_EXEC } else { MODE_FILE },
+            read(&extra.source)?,
+        ));
+    }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut entries = Vec::new();
     let mut dirs = BTreeSet::new();
@@ -227,7 +281,15 @@ pub fn initramfs_entries(request: &ImageRequest) -> Result<(Vec<Entry>, Vec<Stri
 
 /// Builds `vmlinuz` and `initramfs.cpio.gz` into `request.out` and returns their sizes.
 pub fn build_image(request: &ImageRequest) -> Result<ImageReport, BuildError> {
-    let (entries, modules) = initramfs_entries(request)?;
+    build_image_with(request, &[])
+}
+
+/// [`build_image`] with lab-only extra files in the initramfs.
+pub fn build_image_with(
+    request: &ImageRequest,
+    extras: &[ExtraFile],
+) -> Result<ImageReport, BuildError> {
+    let (entries, modules) = initramfs_entries_with(request, extras)?;
     let mut archive = Vec::new();
     cpio::write_archive(&mut archive, &entries).map_err(BuildError::Archive)?;
     let mut gz = GzBuilder::new()
@@ -290,6 +352,27 @@ mod tests {
         add_with_parents(&mut entries, &mut dirs, "a/b/d", MODE_FILE, vec![]);
         let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["a", "a/b", "a/b/c", "a/b/d"]);
+    }
+
+    #[test]
+    fn extra_files_parse_and_refuse_escapes() {
+        assert_eq!(
+            ExtraFile::parse("target/x/lab-httpd:/lab/lab-httpd"),
+            Ok(ExtraFile {
+                source: "target/x/lab-httpd".into(),
+                dest: "lab/lab-httpd".into()
+            })
+        );
+        for bad in [
+            "nocolon",
+            "a:",
+            "a:init",
+            "a:lab/../init",
+            ":lab/x",
+            "a:lab//x",
+        ] {
+            assert!(ExtraFile::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -202,12 +202,15 @@ mod tests {
         )
         .unwrap();
         let head = std::str::from_utf8(&bytes[..110]).unwrap();
-        assert_eq!(
-            head,
-            "07070100000001000081a4000000000000000000000001000000000000000100000000000000000000000000000000000000020000000"
-                .get(..110)
-                .unwrap()
-        );
+        let expected = [
+            "070701", // magic
+            "00000001", "000081a4", "00000000", "00000000", // ino, mode 0100644, uid, gid
+            "00000001", "00000000", "00000001", // nlink, mtime, filesize
+            "00000000", "00000000", "00000000", "00000000", // dev and rdev major/minor
+            "00000002", "00000000", // namesize ("a\0"), check
+        ]
+        .concat();
+        assert_eq!(head, expected);
         // Name "a\0" follows at 110, padded to 112; one data byte, padded to 116.
         assert_eq!(&bytes[110..112], b"a\0");
         assert_eq!(bytes[112], 1);

@@ -9,4 +9,4 @@ pub mod build;
 pub mod cpio;
 pub mod kernel;
 
-pub use build::{build_image, BuildError, ImageReport, ImageRequest};
+pub use build::{build_image, build_image_with, BuildError, ExtraFile, ImageReport, ImageRequest};

@@ -4,11 +4,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use tandem_image::build::ExtraFile;
 use tandem_image::kernel::installed_kernels;
-use tandem_image::{build_image, ImageRequest};
+use tandem_image::{build_image_with, ImageRequest};
 
 const USAGE: &str = "\
 usage: tandem-image build --board NAME --tandem PATH [--out DIR] [--install-kernel]
+                         [--extra SRC:DEST]...   (lab images only: extra files)
        tandem-image list INITRAMFS.cpio.gz
        tandem-image boards";
 
@@ -64,6 +66,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
         }
         "build" => {
             let (mut board, mut tandem, mut out, mut install) = (None, None, None, false);
+            let mut extras = Vec::new();
             while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
                 match arg {
                     Long("board") => {
@@ -82,6 +85,13 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
                         out = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
                     }
                     Long("install-kernel") => install = true,
+                    Long("extra") => extras.push(ExtraFile::parse(
+                        &parser
+                            .value()
+                            .map_err(|e| e.to_string())?
+                            .string()
+                            .map_err(|e| e.to_string())?,
+                    )?),
                     other => return Err(other.unexpected().to_string()),
                 }
             }
@@ -100,12 +110,15 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
                 "no Debian kernel installed (/boot/vmlinuz-* with /lib/modules/*/modules.dep): \
                  run with --install-kernel as root, or apt-get install linux-image-amd64",
             )?;
-            let report = build_image(&ImageRequest {
-                board,
-                kernel,
-                tandem,
-                out: out.clone(),
-            })
+            let report = build_image_with(
+                &ImageRequest {
+                    board,
+                    kernel,
+                    tandem,
+                    out: out.clone(),
+                },
+                &extras,
+            )
             .map_err(|e| e.to_string())?;
             println!(
                 "image {} for board {} (kernel {}, {} modules, {} initramfs members)",

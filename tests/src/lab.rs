@@ -85,6 +85,10 @@ pub struct BoxSpec {
     /// Config (TOML text) written into the box's config disk before it boots; `None` leaves
     /// the disk erased, so the box runs unconfigured.
     pub config: Option<String>,
+    /// Boot the lab image (`target/image/<board>-lab`, built by `make lab-image`: the
+    /// production image plus lab-only programs such as `/lab/lab-httpd`) instead of the
+    /// production one.
+    pub lab_image: bool,
 }
 
 impl BoxSpec {
@@ -96,7 +100,18 @@ impl BoxSpec {
             board: "qemu-lab",
             append: String::new(),
             config: None,
+            lab_image: false,
         }
+    }
+
+    /// The same box booted from the lab image, starting the lab program `program` (a path in
+    /// `/lab/`) through tandem's lab-only hook.
+    pub fn with_lab_program(mut self, program: &str) -> BoxSpec {
+        self.lab_image = true;
+        self.append = format!("{} tandem.lab_exec={program}", self.append)
+            .trim()
+            .to_owned();
+        self
     }
 
     /// The same box with `config` (TOML) on its config disk.
@@ -306,11 +321,16 @@ impl Lab {
 
     /// Starts a box (does not wait for it to boot).
     pub fn start_box(&mut self, spec: &BoxSpec) -> Result<usize, LabError> {
-        let image = crate::image_dir(spec.board);
+        let image = if spec.lab_image {
+            crate::lab_image_dir(spec.board)
+        } else {
+            crate::image_dir(spec.board)
+        };
         let (kernel, initrd) = (image.join("vmlinuz"), image.join("initramfs.cpio.gz"));
         if !kernel.is_file() || !initrd.is_file() {
             return Err(format!(
-                "no image in {}: run `make image` (or `make test`, which builds it) first",
+                "no image in {}: run `make image` / `make lab-image` (or `make test`, which \
+                 builds both) first",
                 image.display()
             ));
         }

@@ -33,3 +33,10 @@ pub fn workspace_root() -> PathBuf {
 pub fn image_dir(board: &str) -> PathBuf {
     workspace_root().join("target/image").join(board)
 }
+
+/// The lab image directory for a board (`make lab-image`): the image plus lab-only programs.
+pub fn lab_image_dir(board: &str) -> PathBuf {
+    workspace_root()
+        .join("target/image")
+        .join(format!("{board}-lab"))
+}

@@ -30,10 +30,21 @@ fn lab_without_a_terminal_prints_four_ready_boxes_and_cleans_up() {
     }
     assert!(stdout.contains("all 4 boxes ready"), "{stdout}");
     // The lab id names the child's pid: nothing of it may remain.
-    let id = stderr.split("lab ").nth(1).and_then(|s| s.split(':').next()).unwrap().to_owned();
+    let id = stderr
+        .split("lab ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .unwrap()
+        .to_owned();
     let namespaces = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&namespaces.stdout).contains(&id), "{id} left behind");
-    let qemus = Command::new("pgrep").args(["-f", &format!("tandem-lab/{id}/")]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&namespaces.stdout).contains(&id),
+        "{id} left behind"
+    );
+    let qemus = Command::new("pgrep")
+        .args(["-f", &format!("tandem-lab/{id}/")])
+        .output()
+        .unwrap();
     assert!(qemus.stdout.is_empty(), "qemu of {id} left behind");
     assert!(!std::path::Path::new("/tmp/tandem-lab").join(&id).exists());
 }

@@ -284,6 +284,9 @@ impl Daemon {
                 if last.is_some() || now != Some(true) {
                     self.log.line(format!("link {name}: {text}"));
                 }
+                for engine in &self.engines {
+                    engine.track(name, now == Some(true));
+                }
                 *last = now;
             }
         }

@@ -34,7 +34,10 @@ pub async fn bring_up(config: &Config, context: &EngineContext) -> Vec<EngineHan
             context.log.line(format!("config: {error}"));
         }
     }
-    let engines: Vec<EngineHandle> = Vec::new();
+    let mut engines: Vec<EngineHandle> = Vec::new();
+    engines.extend(crate::lvs_engine::start(config, context));
+    engines.extend(crate::realserver_engine::start(config, context));
+    engines.extend(crate::vrrp_engine::start(config, context));
     let names: Vec<&str> = engines.iter().map(|e| e.name).collect();
     context.log.line(format!(
         "config: applied; engines: {}",

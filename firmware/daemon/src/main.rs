@@ -13,8 +13,11 @@ mod engine;
 mod engines;
 mod init;
 mod logring;
+mod lvs_engine;
 mod netconfig;
 mod peer_monitor;
+mod realserver_engine;
+mod vrrp_engine;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

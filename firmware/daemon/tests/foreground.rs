@@ -157,7 +157,7 @@ fn foreground_poweroff_stops_and_closed_stdin_keeps_running() {
 
     // Headless (stdin at EOF): the daemon keeps running, idles, and stops when told to over
     // the control socket.
-    let (mut child, mut stdout) = start(&["--control", &socket("fg3")], Stdio::null());
+    let (mut child, _stdout) = start(&["--control", &socket("fg3")], Stdio::null());
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
         child.try_wait().unwrap().is_none(),

@@ -9,6 +9,7 @@ pub mod kmod;
 pub mod net;
 pub mod packet;
 pub mod probe;
+pub mod route;
 pub mod sysctl;
 pub mod sysfs;
 pub mod vrrp_socket;

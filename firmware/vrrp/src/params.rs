@@ -143,7 +143,7 @@ impl InstanceParams {
         }
         let cs = self.advert_interval_cs;
         let interval_ok = match self.version {
-            Version::V2 => cs >= 100 && cs % 100 == 0 && cs <= 25_500,
+            Version::V2 => cs >= 100 && cs.is_multiple_of(100) && cs <= 25_500,
             Version::V3 => (1..=V3_MAX_INTERVAL_CS).contains(&cs),
         };
         if !interval_ok {

@@ -820,7 +820,7 @@ impl<'a> AdvertRepr<'a> {
         };
         match self.version {
             Version::V2 if family == Family::Ipv6 => return Err(WireError::V2OverIpv6),
-            Version::V2 if self.interval_cs == 0 || self.interval_cs % 100 != 0 => {
+            Version::V2 if self.interval_cs == 0 || !self.interval_cs.is_multiple_of(100) => {
                 return Err(interval_error)
             }
             Version::V3 if self.interval_cs == 0 || self.interval_cs > V3_MAX_INTERVAL_CS => {

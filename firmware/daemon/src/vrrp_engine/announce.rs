@@ -1,0 +1,148 @@
+//! When a master (re)announces its virtual addresses: the keepalived `garp_master_*` schedule
+//! as pure data.
+//!
+//! On becoming master a burst of `master_repeat` gratuitous ARPs / unsolicited NAs goes out at
+//! once, a second burst `master_delay_s` later (0: none), and while master one of
+//! `master_refresh_repeat` every `master_refresh_s` (0: none). Leaving master cancels what is
+//! still pending. The engine asks [`AnnounceSchedule::take_due`] what to send and sends it.
+
+use core::time::Duration;
+
+use tandem_config::model::Garp;
+use tandem_vrrp::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The delayed second burst after becoming master.
+    Second,
+    /// A periodic refresh while master.
+    Refresh { period: Duration },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pending {
+    instance: usize,
+    at: Instant,
+    repeat: u8,
+    kind: Kind,
+}
+
+/// Pending announcement bursts of every instance.
+#[derive(Debug, Default)]
+pub struct AnnounceSchedule {
+    pending: Vec<Pending>,
+}
+
+impl AnnounceSchedule {
+    /// `instance` became master at `now`: returns the size of the burst to send now and
+    /// schedules the later ones (replacing any still pending for it).
+    pub fn became_master(&mut self, instance: usize, now: Instant, garp: &Garp) -> u8 {
+        self.cancel(instance);
+        if garp.master_delay_s > 0 && garp.master_repeat > 0 {
+            self.pending.push(Pending {
+                instance,
+                at: now + Duration::from_secs(u64::from(garp.master_delay_s)),
+                repeat: garp.master_repeat,
+                kind: Kind::Second,
+            });
+        }
+        if garp.master_refresh_s > 0 && garp.master_refresh_repeat > 0 {
+            let period = Duration::from_secs(u64::from(garp.master_refresh_s));
+            self.pending.push(Pending {
+                instance,
+                at: now + period,
+                repeat: garp.master_refresh_repeat,
+                kind: Kind::Refresh { period },
+            });
+        }
+        garp.master_repeat.max(1)
+    }
+
+    /// `instance` left master: nothing more is announced for it.
+    pub fn cancel(&mut self, instance: usize) {
+        self.pending.retain(|p| p.instance != instance);
+    }
+
+    /// The earliest pending burst.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending.iter().map(|p| p.at).min()
+    }
+
+    /// Bursts due at `now` as `(instance, repeat)`; refreshes are rescheduled.
+    pub fn take_due(&mut self, now: Instant) -> Vec<(usize, u8)> {
+        let mut due = Vec::new();
+        self.pending.retain_mut(|p| {
+            if p.at > now {
+                return true;
+            }
+            due.push((p.instance, p.repeat));
+            match p.kind {
+                Kind::Second => false,
+                Kind::Refresh { period } => {
+                    p.at = (p.at + period).max(now + period / 2);
+                    true
+                }
+            }
+        });
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn garp(delay: u16, repeat: u8, refresh: u16, refresh_repeat: u8) -> Garp {
+        Garp {
+            master_delay_s: delay,
+            master_repeat: repeat,
+            master_refresh_s: refresh,
+            master_refresh_repeat: refresh_repeat,
+        }
+    }
+
+    #[test]
+    fn keepalived_defaults_send_two_bursts() {
+        let mut schedule = AnnounceSchedule::default();
+        assert_eq!(
+            schedule.became_master(0, Instant::ZERO, &Garp::default()),
+            5
+        );
+        assert_eq!(schedule.next_due(), Some(Instant::from_secs(5)));
+        assert!(schedule.take_due(Instant::from_millis(4999)).is_empty());
+        assert_eq!(schedule.take_due(Instant::from_secs(5)), vec![(0, 5)]);
+        assert_eq!(schedule.next_due(), None);
+    }
+
+    #[test]
+    fn refresh_repeats_until_cancelled() {
+        let mut schedule = AnnounceSchedule::default();
+        assert_eq!(
+            schedule.became_master(3, Instant::ZERO, &garp(0, 2, 10, 1)),
+            2
+        );
+        assert_eq!(schedule.take_due(Instant::from_secs(10)), vec![(3, 1)]);
+        assert_eq!(schedule.next_due(), Some(Instant::from_secs(20)));
+        // A late wake-up does not cause a catch-up storm.
+        assert_eq!(schedule.take_due(Instant::from_secs(45)), vec![(3, 1)]);
+        assert_eq!(schedule.next_due(), Some(Instant::from_secs(50)));
+        schedule.cancel(3);
+        assert_eq!(schedule.next_due(), None);
+    }
+
+    #[test]
+    fn becoming_master_again_replaces_the_old_schedule() {
+        let mut schedule = AnnounceSchedule::default();
+        schedule.became_master(1, Instant::ZERO, &Garp::default());
+        schedule.became_master(2, Instant::ZERO, &Garp::default());
+        schedule.became_master(1, Instant::from_secs(3), &Garp::default());
+        assert_eq!(schedule.take_due(Instant::from_secs(5)), vec![(2, 5)]);
+        assert_eq!(schedule.take_due(Instant::from_secs(8)), vec![(1, 5)]);
+        // A zero repeat still announces once: a new master must be found.
+        assert_eq!(
+            schedule.became_master(4, Instant::ZERO, &garp(0, 0, 0, 0)),
+            1
+        );
+        assert_eq!(schedule.next_due(), None);
+    }
+}

@@ -1,0 +1,304 @@
+//! From config to running parameters: each `[[vrrp]]` instance becomes the core's
+//! [`InstanceParams`] plus what only the engine needs (where each virtual address goes, with
+//! which prefix; the unicast peers; the gratuitous ARP settings).
+//!
+//! Pure: the interface addresses the primary address is picked from are passed in, so the
+//! mapping is tested without a kernel.
+
+use core::fmt;
+use core::time::Duration;
+use std::net::IpAddr;
+
+use tandem_config::model::{Garp, TrackedLink, VrrpAuth, VrrpInstance, VrrpVersion};
+use tandem_vrrp::{Auth, InstanceParams, Ipv4ChecksumMode, TrackKind, TrackSpec, Version};
+
+/// One virtual address and where it is added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipPlacement {
+    pub address: IpAddr,
+    pub prefix: u8,
+    /// The link the address goes on (the VIP's own interface, else the instance's).
+    pub link: String,
+}
+
+/// Everything the engine needs to run one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstancePlan {
+    pub params: InstanceParams,
+    pub vips: Vec<VipPlacement>,
+    /// Adverts go to each of these instead of the multicast group (empty: multicast).
+    pub unicast_peers: Vec<IpAddr>,
+    pub garp: Garp,
+}
+
+impl InstancePlan {
+    /// Where `address` goes, if it is one of the instance's virtual addresses.
+    pub fn placement(&self, address: &IpAddr) -> Option<&VipPlacement> {
+        self.vips.iter().find(|v| v.address == *address)
+    }
+
+    /// True when the family is IPv6.
+    pub fn is_ipv6(&self) -> bool {
+        self.params.primary_address.is_ipv6()
+    }
+}
+
+/// Why an instance cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    /// The instance has no virtual address (validation should have refused it).
+    NoVirtualAddresses { instance: String },
+    /// The interface has no address to send adverts from.
+    NoPrimaryAddress {
+        instance: String,
+        interface: String,
+        ipv6: bool,
+    },
+    /// The core refused the parameters.
+    Params {
+        instance: String,
+        error: tandem_vrrp::ParamError,
+    },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::NoVirtualAddresses { instance } => write!(
+                f,
+                "vrrp \"{instance}\" has no virtual addresses; add at least one under vips"
+            ),
+            PlanError::NoPrimaryAddress {
+                instance,
+                interface,
+                ipv6: false,
+            } => write!(
+                f,
+                "vrrp \"{instance}\": interface {interface} has no IPv4 address to send adverts from; add one under [[interfaces]] or set unicast_source"
+            ),
+            PlanError::NoPrimaryAddress {
+                instance,
+                interface,
+                ipv6: true,
+            } => write!(
+                f,
+                "vrrp \"{instance}\": interface {interface} has no IPv6 link-local address to send adverts from; bring the link up with IPv6 enabled or set unicast_source"
+            ),
+            PlanError::Params { instance, error } => write!(f, "vrrp \"{instance}\": {error}"),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// The address adverts are sent from: `unicast_source` if set, else the interface's primary
+/// address of the instance's family (first IPv4 address that is not one of our virtual
+/// addresses; first IPv6 link-local address, as RFC 9568 section 5.1.2.2 requires).
+pub fn primary_address(
+    instance: &VrrpInstance,
+    interface_addresses: &[(IpAddr, u8)],
+) -> Result<IpAddr, PlanError> {
+    if let Some(source) = instance.unicast_source {
+        return Ok(source);
+    }
+    let first_vip = instance
+        .vips
+        .iter()
+        .next()
+        .ok_or_else(|| PlanError::NoVirtualAddresses {
+            instance: instance.name.as_str().to_owned(),
+        })?;
+    let ipv6 = first_vip.address.is_ipv6();
+    let is_vip = |a: &IpAddr| instance.vips.iter().any(|v| v.address == *a);
+    interface_addresses
+        .iter()
+        .map(|(address, _)| *address)
+        .find(|address| match address {
+            IpAddr::V4(_) => !ipv6 && !is_vip(address),
+            IpAddr::V6(v6) => ipv6 && v6.is_unicast_link_local(),
+        })
+        .ok_or_else(|| PlanError::NoPrimaryAddress {
+            instance: instance.name.as_str().to_owned(),
+            interface: instance.interface.as_str().to_owned(),
+            ipv6,
+        })
+}
+
+fn track_spec(link: &TrackedLink, kind: TrackKind) -> TrackSpec {
+    TrackSpec {
+        name: link.name.as_str().to_owned(),
+        kind,
+        weight: link.weight,
+    }
+}
+
+/// Maps one configured instance (with its interface's addresses) to an [`InstancePlan`].
+pub fn instance_plan(
+    instance: &VrrpInstance,
+    interface_addresses: &[(IpAddr, u8)],
+) -> Result<InstancePlan, PlanError> {
+    let name = instance.name.as_str();
+    let primary_address = primary_address(instance, interface_addresses)?;
+    let virtual_addresses: Vec<IpAddr> = instance.vips.iter().map(|v| v.address).collect();
+    let params = InstanceParams {
+        name: name.to_owned(),
+        interface: instance.interface.as_str().to_owned(),
+        version: match instance.version {
+            VrrpVersion::V2 => Version::V2,
+            VrrpVersion::V3 => Version::V3,
+        },
+        vrid: instance.vrid,
+        priority: instance.priority,
+        advert_interval_cs: instance.advert_interval_cs,
+        primary_address,
+        virtual_addresses,
+        preempt: instance.preempt,
+        preempt_delay: Duration::from_secs(u64::from(instance.preempt_delay_s)),
+        accept_mode: instance.accept_mode,
+        auth: match &instance.auth {
+            Some(VrrpAuth::Pass(password)) => Auth::simple_text(password.as_bytes()),
+            None => Auth::None,
+        },
+        ipv4_checksum: Ipv4ChecksumMode::PseudoHeader,
+        tracks: instance
+            .track_interfaces
+            .iter()
+            .map(|l| track_spec(l, TrackKind::Interface))
+            .chain(
+                instance
+                    .track_bonds
+                    .iter()
+                    .map(|l| track_spec(l, TrackKind::Bond)),
+            )
+            .collect(),
+    };
+    params.validate().map_err(|error| PlanError::Params {
+        instance: name.to_owned(),
+        error,
+    })?;
+    let vips = instance
+        .vips
+        .iter()
+        .map(|vip| VipPlacement {
+            address: vip.address,
+            prefix: vip.prefix,
+            link: vip
+                .interface
+                .as_ref()
+                .map_or(instance.interface.as_str(), |i| i.as_str())
+                .to_owned(),
+        })
+        .collect();
+    Ok(InstancePlan {
+        params,
+        vips,
+        unicast_peers: instance.unicast_peers.iter().copied().collect(),
+        garp: instance.garp.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_config::model::Vip;
+
+    fn instance(toml_vips: &[(&str, u8)]) -> VrrpInstance {
+        let mut instance = VrrpInstance {
+            name: "web".try_into().unwrap(),
+            interface: "eth0".try_into().unwrap(),
+            vrid: 20,
+            priority: 150,
+            ..VrrpInstance::default()
+        };
+        for (address, prefix) in toml_vips {
+            instance
+                .vips
+                .push(Vip {
+                    address: address.parse().unwrap(),
+                    prefix: *prefix,
+                    ..Vip::default()
+                })
+                .unwrap();
+        }
+        instance
+    }
+
+    fn addrs(list: &[&str]) -> Vec<(IpAddr, u8)> {
+        list.iter().map(|a| (a.parse().unwrap(), 24)).collect()
+    }
+
+    #[test]
+    fn ipv4_primary_skips_our_own_vips() {
+        let inst = instance(&[("192.0.2.100", 24)]);
+        let plan = instance_plan(&inst, &addrs(&["192.0.2.100", "192.0.2.2", "fe80::1"])).unwrap();
+        assert_eq!(
+            plan.params.primary_address,
+            "192.0.2.2".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(plan.params.version, Version::V3);
+        assert_eq!(
+            plan.vips,
+            vec![VipPlacement {
+                address: "192.0.2.100".parse().unwrap(),
+                prefix: 24,
+                link: "eth0".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn ipv6_primary_is_link_local() {
+        let inst = instance(&[("2001:db8::100", 64)]);
+        let plan = instance_plan(
+            &inst,
+            &addrs(&["192.0.2.2", "2001:db8::2", "fe80::2", "fe80::3"]),
+        )
+        .unwrap();
+        assert_eq!(
+            plan.params.primary_address,
+            "fe80::2".parse::<IpAddr>().unwrap()
+        );
+        let missing = instance_plan(&inst, &addrs(&["2001:db8::2"])).unwrap_err();
+        assert!(missing.to_string().contains("link-local"), "{missing}");
+    }
+
+    #[test]
+    fn v2_password_tracks_and_unicast_map_through() {
+        let mut inst = instance(&[("192.0.2.100", 32)]);
+        inst.version = VrrpVersion::V2;
+        inst.auth = Some(VrrpAuth::Pass("topSecre".try_into().unwrap()));
+        inst.unicast_source = Some("192.0.2.9".parse().unwrap());
+        inst.unicast_peers
+            .push("192.0.2.3".parse().unwrap())
+            .unwrap();
+        inst.track_interfaces
+            .push(TrackedLink {
+                name: "eth1".try_into().unwrap(),
+                weight: -50,
+            })
+            .unwrap();
+        inst.vips.as_mut_slice()[0].interface = Some("eth2".try_into().unwrap());
+        let plan = instance_plan(&inst, &[]).unwrap();
+        assert_eq!(plan.params.auth, Auth::simple_text(b"topSecre"));
+        assert_eq!(
+            plan.params.primary_address,
+            "192.0.2.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            plan.unicast_peers,
+            vec!["192.0.2.3".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(plan.params.tracks[0].weight, -50);
+        assert_eq!(plan.params.tracks[0].kind, TrackKind::Interface);
+        assert_eq!(plan.vips[0].link, "eth2");
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_with_the_instance_named() {
+        let mut inst = instance(&[("192.0.2.100", 32)]);
+        inst.version = VrrpVersion::V2;
+        inst.advert_interval_cs = 50;
+        let error = instance_plan(&inst, &addrs(&["192.0.2.2"])).unwrap_err();
+        assert!(error.to_string().starts_with("vrrp \"web\""), "{error}");
+    }
+}

@@ -1,0 +1,126 @@
+//! LAB ONLY: a tiny HTTP responder for real-server boxes in lab images (never in production
+//! images). Built static and put into a lab image with `tandem-image build --extra`; tandem
+//! starts it when the kernel command line says `tandem.lab_exec=/lab/lab-httpd`.
+//!
+//! - Port 80: every request gets `200 OK` with the body `served-by <box name>\n`.
+//! - Port 8081 (control): `GET /stop` closes port 80 (connections are refused, so health
+//!   checks fail), `GET /start` opens it again; the reply says the new state.
+//!
+//! std only and thread per connection: it serves a handful of test requests, not load.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SERVICE_PORT: u16 = 80;
+const CONTROL_PORT: u16 = 8081;
+
+fn box_name() -> String {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("tandem.name="))
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// Reads the request head (up to 4 KiB or a blank line) and returns its first line.
+fn request_line(stream: &mut TcpStream) -> String {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while buf.len() < 4096 && !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+        }
+    }
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn respond(stream: &mut TcpStream, body: &str) {
+    let reply = format!(
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(reply.as_bytes());
+}
+
+/// Keeps port 80 open while `serving` is set, closed otherwise.
+fn service_loop(serving: Arc<AtomicBool>, body: String) {
+    let mut listener: Option<TcpListener> = None;
+    loop {
+        let want = serving.load(Ordering::SeqCst);
+        if want && listener.is_none() {
+            match TcpListener::bind(("0.0.0.0", SERVICE_PORT)) {
+                Ok(l) => {
+                    let _ = l.set_nonblocking(true);
+                    println!("lab-httpd: serving on port {SERVICE_PORT}");
+                    listener = Some(l);
+                }
+                Err(e) => {
+                    println!("lab-httpd: cannot bind port {SERVICE_PORT}: {e}");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        } else if !want && listener.is_some() {
+            listener = None;
+            println!("lab-httpd: stopped port {SERVICE_PORT}");
+        }
+        match listener.as_ref().map(TcpListener::accept) {
+            Some(Ok((mut stream, _))) => {
+                let _ = stream.set_nonblocking(false);
+                let body = body.clone();
+                std::thread::spawn(move || {
+                    let _ = request_line(&mut stream);
+                    respond(&mut stream, &body);
+                });
+            }
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn main() {
+    let name = box_name();
+    let serving = Arc::new(AtomicBool::new(true));
+    let body = format!("served-by {name}\n");
+    {
+        let serving = Arc::clone(&serving);
+        std::thread::spawn(move || service_loop(serving, body));
+    }
+    let control = loop {
+        match TcpListener::bind(("0.0.0.0", CONTROL_PORT)) {
+            Ok(l) => break l,
+            Err(e) => {
+                println!("lab-httpd: cannot bind control port {CONTROL_PORT}: {e}");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    };
+    println!("lab-httpd: control on port {CONTROL_PORT}");
+    for stream in control.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let line = request_line(&mut stream);
+        let path = line.split_whitespace().nth(1).unwrap_or_default();
+        match path {
+            "/stop" => serving.store(false, Ordering::SeqCst),
+            "/start" => serving.store(true, Ordering::SeqCst),
+            _ => {}
+        }
+        // Give the service loop a moment to act before answering.
+        std::thread::sleep(Duration::from_millis(50));
+        let state = if serving.load(Ordering::SeqCst) {
+            "serving"
+        } else {
+            "stopped"
+        };
+        respond(&mut stream, &format!("{name} {state}\n"));
+    }
+}

@@ -1,0 +1,276 @@
+//! LVS director and real-server roles on real qemu boxes (lab image, `make lab-image`):
+//! box-a directs a NAT service (wrr 1:3) and a persistent one to rs1 and rs2, which run the
+//! lab-only HTTP responder; a client namespace on the public segment requests the VIPs.
+//! Asserts the scheduler's proportions, draining of a stopped server within the check bound
+//! while requests keep succeeding, re-entry after the re-entry time, persistence, the kernel
+//! table as `lvs status` reads it back, and the real-server self-check.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::time::Duration;
+
+use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
+
+const BOOT: Duration = Duration::from_secs(240);
+/// Check interval 1 s, no retries, 1 s timeout: a stopped server is out within a few seconds
+/// of guest time; TCG on a loaded machine stretches that, so allow generously.
+const CHECK_BOUND: Duration = Duration::from_secs(60);
+
+const DIRECTOR: &str = r#"
+[system]
+hostname = "box-a"
+
+[[interfaces]]
+name = "public"
+addresses = ["192.0.2.1/24", "192.0.2.10/24", "192.0.2.11/24"]
+
+[[interfaces]]
+name = "private"
+addresses = ["198.51.100.1/24"]
+
+[nat_gateway]
+address = "198.51.100.254"
+prefix = 24
+interface = "private"
+
+[[virtual_services]]
+name = "web"
+address = "192.0.2.10"
+port = 80
+scheduler = "wrr"
+forwarding = "nat"
+on_failure = "remove"
+reentry_s = 3
+check = { kind = "tcp", timing = { interval_ms = 1000, timeout_ms = 1000, retries = 0, retry_delay_ms = 200 } }
+
+[[virtual_services.real_servers]]
+address = "198.51.100.11"
+weight = 1
+
+[[virtual_services.real_servers]]
+address = "198.51.100.12"
+weight = 3
+
+[[virtual_services]]
+name = "sticky"
+address = "192.0.2.11"
+port = 80
+scheduler = "rr"
+forwarding = "nat"
+persistence = { timeout_s = 120 }
+
+[[virtual_services.real_servers]]
+address = "198.51.100.11"
+
+[[virtual_services.real_servers]]
+address = "198.51.100.12"
+"#;
+
+fn real_server(name: &str, last: u8) -> BoxSpec {
+    let config = format!(
+        r#"
+[system]
+hostname = "{name}"
+
+[[interfaces]]
+name = "private"
+addresses = ["198.51.100.{last}/24"]
+
+[nat_gateway]
+address = "198.51.100.254"
+prefix = 24
+interface = "private"
+"#
+    );
+    BoxSpec::new(name, &[Segment::Private])
+        .with_config(&config)
+        .with_lab_program("/lab/lab-httpd")
+}
+
+/// Sends `<engine> status` and returns its lines (up to the `<engine>: end` marker).
+fn engine_status(b: &QemuBox, engine: &str) -> Vec<String> {
+    b.console.skip_to_end();
+    b.console.send_line(&format!("{engine} status")).unwrap();
+    let end = format!("{engine}: end");
+    let mut lines = Vec::new();
+    loop {
+        let line = b
+            .console
+            .wait_for(&format!("{engine}: "), Duration::from_secs(60))
+            .unwrap();
+        // Log lines carry the `tandem: ` prefix; the status block does not.
+        if line.contains("tandem: ") {
+            continue;
+        }
+        let line = line.trim().to_owned();
+        if line == end {
+            return lines;
+        }
+        lines.push(line);
+    }
+}
+
+/// `n` requests to `url` from the client; returns (served by rs1, served by rs2, failures).
+fn requests(lab: &Lab, url: &str, n: usize) -> (usize, usize, usize) {
+    let client = &lab.clients[0];
+    let (mut rs1, mut rs2, mut failed) = (0, 0, 0);
+    for _ in 0..n {
+        match client.exec("curl", &["-s", "--max-time", "10", url]) {
+            Ok(body) if body.trim() == "served-by rs1" => rs1 += 1,
+            Ok(body) if body.trim() == "served-by rs2" => rs2 += 1,
+            _ => failed += 1,
+        }
+    }
+    (rs1, rs2, failed)
+}
+
+fn control(lab: &Lab, what: &str) -> String {
+    lab.clients[0]
+        .exec(
+            "curl",
+            &[
+                "-s",
+                "--max-time",
+                "10",
+                &format!("http://198.51.100.11:8081/{what}"),
+            ],
+        )
+        .unwrap()
+}
+
+#[test]
+fn nat_director_balances_drains_readmits_and_persists() {
+    let mut lab = Lab::new().expect("lab");
+    let specs = [
+        BoxSpec::new("box-a", &[Segment::Public, Segment::Private]).with_config(DIRECTOR),
+        real_server("rs1", 11),
+        real_server("rs2", 12),
+    ];
+    lab.boot(&specs, BOOT).expect("boxes boot");
+    {
+        let client = lab.add_client("cl", Segment::Public).unwrap();
+        client.add_address("192.0.2.100/24").unwrap();
+        client
+            .exec(
+                "ip",
+                &["route", "add", "198.51.100.0/24", "via", "192.0.2.1"],
+            )
+            .unwrap();
+    }
+    let director = lab.box_named("box-a").unwrap();
+    director
+        .console
+        .wait_for_any_time(
+            "lvs: table in sync: 2 services, 4 real servers, 6 ops",
+            BOOT,
+        )
+        .unwrap();
+    director
+        .console
+        .wait_for_any_time(
+            "NAT gateway: add address 198.51.100.254/24 to private",
+            BOOT,
+        )
+        .unwrap();
+    for name in ["rs1", "rs2"] {
+        let rs = lab.box_named(name).unwrap();
+        rs.console
+            .wait_for_any_time("lab-httpd: serving on port 80", BOOT)
+            .unwrap();
+        rs.console
+            .wait_for_any_time("realserver: role in place", BOOT)
+            .unwrap();
+        let status = engine_status(rs, "realserver");
+        assert!(
+            status.contains(&"realserver: self-check ok".to_owned()),
+            "{name}: {status:?}"
+        );
+        assert!(
+            status
+                .iter()
+                .any(|l| l.contains("nat_gateway 198.51.100.254")),
+            "{status:?}"
+        );
+    }
+
+    // The kernel table as read back over genetlink. The director may have booted before the
+    // real servers and taken them out; wait until their checks pass and both are back in.
+    let has = |s: &[String], needle: &str| s.iter().any(|l| l.contains(needle));
+    let deadline = std::time::Instant::now() + CHECK_BOUND;
+    let status = loop {
+        let status = engine_status(lab.box_named("box-a").unwrap(), "lvs");
+        let both_in = has(&status, "-> 198.51.100.11:80 Masq 1 ")
+            && has(&status, "-> 198.51.100.12:80 Masq 3 ");
+        if both_in || std::time::Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert!(has(&status, "lvs: TCP  192.0.2.10:80 wrr |"), "{status:?}");
+    assert!(
+        has(&status, "lvs: TCP  192.0.2.11:80 rr persistent 120 |"),
+        "{status:?}"
+    );
+    assert!(has(&status, "-> 198.51.100.11:80 Masq 1 "), "{status:?}");
+    assert!(has(&status, "-> 198.51.100.12:80 Masq 3 "), "{status:?}");
+
+    // wrr 1:3 over sequential new connections: exactly one in four goes to rs1.
+    let (rs1, rs2, failed) = requests(&lab, "http://192.0.2.10/", 40);
+    assert_eq!(failed, 0, "rs1={rs1} rs2={rs2}");
+    assert_eq!((rs1, rs2), (10, 30), "wrr 1:3");
+
+    // Persistence: one client stays on one server.
+    let (p1, p2, failed) = requests(&lab, "http://192.0.2.11/", 12);
+    assert_eq!(failed, 0);
+    assert!(p1 == 12 || p2 == 12, "persistent service split: {p1}/{p2}");
+
+    // Stop the service on rs1: its check fails, the director removes it, requests still work.
+    lab.box_named("box-a").unwrap().console.skip_to_end();
+    assert!(control(&lab, "stop").contains("rs1 stopped"));
+    let director = lab.box_named("box-a").unwrap();
+    director
+        .console
+        .wait_for("198.51.100.11:80: check tcp failed: down", CHECK_BOUND)
+        .unwrap();
+    director
+        .console
+        .wait_for(
+            "lvs: remove 198.51.100.11:80 from tcp 192.0.2.10:80",
+            CHECK_BOUND,
+        )
+        .unwrap();
+    let status = engine_status(lab.box_named("box-a").unwrap(), "lvs");
+    assert!(
+        has(&status, "-> 198.51.100.11:80 (out) | tcp down"),
+        "{status:?}"
+    );
+    assert!(has(&status, "out: failed check (removed)"), "{status:?}");
+    let (rs1, rs2, failed) = requests(&lab, "http://192.0.2.10/", 12);
+    assert_eq!((rs1, rs2, failed), (0, 12, 0), "drained to rs2");
+
+    // Restart it: back after the check passes and the re-entry time (3 s) has passed.
+    lab.box_named("box-a").unwrap().console.skip_to_end();
+    assert!(control(&lab, "start").contains("rs1 serving"));
+    let director = lab.box_named("box-a").unwrap();
+    director
+        .console
+        .wait_for("198.51.100.11:80: check tcp passed: up", CHECK_BOUND)
+        .unwrap();
+    director
+        .console
+        .wait_for("re-entry time passed", CHECK_BOUND)
+        .unwrap();
+    director
+        .console
+        .wait_for(
+            "lvs: add 198.51.100.11:80 weight 1 to tcp 192.0.2.10:80",
+            CHECK_BOUND,
+        )
+        .unwrap();
+    let (rs1, rs2, failed) = requests(&lab, "http://192.0.2.10/", 8);
+    assert_eq!(failed, 0);
+    assert_eq!((rs1, rs2), (2, 6), "back to wrr 1:3");
+    let status = engine_status(lab.box_named("box-a").unwrap(), "lvs");
+    assert!(has(&status, "-> 198.51.100.11:80 Masq 1 "), "{status:?}");
+    assert!(has(&status, "tcp up since"), "{status:?}");
+}

@@ -226,7 +226,15 @@ impl Pair {
             p.console.skip_to_end();
         }
         let ping = Pinger::start(&self.client);
-        std::thread::sleep(Duration::from_millis(200));
+        // Kill at a random phase of the master's advert cycle: a fixed delay would always hit
+        // the same phase and bias one implementation against the other.
+        let interval_us = u64::from(self.advert_cs) * 10_000;
+        let phase_us = u64::from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()),
+        ) % interval_us.max(1);
+        std::thread::sleep(Duration::from_millis(200) + Duration::from_micros(phase_us));
         let killed_at = now_unix();
         self.stop(master, crash);
         wait_until("the takeover", || holds_vip(&self.nodes[other].ns));

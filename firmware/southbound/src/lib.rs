@@ -12,4 +12,5 @@ pub mod probe;
 pub mod route;
 pub mod sysctl;
 pub mod sysfs;
+pub mod timer;
 pub mod vrrp_socket;

@@ -20,10 +20,7 @@ pub fn physical_nics(sys_class_net: &Path) -> std::io::Result<Vec<FoundNic>> {
         let driver = fs::read_link(dir.join("device/driver"))
             .ok()
             .and_then(|link| link.file_name().map(|n| n.to_string_lossy().into_owned()));
-        let mac = fs::read_to_string(dir.join("address"))
-            .ok()
-            .and_then(|text| parse_mac(text.trim()))
-            .unwrap_or([0; 6]);
+        let mac = mac(sys_class_net, &name).unwrap_or([0; 6]);
         nics.push(FoundNic {
             name,
             pci_path,
@@ -66,6 +63,12 @@ pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
         *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
     }
     parts.next().is_none().then_some(mac)
+}
+
+/// The link's own MAC address.
+pub fn mac(sys_class_net: &Path, name: &str) -> Option<[u8; 6]> {
+    let text = fs::read_to_string(sys_class_net.join(name).join("address")).ok()?;
+    parse_mac(text.trim())
 }
 
 /// Operational state of a link (`up`, `down`, `lowerlayerdown`, ...).

@@ -27,6 +27,7 @@ use tandem_config::Config;
 use tandem_southbound::net::NetOp;
 use tandem_southbound::packet::FrameSender;
 use tandem_southbound::sysfs;
+use tandem_southbound::timer::PreciseTimer;
 use tandem_southbound::vrrp_socket::{Malformed, Received, VrrpSocket};
 use tandem_vrrp::{Action, CauseKind, InstanceId, Instant, OutgoingAdvert, RxMeta, Speaker, State};
 use tandem_wire::{
@@ -281,6 +282,17 @@ impl Engine {
         mut inbox: mpsc::Receiver<EngineRequest>,
         (mut packets, receivers): (mpsc::Receiver<Ingress>, Vec<JoinHandle<()>>),
     ) {
+        // Timers fire from a timerfd: tokio's wheel can be a millisecond late, which is a tenth
+        // of a 10 ms advert interval and lands on the takeover path.
+        let precise = match PreciseTimer::new() {
+            Ok(timer) => Some(timer),
+            Err(error) => {
+                self.log(format!(
+                    "no precise timer ({error}); using the runtime's 1 ms wheel"
+                ));
+                None
+            }
+        };
         loop {
             self.drain_actions().await;
             let wake = [
@@ -317,7 +329,7 @@ impl Engine {
                     }
                 },
                 Some(ingress) = packets.recv() => self.on_ingress(ingress),
-                () = tokio::time::sleep_until(sleep_until) => self.on_wake().await,
+                () = sleep_precisely(precise.as_ref(), sleep_until) => self.on_wake().await,
             }
         }
         for task in receivers {
@@ -668,8 +680,17 @@ fn frame_sender<'a>(
 
 /// The link's own MAC: gratuitous ARPs carry it, since the virtual MAC is not configured.
 fn link_mac(link: &str) -> Option<MacAddress> {
-    let text = std::fs::read_to_string(Path::new(SYS_CLASS_NET).join(link).join("address")).ok()?;
-    sysfs::parse_mac(text.trim())
+    sysfs::mac(Path::new(SYS_CLASS_NET), link)
+}
+
+/// Sleeps until `at` on the precise timer when there is one, else on tokio's wheel.
+async fn sleep_precisely(timer: Option<&PreciseTimer>, at: tokio::time::Instant) {
+    if let Some(timer) = timer {
+        if timer.sleep_until(at.into_std()).await.is_ok() {
+            return;
+        }
+    }
+    tokio::time::sleep_until(at).await;
 }
 
 fn open_socket(interface: &str, ipv6: bool) -> std::io::Result<VrrpSocket> {

@@ -16,7 +16,7 @@ LAB_LVS_BENCH := target/$(TARGET)/release/lab-lvs-bench
 # Static, non-PIE: `file` says "statically linked" and nothing is resolved at run time.
 STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 FUZZ_SECONDS ?= 20
-DEBIAN_PACKAGES := qemu-system-x86 linux-image-amd64 keepalived tcpdump iproute2 iputils-ping \
+DEBIAN_PACKAGES := qemu-system-x86 linux-image-amd64 keepalived tcpdump iproute2 iputils-ping curl \
 	nftables procps file cpio kmod ca-certificates
 export CARGO_TERM_COLOR ?= never
 

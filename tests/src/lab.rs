@@ -214,6 +214,27 @@ impl QemuBox {
         }
     }
 
+    /// Sends `<engine> status` (`lvs`, `vrrp`, `realserver`) on the console and returns its
+    /// lines up to the `<engine>: end` marker, skipping interleaved log lines.
+    pub fn engine_status(&self, engine: &str, timeout: Duration) -> Result<Vec<String>, LabError> {
+        self.console.skip_to_end();
+        self.console.send_line(&format!("{engine} status"))?;
+        let end = format!("{engine}: end");
+        let mut lines = Vec::new();
+        loop {
+            let line = self.console.wait_for(&format!("{engine}: "), timeout)?;
+            // Log lines carry the `tandem: ` prefix; the status block does not.
+            if line.contains("tandem: ") {
+                continue;
+            }
+            let line = line.trim().to_owned();
+            if line == end {
+                return Ok(lines);
+            }
+            lines.push(line);
+        }
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

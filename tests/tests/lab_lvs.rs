@@ -87,27 +87,9 @@ interface = "private"
         .with_lab_program("/lab/lab-httpd")
 }
 
-/// Sends `<engine> status` and returns its lines (up to the `<engine>: end` marker).
+/// `<engine> status` lines of a box (see `QemuBox::engine_status`).
 fn engine_status(b: &QemuBox, engine: &str) -> Vec<String> {
-    b.console.skip_to_end();
-    b.console.send_line(&format!("{engine} status")).unwrap();
-    let end = format!("{engine}: end");
-    let mut lines = Vec::new();
-    loop {
-        let line = b
-            .console
-            .wait_for(&format!("{engine}: "), Duration::from_secs(60))
-            .unwrap();
-        // Log lines carry the `tandem: ` prefix; the status block does not.
-        if line.contains("tandem: ") {
-            continue;
-        }
-        let line = line.trim().to_owned();
-        if line == end {
-            return lines;
-        }
-        lines.push(line);
-    }
+    b.engine_status(engine, Duration::from_secs(60)).unwrap()
 }
 
 /// `n` requests to `url` from the client; returns (served by rs1, served by rs2, failures).

@@ -7,6 +7,7 @@
 
 pub mod kmod;
 pub mod net;
+pub mod nft;
 pub mod packet;
 pub mod probe;
 pub mod route;

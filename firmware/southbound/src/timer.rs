@@ -57,10 +57,10 @@ impl PreciseTimer {
         }
         let now = clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
         let at = now + TimeSpec::from_duration(left);
-        self.fd
-            .get_ref()
-            .0
-            .set(Expiration::OneShot(at), TimerSetTimeFlags::TFD_TIMER_ABSTIME)?;
+        self.fd.get_ref().0.set(
+            Expiration::OneShot(at),
+            TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+        )?;
         loop {
             let mut guard = self.fd.readable().await?;
             let read = guard.try_io(|inner| {
@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn wakes_at_the_deadline_not_before_and_rearms() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             let timer = PreciseTimer::new().unwrap();
             for wait_ms in [3u64, 1, 7] {
@@ -95,7 +98,10 @@ mod tests {
                 assert!(Instant::now() >= deadline, "woke before the deadline");
             }
             // A deadline in the past resolves at once.
-            timer.sleep_until(Instant::now() - Duration::from_millis(5)).await.unwrap();
+            timer
+                .sleep_until(Instant::now() - Duration::from_millis(5))
+                .await
+                .unwrap();
             // A cancelled sleep leaves no stale expiry behind for the next one.
             let _ = tokio::time::timeout(
                 Duration::from_millis(1),
@@ -105,7 +111,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
             let deadline = Instant::now() + Duration::from_millis(20);
             timer.sleep_until(deadline).await.unwrap();
-            assert!(Instant::now() >= deadline, "a stale expiry woke the re-armed timer early");
+            assert!(
+                Instant::now() >= deadline,
+                "a stale expiry woke the re-armed timer early"
+            );
         });
     }
 }

@@ -16,6 +16,7 @@ use tandem_lvs::{
     Family, Forwarding, Persistence, RealServer, RealServerId, Scheduler, SchedulerFlags,
     ServiceId, ServiceSettings, Table, VirtualService,
 };
+use tandem_southbound::nft::{L4Proto, MarkRule};
 
 /// One subscribed health check: whose it is and what it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +43,30 @@ pub struct Plan {
     pub scheduler_modules: Vec<String>,
     /// Config parts that were skipped or approximated, for the log and the status.
     pub notes: Vec<String>,
+    /// Firewall-mark rules for fwmark services (table `inet tandem`), in config order.
+    pub mark_rules: Vec<MarkRule>,
+}
+
+/// The nftables marking rules of `config.fwmark_rules`. A `0-0` port range means any port
+/// (the keepalived/piranha form of a mark on a whole address).
+pub fn mark_rules(config: &Config) -> Vec<MarkRule> {
+    config
+        .fwmark_rules
+        .iter()
+        .map(|rule| MarkRule {
+            mark: rule.mark,
+            protocol: match rule.protocol {
+                model::Protocol::Tcp => L4Proto::Tcp,
+                model::Protocol::Udp => L4Proto::Udp,
+                model::Protocol::Sctp => L4Proto::Sctp,
+            },
+            destination: rule.destination.addr,
+            prefix_len: rule.destination.prefix,
+            ports: (rule.port_first, rule.port_last)
+                .ne(&(0, 0))
+                .then_some((rule.port_first, rule.port_last)),
+        })
+        .collect()
 }
 
 /// The IPVS service id of a configured virtual service, or why it has none.
@@ -281,6 +306,14 @@ pub fn plan(config: &Config) -> Plan {
         }
     }
     plan.scheduler_modules = schedulers;
+    if plan
+        .table
+        .services
+        .keys()
+        .any(|id| matches!(id, ServiceId::Fwmark { .. }))
+    {
+        plan.mark_rules = mark_rules(config);
+    }
     plan
 }
 
@@ -326,6 +359,17 @@ port = 0
 address = "192.0.2.11"
 port = 25
 active = false
+
+[[fwmark_rules]]
+mark = 7
+destination = "192.0.2.20"
+port_first = 80
+port_last = 81
+
+[[fwmark_rules]]
+mark = 7
+protocol = "udp"
+destination = "2001:db8::/64"
 "#;
 
     #[test]
@@ -389,6 +433,25 @@ active = false
         assert_eq!(check.spec.timing.retries, 0);
         assert!(check.spec.timing.start_up);
         assert_eq!(plan.scheduler_modules, ["ip_vs_wrr", "ip_vs_sh"]);
+        assert_eq!(
+            plan.mark_rules,
+            [
+                MarkRule {
+                    mark: 7,
+                    protocol: L4Proto::Tcp,
+                    destination: "192.0.2.20".parse().unwrap(),
+                    prefix_len: 32,
+                    ports: Some((80, 81)),
+                },
+                MarkRule {
+                    mark: 7,
+                    protocol: L4Proto::Udp,
+                    destination: "2001:db8::".parse().unwrap(),
+                    prefix_len: 64,
+                    ports: None,
+                },
+            ]
+        );
         assert!(plan.notes.is_empty(), "{:?}", plan.notes);
     }
 

@@ -6,7 +6,8 @@
 //! difference (never a flush: a restarted tandem facing an identical table sends nothing).
 //! Health transitions from the `tandem-lvs` runner re-evaluate one service (quiesce or remove,
 //! re-entry delay, sorry server, quorum) and apply that service's diff. A transport failure
-//! makes the engine re-read the kernel table before the next diff.
+//! makes the engine re-read the kernel table before the next diff. Fwmark services get their
+//! marking rules as nftables table `inet tandem`, replaced in one transaction at start.
 
 pub mod desired;
 pub mod status;
@@ -142,6 +143,9 @@ fn load_modules(plan: &Plan, log: &Log) {
     // crc32c first: libcrc32c (an ip_vs dependency) needs it and modules.dep does not say so.
     let mut names: Vec<&str> = vec!["crc32c_generic", "ip_vs"];
     names.extend(plan.scheduler_modules.iter().map(String::as_str));
+    if !plan.mark_rules.is_empty() {
+        names.push("nf_tables");
+    }
     match tandem_southbound::kmod::ModuleLoader::for_running_kernel()
         .and_then(|loader| loader.load(names.iter().copied()))
     {
@@ -153,9 +157,26 @@ fn load_modules(plan: &Plan, log: &Log) {
     }
 }
 
+/// Replaces table `inet tandem` with the fwmark services' marking rules (one transaction).
+/// Without fwmark services nothing is touched, so hosts without nf_tables are unaffected.
+fn install_mark_rules(plan: &Plan, log: &Log) {
+    if plan.mark_rules.is_empty() {
+        return;
+    }
+    match tandem_southbound::nft::replace(&plan.mark_rules) {
+        Ok(()) => log.line(format!(
+            "lvs: firewall marks: {} rules in table inet {}",
+            plan.mark_rules.len(),
+            tandem_southbound::nft::TABLE
+        )),
+        Err(error) => log.line(format!("lvs: firewall marks: {error}")),
+    }
+}
+
 impl Director {
     fn open(plan: Plan, log: Log) -> Result<Director, StartError> {
         load_modules(&plan, &log);
+        install_mark_rules(&plan, &log);
         for note in &plan.notes {
             log.line(format!("lvs: note: {note}"));
         }

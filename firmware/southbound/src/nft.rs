@@ -1,0 +1,630 @@
+//! Firewall marks for IPVS fwmark services, as nftables rules over netlink.
+//!
+//! The image has no `nft` binary, so the rules are built here as plain data and encoded to the
+//! `nf_tables` netlink messages the kernel takes (uapi `linux/netfilter/nf_tables.h`). Tandem
+//! owns one table, `inet tandem`, with one chain, `prerouting` (filter hook prerouting, priority
+//! mangle -150), holding one rule per mark rule: `ip daddr <prefix> <proto> dport <range>
+//! meta mark set <mark>`. The whole table is replaced in one transaction (`BATCH_BEGIN`, add
+//! table, delete table, add table, chain, rules, `BATCH_END`): the kernel applies all of it or
+//! none, and packets never see a half-built table. Nothing outside the table is touched.
+
+use std::io;
+use std::net::IpAddr;
+
+use netlink_sys::{Socket, SocketAddr};
+
+/// The table Tandem owns (family `inet`).
+pub const TABLE: &str = "tandem";
+/// The chain in it that sets the marks.
+pub const CHAIN: &str = "prerouting";
+/// `NF_IP_PRI_MANGLE`.
+pub const PRIORITY_MANGLE: i32 = -150;
+
+// uapi constants (linux/netlink.h, linux/netfilter/nfnetlink.h, nf_tables.h).
+const NETLINK_NETFILTER: isize = 12;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_APPEND: u16 = 0x800;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_DELTABLE: u16 = 2;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_GETGEN: u16 = 16;
+const NFPROTO_UNSPEC: u8 = 0;
+const NFPROTO_INET: u8 = 1;
+const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
+const NLA_F_NESTED: u16 = 0x8000;
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
+const NF_INET_PRE_ROUTING: u32 = 0;
+const NFTA_RULE_TABLE: u16 = 1;
+const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_EXPRESSIONS: u16 = 4;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_DATA_VALUE: u16 = 1;
+const NFT_REG_1: u32 = 1;
+const NFTA_META_DREG: u16 = 1;
+const NFTA_META_KEY: u16 = 2;
+const NFTA_META_SREG: u16 = 3;
+const NFT_META_MARK: u32 = 3;
+const NFT_META_NFPROTO: u32 = 15;
+const NFT_META_L4PROTO: u32 = 16;
+const NFTA_CMP_SREG: u16 = 1;
+const NFTA_CMP_OP: u16 = 2;
+const NFTA_CMP_DATA: u16 = 3;
+const NFT_CMP_EQ: u32 = 0;
+const NFT_CMP_GTE: u32 = 5;
+const NFT_CMP_LTE: u32 = 3;
+const NFTA_PAYLOAD_DREG: u16 = 1;
+const NFTA_PAYLOAD_BASE: u16 = 2;
+const NFTA_PAYLOAD_OFFSET: u16 = 3;
+const NFTA_PAYLOAD_LEN: u16 = 4;
+const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+const NFTA_BITWISE_SREG: u16 = 1;
+const NFTA_BITWISE_DREG: u16 = 2;
+const NFTA_BITWISE_LEN: u16 = 3;
+const NFTA_BITWISE_MASK: u16 = 4;
+const NFTA_BITWISE_XOR: u16 = 5;
+const NFTA_IMMEDIATE_DREG: u16 = 1;
+const NFTA_IMMEDIATE_DATA: u16 = 2;
+
+/// The transport protocol a mark rule matches (IANA protocol numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4Proto {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl L4Proto {
+    fn number(self) -> u8 {
+        match self {
+            L4Proto::Tcp => 6,
+            L4Proto::Udp => 17,
+            L4Proto::Sctp => 132,
+        }
+    }
+}
+
+/// One marking rule: packets to `destination/prefix_len` with this protocol and a destination
+/// port in `ports` (inclusive; `None` for any port) get `mark`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkRule {
+    pub mark: u32,
+    pub protocol: L4Proto,
+    pub destination: IpAddr,
+    pub prefix_len: u8,
+    pub ports: Option<(u16, u16)>,
+}
+
+/// Why the rules could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error("mark rule {index}: prefix /{prefix_len} is longer than the address; fix fwmark_rules[{index}].destination")]
+    Prefix { index: usize, prefix_len: u8 },
+    #[error("cannot open a netfilter netlink socket (is nf_tables loaded?): {0}")]
+    Socket(io::Error),
+    #[error("the kernel refused the nftables transaction (message {index}): {error}; nothing was changed")]
+    Refused { index: usize, error: io::Error },
+    #[error("malformed netlink reply from the kernel")]
+    Reply,
+}
+
+/// Builds the `nf_tables` messages of one transaction replacing table `inet tandem` with a
+/// chain holding `rules` (no rules: the table is removed). Message sequence numbers start at
+/// `seq`; the batch carries `count` messages, `seq..seq+count`.
+pub fn encode_replace(rules: &[MarkRule], seq: u32) -> Result<(Vec<u8>, u32), NftError> {
+    let mut out = Vec::with_capacity(512 + rules.len() * 400);
+    let mut next = seq;
+    let mut message = |out: &mut Vec<u8>, ty: u16, flags: u16, family: u8, body: &[u8]| {
+        let mut seq_here = next;
+        next = next.wrapping_add(1);
+        if ty == NFNL_MSG_BATCH_BEGIN || ty == NFNL_MSG_BATCH_END {
+            seq_here = 0;
+        }
+        push_message(out, ty, flags, seq_here, family, body);
+    };
+    let nft = |msg: u16| (NFNL_SUBSYS_NFTABLES << 8) | msg;
+    let begin_end_family = NFPROTO_UNSPEC;
+    message(
+        &mut out,
+        NFNL_MSG_BATCH_BEGIN,
+        NLM_F_REQUEST,
+        begin_end_family,
+        &[],
+    );
+    let mut table = Vec::new();
+    push_str(&mut table, NFTA_TABLE_NAME, TABLE);
+    let ack = NLM_F_REQUEST | NLM_F_ACK;
+    // Add (no EXCL: a no-op when present) then delete: the table is gone whatever was there.
+    message(
+        &mut out,
+        nft(NFT_MSG_NEWTABLE),
+        ack | NLM_F_CREATE,
+        NFPROTO_INET,
+        &table,
+    );
+    message(&mut out, nft(NFT_MSG_DELTABLE), ack, NFPROTO_INET, &table);
+    if !rules.is_empty() {
+        message(
+            &mut out,
+            nft(NFT_MSG_NEWTABLE),
+            ack | NLM_F_CREATE,
+            NFPROTO_INET,
+            &table,
+        );
+        let mut chain = Vec::new();
+        push_str(&mut chain, NFTA_CHAIN_TABLE, TABLE);
+        push_str(&mut chain, NFTA_CHAIN_NAME, CHAIN);
+        let mut hook = Vec::new();
+        push_u32(&mut hook, NFTA_HOOK_HOOKNUM, NF_INET_PRE_ROUTING);
+        push_attr(
+            &mut hook,
+            NFTA_HOOK_PRIORITY,
+            &PRIORITY_MANGLE.to_be_bytes(),
+        );
+        push_attr(&mut chain, NFTA_CHAIN_HOOK | NLA_F_NESTED, &hook);
+        push_str(&mut chain, NFTA_CHAIN_TYPE, "filter");
+        message(
+            &mut out,
+            nft(NFT_MSG_NEWCHAIN),
+            ack | NLM_F_CREATE,
+            NFPROTO_INET,
+            &chain,
+        );
+        for (index, rule) in rules.iter().enumerate() {
+            let body = rule_body(index, rule)?;
+            message(
+                &mut out,
+                nft(NFT_MSG_NEWRULE),
+                ack | NLM_F_CREATE | NLM_F_APPEND,
+                NFPROTO_INET,
+                &body,
+            );
+        }
+    }
+    message(
+        &mut out,
+        NFNL_MSG_BATCH_END,
+        NLM_F_REQUEST,
+        begin_end_family,
+        &[],
+    );
+    Ok((out, next.wrapping_sub(seq)))
+}
+
+/// Replaces table `inet tandem` in the running kernel with one holding `rules` (none: removes
+/// it). All or nothing.
+pub fn replace(rules: &[MarkRule]) -> Result<(), NftError> {
+    let mut sock = Socket::new(NETLINK_NETFILTER).map_err(NftError::Socket)?;
+    sock.bind_auto().map_err(NftError::Socket)?;
+    sock.connect(&SocketAddr::new(0, 0))
+        .map_err(NftError::Socket)?;
+    let first = 1u32;
+    let (batch, count) = encode_replace(rules, first)?;
+    sock.send(&batch, 0).map_err(NftError::Socket)?;
+    // A fence: the batch is processed inside the send above, so every reply to it precedes the
+    // reply to this request.
+    let fence = first.wrapping_add(count);
+    let mut getgen = Vec::new();
+    push_message(
+        &mut getgen,
+        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN,
+        NLM_F_REQUEST | NLM_F_ACK,
+        fence,
+        NFPROTO_UNSPEC,
+        &[],
+    );
+    sock.send(&getgen, 0).map_err(NftError::Socket)?;
+    let mut refused = None;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        buf.clear();
+        sock.recv(&mut buf, 0).map_err(NftError::Socket)?;
+        let mut rest: &[u8] = &buf;
+        while rest.len() >= 16 {
+            let len = usize::try_from(read_u32_ne(rest, 0)?).map_err(|_| NftError::Reply)?;
+            if len < 16 || len > rest.len() {
+                return Err(NftError::Reply);
+            }
+            let ty = read_u16_ne(rest, 4)?;
+            let seq = read_u32_ne(rest, 8)?;
+            if ty == NLMSG_ERROR && refused.is_none() {
+                let code = i32::from_ne_bytes(
+                    rest.get(16..20)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or(NftError::Reply)?,
+                );
+                if code != 0 && seq != fence {
+                    let index = usize::try_from(seq.wrapping_sub(first)).unwrap_or(usize::MAX);
+                    refused = Some(NftError::Refused {
+                        index,
+                        error: io::Error::from_raw_os_error(code.saturating_neg()),
+                    });
+                }
+            }
+            if seq == fence && (ty == NLMSG_ERROR || ty == NLMSG_DONE) {
+                return refused.map_or(Ok(()), Err);
+            }
+            let aligned = len.saturating_add(3) & !3;
+            rest = rest.get(aligned.min(rest.len())..).unwrap_or_default();
+        }
+    }
+}
+
+fn rule_body(index: usize, rule: &MarkRule) -> Result<Vec<u8>, NftError> {
+    let (nfproto, address, offset): (u8, Vec<u8>, u32) = match rule.destination {
+        IpAddr::V4(a) => (NFPROTO_IPV4, a.octets().to_vec(), 16),
+        IpAddr::V6(a) => (NFPROTO_IPV6, a.octets().to_vec(), 24),
+    };
+    let bits = address.len() * 8;
+    if usize::from(rule.prefix_len) > bits {
+        return Err(NftError::Prefix {
+            index,
+            prefix_len: rule.prefix_len,
+        });
+    }
+    let mut exprs = Vec::new();
+    // meta nfproto == ipv4/ipv6
+    push_expr(&mut exprs, "meta", &meta_load(NFT_META_NFPROTO));
+    push_expr(&mut exprs, "cmp", &cmp(NFT_CMP_EQ, &[nfproto]));
+    // meta l4proto == proto
+    push_expr(&mut exprs, "meta", &meta_load(NFT_META_L4PROTO));
+    push_expr(
+        &mut exprs,
+        "cmp",
+        &cmp(NFT_CMP_EQ, &[rule.protocol.number()]),
+    );
+    // daddr (masked) == prefix
+    let len = u32::try_from(address.len()).map_err(|_| NftError::Reply)?;
+    push_expr(
+        &mut exprs,
+        "payload",
+        &payload_load(NFT_PAYLOAD_NETWORK_HEADER, offset, len),
+    );
+    let mask: Vec<u8> = (0..address.len())
+        .map(|i| {
+            let from = i * 8;
+            let ones = usize::from(rule.prefix_len).saturating_sub(from).min(8);
+            // `ones` is 0..=8, so the shift stays in range and the value fits a byte.
+            u8::try_from(0xff_u16 << (8 - ones) & 0xff).unwrap_or(0)
+        })
+        .collect();
+    if usize::from(rule.prefix_len) < bits {
+        let mut bitwise = Vec::new();
+        push_u32(&mut bitwise, NFTA_BITWISE_SREG, NFT_REG_1);
+        push_u32(&mut bitwise, NFTA_BITWISE_DREG, NFT_REG_1);
+        push_u32(&mut bitwise, NFTA_BITWISE_LEN, len);
+        push_data(&mut bitwise, NFTA_BITWISE_MASK, &mask);
+        push_data(&mut bitwise, NFTA_BITWISE_XOR, &vec![0; address.len()]);
+        push_expr(&mut exprs, "bitwise", &bitwise);
+    }
+    let network: Vec<u8> = address.iter().zip(&mask).map(|(a, m)| a & m).collect();
+    push_expr(&mut exprs, "cmp", &cmp(NFT_CMP_EQ, &network));
+    // dport in range (both protocols carry the destination port at transport offset 2)
+    if let Some((first, last)) = rule.ports {
+        push_expr(
+            &mut exprs,
+            "payload",
+            &payload_load(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2),
+        );
+        if first == last {
+            push_expr(&mut exprs, "cmp", &cmp(NFT_CMP_EQ, &first.to_be_bytes()));
+        } else {
+            // cmp compares bytes in order, so big-endian ports compare numerically.
+            push_expr(&mut exprs, "cmp", &cmp(NFT_CMP_GTE, &first.to_be_bytes()));
+            push_expr(&mut exprs, "cmp", &cmp(NFT_CMP_LTE, &last.to_be_bytes()));
+        }
+    }
+    // meta mark set <mark> (the mark is a host-order u32 in the register)
+    let mut immediate = Vec::new();
+    push_u32(&mut immediate, NFTA_IMMEDIATE_DREG, NFT_REG_1);
+    push_data(
+        &mut immediate,
+        NFTA_IMMEDIATE_DATA,
+        &rule.mark.to_ne_bytes(),
+    );
+    push_expr(&mut exprs, "immediate", &immediate);
+    let mut set = Vec::new();
+    push_u32(&mut set, NFTA_META_KEY, NFT_META_MARK);
+    push_u32(&mut set, NFTA_META_SREG, NFT_REG_1);
+    push_expr(&mut exprs, "meta", &set);
+
+    let mut body = Vec::new();
+    push_str(&mut body, NFTA_RULE_TABLE, TABLE);
+    push_str(&mut body, NFTA_RULE_CHAIN, CHAIN);
+    push_attr(&mut body, NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, &exprs);
+    Ok(body)
+}
+
+fn meta_load(key: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_u32(&mut out, NFTA_META_KEY, key);
+    push_u32(&mut out, NFTA_META_DREG, NFT_REG_1);
+    out
+}
+
+fn cmp(op: u32, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_u32(&mut out, NFTA_CMP_SREG, NFT_REG_1);
+    push_u32(&mut out, NFTA_CMP_OP, op);
+    push_data(&mut out, NFTA_CMP_DATA, value);
+    out
+}
+
+fn payload_load(base: u32, offset: u32, len: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_u32(&mut out, NFTA_PAYLOAD_DREG, NFT_REG_1);
+    push_u32(&mut out, NFTA_PAYLOAD_BASE, base);
+    push_u32(&mut out, NFTA_PAYLOAD_OFFSET, offset);
+    push_u32(&mut out, NFTA_PAYLOAD_LEN, len);
+    out
+}
+
+fn push_expr(out: &mut Vec<u8>, name: &str, data: &[u8]) {
+    let mut expr = Vec::new();
+    push_str(&mut expr, NFTA_EXPR_NAME, name);
+    push_attr(&mut expr, NFTA_EXPR_DATA | NLA_F_NESTED, data);
+    push_attr(out, NFTA_LIST_ELEM | NLA_F_NESTED, &expr);
+}
+
+fn push_data(out: &mut Vec<u8>, ty: u16, value: &[u8]) {
+    let mut data = Vec::new();
+    push_attr(&mut data, NFTA_DATA_VALUE, value);
+    push_attr(out, ty | NLA_F_NESTED, &data);
+}
+
+/// nf_tables takes its u32 attributes in network byte order.
+fn push_u32(out: &mut Vec<u8>, ty: u16, value: u32) {
+    push_attr(out, ty, &value.to_be_bytes());
+}
+
+fn push_str(out: &mut Vec<u8>, ty: u16, value: &str) {
+    let mut bytes = value.as_bytes().to_vec();
+    bytes.push(0);
+    push_attr(out, ty, &bytes);
+}
+
+fn push_attr(out: &mut Vec<u8>, ty: u16, value: &[u8]) {
+    // Attribute sizes here are bounded by the rule shapes above (far below 64 KiB).
+    let len = u16::try_from(4 + value.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_ne_bytes());
+    out.extend_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(value);
+    pad4(out);
+}
+
+/// nlmsghdr + nfgenmsg + body.
+fn push_message(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, family: u8, body: &[u8]) {
+    let len = u32::try_from(16 + 4 + body.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_ne_bytes());
+    out.extend_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
+    out.push(family);
+    out.push(0); // NFNETLINK_V0
+                 // res_id: the subsystem for batch messages, 0 otherwise (big endian).
+    let res_id = if ty == NFNL_MSG_BATCH_BEGIN || ty == NFNL_MSG_BATCH_END {
+        NFNL_SUBSYS_NFTABLES
+    } else {
+        0
+    };
+    out.extend_from_slice(&res_id.to_be_bytes());
+    out.extend_from_slice(body);
+    pad4(out);
+}
+
+fn pad4(out: &mut Vec<u8>) {
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+}
+
+fn read_u32_ne(buf: &[u8], at: usize) -> Result<u32, NftError> {
+    buf.get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_ne_bytes)
+        .ok_or(NftError::Reply)
+}
+
+fn read_u16_ne(buf: &[u8], at: usize) -> Result<u16, NftError> {
+    buf.get(at..at + 2)
+        .and_then(|b| b.try_into().ok())
+        .map(u16::from_ne_bytes)
+        .ok_or(NftError::Reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(mark: u32, dst: &str, prefix_len: u8, ports: Option<(u16, u16)>) -> MarkRule {
+        MarkRule {
+            mark,
+            protocol: L4Proto::Tcp,
+            destination: dst.parse().unwrap(),
+            prefix_len,
+            ports,
+        }
+    }
+
+    /// (type, flags, seq) of each message in a batch.
+    fn headers(batch: &[u8]) -> Vec<(u16, u16, u32)> {
+        let mut out = Vec::new();
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let len = usize::try_from(read_u32_ne(rest, 0).unwrap()).unwrap();
+            assert!(len.is_multiple_of(4));
+            out.push((
+                read_u16_ne(rest, 4).unwrap(),
+                read_u16_ne(rest, 6).unwrap(),
+                read_u32_ne(rest, 8).unwrap(),
+            ));
+            rest = &rest[len..];
+        }
+        out
+    }
+
+    #[test]
+    fn batch_replaces_the_table_in_one_transaction() {
+        let rules = [
+            rule(7, "192.0.2.10", 32, Some((80, 80))),
+            rule(8, "2001:db8::", 64, Some((8000, 8099))),
+        ];
+        let (batch, count) = encode_replace(&rules, 100).unwrap();
+        let h = headers(&batch);
+        let types: Vec<u16> = h.iter().map(|m| m.0).collect();
+        let nft = |m: u16| (10 << 8) | m;
+        assert_eq!(
+            types,
+            [0x10, nft(0), nft(2), nft(0), nft(3), nft(6), nft(6), 0x11]
+        );
+        assert_eq!(count, 8);
+        // Batch ends carry seq 0; the rest are numbered from 100 in order and ask for acks.
+        assert_eq!(h[1].2, 101);
+        assert_eq!(h[6].2, 106);
+        assert!(h[1..7].iter().all(|m| m.1 & NLM_F_ACK != 0));
+        assert_eq!(
+            u16::from_be_bytes([batch[18], batch[19]]),
+            10,
+            "res_id nftables"
+        );
+    }
+
+    #[test]
+    fn no_rules_only_removes_the_table_and_bad_prefixes_are_refused() {
+        let (batch, _) = encode_replace(&[], 1).unwrap();
+        let types: Vec<u16> = headers(&batch).iter().map(|m| m.0).collect();
+        assert_eq!(types, [0x10, (10 << 8), (10 << 8) | 2, 0x11]);
+        let err = encode_replace(&[rule(1, "192.0.2.0", 33, None)], 1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NftError::Prefix {
+                    index: 0,
+                    prefix_len: 33
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    /// Runs in a fresh network namespace (the test re-executes itself under `ip netns exec`),
+    /// installs rules, replaces them, and reads the ruleset back with the host's `nft`.
+    #[test]
+    fn rules_install_and_replace_atomically_in_a_netns() {
+        if let Ok(step) = std::env::var("TANDEM_NFT_TEST_STEP") {
+            // Child: inside the namespace.
+            let rules: Vec<MarkRule> = match step.as_str() {
+                "first" => vec![
+                    rule(7, "192.0.2.10", 32, Some((80, 80))),
+                    MarkRule {
+                        protocol: L4Proto::Udp,
+                        ..rule(8, "198.51.100.0", 24, Some((5000, 5010)))
+                    },
+                    rule(9, "2001:db8::", 64, None),
+                ],
+                "second" => vec![rule(11, "203.0.113.0", 24, Some((443, 443)))],
+                _ => Vec::new(),
+            };
+            replace(&rules).unwrap();
+            return;
+        }
+        let netns = format!("tnft-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let status = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(status.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &netns]);
+        let run_step = |step: &str| {
+            let exe = std::env::current_exe().unwrap();
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &netns])
+                .arg(exe)
+                .args([
+                    "--exact",
+                    "nft::tests::rules_install_and_replace_atomically_in_a_netns",
+                ])
+                .env("TANDEM_NFT_TEST_STEP", step)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{step}: {out:?}");
+        };
+        let ruleset = || {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &netns, "nft", "list", "ruleset"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let result = std::panic::catch_unwind(|| {
+            // Someone else's table must survive our replacements.
+            let out = std::process::Command::new("ip")
+                .args([
+                    "netns", "exec", &netns, "nft", "add", "table", "ip", "other",
+                ])
+                .status()
+                .unwrap();
+            assert!(out.success());
+            run_step("first");
+            let text = ruleset();
+            assert!(text.contains("table inet tandem {"), "{text}");
+            assert!(text.contains("chain prerouting {"), "{text}");
+            assert!(
+                text.contains("type filter hook prerouting priority mangle; policy accept;"),
+                "{text}"
+            );
+            assert!(
+                text.contains("ip daddr 192.0.2.10 tcp dport 80 meta mark set 0x00000007"),
+                "{text}"
+            );
+            assert!(
+                text.contains(
+                    "ip daddr 198.51.100.0/24 udp dport 5000-5010 meta mark set 0x00000008"
+                ),
+                "{text}"
+            );
+            assert!(
+                text.contains("meta l4proto tcp ip6 daddr 2001:db8::/64 meta mark set 0x00000009"),
+                "{text}"
+            );
+            assert!(text.contains("table ip other"), "{text}");
+            run_step("second");
+            let text = ruleset();
+            assert!(
+                text.contains("ip daddr 203.0.113.0/24 tcp dport 443 meta mark set 0x0000000b"),
+                "{text}"
+            );
+            assert!(!text.contains("0x00000007"), "old rules replaced: {text}");
+            assert_eq!(text.matches("meta mark set").count(), 1, "{text}");
+            run_step("none");
+            let text = ruleset();
+            assert!(!text.contains("tandem"), "{text}");
+            assert!(text.contains("table ip other"), "{text}");
+        });
+        ip(&["netns", "del", &netns]);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}

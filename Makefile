@@ -56,7 +56,7 @@ lab-image: image
 		--out $(LAB_IMAGE_DIR) --extra $(LAB_HTTPD):lab/lab-httpd \
 		--extra $(LAB_LVS_BENCH):lab/lab-lvs-bench
 
-run: image
+run: lab-image
 	cargo build --quiet --release -p tandem-lab --bin lab
 	target/release/lab
 

@@ -1,5 +1,6 @@
 //! `make run </dev/null`: the lab binary boots box-a, box-b, rs1 and rs2, prints one status table
-//! with every box ready and the peer cable reachable, exits 0, and leaves nothing behind.
+//! with every box ready and the peer cable reachable, shows box-a balancing the VIP over rs1 and
+//! rs2, exits 0, and leaves nothing behind.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
@@ -29,6 +30,21 @@ fn lab_without_a_terminal_prints_four_ready_boxes_and_cleans_up() {
         }
     }
     assert!(stdout.contains("all 4 boxes ready"), "{stdout}");
+    // box-a balances the lab's VIP over both real servers.
+    let balance = stdout
+        .lines()
+        .find(|l| l.starts_with("client -> http://192.0.2.10/"))
+        .unwrap();
+    let count = |who: &str| -> usize {
+        let after = balance.split(&format!("{who} answered ")).nth(1).unwrap();
+        after
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(count("rs1") > 0 && count("rs2") > 0, "{balance}");
     // The lab id names the child's pid: nothing of it may remain.
     let id = stderr
         .split("lab ")

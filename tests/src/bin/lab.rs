@@ -1,7 +1,8 @@
 //! `lab`: boots the Tandem lab pair for `make run`.
 //!
-//! box-a and box-b (public, private, peer), rs1 and rs2 (public, private; the same image, to
-//! become real servers) and a client namespace on the public segment. On a terminal it attaches
+//! box-a and box-b (public, private, peer) holding a VRRP VIP and balancing it by LVS direct
+//! routing over rs1 and rs2 (public, private; the lab image, real-server role plus the lab HTTP
+//! responder), and a client namespace on the public segment. On a terminal it attaches
 //! to box-a's console until you press Ctrl-] (which tears the lab down); without one it waits
 //! for every box, prints one status table and exits.
 
@@ -13,6 +14,8 @@ use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
 const PEER_WAIT: Duration = Duration::from_secs(60);
+/// Until the VIP is up on box-a and both real servers pass their checks.
+const BALANCE_WAIT: Duration = Duration::from_secs(120);
 /// Ctrl-]: the detach key, as in telnet.
 const DETACH: u8 = 0x1d;
 
@@ -26,15 +29,98 @@ fn main() -> ExitCode {
     }
 }
 
+/// The lab's service address: a VRRP VIP held by box-a (box-b backs it up), balanced by LVS
+/// direct routing to rs1 and rs2, which hold it on loopback and run the lab HTTP responder.
+const VIP: &str = "192.0.2.10";
+
+fn director_config(name: &str, own: &str, priority: u8) -> String {
+    format!(
+        r#"
+[system]
+hostname = "{name}"
+
+[[interfaces]]
+name = "public"
+addresses = ["{own}/24"]
+
+[[vrrp]]
+name = "web_vip"
+version = "v3"
+vrid = 10
+interface = "public"
+priority = {priority}
+advert_interval_cs = 100
+
+[[vrrp.vips]]
+address = "{VIP}"
+prefix = 24
+
+[[virtual_services]]
+name = "web"
+address = "{VIP}"
+port = 80
+scheduler = "wlc"
+forwarding = "dr"
+start_down = true
+check = {{ kind = "tcp", timing = {{ interval_ms = 1000, timeout_ms = 1000, retries = 0, retry_delay_ms = 200 }} }}
+
+[[virtual_services.real_servers]]
+address = "192.0.2.21"
+
+[[virtual_services.real_servers]]
+address = "192.0.2.22"
+"#
+    )
+}
+
+fn real_server_config(name: &str, own: &str) -> String {
+    format!(
+        r#"
+[system]
+hostname = "{name}"
+
+[[interfaces]]
+name = "public"
+addresses = ["{own}/24"]
+
+[real_server]
+vips = ["{VIP}"]
+"#
+    )
+}
+
 fn specs() -> Vec<BoxSpec> {
     let director = [Segment::Public, Segment::Private, Segment::Peer];
     let real_server = [Segment::Public, Segment::Private];
     vec![
-        BoxSpec::new("box-a", &director),
-        BoxSpec::new("box-b", &director),
-        BoxSpec::new("rs1", &real_server),
-        BoxSpec::new("rs2", &real_server),
+        BoxSpec::new("box-a", &director).with_config(&director_config("box-a", "192.0.2.1", 200)),
+        BoxSpec::new("box-b", &director).with_config(&director_config("box-b", "192.0.2.2", 100)),
+        BoxSpec::new("rs1", &real_server)
+            .with_config(&real_server_config("rs1", "192.0.2.21"))
+            .with_lab_program("/lab/lab-httpd"),
+        BoxSpec::new("rs2", &real_server)
+            .with_config(&real_server_config("rs2", "192.0.2.22"))
+            .with_lab_program("/lab/lab-httpd"),
     ]
+}
+
+/// Requests the VIP from the client until both real servers have answered (or time runs out);
+/// returns how many answers each gave and how many requests failed.
+fn balance(client: &tandem_lab::ClientNs) -> (usize, usize, usize) {
+    let url = format!("http://{VIP}/");
+    let deadline = Instant::now() + BALANCE_WAIT;
+    let (mut rs1, mut rs2, mut failed) = (0, 0, 0);
+    while Instant::now() < deadline && (rs1 + rs2 < 20 || rs1 == 0 || rs2 == 0) {
+        match client.exec("curl", &["-s", "--max-time", "5", &url]) {
+            Ok(body) if body.trim() == "served-by rs1" => rs1 += 1,
+            Ok(body) if body.trim() == "served-by rs2" => rs2 += 1,
+            _ => {
+                failed += 1;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+    (rs1, rs2, failed)
 }
 
 fn run() -> Result<(), String> {
@@ -93,6 +179,19 @@ fn run() -> Result<(), String> {
         "all {} boxes ready; lab booted in {boot_wall:.1} s wall time",
         rows.len()
     );
+    let box_a = lab.boxes.first().ok_or("no box-a")?;
+    box_a
+        .console
+        .wait_for_any_time("vrrp: web_vip: BACKUP -> MASTER", BALANCE_WAIT)?;
+    let client = lab.clients.first().ok_or("no client")?;
+    let (rs1, rs2, failed) = balance(client);
+    println!(
+        "client -> http://{VIP}/ via box-a: rs1 answered {rs1}, rs2 answered {rs2}, {failed} failed \
+         while the lab settled"
+    );
+    if rs1 == 0 || rs2 == 0 {
+        return Err(format!("box-a is not balancing {VIP} over rs1 and rs2"));
+    }
     Ok(())
 }
 

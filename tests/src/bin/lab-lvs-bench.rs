@@ -18,9 +18,6 @@ use tandem_lvs::{
     ServiceSettings, Table, VirtualService,
 };
 
-const SERVICES: u32 = 1000;
-const SERVERS: u8 = 10;
-
 fn cpu() -> Duration {
     match getrusage(UsageWho::RUSAGE_SELF) {
         Ok(usage) => {
@@ -34,9 +31,9 @@ fn cpu() -> Duration {
     }
 }
 
-fn table() -> Table {
+fn table(services: u32, servers: u8) -> Table {
     let mut table = Table::default();
-    for i in 0..SERVICES {
+    for i in 0..services {
         let [_, _, hi, lo] = i.to_be_bytes();
         let id = ServiceId::Inet {
             protocol: Protocol::Tcp,
@@ -44,7 +41,7 @@ fn table() -> Table {
             port: 80,
         };
         let mut service = VirtualService::new(ServiceSettings::new(Scheduler::WeightedRoundRobin));
-        for s in 1..=SERVERS {
+        for s in 1..=servers {
             service.real_servers.insert(
                 RealServerId {
                     addr: IpAddr::V4(Ipv4Addr::new(10, 201, hi, lo.wrapping_add(s))),
@@ -98,7 +95,7 @@ fn main() {
         }
     };
     exec.set_ack_mode(AckMode::ErrorsOnly);
-    let desired = table();
+    let desired = table(1000, 10);
 
     let (refused, wall, cpu_time) = measure(|| {
         let current = Table::from_kernel(&exec.table().unwrap_or_default());
@@ -142,11 +139,24 @@ fn main() {
     report("lvs_weight_change", wall, cpu_time);
 
     // Leave the kernel as found: delete the bench services.
-    let cleanup: Vec<Op> = desired
-        .services
-        .keys()
-        .map(|id| Op::DeleteService(*id))
-        .collect();
-    let _ = apply(&mut exec, &cleanup);
+    let cleanup = |table: &Table| -> Vec<Op> {
+        table
+            .services
+            .keys()
+            .map(|id| Op::DeleteService(*id))
+            .collect()
+    };
+    let _ = apply(&mut exec, &cleanup(&desired));
+
+    // The large table: 10,000 services x 5 real servers, cold.
+    let large = table(10_000, 5);
+    let (refused, wall, cpu_time) = measure(|| {
+        let current = Table::from_kernel(&exec.table().unwrap_or_default());
+        let ops = diff(&large, &current);
+        apply(&mut exec, &ops)
+    });
+    println!("lab-lvs-bench: cold load 10000x5 refused {refused}");
+    report("lvs_cold_load_10000x5", wall, cpu_time);
+    let _ = apply(&mut exec, &cleanup(&large));
     println!("lab-lvs-bench: done");
 }

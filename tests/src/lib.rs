@@ -13,6 +13,7 @@ pub mod host;
 pub mod lab;
 pub mod netns;
 pub mod qmp;
+pub mod servers;
 pub mod shell;
 
 pub use console::Console;

@@ -45,6 +45,13 @@ impl Netns {
         exec_in(&self.name, program, args)
     }
 
+    /// A command that runs `program` inside the namespace (spawn it as you like).
+    pub fn command(&self, program: &str) -> std::process::Command {
+        let mut command = std::process::Command::new("ip");
+        command.args(["netns", "exec", &self.name, program]);
+        command
+    }
+
     /// Runs `f` on a thread that has entered this namespace (sockets it opens live there).
     pub fn run<T: Send + 'static>(
         &self,

@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use tandem_config::net::IpCidr;
+use tandem_lab::servers::nat_real_server;
 use tandem_lab::{BoxSpec, Lab, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -55,34 +56,14 @@ fn director_config() -> String {
     tandem_config::text::to_toml(&config).unwrap()
 }
 
-fn web_server(name: &str, last: u8) -> BoxSpec {
-    let config = format!(
-        r#"
-[system]
-hostname = "{name}"
-
-[[interfaces]]
-name = "private"
-addresses = ["198.51.100.{last}/24"]
-
-[nat_gateway]
-address = "198.51.100.2"
-prefix = 24
-interface = "private"
-"#
-    );
-    BoxSpec::new(name, &[Segment::Private])
-        .with_config(&config)
-        .with_lab_program("/lab/lab-httpd")
-}
-
 #[test]
 fn the_imported_b11_director_balances_web_traffic_for_real() {
     let mut lab = Lab::new().expect("lab");
     let specs = [
         BoxSpec::new("box-a", &[Segment::Public, Segment::Private]).with_config(&director_config()),
-        web_server("rs1", 201),
-        web_server("rs2", 202),
+        // The web real servers of B.11 (.201/.202), routed back through its web_gw VIP (.2).
+        nat_real_server("rs1", "198.51.100.201", "198.51.100.2"),
+        nat_real_server("rs2", "198.51.100.202", "198.51.100.2"),
     ];
     lab.boot(&specs, BOOT).expect("boxes boot");
     {

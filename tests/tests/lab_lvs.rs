@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use tandem_lab::servers::nat_real_server;
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -66,27 +67,6 @@ address = "198.51.100.11"
 address = "198.51.100.12"
 "#;
 
-fn real_server(name: &str, last: u8) -> BoxSpec {
-    let config = format!(
-        r#"
-[system]
-hostname = "{name}"
-
-[[interfaces]]
-name = "private"
-addresses = ["198.51.100.{last}/24"]
-
-[nat_gateway]
-address = "198.51.100.254"
-prefix = 24
-interface = "private"
-"#
-    );
-    BoxSpec::new(name, &[Segment::Private])
-        .with_config(&config)
-        .with_lab_program("/lab/lab-httpd")
-}
-
 /// `<engine> status` lines of a box (see `QemuBox::engine_status`).
 fn engine_status(b: &QemuBox, engine: &str) -> Vec<String> {
     b.engine_status(engine, Duration::from_secs(60)).unwrap()
@@ -125,8 +105,8 @@ fn nat_director_balances_drains_readmits_and_persists() {
     let mut lab = Lab::new().expect("lab");
     let specs = [
         BoxSpec::new("box-a", &[Segment::Public, Segment::Private]).with_config(DIRECTOR),
-        real_server("rs1", 11),
-        real_server("rs2", 12),
+        nat_real_server("rs1", "198.51.100.11", "198.51.100.254"),
+        nat_real_server("rs2", "198.51.100.12", "198.51.100.254"),
     ];
     lab.boot(&specs, BOOT).expect("boxes boot");
     {

@@ -19,6 +19,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tandem_lab::servers::dr_real_server;
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -61,26 +62,6 @@ address = "{rs2}"
 weight = 3
 "#
     )
-}
-
-/// A DR real server: only on the public segment.
-fn dr_real_server(name: &str, last: u8) -> BoxSpec {
-    let config = format!(
-        r#"
-[system]
-hostname = "{name}"
-
-[[interfaces]]
-name = "public"
-addresses = ["192.0.2.{last}/24"]
-
-[real_server]
-vips = ["192.0.2.10"]
-"#
-    );
-    BoxSpec::new(name, &[Segment::Public])
-        .with_config(&config)
-        .with_lab_program("/lab/lab-httpd")
 }
 
 /// A TUN real server: tunnel endpoint on the private segment, replies over its public leg.
@@ -231,8 +212,8 @@ fn dr_director_balances_to_real_servers_holding_the_vip_on_lo() {
             "192.0.2.22",
             false,
         )),
-        dr_real_server("rs1", 21),
-        dr_real_server("rs2", 22),
+        dr_real_server("rs1", "192.0.2.21", "192.0.2.10", &[Segment::Public]),
+        dr_real_server("rs2", "192.0.2.22", "192.0.2.10", &[Segment::Public]),
     ];
     run_lab(&specs, "Route", ["192.0.2.21", "192.0.2.22"], false);
 }

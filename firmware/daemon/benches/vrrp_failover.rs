@@ -18,7 +18,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -278,18 +278,9 @@ struct Pinger {
 
 impl Pinger {
     fn start(client: &Netns) -> Pinger {
-        let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &client.name,
-                "ping",
-                "-D",
-                "-n",
-                "-i",
-                "0.002",
-                VIP,
-            ])
+        let mut child = client
+            .command("ping")
+            .args(["-D", "-n", "-i", "0.002", VIP])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -10,6 +10,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use tandem_lab::servers::dr_real_server;
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -73,34 +74,14 @@ address = "192.0.2.22"
     )
 }
 
-fn real_server_config(name: &str, own: &str) -> String {
-    format!(
-        r#"
-[system]
-hostname = "{name}"
-
-[[interfaces]]
-name = "public"
-addresses = ["{own}/24"]
-
-[real_server]
-vips = ["{VIP}"]
-"#
-    )
-}
-
 fn specs() -> Vec<BoxSpec> {
     let director = [Segment::Public, Segment::Private, Segment::Peer];
     let real_server = [Segment::Public, Segment::Private];
     vec![
         BoxSpec::new("box-a", &director).with_config(&director_config("box-a", "192.0.2.1", 200)),
         BoxSpec::new("box-b", &director).with_config(&director_config("box-b", "192.0.2.2", 100)),
-        BoxSpec::new("rs1", &real_server)
-            .with_config(&real_server_config("rs1", "192.0.2.21"))
-            .with_lab_program("/lab/lab-httpd"),
-        BoxSpec::new("rs2", &real_server)
-            .with_config(&real_server_config("rs2", "192.0.2.22"))
-            .with_lab_program("/lab/lab-httpd"),
+        dr_real_server("rs1", "192.0.2.21", VIP, &real_server),
+        dr_real_server("rs2", "192.0.2.22", VIP, &real_server),
     ]
 }
 

@@ -358,3 +358,115 @@ port = 80
         "every marked connection went through IPVS: {status:?}"
     );
 }
+
+#[test]
+fn fwmark_80_443_persistent_service_keeps_a_client_on_one_server_across_both_ports() {
+    // The seeds' HTTP+HTTPS case: ports 80 and 443 of one address share a mark, the marked
+    // service is persistent, so a client's port-80 and port-443 connections land on one server.
+    const DIRECTOR: &str = r#"
+[system]
+hostname = "box-a"
+
+[[interfaces]]
+name = "public"
+addresses = ["192.0.2.1/24", "192.0.2.13/24"]
+
+[[fwmark_rules]]
+mark = 80
+protocol = "tcp"
+destination = "192.0.2.13"
+port_first = 80
+port_last = 80
+
+[[fwmark_rules]]
+mark = 80
+protocol = "tcp"
+destination = "192.0.2.13"
+port_first = 443
+port_last = 443
+
+[[virtual_services]]
+name = "web"
+fwmark = 80
+scheduler = "rr"
+forwarding = "dr"
+start_down = true
+persistence = { timeout_s = 300 }
+check = { kind = "tcp", timing = { interval_ms = 1000, timeout_ms = 1000, retries = 0, retry_delay_ms = 200 } }
+
+[[virtual_services.real_servers]]
+address = "192.0.2.21"
+port = 80
+
+[[virtual_services.real_servers]]
+address = "192.0.2.22"
+port = 80
+"#;
+    let specs = [
+        BoxSpec::new("box-a", &[Segment::Public]).with_config(DIRECTOR),
+        dr_real_server("rs1", "192.0.2.21", "192.0.2.13", &[Segment::Public]),
+        dr_real_server("rs2", "192.0.2.22", "192.0.2.13", &[Segment::Public]),
+    ];
+    let _turn = ONE_LAB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut lab = Lab::new().expect("lab");
+    lab.boot(&specs, BOOT).expect("boxes boot");
+    {
+        let client = lab.add_client("cl", Segment::Public).unwrap();
+        for last in 100..106 {
+            client.add_address(&format!("192.0.2.{last}/24")).unwrap();
+        }
+    }
+    lab.box_named("box-a")
+        .unwrap()
+        .console
+        .wait_for_any_time("lvs: firewall marks: 2 rules in table inet tandem", BOOT)
+        .unwrap();
+    // Until both servers passed their first check (start_down) and the service answers.
+    let deadline = Instant::now() + CHECK_BOUND;
+    loop {
+        let status = engine_status(lab.box_named("box-a").unwrap(), "lvs");
+        let up = status
+            .iter()
+            .filter(|l| l.contains("| tcp up since "))
+            .count();
+        if up == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "real servers never came up: {status:?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let client = &lab.clients[0];
+    let ask = |source: &str, port: u16| -> Option<String> {
+        let url = format!("http://192.0.2.13:{port}/");
+        let body = client
+            .exec(
+                "curl",
+                &["-s", "--max-time", "5", "--interface", source, &url],
+            )
+            .ok()?;
+        body.trim().strip_prefix("served-by ").map(str::to_owned)
+    };
+    let mut served = std::collections::BTreeSet::new();
+    for last in 100..106 {
+        let source = format!("192.0.2.{last}");
+        let http = ask(&source, 80).unwrap_or_else(|| panic!("{source}: no answer on port 80"));
+        let https = ask(&source, 443).unwrap_or_else(|| panic!("{source}: no answer on port 443"));
+        let again = ask(&source, 80).unwrap_or_else(|| panic!("{source}: no second answer"));
+        assert_eq!(
+            http, https,
+            "{source}: port 80 and 443 went to different servers"
+        );
+        assert_eq!(http, again, "{source}: persistence broke");
+        served.insert(http);
+    }
+    assert_eq!(
+        served.len(),
+        2,
+        "clients should be spread over both servers: {served:?}"
+    );
+}

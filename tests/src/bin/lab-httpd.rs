@@ -2,9 +2,10 @@
 //! images). Built static and put into a lab image with `tandem-image build --extra`; tandem
 //! starts it when the kernel command line says `tandem.lab_exec=/lab/lab-httpd`.
 //!
-//! - Port 80: every request gets `200 OK` with the body `served-by <box name>\n`.
-//! - Port 8081 (control): `GET /stop` closes port 80 (connections are refused, so health
-//!   checks fail), `GET /start` opens it again; the reply says the new state.
+//! - Ports 80 and 443 (plain HTTP on both, for multi-port firewall-mark services): every request
+//!   gets `200 OK` with the body `served-by <box name>\n`.
+//! - Port 8081 (control): `GET /stop` closes the service ports (connections are refused, so
+//!   health checks fail), `GET /start` opens them again; the reply says the new state.
 //!
 //! std only and thread per connection: it serves a handful of test requests, not load.
 
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const SERVICE_PORT: u16 = 80;
+const SERVICE_PORTS: [u16; 2] = [80, 443];
 const CONTROL_PORT: u16 = 8081;
 
 fn box_name() -> String {
@@ -52,26 +53,26 @@ fn respond(stream: &mut TcpStream, body: &str) {
     let _ = stream.write_all(reply.as_bytes());
 }
 
-/// Keeps port 80 open while `serving` is set, closed otherwise.
-fn service_loop(serving: Arc<AtomicBool>, body: String) {
+/// Keeps `port` open while `serving` is set, closed otherwise.
+fn service_loop(port: u16, serving: Arc<AtomicBool>, body: String) {
     let mut listener: Option<TcpListener> = None;
     loop {
         let want = serving.load(Ordering::SeqCst);
         if want && listener.is_none() {
-            match TcpListener::bind(("0.0.0.0", SERVICE_PORT)) {
+            match TcpListener::bind(("0.0.0.0", port)) {
                 Ok(l) => {
                     let _ = l.set_nonblocking(true);
-                    println!("lab-httpd: serving on port {SERVICE_PORT}");
+                    println!("lab-httpd: serving on port {port}");
                     listener = Some(l);
                 }
                 Err(e) => {
-                    println!("lab-httpd: cannot bind port {SERVICE_PORT}: {e}");
+                    println!("lab-httpd: cannot bind port {port}: {e}");
                     std::thread::sleep(Duration::from_secs(1));
                 }
             }
         } else if !want && listener.is_some() {
             listener = None;
-            println!("lab-httpd: stopped port {SERVICE_PORT}");
+            println!("lab-httpd: stopped port {port}");
         }
         match listener.as_ref().map(TcpListener::accept) {
             Some(Ok((mut stream, _))) => {
@@ -91,9 +92,9 @@ fn main() {
     let name = box_name();
     let serving = Arc::new(AtomicBool::new(true));
     let body = format!("served-by {name}\n");
-    {
-        let serving = Arc::clone(&serving);
-        std::thread::spawn(move || service_loop(serving, body));
+    for port in SERVICE_PORTS {
+        let (serving, body) = (Arc::clone(&serving), body.clone());
+        std::thread::spawn(move || service_loop(port, serving, body));
     }
     let control = loop {
         match TcpListener::bind(("0.0.0.0", CONTROL_PORT)) {

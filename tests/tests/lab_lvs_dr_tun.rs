@@ -19,7 +19,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tandem_lab::servers::dr_real_server;
+use tandem_lab::servers::{dr_real_server, wait_real_server_ready};
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -132,18 +132,7 @@ fn run_lab(specs: &[BoxSpec], method: &str, servers: [&str; 2], tunnel: bool) {
         .wait_for_any_time("lvs: table in sync: 1 services, 0 real servers", BOOT)
         .unwrap();
     for name in ["rs1", "rs2"] {
-        let rs = lab.box_named(name).unwrap();
-        rs.console
-            .wait_for_any_time("lab-httpd: serving on port 80", BOOT)
-            .unwrap();
-        rs.console
-            .wait_for_any_time("realserver: role in place", BOOT)
-            .unwrap();
-        let status = engine_status(rs, "realserver");
-        assert!(
-            status.contains(&"realserver: self-check ok".to_owned()),
-            "{name}: {status:?}"
-        );
+        let status = wait_real_server_ready(lab.box_named(name).unwrap(), BOOT).unwrap();
         let role = format!(
             "realserver: vips 192.0.2.10 tunnel {} nat_gateway none",
             if tunnel { "yes" } else { "no" }
@@ -297,11 +286,7 @@ port = 80
         .wait_for_any_time("lvs: firewall marks: 1 rules in table inet tandem", BOOT)
         .unwrap();
     for name in ["rs1", "rs2"] {
-        lab.box_named(name)
-            .unwrap()
-            .console
-            .wait_for_any_time("realserver: role in place", BOOT)
-            .unwrap();
+        wait_real_server_ready(lab.box_named(name).unwrap(), BOOT).unwrap();
     }
     let in_rotation = |status: &[String], server: &str| {
         status.iter().any(|l| {

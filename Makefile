@@ -11,16 +11,18 @@ TANDEM := target/$(TARGET)/release/tandem
 IMAGE_DIR := target/image/$(BOARD)
 # The lab image: the same image plus lab-only test programs (never shipped).
 LAB_IMAGE_DIR := target/image/$(BOARD)-lab
+# The bench image: the lab image plus Debian's ipvsadm and its shared libraries (the IPVS baseline).
+BENCH_IMAGE_DIR := target/image/$(BOARD)-bench
 LAB_HTTPD := target/$(TARGET)/release/lab-httpd
 LAB_LVS_BENCH := target/$(TARGET)/release/lab-lvs-bench
 # Static, non-PIE: `file` says "statically linked" and nothing is resolved at run time.
 STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 FUZZ_SECONDS ?= 20
 DEBIAN_PACKAGES := qemu-system-x86 linux-image-amd64 keepalived tcpdump iproute2 iputils-ping curl \
-	nftables procps file cpio kmod ca-certificates
+	nftables procps file cpio kmod ca-certificates ipvsadm
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps tandem image lab-image run test test-unit test-lab lint fuzz fuzz-deps bench clean-lab
+.PHONY: help deps tandem image lab-image bench-image run test test-unit test-lab lint fuzz fuzz-deps bench clean-lab
 
 help:
 	@echo "make run    build the image and boot the lab pair (box-a, box-b, rs1, rs2, client)"
@@ -56,6 +58,15 @@ lab-image: image
 		--out $(LAB_IMAGE_DIR) --extra $(LAB_HTTPD):lab/lab-httpd \
 		--extra $(LAB_LVS_BENCH):lab/lab-lvs-bench
 
+# Bench image: the lab image plus /lab/ipvsadm with the libraries `ldd` names (and ld.so), so the
+# IPVS bench can time `ipvsadm -R` in the same boot as Tandem's loader.
+bench-image: lab-image
+	extras=$$(ldd /usr/sbin/ipvsadm | awk '$$2 == "=>" && $$3 ~ /^\// {print "--extra " $$3 ":" substr($$3, 2)} \
+		$$1 ~ /^\/lib64\// {print "--extra " $$1 ":" substr($$1, 2)}'); \
+	cargo run --quiet --release -p tandem-image -- build --board $(BOARD) --tandem $(TANDEM) \
+		--out $(BENCH_IMAGE_DIR) --extra $(LAB_HTTPD):lab/lab-httpd \
+		--extra $(LAB_LVS_BENCH):lab/lab-lvs-bench --extra /usr/sbin/ipvsadm:lab/ipvsadm $$extras
+
 run: lab-image
 	cargo build --quiet --release -p tandem-lab --bin lab
 	target/release/lab
@@ -79,7 +90,7 @@ fuzz-deps:
 fuzz: fuzz-deps
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-bench: image lab-image
+bench: image lab-image bench-image
 	@grep '^bench:' $(IMAGE_DIR)/manifest.txt
 	cargo run --quiet --release -p tandem-lab --bin bootbench
 	cargo run --quiet --release -p tandem-lab --bin lvsbench

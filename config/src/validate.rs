@@ -443,7 +443,9 @@ fn check_vrrp(config: &Config, ctx: &Context<'_>, report: &mut Report) {
                 );
             }
             let mut link_addrs = ctx.link_addresses(link).peekable();
-            if link_addrs.peek().is_none() {
+            if !ctx.link_exists(link) {
+                // Already reported as not configured: no follow-on noise about its addresses.
+            } else if link_addrs.peek().is_none() {
                 report.warn(&path, format!("interface \"{link}\" has no address, so virtual address {} cannot be checked against its subnet; add the interface's address", vip.address));
             } else if !link_addrs.any(|net| net.contains(&vip.address)) {
                 report.error(&path, format!("virtual address {} is not inside any subnet of interface \"{link}\"; fix the address or add the subnet to the interface", vip.address));
@@ -771,7 +773,18 @@ fn check_real_server(
                 report.warn(path(), "is not on a directly connected subnet; with NAT its replies must route back through this box");
             }
         }
-        Forwarding::Tun => {}
+        Forwarding::Tun => {
+            // The director encapsulates the packet unchanged: the real server sees the VIP's port.
+            if service.port != 0 && server.port.is_some_and(|p| p != service.port) {
+                report.error(
+                    path(),
+                    format!(
+                        "TUN cannot change the port ({} to {port}); use NAT or the service's port",
+                        service.port
+                    ),
+                );
+            }
+        }
     }
     if let Some(check) = &server.check {
         check_check(&path(), check, report);

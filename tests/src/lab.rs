@@ -85,10 +85,21 @@ pub struct BoxSpec {
     /// Config (TOML text) written into the box's config disk before it boots; `None` leaves
     /// the disk erased, so the box runs unconfigured.
     pub config: Option<String>,
-    /// Boot the lab image (`target/image/<board>-lab`, built by `make lab-image`: the
-    /// production image plus lab-only programs such as `/lab/lab-httpd`) instead of the
-    /// production one.
-    pub lab_image: bool,
+    /// Which image the box boots.
+    pub image: ImageKind,
+}
+
+/// The images a lab box can boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    /// `target/image/<board>` (`make image`): what ships.
+    Production,
+    /// `target/image/<board>-lab` (`make lab-image`): the production image plus lab-only
+    /// programs such as `/lab/lab-httpd`.
+    Lab,
+    /// `target/image/<board>-bench` (`make bench-image`): the lab image plus Debian's
+    /// `ipvsadm` and its shared libraries, the baseline the IPVS benchmark compares against.
+    Bench,
 }
 
 impl BoxSpec {
@@ -100,14 +111,14 @@ impl BoxSpec {
             board: "qemu-lab",
             append: String::new(),
             config: None,
-            lab_image: false,
+            image: ImageKind::Production,
         }
     }
 
     /// The same box booted from the lab image, starting the lab program `program` (a path in
     /// `/lab/`) through tandem's lab-only hook.
     pub fn with_lab_program(mut self, program: &str) -> BoxSpec {
-        self.lab_image = true;
+        self.image = ImageKind::Lab;
         self.append = format!("{} tandem.lab_exec={program}", self.append)
             .trim()
             .to_owned();
@@ -342,10 +353,10 @@ impl Lab {
 
     /// Starts a box (does not wait for it to boot).
     pub fn start_box(&mut self, spec: &BoxSpec) -> Result<usize, LabError> {
-        let image = if spec.lab_image {
-            crate::lab_image_dir(spec.board)
-        } else {
-            crate::image_dir(spec.board)
+        let image = match spec.image {
+            ImageKind::Production => crate::image_dir(spec.board),
+            ImageKind::Lab => crate::lab_image_dir(spec.board),
+            ImageKind::Bench => crate::bench_image_dir(spec.board),
         };
         let (kernel, initrd) = (image.join("vmlinuz"), image.join("initramfs.cpio.gz"));
         if !kernel.is_file() || !initrd.is_file() {

@@ -17,7 +17,7 @@ pub mod servers;
 pub mod shell;
 
 pub use console::Console;
-pub use lab::{BoxSpec, ClientNs, Lab, LabError, QemuBox, Segment};
+pub use lab::{BoxSpec, ClientNs, ImageKind, Lab, LabError, QemuBox, Segment};
 pub use qmp::Qmp;
 
 use std::path::PathBuf;
@@ -33,6 +33,13 @@ pub fn workspace_root() -> PathBuf {
 /// The image directory for a board, as `make image` leaves it.
 pub fn image_dir(board: &str) -> PathBuf {
     workspace_root().join("target/image").join(board)
+}
+
+/// The bench image directory for a board (`make bench-image`): the lab image plus `ipvsadm`.
+pub fn bench_image_dir(board: &str) -> PathBuf {
+    workspace_root()
+        .join("target/image")
+        .join(format!("{board}-bench"))
 }
 
 /// The lab image directory for a board (`make lab-image`): the image plus lab-only programs.

@@ -1,0 +1,197 @@
+//! Validation names the field and the fix: each case breaks one rule of an otherwise clean
+//! config and expects exactly that rule's finding (severity, where, and the words that say
+//! what to do), and the clean config has no findings at all.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tandem_config::validate::{has_errors, Issue, Severity};
+use tandem_config::{text, validate};
+
+/// A director with one VRRP instance and one DR service over two real servers: no findings.
+const CLEAN: &str = r#"
+[system]
+hostname = "lb1"
+
+[[interfaces]]
+name = "eth0"
+addresses = ["192.0.2.2/24"]
+
+[[interfaces]]
+name = "eth1"
+addresses = ["198.51.100.1/24"]
+
+[[vrrp]]
+name = "web"
+vrid = 10
+interface = "eth0"
+priority = 150
+advert_interval_cs = 100
+
+[[vrrp.vips]]
+address = "192.0.2.10"
+prefix = 24
+
+[[virtual_services]]
+address = "192.0.2.10"
+port = 80
+protocol = "tcp"
+scheduler = "wrr"
+forwarding = "dr"
+
+[virtual_services.check]
+kind = "tcp"
+
+[[virtual_services.real_servers]]
+address = "192.0.2.21"
+weight = 1
+
+[[virtual_services.real_servers]]
+address = "192.0.2.22"
+weight = 3
+"#;
+
+fn issues(toml: &str) -> Vec<Issue> {
+    let config = text::from_toml(toml).unwrap_or_else(|e| panic!("test config: {e}\n{toml}"));
+    validate(&config)
+}
+
+/// `CLEAN` with `from` replaced by `to` (which must occur exactly once).
+fn broken(from: &str, to: &str) -> String {
+    assert_eq!(CLEAN.matches(from).count(), 1, "{from:?} must occur once");
+    CLEAN.replacen(from, to, 1)
+}
+
+fn expect_only(toml: &str, severity: Severity, path: &str, words: &[&str]) {
+    let found = issues(toml);
+    assert_eq!(found.len(), 1, "expected one finding, got {found:#?}");
+    let issue = &found[0];
+    assert_eq!(issue.severity, severity, "{issue}");
+    assert!(
+        issue.path.contains(path),
+        "path of {issue} should name {path}"
+    );
+    for word in words {
+        assert!(issue.message.contains(word), "{issue} should say {word:?}");
+    }
+}
+
+#[test]
+fn the_clean_config_has_no_findings() {
+    assert_eq!(issues(CLEAN), vec![]);
+}
+
+#[test]
+fn vrrp_rules_name_the_instance_and_the_fix() {
+    expect_only(
+        &broken("vrid = 10", "vrid = 0"),
+        Severity::Error,
+        "vrrp \"web\"",
+        &["virtual_router_id 0", "1 to 255"],
+    );
+    expect_only(
+        &broken("priority = 150", "priority = 0"),
+        Severity::Error,
+        "vrrp \"web\"",
+        &["priority 0", "1 to 254"],
+    );
+    expect_only(
+        &broken("interface = \"eth0\"", "interface = \"eth9\""),
+        Severity::Error,
+        "vrrp \"web\"",
+        &["eth9", "not configured"],
+    );
+    expect_only(
+        &broken(
+            "advert_interval_cs = 100",
+            "version = \"v2\"\nadvert_interval_cs = 50",
+        ),
+        Severity::Error,
+        "vrrp \"web\"",
+        &["50 cs", "use version v3"],
+    );
+    // The service on the old VIP is then warned about too (nobody answers for it).
+    let found = issues(&broken(
+        "address = \"192.0.2.10\"\nprefix",
+        "address = \"203.0.113.10\"\nprefix",
+    ));
+    assert!(
+        found.iter().any(|i| i.severity == Severity::Error
+            && i.path == "vrrp \"web\""
+            && i.message.contains("203.0.113.10 is not inside any subnet")
+            && i.message.contains("add the subnet to the interface")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_second_instance_with_the_same_id_on_the_same_link_is_refused() {
+    let toml = format!(
+        "{CLEAN}\n[[vrrp]]\nname = \"mail\"\nvrid = 10\ninterface = \"eth0\"\n\n[[vrrp.vips]]\naddress = \"192.0.2.11\"\nprefix = 24\n"
+    );
+    let found = issues(&toml);
+    assert!(has_errors(&found));
+    assert!(
+        found.iter().any(|i| i.path.contains("vrrp \"mail\"")
+            && i.message
+                .contains("virtual_router_id 10 is already used by vrrp \"web\"")
+            && i.message.contains("pick another id")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn dr_and_tun_cannot_change_the_port() {
+    for forwarding in ["dr", "tun"] {
+        let toml = broken(
+            "address = \"192.0.2.22\"\nweight = 3",
+            "address = \"192.0.2.22\"\nport = 8080\nweight = 3",
+        )
+        .replace(
+            "forwarding = \"dr\"",
+            &format!("forwarding = \"{forwarding}\""),
+        );
+        expect_only(
+            &toml,
+            Severity::Error,
+            "real_server 192.0.2.22:8080",
+            &[
+                &format!(
+                    "{} cannot change the port (80 to 8080)",
+                    forwarding.to_uppercase()
+                ),
+                "use NAT",
+            ],
+        );
+    }
+    // NAT can: the director rewrites the port.
+    let nat = broken(
+        "address = \"192.0.2.22\"\nweight = 3",
+        "address = \"192.0.2.22\"\nport = 8080\nweight = 3",
+    )
+    .replace("forwarding = \"dr\"", "forwarding = \"nat\"");
+    assert!(!has_errors(&issues(&nat)), "{:#?}", issues(&nat));
+}
+
+#[test]
+fn dr_real_servers_must_be_on_a_connected_segment() {
+    expect_only(
+        &broken("address = \"192.0.2.22\"", "address = \"203.0.113.22\""),
+        Severity::Error,
+        "real_server 203.0.113.22",
+        &["directly connected", "use TUN"],
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let toml = broken("vrid = 10", "vrid = 0").replace("priority = 150", "priority = 0");
+    let found = issues(&toml);
+    assert_eq!(
+        found
+            .iter()
+            .filter(|i| i.severity == Severity::Error)
+            .count(),
+        2,
+        "{found:#?}"
+    );
+}

@@ -49,14 +49,21 @@ image: deps tandem
 		--out $(IMAGE_DIR) --install-kernel
 
 # Lab image: adds /lab/lab-httpd (static), started only by `tandem.lab_exec=` on the cmdline.
+# It also carries tandem-ipvs's kernel test binary (/lab/ipvs-kernel-tests): the host kernel has
+# no IPVS, so tests/tests/lab_ipvs_kernel.rs runs it in a box.
 lab-image: image
 	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --target $(TARGET) -p tandem-lab \
 		--bin lab-httpd --bin lab-lvs-bench
-	@for b in $(LAB_HTTPD) $(LAB_LVS_BENCH); do \
+	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo test --release --target $(TARGET) -p tandem-ipvs \
+		--test kernel --no-run --message-format=json > target/ipvs-kernel-tests.json
+	@sed -n 's/.*"executable":"\([^"]*\/kernel-[^"]*\)".*/\1/p' target/ipvs-kernel-tests.json \
+		| tail -1 > target/ipvs-kernel-tests.path
+	@for b in $(LAB_HTTPD) $(LAB_LVS_BENCH) $$(cat target/ipvs-kernel-tests.path); do \
 		file $$b | grep -q 'statically linked' || { echo "$$b is not static"; exit 1; }; done
 	cargo run --quiet --release -p tandem-image -- build --board $(BOARD) --tandem $(TANDEM) \
 		--out $(LAB_IMAGE_DIR) --extra $(LAB_HTTPD):lab/lab-httpd \
-		--extra $(LAB_LVS_BENCH):lab/lab-lvs-bench
+		--extra $(LAB_LVS_BENCH):lab/lab-lvs-bench \
+		--extra $$(cat target/ipvs-kernel-tests.path):lab/ipvs-kernel-tests
 
 # Bench image: the lab image plus /lab/ipvsadm with the libraries `ldd` names (and ld.so), so the
 # IPVS bench can time `ipvsadm -R` in the same boot as Tandem's loader.

@@ -337,8 +337,13 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
                 "monitor_links",
                 "Tandem always monitors the links of its ports",
             ),
-            "syncdaemon" => peer.ipvs_sync = flag(entry, &mut notes),
+            // Sync needs the peer link's settings even in a file without primary/backup.
+            "syncdaemon" => {
+                peer.ipvs_sync = flag(entry, &mut notes);
+                any_pair |= peer.ipvs_sync;
+            }
             "syncd_iface" => {
+                any_pair = true;
                 peer.ipvs_sync_interface = bounded(&entry.value, line, "syncd_iface", &mut notes);
                 if let Some(name) = &peer.ipvs_sync_interface {
                     referenced.push(name.clone());

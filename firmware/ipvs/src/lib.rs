@@ -5,6 +5,7 @@
 //! codec testable against exact byte vectors derived from `include/uapi/linux/ip_vs.h`, and lets
 //! the executor batch thousands of requests into a few `sendmsg` calls.
 
+pub mod conn;
 mod exec;
 pub mod nla;
 mod reply;

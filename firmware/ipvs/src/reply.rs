@@ -317,7 +317,8 @@ fn decode_daemon(attrs: &[u8]) -> Result<SyncDaemon, DecodeError> {
                     .filter(|a| !a.is_unspecified())
                     .or(d.group);
             }
-            IPVS_DAEMON_ATTR_MCAST_PORT => d.port = Some(get_be16("DAEMON_ATTR_MCAST_PORT", p)?),
+            // Host order (nla_put_u16 in ip_vs_genl_fill_daemon), unlike the service/dest ports.
+            IPVS_DAEMON_ATTR_MCAST_PORT => d.port = Some(get_u16("DAEMON_ATTR_MCAST_PORT", p)?),
             IPVS_DAEMON_ATTR_MCAST_TTL => d.ttl = Some(get_u8("DAEMON_ATTR_MCAST_TTL", p)?),
             _ => {}
         }

@@ -268,7 +268,8 @@ fn put_daemon(w: &mut NlaWriter<'_>, d: &SyncDaemon) -> Result<(), EncodeError> 
         None => {}
     }
     if let Some(v) = d.port {
-        w.put_be16(IPVS_DAEMON_ATTR_MCAST_PORT, v)?;
+        // Host order: ip_vs_ctl.c reads it with nla_get_u16 (unlike the service/dest ports).
+        w.put_u16(IPVS_DAEMON_ATTR_MCAST_PORT, v)?;
     }
     if let Some(v) = d.ttl {
         w.put_u8(IPVS_DAEMON_ATTR_MCAST_TTL, v)?;

@@ -279,7 +279,8 @@ fn sync_daemon_bytes() {
             attr(3, &42u32.to_le_bytes()),
             attr(4, &1400u16.to_le_bytes()),
             attr(5, &[239, 1, 2, 3]),
-            attr(7, &8848u16.to_be_bytes()),
+            // host order: ip_vs_ctl.c uses nla_get_u16/nla_put_u16 for the sync port
+            attr(7, &8848u16.to_ne_bytes()),
             attr(8, &[1]),
         ],
     );
@@ -292,6 +293,41 @@ fn sync_daemon_bytes() {
     assert_eq!(
         buf,
         message(FAMILY, 5, 2, 10, &nest(3, &[attr(1, &2u32.to_le_bytes())]))
+    );
+}
+
+/// A GET_DAEMON dump entry as `ip_vs_genl_fill_daemon` writes it (kernel 6.x): the port is
+/// a host-order u16, the group an IPv4 address.
+#[test]
+fn sync_daemon_reply_decodes_kernel_shape() {
+    let n = nest(
+        3,
+        &[
+            attr(1, &2u32.to_le_bytes()),
+            attr(2, b"peer\0"),
+            attr(3, &7u32.to_le_bytes()),
+            attr(4, &1472u16.to_le_bytes()),
+            attr(7, &8848u16.to_le_bytes()),
+            attr(8, &[1]),
+            attr(5, &[224, 0, 0, 81]),
+        ],
+    );
+    let msg = message(FAMILY, 2, 1, 9, &n);
+    let m = NlMsgIter::new(&msg).next().unwrap().unwrap();
+    let Reply::Daemon(d) = decode_reply(m.payload, None).unwrap() else {
+        panic!("not a daemon")
+    };
+    assert_eq!(
+        d,
+        SyncDaemon {
+            role: SyncRole::Backup,
+            ifname: "peer".into(),
+            sync_id: 7,
+            max_len: Some(1472),
+            group: Some(v4([224, 0, 0, 81])),
+            port: Some(8848),
+            ttl: Some(1),
+        }
     );
 }
 

@@ -4,18 +4,26 @@
 //!
 //! - Ports 80 and 443 (plain HTTP on both, for multi-port firewall-mark services): every request
 //!   gets `200 OK` with the body `served-by <box name>\n`.
+//! - Port 7 (line echo, for long-lived connections such as the connection-sync test): the
+//!   connection stays open and every line `<text>` is answered with `served-by <box name>
+//!   <text>`, until the client closes it (or 10 minutes pass without a line).
 //! - Port 8081 (control): `GET /stop` closes the service ports (connections are refused, so
 //!   health checks fail), `GET /start` opens them again; the reply says the new state.
 //!
 //! std only and thread per connection: it serves a handful of test requests, not load.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const SERVICE_PORTS: [u16; 2] = [80, 443];
+const ECHO_PORT: u16 = 7;
+/// An echo connection idle this long is closed.
+const ECHO_IDLE: Duration = Duration::from_secs(600);
+/// Longest echoed line; a longer one ends the connection.
+const ECHO_MAX_LINE: usize = 1024;
 const CONTROL_PORT: u16 = 8081;
 
 fn box_name() -> String {
@@ -53,8 +61,39 @@ fn respond(stream: &mut TcpStream, body: &str) {
     let _ = stream.write_all(reply.as_bytes());
 }
 
-/// Keeps `port` open while `serving` is set, closed otherwise.
-fn service_loop(port: u16, serving: Arc<AtomicBool>, body: String) {
+/// One HTTP exchange, then close.
+fn serve_http(mut stream: TcpStream, body: &str) {
+    let _ = request_line(&mut stream);
+    respond(&mut stream, body);
+}
+
+/// Answers every line with `<name> <line>` until the client closes or goes idle.
+fn serve_echo(stream: TcpStream, name: &str) {
+    let _ = stream.set_read_timeout(Some(ECHO_IDLE));
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream).take(u64::MAX);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        reader.set_limit(u64::try_from(ECHO_MAX_LINE).unwrap_or(u64::MAX));
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if !line.ends_with('\n') => return,
+            Ok(_) => {
+                let reply = format!("{name} {}\n", line.trim_end());
+                if writer.write_all(reply.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Keeps `port` open while `serving` is set, closed otherwise; each connection is handed to
+/// `handler` with `text` on its own thread.
+fn service_loop(port: u16, serving: Arc<AtomicBool>, text: String, handler: fn(TcpStream, &str)) {
     let mut listener: Option<TcpListener> = None;
     loop {
         let want = serving.load(Ordering::SeqCst);
@@ -75,13 +114,10 @@ fn service_loop(port: u16, serving: Arc<AtomicBool>, body: String) {
             println!("lab-httpd: stopped port {port}");
         }
         match listener.as_ref().map(TcpListener::accept) {
-            Some(Ok((mut stream, _))) => {
+            Some(Ok((stream, _))) => {
                 let _ = stream.set_nonblocking(false);
-                let body = body.clone();
-                std::thread::spawn(move || {
-                    let _ = request_line(&mut stream);
-                    respond(&mut stream, &body);
-                });
+                let text = text.clone();
+                std::thread::spawn(move || handler(stream, &text));
             }
             _ => std::thread::sleep(Duration::from_millis(10)),
         }
@@ -94,7 +130,11 @@ fn main() {
     let body = format!("served-by {name}\n");
     for port in SERVICE_PORTS {
         let (serving, body) = (Arc::clone(&serving), body.clone());
-        std::thread::spawn(move || service_loop(port, serving, body));
+        std::thread::spawn(move || service_loop(port, serving, body, serve_http));
+    }
+    {
+        let (serving, prefix) = (Arc::clone(&serving), format!("served-by {name}"));
+        std::thread::spawn(move || service_loop(ECHO_PORT, serving, prefix, serve_echo));
     }
     let control = loop {
         match TcpListener::bind(("0.0.0.0", CONTROL_PORT)) {

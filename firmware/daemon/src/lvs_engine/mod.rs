@@ -8,11 +8,16 @@
 //! re-entry delay, sorry server, quorum) and apply that service's diff. A transport failure
 //! makes the engine re-read the kernel table before the next diff. Fwmark services get their
 //! marking rules as nftables table `inet tandem`, replaced in one transaction at start.
+//! With `peer_link.ipvs_sync` the kernel's connection sync daemons run on the sync interface
+//! (see [`sync`]) and are stopped when the engine shuts down.
 
 pub mod desired;
 pub mod status;
+pub mod sync;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
 use std::time::Instant;
 
 use tandem_config::Config;
@@ -40,9 +45,14 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
     let (requests, inbox) = mpsc::channel(16);
     let context = context.clone();
     let nat_gateway = config.nat_gateway.clone();
+    let sync_plan = sync::plan(config);
     tokio::spawn(async move {
         setup_networking(&context, nat_gateway.as_ref()).await;
-        match Director::open(plan, context.log.clone()) {
+        let sync_source = match &sync_plan {
+            Some(sync_plan) => sync_source_address(&context, sync_plan).await,
+            None => None,
+        };
+        match Director::open(plan, sync_plan, sync_source, context.log.clone()) {
             Ok(director) => director.run(inbox).await,
             Err(error) => {
                 context.log.line(format!("lvs: {error}"));
@@ -79,6 +89,39 @@ async fn setup_networking(
         match context.net.apply(std::slice::from_ref(&op)).await {
             Ok(()) => context.log.line(format!("lvs: NAT gateway: {op}")),
             Err(error) => context.log.line(format!("lvs: NAT gateway: {error}")),
+        }
+    }
+}
+
+/// Makes sure the sync interface has an IPv4 source address (see [`sync`]); returns it.
+async fn sync_source_address(context: &EngineContext, plan: &sync::SyncPlan) -> Option<IpAddr> {
+    let present = match context.net.addresses(&plan.interface).await {
+        Ok(present) => present,
+        Err(error) => {
+            context
+                .log
+                .line(format!("lvs: sync: {}: {error}", plan.field));
+            return None;
+        }
+    };
+    let mac = tandem_southbound::sysfs::mac(Path::new("/sys/class/net"), &plan.interface);
+    let op = match mac.and_then(|mac| sync::address_op(&plan.interface, &present, mac)) {
+        Some(op) => op,
+        None => return present.iter().map(|(a, _)| *a).find(IpAddr::is_ipv4),
+    };
+    match context.net.apply(std::slice::from_ref(&op)).await {
+        Ok(()) => {
+            context.log.line(format!(
+                "lvs: sync: {op} (IPv4 link-local source of the sync datagrams)"
+            ));
+            match op {
+                NetOp::AddAddress { address, .. } => Some(address),
+                _ => None,
+            }
+        }
+        Err(error) => {
+            context.log.line(format!("lvs: sync: {error}"));
+            None
         }
     }
 }
@@ -133,6 +176,10 @@ struct Director {
     effective: Table,
     /// The kernel table must be re-read before the next diff (after a transport failure).
     stale: bool,
+    /// The connection sync daemons the config asks for (None: sync off).
+    sync: Option<sync::SyncPlan>,
+    /// The IPv4 source address of the sync datagrams (for the status).
+    sync_source: Option<IpAddr>,
 }
 
 /// Loads `ip_vs` and the schedulers (only as PID 1: on a host the kernel is not ours).
@@ -174,7 +221,12 @@ fn install_mark_rules(plan: &Plan, log: &Log) {
 }
 
 impl Director {
-    fn open(plan: Plan, log: Log) -> Result<Director, StartError> {
+    fn open(
+        plan: Plan,
+        sync: Option<sync::SyncPlan>,
+        sync_source: Option<IpAddr>,
+        log: Log,
+    ) -> Result<Director, StartError> {
         load_modules(&plan, &log);
         install_mark_rules(&plan, &log);
         for note in &plan.notes {
@@ -227,9 +279,87 @@ impl Director {
             applied: Table::default(),
             effective: Table::default(),
             stale: true,
+            sync,
+            sync_source,
         };
         director.sync_all(now)?;
+        director.start_sync_daemons();
         Ok(director)
+    }
+
+    /// Starts the missing sync daemons, restarts differing ones (see [`sync`]).
+    fn start_sync_daemons(&mut self) {
+        let Some(plan) = self.sync.clone() else {
+            return;
+        };
+        let running = match self.exec.daemons() {
+            Ok(running) => running,
+            Err(error) => {
+                self.log
+                    .line(format!("lvs: sync: cannot read the sync daemons: {error}"));
+                return;
+            }
+        };
+        let requests = sync::reconcile(&plan.daemons(), &running);
+        if requests.is_empty() {
+            self.log.line(format!(
+                "lvs: sync: master and backup already running on {} sync id {}",
+                plan.interface, plan.sync_id
+            ));
+            return;
+        }
+        let mut failed = false;
+        for request in &requests {
+            match self.exec.apply(std::slice::from_ref(request)) {
+                Ok(refused) => {
+                    for error in refused {
+                        failed = true;
+                        let error = sync::explain(&plan, request, error.errno, &error.request);
+                        self.log.line(format!("lvs: sync: {error}"));
+                    }
+                }
+                Err(error) => {
+                    failed = true;
+                    self.log.line(format!("lvs: sync: {request}: {error}"));
+                }
+            }
+        }
+        if !failed {
+            self.log.line(format!(
+                "lvs: sync: master and backup started on {} sync id {} group {}:{}",
+                plan.interface,
+                plan.sync_id,
+                sync::SYNC_GROUP,
+                sync::SYNC_PORT
+            ));
+        }
+    }
+
+    /// Stops the sync daemons this engine started (shutdown).
+    fn stop_sync_daemons(&mut self) {
+        if self.sync.is_none() {
+            return;
+        }
+        let running = match self.exec.daemons() {
+            Ok(running) => running,
+            Err(error) => {
+                self.log
+                    .line(format!("lvs: sync: cannot read the sync daemons: {error}"));
+                return;
+            }
+        };
+        for request in sync::stop(&running) {
+            match self.exec.apply(std::slice::from_ref(&request)) {
+                Ok(refused) if refused.is_empty() => {}
+                Ok(refused) => {
+                    for error in refused {
+                        self.log.line(format!("lvs: sync: stop: {error}"));
+                    }
+                }
+                Err(error) => self.log.line(format!("lvs: sync: stop: {error}")),
+            }
+        }
+        self.log.line("lvs: sync: daemons stopped");
     }
 
     /// Reads the kernel table, diffs the whole effective table against it and applies.
@@ -402,6 +532,23 @@ impl Director {
                 text.push_str(&format!("lvs: {id}: quorum lost\n"));
             }
         }
+        match self.exec.daemons() {
+            Ok(running) => text.push_str(&sync::render_daemons(
+                self.sync.as_ref(),
+                &running,
+                self.sync_source,
+            )),
+            Err(error) => text.push_str(&format!(
+                "lvs: sync: cannot read the sync daemons: {error}\n"
+            )),
+        }
+        match tandem_ipvs::conn::read_summary(sync::LISTED_CONNECTIONS) {
+            Ok(summary) => text.push_str(&sync::render_connections(&summary)),
+            Err(error) => text.push_str(&format!(
+                "lvs: connections: cannot read {}: {error}\n",
+                tandem_ipvs::conn::CONN_SYNC_PATH
+            )),
+        }
         text.push_str("lvs: end\n");
         text
     }
@@ -439,6 +586,8 @@ impl Director {
                     Some(EngineRequest::Track { .. }) => {}
                     Some(EngineRequest::Shutdown(done)) => {
                         // The table stays: traffic keeps flowing, and the next start adopts it.
+                        // The sync daemons stop: they belong to this engine's config.
+                        self.stop_sync_daemons();
                         let _ = done.send(());
                         break;
                     }

@@ -44,14 +44,24 @@ fn director1_imports_without_loss() {
         .filter(|n| n.kind != NoteKind::Adjusted)
         .collect();
     assert!(lossy.is_empty(), "lost: {lossy:#?}");
-    // Only the over-long passwords are adjusted (VRRPv2 sends 8 bytes).
-    assert!(
-        imported.notes.iter().all(|n| n.keyword == "auth_pass"),
+    // Only the over-long passwords (VRRPv2 sends 8 bytes) and the implied accept mode of each
+    // instance (keepalived's default without vrrp_strict) are adjusted.
+    let keywords: Vec<&str> = imported.notes.iter().map(|n| n.keyword.as_str()).collect();
+    assert_eq!(
+        keywords.iter().filter(|k| **k == "auth_pass").count(),
+        4,
         "{:#?}",
         imported.notes
     );
-    assert_eq!(imported.notes.len(), 4);
+    assert_eq!(
+        keywords.iter().filter(|k| **k == "accept").count(),
+        4,
+        "{:#?}",
+        imported.notes
+    );
+    assert_eq!(imported.notes.len(), 8);
     let config = &imported.config;
+    assert!(config.vrrp.iter().all(|v| v.accept_mode));
     assert_eq!(config.system.hostname.as_str(), "director1");
     let notify = config.notify.as_ref().unwrap();
     assert_eq!(notify.email_to[0].as_str(), "admin@your.domain.name");
@@ -263,4 +273,86 @@ fn every_unknown_keyword_is_listed_with_its_line() {
     assert!(lines.contains(&(3, "enable_script_security")), "{lines:?}");
     assert!(lines.contains(&(9, "dont_track_primary")), "{lines:?}");
     assert!(lines.contains(&(11, "scope")), "{lines:?}");
+}
+
+/// keepalived's accept mode: explicit `accept` / `no_accept` win; without them keepalived
+/// accepts unless in strict mode (global `vrrp_strict` or the instance's `strict_mode`), and
+/// strict mode refuses accept for a VRRPv2 non-owner. Implied values are reported.
+#[test]
+fn accept_mode_follows_keepalived_defaults_and_strict_mode() {
+    let instance = |name: &str, extra: &str| {
+        format!("vrrp_instance {name} {{\n  interface eth0\n  virtual_router_id 1\n  priority 100\n{extra}  virtual_ipaddress {{\n    10.0.0.1\n  }}\n}}\n")
+    };
+    let accept_of = |text: &str, name: &str| {
+        let imported = import::import(text, Some(Format::Keepalived)).unwrap();
+        let accept = imported.config.vrrp_instance(name).unwrap().accept_mode;
+        (accept, imported.notes)
+    };
+
+    let (accept, notes) = accept_of(&instance("plain", ""), "plain");
+    assert!(accept, "keepalived without vrrp_strict accepts");
+    let note = notes.iter().find(|n| n.keyword == "accept").unwrap();
+    assert_eq!((note.line, note.kind), (1, NoteKind::Adjusted));
+    assert!(note.message.contains("accept_mode = true"), "{note}");
+
+    let (accept, notes) = accept_of(&instance("refusing", "  no_accept\n"), "refusing");
+    assert!(!accept);
+    assert!(notes.iter().all(|n| n.keyword != "accept"), "{notes:#?}");
+
+    let strict = format!(
+        "global_defs {{\n  vrrp_strict\n}}\n{}",
+        instance("s", "  version 3\n")
+    );
+    let (accept, notes) = accept_of(&strict, "s");
+    assert!(!accept, "vrrp_strict implies no_accept");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.keyword == "accept" && n.message.contains("strict mode implies no_accept")),
+        "{notes:#?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.keyword == "vrrp_strict" && n.kind == NoteKind::NotCarried),
+        "{notes:#?}"
+    );
+
+    let strict_v3_accept = format!(
+        "global_defs {{\n  vrrp_strict\n}}\n{}",
+        instance("s", "  version 3\n  accept\n")
+    );
+    assert!(
+        accept_of(&strict_v3_accept, "s").0,
+        "explicit accept stays with VRRPv3"
+    );
+
+    let strict_v2_accept = format!(
+        "global_defs {{\n  vrrp_strict\n}}\n{}",
+        instance("s", "  version 2\n  accept\n")
+    );
+    let (accept, notes) = accept_of(&strict_v2_accept, "s");
+    assert!(!accept, "strict VRRPv2 refuses accept");
+    let note = notes.iter().find(|n| n.keyword == "accept").unwrap();
+    assert_eq!(note.line, 9, "{note}");
+
+    let per_instance = instance("p", "  strict_mode\n") + &instance("q", "  strict_mode off\n");
+    let imported = import::import(&per_instance, Some(Format::Keepalived)).unwrap();
+    assert!(!imported.config.vrrp_instance("p").unwrap().accept_mode);
+    assert!(imported.config.vrrp_instance("q").unwrap().accept_mode);
+
+    // Export writes the choice out, so either value survives a round trip.
+    for text in [instance("plain", ""), instance("refusing", "  no_accept\n")] {
+        let first = import::import(&text, Some(Format::Keepalived))
+            .unwrap()
+            .config;
+        let exported = export::keepalived::export(&first).text;
+        let again = import::import(&exported, Some(Format::Keepalived)).unwrap();
+        assert_eq!(again.config.vrrp, first.vrrp, "{exported}");
+        assert!(
+            again.notes.iter().all(|n| n.keyword != "accept"),
+            "{:#?}",
+            again.notes
+        );
+    }
 }

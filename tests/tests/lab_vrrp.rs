@@ -32,6 +32,8 @@ vrid = 50
 interface = "public"
 priority = {priority}
 advert_interval_cs = 100
+# The client pings the VIP itself (not an LVS service): accept traffic to it.
+accept_mode = true
 
 [[vrrp.vips]]
 address = "{VIP}"

@@ -151,9 +151,16 @@ fn vrrp_instance(instance: &VrrpInstance, out: &mut String) {
     if instance.preempt_delay_s > 0 {
         let _ = writeln!(out, "    preempt_delay {}", instance.preempt_delay_s);
     }
-    if instance.accept_mode {
-        let _ = writeln!(out, "    accept");
-    }
+    // Always explicit: keepalived's default depends on vrrp_strict and differs from the RFC's.
+    let _ = writeln!(
+        out,
+        "    {}",
+        if instance.accept_mode {
+            "accept"
+        } else {
+            "no_accept"
+        }
+    );
     if let Some(VrrpAuth::Pass(pass)) = &instance.auth {
         let _ = writeln!(
             out,

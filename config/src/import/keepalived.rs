@@ -285,10 +285,14 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
     let mut notes = Notes::default();
     let mut config = Config::default();
     let mut default_version = VrrpVersion::V2;
+    let mut strict = false;
     // Global VRRP version must be known before instances.
     for node in &tree {
         if node.keyword() == "global_defs" {
             for child in node.children() {
+                if child.keyword() == "vrrp_strict" {
+                    strict = true;
+                }
                 if child.keyword() == "vrrp_version" {
                     default_version = if child.arg(1) == Some("3") {
                         VrrpVersion::V3
@@ -305,7 +309,8 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
             "global_defs" => global_defs(node, &mut config, &mut notes),
             "vrrp_sync_group" => sync_group(node, &mut config, &mut notes),
             "vrrp_instance" => {
-                if let Some(instance) = vrrp_instance(node, default_version, &mut notes) {
+                if let Some(mut instance) = vrrp_instance(node, default_version, &mut notes) {
+                    accept_mode(node, &mut instance, strict, &mut notes);
                     referenced.push(instance.interface.clone());
                     referenced.extend(instance.vips.iter().filter_map(|v| v.interface.clone()));
                     referenced.extend(instance.track_interfaces.iter().map(|t| t.name.clone()));
@@ -382,6 +387,12 @@ fn global_defs(node: &Node, config: &mut Config, notes: &mut Notes) {
                 notify.smtp_connect_timeout_s = num(child, 1, notes).unwrap_or(30);
             }
             "vrrp_version" => {}
+            "lvs_sync_daemon" | "lvs_sync_daemon_interface" => lvs_sync_daemon(child, config, notes),
+            "vrrp_strict" => notes.not_carried(
+                child.line,
+                "vrrp_strict",
+                "strict mode's checks and resets are not applied; its no_accept default is (instances without accept get accept_mode = false)",
+            ),
             other => notes.not_carried(
                 child.line,
                 other,
@@ -391,6 +402,57 @@ fn global_defs(node: &Node, config: &mut Config, notes: &mut Notes) {
     }
     if any_notify {
         config.notify = Some(notify);
+    }
+}
+
+/// `lvs_sync_daemon <IFACE> <VRRP_INSTANCE> [id N] [maxlen N] [port N] [ttl N] [group IP]`
+/// (and the older `lvs_sync_daemon_interface <IFACE>`): IPVS connection sync on `IFACE`, as
+/// `peer_link.ipvs_sync` with `peer_link.ipvs_sync_interface` (the peer link is created when
+/// the file has none). keepalived runs the master daemon on the instance's MASTER and the
+/// backup on its BACKUP; Tandem runs both on both directors, so the instance is not needed.
+fn lvs_sync_daemon(node: &Node, config: &mut Config, notes: &mut Notes) {
+    let keyword = node.keyword();
+    let Some(interface) = node.arg(1) else {
+        notes.invalid(
+            node.line,
+            keyword,
+            "the interface is missing: lvs_sync_daemon <interface> <vrrp_instance>",
+        );
+        return;
+    };
+    let Some(interface) =
+        bounded::<{ crate::model::limits::IFNAME_BYTES }>(interface, node.line, keyword, notes)
+    else {
+        return;
+    };
+    let peer = config
+        .peer_link
+        .get_or_insert_with(crate::model::PeerLink::default);
+    peer.ipvs_sync = true;
+    peer.ipvs_sync_interface = Some(interface.clone());
+    let peer_port = peer.interface.clone();
+    if config.interface(&peer_port).is_none() {
+        let _ = config.interfaces.push(crate::model::Interface {
+            name: peer_port,
+            role: Some(crate::model::PortRole::Peer),
+            ..crate::model::Interface::default()
+        });
+    }
+    add_referenced_interfaces(config, &[interface]);
+    if keyword == "lvs_sync_daemon" {
+        match node.arg(2) {
+            Some(instance) => notes.adjusted(node.line, keyword, format!("Tandem runs the master and the backup sync daemon on both directors at once, so connections are synced whichever holds the VIP; instance \"{instance}\" is not needed")),
+            None => notes.invalid(node.line, keyword, "the VRRP instance is missing: lvs_sync_daemon <interface> <vrrp_instance>"),
+        }
+    }
+    let mut options = node.words.iter().skip(3);
+    while let Some(option) = options.next() {
+        let value = options.next();
+        match (option.as_str(), value) {
+            ("id", Some(id)) => notes.not_carried(node.line, "lvs_sync_daemon id", format!("sync id {id} is not kept: Tandem derives the sync id from the pair id (its low 8 bits)")),
+            ("maxlen" | "port" | "ttl" | "group", Some(value)) => notes.not_carried(node.line, &format!("lvs_sync_daemon {option}"), format!("{value} is not kept: Tandem uses the kernel defaults (group 224.0.0.81, port 8848, TTL 1, message size from the MTU)")),
+            (option, _) => notes.invalid(node.line, keyword, format!("\"{option}\" needs a value, or is not an lvs_sync_daemon option (id, maxlen, port, ttl, group)")),
+        }
     }
 }
 
@@ -491,8 +553,9 @@ fn vrrp_instance(
             "nopreempt" => instance.preempt = false,
             "preempt" => instance.preempt = true,
             "preempt_delay" => instance.preempt_delay_s = num(child, 1, notes).unwrap_or(0),
-            "accept" => instance.accept_mode = true,
-            "no_accept" => instance.accept_mode = false,
+            // Decided together with vrrp_strict by `accept_mode` after the block.
+            "accept" | "no_accept" => {}
+            "strict_mode" => notes.not_carried(line, "strict_mode", "strict mode's checks and resets are not applied; its no_accept default is"),
             "unicast_src_ip" => instance.unicast_source = ip(child, 1, notes),
             "unicast_peer" => {
                 for entry in child.children() {
@@ -526,6 +589,39 @@ fn vrrp_instance(
         }
     }
     Some(instance)
+}
+
+/// keepalived's accept mode (`vrrp_complete_instance` in keepalived/vrrp/vrrp.c): `accept` /
+/// `no_accept` when given, else accept unless the instance runs in strict mode (`strict_mode`,
+/// else global `vrrp_strict`); strict mode also turns accept off for a VRRPv2 instance that is
+/// not the address owner. RFC 9568's default is the opposite (no accept), so an implied value
+/// is reported.
+fn accept_mode(node: &Node, instance: &mut VrrpInstance, global_strict: bool, notes: &mut Notes) {
+    let mut explicit = None;
+    let mut strict = None;
+    for child in node.children() {
+        match child.keyword() {
+            "accept" => explicit = Some((true, child.line)),
+            "no_accept" => explicit = Some((false, child.line)),
+            "strict_mode" => strict = Some(flag_arg(child)),
+            _ => {}
+        }
+    }
+    let strict = strict.unwrap_or(global_strict);
+    let mut accept = explicit.map_or(!strict, |(accept, _)| accept);
+    if accept && strict && instance.priority != 255 && instance.version == VrrpVersion::V2 {
+        accept = false;
+        let line = explicit.map_or(node.line, |(_, line)| line);
+        notes.adjusted(line, "accept", "strict mode refuses accept mode for VRRPv2 (RFC 3768 has none), as keepalived does: accept_mode = false");
+    } else if explicit.is_none() {
+        let message = if accept {
+            "not given: keepalived without vrrp_strict accepts traffic to the virtual addresses, so accept_mode = true (the RFC 9568 default is false; add no_accept for it)"
+        } else {
+            "not given: strict mode implies no_accept, so accept_mode = false"
+        };
+        notes.adjusted(node.line, "accept", message);
+    }
+    instance.accept_mode = accept;
 }
 
 fn authentication(node: &Node, instance: &mut VrrpInstance, notes: &mut Notes) {

@@ -130,7 +130,8 @@ impl Pair {
             Impl::Tandem => {
                 let config = format!(
                     "[system]\nhostname = \"{name}\"\n\n[[interfaces]]\nname = \"eth0\"\naddresses = [\"{}/24\"]\n\n\
-                     [[vrrp]]\nname = \"vi\"\nvrid = 51\ninterface = \"eth0\"\npriority = 100\nadvert_interval_cs = {}\n\n\
+                     [[vrrp]]\nname = \"vi\"\nvrid = 51\ninterface = \"eth0\"\npriority = 100\nadvert_interval_cs = {}\n\
+                     accept_mode = true\n\n\
                      [[vrrp.vips]]\naddress = \"{VIP}\"\nprefix = 24\n",
                     node.address, self.advert_cs
                 );

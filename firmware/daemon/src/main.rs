@@ -15,6 +15,7 @@ mod init;
 mod logring;
 mod lvs_engine;
 mod netconfig;
+mod peer_channel;
 mod peer_monitor;
 mod realserver_engine;
 mod vrrp_engine;

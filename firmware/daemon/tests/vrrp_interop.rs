@@ -265,9 +265,12 @@ impl Vr {
         let (own, peer) = (TANDEM4, KEEPALIVED4);
         let mut text = format!(
             "[system]\nhostname = \"tandem\"\n\n[[interfaces]]\nname = \"eth0\"\naddresses = [\"{own}/24\", \"2001:db8::2/64\"]\n\n\
-             [[vrrp]]\nname = \"vi\"\nversion = \"v{}\"\nvrid = 51\ninterface = \"eth0\"\npriority = {}\nadvert_interval_cs = {}\npreempt = {}\n",
+             [[vrrp]]\nname = \"vi\"\nversion = \"v{}\"\nvrid = 51\ninterface = \"eth0\"\npriority = {}\nadvert_interval_cs = {}\npreempt = {}\n\
+             accept_mode = true\n",
             self.version, self.priority, self.advert_cs, self.preempt
         );
+        // The client pings the VIP on whichever box holds it: like keepalived without
+        // vrrp_strict, accept traffic to it (vrrp_accept_mode.rs tests the RFC default).
         if self.unicast {
             text.push_str(&format!(
                 "unicast_source = \"{own}\"\nunicast_peers = [\"{peer}\"]\n"

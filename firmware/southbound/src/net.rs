@@ -4,7 +4,9 @@
 //! lets tests assert the exact operations an engine asks for without a kernel, and keeps every
 //! netlink detail in one place.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
@@ -94,9 +96,15 @@ fn kernel_error(op: &NetOp) -> impl Fn(rtnetlink::Error) -> NetError + '_ {
 }
 
 /// Applies [`NetOp`]s over one rtnetlink connection.
+///
+/// Interface indexes are cached by name (shared by every clone), so adding a VIP on a takeover
+/// is one netlink round trip instead of two. A cached index is dropped when this executor
+/// renames a link, and when the kernel answers `ENODEV` (the link is gone): the operation is then
+/// retried once with a fresh lookup. Tandem is the only one renaming links on the appliance.
 #[derive(Debug, Clone)]
 pub struct NetExecutor {
     handle: Handle,
+    indexes: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl NetExecutor {
@@ -104,7 +112,10 @@ impl NetExecutor {
     pub fn connect() -> Result<NetExecutor, NetError> {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(NetError::Connect)?;
         tokio::spawn(connection);
-        Ok(NetExecutor { handle })
+        Ok(NetExecutor {
+            handle,
+            indexes: Arc::default(),
+        })
     }
 
     /// Applies `ops` in order, stopping at the first failure.
@@ -116,14 +127,36 @@ impl NetExecutor {
     }
 
     async fn apply_one(&self, op: &NetOp) -> Result<(), NetError> {
-        let kernel = kernel_error(op);
+        let link = match op {
+            NetOp::AddAddress { link, .. } | NetOp::DelAddress { link, .. } => link,
+            NetOp::RenameLink { from, .. } => from,
+            NetOp::SetLinkUp { name } | NetOp::SetLinkDown { name } => name,
+        };
+        let (index, cached) = self.index_of(link, op).await?;
+        let result = match self.apply_at(op, index).await {
+            Err(error) if cached && is_no_device(&error) => {
+                self.forget(link);
+                let (index, _) = self.index_of(link, op).await?;
+                self.apply_at(op, index).await
+            }
+            other => other,
+        };
+        if let NetOp::RenameLink { from, to } = op {
+            // Whatever happened, the names may now mean other links.
+            self.forget(from);
+            self.forget(to);
+        }
+        result.map_err(kernel_error(op))
+    }
+
+    /// Sends `op` for the link with interface index `index`.
+    async fn apply_at(&self, op: &NetOp, index: u32) -> Result<(), rtnetlink::Error> {
         let message = match op {
             NetOp::AddAddress {
-                link,
                 address,
                 prefix_len,
+                ..
             } => {
-                let index = self.index_of(link, op).await?;
                 let mut request = self.handle.address().add(index, *address, *prefix_len);
                 if address.is_ipv6() {
                     request
@@ -135,15 +168,14 @@ impl NetExecutor {
                     Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {
                         Ok(())
                     }
-                    other => other.map_err(kernel),
+                    other => other,
                 };
             }
             NetOp::DelAddress {
-                link,
                 address,
                 prefix_len,
+                ..
             } => {
-                let index = self.index_of(link, op).await?;
                 let message = address_message(index, *address, *prefix_len);
                 return match self.handle.address().del(message).execute().await {
                     Err(rtnetlink::Error::NetlinkError(e))
@@ -151,46 +183,53 @@ impl NetExecutor {
                     {
                         Ok(())
                     }
-                    other => other.map_err(kernel),
+                    other => other,
                 };
             }
-            NetOp::RenameLink { from, to } => {
-                let index = self.index_of(from, op).await?;
+            NetOp::RenameLink { to, .. } => {
                 LinkUnspec::new_with_index(index).name(to.clone()).build()
             }
-            NetOp::SetLinkUp { name } => {
-                let index = self.index_of(name, op).await?;
-                LinkUnspec::new_with_index(index).up().build()
-            }
-            NetOp::SetLinkDown { name } => {
-                let index = self.index_of(name, op).await?;
-                LinkUnspec::new_with_index(index).down().build()
-            }
+            NetOp::SetLinkUp { .. } => LinkUnspec::new_with_index(index).up().build(),
+            NetOp::SetLinkDown { .. } => LinkUnspec::new_with_index(index).down().build(),
         };
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(kernel_error(op))
+        self.handle.link().set(message).execute().await
     }
 
-    /// Interface index of the link called `name`.
-    async fn index_of(&self, name: &str, op: &NetOp) -> Result<u32, NetError> {
+    /// Drops the cached index of `name`.
+    fn forget(&self, name: &str) {
+        if let Ok(mut indexes) = self.indexes.lock() {
+            indexes.remove(name);
+        }
+    }
+
+    /// Interface index of the link called `name`, and whether it came from the cache.
+    async fn index_of(&self, name: &str, op: &NetOp) -> Result<(u32, bool), NetError> {
+        let cached = self
+            .indexes
+            .lock()
+            .ok()
+            .and_then(|indexes| indexes.get(name).copied());
+        if let Some(index) = cached {
+            return Ok((index, true));
+        }
         let mut links = self
             .handle
             .link()
             .get()
             .match_name(name.to_owned())
             .execute();
-        match links.try_next().await {
-            Ok(Some(link)) => Ok(link.header.index),
-            Ok(None) => Err(NetError::NoSuchLink { op: op.clone() }),
-            Err(rtnetlink::Error::NetlinkError(message)) if message.raw_code() == -libc::ENODEV => {
-                Err(NetError::NoSuchLink { op: op.clone() })
+        let index = match links.try_next().await {
+            Ok(Some(link)) => link.header.index,
+            Ok(None) => return Err(NetError::NoSuchLink { op: op.clone() }),
+            Err(error) if is_no_device(&error) => {
+                return Err(NetError::NoSuchLink { op: op.clone() })
             }
-            Err(source) => Err(kernel_error(op)(source)),
+            Err(source) => return Err(kernel_error(op)(source)),
+        };
+        if let Ok(mut indexes) = self.indexes.lock() {
+            indexes.insert(name.to_owned(), index);
         }
+        Ok((index, false))
     }
 
     /// Addresses on the link called `name`, with prefix lengths, in kernel order (the first
@@ -199,7 +238,7 @@ impl NetExecutor {
         let op = NetOp::SetLinkUp {
             name: name.to_owned(),
         };
-        let index = self.index_of(name, &op).await?;
+        let (index, _) = self.index_of(name, &op).await?;
         let mut dump = self
             .handle
             .address()
@@ -238,6 +277,11 @@ impl NetExecutor {
         }
         Ok(out)
     }
+}
+
+/// True when the kernel said the link does not exist.
+fn is_no_device(error: &rtnetlink::Error) -> bool {
+    matches!(error, rtnetlink::Error::NetlinkError(message) if message.raw_code() == -libc::ENODEV)
 }
 
 /// A netlink address message naming one address on one link.

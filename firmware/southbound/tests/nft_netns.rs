@@ -68,3 +68,81 @@ fn rules_install_and_replace_atomically_in_a_netns() {
     assert!(!text.contains("tandem"), "{text}");
     assert!(text.contains("table ip other"), "{text}");
 }
+
+/// Accept_Mode enforcement (`inet tandem_vrrp`): local delivery to the listed addresses stops
+/// and is counted, the LVS table beside it is untouched, and an empty list removes the table.
+#[test]
+fn vip_filter_drops_local_delivery_counts_it_and_leaves_the_lvs_table_alone() {
+    use tandem_southbound::vip_filter;
+
+    let netns = Netns::new("nftvip").unwrap();
+    netns.ip(&["link", "set", "lo", "up"]).unwrap();
+    netns
+        .ip(&["addr", "add", "192.0.2.100/32", "dev", "lo"])
+        .unwrap();
+    netns
+        .ip(&["addr", "add", "2001:db8::100/128", "dev", "lo", "nodad"])
+        .unwrap();
+    let ping = |address: &str| netns.exec("ping", &["-c", "1", "-W", "1", address]).is_ok();
+    assert!(
+        ping("192.0.2.100") && ping("2001:db8::100"),
+        "VIPs answer before"
+    );
+
+    netns
+        .run(|| replace(&[rule(7, "192.0.2.10", 32, Some((80, 80)))]))
+        .unwrap()
+        .unwrap();
+    let vips: Vec<std::net::IpAddr> = vec![
+        "192.0.2.100".parse().unwrap(),
+        "2001:db8::100".parse().unwrap(),
+    ];
+    netns
+        .run(move || vip_filter::replace(&vips))
+        .unwrap()
+        .unwrap();
+    let text = netns
+        .exec("nft", &["list", "table", "inet", "tandem_vrrp"])
+        .unwrap();
+    assert!(text.contains("chain accept_mode {"), "{text}");
+    assert!(
+        text.contains("type filter hook input priority 110; policy accept;")
+            || text.contains("type filter hook input priority filter + 110; policy accept;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("icmpv6 type 135-136 accept")
+            || text.contains("icmpv6 type nd-neighbor-solicit-nd-neighbor-advert accept"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ip daddr 192.0.2.100 counter packets 0 bytes 0 drop"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ip6 daddr 2001:db8::100 counter packets 0 bytes 0 drop"),
+        "{text}"
+    );
+
+    assert!(!ping("192.0.2.100"), "IPv4 VIP still answers");
+    assert!(!ping("2001:db8::100"), "IPv6 VIP still answers");
+    assert!(ping("127.0.0.1"), "other local traffic must pass");
+    let dropped = netns.run(vip_filter::dropped_packets).unwrap().unwrap();
+    assert!(dropped >= 2, "dropped {dropped}");
+    let text = netns.exec("nft", &["list", "ruleset"]).unwrap();
+    assert!(
+        text.contains("table inet tandem {"),
+        "LVS table kept: {text}"
+    );
+
+    netns.run(|| vip_filter::replace(&[])).unwrap().unwrap();
+    let text = netns.exec("nft", &["list", "ruleset"]).unwrap();
+    assert!(!text.contains("tandem_vrrp"), "{text}");
+    assert!(text.contains("table inet tandem {"), "{text}");
+    assert_eq!(netns.run(vip_filter::dropped_packets).unwrap().unwrap(), 0);
+    assert!(
+        ping("192.0.2.100") && ping("2001:db8::100"),
+        "VIPs answer after"
+    );
+    netns.run(|| replace(&[])).unwrap().unwrap();
+}

@@ -9,6 +9,8 @@
 //! - [`announce`]: gratuitous ARP and unsolicited Neighbor Advertisement frames a new master
 //!   sends so that hosts and switches move the virtual addresses to it.
 //! - [`checksum`]: the Internet checksum and the IPv4 / IPv6 pseudo-headers.
+//! - [`tickle`]: tickle ACKs a new VIP holder sends its partner's clients after a takeover.
+//! - [`peer_message`]: the connection list a box sends its partner over the peer cable.
 #![no_std]
 
 #[cfg(test)]
@@ -16,6 +18,8 @@ extern crate std;
 
 pub mod announce;
 pub mod checksum;
+pub mod peer_message;
+pub mod tickle;
 pub mod vrrp;
 
 pub use announce::{

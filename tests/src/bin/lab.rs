@@ -51,6 +51,8 @@ vrid = 10
 interface = "public"
 priority = {priority}
 advert_interval_cs = 100
+# accept_mode stays false (the RFC default): port 80 is an IPVS service, which takes its
+# packets at LOCAL_IN priority 99, before the Accept_Mode filter at 110 drops the rest.
 
 [[vrrp.vips]]
 address = "{VIP}"

@@ -9,9 +9,11 @@
 //! `garp_master_*` schedule. A master that hears a lower-priority master (a healed split)
 //! announces its addresses again so the LAN forgets the other box.
 
+mod accept;
 mod announce;
 mod plan;
 mod status;
+mod tickle;
 
 use core::time::Duration;
 use std::collections::HashMap;
@@ -71,8 +73,10 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
         .collect();
     let (requests, inbox) = mpsc::channel(32);
     let context = context.clone();
+    let tickler = tickle::Tickler::start(config, &context.log);
     tokio::spawn(async move {
         let mut engine = Engine::new(context);
+        engine.tickle = tickler;
         let receivers = engine.set_up(&instances, &groups).await;
         engine.run(inbox, receivers).await;
     });
@@ -120,6 +124,10 @@ struct Engine {
     /// The timer deadline being handled (None outside timeout handling).
     expiring: Option<Instant>,
     act: Option<ActTiming>,
+    /// Accept_Mode enforcement (nftables), applied after each batch of actions.
+    accept: accept::AcceptMode,
+    /// Tickle ACKs for the partner's clients after a takeover (and the peer channel).
+    tickle: tickle::Tickler,
 }
 
 impl Engine {
@@ -138,6 +146,8 @@ impl Engine {
             refused: Vec::new(),
             expiring: None,
             act: None,
+            accept: accept::AcceptMode::default(),
+            tickle: tickle::Tickler::default(),
         }
     }
 
@@ -244,6 +254,7 @@ impl Engine {
             let now = self.now();
             self.poll_tracks(now);
         }
+        self.accept.start(&self.plans, &self.context.log);
         let names: Vec<&str> = self.plans.iter().map(|p| p.params.name.as_str()).collect();
         self.log(format!("running {}", names.join(" ")));
         (receiver, tasks)
@@ -323,6 +334,7 @@ impl Engine {
                         let now = self.now();
                         self.speaker.handle_shutdown(now);
                         self.drain_actions().await;
+                        self.accept.stop().await;
                         self.log("shut down: priority 0 sent, virtual addresses removed");
                         let _ = reply.send(());
                         break;
@@ -450,8 +462,9 @@ impl Engine {
         while let Some((id, action)) = self.speaker.poll_action() {
             match action {
                 Action::SendAdvert(advert) => self.send_advert(id, &advert).await,
-                Action::AddVips { addresses, .. } => {
+                Action::AddVips { addresses, accept } => {
                     self.change_vips(id, &addresses, true).await;
+                    self.accept.vips_added(id.0, &addresses, accept);
                     self.act = Some(ActTiming {
                         instance: id.0,
                         vips_added: self.now(),
@@ -459,6 +472,7 @@ impl Engine {
                     });
                 }
                 Action::RemoveVips { addresses } => {
+                    self.accept.vips_removed(id.0);
                     self.schedule.cancel(id.0);
                     self.change_vips(id, &addresses, false).await;
                 }
@@ -469,6 +483,11 @@ impl Engine {
                     };
                     let repeat = self.schedule.became_master(id.0, now, &plan.garp);
                     self.announce(id.0, &addresses, repeat);
+                    // After the first announcement: tickling is never on the takeover path.
+                    if let Some(plan) = self.plans.get(id.0) {
+                        let vips = &plan.params.virtual_addresses;
+                        self.tickle.became_master(id.0, &plan.params.name, vips);
+                    }
                 }
                 Action::StateChanged(transition) => {
                     let name = self.plans.get(id.0).map_or("?", |p| p.params.name.as_str());
@@ -502,6 +521,8 @@ impl Engine {
                 }
             }
         }
+        // After the whole batch: a takeover's VIP add and first announcement come first.
+        self.accept.sync();
     }
 
     async fn send_advert(&mut self, id: InstanceId, advert: &OutgoingAdvert) {
@@ -637,13 +658,29 @@ impl Engine {
             .collect();
         let sockets: Vec<SocketCounters> =
             self.sockets.iter().map(|s| s.counters.clone()).collect();
-        status::engine_text(
+        let mut text = status::engine_text(
             now,
             &instances,
             self.speaker.counters(),
             &sockets,
             &self.refused,
-        )
+        );
+        if let Some(line) = self.accept.status_line() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text.push_str(
+            &self
+                .tickle
+                .status_text(self.plans.iter().enumerate().map(|(i, p)| {
+                    (
+                        i,
+                        p.params.name.as_str(),
+                        p.params.virtual_addresses.as_slice(),
+                    )
+                })),
+        );
+        text
     }
 }
 

@@ -1,0 +1,323 @@
+//! Which TCP connections does this box terminate on its virtual addresses? Collected so the
+//! partner can tickle those clients after a takeover (seed 000, CTDB's tickle ACKs).
+//!
+//! Two sources:
+//! - Local sockets: an `inet_diag` dump over NETLINK_SOCK_DIAG for IPv4 and IPv6, asking the
+//!   kernel for ESTABLISHED TCP sockets only. An IPv6 socket holding a v4-mapped address (a
+//!   dual-stack listener's child) is reported as IPv4, which is what goes on the wire.
+//! - IPVS: when `/proc/net/ip_vs_conn` exists the box is a director; its ESTABLISHED TCP
+//!   entries are connections the clients see as terminated on the VIP, even though a real
+//!   server answers them. Without connection sync the new director cannot carry them on, so
+//!   tickling makes the clients reconnect at once.
+//!
+//! Both are filtered to the caller's virtual addresses. The procfs parser is pure and takes
+//! the kernel's exact text (`ip_vs_conn_seq_show`: hex IPv4 / `%pI6` IPv6, hex ports).
+
+use std::collections::BTreeSet;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_sys::protocols::NETLINK_SOCK_DIAG;
+use netlink_sys::{Socket, SocketAddr as NetlinkAddr};
+
+/// Where IPVS shows its connection table.
+pub const IPVS_CONNECTIONS: &str = "/proc/net/ip_vs_conn";
+/// A dump that does not finish in this time is abandoned (the kernel answers in microseconds).
+const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Receive buffer for dump replies (the kernel fills at most 32 KiB per datagram).
+const RECEIVE_BUFFER: usize = 64 * 1024;
+
+/// One established TCP connection seen from this box: the local end is a virtual address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TcpEndpoints {
+    /// The virtual address and service port.
+    pub local: SocketAddr,
+    /// The client.
+    pub remote: SocketAddr,
+}
+
+/// Established TCP sockets of this network namespace whose local address is in `local`,
+/// from both families, sorted, each once.
+pub fn established_tcp(local: &BTreeSet<IpAddr>) -> io::Result<Vec<TcpEndpoints>> {
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+    socket.bind_auto()?;
+    socket.connect(&NetlinkAddr::new(0, 0))?;
+    nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(i64::try_from(DUMP_TIMEOUT.as_secs()).unwrap_or(2), 0),
+    )?;
+    let mut found = BTreeSet::new();
+    for (family, sequence) in [(AF_INET, 1), (AF_INET6, 2)] {
+        dump_family(&socket, family, sequence, local, &mut found)?;
+    }
+    Ok(found.into_iter().collect())
+}
+
+fn dump_family(
+    socket: &Socket,
+    family: u8,
+    sequence: u32,
+    local: &BTreeSet<IpAddr>,
+    found: &mut BTreeSet<TcpEndpoints>,
+) -> io::Result<()> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = sequence;
+    let socket_id = if family == AF_INET {
+        SocketId::new_v4()
+    } else {
+        SocketId::new_v6()
+    };
+    let mut request = NetlinkMessage::new(
+        header,
+        SockDiagMessage::InetRequest(InetRequest {
+            family,
+            protocol: IPPROTO_TCP,
+            extensions: ExtensionFlags::empty(),
+            states: StateFlags::ESTABLISHED,
+            socket_id,
+        })
+        .into(),
+    );
+    request.finalize();
+    let mut bytes = vec![0u8; request.buffer_len()];
+    request.serialize(&mut bytes);
+    socket.send(&bytes, 0)?;
+    let mut buffer = vec![0u8; RECEIVE_BUFFER];
+    loop {
+        let length = socket.recv(&mut &mut buffer[..], 0)?;
+        let mut offset = 0;
+        while offset < length {
+            let chunk = buffer.get(offset..length).unwrap_or_default();
+            let message = NetlinkMessage::<SockDiagMessage>::deserialize(chunk).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("sock_diag reply: {e}"))
+            })?;
+            let advance = usize::try_from(message.header.length).unwrap_or(0);
+            if message.header.sequence_number == sequence {
+                match message.payload {
+                    NetlinkPayload::Done(_) => return Ok(()),
+                    NetlinkPayload::Error(error) => {
+                        if let Some(code) = error.code {
+                            return Err(io::Error::from_raw_os_error(-code.get()));
+                        }
+                    }
+                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
+                        let id = &response.header.socket_id;
+                        let endpoints = TcpEndpoints {
+                            local: SocketAddr::new(unmapped(id.source_address), id.source_port),
+                            remote: SocketAddr::new(
+                                unmapped(id.destination_address),
+                                id.destination_port,
+                            ),
+                        };
+                        if local.contains(&endpoints.local.ip())
+                            && endpoints.local.is_ipv4() == endpoints.remote.is_ipv4()
+                        {
+                            found.insert(endpoints);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if advance == 0 {
+                break;
+            }
+            offset += advance;
+        }
+    }
+}
+
+/// `::ffff:a.b.c.d` as `a.b.c.d`; every other address unchanged.
+fn unmapped(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// ESTABLISHED TCP entries of `/proc/net/ip_vs_conn` whose virtual address is in `vips`;
+/// `Ok(None)` when the file does not exist (IPVS not loaded: not a director).
+pub fn ipvs_established(
+    path: &Path,
+    vips: &BTreeSet<IpAddr>,
+) -> io::Result<Option<Vec<TcpEndpoints>>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(parse_ipvs_connections(&text, vips))),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Parses the text of `/proc/net/ip_vs_conn` (header line, then one connection per line:
+/// protocol, client address and port, virtual address and port, destination address and port,
+/// state, expiry seconds, optional persistence-engine name and data). Lines that do not parse
+/// are skipped: the file is the kernel's, never an attacker's, but a future kernel may add
+/// columns at the end, which are ignored.
+pub fn parse_ipvs_connections(text: &str, vips: &BTreeSet<IpAddr>) -> Vec<TcpEndpoints> {
+    let mut found = BTreeSet::new();
+    for line in text.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let (Some(protocol), Some(client), Some(cport), Some(vip), Some(vport)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            continue;
+        };
+        // Destination address and port, then the state.
+        let state = fields.nth(2);
+        if protocol != "TCP" || state != Some("ESTABLISHED") {
+            continue;
+        }
+        let (Some(client), Some(cport), Some(vip), Some(vport)) = (
+            ipvs_address(client),
+            ipvs_port(cport),
+            ipvs_address(vip),
+            ipvs_port(vport),
+        ) else {
+            continue;
+        };
+        if !vips.contains(&vip) || client.is_ipv4() != vip.is_ipv4() || cport == 0 || vport == 0 {
+            continue;
+        }
+        found.insert(TcpEndpoints {
+            local: SocketAddr::new(vip, vport),
+            remote: SocketAddr::new(client, cport),
+        });
+    }
+    found.into_iter().collect()
+}
+
+/// `C0000264` (IPv4 as 8 hex digits, host order printed big-endian) or
+/// `2001:0db8:0000:0000:0000:0000:0000:0010` (`%pI6`).
+fn ipvs_address(field: &str) -> Option<IpAddr> {
+    if field.len() == 8 && field.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return u32::from_str_radix(field, 16)
+            .ok()
+            .map(|bits| IpAddr::V4(bits.into()));
+    }
+    if field.contains(':') {
+        return field.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    None
+}
+
+fn ipvs_port(field: &str) -> Option<u16> {
+    if field.len() == 4 {
+        u16::from_str_radix(field, 16).ok()
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines in the exact layout of the kernel's `ip_vs_conn_seq_show` (`%-3s %08X %04X %08X
+    /// %04X %08X %04X %-11s %7u%s` for IPv4, `%pI6` for IPv6): the first data line is a real
+    /// capture (from an Erlang IPVS monitor's test suite), the others follow the same format
+    /// with this lab's addresses.
+    const SAMPLE: &str = "\
+Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData
+TCP 0A004FB6 0045 0A004FB6 1F90 0A004FB6 1F91 SYN_RECV         57
+TCP C0000232 9C41 C000020A 1B58 C6336402 1B58 ESTABLISHED     899
+TCP C0000233 D431 C000020A 0050 C6336403 0050 ESTABLISHED     898 sip 1234567@example
+TCP C0000234 D432 C000020A 0050 C6336403 0050 FIN_WAIT        119
+UDP C0000235 8001 C000020A 0035 C6336403 0035 UDP             299
+TCP C0000236 D433 C000020B 0050 C6336403 0050 ESTABLISHED     900
+TCP 2001:0db8:0000:0000:0000:0000:0000:0099 C738 2001:0db8:0000:0000:0000:0000:0000:0010 01BB 2001:0db8:0001:0000:0000:0000:0000:0002 01BB ESTABLISHED     897
+TCP 2001:0db8:0000:0000:0000:0000:0000:0099 C739 2001:0db8:0000:0000:0000:0000:0000:0010 01BB C6336403 01BB ESTABLISHED     897
+garbage line
+TCP ZZZZZZZZ 0045 C000020A 1F90 0A004FB6 1F91 ESTABLISHED     57
+";
+
+    fn vips() -> BTreeSet<IpAddr> {
+        ["192.0.2.10", "2001:db8::10"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect()
+    }
+
+    fn ends(local: &str, remote: &str) -> TcpEndpoints {
+        TcpEndpoints {
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn established_tcp_entries_on_our_vips_are_found() {
+        let found = parse_ipvs_connections(SAMPLE, &vips());
+        assert_eq!(
+            found,
+            vec![
+                ends("192.0.2.10:80", "192.0.2.51:54321"),
+                ends("192.0.2.10:7000", "192.0.2.50:40001"),
+                ends("[2001:db8::10]:443", "[2001:db8::99]:51000"),
+                ends("[2001:db8::10]:443", "[2001:db8::99]:51001"),
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_is_found_for_other_vips_or_empty_text() {
+        let other: BTreeSet<IpAddr> = ["198.51.100.1".parse().unwrap()].into();
+        assert!(parse_ipvs_connections(SAMPLE, &other).is_empty());
+        assert!(parse_ipvs_connections("", &vips()).is_empty());
+        let header_only = SAMPLE.lines().next().unwrap();
+        assert!(parse_ipvs_connections(header_only, &vips()).is_empty());
+    }
+
+    #[test]
+    fn a_missing_table_means_not_a_director() {
+        let path = Path::new("/nonexistent/ip_vs_conn");
+        assert_eq!(ipvs_established(path, &vips()).unwrap(), None);
+    }
+
+    #[test]
+    fn mapped_addresses_are_reported_as_ipv4() {
+        let mapped: IpAddr = "::ffff:192.0.2.10".parse().unwrap();
+        assert_eq!(unmapped(mapped), "192.0.2.10".parse::<IpAddr>().unwrap());
+        let v6: IpAddr = "2001:db8::10".parse().unwrap();
+        assert_eq!(unmapped(v6), v6);
+    }
+
+    /// A real dump in a fresh namespace: an established loopback connection is found when its
+    /// local address is asked for, and not otherwise.
+    #[test]
+    fn the_kernel_dump_finds_an_established_socket() {
+        use std::net::{TcpListener, TcpStream};
+        let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+            return;
+        };
+        let server = listener.local_addr().unwrap();
+        let client = TcpStream::connect(server).unwrap();
+        let (_accepted, _) = listener.accept().unwrap();
+        let local: BTreeSet<IpAddr> = [server.ip()].into();
+        let found = established_tcp(&local).unwrap();
+        let expected = TcpEndpoints {
+            local: server,
+            remote: client.local_addr().unwrap(),
+        };
+        assert!(found.contains(&expected), "{found:?}");
+        // The client's own socket (local = 127.0.0.1 too) is there as the reverse pair.
+        assert!(found.contains(&TcpEndpoints {
+            local: client.local_addr().unwrap(),
+            remote: server,
+        }));
+        let elsewhere: BTreeSet<IpAddr> = ["192.0.2.77".parse().unwrap()].into();
+        assert!(established_tcp(&elsewhere).unwrap().is_empty());
+    }
+}

@@ -12,6 +12,7 @@ pub mod packet;
 pub mod peer_socket;
 pub mod probe;
 pub mod route;
+pub mod snat;
 pub mod sock_diag;
 pub mod sysctl;
 pub mod sysfs;

@@ -57,6 +57,8 @@ const NFTA_HOOK_PRIORITY: u16 = 2;
 pub const HOOK_PRE_ROUTING: u32 = 0;
 /// `NF_INET_LOCAL_IN`.
 pub const HOOK_LOCAL_IN: u32 = 1;
+/// `NF_INET_POST_ROUTING`.
+pub const HOOK_POST_ROUTING: u32 = 4;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
@@ -69,6 +71,10 @@ const NFTA_META_DREG: u16 = 1;
 const NFTA_META_KEY: u16 = 2;
 const NFTA_META_SREG: u16 = 3;
 const NFT_META_MARK: u32 = 3;
+const NFT_META_OIFNAME: u32 = 7;
+const NFT_CMP_NEQ: u32 = 1;
+/// `IFNAMSIZ`: interface names are compared as 16 zero-padded bytes.
+const IFNAMSIZ: usize = 16;
 const NFT_META_NFPROTO: u32 = 15;
 const NFT_META_L4PROTO: u32 = 16;
 const NFTA_CMP_SREG: u16 = 1;
@@ -135,6 +141,8 @@ pub struct MarkRule {
 pub enum NftError {
     #[error("mark rule {index}: prefix /{prefix_len} is longer than the address; fix fwmark_rules[{index}].destination")]
     Prefix { index: usize, prefix_len: u8 },
+    #[error("source prefix /{prefix_len} is longer than the address; fix the prefix (nat_gateway.prefix)")]
+    SourcePrefix { prefix_len: u8 },
     #[error("cannot open a netfilter netlink socket (is nf_tables loaded?): {0}")]
     Socket(io::Error),
     #[error("the kernel refused the nftables transaction (message {index}): {error}; nothing was changed")]
@@ -143,12 +151,31 @@ pub enum NftError {
     Reply,
 }
 
+/// What a base chain does: filter (accept, drop, mark) or NAT (sees the first packet of each
+/// conntrack flow only; its statements set up the flow's address translation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainKind {
+    Filter,
+    Nat,
+}
+
+impl ChainKind {
+    /// The kernel's chain type name (`NFTA_CHAIN_TYPE`).
+    fn type_name(self) -> &'static str {
+        match self {
+            ChainKind::Filter => "filter",
+            ChainKind::Nat => "nat",
+        }
+    }
+}
+
 /// A base chain of an `inet` table: where it hooks in and at which priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BaseChain<'a> {
     pub table: &'a str,
     pub name: &'a str,
-    /// `HOOK_PRE_ROUTING`, `HOOK_LOCAL_IN`, ...
+    pub kind: ChainKind,
+    /// `HOOK_PRE_ROUTING`, `HOOK_LOCAL_IN`, `HOOK_POST_ROUTING`, ...
     pub hook: u32,
     pub priority: i32,
 }
@@ -157,6 +184,7 @@ pub struct BaseChain<'a> {
 const MARK_CHAIN: BaseChain<'static> = BaseChain {
     table: TABLE,
     name: CHAIN,
+    kind: ChainKind::Filter,
     hook: HOOK_PRE_ROUTING,
     priority: PRIORITY_MANGLE,
 };
@@ -224,7 +252,7 @@ pub fn encode_table_replace(chain: &BaseChain<'_>, rules: &[Vec<u8>], seq: u32) 
         push_u32(&mut hook, NFTA_HOOK_HOOKNUM, chain.hook);
         push_attr(&mut hook, NFTA_HOOK_PRIORITY, &chain.priority.to_be_bytes());
         push_attr(&mut body, NFTA_CHAIN_HOOK | NLA_F_NESTED, &hook);
-        push_str(&mut body, NFTA_CHAIN_TYPE, "filter");
+        push_str(&mut body, NFTA_CHAIN_TYPE, chain.kind.type_name());
         message(
             &mut out,
             nft(NFT_MSG_NEWCHAIN),
@@ -461,31 +489,7 @@ fn mark_expressions(index: usize, rule: &MarkRule) -> Result<Vec<u8>, NftError> 
         &cmp(NFT_CMP_EQ, &[rule.protocol.number()]),
     );
     // daddr (masked) == prefix
-    let len = u32::try_from(address.len()).map_err(|_| NftError::Reply)?;
-    push_expr(
-        &mut exprs,
-        "payload",
-        &payload_load(NFT_PAYLOAD_NETWORK_HEADER, offset, len),
-    );
-    let mask: Vec<u8> = (0..address.len())
-        .map(|i| {
-            let from = i * 8;
-            let ones = usize::from(rule.prefix_len).saturating_sub(from).min(8);
-            // `ones` is 0..=8, so the shift stays in range and the value fits a byte.
-            u8::try_from(0xff_u16 << (8 - ones) & 0xff).unwrap_or(0)
-        })
-        .collect();
-    if usize::from(rule.prefix_len) < bits {
-        let mut bitwise = Vec::new();
-        push_u32(&mut bitwise, NFTA_BITWISE_SREG, NFT_REG_1);
-        push_u32(&mut bitwise, NFTA_BITWISE_DREG, NFT_REG_1);
-        push_u32(&mut bitwise, NFTA_BITWISE_LEN, len);
-        push_data(&mut bitwise, NFTA_BITWISE_MASK, &mask);
-        push_data(&mut bitwise, NFTA_BITWISE_XOR, &vec![0; address.len()]);
-        push_expr(&mut exprs, "bitwise", &bitwise);
-    }
-    let network: Vec<u8> = address.iter().zip(&mask).map(|(a, m)| a & m).collect();
-    push_expr(&mut exprs, "cmp", &cmp(NFT_CMP_EQ, &network));
+    push_prefix_match(&mut exprs, rule.destination, rule.prefix_len, offset)?;
     // dport in range (both protocols carry the destination port at transport offset 2)
     if let Some((first, last)) = rule.ports {
         push_expr(
@@ -515,6 +519,47 @@ fn mark_expressions(index: usize, rule: &MarkRule) -> Result<Vec<u8>, NftError> 
     push_u32(&mut set, NFTA_META_SREG, NFT_REG_1);
     push_expr(&mut exprs, "meta", &set);
     Ok(exprs)
+}
+
+/// Loads the address at network-header `offset` and compares it, masked to `prefix_len` bits,
+/// with `address`'s network (a plain compare for a full-length prefix).
+fn push_prefix_match(
+    exprs: &mut Vec<u8>,
+    address: IpAddr,
+    prefix_len: u8,
+    offset: u32,
+) -> Result<(), NftError> {
+    let address: Vec<u8> = match address {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let bits = address.len() * 8;
+    let len = u32::try_from(address.len()).map_err(|_| NftError::Reply)?;
+    push_expr(
+        exprs,
+        "payload",
+        &payload_load(NFT_PAYLOAD_NETWORK_HEADER, offset, len),
+    );
+    let mask: Vec<u8> = (0..address.len())
+        .map(|i| {
+            let from = i * 8;
+            let ones = usize::from(prefix_len).saturating_sub(from).min(8);
+            // `ones` is 0..=8, so the shift stays in range and the value fits a byte.
+            u8::try_from(0xff_u16 << (8 - ones) & 0xff).unwrap_or(0)
+        })
+        .collect();
+    if usize::from(prefix_len) < bits {
+        let mut bitwise = Vec::new();
+        push_u32(&mut bitwise, NFTA_BITWISE_SREG, NFT_REG_1);
+        push_u32(&mut bitwise, NFTA_BITWISE_DREG, NFT_REG_1);
+        push_u32(&mut bitwise, NFTA_BITWISE_LEN, len);
+        push_data(&mut bitwise, NFTA_BITWISE_MASK, &mask);
+        push_data(&mut bitwise, NFTA_BITWISE_XOR, &vec![0; address.len()]);
+        push_expr(exprs, "bitwise", &bitwise);
+    }
+    let network: Vec<u8> = address.iter().zip(&mask).map(|(a, m)| a & m).collect();
+    push_expr(exprs, "cmp", &cmp(NFT_CMP_EQ, &network));
+    Ok(())
 }
 
 /// Builds one rule's expression list, for [`encode_table_replace`]. Every match loads into
@@ -569,6 +614,41 @@ impl RuleBuilder {
         );
         push_expr(&mut self.expressions, "cmp", &cmp(NFT_CMP_GTE, &[first]));
         push_expr(&mut self.expressions, "cmp", &cmp(NFT_CMP_LTE, &[last]));
+        self
+    }
+
+    /// `ip saddr <network>/<prefix_len>` / `ip6 saddr ...` (call [`RuleBuilder::family`] first).
+    /// A prefix longer than the address is refused.
+    pub fn source_prefix(
+        mut self,
+        network: IpAddr,
+        prefix_len: u8,
+    ) -> Result<RuleBuilder, NftError> {
+        let (offset, bits) = match network {
+            IpAddr::V4(_) => (12, 32),
+            IpAddr::V6(_) => (8, 128),
+        };
+        if prefix_len > bits {
+            return Err(NftError::SourcePrefix { prefix_len });
+        }
+        push_prefix_match(&mut self.expressions, network, prefix_len, offset)?;
+        Ok(self)
+    }
+
+    /// `oifname != "<name>"`: the packet leaves through any other interface.
+    pub fn output_interface_not(mut self, name: &str) -> RuleBuilder {
+        let mut padded = [0u8; IFNAMSIZ];
+        let bytes = name.as_bytes();
+        let len = bytes.len().min(IFNAMSIZ - 1);
+        padded[..len].copy_from_slice(&bytes[..len]);
+        push_expr(&mut self.expressions, "meta", &meta_load(NFT_META_OIFNAME));
+        push_expr(&mut self.expressions, "cmp", &cmp(NFT_CMP_NEQ, &padded));
+        self
+    }
+
+    /// `masquerade`: rewrite the source to the output interface's address (NAT chains only).
+    pub fn masquerade(mut self) -> RuleBuilder {
+        push_expr(&mut self.expressions, "masq", &[]);
         self
     }
 

@@ -30,7 +30,7 @@
 use std::net::IpAddr;
 
 use crate::nft::{
-    counter_packets, encode_table_replace, run_batch, BaseChain, NftError, RuleBuilder,
+    counter_packets, encode_table_replace, run_batch, BaseChain, ChainKind, NftError, RuleBuilder,
     HOOK_LOCAL_IN, VERDICT_ACCEPT, VERDICT_DROP,
 };
 
@@ -49,6 +49,7 @@ const ND_NEIGHBOR_ADVERT: u8 = 136;
 const FILTER_CHAIN: BaseChain<'static> = BaseChain {
     table: TABLE,
     name: CHAIN,
+    kind: ChainKind::Filter,
     hook: HOOK_LOCAL_IN,
     priority: PRIORITY,
 };

@@ -146,3 +146,95 @@ fn vip_filter_drops_local_delivery_counts_it_and_leaves_the_lvs_table_alone() {
     );
     netns.run(|| replace(&[])).unwrap().unwrap();
 }
+
+/// Source NAT for NAT real servers (`inet tandem_nat`): a router namespace between a private
+/// and a public segment; a real server's own connection to an outside host arrives from the
+/// router's public address while the rule is in, from its own address once the table is gone,
+/// and traffic back out of the inside port keeps its source.
+#[test]
+fn snat_masquerades_what_the_real_servers_send_out_of_other_ports() {
+    use std::io::Read;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::time::Duration;
+    use tandem_lab::netns::veth_pair;
+    use tandem_southbound::snat::{self, MasqueradeRule};
+
+    let router = Netns::new("snatr").unwrap();
+    let server = Netns::new("snats").unwrap();
+    let outside = Netns::new("snato").unwrap();
+    veth_pair(&router, "private", &server, "eth0").unwrap();
+    veth_pair(&router, "public", &outside, "eth0").unwrap();
+    for (ns, link, address) in [
+        (&router, "private", "198.51.100.1/24"),
+        (&router, "public", "192.0.2.1/24"),
+        (&server, "eth0", "198.51.100.10/24"),
+        (&outside, "eth0", "192.0.2.100/24"),
+    ] {
+        ns.ip(&["addr", "add", address, "dev", link]).unwrap();
+        ns.ip(&["link", "set", link, "up"]).unwrap();
+        ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    }
+    server
+        .ip(&["route", "add", "default", "via", "198.51.100.1"])
+        .unwrap();
+    // The outside host can route back, so without SNAT the real server's own address shows.
+    outside
+        .ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.1"])
+        .unwrap();
+    router
+        .exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])
+        .unwrap();
+
+    // Where a connection from the real server to 192.0.2.100:9000 appears to come from.
+    let seen_source = || -> std::net::IpAddr {
+        let listener = outside
+            .run(|| TcpListener::bind("192.0.2.100:9000").unwrap())
+            .unwrap();
+        let client = server
+            .spawn(|| {
+                let to: SocketAddr = "192.0.2.100:9000".parse().unwrap();
+                let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap();
+                let mut byte = [0u8; 1];
+                let _ = stream.read(&mut byte);
+            })
+            .unwrap();
+        let (stream, peer) = listener.accept().unwrap();
+        drop(stream);
+        client.join().unwrap().unwrap();
+        peer.ip()
+    };
+
+    assert_eq!(
+        seen_source(),
+        "198.51.100.10".parse::<std::net::IpAddr>().unwrap()
+    );
+    let rules = vec![MasqueradeRule {
+        network: "198.51.100.0".parse().unwrap(),
+        prefix_len: 24,
+        inside_port: "private".into(),
+    }];
+    router.run(move || snat::replace(&rules)).unwrap().unwrap();
+    let text = router
+        .exec("nft", &["list", "table", "inet", "tandem_nat"])
+        .unwrap();
+    assert!(
+        text.contains("type nat hook postrouting priority srcnat; policy accept;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ip saddr 198.51.100.0/24 oifname != \"private\" masquerade"),
+        "{text}"
+    );
+    assert_eq!(
+        seen_source(),
+        "192.0.2.1".parse::<std::net::IpAddr>().unwrap()
+    );
+
+    router.run(|| snat::replace(&[])).unwrap().unwrap();
+    let ruleset = router.exec("nft", &["list", "ruleset"]).unwrap();
+    assert!(!ruleset.contains("tandem_nat"), "{ruleset}");
+    assert_eq!(
+        seen_source(),
+        "198.51.100.10".parse::<std::net::IpAddr>().unwrap()
+    );
+}

@@ -113,6 +113,66 @@ async fn setup_networking(
             Err(error) => context.log.line(format!("lvs: NAT gateway: {error}")),
         }
     }
+    install_source_nat(context, nat_gateway);
+}
+
+/// The real servers behind the NAT gateway reach the outside through this box: what their
+/// IPv4 network sends out of any other port is masqueraded (table `inet tandem_nat`, see
+/// `southbound::snat`). Without a NAT gateway a table left by an earlier config is removed.
+fn install_source_nat(
+    context: &EngineContext,
+    nat_gateway: Option<&tandem_config::model::NatGateway>,
+) {
+    use tandem_southbound::snat::{self, MasqueradeRule};
+    let rules: Vec<MasqueradeRule> = nat_gateway
+        .and_then(|gateway| match gateway.address {
+            IpAddr::V4(address) => {
+                let prefix_len = gateway.prefix.min(32);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(prefix_len))
+                    .unwrap_or(0);
+                Some(MasqueradeRule {
+                    network: IpAddr::V4((u32::from(address) & mask).into()),
+                    prefix_len,
+                    inside_port: gateway
+                        .interface
+                        .split(':')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                })
+            }
+            // IPv6 real servers have addresses of their own: no NAT66.
+            IpAddr::V6(_) => None,
+        })
+        .into_iter()
+        .collect();
+    if rules.is_empty() {
+        // Best effort: a host without nf_tables has no table of ours either.
+        let _ = snat::replace(&[]);
+        return;
+    }
+    if std::process::id() == 1 {
+        if let Err(error) = tandem_southbound::kmod::ModuleLoader::for_running_kernel()
+            .and_then(|loader| loader.load(["nf_tables", "nft_chain_nat", "nft_masq"]))
+        {
+            context.log.line(format!("lvs: source NAT: {error}"));
+        }
+    }
+    match snat::replace(&rules) {
+        Ok(()) => {
+            for rule in &rules {
+                context.log.line(format!(
+                    "lvs: source NAT: {}/{} out of any port but {} is masqueraded (table inet {})",
+                    rule.network,
+                    rule.prefix_len,
+                    rule.inside_port,
+                    snat::TABLE
+                ));
+            }
+        }
+        Err(error) => context.log.line(format!("lvs: source NAT: {error}")),
+    }
 }
 
 /// Makes sure the sync interface has an IPv4 source address (see [`sync`]); returns it.

@@ -1,5 +1,7 @@
-//! Health-check capacity on one core against loopback listeners, and IPVS encoding of a cold
-//! 1000x10 load. Bounded in count and time; stops by itself. Prints `bench:` lines.
+//! Health-check capacity on one core against loopback listeners, IPVS encoding of a cold
+//! 1000x10 load, and how fast a dead server is seen at a 100 ms check interval (the drain
+//! bound: detection here plus one IPVS weight change, measured by lvsbench in the lab).
+//! Bounded in count and time; stops by itself. Prints `bench:` lines.
 // Test/bench helpers outside #[test] fns may unwrap: a failure is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -134,7 +136,118 @@ fn ipvs_encode() {
     println!("bench: ipvs_encode_1000x10_bytes {bytes} bytes");
 }
 
+/// Time from a real server's service stopping (its port now refuses) to the runner's Down
+/// event, with a 100 ms interval, no retries, fall 1, 100 ms timeout; the stop falls at a
+/// random phase of the check cycle. Then the quiesce diff of the service (weight 0).
+fn drain_detection() {
+    const TRIALS: usize = 30;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut detect_ms = Vec::with_capacity(TRIALS);
+    let mut decide_us = Vec::with_capacity(TRIALS);
+    rt.block_on(async {
+        for trial in 0..TRIALS {
+            let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .unwrap();
+            let target = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    drop(s);
+                }
+            });
+            let mut sched = HealthScheduler::new(u64::try_from(trial).unwrap() + 7);
+            let spec = CheckSpec {
+                key: CheckKey {
+                    probe: Probe::Tcp,
+                    target,
+                    timeout: Duration::from_millis(100),
+                },
+                timing: CheckTiming {
+                    interval: Duration::from_millis(100),
+                    retries: 0,
+                    rise: 1,
+                    fall: 1,
+                    start_up: true,
+                    ..Default::default()
+                },
+            };
+            sched.subscribe(SubscriberId(1), spec, Instant::now());
+            let (cmd_tx, cmd_rx) = mpsc::channel(4);
+            let (ev_tx, mut ev_rx) = mpsc::channel(16);
+            let runner = tokio::spawn(run(sched, cmd_rx, ev_tx, 4, None));
+            // Random phase: 300 ms of healthy checks plus 0..100 ms.
+            let phase = Duration::from_micros(
+                u64::from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .subsec_nanos(),
+                ) % 100_000,
+            );
+            tokio::time::sleep(Duration::from_millis(300) + phase).await;
+            server.abort();
+            let _ = server.await;
+            let killed = Instant::now();
+            let down = loop {
+                let event = tokio::time::timeout(Duration::from_secs(5), ev_rx.recv())
+                    .await
+                    .expect("a Down event within 5 s")
+                    .expect("runner alive");
+                if !event.up {
+                    break Instant::now();
+                }
+            };
+            detect_ms.push(down.duration_since(killed).as_secs_f64() * 1e3);
+            // The engine's reaction: quiesce the server in its service and diff that service.
+            let started = Instant::now();
+            let mut service =
+                VirtualService::new(ServiceSettings::new(Scheduler::WeightedRoundRobin));
+            let id = RealServerId {
+                addr: target.ip(),
+                port: target.port(),
+            };
+            service
+                .real_servers
+                .insert(id, RealServer::new(Forwarding::Nat, 1));
+            let mut quiesced = service.clone();
+            if let Some(server) = quiesced.real_servers.get_mut(&id) {
+                server.weight = 0;
+            }
+            let key = ServiceId::Inet {
+                protocol: Protocol::Tcp,
+                addr: target.ip(),
+                port: 80,
+            };
+            let ops = diff_service(&key, Some(&quiesced), Some(&service));
+            assert_eq!(ops.len(), 1, "one weight change");
+            decide_us.push(started.elapsed().as_secs_f64() * 1e6);
+            drop(cmd_tx);
+            runner.abort();
+        }
+    });
+    let pct = |values: &mut Vec<f64>, p: usize| {
+        values.sort_by(f64::total_cmp);
+        values[((values.len() - 1) * p + 50) / 100]
+    };
+    println!(
+        "bench: lvs_dead_server_detected_100ms_p50 {:.1} ms",
+        pct(&mut detect_ms, 50)
+    );
+    println!(
+        "bench: lvs_dead_server_detected_100ms_p99 {:.1} ms",
+        pct(&mut detect_ms, 99)
+    );
+    println!(
+        "bench: lvs_dead_server_quiesce_diff_p99 {:.1} us",
+        pct(&mut decide_us, 99)
+    );
+}
+
 fn main() {
     ipvs_encode();
     tcp_checks_per_second();
+    drain_detection();
 }

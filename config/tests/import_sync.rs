@@ -162,3 +162,21 @@ fn piranha_syncdaemon_alone_creates_the_peer_link() {
     let imported = import::import(text, Some(Format::Lvs)).unwrap();
     assert_eq!(imported.config.peer_link, None);
 }
+
+#[test]
+fn keepalived_export_writes_the_sync_daemon_back_and_reimports_it() {
+    use tandem_config::export;
+    let text = format!("global_defs {{\n    lvs_sync_daemon eth1 VI_1\n}}\n{VRRP}");
+    let imported = import::import(&text, Some(Format::Keepalived))
+        .unwrap()
+        .config;
+    let exported = export::keepalived::export(&imported).text;
+    assert!(
+        exported.contains("    lvs_sync_daemon eth1 VI_1\n"),
+        "{exported}"
+    );
+    let again = import::import(&exported, Some(Format::Keepalived))
+        .unwrap()
+        .config;
+    assert_eq!(again.peer_link, imported.peer_link);
+}

@@ -93,7 +93,8 @@ fn not_carried(config: &Config, notes: &mut Notes) {
 }
 
 fn global_defs(config: &Config, out: &mut String) {
-    if config.system.hostname.is_empty() && config.notify.is_none() {
+    let sync = sync_daemon_line(config);
+    if config.system.hostname.is_empty() && config.notify.is_none() && sync.is_none() {
         return;
     }
     let _ = writeln!(out, "global_defs {{");
@@ -124,7 +125,19 @@ fn global_defs(config: &Config, out: &mut String) {
     if !config.system.hostname.is_empty() {
         let _ = writeln!(out, "    router_id {}", config.system.hostname);
     }
+    if let Some(line) = sync {
+        let _ = writeln!(out, "    {line}");
+    }
     let _ = writeln!(out, "}}\n");
+}
+
+/// `lvs_sync_daemon <interface> <instance>` for `peer_link.ipvs_sync`. keepalived ties the sync
+/// daemon to one VRRP instance (Tandem runs both roles on both boxes): the first instance.
+fn sync_daemon_line(config: &Config) -> Option<String> {
+    let peer = config.peer_link.as_ref().filter(|p| p.ipvs_sync)?;
+    let interface = peer.ipvs_sync_interface.as_ref().unwrap_or(&peer.interface);
+    let instance = config.vrrp.iter().next()?;
+    Some(format!("lvs_sync_daemon {interface} {}", instance.name))
 }
 
 fn vrrp_instance(instance: &VrrpInstance, out: &mut String) {

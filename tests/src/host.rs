@@ -97,6 +97,43 @@ impl Drop for HostProcess {
     }
 }
 
+/// How to start `tandem run` on the host tier: the binary (a daemon test passes
+/// `env!("CARGO_BIN_EXE_tandem")`), the scratch directory for its config and log, its name, and
+/// its control socket (`None`: the default path).
+#[derive(Debug, Clone, Copy)]
+pub struct TandemRun<'a> {
+    pub tandem: &'a Path,
+    pub dir: &'a Path,
+    pub name: &'a str,
+    pub control: Option<&'a Path>,
+}
+
+impl TandemRun<'_> {
+    /// Writes `config` (TOML) to `<dir>/<name>.toml`, starts `tandem run -c ... --name <name>
+    /// [--control SOCK]` inside `netns` (a stale socket file is removed first) and waits until
+    /// its log shows `ready`.
+    pub fn start(
+        &self,
+        netns: &Netns,
+        config: &str,
+        ready: &str,
+        timeout: Duration,
+    ) -> Result<HostProcess, String> {
+        let path = self.dir.join(format!("{}.toml", self.name));
+        std::fs::write(&path, config).map_err(|e| format!("{}: {e}", path.display()))?;
+        let path = path.to_str().ok_or("config path is not UTF-8")?;
+        let mut args = vec!["run", "-c", path, "--name", self.name];
+        if let Some(control) = self.control {
+            let _ = std::fs::remove_file(control);
+            args.push("--control");
+            args.push(control.to_str().ok_or("control path is not UTF-8")?);
+        }
+        let process = HostProcess::start(netns, self.name, self.tandem, &args, self.dir)?;
+        process.console.wait_for(ready, timeout)?;
+        Ok(process)
+    }
+}
+
 /// keepalived (Debian's package) as a VRRP peer inside `netns`, with its own pid files.
 pub fn keepalived(
     netns: &Netns,

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
-use tandem_lab::host::{keepalived, HostProcess, HostSegment, ScratchDir};
+use tandem_lab::host::{keepalived, HostProcess, HostSegment, ScratchDir, TandemRun};
 use tandem_lab::netns::Netns;
 
 const VIP: &str = "192.0.2.100";
@@ -135,25 +135,15 @@ impl Pair {
                      [[vrrp.vips]]\naddress = \"{VIP}\"\nprefix = 24\n",
                     node.address, self.advert_cs
                 );
-                let path = dir.join(format!("{name}.toml"));
-                std::fs::write(&path, config).unwrap();
                 let control = dir.join(format!("{name}.sock"));
-                let process = HostProcess::start(
-                    &node.ns,
-                    &name,
-                    Path::new(env!("CARGO_BIN_EXE_tandem")),
-                    &[
-                        "run",
-                        "-c",
-                        path.to_str().unwrap(),
-                        "--control",
-                        control.to_str().unwrap(),
-                    ],
-                    &dir,
-                )
-                .unwrap();
-                process.console.wait_for("vrrp: running", LIMIT).unwrap();
-                process
+                TandemRun {
+                    tandem: Path::new(env!("CARGO_BIN_EXE_tandem")),
+                    dir: &dir,
+                    name: &name,
+                    control: Some(&control),
+                }
+                .start(&node.ns, &config, "vrrp: running", LIMIT)
+                .unwrap()
             }
             Impl::Keepalived => {
                 let interval = f64::from(self.advert_cs) / 100.0;

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use tandem_lab::host::{HostProcess, ScratchDir};
+use tandem_lab::host::{ScratchDir, TandemRun};
 use tandem_lab::netns::{veth_pair, Netns};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -64,23 +64,19 @@ fn the_nat_directors_real_servers_reach_the_outside_from_its_public_address() {
         .unwrap();
 
     let dir = ScratchDir::new("snat").unwrap();
-    let path = dir.path.join("director.toml");
-    std::fs::write(&path, CONFIG).unwrap();
-    let process = HostProcess::start(
+    let _process = TandemRun {
+        tandem: Path::new(env!("CARGO_BIN_EXE_tandem")),
+        dir: &dir.path,
+        name: "director",
+        control: None,
+    }
+    .start(
         &director,
-        "director",
-        Path::new(env!("CARGO_BIN_EXE_tandem")),
-        &["run", "-c", path.to_str().unwrap(), "--name", "director"],
-        &dir.path,
+        CONFIG,
+        "lvs: source NAT: 198.51.100.0/24 out of any port but private",
+        LIMIT,
     )
     .unwrap();
-    process
-        .console
-        .wait_for(
-            "lvs: source NAT: 198.51.100.0/24 out of any port but private",
-            LIMIT,
-        )
-        .unwrap();
     let table = director
         .exec("nft", &["list", "table", "inet", "tandem_nat"])
         .unwrap();

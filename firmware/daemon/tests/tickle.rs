@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tandem_lab::host::{HostProcess, HostSegment, ScratchDir};
+use tandem_lab::host::{HostProcess, HostSegment, ScratchDir, TandemRun};
 use tandem_lab::netns::{veth_pair, Netns};
 
 /// Addresses of one family: VIP, A's own, B's own, the client's, prefix length.
@@ -115,28 +115,15 @@ impl Pair {
              advert_interval_cs = 10\naccept_mode = true\n\n\
              [[vrrp.vips]]\naddress = \"{vip}\"\nprefix = {prefix}\n"
         );
-        let path = self.dir.path.join(format!("{name}.toml"));
-        std::fs::write(&path, config).unwrap();
         let control = self.control(name);
-        let _ = std::fs::remove_file(&control);
-        let process = HostProcess::start(
-            ns,
+        TandemRun {
+            tandem: Path::new(env!("CARGO_BIN_EXE_tandem")),
+            dir: &self.dir.path,
             name,
-            Path::new(env!("CARGO_BIN_EXE_tandem")),
-            &[
-                "run",
-                "-c",
-                path.to_str().unwrap(),
-                "--name",
-                name,
-                "--control",
-                control.to_str().unwrap(),
-            ],
-            &self.dir.path,
-        )
-        .unwrap();
-        process.console.wait_for("vrrp: running", LIMIT).unwrap();
-        process
+            control: Some(&control),
+        }
+        .start(ns, &config, "vrrp: running", LIMIT)
+        .unwrap()
     }
 
     fn status(&self, name: &str) -> String {

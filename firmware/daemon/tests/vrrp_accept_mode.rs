@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tandem_lab::host::{keepalived, HostProcess, HostSegment, ScratchDir};
+use tandem_lab::host::{keepalived, HostProcess, HostSegment, ScratchDir, TandemRun};
 use tandem_lab::netns::Netns;
 
 const VIP4: &str = "192.0.2.100";
@@ -72,29 +72,20 @@ impl Site {
                  [[vrrp.vips]]\naddress = \"{vip}\"\nprefix = {prefix}\n"
             ));
         }
-        let path = self.dir.path.join("tandem.toml");
-        std::fs::write(&path, config).unwrap();
         let control = self.control();
-        let _ = std::fs::remove_file(&control);
-        let process = HostProcess::start(
+        TandemRun {
+            tandem: Path::new(env!("CARGO_BIN_EXE_tandem")),
+            dir: &self.dir.path,
+            name: "tandem",
+            control: Some(&control),
+        }
+        .start(
             &self.tandem_ns,
-            "tandem",
-            Path::new(env!("CARGO_BIN_EXE_tandem")),
-            &[
-                "run",
-                "-c",
-                path.to_str().unwrap(),
-                "--control",
-                control.to_str().unwrap(),
-            ],
-            &self.dir.path,
+            &config,
+            "vrrp: running",
+            Duration::from_secs(20),
         )
-        .unwrap();
-        process
-            .console
-            .wait_for("vrrp: running", Duration::from_secs(20))
-            .unwrap();
-        process
+        .unwrap()
     }
 
     fn status(&self) -> String {

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tandem_lab::host::{keepalived, HostProcess, HostSegment, ScratchDir};
+use tandem_lab::host::{keepalived, HostProcess, HostSegment, ScratchDir, TandemRun};
 use tandem_lab::netns::Netns;
 
 const VIP4: &str = "192.0.2.100";
@@ -76,29 +76,20 @@ impl Site {
     }
 
     fn start_tandem(&self, name: &str, config: &str) -> HostProcess {
-        let path = self.dir.path.join(format!("{name}.toml"));
-        std::fs::write(&path, config).unwrap();
         let control = self.control();
-        let _ = std::fs::remove_file(&control);
-        let process = HostProcess::start(
-            &self.tandem_ns,
+        TandemRun {
+            tandem: Path::new(env!("CARGO_BIN_EXE_tandem")),
+            dir: &self.dir.path,
             name,
-            Path::new(env!("CARGO_BIN_EXE_tandem")),
-            &[
-                "run",
-                "-c",
-                path.to_str().unwrap(),
-                "--control",
-                control.to_str().unwrap(),
-            ],
-            &self.dir.path,
+            control: Some(&control),
+        }
+        .start(
+            &self.tandem_ns,
+            config,
+            "vrrp: running",
+            Duration::from_secs(20),
         )
-        .unwrap();
-        process
-            .console
-            .wait_for("vrrp: running", Duration::from_secs(20))
-            .unwrap();
-        process
+        .unwrap()
     }
 
     /// SIGKILLs `process` and removes the VIP it left in `ns`: the box is gone, its kernel no

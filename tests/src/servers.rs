@@ -68,3 +68,57 @@ pub fn wait_real_server_ready(rs: &QemuBox, timeout: Duration) -> Result<Vec<Str
     }
     Ok(status)
 }
+
+/// The lab pair's director config: one of box-a/box-b holding VIP `vip` (VRRPv3, vrid 10, 1 s
+/// adverts) on the public port at `priority`, with an LVS DR service `vip:port` (wlc, TCP check
+/// every second, servers start down until checked) over rs1 (192.0.2.21) and rs2 (192.0.2.22),
+/// and IPVS connection sync with the partner over the peer cable (pair id 0xa5: sync id 165).
+/// `accept_mode` stays false (the RFC default): the service's packets are IPVS's at LOCAL_IN
+/// priority 99, before the Accept_Mode filter at 110 drops the rest.
+pub fn dr_director(name: &str, own: &str, priority: u8, vip: &str, port: u16) -> String {
+    format!(
+        r#"
+[system]
+hostname = "{name}"
+
+[[interfaces]]
+name = "public"
+addresses = ["{own}/24"]
+
+[[interfaces]]
+name = "peer"
+
+[peer_link]
+interface = "peer"
+pair_id = "00000000000000a5"
+ipvs_sync = true
+
+[[vrrp]]
+name = "web_vip"
+version = "v3"
+vrid = 10
+interface = "public"
+priority = {priority}
+advert_interval_cs = 100
+
+[[vrrp.vips]]
+address = "{vip}"
+prefix = 24
+
+[[virtual_services]]
+name = "web"
+address = "{vip}"
+port = {port}
+scheduler = "wlc"
+forwarding = "dr"
+start_down = true
+check = {{ kind = "tcp", timing = {{ interval_ms = 1000, timeout_ms = 1000, retries = 0, retry_delay_ms = 200 }} }}
+
+[[virtual_services.real_servers]]
+address = "192.0.2.21"
+
+[[virtual_services.real_servers]]
+address = "192.0.2.22"
+"#
+    )
+}

@@ -22,7 +22,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use tandem_lab::servers::{dr_real_server, wait_real_server_ready};
+use tandem_lab::servers::{dr_director, dr_real_server, wait_real_server_ready};
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -34,62 +34,26 @@ const SYNC_BOUND: Duration = Duration::from_secs(30);
 const TAKEOVER: Duration = Duration::from_secs(60);
 const VIP: &str = "192.0.2.10";
 const CLIENT: &str = "192.0.2.100";
-/// Pair id of the lab pair: sync id 0xa5 = 165.
+/// Pair id of the lab pair (`servers::dr_director`): sync id 0xa5 = 165.
 const PAIR_ID: &str = "00000000000000a5";
-
-fn director(name: &str, own: &str, priority: u8) -> String {
-    format!(
-        r#"
-[system]
-hostname = "{name}"
-
-[[interfaces]]
-name = "public"
-addresses = ["{own}/24"]
-
-[[interfaces]]
-name = "peer"
-
-[peer_link]
-interface = "peer"
-pair_id = "{PAIR_ID}"
-ipvs_sync = true
-
-[[vrrp]]
-name = "web_vip"
-version = "v3"
-vrid = 10
-interface = "public"
-priority = {priority}
-advert_interval_cs = 100
-
-[[vrrp.vips]]
-address = "{VIP}"
-prefix = 24
-
-[[virtual_services]]
-name = "echo"
-address = "{VIP}"
-port = 7
-scheduler = "rr"
-forwarding = "dr"
-start_down = true
-check = {{ kind = "tcp", timing = {{ interval_ms = 1000, timeout_ms = 1000, retries = 0, retry_delay_ms = 200 }} }}
-
-[[virtual_services.real_servers]]
-address = "192.0.2.21"
-
-[[virtual_services.real_servers]]
-address = "192.0.2.22"
-"#
-    )
-}
 
 fn specs() -> Vec<BoxSpec> {
     let director_nics = [Segment::Public, Segment::Peer];
     vec![
-        BoxSpec::new("box-a", &director_nics).with_config(&director("box-a", "192.0.2.1", 200)),
-        BoxSpec::new("box-b", &director_nics).with_config(&director("box-b", "192.0.2.2", 100)),
+        BoxSpec::new("box-a", &director_nics).with_config(&dr_director(
+            "box-a",
+            "192.0.2.1",
+            200,
+            VIP,
+            7,
+        )),
+        BoxSpec::new("box-b", &director_nics).with_config(&dr_director(
+            "box-b",
+            "192.0.2.2",
+            100,
+            VIP,
+            7,
+        )),
         dr_real_server("rs1", "192.0.2.21", VIP, &[Segment::Public]),
         dr_real_server("rs2", "192.0.2.22", VIP, &[Segment::Public]),
     ]

@@ -10,7 +10,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tandem_lab::servers::dr_real_server;
+use tandem_lab::servers::{dr_director, dr_real_server};
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -34,54 +34,24 @@ fn main() -> ExitCode {
 /// direct routing to rs1 and rs2, which hold it on loopback and run the lab HTTP responder.
 const VIP: &str = "192.0.2.10";
 
-fn director_config(name: &str, own: &str, priority: u8) -> String {
-    format!(
-        r#"
-[system]
-hostname = "{name}"
-
-[[interfaces]]
-name = "public"
-addresses = ["{own}/24"]
-
-[[vrrp]]
-name = "web_vip"
-version = "v3"
-vrid = 10
-interface = "public"
-priority = {priority}
-advert_interval_cs = 100
-# accept_mode stays false (the RFC default): port 80 is an IPVS service, which takes its
-# packets at LOCAL_IN priority 99, before the Accept_Mode filter at 110 drops the rest.
-
-[[vrrp.vips]]
-address = "{VIP}"
-prefix = 24
-
-[[virtual_services]]
-name = "web"
-address = "{VIP}"
-port = 80
-scheduler = "wlc"
-forwarding = "dr"
-start_down = true
-check = {{ kind = "tcp", timing = {{ interval_ms = 1000, timeout_ms = 1000, retries = 0, retry_delay_ms = 200 }} }}
-
-[[virtual_services.real_servers]]
-address = "192.0.2.21"
-
-[[virtual_services.real_servers]]
-address = "192.0.2.22"
-"#
-    )
-}
-
 fn specs() -> Vec<BoxSpec> {
     let director = [Segment::Public, Segment::Private, Segment::Peer];
     let real_server = [Segment::Public, Segment::Private];
     vec![
-        BoxSpec::new("box-a", &director).with_config(&director_config("box-a", "192.0.2.1", 200)),
-        BoxSpec::new("box-b", &director).with_config(&director_config("box-b", "192.0.2.2", 100)),
+        BoxSpec::new("box-a", &director).with_config(&dr_director(
+            "box-a",
+            "192.0.2.1",
+            200,
+            VIP,
+            80,
+        )),
+        BoxSpec::new("box-b", &director).with_config(&dr_director(
+            "box-b",
+            "192.0.2.2",
+            100,
+            VIP,
+            80,
+        )),
         dr_real_server("rs1", "192.0.2.21", VIP, &real_server),
         dr_real_server("rs2", "192.0.2.22", VIP, &real_server),
     ]

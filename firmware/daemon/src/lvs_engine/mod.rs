@@ -369,18 +369,25 @@ impl Director {
         Ok(director)
     }
 
+    /// The sync daemons the kernel runs now (None, logged, when it cannot say).
+    fn running_sync_daemons(&mut self) -> Option<Vec<tandem_ipvs::SyncDaemon>> {
+        match self.exec.daemons() {
+            Ok(running) => Some(running),
+            Err(error) => {
+                self.log
+                    .line(format!("lvs: sync: cannot read the sync daemons: {error}"));
+                None
+            }
+        }
+    }
+
     /// Starts the missing sync daemons, restarts differing ones (see [`sync`]).
     fn start_sync_daemons(&mut self) {
         let Some(plan) = self.sync.clone() else {
             return;
         };
-        let running = match self.exec.daemons() {
-            Ok(running) => running,
-            Err(error) => {
-                self.log
-                    .line(format!("lvs: sync: cannot read the sync daemons: {error}"));
-                return;
-            }
+        let Some(running) = self.running_sync_daemons() else {
+            return;
         };
         let requests = sync::reconcile(&plan.daemons(), &running);
         if requests.is_empty() {
@@ -422,13 +429,8 @@ impl Director {
         if self.sync.is_none() {
             return;
         }
-        let running = match self.exec.daemons() {
-            Ok(running) => running,
-            Err(error) => {
-                self.log
-                    .line(format!("lvs: sync: cannot read the sync daemons: {error}"));
-                return;
-            }
+        let Some(running) = self.running_sync_daemons() else {
+            return;
         };
         for request in sync::stop(&running) {
             match self.exec.apply(std::slice::from_ref(&request)) {

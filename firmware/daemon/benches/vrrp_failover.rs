@@ -1,7 +1,7 @@
 //! VRRP failover as a client sees it, tandem against keepalived in the same run.
 //!
 //! Two boxes of one implementation (network namespaces on one bridge, equal priority 100 so a
-//! restarted box stays backup) and a client that pings the VIP every 2 ms (`ping -D`). Per
+//! restarted box stays backup) and a client that sends an ICMP echo to the VIP every 1 ms (its own raw socket, see [`Pinger`]). Per
 //! trial the master is SIGKILLed and its VIP removed (the box is gone); the figure is the
 //! longest silence between two echo replies from the kill until replies flow again. Then the
 //! dead box is restarted as the new backup and the next trial kills the other one.
@@ -12,13 +12,15 @@
 //! - `vrrp_act_{vips_added,first_announce}_{p50,p99}`: tandem's own timestamps from the
 //!   Master_Down timer expiry to the VIP being added and the first gratuitous ARP sent.
 //!
-//! `VRRP_BENCH_TRIALS` (default 30) sets the trials per figure. Needs root, keepalived and ping.
+//! `VRRP_BENCH_TRIALS` (default 30) sets the trials per figure, `VRRP_BENCH_INTERVALS` the
+//! advert intervals in centiseconds (default `100,10,1`); `VRRP_BENCH_RAW=1` also prints every
+//! sorted sample to stderr. Needs root and keepalived.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a failed step is a failed run
 
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -261,40 +263,32 @@ fn parse_act(line: &str) -> Option<(f64, f64)> {
     ))
 }
 
-/// `ping -D -i 0.002` from the client, reply timestamps collected on a thread.
+/// ICMP echo to the VIP every millisecond from the client namespace (a raw socket on a thread
+/// inside it), with the arrival time of every reply. Not iputils ping: while replies are
+/// missing it sleeps 10 ms between probes (MININTERVAL when packets are in flight), which
+/// quantized every gap to 10 ms steps (32.3 or 42.4 ms for both implementations alike).
 struct Pinger {
-    child: Child,
+    stop: Arc<AtomicBool>,
     replies: Arc<Mutex<Vec<f64>>>,
+    thread: Option<std::thread::JoinHandle<Result<Result<(), String>, String>>>,
 }
+
+/// Time between two probes.
+const PROBE_EVERY: Duration = Duration::from_millis(1);
+/// How often the prober looks for replies (the timestamps' resolution).
+const POLL_EVERY: Duration = Duration::from_micros(100);
 
 impl Pinger {
     fn start(client: &Netns) -> Pinger {
-        let mut child = client
-            .command("ping")
-            .args(["-D", "-n", "-i", "0.002", VIP])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
         let replies = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&replies);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if !line.contains("bytes from") {
-                    continue;
-                }
-                let stamp = line
-                    .strip_prefix('[')
-                    .and_then(|rest| rest.split(']').next())
-                    .and_then(|s| s.parse::<f64>().ok());
-                if let Some(stamp) = stamp {
-                    sink.lock().unwrap().push(stamp);
-                }
-            }
-        });
-        Pinger { child, replies }
+        let (stop_flag, sink) = (Arc::clone(&stop), Arc::clone(&replies));
+        let thread = client.spawn(move || probe_loop(&stop_flag, &sink)).unwrap();
+        Pinger {
+            stop,
+            replies,
+            thread: Some(thread),
+        }
     }
 
     fn wait_reply_after(&self, after: f64, limit: Duration) -> bool {
@@ -322,9 +316,63 @@ impl Pinger {
     }
 
     fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap().unwrap().unwrap();
+        }
     }
+}
+
+/// Sends an echo request every [`PROBE_EVERY`] and records each matching reply's arrival.
+fn probe_loop(stop: &AtomicBool, replies: &Mutex<Vec<f64>>) -> Result<(), String> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
+        .map_err(|e| format!("raw ICMP socket: {e}"))?;
+    // Non-blocking with short sleeps: SO_RCVTIMEO counts in jiffies (4 ms here) and would
+    // space the probes out exactly while replies are missing.
+    socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let to = SockAddr::from(std::net::SocketAddrV4::new(VIP.parse().unwrap(), 0));
+    let id = u16::try_from(std::process::id() & 0xffff).unwrap();
+    let mut sequence: u16 = 0;
+    let mut next = Instant::now();
+    let mut buffer = [0u8; 1500];
+    while !stop.load(Ordering::Relaxed) {
+        if Instant::now() >= next {
+            sequence = sequence.wrapping_add(1);
+            let mut echo = [0u8; 16];
+            echo[0] = 8; // echo request
+            echo[4..6].copy_from_slice(&id.to_be_bytes());
+            echo[6..8].copy_from_slice(&sequence.to_be_bytes());
+            let sum = internet_checksum(&echo);
+            echo[2..4].copy_from_slice(&sum.to_be_bytes());
+            let _ = socket.send_to(&echo, &to);
+            next += PROBE_EVERY;
+        }
+        let Ok(len) = (&socket).read(&mut buffer) else {
+            std::thread::sleep(POLL_EVERY);
+            continue;
+        };
+        let arrived = now_unix();
+        let packet = &buffer[..len];
+        let header = usize::from(packet.first().copied().unwrap_or(0) & 0x0f) * 4;
+        let icmp = packet.get(header..).unwrap_or_default();
+        if icmp.len() >= 8 && icmp[0] == 0 && icmp[4..6] == id.to_be_bytes() {
+            replies.lock().unwrap().push(arrived);
+        }
+    }
+    Ok(())
+}
+
+/// RFC 1071 checksum.
+fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !u16::try_from(sum).unwrap()
 }
 
 /// Nearest-rank percentile `p` (0-100) of `values`.
@@ -338,6 +386,12 @@ fn percentile(values: &mut [f64], p: usize) -> f64 {
 }
 
 fn report(name: &str, values: &mut [f64], unit: &str) {
+    if std::env::var_os("VRRP_BENCH_RAW").is_some() {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let text: Vec<String> = sorted.iter().map(|v| format!("{v:.1}")).collect();
+        eprintln!("{name} ({unit}): {}", text.join(" "));
+    }
     println!("bench: {name}_p50 {:.1} {unit}", percentile(values, 50));
     println!("bench: {name}_p99 {:.1} {unit}", percentile(values, 99));
 }
@@ -364,7 +418,11 @@ fn main() {
         .unwrap_or(30);
     let mut act_vips = Vec::new();
     let mut act_announce = Vec::new();
-    for advert_cs in [100u16, 10, 1] {
+    let intervals: Vec<u16> = std::env::var("VRRP_BENCH_INTERVALS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 10, 1]);
+    for advert_cs in intervals {
         for imp in [Impl::Tandem, Impl::Keepalived] {
             let mut pair = Pair::new(imp, advert_cs);
             pair.bring_up();

@@ -134,6 +134,40 @@ impl TandemRun<'_> {
     }
 }
 
+/// Asks a running `tandem` over its control socket (`tandem --control SOCK <command...>`) and
+/// returns what it printed (empty when it is not answering).
+pub fn tandem_query(tandem: &Path, control: &Path, command: &[&str]) -> String {
+    Command::new(tandem)
+        .arg("--control")
+        .arg(control)
+        .args(command)
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Repeats [`tandem_query`] every 50 ms until `check` holds on the answer (returned), or
+/// `timeout` passes (the last answer, as the error).
+pub fn wait_tandem_query(
+    tandem: &Path,
+    control: &Path,
+    command: &[&str],
+    timeout: Duration,
+    check: impl Fn(&str) -> bool,
+) -> Result<String, String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let answer = tandem_query(tandem, control, command);
+        if check(&answer) {
+            return Ok(answer);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(answer);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// keepalived (Debian's package) as a VRRP peer inside `netns`, with its own pid files.
 pub fn keepalived(
     netns: &Netns,

@@ -15,14 +15,15 @@
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tandem_lab::host::{HostProcess, HostSegment, ScratchDir, TandemRun};
+use tandem_lab::host::{wait_tandem_query, HostProcess, HostSegment, ScratchDir, TandemRun};
 use tandem_lab::netns::{veth_pair, Netns};
 
+/// The binary under test.
+const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 /// Addresses of one family: VIP, A's own, B's own, the client's, prefix length.
 #[derive(Clone, Copy)]
 struct Plan {
@@ -117,7 +118,7 @@ impl Pair {
         );
         let control = self.control(name);
         TandemRun {
-            tandem: Path::new(env!("CARGO_BIN_EXE_tandem")),
+            tandem: Path::new(TANDEM),
             dir: &self.dir.path,
             name,
             control: Some(&control),
@@ -126,27 +127,10 @@ impl Pair {
         .unwrap()
     }
 
-    fn status(&self, name: &str) -> String {
-        let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .arg("--control")
-            .arg(self.control(name))
-            .args(["vrrp", "status"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
     fn wait_status(&self, name: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + LIMIT;
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            last = self.status(name);
-            if check(&last) {
-                return last;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{name} never reached `{what}`; last status:\n{last}");
+        let control = self.control(name);
+        wait_tandem_query(TANDEM.as_ref(), &control, &["vrrp", "status"], LIMIT, check)
+            .unwrap_or_else(|last| panic!("{name} never reached `{what}`; last status:\n{last}"))
     }
 }
 

@@ -11,13 +11,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tandem_lab::host::{keepalived, HostProcess, HostSegment, ScratchDir, TandemRun};
+use tandem_lab::host::{
+    keepalived, tandem_query, wait_tandem_query, HostProcess, HostSegment, ScratchDir, TandemRun,
+};
 use tandem_lab::netns::Netns;
 
+/// The binary under test.
+const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const VIP4: &str = "192.0.2.100";
 const VIP6: &str = "2001:db8::100";
 const LIMIT: Duration = Duration::from_secs(15);
@@ -74,7 +77,7 @@ impl Site {
         }
         let control = self.control();
         TandemRun {
-            tandem: Path::new(env!("CARGO_BIN_EXE_tandem")),
+            tandem: Path::new(TANDEM),
             dir: &self.dir.path,
             name: "tandem",
             control: Some(&control),
@@ -89,26 +92,13 @@ impl Site {
     }
 
     fn status(&self) -> String {
-        let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .arg("--control")
-            .arg(self.control())
-            .args(["vrrp", "status"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        tandem_query(TANDEM.as_ref(), &self.control(), &["vrrp", "status"])
     }
 
     fn wait_status(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + LIMIT;
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            last = self.status();
-            if check(&last) {
-                return last;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("tandem never reached `{what}`; last status:\n{last}");
+        let control = self.control();
+        wait_tandem_query(TANDEM.as_ref(), &control, &["vrrp", "status"], LIMIT, check)
+            .unwrap_or_else(|last| panic!("tandem never reached `{what}`; last status:\n{last}"))
     }
 
     /// Table `inet tandem_vrrp` in tandem's namespace, or None when there is none.

@@ -10,13 +10,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tandem_lab::host::{keepalived, HostProcess, HostSegment, ScratchDir, TandemRun};
+use tandem_lab::host::{
+    keepalived, tandem_query, wait_tandem_query, HostProcess, HostSegment, ScratchDir, TandemRun,
+};
 use tandem_lab::netns::Netns;
 
+/// The binary under test.
+const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const VIP4: &str = "192.0.2.100";
 const VIP6: &str = "2001:db8::100";
 const TANDEM4: &str = "192.0.2.2";
@@ -78,7 +81,7 @@ impl Site {
     fn start_tandem(&self, name: &str, config: &str) -> HostProcess {
         let control = self.control();
         TandemRun {
-            tandem: Path::new(env!("CARGO_BIN_EXE_tandem")),
+            tandem: Path::new(TANDEM),
             dir: &self.dir.path,
             name,
             control: Some(&control),
@@ -119,27 +122,20 @@ impl Site {
     }
 
     fn status(&self) -> String {
-        let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .arg("--control")
-            .arg(self.control())
-            .args(["vrrp", "status"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        tandem_query(TANDEM.as_ref(), &self.control(), &["vrrp", "status"])
     }
 
     /// Waits until `check(status)` holds; returns the status text.
     fn wait_status(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        let deadline = Instant::now() + TAKEOVER;
-        while Instant::now() < deadline {
-            last = self.status();
-            if check(&last) {
-                return last;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("tandem never reached `{what}`; last status:\n{last}");
+        let control = self.control();
+        wait_tandem_query(
+            TANDEM.as_ref(),
+            &control,
+            &["vrrp", "status"],
+            TAKEOVER,
+            check,
+        )
+        .unwrap_or_else(|last| panic!("tandem never reached `{what}`; last status:\n{last}"))
     }
 
     fn holds_vip(&self, ns: &Netns) -> bool {

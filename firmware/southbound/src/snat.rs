@@ -88,14 +88,19 @@ mod tests {
         // begin, add/del/add table, chain, one rule, end
         assert_eq!(count, 7);
         assert!(contains(&batch, b"tandem_nat\0"));
-        assert!(contains(&batch, b"nat\0"));
+        // NFTA_CHAIN_TYPE "nat" as a whole attribute (len 8, type 7): the table name's "nat\0"
+        // alone would match without it.
+        assert!(contains(&batch, &[8, 0, 7, 0, b'n', b'a', b't', 0]));
         assert!(contains(&batch, b"masq\0"));
         assert!(contains(&batch, &[198, 51, 100, 0]));
         assert!(contains(&batch, &[255, 255, 255, 0]));
         let mut padded = [0u8; 16];
         padded[..7].copy_from_slice(b"private");
         assert!(contains(&batch, &padded));
-        assert!(contains(&batch, &HOOK_POST_ROUTING.to_be_bytes()));
+        // NFTA_HOOK_HOOKNUM (len 8, type 1) = NF_INET_POST_ROUTING, big-endian.
+        let mut hook = vec![8, 0, 1, 0];
+        hook.extend_from_slice(&HOOK_POST_ROUTING.to_be_bytes());
+        assert!(contains(&batch, &hook));
     }
 
     #[test]

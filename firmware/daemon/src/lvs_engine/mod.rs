@@ -128,11 +128,9 @@ fn install_source_nat(
         .and_then(|gateway| match gateway.address {
             IpAddr::V4(address) => {
                 let prefix_len = gateway.prefix.min(32);
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(prefix_len))
-                    .unwrap_or(0);
+                let mask = tandem_config::net::prefix_to_netmask(prefix_len);
                 Some(MasqueradeRule {
-                    network: IpAddr::V4((u32::from(address) & mask).into()),
+                    network: IpAddr::V4(address & mask),
                     prefix_len,
                     inside_port: gateway
                         .interface

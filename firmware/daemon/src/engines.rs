@@ -17,6 +17,25 @@ pub struct EngineContext {
     pub net: NetExecutor,
 }
 
+/// Loads the kernel modules an engine needs, in dependency order, on the appliance only: as
+/// PID 1 the kernel is ours; under `tandem run` on a host, module loading is the host's. What
+/// was loaded and any failure are logged under `engine`; the engine carries on, and whatever
+/// needed a missing module reports its own error.
+pub fn load_feature_modules(log: &Log, engine: &str, names: &[&str]) {
+    if std::process::id() != 1 || names.is_empty() {
+        return;
+    }
+    match tandem_southbound::kmod::ModuleLoader::for_running_kernel()
+        .and_then(|loader| loader.load(names.iter().copied()))
+    {
+        Ok(report) if !report.loaded.is_empty() => {
+            log.line(format!("{engine}: loaded {}", report.loaded.join(" ")))
+        }
+        Ok(_) => {}
+        Err(error) => log.line(format!("{engine}: {error}")),
+    }
+}
+
 /// Applies the config's interface settings and starts its engines.
 pub async fn bring_up(config: &Config, context: &EngineContext) -> Vec<EngineHandle> {
     let mut present = Vec::new();

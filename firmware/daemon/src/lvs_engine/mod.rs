@@ -150,13 +150,11 @@ fn install_source_nat(
         let _ = snat::replace(&[]);
         return;
     }
-    if std::process::id() == 1 {
-        if let Err(error) = tandem_southbound::kmod::ModuleLoader::for_running_kernel()
-            .and_then(|loader| loader.load(["nf_tables", "nft_chain_nat", "nft_masq"]))
-        {
-            context.log.line(format!("lvs: source NAT: {error}"));
-        }
-    }
+    crate::engines::load_feature_modules(
+        &context.log,
+        "lvs: source NAT",
+        &["nf_tables", "nft_chain_nat", "nft_masq"],
+    );
     match snat::replace(&rules) {
         Ok(()) => {
             for rule in &rules {
@@ -264,24 +262,13 @@ struct Director {
 
 /// Loads `ip_vs` and the schedulers (only as PID 1: on a host the kernel is not ours).
 fn load_modules(plan: &Plan, log: &Log) {
-    if std::process::id() != 1 {
-        return;
-    }
     // crc32c first: libcrc32c (an ip_vs dependency) needs it and modules.dep does not say so.
     let mut names: Vec<&str> = vec!["crc32c_generic", "ip_vs"];
     names.extend(plan.scheduler_modules.iter().map(String::as_str));
     if !plan.mark_rules.is_empty() {
         names.push("nf_tables");
     }
-    match tandem_southbound::kmod::ModuleLoader::for_running_kernel()
-        .and_then(|loader| loader.load(names.iter().copied()))
-    {
-        Ok(report) if !report.loaded.is_empty() => {
-            log.line(format!("lvs: loaded {}", report.loaded.join(" ")))
-        }
-        Ok(_) => {}
-        Err(error) => log.line(format!("lvs: {error}")),
-    }
+    crate::engines::load_feature_modules(log, "lvs", &names);
 }
 
 /// Replaces table `inet tandem` with the fwmark services' marking rules (one transaction).

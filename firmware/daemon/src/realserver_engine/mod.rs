@@ -126,12 +126,8 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
 
 async fn apply(role: &Role, context: &EngineContext) {
     let log = &context.log;
-    if role.tunnel && std::process::id() == 1 {
-        if let Err(error) = tandem_southbound::kmod::ModuleLoader::for_running_kernel()
-            .and_then(|loader| loader.load(["ipip"]))
-        {
-            log.line(format!("realserver: {error}"));
-        }
+    if role.tunnel {
+        crate::engines::load_feature_modules(log, "realserver", &["ipip"]);
     }
     if role.tunnel {
         let up = NetOp::SetLinkUp {

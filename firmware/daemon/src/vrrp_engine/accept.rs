@@ -55,13 +55,8 @@ impl AcceptMode {
     pub fn start(&mut self, plans: &[InstancePlan], log: &Log) {
         self.configured = plans.iter().any(needs_enforcement);
         self.dropping = vec![Vec::new(); plans.len()];
-        if self.configured && std::process::id() == 1 {
-            // On the appliance the kernel is ours: nf_tables is a feature module.
-            if let Err(error) = tandem_southbound::kmod::ModuleLoader::for_running_kernel()
-                .and_then(|loader| loader.load(["nf_tables"]))
-            {
-                log.line(format!("vrrp: accept_mode: {error}"));
-            }
+        if self.configured {
+            crate::engines::load_feature_modules(log, "vrrp: accept_mode", &["nf_tables"]);
         }
         let (sender, receiver) = watch::channel(Vec::new());
         self.wanted = Some(sender);

@@ -19,6 +19,7 @@ use tandem_wire::{
 };
 
 use crate::params::{InstanceParams, ParamError};
+use crate::reconcile::{diff, ParamChange};
 use crate::status::{
     Cause, Counters, DiscardReason, MasterDownReason, MasterInfo, State, Transition, TransitionLog,
 };
@@ -91,6 +92,21 @@ enum TimerKind {
 struct Timer {
     kind: TimerKind,
     at: Instant,
+    /// When it was armed (a Master_Down_Timer is recomputed from here when its span changes).
+    armed_at: Instant,
+    /// A Master_Down_Timer armed for Skew_Time only (the master sent priority 0).
+    skew_only: bool,
+}
+
+impl Timer {
+    fn advert(now: Instant, at: Instant) -> Timer {
+        Timer {
+            kind: TimerKind::Advert,
+            at,
+            armed_at: now,
+            skew_only: false,
+        }
+    }
 }
 
 /// What a member tells its sync group (drained by [`crate::Speaker`]).
@@ -154,7 +170,11 @@ pub struct Instance {
     effective_priority: u8,
     master_adver_interval_cs: u16,
     timer: Option<Timer>,
+    /// Last (re)start: the preempt delay counts from here.
+    started_at: Instant,
     preempt_allowed_at: Instant,
+    /// Master_Adver_Interval was learned from an advert since the last (re)start (v3).
+    interval_learned: bool,
     master: Option<MasterInfo>,
     down_reason: MasterDownReason,
     tracks_up: Vec<bool>,
@@ -173,18 +193,23 @@ impl Instance {
     /// Master at once, everyone else Backup. Tracked objects are taken as up until an event
     /// says otherwise.
     pub fn new(params: InstanceParams, now: Instant) -> Result<Instance, ParamError> {
+        Instance::with_track_states(params, now, &|_| None)
+    }
+
+    /// [`Instance::new`] with tracked objects starting in the state `known` gives (up when it
+    /// gives none), so an instance tracking an object already known to be down starts in FAULT.
+    pub(crate) fn with_track_states(
+        params: InstanceParams,
+        now: Instant,
+        known: &dyn Fn(&str) -> Option<bool>,
+    ) -> Result<Instance, ParamError> {
         params.validate()?;
-        let mut vips_v4 = Vec::new();
-        let mut vips_v6 = Vec::new();
-        for address in &params.virtual_addresses {
-            match address {
-                IpAddr::V4(a) => vips_v4.push(*a),
-                IpAddr::V6(a) => vips_v6.push(*a),
-            }
-        }
-        // RFC 9568 section 5.2.9: a link-local virtual address goes first.
-        vips_v6.sort_by_key(|a| !a.is_unicast_link_local());
-        let tracks_up = std::vec![true; params.tracks.len()];
+        let (vips_v4, vips_v6) = split_vips(&params.virtual_addresses);
+        let tracks_up = params
+            .tracks
+            .iter()
+            .map(|t| known(&t.name).unwrap_or(true))
+            .collect();
         let mut instance = Instance {
             effective_priority: params.priority,
             master_adver_interval_cs: params.advert_interval_cs,
@@ -193,7 +218,9 @@ impl Instance {
             vips_v6,
             state: State::Initialize,
             timer: None,
+            started_at: now,
             preempt_allowed_at: now,
+            interval_learned: false,
             master: None,
             down_reason: MasterDownReason::Silence,
             tracks_up,
@@ -275,6 +302,28 @@ impl Instance {
             .map(|(track, _)| Cause::TrackDown {
                 track: track.name.clone(),
             })
+    }
+
+    /// The addresses whose local delivery the engine must drop right now (RFC 9568 section
+    /// 6.4.3 Accept_Mode False): the virtual addresses while Master, unless Accept_Mode is on or
+    /// this is the address owner; empty otherwise. The same set `AddVips { accept: false }`
+    /// announces, but always current (after a live reconfiguration too).
+    pub fn accept_drops(&self) -> Vec<IpAddr> {
+        if self.state == State::Master && !self.params.accept_mode && !self.params.is_owner() {
+            self.vip_list()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether the tracked object `name` is up, if the instance tracks it.
+    pub fn track_state(&self, name: &str) -> Option<bool> {
+        self.params
+            .tracks
+            .iter()
+            .zip(&self.tracks_up)
+            .find(|(t, _)| t.name == name)
+            .map(|(_, up)| *up)
     }
 
     /// Plain-data snapshot for status output.
@@ -404,10 +453,7 @@ impl Instance {
                 if next <= now {
                     next = now + interval;
                 }
-                self.timer = Some(Timer {
-                    kind: TimerKind::Advert,
-                    at: next,
-                });
+                self.timer = Some(Timer::advert(now, next));
             }
             (TimerKind::MasterDown, State::Backup) => {
                 self.timer = None;
@@ -508,6 +554,135 @@ impl Instance {
         }
     }
 
+    // ----- live reconfiguration (used by the Speaker) -----------------------------------------
+
+    /// Applies `params` (already validated, same key) in place and returns what changed plus
+    /// the virtual addresses gained while Master, which the caller hands to
+    /// [`gain_vips`](Self::gain_vips) once every instance has released the addresses it lost
+    /// (an address moving between instances is removed before it is added).
+    ///
+    /// Identical parameters change nothing at all. Otherwise no transition happens unless the
+    /// change demands one: a fault appearing or clearing through the tracks, or becoming the
+    /// address owner while Backup (Master at once, as at startup). A master loses the removed
+    /// addresses at once (`RemoveVips`); every other change takes effect from the next advert
+    /// or received packet. A Master_Down_Timer is recomputed from when it was armed if its span
+    /// changed (priority, interval or version).
+    pub(crate) fn reconfigure(
+        &mut self,
+        now: Instant,
+        params: InstanceParams,
+        known: &dyn Fn(&str) -> Option<bool>,
+    ) -> (Vec<ParamChange>, Vec<IpAddr>) {
+        let changes = diff(&self.params, &params);
+        if changes.is_empty() {
+            return (changes, Vec::new());
+        }
+        let was_master = self.state == State::Master;
+        let old_vips = self.vip_list();
+        let (new_v4, new_v6) = split_vips(&params.virtual_addresses);
+
+        // Addresses no longer wanted leave the interface first.
+        let removed: Vec<IpAddr> = old_vips
+            .iter()
+            .filter(|a| !params.virtual_addresses.contains(a))
+            .copied()
+            .collect();
+        if was_master && !removed.is_empty() {
+            self.actions.push_back(Action::RemoveVips {
+                addresses: removed.clone(),
+            });
+        }
+
+        // Tracks: a kept object keeps its state; a new one takes what is known, else up.
+        let old_tracks = core::mem::take(&mut self.params.tracks);
+        let old_up = core::mem::take(&mut self.tracks_up);
+        self.tracks_up = params
+            .tracks
+            .iter()
+            .map(|t| {
+                old_tracks
+                    .iter()
+                    .zip(&old_up)
+                    .find(|(old, _)| old.name == t.name)
+                    .map(|(_, up)| *up)
+                    .or_else(|| known(&t.name))
+                    .unwrap_or(true)
+            })
+            .collect();
+
+        // The preempt delay counts from the last start; a window already over stays over.
+        if now < self.preempt_allowed_at {
+            self.preempt_allowed_at = self.started_at + params.preempt_delay;
+        }
+        self.params = params;
+        // Master_Adver_Interval is our own interval in v2, as master, and until a v3 master
+        // was heard (RFC 9568 section 6.4.1 / RFC 3768).
+        if self.params.version == Version::V2
+            || self.state == State::Master
+            || !self.interval_learned
+        {
+            self.master_adver_interval_cs = self.params.advert_interval_cs;
+        }
+
+        // Leaving Master (a fault) releases what the interface holds: the shared addresses.
+        self.vips_v4 = new_v4
+            .iter()
+            .filter(|a| old_vips.contains(&IpAddr::V4(**a)))
+            .copied()
+            .collect();
+        self.vips_v6 = new_v6
+            .iter()
+            .filter(|a| old_vips.contains(&IpAddr::V6(**a)))
+            .copied()
+            .collect();
+        self.effective_priority = self.compute_priority();
+        let fault = self.fault_cause();
+        if let (State::Master | State::Backup, Some(cause)) = (self.state, fault.clone()) {
+            self.enter_fault(now, cause);
+        }
+        self.vips_v4 = new_v4;
+        self.vips_v6 = new_v6;
+        // Entering a state uses the whole new address set.
+        if self.state == State::Fault && fault.is_none() && !self.shut_down {
+            self.start(now, Cause::FaultCleared);
+        } else if self.state == State::Backup && self.params.is_owner() {
+            self.become_master(now, Cause::AddressOwner);
+        }
+
+        // A running Master_Down_Timer follows a changed span, counted from when it was armed.
+        if let (State::Backup, Some(timer)) = (self.state, self.timer) {
+            if timer.kind == TimerKind::MasterDown {
+                let at = timer.armed_at + self.master_down_span(timer.skew_only);
+                if at != timer.at {
+                    self.timer = Some(Timer { at, ..timer });
+                }
+            }
+        }
+
+        let gained = if was_master && self.state == State::Master {
+            self.vip_list()
+                .into_iter()
+                .filter(|a| !old_vips.contains(a))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (changes, gained)
+    }
+
+    /// Adds and announces `addresses` gained by a reconfiguration, if still Master.
+    pub(crate) fn gain_vips(&mut self, addresses: Vec<IpAddr>) {
+        if self.state != State::Master || addresses.is_empty() {
+            return;
+        }
+        let accept = self.params.accept_mode || self.params.is_owner();
+        self.actions.push_back(Action::AddVips {
+            addresses: addresses.clone(),
+            accept,
+        });
+        self.actions.push_back(Action::Announce { addresses });
+    }
+
     // ----- internals -------------------------------------------------------------------------
 
     fn compute_priority(&self) -> u8 {
@@ -546,9 +721,11 @@ impl Instance {
             }
             return;
         }
+        self.started_at = now;
         self.preempt_allowed_at = now + self.params.preempt_delay;
         self.master = None;
         self.wants_master = false;
+        self.interval_learned = false;
         if self.params.is_owner() {
             let cause = if cause == Cause::Startup {
                 Cause::AddressOwner
@@ -559,7 +736,7 @@ impl Instance {
         } else {
             self.master_adver_interval_cs = self.params.advert_interval_cs;
             self.down_reason = MasterDownReason::Silence;
-            self.arm_master_down(now, self.master_down_interval());
+            self.arm_master_down(now, false);
             self.transition(now, State::Backup, cause);
         }
     }
@@ -593,10 +770,7 @@ impl Instance {
         });
         self.actions.push_back(Action::Announce { addresses });
         let at = now + centiseconds(self.params.advert_interval_cs);
-        self.timer = Some(Timer {
-            kind: TimerKind::Advert,
-            at,
-        });
+        self.timer = Some(Timer::advert(now, at));
         self.master = None;
         self.wants_master = false;
         self.transition(now, State::Master, cause);
@@ -607,14 +781,25 @@ impl Instance {
             addresses: self.vip_list(),
         });
         self.down_reason = MasterDownReason::Silence;
-        self.arm_master_down(now, self.master_down_interval());
+        self.arm_master_down(now, false);
         self.transition(now, State::Backup, cause);
     }
 
-    fn arm_master_down(&mut self, now: Instant, after: Duration) {
+    /// Master_Down_Interval, or only Skew_Time after a priority-0 advert.
+    fn master_down_span(&self, skew_only: bool) -> Duration {
+        if skew_only {
+            self.skew_time()
+        } else {
+            self.master_down_interval()
+        }
+    }
+
+    fn arm_master_down(&mut self, now: Instant, skew_only: bool) {
         self.timer = Some(Timer {
             kind: TimerKind::MasterDown,
-            at: now + after,
+            at: now + self.master_down_span(skew_only),
+            armed_at: now,
+            skew_only,
         });
     }
 
@@ -755,10 +940,11 @@ impl Instance {
                 if repr.priority == 0 {
                     self.down_reason = MasterDownReason::PriorityZero;
                     self.wants_master = false;
-                    self.arm_master_down(now, self.skew_time());
+                    self.arm_master_down(now, true);
                 } else if !self.preempting(now) || repr.priority >= local {
                     if learn {
                         self.master_adver_interval_cs = repr.interval_cs;
+                        self.interval_learned = true;
                     }
                     self.master = Some(MasterInfo {
                         address: src,
@@ -768,7 +954,7 @@ impl Instance {
                     });
                     self.down_reason = MasterDownReason::Silence;
                     self.wants_master = false;
-                    self.arm_master_down(now, self.master_down_interval());
+                    self.arm_master_down(now, false);
                 } else {
                     self.counters.lower_priority_ignored += 1;
                     self.down_reason = MasterDownReason::Preempting;
@@ -786,15 +972,13 @@ impl Instance {
                 if repr.priority == 0 {
                     self.send_advert(local);
                     let at = now + centiseconds(self.params.advert_interval_cs);
-                    self.timer = Some(Timer {
-                        kind: TimerKind::Advert,
-                        at,
-                    });
+                    self.timer = Some(Timer::advert(now, at));
                 } else if repr.priority > local
                     || (repr.priority == local && src > self.params.primary_address)
                 {
                     if learn {
                         self.master_adver_interval_cs = repr.interval_cs;
+                        self.interval_learned = true;
                     }
                     let cause = if repr.priority > local {
                         Cause::HigherPriority {
@@ -820,6 +1004,21 @@ impl Instance {
             }
         }
     }
+}
+
+/// The virtual addresses by family, IPv6 with a link-local address first (RFC 9568 section
+/// 5.2.9).
+fn split_vips(addresses: &[IpAddr]) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+    let mut vips_v4 = Vec::new();
+    let mut vips_v6 = Vec::new();
+    for address in addresses {
+        match address {
+            IpAddr::V4(a) => vips_v4.push(*a),
+            IpAddr::V6(a) => vips_v6.push(*a),
+        }
+    }
+    vips_v6.sort_by_key(|a| !a.is_unicast_link_local());
+    (vips_v4, vips_v6)
 }
 
 fn discard_reason(error: WireError) -> DiscardReason {

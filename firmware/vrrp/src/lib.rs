@@ -8,18 +8,26 @@
 //! - [`status`]: plain data for `tandem vrrp status` (last transitions with their cause,
 //!   counters per discard reason and per transition cause).
 //! - [`time`]: the injected clock and the RFC timer arithmetic (Skew_Time kept exact).
+//! - [`reconcile`]: live reconfiguration ([`Speaker::reconcile`]) reported as data: instances
+//!   added, removed, changed (with each [`ParamChange`]) or untouched, and what was refused.
+//! - [`ingress`]: pure decisions around a received advert (unicast peer filter, healed-split
+//!   re-announcement with its rate limit).
 //!
 //! Packet bytes are built and parsed by `tandem-wire`; the daemon executes the actions (raw
 //! sockets, rtnetlink addresses, GARP / NA bursts).
 
+pub mod ingress;
 pub mod instance;
 pub mod params;
+pub mod reconcile;
 pub mod speaker;
 pub mod status;
 pub mod time;
 
+pub use ingress::{unicast_peer_allowed, Accepted, HealedSplit, REANNOUNCE_GAP};
 pub use instance::{Action, Instance, OutgoingAdvert, RxMeta, Status};
-pub use params::{InstanceParams, ParamError, TrackKind, TrackSpec};
+pub use params::{InstanceKey, InstanceParams, ParamError, TrackKind, TrackSpec};
+pub use reconcile::{GroupsReconciled, ParamChange, Reconciled, Refused};
 pub use speaker::{GroupId, InstanceId, Speaker, SpeakerCounters};
 pub use status::{
     Cause, CauseKind, Counters, DiscardReason, MasterDownReason, MasterInfo, State, Transition,

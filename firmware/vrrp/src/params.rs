@@ -35,6 +35,25 @@ pub struct TrackSpec {
     pub weight: i16,
 }
 
+/// The identity of an instance inside a [`crate::Speaker`]: what a live reconfiguration matches
+/// old and new instances by. Everything else about an instance can change in place.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceKey {
+    /// Interface the instance runs on.
+    pub interface: String,
+    /// True for an IPv6 instance (the family of its primary address).
+    pub ipv6: bool,
+    /// Virtual Router ID.
+    pub vrid: u8,
+}
+
+impl fmt::Display for InstanceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let family = if self.ipv6 { "IPv6" } else { "IPv4" };
+        write!(f, "{} {family} VRID {}", self.interface, self.vrid)
+    }
+}
+
 /// Parameters of one VRRP instance (one VRID on one interface in one address family).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceParams {
@@ -126,6 +145,15 @@ impl InstanceParams {
     /// Address family of the instance.
     pub fn family(&self) -> Family {
         Family::of(&self.primary_address)
+    }
+
+    /// The instance's identity: interface, family and VRID.
+    pub fn key(&self) -> InstanceKey {
+        InstanceKey {
+            interface: self.interface.clone(),
+            ipv6: self.primary_address.is_ipv6(),
+            vrid: self.vrid,
+        }
     }
 
     /// True for the address owner (priority 255).
@@ -232,6 +260,11 @@ pub enum ParamError {
         /// VRID.
         vrid: u8,
     },
+    /// Two sync groups have the same name.
+    DuplicateSyncGroup {
+        /// Group name.
+        group: String,
+    },
     /// A sync group names an unknown instance or an instance already in another group.
     SyncGroupMember {
         /// Group name.
@@ -282,6 +315,10 @@ impl fmt::Display for ParamError {
             ParamError::DuplicateVrid { interface, vrid } => write!(
                 f,
                 "VRID {vrid} is configured twice on {interface} for the same family; give each instance its own VRID"
+            ),
+            ParamError::DuplicateSyncGroup { group } => write!(
+                f,
+                "sync group {group} is configured twice; give each group its own name"
             ),
             ParamError::SyncGroupMember { group, member } => write!(
                 f,

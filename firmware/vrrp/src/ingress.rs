@@ -6,12 +6,15 @@
 //! - [`HealedSplit`]: a master that hears a lower-priority master (a partition has healed, the
 //!   LAN may still point at the other box) announces its addresses again, at most once per
 //!   [`REANNOUNCE_GAP`] per instance. [`crate::Speaker::receive`] reports it.
+//! - [`Accepted::address_list_grace`]: the first advert with another address list that an
+//!   instance processed during a live change's grace (see [`crate::ADDRESS_LIST_GRACE`]).
 
 use core::time::Duration;
 use std::net::IpAddr;
 
 use crate::instance::RxMeta;
 use crate::speaker::InstanceId;
+use crate::status::AddressListGrace;
 
 /// At most one healed-split re-announcement per instance in this time.
 pub const REANNOUNCE_GAP: Duration = Duration::from_secs(1);
@@ -40,6 +43,11 @@ pub struct Accepted {
     pub id: InstanceId,
     /// Set when the engine must announce the instance's addresses again now.
     pub healed_split: Option<HealedSplit>,
+    /// Set on the first advert with a different address list processed during an
+    /// [`AddressListGrace`] (worth a log line: the pair's VIP lists differ until the other
+    /// box is committed too); later ones are only counted
+    /// ([`crate::Counters::address_list_differs_accepted`]).
+    pub address_list_grace: Option<AddressListGrace>,
 }
 
 #[cfg(test)]

@@ -21,9 +21,29 @@ use tandem_wire::{
 use crate::params::{InstanceParams, ParamError};
 use crate::reconcile::{diff, ParamChange};
 use crate::status::{
-    Cause, Counters, DiscardReason, MasterDownReason, MasterInfo, State, Transition, TransitionLog,
+    AddressListGrace, Cause, Counters, DiscardReason, GraceCause, MasterDownReason, MasterInfo,
+    State, Transition, TransitionLog,
 };
 use crate::time::{centiseconds, master_down_interval, skew_time, Instant};
+
+/// How long adverts whose address list differs from ours are still processed after a live
+/// change of the virtual addresses (see [`AddressListGrace`]): long enough to commit the
+/// change on the partner too, short enough that a pair left inconsistent is noticed.
+pub const ADDRESS_LIST_GRACE: Duration = Duration::from_secs(600);
+
+/// How a received advert's address list compared with ours (it passed the check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListCheck {
+    /// Same set.
+    Same,
+    /// Different, from the owner (priority 255): RFC 9568 section 7.1 processes it.
+    FromOwner,
+    /// Different, inside a running grace.
+    InGrace,
+    /// Different, from the master we follow whose last advert listed our addresses: opens a
+    /// grace.
+    OpensGrace,
+}
 
 /// What the IP layer says about a received advertisement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +174,8 @@ pub struct Status {
     pub waiting_for_group: bool,
     /// Tracked objects and whether each is up.
     pub tracks: Vec<(String, bool)>,
+    /// The address-list grace, running or ended with the lists still different.
+    pub address_list_grace: Option<AddressListGrace>,
     /// Last transitions, oldest first.
     pub transitions: Vec<Transition>,
     /// Counters.
@@ -176,6 +198,11 @@ pub struct Instance {
     /// Master_Adver_Interval was learned from an advert since the last (re)start (v3).
     interval_learned: bool,
     master: Option<MasterInfo>,
+    /// The last advert of `master` listed our addresses.
+    master_list_matched: bool,
+    /// Set while (or since) adverts with another address list are tolerated; cleared when the
+    /// lists match again.
+    list_grace: Option<AddressListGrace>,
     down_reason: MasterDownReason,
     tracks_up: Vec<bool>,
     in_sync_group: bool,
@@ -222,6 +249,8 @@ impl Instance {
             preempt_allowed_at: now,
             interval_learned: false,
             master: None,
+            master_list_matched: false,
+            list_grace: None,
             down_reason: MasterDownReason::Silence,
             tracks_up,
             in_sync_group: false,
@@ -278,6 +307,12 @@ impl Instance {
     /// Counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The address-list grace: running, or ended while the lists still differ (see
+    /// [`AddressListGrace::running`]). None when the lists matched since.
+    pub fn address_list_grace(&self) -> Option<AddressListGrace> {
+        self.list_grace
     }
 
     /// Transition history.
@@ -353,6 +388,7 @@ impl Instance {
                 .zip(&self.tracks_up)
                 .map(|(t, up)| (t.name.clone(), *up))
                 .collect(),
+            address_list_grace: self.list_grace,
             transitions: self.log.iter().cloned().collect(),
             counters: self.counters.clone(),
         }
@@ -409,9 +445,9 @@ impl Instance {
             return Err(DiscardReason::VersionMismatch);
         }
         let (repr, variant) = AdvertRepr::parse(&packet, &endpoints).map_err(discard_reason)?;
-        self.check_advert(meta.src, &repr)?;
+        let list = self.check_advert(now, meta.src, &repr)?;
         self.counters.count_checksum(variant);
-        self.process_advert(now, meta.src, &repr);
+        self.process_advert(now, meta.src, &repr, list);
         Ok(())
     }
 
@@ -425,15 +461,20 @@ impl Instance {
         ttl: u8,
     ) -> Result<(), DiscardReason> {
         let result = if ttl == REQUIRED_TTL {
-            self.check_advert(src, repr)
+            self.check_advert(now, src, repr)
         } else {
             Err(DiscardReason::TtlNot255)
         };
         match result {
-            Ok(()) => self.process_advert(now, src, repr),
-            Err(reason) => self.counters.count_discard(reason),
+            Ok(list) => {
+                self.process_advert(now, src, repr, list);
+                Ok(())
+            }
+            Err(reason) => {
+                self.counters.count_discard(reason);
+                Err(reason)
+            }
         }
-        result
     }
 
     /// Timers: call when `now` reaches [`poll_timeout`](Self::poll_timeout) (early calls do
@@ -590,6 +631,21 @@ impl Instance {
         if was_master && !removed.is_empty() {
             self.actions.push_back(Action::RemoveVips {
                 addresses: removed.clone(),
+            });
+        }
+        // The partner is reconfigured after (or before) this box: its adverts list the other
+        // set for a while, and discarding them would make a backup take over.
+        if !removed.is_empty()
+            || params
+                .virtual_addresses
+                .iter()
+                .any(|a| !old_vips.contains(a))
+        {
+            self.list_grace = Some(AddressListGrace {
+                cause: GraceCause::Reconciled,
+                opened: now,
+                until: now + ADDRESS_LIST_GRACE,
+                accepted: 0,
             });
         }
 
@@ -877,8 +933,14 @@ impl Instance {
         }));
     }
 
-    /// Section 7.1 checks that need the configuration. Touches nothing.
-    fn check_advert(&self, src: IpAddr, repr: &AdvertRepr<'_>) -> Result<(), DiscardReason> {
+    /// Section 7.1 checks that need the configuration. Touches nothing; says how the address
+    /// list compared when the advert passes.
+    fn check_advert(
+        &self,
+        now: Instant,
+        src: IpAddr,
+        repr: &AdvertRepr<'_>,
+    ) -> Result<ListCheck, DiscardReason> {
         let p = &self.params;
         if repr.version != p.version {
             return Err(DiscardReason::VersionMismatch);
@@ -906,16 +968,59 @@ impl Instance {
                 _ => return Err(DiscardReason::AuthTypeMismatch),
             }
         }
-        if !repr.addresses.same_set(&self.address_list()) && repr.priority != 255 {
+        // RFC 9568 section 7.1: the receiver MAY verify the address list; it does, except
+        // from the owner and during a live change's grace.
+        let list = if repr.addresses.same_set(&self.address_list()) {
+            ListCheck::Same
+        } else if repr.priority == 255 {
+            ListCheck::FromOwner
+        } else if self.list_grace.is_some_and(|g| g.running(now)) {
+            ListCheck::InGrace
+        } else if self.state == State::Backup
+            && self.master_list_matched
+            && self.master.is_some_and(|m| m.address == src)
+        {
+            ListCheck::OpensGrace
+        } else {
             return Err(DiscardReason::AddressListMismatch);
-        }
+        };
         match p.version {
             Version::V2 if repr.interval_cs != p.advert_interval_cs => {
                 Err(DiscardReason::IntervalMismatch)
             }
             Version::V3 if repr.interval_cs == 0 => Err(DiscardReason::IntervalZero),
-            _ => Ok(()),
+            _ => Ok(list),
         }
+    }
+
+    /// Counts how the list of a processed advert compared and runs the grace: opened by the
+    /// followed master's first different list, ended by a matching list.
+    fn note_list(&mut self, now: Instant, src: IpAddr, list: ListCheck) {
+        match list {
+            ListCheck::Same => self.list_grace = None,
+            ListCheck::FromOwner => self.counters.address_list_mismatch_from_owner += 1,
+            ListCheck::InGrace | ListCheck::OpensGrace => {
+                self.counters.address_list_differs_accepted += 1;
+                let grace = self.list_grace.get_or_insert(AddressListGrace {
+                    cause: GraceCause::MasterChanged { master: src },
+                    opened: now,
+                    until: now + ADDRESS_LIST_GRACE,
+                    accepted: 0,
+                });
+                grace.accepted = grace.accepted.saturating_add(1);
+            }
+        }
+    }
+
+    /// Defers to `src` as the master.
+    fn follow(&mut self, now: Instant, src: IpAddr, repr: &AdvertRepr<'_>, list: ListCheck) {
+        self.master = Some(MasterInfo {
+            address: src,
+            priority: repr.priority,
+            interval_cs: repr.interval_cs,
+            last_seen: now,
+        });
+        self.master_list_matched = list == ListCheck::Same;
     }
 
     fn preempting(&self, now: Instant) -> bool {
@@ -923,15 +1028,22 @@ impl Instance {
     }
 
     /// RFC 9568 section 6.4.2 / 6.4.3 (RFC 3768 for v2) on a valid advertisement.
-    fn process_advert(&mut self, now: Instant, src: IpAddr, repr: &AdvertRepr<'_>) {
+    fn process_advert(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        repr: &AdvertRepr<'_>,
+        list: ListCheck,
+    ) {
         self.counters.adverts_received += 1;
         if repr.priority == 0 {
             self.counters.priority_zero_received += 1;
         }
-        if !repr.addresses.same_set(&self.address_list()) {
-            // Only an owner's advert gets here with a different list (checked above).
-            self.counters.address_list_mismatch_from_owner += 1;
+        if list == ListCheck::OpensGrace {
+            // An ended grace is replaced, not extended.
+            self.list_grace = None;
         }
+        self.note_list(now, src, list);
         let local = self.effective_priority;
         let learn = self.params.version == Version::V3;
         match self.state {
@@ -946,12 +1058,7 @@ impl Instance {
                         self.master_adver_interval_cs = repr.interval_cs;
                         self.interval_learned = true;
                     }
-                    self.master = Some(MasterInfo {
-                        address: src,
-                        priority: repr.priority,
-                        interval_cs: repr.interval_cs,
-                        last_seen: now,
-                    });
+                    self.follow(now, src, repr, list);
                     self.down_reason = MasterDownReason::Silence;
                     self.wants_master = false;
                     self.arm_master_down(now, false);
@@ -959,12 +1066,7 @@ impl Instance {
                     self.counters.lower_priority_ignored += 1;
                     self.down_reason = MasterDownReason::Preempting;
                     if self.master.is_none() {
-                        self.master = Some(MasterInfo {
-                            address: src,
-                            priority: repr.priority,
-                            interval_cs: repr.interval_cs,
-                            last_seen: now,
-                        });
+                        self.follow(now, src, repr, list);
                     }
                 }
             }
@@ -989,12 +1091,7 @@ impl Instance {
                         Cause::EqualPriorityHigherAddress { from: src }
                     };
                     self.become_backup(now, cause);
-                    self.master = Some(MasterInfo {
-                        address: src,
-                        priority: repr.priority,
-                        interval_cs: repr.interval_cs,
-                        last_seen: now,
-                    });
+                    self.follow(now, src, repr, list);
                 } else if self.params.version == Version::V3 {
                     // RFC 9568 section 6.4.3: assert mastership at once so the lower-priority
                     // sender backs off and learning bridges relearn the path.

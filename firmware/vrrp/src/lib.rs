@@ -12,6 +12,11 @@
 //!   added, removed, changed (with each [`ParamChange`]) or untouched, and what was refused.
 //! - [`ingress`]: pure decisions around a received advert (unicast peer filter, healed-split
 //!   re-announcement with its rate limit).
+//! - The address-list grace: after a live change of an instance's virtual addresses (here, or
+//!   seen in the adverts of the master a backup follows), adverts listing other addresses are
+//!   processed rather than discarded for up to [`ADDRESS_LIST_GRACE`] or until the lists
+//!   match, so a VIP change committed on one box of a pair at a time causes no takeover
+//!   (RFC 9568 section 7.1 makes the check a MAY). Counted and shown in status.
 //!
 //! Packet bytes are built and parsed by `tandem-wire`; the daemon executes the actions (raw
 //! sockets, rtnetlink addresses, GARP / NA bursts).
@@ -25,13 +30,13 @@ pub mod status;
 pub mod time;
 
 pub use ingress::{unicast_peer_allowed, Accepted, HealedSplit, REANNOUNCE_GAP};
-pub use instance::{Action, Instance, OutgoingAdvert, RxMeta, Status};
+pub use instance::{Action, Instance, OutgoingAdvert, RxMeta, Status, ADDRESS_LIST_GRACE};
 pub use params::{InstanceKey, InstanceParams, ParamError, TrackKind, TrackSpec};
 pub use reconcile::{GroupsReconciled, ParamChange, Reconciled, Refused};
 pub use speaker::{GroupId, InstanceId, Speaker, SpeakerCounters};
 pub use status::{
-    Cause, CauseKind, Counters, DiscardReason, MasterDownReason, MasterInfo, State, Transition,
-    TransitionLog,
+    AddressListGrace, Cause, CauseKind, Counters, DiscardReason, GraceCause, MasterDownReason,
+    MasterInfo, State, Transition, TransitionLog,
 };
 pub use tandem_wire::{Auth, Ipv4ChecksumMode, Version};
 pub use time::Instant;

@@ -244,7 +244,9 @@ impl Speaker {
     /// [`handle_packet`](Self::handle_packet), plus the healed-split decision: when the
     /// instance that took the advert is master and the advert came from a lower-priority master
     /// (priority not 0), [`Accepted::healed_split`] asks the engine to announce the instance's
-    /// addresses again, at most once per [`REANNOUNCE_GAP`] per instance.
+    /// addresses again, at most once per [`REANNOUNCE_GAP`] per instance;
+    /// [`Accepted::address_list_grace`] reports the first advert with another address list
+    /// processed during a grace.
     pub fn receive(
         &mut self,
         now: Instant,
@@ -252,9 +254,18 @@ impl Speaker {
         meta: RxMeta,
         payload: &[u8],
     ) -> Result<Accepted, DiscardReason> {
+        let differs_before = self
+            .demux(interface, &meta, payload)
+            .and_then(|id| self.instance(id))
+            .map_or(0, |i| i.counters().address_list_differs_accepted);
         let id = self.handle_packet(now, interface, meta, payload)?;
         let their_priority = payload.get(2).copied().unwrap_or(0);
         let mut healed_split = None;
+        let address_list_grace = self
+            .instance(id)
+            .filter(|i| i.counters().address_list_differs_accepted > differs_before)
+            .and_then(Instance::address_list_grace)
+            .filter(|g| g.accepted == 1);
         if let Some(entry) = self.instances.get_mut(&id) {
             let instance = &entry.instance;
             let lower_master = instance.state() == State::Master
@@ -271,7 +282,11 @@ impl Speaker {
                 });
             }
         }
-        Ok(Accepted { id, healed_split })
+        Ok(Accepted {
+            id,
+            healed_split,
+            address_list_grace,
+        })
     }
 
     /// Fires every due timer.

@@ -314,6 +314,10 @@ pub struct Counters {
     pub lower_priority_answered: u64,
     /// Address-list mismatches accepted because the sender claimed priority 255.
     pub address_list_mismatch_from_owner: u64,
+    /// Adverts whose address list differs from ours, processed anyway during an
+    /// [`AddressListGrace`] (a live VIP change committed on one box of the pair before the
+    /// other).
+    pub address_list_differs_accepted: u64,
     /// Valid adverts ignored because the instance was not running (Initialize / Fault).
     pub ignored_while_inactive: u64,
     /// v3 IPv4 adverts verified with the pseudo-header (RFC 5798, keepalived).
@@ -388,6 +392,54 @@ pub struct MasterInfo {
     pub interval_cs: u16,
     /// When its last accepted advert arrived.
     pub last_seen: Instant,
+}
+
+/// Why an instance tolerates adverts whose virtual address list differs from its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraceCause {
+    /// This box's live reconfiguration changed the instance's virtual addresses.
+    Reconciled,
+    /// The master this backup followed, whose adverts listed our addresses, started listing
+    /// others: the partner's virtual addresses were changed live.
+    MasterChanged {
+        /// The master.
+        master: IpAddr,
+    },
+}
+
+impl fmt::Display for GraceCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GraceCause::Reconciled => write!(f, "virtual addresses changed on this box"),
+            GraceCause::MasterChanged { master } => {
+                write!(f, "master {master} changed its virtual addresses")
+            }
+        }
+    }
+}
+
+/// The reconcile grace of RFC 9568 section 7.1's address-list check (a MAY): while it runs,
+/// adverts whose address list differs from ours are processed instead of discarded, so a live
+/// VIP change committed on one box of a pair before the other causes no takeover. It ends
+/// when a processed advert lists our addresses again, or at `until` (after which such adverts
+/// are discarded again, as outside any grace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressListGrace {
+    /// Why it runs.
+    pub cause: GraceCause,
+    /// When it started.
+    pub opened: Instant,
+    /// When it ends unless the lists match before.
+    pub until: Instant,
+    /// Adverts with a different list processed during it.
+    pub accepted: u64,
+}
+
+impl AddressListGrace {
+    /// True while adverts with a different list are processed.
+    pub fn running(&self, now: Instant) -> bool {
+        now < self.until
+    }
 }
 
 /// Maximum transitions kept per instance.

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use tandem_vrrp::time::{master_down_interval, skew_time};
 use tandem_vrrp::{
-    unicast_peer_allowed, Action, Cause, CauseKind, HealedSplit, InstanceId, InstanceParams,
-    Instant, MasterDownReason, ParamChange, ParamError, RxMeta, Speaker, State, TrackKind,
-    TrackSpec, Transition, Version, REANNOUNCE_GAP,
+    unicast_peer_allowed, Action, Cause, CauseKind, DiscardReason, GraceCause, HealedSplit,
+    InstanceId, InstanceParams, Instant, MasterDownReason, ParamChange, ParamError, RxMeta,
+    Speaker, State, TrackKind, TrackSpec, Transition, Version, ADDRESS_LIST_GRACE, REANNOUNCE_GAP,
 };
 use tandem_wire::vrrp::IPV4_GROUP;
 use tandem_wire::{AddressList, AdvertRepr, Auth, IpEndpoints, Ipv4ChecksumMode};
@@ -234,6 +234,11 @@ impl Bus {
                 self.collect(node);
             }
         }
+    }
+
+    fn instance(&self, node: usize, name: &str) -> &tandem_vrrp::Instance {
+        let speaker = &self.nodes[node];
+        speaker.instance(speaker.find(name).unwrap()).unwrap()
     }
 
     fn state(&self, node: usize, name: &str) -> State {
@@ -1030,6 +1035,255 @@ fn sync_groups_are_replaced_and_an_unchanged_group_is_untouched() {
         vec![ParamError::DuplicateSyncGroup { group: "cd".into() }]
     );
     assert!(drain(&mut speaker).is_empty());
+}
+
+// ----- address-list grace (a live VIP change committed on one box at a time) ----------------
+
+fn with_vips(mut p: InstanceParams, vrid: u8, lasts: &[u8]) -> InstanceParams {
+    p.virtual_addresses = lasts.iter().map(|l| addr(vrid, *l)).collect();
+    p
+}
+
+#[test]
+fn vip_added_on_the_master_first_keeps_the_backup_backing_off_within_the_grace() {
+    let latency = Duration::from_micros(50);
+    let mut bus = Bus::new(latency);
+    let a = bus.add_node(vec![params("vr", 5, 200, 1)]);
+    let b = bus.add_node(vec![params("vr", 5, 100, 2)]);
+    bus.run_until(ms(2_000));
+    assert_eq!(bus.state(b, "vr"), State::Backup);
+    assert!(bus.instance(b, "vr").address_list_grace().is_none());
+
+    // The master is committed first: it adds and announces the VIP, and tolerates the old list
+    // for the grace.
+    let change = bus.now;
+    bus.reconcile(a, vec![with_vips(params("vr", 5, 200, 1), 5, &[100, 101])]);
+    let grace_a = bus.instance(a, "vr").address_list_grace().unwrap();
+    assert_eq!(grace_a.cause, GraceCause::Reconciled);
+    assert_eq!(grace_a.until, change + ADDRESS_LIST_GRACE);
+    assert_eq!(grace_a.accepted, 0);
+
+    // The backup, still with the old list, keeps deferring to the master: its adverts are
+    // processed (counted apart), none discarded, no transition anywhere.
+    bus.run_until(change + Duration::from_secs(60));
+    assert!(bus.transitions(a, change).is_empty());
+    assert!(bus.transitions(b, change).is_empty());
+    assert_eq!(bus.state(a, "vr"), State::Master);
+    assert_eq!(bus.state(b, "vr"), State::Backup);
+    let backup = bus.instance(b, "vr");
+    assert_eq!(
+        backup
+            .counters()
+            .discarded(DiscardReason::AddressListMismatch),
+        0
+    );
+    let accepted = backup.counters().address_list_differs_accepted;
+    assert!(accepted >= 590, "{accepted}");
+    let grace_b = backup.address_list_grace().unwrap();
+    assert_eq!(
+        grace_b.cause,
+        GraceCause::MasterChanged { master: addr(5, 1) }
+    );
+    assert_eq!(grace_b.accepted, accepted);
+    assert!(grace_b.opened > change && grace_b.opened <= change + Duration::from_millis(101));
+    assert_eq!(grace_b.until, grace_b.opened + ADDRESS_LIST_GRACE);
+    assert_eq!(backup.status().address_list_grace, Some(grace_b));
+    assert_eq!(backup.master().unwrap().address, addr(5, 1));
+
+    // The backup is committed too: the next advert matches and ends its grace; from then on
+    // everything is as before the change.
+    let fixed = bus.now;
+    let out = bus.reconcile(b, vec![with_vips(params("vr", 5, 100, 2), 5, &[100, 101])]);
+    assert_eq!(out.changed.len(), 1);
+    bus.run_until(fixed + Duration::from_secs(1));
+    let backup = bus.instance(b, "vr");
+    assert!(backup.address_list_grace().is_none());
+    assert_eq!(backup.counters().address_list_differs_accepted, accepted);
+    assert!(bus.transitions(a, change).is_empty());
+    assert!(bus.transitions(b, change).is_empty());
+    // The check is back: another list from anyone but the owner is discarded again.
+    let now = bus.now;
+    let stranger = addr(5, 9);
+    let other_list = advert_bytes(5, 250, stranger, &[Ipv4Addr::new(10, 0, 5, 100)]);
+    assert_eq!(
+        bus.nodes[b].handle_packet(now, "eth0", group_meta(stranger), &other_list),
+        Err(DiscardReason::AddressListMismatch)
+    );
+    let from_master = advert_bytes(5, 200, addr(5, 1), &[Ipv4Addr::new(10, 0, 5, 100)]);
+    assert_eq!(
+        bus.nodes[b].handle_packet(now, "eth0", group_meta(addr(5, 1)), &from_master),
+        Ok(InstanceId(0)),
+        "the followed master changing its list again opens a new grace"
+    );
+}
+
+#[test]
+fn vip_removed_on_the_backup_first_is_tolerated_until_the_master_matches() {
+    let mut bus = Bus::new(Duration::from_micros(50));
+    let a = bus.add_node(vec![with_vips(params("vr", 5, 200, 1), 5, &[100, 101])]);
+    let b = bus.add_node(vec![with_vips(params("vr", 5, 100, 2), 5, &[100, 101])]);
+    bus.run_until(ms(2_000));
+    let change = bus.now;
+
+    let out = bus.reconcile(b, vec![params("vr", 5, 100, 2)]);
+    assert_eq!(
+        out.changed[0].1,
+        vec![ParamChange::VirtualAddresses {
+            added: vec![],
+            removed: vec![addr(5, 101)]
+        }]
+    );
+    bus.run_until(change + Duration::from_secs(30));
+    assert!(bus.transitions(a, change).is_empty());
+    assert!(bus.transitions(b, change).is_empty());
+    let backup = bus.instance(b, "vr");
+    let grace = backup.address_list_grace().unwrap();
+    assert_eq!(grace.cause, GraceCause::Reconciled);
+    assert!(grace.accepted >= 290, "{grace:?}");
+    assert_eq!(
+        backup
+            .counters()
+            .discarded(DiscardReason::AddressListMismatch),
+        0
+    );
+
+    // The master follows: lists match, the grace ends, nothing moved.
+    let fixed = bus.now;
+    bus.reconcile(a, vec![params("vr", 5, 200, 1)]);
+    bus.run_until(fixed + Duration::from_secs(1));
+    assert!(bus.instance(b, "vr").address_list_grace().is_none());
+    assert!(bus.transitions(a, change).is_empty());
+    assert!(bus.transitions(b, change).is_empty());
+    assert_eq!(bus.state(a, "vr"), State::Master);
+}
+
+#[test]
+fn after_the_grace_lists_that_still_differ_are_discarded_again() {
+    let latency = Duration::from_micros(50);
+    let mut bus = Bus::new(latency);
+    let a = bus.add_node(vec![params("vr", 5, 200, 1)]);
+    let b = bus.add_node(vec![params("vr", 5, 100, 2)]);
+    bus.run_until(ms(2_000));
+    let change = bus.now;
+    bus.reconcile(a, vec![with_vips(params("vr", 5, 200, 1), 5, &[100, 101])]);
+
+    // Just before the end nothing has moved.
+    bus.run_until(change + (ADDRESS_LIST_GRACE - Duration::from_secs(1)));
+    assert!(bus.transitions(b, change).is_empty());
+    assert_eq!(bus.state(b, "vr"), State::Backup);
+    let until = bus.instance(b, "vr").address_list_grace().unwrap().until;
+
+    // The backup was never committed: once the grace is over, the master's adverts are
+    // discarded as before the grace existed, and the backup takes over when its
+    // Master_Down_Timer runs out (as it would have at once without a grace).
+    bus.run_until(change + ADDRESS_LIST_GRACE + Duration::from_secs(2));
+    let tb = bus.transitions(b, change);
+    assert_eq!(tb.len(), 1, "{tb:?}");
+    assert_eq!(tb[0].to, State::Master);
+    assert_eq!(
+        tb[0].cause,
+        Cause::MasterDown {
+            reason: MasterDownReason::Silence,
+            last_master: Some(addr(5, 1))
+        }
+    );
+    assert!(tb[0].at >= until && tb[0].at <= until + master_down_interval(100, 10));
+    let backup = bus.instance(b, "vr");
+    assert!(
+        backup
+            .counters()
+            .discarded(DiscardReason::AddressListMismatch)
+            > 0
+    );
+    // The ended grace stays visible (lists still differ) and is not reopened.
+    let ended = backup.address_list_grace().unwrap();
+    assert!(!ended.running(bus.now));
+    assert_eq!(ended.until, until);
+    // The master's own grace ended too: it discards the old list, as before.
+    let master = bus.instance(a, "vr");
+    assert!(
+        master
+            .counters()
+            .discarded(DiscardReason::AddressListMismatch)
+            > 0
+    );
+    assert!(!master.address_list_grace().unwrap().running(bus.now));
+}
+
+#[test]
+fn receive_reports_the_first_advert_of_a_grace_only() {
+    let mut speaker = Speaker::new();
+    let id = speaker
+        .add_instance(params("vr", 1, 100, 1), Instant::ZERO)
+        .unwrap();
+    let master = addr(1, 9);
+    let ours = [Ipv4Addr::new(10, 0, 1, 100)];
+    let theirs = [Ipv4Addr::new(10, 0, 1, 100), Ipv4Addr::new(10, 0, 1, 101)];
+    // A different list from a master never heard with ours: discarded (no grace).
+    assert_eq!(
+        speaker
+            .receive(
+                ms(100),
+                "eth0",
+                group_meta(master),
+                &advert_bytes(1, 200, master, &theirs)
+            )
+            .unwrap_err(),
+        DiscardReason::AddressListMismatch
+    );
+    let accepted = speaker
+        .receive(
+            ms(200),
+            "eth0",
+            group_meta(master),
+            &advert_bytes(1, 200, master, &ours),
+        )
+        .unwrap();
+    assert_eq!(accepted.address_list_grace, None);
+    let first = speaker
+        .receive(
+            ms(300),
+            "eth0",
+            group_meta(master),
+            &advert_bytes(1, 200, master, &theirs),
+        )
+        .unwrap();
+    let grace = first.address_list_grace.unwrap();
+    assert_eq!(grace.cause, GraceCause::MasterChanged { master });
+    assert_eq!((grace.opened, grace.accepted), (ms(300), 1));
+    let second = speaker
+        .receive(
+            ms(400),
+            "eth0",
+            group_meta(master),
+            &advert_bytes(1, 200, master, &theirs),
+        )
+        .unwrap();
+    assert_eq!(second.address_list_grace, None);
+    let instance = speaker.instance(id).unwrap();
+    assert_eq!(instance.counters().address_list_differs_accepted, 2);
+    assert_eq!(instance.counters().adverts_received, 3);
+    // The grace is the instance's: another sender's different list is processed too.
+    let other = addr(1, 8);
+    assert!(speaker
+        .receive(
+            ms(500),
+            "eth0",
+            group_meta(other),
+            &advert_bytes(1, 50, other, &theirs)
+        )
+        .is_ok());
+    // A reorder is no change at all: no grace.
+    let mut p = params("vr", 2, 100, 1);
+    p.virtual_addresses = vec![addr(2, 100), addr(2, 101)];
+    let two = speaker.add_instance(p.clone(), ms(600)).unwrap();
+    p.virtual_addresses.reverse();
+    speaker.reconcile(vec![params("vr", 1, 100, 1), p], &[], ms(700));
+    assert!(speaker
+        .instance(two)
+        .unwrap()
+        .address_list_grace()
+        .is_none());
 }
 
 // ----- ingress -------------------------------------------------------------------------------

@@ -1,51 +1,20 @@
-//! Config → director plan: the table the config asks for (every real server healthy), each
-//! service's health policy, and the health checks to subscribe. Pure, so the mapping is tested
-//! without a kernel; what cannot be honoured (TLS checks, MD5 digests, `bindto`) is reported as
-//! a note instead of being silently approximated.
+//! Config → what the director installs besides the IPVS table (which `tandem_lvs::plan` maps):
+//! the fwmark rules (table `inet tandem`), the source NAT of the NAT real servers (table
+//! `inet tandem_nat`) and who owns the NAT gateway address. Pure, so each is tested without a
+//! kernel; the engine compares the result with what it installed and touches only a change.
+//!
+//! **NAT gateway address: one owner.** When some VRRP instance lists the gateway address among
+//! its `vips`, the address floats with VRRP: only the master holds it, so the VRRP engine owns
+//! it and the LVS engine never adds it. Otherwise the LVS engine owns it: it adds it, and
+//! removes it (only an address it added) when a new config drops or changes it.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::net::IpAddr;
 
 use tandem_config::model::{self, Config};
-use tandem_lvs::health::{
-    CheckKey, CheckSpec, CheckTiming, HttpProbe, OnFailure, Probe, SendExpect, ServicePolicy,
-    SubscriberId,
-};
-use tandem_lvs::{
-    Family, Forwarding, Persistence, RealServer, RealServerId, Scheduler, SchedulerFlags,
-    ServiceId, ServiceSettings, Table, VirtualService,
-};
+use tandem_lvs::plan::Plan;
+use tandem_southbound::net::NetOp;
 use tandem_southbound::nft::{L4Proto, MarkRule};
-
-/// One subscribed health check: whose it is and what it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedCheck {
-    pub service: ServiceId,
-    pub server: RealServerId,
-    pub spec: CheckSpec,
-    /// Short description for the status (`http GET /health`, `tcp`).
-    pub what: String,
-}
-
-/// Everything the director engine derives from the config.
-#[derive(Debug, Clone, Default)]
-pub struct Plan {
-    /// Services with every active real server at its configured weight.
-    pub table: Table,
-    /// Health policy per service.
-    pub policies: BTreeMap<ServiceId, ServicePolicy>,
-    /// Checks by subscriber id (dense, in table order).
-    pub checks: BTreeMap<SubscriberId, PlannedCheck>,
-    /// Servers that start as down (`start_down`), per service.
-    pub start_down: BTreeMap<ServiceId, bool>,
-    /// Scheduler modules the table needs (`ip_vs_wrr`, ...).
-    pub scheduler_modules: Vec<String>,
-    /// Config parts that were skipped or approximated, for the log and the status.
-    pub notes: Vec<String>,
-    /// Firewall-mark rules for fwmark services (table `inet tandem`), in config order.
-    pub mark_rules: Vec<MarkRule>,
-}
+use tandem_southbound::snat::MasqueradeRule;
 
 /// The nftables marking rules of `config.fwmark_rules`. A `0-0` port range means any port
 /// (the keepalived/piranha form of a mark on a whole address).
@@ -69,296 +38,195 @@ pub fn mark_rules(config: &Config) -> Vec<MarkRule> {
         .collect()
 }
 
-/// The IPVS service id of a configured virtual service, or why it has none.
-pub fn service_id(vs: &model::VirtualService) -> Result<ServiceId, String> {
-    match (vs.fwmark, vs.address) {
-        (Some(mark), address) => Ok(ServiceId::Fwmark {
-            family: match address {
-                Some(IpAddr::V6(_)) => Family::Inet6,
-                _ => Family::Inet,
-            },
-            mark,
-        }),
-        (None, Some(addr)) => Ok(ServiceId::Inet {
-            protocol: match vs.protocol {
-                model::Protocol::Tcp => tandem_lvs::Protocol::Tcp,
-                model::Protocol::Udp => tandem_lvs::Protocol::Udp,
-                model::Protocol::Sctp => tandem_lvs::Protocol::Sctp,
-            },
-            addr,
-            port: vs.port,
-        }),
-        (None, None) => Err(format!(
-            "virtual service {}: no address and no fwmark; set `address` or `fwmark`",
-            vs.label()
-        )),
+/// The marking rules the director installs: the config's, when some service is a fwmark
+/// service (none otherwise).
+pub fn planned_mark_rules(config: &Config, plan: &Plan) -> Vec<MarkRule> {
+    if plan.has_fwmark_services() {
+        mark_rules(config)
+    } else {
+        Vec::new()
     }
 }
 
-fn settings(vs: &model::VirtualService, family: Family) -> ServiceSettings {
-    let scheduler = Scheduler::from_name(vs.scheduler.kernel_name());
-    let mut flags = SchedulerFlags::empty();
-    if vs.scheduler_flags.fallback {
-        flags = flags.with(SchedulerFlags::FALLBACK);
-    }
-    if vs.scheduler_flags.port {
-        flags = flags.with(SchedulerFlags::PORT);
-    }
-    let persistence = vs.persistence.map(|p| Persistence {
-        timeout_s: p.timeout_s,
-        netmask: match family {
-            Family::Inet => {
-                let prefix = u32::from(p.netmask_prefix.unwrap_or(32).min(32));
-                u32::MAX.checked_shl(32 - prefix).unwrap_or(0)
+/// The link part of an interface or alias label (`private:1` → `private`).
+fn link_of(interface: &str) -> String {
+    interface.split(':').next().unwrap_or_default().to_owned()
+}
+
+/// The real servers behind the NAT gateway reach the outside through this box: what their
+/// IPv4 network sends out of any other port is masqueraded. IPv6 real servers have addresses of
+/// their own (no NAT66), and without a NAT gateway there is nothing to masquerade.
+pub fn source_nat_rules(nat_gateway: Option<&model::NatGateway>) -> Vec<MasqueradeRule> {
+    nat_gateway
+        .and_then(|gateway| match gateway.address {
+            IpAddr::V4(address) => {
+                let prefix_len = gateway.prefix.min(32);
+                let mask = tandem_config::net::prefix_to_netmask(prefix_len);
+                Some(MasqueradeRule {
+                    network: IpAddr::V4(address & mask),
+                    prefix_len,
+                    inside_port: link_of(gateway.interface.as_str()),
+                })
             }
-            Family::Inet6 => u32::from(p.netmask_prefix.unwrap_or(128).min(128)),
-        },
-        engine: None,
+            IpAddr::V6(_) => None,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// The NAT gateway address as the LVS engine adds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayAddress {
+    pub link: String,
+    pub address: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl GatewayAddress {
+    pub fn add_op(&self) -> NetOp {
+        NetOp::AddAddress {
+            link: self.link.clone(),
+            address: self.address,
+            prefix_len: self.prefix_len,
+        }
+    }
+
+    pub fn del_op(&self) -> NetOp {
+        NetOp::DelAddress {
+            link: self.link.clone(),
+            address: self.address,
+            prefix_len: self.prefix_len,
+        }
+    }
+}
+
+impl std::fmt::Display for GatewayAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} on {}", self.address, self.prefix_len, self.link)
+    }
+}
+
+/// Who holds the NAT gateway address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum GatewayOwner {
+    /// No NAT gateway configured.
+    #[default]
+    None,
+    /// The LVS engine adds it.
+    Lvs(GatewayAddress),
+    /// It floats with this VRRP instance: only the master holds it.
+    Vrrp { address: IpAddr, instance: String },
+}
+
+impl GatewayOwner {
+    /// The address the LVS engine must hold, if it owns one.
+    pub fn lvs(&self) -> Option<&GatewayAddress> {
+        match self {
+            GatewayOwner::Lvs(address) => Some(address),
+            _ => None,
+        }
+    }
+
+    /// The log line naming the owner.
+    pub fn describe(&self) -> String {
+        match self {
+            GatewayOwner::None => "NAT gateway: none configured".to_owned(),
+            GatewayOwner::Lvs(address) => {
+                format!("NAT gateway {address}: owned by the LVS engine (not in any VRRP instance's vips)")
+            }
+            GatewayOwner::Vrrp { address, instance } => format!(
+                "NAT gateway {address}: floated by VRRP instance {instance} (only its master holds it); the LVS engine does not add it"
+            ),
+        }
+    }
+}
+
+/// Who owns the NAT gateway address of `config` (see the module documentation).
+pub fn gateway_owner(config: &Config) -> GatewayOwner {
+    let Some(gateway) = config.nat_gateway.as_ref() else {
+        return GatewayOwner::None;
+    };
+    let floating = config.vrrp.iter().find(|instance| {
+        instance
+            .vips
+            .iter()
+            .any(|vip| vip.address == gateway.address)
     });
-    ServiceSettings {
-        scheduler,
-        scheduler_flags: flags,
-        persistence,
-        one_packet: vs.scheduler_flags.one_packet,
-    }
-}
-
-fn forwarding(f: model::Forwarding) -> Forwarding {
-    match f {
-        model::Forwarding::Nat => Forwarding::Nat,
-        model::Forwarding::Dr => Forwarding::DirectRouting,
-        model::Forwarding::Tun => Forwarding::IPIP,
-    }
-}
-
-fn lossy(text: &str) -> Vec<u8> {
-    text.as_bytes().to_vec()
-}
-
-/// The probe for a configured check, or why it cannot be run as configured.
-fn probe(kind: &model::CheckKind) -> Result<(Probe, String), String> {
-    match kind {
-        model::CheckKind::Tcp => Ok((Probe::Tcp, "tcp".into())),
-        model::CheckKind::Http { tls: true, .. } => {
-            Err("HTTPS checks are not supported yet; use an HTTP or TCP check".into())
-        }
-        model::CheckKind::Http {
-            body: Some(model::HttpBody::Md5(_)),
-            ..
-        } => Err("HTTP MD5 digest checks are not supported yet; use `contains`".into()),
-        model::CheckKind::Http {
-            path,
-            status,
-            body,
-            virtual_host,
-            ..
-        } => {
-            let body_contains = match body {
-                Some(model::HttpBody::Contains(text)) => Some(lossy(text)),
-                _ => None,
-            };
-            let probe = HttpProbe {
-                path: if path.is_empty() {
-                    "/".into()
-                } else {
-                    path.as_str().to_owned()
-                },
-                host: virtual_host.as_ref().map(|h| h.as_str().to_owned()),
-                status: match status {
-                    Some(code) => vec![(*code, *code)],
-                    None => vec![(200, 299)],
-                },
-                body_contains,
-            };
-            let what = format!("http GET {}", probe.path);
-            Ok((Probe::Http(probe), what))
-        }
-        model::CheckKind::Smtp { .. } => Ok((Probe::Smtp, "smtp".into())),
-        model::CheckKind::SendExpect { send, expect } => Ok((
-            Probe::SendExpect(SendExpect {
-                send: lossy(send),
-                expect: lossy(expect),
-            }),
-            "send/expect".into(),
-        )),
-    }
-}
-
-/// Builds the director plan of `config`.
-pub fn plan(config: &Config) -> Plan {
-    let mut plan = Plan::default();
-    let mut next_subscriber = 0u64;
-    let mut schedulers = Vec::new();
-    for vs in config.virtual_services.iter() {
-        if !vs.active {
-            continue;
-        }
-        let id = match service_id(vs) {
-            Ok(id) => id,
-            Err(note) => {
-                plan.notes.push(note);
-                continue;
-            }
-        };
-        let settings = settings(vs, id.family());
-        let module = format!("ip_vs_{}", settings.scheduler.name());
-        if !schedulers.contains(&module) {
-            schedulers.push(module);
-        }
-        let mut service = VirtualService::new(settings);
-        for rs in vs.real_servers.iter().filter(|rs| rs.active) {
-            let server = RealServerId {
-                addr: rs.address,
-                port: rs.effective_port(vs),
-            };
-            service.real_servers.insert(
-                server,
-                RealServer {
-                    forwarding: forwarding(rs.effective_forwarding(vs)),
-                    weight: rs.weight,
-                    upper_threshold: rs.upper_threshold,
-                    lower_threshold: rs.lower_threshold,
-                },
-            );
-            if rs.on_failure.is_some_and(|f| f != vs.on_failure) {
-                plan.notes.push(format!(
-                    "{} {server}: per-server on_failure is not supported; the service's applies",
-                    vs.label()
-                ));
-            }
-            let Some(check) = rs.effective_check(vs) else {
-                continue;
-            };
-            let target_port = check.connect_port.unwrap_or(server.port);
-            if target_port == 0 {
-                plan.notes.push(format!(
-                    "{} {server}: check has no port; set `connect_port` (not checked)",
-                    vs.label()
-                ));
-                continue;
-            }
-            if check.bind_address.is_some() {
-                plan.notes.push(format!(
-                    "{} {server}: check `bind_address` is ignored",
-                    vs.label()
-                ));
-            }
-            let (probe, what) = match probe(&check.kind) {
-                Ok(p) => p,
-                Err(why) => {
-                    plan.notes
-                        .push(format!("{} {server}: {why} (not checked)", vs.label()));
-                    continue;
-                }
-            };
-            let key = CheckKey {
-                probe,
-                target: SocketAddr::new(check.connect_address.unwrap_or(server.addr), target_port),
-                timeout: Duration::from_millis(u64::from(check.timing.timeout_ms.max(1))),
-            };
-            let timing = CheckTiming {
-                interval: Duration::from_millis(u64::from(check.timing.interval_ms.max(100))),
-                retries: u32::from(check.timing.retries),
-                retry_delay: Duration::from_millis(u64::from(check.timing.retry_delay_ms)),
-                rise: 1,
-                fall: 1,
-                start_up: !vs.start_down,
-            };
-            plan.checks.insert(
-                SubscriberId(next_subscriber),
-                PlannedCheck {
-                    service: id,
-                    server,
-                    spec: CheckSpec { key, timing },
-                    what,
-                },
-            );
-            next_subscriber += 1;
-        }
-        let sorry_server = vs.sorry_server.as_ref().map(|s| {
-            (
-                RealServerId {
-                    addr: s.address,
-                    port: s.port.unwrap_or(vs.port),
-                },
-                RealServer::new(forwarding(s.forwarding.unwrap_or(vs.forwarding)), 1),
-            )
-        });
-        plan.policies.insert(
-            id,
-            ServicePolicy {
-                on_failure: match vs.on_failure {
-                    model::OnFailure::Remove => OnFailure::Remove,
-                    model::OnFailure::Quiesce => OnFailure::Quiesce,
-                },
-                reentry: Duration::from_secs(u64::from(vs.reentry_s)),
-                sorry_server,
-                quorum: vs.quorum,
-                hysteresis: vs.hysteresis,
+    match floating {
+        Some(instance) => GatewayOwner::Vrrp {
+            address: gateway.address,
+            instance: if instance.name.is_empty() {
+                format!("vrid {} on {}", instance.vrid, instance.interface.as_str())
+            } else {
+                instance.name.as_str().to_owned()
             },
-        );
-        plan.start_down.insert(id, vs.start_down);
-        if plan.table.services.insert(id, service).is_some() {
-            plan.notes.push(format!(
-                "virtual service {} is configured twice; the last one applies",
-                vs.label()
-            ));
+        },
+        None => GatewayOwner::Lvs(GatewayAddress {
+            link: link_of(gateway.interface.as_str()),
+            address: gateway.address,
+            prefix_len: gateway.prefix,
+        }),
+    }
+}
+
+/// What to do with the NAT gateway address when ownership moves from `owned` (what this engine
+/// added and still holds) to `owner`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GatewayChange {
+    /// The engine's address to remove (gone or changed).
+    pub remove: Option<GatewayAddress>,
+    /// The engine's address, left in place for VRRP (which now owns it).
+    pub hand_over: Option<GatewayAddress>,
+    /// The address to add (newly owned).
+    pub add: Option<GatewayAddress>,
+    /// The address to check is still there (owned before and after, unchanged).
+    pub keep: Option<GatewayAddress>,
+}
+
+/// The gateway address change from `owned` to `owner`.
+pub fn gateway_change(owned: Option<&GatewayAddress>, owner: &GatewayOwner) -> GatewayChange {
+    let wanted = owner.lvs();
+    match (owned, wanted) {
+        (Some(old), Some(new)) if old == new => GatewayChange {
+            keep: Some(new.clone()),
+            ..GatewayChange::default()
+        },
+        (old, new) => {
+            let handed = matches!(
+                (old, owner),
+                (Some(old), GatewayOwner::Vrrp { address, .. }) if old.address == *address
+            );
+            GatewayChange {
+                remove: old.filter(|_| !handed).cloned(),
+                hand_over: old.filter(|_| handed).cloned(),
+                add: new.cloned(),
+                keep: None,
+            }
         }
     }
-    plan.scheduler_modules = schedulers;
-    if plan
-        .table
-        .services
-        .keys()
-        .any(|id| matches!(id, ServiceId::Fwmark { .. }))
-    {
-        plan.mark_rules = mark_rules(config);
-    }
-    plan
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const CONFIG: &str = r#"
-[[virtual_services]]
-address = "192.0.2.10"
-port = 80
-scheduler = "wrr"
-on_failure = "quiesce"
-reentry_s = 5
-persistence = { timeout_s = 300, netmask_prefix = 24 }
-check = { kind = "tcp", timing = { interval_ms = 1000, timeout_ms = 500, retries = 0, retry_delay_ms = 100 } }
+    const GATEWAY: &str = r#"
+[nat_gateway]
+address = "198.51.100.1"
+prefix = 24
+interface = "private:1"
+"#;
 
-[[virtual_services.real_servers]]
-address = "198.51.100.11"
-weight = 1
-
-[[virtual_services.real_servers]]
-address = "198.51.100.12"
-port = 8080
-weight = 3
-forwarding = "dr"
-
-[[virtual_services.real_servers]]
-address = "198.51.100.13"
-active = false
-
+    #[test]
+    fn fwmark_rules_map_to_marking_rules() {
+        let config = tandem_config::text::from_toml(
+            r#"
 [[virtual_services]]
 fwmark = 7
-scheduler = "sh"
-scheduler_flags = { fallback = true, port = false, one_packet = false }
-forwarding = "tun"
 
 [[virtual_services.real_servers]]
 address = "198.51.100.11"
 port = 0
-
-[[virtual_services]]
-address = "192.0.2.11"
-port = 25
-active = false
 
 [[fwmark_rules]]
 mark = 7
@@ -370,71 +238,12 @@ port_last = 81
 mark = 7
 protocol = "udp"
 destination = "2001:db8::/64"
-"#;
-
-    #[test]
-    fn config_maps_to_table_policies_and_checks() {
-        let config = tandem_config::text::from_toml(CONFIG).unwrap();
-        let plan = plan(&config);
-        assert_eq!(plan.table.services.len(), 2, "inactive service skipped");
-        let web = ServiceId::Inet {
-            protocol: tandem_lvs::Protocol::Tcp,
-            addr: "192.0.2.10".parse().unwrap(),
-            port: 80,
-        };
-        let svc = &plan.table.services[&web];
-        assert_eq!(svc.settings.scheduler, Scheduler::WeightedRoundRobin);
+"#,
+        )
+        .unwrap();
+        let plan = tandem_lvs::plan::from_config(&config);
         assert_eq!(
-            svc.settings.persistence,
-            Some(Persistence {
-                timeout_s: 300,
-                netmask: 0xffff_ff00,
-                engine: None
-            })
-        );
-        assert_eq!(svc.real_servers.len(), 2, "inactive real server skipped");
-        let rs2 = RealServerId {
-            addr: "198.51.100.12".parse().unwrap(),
-            port: 8080,
-        };
-        assert_eq!(
-            svc.real_servers[&rs2],
-            RealServer::new(Forwarding::DirectRouting, 3)
-        );
-        let rs1 = RealServerId {
-            addr: "198.51.100.11".parse().unwrap(),
-            port: 80,
-        };
-        assert_eq!(svc.real_servers[&rs1], RealServer::new(Forwarding::Nat, 1));
-        let policy = &plan.policies[&web];
-        assert_eq!(policy.on_failure, OnFailure::Quiesce);
-        assert_eq!(policy.reentry, Duration::from_secs(5));
-
-        let mark = ServiceId::Fwmark {
-            family: Family::Inet,
-            mark: 7,
-        };
-        let fw = &plan.table.services[&mark];
-        assert!(fw
-            .settings
-            .scheduler_flags
-            .contains(SchedulerFlags::FALLBACK));
-        assert_eq!(
-            fw.real_servers.values().next().unwrap().forwarding,
-            Forwarding::IPIP
-        );
-
-        // Two checks for the web service; the fwmark server has no check.
-        assert_eq!(plan.checks.len(), 2);
-        let check = plan.checks.values().find(|c| c.server == rs2).unwrap();
-        assert_eq!(check.spec.key.target, "198.51.100.12:8080".parse().unwrap());
-        assert_eq!(check.spec.key.timeout, Duration::from_millis(500));
-        assert_eq!(check.spec.timing.interval, Duration::from_secs(1));
-        assert_eq!(check.spec.timing.retries, 0);
-        assert!(check.spec.timing.start_up);
-        assert_eq!(plan.scheduler_modules, ["ip_vs_wrr", "ip_vs_sh"]);
-        assert_eq!(
-            plan.mark_rules,
+            planned_mark_rules(&config, &plan),
             [
                 MarkRule {
                     mark: 7,
@@ -452,25 +261,98 @@ destination = "2001:db8::/64"
                 },
             ]
         );
-        assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+        // Without a fwmark service the rules are not installed.
+        assert!(planned_mark_rules(&config, &Plan::default()).is_empty());
     }
 
     #[test]
-    fn unsupported_checks_are_noted_not_approximated() {
-        let text = r#"
-[[virtual_services]]
-address = "192.0.2.10"
-port = 443
-check = { kind = { http = { path = "/", status = 200, tls = true } } }
+    fn source_nat_masquerades_the_gateway_network_out_of_other_ports() {
+        let config = tandem_config::text::from_toml(GATEWAY).unwrap();
+        assert_eq!(
+            source_nat_rules(config.nat_gateway.as_ref()),
+            [MasqueradeRule {
+                network: "198.51.100.0".parse().unwrap(),
+                prefix_len: 24,
+                inside_port: "private".into(),
+            }]
+        );
+        assert!(source_nat_rules(None).is_empty());
+    }
 
-[[virtual_services.real_servers]]
-address = "198.51.100.11"
-"#;
-        let config = tandem_config::text::from_toml(text).unwrap();
-        let plan = plan(&config);
-        assert!(plan.checks.is_empty());
-        assert_eq!(plan.notes.len(), 1);
-        assert!(plan.notes[0].contains("HTTPS"), "{}", plan.notes[0]);
-        assert_eq!(plan.table.real_server_count(), 1);
+    #[test]
+    fn the_lvs_engine_owns_the_gateway_unless_vrrp_floats_it() {
+        let config = tandem_config::text::from_toml(GATEWAY).unwrap();
+        let ours = GatewayAddress {
+            link: "private".into(),
+            address: "198.51.100.1".parse().unwrap(),
+            prefix_len: 24,
+        };
+        assert_eq!(gateway_owner(&config), GatewayOwner::Lvs(ours.clone()));
+        let floated = tandem_config::text::from_toml(&format!(
+            r#"{GATEWAY}
+[[vrrp]]
+name = "VI_NAT"
+vrid = 9
+interface = "private"
+vips = [{{ address = "198.51.100.1", prefix = 24 }}]
+"#
+        ))
+        .unwrap();
+        let owner = gateway_owner(&floated);
+        assert_eq!(
+            owner,
+            GatewayOwner::Vrrp {
+                address: ours.address,
+                instance: "VI_NAT".into()
+            }
+        );
+        assert!(owner.describe().contains("does not add it"));
+        assert_eq!(gateway_owner(&Config::default()), GatewayOwner::None);
+
+        // Unchanged: kept (only checked). Moved to VRRP: handed over, not removed.
+        let lvs = GatewayOwner::Lvs(ours.clone());
+        assert_eq!(
+            gateway_change(Some(&ours), &lvs),
+            GatewayChange {
+                keep: Some(ours.clone()),
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            gateway_change(Some(&ours), &owner),
+            GatewayChange {
+                hand_over: Some(ours.clone()),
+                ..Default::default()
+            }
+        );
+        // Changed prefix: the old one goes, the new one comes. Gone: removed. New: added.
+        let wider = GatewayAddress {
+            prefix_len: 16,
+            ..ours.clone()
+        };
+        assert_eq!(
+            gateway_change(Some(&ours), &GatewayOwner::Lvs(wider.clone())),
+            GatewayChange {
+                remove: Some(ours.clone()),
+                add: Some(wider),
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            gateway_change(Some(&ours), &GatewayOwner::None),
+            GatewayChange {
+                remove: Some(ours.clone()),
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            gateway_change(None, &lvs),
+            GatewayChange {
+                add: Some(ours),
+                ..Default::default()
+            }
+        );
+        // Never added by us: nothing to remove when VRRP takes it.
+        assert_eq!(gateway_change(None, &owner), GatewayChange::default());
     }
 }

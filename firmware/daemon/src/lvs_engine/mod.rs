@@ -1,64 +1,98 @@
 //! The LVS director engine (`lvs`): keeps the kernel's IPVS table equal to what the config and
-//! the health checks ask for.
+//! the health checks ask for, and applies a newly committed config live, touching only what
+//! changed.
 //!
 //! At start it loads `ip_vs` and the schedulers the config uses (appliance only), turns on
-//! forwarding, adds the NAT gateway address, reads the kernel table back and applies only the
-//! difference (never a flush: a restarted tandem facing an identical table sends nothing).
-//! Health transitions from the `tandem-lvs` runner re-evaluate one service (quiesce or remove,
-//! re-entry delay, sorry server, quorum) and apply that service's diff. A transport failure
-//! makes the engine re-read the kernel table before the next diff. Fwmark services get their
-//! marking rules as nftables table `inet tandem`, replaced in one transaction at start.
-//! With `peer_link.ipvs_sync` the kernel's connection sync daemons run on the sync interface
-//! (see [`sync`]) and are stopped when the engine shuts down. The engine runs on its own thread
-//! (its kernel calls block; the VRRP timers on the main runtime must never wait for them).
+//! forwarding, takes the NAT gateway address when it owns it (see [`desired`]: not when VRRP
+//! floats it), reads the kernel table back and applies only the difference (never a flush: a
+//! restarted tandem facing an identical table sends nothing). Health transitions from the
+//! `tandem-lvs` runner re-evaluate one service (quiesce or remove, re-entry delay, sorry server,
+//! quorum) and apply that service's diff. A transport failure makes the engine re-read the
+//! kernel table before the next diff. Fwmark services get their marking rules as nftables table
+//! `inet tandem`, the NAT real servers their source NAT as table `inet tandem_nat`, each
+//! replaced in one transaction. With `peer_link.ipvs_sync` the kernel's connection sync daemons
+//! run on the sync interface (see [`sync`]) and are stopped when the engine shuts down.
+//!
+//! **Live apply** (`EngineRequest::Apply`): the pure decisions are `tandem_lvs::live`'s (plan
+//! reused per unchanged service, checks keyed by (service, real server), health memory carried
+//! over, the effective table diffed against the kernel table as last read or changed); this
+//! module executes them: check subscriptions stopped and started on the runner, IPVS operations,
+//! and, only when they changed, the marking rules, the source NAT, the NAT gateway address and
+//! the sync daemons; newly needed scheduler modules are loaded. The reply has one line per
+//! change.
+//!
+//! The engine runs on its own thread (its kernel calls block; the VRRP timers on the main
+//! runtime must never wait for them).
 
 pub mod desired;
 pub mod status;
 pub mod sync;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tandem_config::Config;
 use tandem_ipvs::{Executor, ServiceKey};
-use tandem_lvs::health::{runner, HealthEvent, HealthScheduler, ServiceHealth, SubscriberId};
-use tandem_lvs::{diff, diff_service, Op, RealServerId, ServiceId, Table};
+use tandem_lvs::health::{runner, CheckSpec, HealthEvent, HealthScheduler, SubscriberId};
+use tandem_lvs::live::{describe_op, CheckChanges, LiveState};
+use tandem_lvs::plan::{CheckSlot, Plan};
+use tandem_lvs::{diff, Op, RealServerId, ServiceId, Table};
 use tandem_southbound::net::NetOp;
+use tandem_southbound::nft::MarkRule;
+use tandem_southbound::snat::MasqueradeRule;
 use tokio::sync::mpsc;
 
 use crate::engine::{EngineHandle, EngineRequest};
 use crate::engines::EngineContext;
 use crate::logring::Log;
-use desired::Plan;
+use desired::{GatewayAddress, GatewayOwner};
 use status::ServerHealthView;
 
 /// Most health-check attempts in flight at once.
 const MAX_CHECKS_IN_FLIGHT: usize = 64;
+/// Subscribe/unsubscribe commands queued to the check runner.
+const COMMAND_QUEUE: usize = 256;
+/// Change lines listed in one apply report (and the log); the rest are counted.
+const MAX_REPORT_LINES: usize = 100;
 
 /// Starts the director engine when the config has active virtual services.
 pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
     if !config.virtual_services.iter().any(|vs| vs.active) {
         return None;
     }
-    let plan = desired::plan(config);
+    let config = Arc::new(config.clone());
     let (requests, inbox) = mpsc::channel(16);
     let context = context.clone();
     let context_log = context.log.clone();
-    let nat_gateway = config.nat_gateway.clone();
-    let sync_plan = sync::plan(config);
     let engine = async move {
-        setup_networking(&context, nat_gateway.as_ref()).await;
+        if let Err(error) = tandem_southbound::sysctl::set("net.ipv4.ip_forward", "1") {
+            context.log.line(format!("lvs: {error}"));
+        }
+        let mut installed = Installed::default();
+        let mut lines =
+            reconcile_gateway(&mut installed, &context, desired::gateway_owner(&config)).await;
+        lines.extend(reconcile_source_nat(
+            &mut installed,
+            &context.log,
+            desired::source_nat_rules(config.nat_gateway.as_ref()),
+            true,
+        ));
+        for line in lines {
+            context.log.line(format!("lvs: {line}"));
+        }
+        let sync_plan = sync::plan(&config);
         let sync_source = match &sync_plan {
             Some(sync_plan) => sync_source_address(&context, sync_plan).await,
             None => None,
         };
-        match Director::open(plan, sync_plan, sync_source, context.log.clone()) {
+        match Director::open(config, context.clone(), installed, sync_plan, sync_source) {
             Ok(director) => director.run(inbox).await,
             Err(error) => {
                 context.log.line(format!("lvs: {error}"));
-                answer_until_shutdown(inbox, format!("lvs: not running: {error}\n")).await;
+                answer_until_shutdown(inbox, error.to_string()).await;
             }
         }
     };
@@ -88,86 +122,157 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
     })
 }
 
-/// Forwarding and the NAT gateway address; failures are logged with the knob that failed.
-async fn setup_networking(
-    context: &EngineContext,
-    nat_gateway: Option<&tandem_config::model::NatGateway>,
-) {
-    if let Err(error) = tandem_southbound::sysctl::set("net.ipv4.ip_forward", "1") {
-        context.log.line(format!("lvs: {error}"));
-    }
-    if let Some(gateway) = nat_gateway {
-        let link = gateway
-            .interface
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let op = NetOp::AddAddress {
-            link,
-            address: gateway.address,
-            prefix_len: gateway.prefix,
-        };
-        match context.net.apply(std::slice::from_ref(&op)).await {
-            Ok(()) => context.log.line(format!("lvs: NAT gateway: {op}")),
-            Err(error) => context.log.line(format!("lvs: NAT gateway: {error}")),
-        }
-    }
-    install_source_nat(context, nat_gateway);
+/// What this engine installed outside the IPVS table, so a new config changes or removes only
+/// that.
+#[derive(Debug, Default)]
+struct Installed {
+    /// Who owns the NAT gateway address under the config in force.
+    gateway_owner: Option<GatewayOwner>,
+    /// The NAT gateway address this engine added and holds.
+    gateway: Option<GatewayAddress>,
+    /// The source NAT rules in table `inet tandem_nat`.
+    source_nat: Vec<MasqueradeRule>,
+    /// The marking rules in table `inet tandem`.
+    mark_rules: Vec<MarkRule>,
 }
 
-/// The real servers behind the NAT gateway reach the outside through this box: what their
-/// IPv4 network sends out of any other port is masqueraded (table `inet tandem_nat`, see
-/// `southbound::snat`). Without a NAT gateway a table left by an earlier config is removed.
-fn install_source_nat(
+/// Moves the NAT gateway address to `owner`: adds the address this engine now owns, removes
+/// the one it added and no longer owns (one VRRP now floats is left to VRRP), and re-adds its
+/// address when it went missing. Returns the change lines; logs the owner when it changes.
+async fn reconcile_gateway(
+    installed: &mut Installed,
     context: &EngineContext,
-    nat_gateway: Option<&tandem_config::model::NatGateway>,
-) {
-    use tandem_southbound::snat::{self, MasqueradeRule};
-    let rules: Vec<MasqueradeRule> = nat_gateway
-        .and_then(|gateway| match gateway.address {
-            IpAddr::V4(address) => {
-                let prefix_len = gateway.prefix.min(32);
-                let mask = tandem_config::net::prefix_to_netmask(prefix_len);
-                Some(MasqueradeRule {
-                    network: IpAddr::V4(address & mask),
-                    prefix_len,
-                    inside_port: gateway
-                        .interface
-                        .split(':')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                })
+    owner: GatewayOwner,
+) -> Vec<String> {
+    if installed.gateway_owner.as_ref() != Some(&owner) && owner != GatewayOwner::None {
+        context.log.line(format!("lvs: {}", owner.describe()));
+    }
+    let mut lines = Vec::new();
+    let change = desired::gateway_change(installed.gateway.as_ref(), &owner);
+    if let Some(old) = change.hand_over {
+        lines.push(format!(
+            "NAT gateway {old}: now floated by VRRP; left in place for VRRP (its master keeps it, a backup removes it)"
+        ));
+        installed.gateway = None;
+    }
+    if let Some(old) = change.remove {
+        match context.net.apply(&[old.del_op()]).await {
+            Ok(()) => lines.push(format!("NAT gateway {old} removed")),
+            Err(error) => lines.push(format!("NAT gateway: {error}")),
+        }
+        installed.gateway = None;
+    }
+    if let Some(new) = change.add {
+        match context.net.apply(&[new.add_op()]).await {
+            Ok(()) => {
+                lines.push(format!("NAT gateway {new} added"));
+                installed.gateway = Some(new);
             }
-            // IPv6 real servers have addresses of their own: no NAT66.
-            IpAddr::V6(_) => None,
-        })
-        .into_iter()
-        .collect();
+            Err(error) => lines.push(format!(
+                "NAT gateway: {error}; it is added again at the next config apply"
+            )),
+        }
+    }
+    if let Some(kept) = change.keep {
+        match context.net.addresses(&kept.link).await {
+            Ok(present) if present.iter().any(|(address, _)| *address == kept.address) => {}
+            Ok(_) => match context.net.apply(&[kept.add_op()]).await {
+                Ok(()) => lines.push(format!("NAT gateway {kept} was missing: added again")),
+                Err(error) => lines.push(format!("NAT gateway {kept} is missing: {error}")),
+            },
+            Err(error) => lines.push(format!("NAT gateway {kept}: {error}")),
+        }
+    }
+    installed.gateway_owner = Some(owner);
+    lines
+}
+
+/// Replaces table `inet tandem_nat` when its rules changed (see `southbound::snat`); an empty
+/// set removes the table. At start an empty set removes a table left by an earlier run, best
+/// effort (a host without nf_tables has no table of ours either).
+fn reconcile_source_nat(
+    installed: &mut Installed,
+    log: &Log,
+    rules: Vec<MasqueradeRule>,
+    starting: bool,
+) -> Vec<String> {
+    use tandem_southbound::snat;
+    if rules == installed.source_nat && !starting {
+        return Vec::new();
+    }
     if rules.is_empty() {
-        // Best effort: a host without nf_tables has no table of ours either.
-        let _ = snat::replace(&[]);
-        return;
+        let removed = snat::replace(&[]);
+        if starting {
+            return Vec::new();
+        }
+        return match removed {
+            Ok(()) => {
+                installed.source_nat.clear();
+                vec![format!("source NAT removed (table inet {})", snat::TABLE)]
+            }
+            Err(error) => vec![format!("source NAT: {error}")],
+        };
     }
     crate::engines::load_feature_modules(
-        &context.log,
+        log,
         "lvs: source NAT",
         &["nf_tables", "nft_chain_nat", "nft_masq"],
     );
     match snat::replace(&rules) {
         Ok(()) => {
-            for rule in &rules {
-                context.log.line(format!(
-                    "lvs: source NAT: {}/{} out of any port but {} is masqueraded (table inet {})",
-                    rule.network,
-                    rule.prefix_len,
-                    rule.inside_port,
-                    snat::TABLE
-                ));
-            }
+            let lines = rules
+                .iter()
+                .map(|rule| {
+                    format!(
+                        "source NAT: {}/{} out of any port but {} is masqueraded (table inet {})",
+                        rule.network,
+                        rule.prefix_len,
+                        rule.inside_port,
+                        snat::TABLE
+                    )
+                })
+                .collect();
+            installed.source_nat = rules;
+            lines
         }
-        Err(error) => context.log.line(format!("lvs: source NAT: {error}")),
+        Err(error) => vec![format!("source NAT: {error}")],
+    }
+}
+
+/// Replaces table `inet tandem` with the fwmark services' marking rules when they changed (one
+/// transaction); none where there were some removes the table. With no fwmark service before
+/// or after nothing is touched, so hosts without nf_tables are unaffected.
+fn reconcile_mark_rules(installed: &mut Installed, log: &Log, rules: Vec<MarkRule>) -> Vec<String> {
+    use tandem_southbound::nft;
+    if rules == installed.mark_rules {
+        return Vec::new();
+    }
+    if rules.is_empty() {
+        return match nft::replace(&[]) {
+            Ok(()) => {
+                installed.mark_rules.clear();
+                vec![format!(
+                    "firewall marks removed (table inet {})",
+                    nft::TABLE
+                )]
+            }
+            Err(error) => vec![format!("firewall marks: {error}")],
+        };
+    }
+    if installed.mark_rules.is_empty() {
+        crate::engines::load_feature_modules(log, "lvs", &["nf_tables"]);
+    }
+    match nft::replace(&rules) {
+        Ok(()) => {
+            let line = format!(
+                "firewall marks: {} rules in table inet {}",
+                rules.len(),
+                nft::TABLE
+            );
+            installed.mark_rules = rules;
+            vec![line]
+        }
+        Err(error) => vec![format!("firewall marks: {error}")],
     }
 }
 
@@ -204,11 +309,17 @@ async fn sync_source_address(context: &EngineContext, plan: &sync::SyncPlan) -> 
     }
 }
 
-async fn answer_until_shutdown(mut inbox: mpsc::Receiver<EngineRequest>, text: String) {
+/// The engine could not start (`why`): answers every request until shut down.
+async fn answer_until_shutdown(mut inbox: mpsc::Receiver<EngineRequest>, why: String) {
     while let Some(request) = inbox.recv().await {
         match request {
             EngineRequest::Status(reply) => {
-                let _ = reply.send(text.clone());
+                let _ = reply.send(format!("lvs: not running: {why}\n"));
+            }
+            EngineRequest::Apply { reply, .. } => {
+                let _ = reply.send(format!(
+                    "lvs: not applied: the director engine is not running ({why}); fix that (see `log`) and restart the box to load the IPVS table\n"
+                ));
             }
             EngineRequest::Track { .. } => {}
             EngineRequest::Shutdown(done) => {
@@ -243,63 +354,79 @@ struct CheckState {
 
 struct Director {
     log: Log,
+    context: EngineContext,
     exec: Executor,
-    plan: Plan,
     started: Instant,
-    health: BTreeMap<ServiceId, ServiceHealth>,
+    /// Plan, subscriptions, health memory and effective table (the pure state).
+    live: LiveState,
+    /// Status of each running subscription.
     checks: BTreeMap<SubscriberId, CheckState>,
     /// The kernel table as we last read or changed it.
     applied: Table,
-    /// The table last computed from config + health.
-    effective: Table,
     /// The kernel table must be re-read before the next diff (after a transport failure).
     stale: bool,
     /// The connection sync daemons the config asks for (None: sync off).
     sync: Option<sync::SyncPlan>,
     /// The IPv4 source address of the sync datagrams (for the status).
     sync_source: Option<IpAddr>,
+    /// What the engine installed besides the IPVS table.
+    installed: Installed,
+    /// Subscribe/unsubscribe to the check runner (while it runs).
+    commands: Option<mpsc::Sender<runner::Command>>,
 }
 
 /// Loads `ip_vs` and the schedulers (only as PID 1: on a host the kernel is not ours).
-fn load_modules(plan: &Plan, log: &Log) {
+fn load_modules(plan: &Plan, marks: bool, log: &Log) {
     // crc32c first: libcrc32c (an ip_vs dependency) needs it and modules.dep does not say so.
     let mut names: Vec<&str> = vec!["crc32c_generic", "ip_vs"];
     names.extend(plan.scheduler_modules.iter().map(String::as_str));
-    if !plan.mark_rules.is_empty() {
+    if marks {
         names.push("nf_tables");
     }
     crate::engines::load_feature_modules(log, "lvs", &names);
 }
 
-/// Replaces table `inet tandem` with the fwmark services' marking rules (one transaction).
-/// Without fwmark services nothing is touched, so hosts without nf_tables are unaffected.
-fn install_mark_rules(plan: &Plan, log: &Log) {
-    if plan.mark_rules.is_empty() {
-        return;
+/// Lines for the reply and the log: prefixed, at most [`MAX_REPORT_LINES`] listed.
+fn report(log: &Log, lines: Vec<String>) -> String {
+    let mut text = String::new();
+    let total = lines.len();
+    for line in lines.into_iter().take(MAX_REPORT_LINES) {
+        log.line(format!("lvs: {line}"));
+        text.push_str("lvs: ");
+        text.push_str(&line);
+        text.push('\n');
     }
-    match tandem_southbound::nft::replace(&plan.mark_rules) {
-        Ok(()) => log.line(format!(
-            "lvs: firewall marks: {} rules in table inet {}",
-            plan.mark_rules.len(),
-            tandem_southbound::nft::TABLE
-        )),
-        Err(error) => log.line(format!("lvs: firewall marks: {error}")),
+    if total > MAX_REPORT_LINES {
+        let more = format!(
+            "lvs: ... and {} more changes (not listed)",
+            total - MAX_REPORT_LINES
+        );
+        log.line(&more);
+        text.push_str(&more);
+        text.push('\n');
     }
+    text
 }
 
 impl Director {
     fn open(
-        plan: Plan,
+        config: Arc<Config>,
+        context: EngineContext,
+        mut installed: Installed,
         sync: Option<sync::SyncPlan>,
         sync_source: Option<IpAddr>,
-        log: Log,
     ) -> Result<Director, StartError> {
-        load_modules(&plan, &log);
-        install_mark_rules(&plan, &log);
+        let log = context.log.clone();
+        let plan = tandem_lvs::plan::from_config(&config);
+        let marks = desired::planned_mark_rules(&config, &plan);
+        load_modules(&plan, !marks.is_empty(), &log);
+        for line in reconcile_mark_rules(&mut installed, &log, marks) {
+            log.line(format!("lvs: {line}"));
+        }
         for note in &plan.notes {
             log.line(format!("lvs: note: {note}"));
         }
-        let exec = Executor::open()?;
+        let mut exec = Executor::open()?;
         for (key, value) in [
             // A real server taken out of a service drops its connections at once instead of
             // black-holing them (the "remove" failure policy).
@@ -311,46 +438,37 @@ impl Director {
                 log.line(format!("lvs: {error}"));
             }
         }
-        let now = Instant::now();
-        let mut health: BTreeMap<ServiceId, ServiceHealth> = plan
-            .table
-            .services
-            .keys()
-            .map(|id| (*id, ServiceHealth::new()))
-            .collect();
-        let mut checks = BTreeMap::new();
-        for (sub, check) in &plan.checks {
-            let up = check.spec.timing.start_up;
-            if let Some(h) = health.get_mut(&check.service) {
-                h.set_initial(check.server, up);
-            }
-            checks.insert(
-                *sub,
-                CheckState {
-                    service: check.service,
-                    server: check.server,
-                    what: check.what.clone(),
-                    up,
-                    since: None,
-                    reason: (!up).then(|| "not checked yet (start_down)".to_owned()),
-                },
-            );
-        }
+        let begun = Instant::now();
+        let applied = Table::from_kernel(&exec.table()?);
+        let mut live = LiveState::new();
+        let decision = live.apply_plan(plan, &applied, begun);
+        live.config = Some(config);
         let mut director = Director {
             log,
+            context,
             exec,
-            plan,
-            started: now,
-            health,
-            checks,
-            applied: Table::default(),
-            effective: Table::default(),
-            stale: true,
+            started: begun,
+            live,
+            checks: BTreeMap::new(),
+            applied,
+            stale: false,
             sync,
             sync_source,
+            installed,
+            commands: None,
         };
-        director.sync_all(now)?;
-        director.start_sync_daemons();
+        director.note_check_changes(&decision.checks);
+        director.apply(&decision.ops)?;
+        director.log.line(format!(
+            "lvs: table in sync: {} services, {} real servers, {} ops in {} ms",
+            director.live.effective.services.len(),
+            director.live.effective.real_server_count(),
+            decision.ops.len(),
+            begun.elapsed().as_millis()
+        ));
+        for line in director.start_sync_daemons() {
+            director.log.line(format!("lvs: {line}"));
+        }
         Ok(director)
     }
 
@@ -366,69 +484,91 @@ impl Director {
         }
     }
 
-    /// Starts the missing sync daemons, restarts differing ones (see [`sync`]).
-    fn start_sync_daemons(&mut self) {
+    /// Starts the missing sync daemons, restarts differing ones (see [`sync`]); returns what
+    /// happened.
+    fn start_sync_daemons(&mut self) -> Vec<String> {
         let Some(plan) = self.sync.clone() else {
-            return;
+            return Vec::new();
         };
         let Some(running) = self.running_sync_daemons() else {
-            return;
+            return vec!["sync: cannot read the running sync daemons; see `log`".to_owned()];
         };
         let requests = sync::reconcile(&plan.daemons(), &running);
         if requests.is_empty() {
-            self.log.line(format!(
-                "lvs: sync: master and backup already running on {} sync id {}",
+            return vec![format!(
+                "sync: master and backup already running on {} sync id {}",
                 plan.interface, plan.sync_id
-            ));
-            return;
+            )];
         }
-        let mut failed = false;
+        let mut lines = Vec::new();
         for request in &requests {
             match self.exec.apply(std::slice::from_ref(request)) {
                 Ok(refused) => {
                     for error in refused {
-                        failed = true;
                         let error = sync::explain(&plan, request, error.errno, &error.request);
-                        self.log.line(format!("lvs: sync: {error}"));
+                        lines.push(format!("sync: {error}"));
                     }
                 }
-                Err(error) => {
-                    failed = true;
-                    self.log.line(format!("lvs: sync: {request}: {error}"));
-                }
+                Err(error) => lines.push(format!("sync: {request}: {error}")),
             }
         }
-        if !failed {
-            self.log.line(format!(
-                "lvs: sync: master and backup started on {} sync id {} group {}:{}",
+        if lines.is_empty() {
+            lines.push(format!(
+                "sync: master and backup started on {} sync id {} group {}:{}",
                 plan.interface,
                 plan.sync_id,
                 sync::SYNC_GROUP,
                 sync::SYNC_PORT
             ));
         }
+        lines
     }
 
-    /// Stops the sync daemons this engine started (shutdown).
-    fn stop_sync_daemons(&mut self) {
+    /// Stops the sync daemons this engine started (shutdown, or sync turned off); returns what
+    /// happened.
+    fn stop_sync_daemons(&mut self) -> Vec<String> {
         if self.sync.is_none() {
-            return;
+            return Vec::new();
         }
         let Some(running) = self.running_sync_daemons() else {
-            return;
+            return vec!["sync: cannot read the running sync daemons; see `log`".to_owned()];
         };
+        let mut lines = Vec::new();
         for request in sync::stop(&running) {
             match self.exec.apply(std::slice::from_ref(&request)) {
-                Ok(refused) if refused.is_empty() => {}
                 Ok(refused) => {
                     for error in refused {
-                        self.log.line(format!("lvs: sync: stop: {error}"));
+                        lines.push(format!("sync: stop: {error}"));
                     }
                 }
-                Err(error) => self.log.line(format!("lvs: sync: stop: {error}")),
+                Err(error) => lines.push(format!("sync: stop: {error}")),
             }
         }
-        self.log.line("lvs: sync: daemons stopped");
+        if lines.is_empty() {
+            lines.push("sync: daemons stopped".to_owned());
+        }
+        lines
+    }
+
+    /// Restarts the sync daemons only when the config's sync plan changed.
+    async fn reconcile_sync(&mut self, config: &Config) -> Vec<String> {
+        let wanted = sync::plan(config);
+        if wanted == self.sync {
+            return Vec::new();
+        }
+        let mut lines = Vec::new();
+        match &wanted {
+            None => {
+                lines.extend(self.stop_sync_daemons());
+                self.sync_source = None;
+            }
+            Some(plan) => {
+                self.sync_source = sync_source_address(&self.context, plan).await;
+            }
+        }
+        self.sync = wanted;
+        lines.extend(self.start_sync_daemons());
+        lines
     }
 
     /// Reads the kernel table, diffs the whole effective table against it and applies.
@@ -436,31 +576,24 @@ impl Director {
         let begun = Instant::now();
         self.applied = Table::from_kernel(&self.exec.table()?);
         self.stale = false;
-        let mut effective = Table::default();
-        for (id, config) in &self.plan.table.services {
-            let policy = self.plan.policies.get(id).cloned().unwrap_or_default();
-            let health = self.health.entry(*id).or_default();
-            effective
-                .services
-                .insert(*id, health.evaluate(config, &policy, now));
-        }
-        self.effective = effective;
-        let ops = diff(&self.effective, &self.applied);
-        let count = ops.len();
+        self.live.reevaluate_all(now);
+        let ops = diff(&self.live.effective, &self.applied);
         self.apply(&ops)?;
         self.log.line(format!(
-            "lvs: table in sync: {} services, {} real servers, {count} ops in {} ms",
-            self.effective.services.len(),
-            self.effective.real_server_count(),
+            "lvs: table in sync: {} services, {} real servers, {} ops in {} ms",
+            self.live.effective.services.len(),
+            self.live.effective.real_server_count(),
+            ops.len(),
             begun.elapsed().as_millis()
         ));
         Ok(())
     }
 
-    /// Applies ops to the kernel; refusals are logged and mark the model stale.
-    fn apply(&mut self, ops: &[Op]) -> Result<(), tandem_ipvs::TransportError> {
+    /// Applies ops to the kernel; refusals are logged, mark the model stale and are returned
+    /// by index.
+    fn apply(&mut self, ops: &[Op]) -> Result<BTreeSet<usize>, tandem_ipvs::TransportError> {
         if ops.is_empty() {
-            return Ok(());
+            return Ok(BTreeSet::new());
         }
         let requests: Vec<_> = ops.iter().map(Op::to_request).collect();
         let refused = match self.exec.apply(&requests) {
@@ -470,17 +603,17 @@ impl Director {
                 return Err(error);
             }
         };
+        let indexes: BTreeSet<usize> = refused.iter().map(|r| r.index).collect();
         for (index, op) in ops.iter().enumerate() {
-            if refused.iter().any(|r| r.index == index) {
-                continue;
+            if !indexes.contains(&index) {
+                let _ = self.applied.apply(op);
             }
-            let _ = self.applied.apply(op);
         }
         for error in &refused {
             self.log.line(format!("lvs: kernel refused {error}"));
             self.stale = true;
         }
-        Ok(())
+        Ok(indexes)
     }
 
     /// Re-evaluates one service and applies its diff.
@@ -491,25 +624,19 @@ impl Director {
             }
             return;
         }
-        let Some(config) = self.plan.table.services.get(&id) else {
-            return;
-        };
-        let policy = self.plan.policies.get(&id).cloned().unwrap_or_default();
-        let health = self.health.entry(id).or_default();
-        let quorum_before = health.quorum_up();
-        let effective = health.evaluate(config, &policy, now);
-        if quorum_before.is_some() && quorum_before != health.quorum_up() {
+        let quorum_before = self.live.health.get(&id).and_then(|h| h.quorum_up());
+        let ops = self.live.reevaluate(&id, &self.applied, now);
+        let quorum_after = self.live.health.get(&id).and_then(|h| h.quorum_up());
+        if quorum_before.is_some() && quorum_before != quorum_after {
             self.log.line(format!(
                 "lvs: {id}: quorum {}",
-                if health.quorum_up() == Some(true) {
+                if quorum_after == Some(true) {
                     "regained"
                 } else {
                     "lost"
                 }
             ));
         }
-        let ops = diff_service(&id, Some(&effective), self.applied.services.get(&id));
-        self.effective.services.insert(id, effective);
         for op in &ops {
             self.log.line(format!("lvs: {op}"));
         }
@@ -521,6 +648,7 @@ impl Director {
 
     fn on_health(&mut self, event: HealthEvent) {
         let Some(state) = self.checks.get_mut(&event.subscriber) else {
+            // A subscription a config apply dropped meanwhile.
             return;
         };
         state.up = event.up;
@@ -537,18 +665,185 @@ impl Director {
                 Some(reason) => format!("failed: down ({reason})"),
             }
         ));
-        if let Some(h) = self.health.get_mut(&service) {
+        if let Some(h) = self.live.health.get_mut(&service) {
             h.set_health(server, event.up, event.at);
         }
         self.resync_service(service, Instant::now());
     }
 
+    /// Records the status of subscriptions started and stopped: a replaced check keeps its
+    /// last verdict's time and reason (it starts from that verdict).
+    fn note_check_changes(&mut self, changes: &CheckChanges) {
+        let mut replaced: BTreeMap<CheckSlot, CheckState> = BTreeMap::new();
+        for (slot, subscriber) in &changes.unsubscribe {
+            if let Some(state) = self.checks.remove(subscriber) {
+                replaced.insert(*slot, state);
+            }
+        }
+        for subscribe in &changes.subscribe {
+            let (service, server) = subscribe.slot;
+            let what = self
+                .live
+                .plan
+                .check(&subscribe.slot)
+                .map_or_else(|| "check".to_owned(), |c| c.what.to_string());
+            let up = subscribe.spec.timing.start_up;
+            let (since, reason) = match replaced.remove(&subscribe.slot) {
+                Some(old) if subscribe.replaces.is_some() => (old.since, old.reason),
+                _ => (
+                    None,
+                    (!up).then(|| "not checked yet (start_down)".to_owned()),
+                ),
+            };
+            self.checks.insert(
+                subscribe.subscriber,
+                CheckState {
+                    service,
+                    server,
+                    what,
+                    up,
+                    since,
+                    reason,
+                },
+            );
+        }
+    }
+
+    /// Sends the stops, then the starts, to the check runner. The runner may be waiting to hand
+    /// over health events meanwhile: those are kept in `pending` (no deadlock on a big change).
+    async fn send_check_changes(
+        &mut self,
+        changes: &CheckChanges,
+        events: &mut mpsc::Receiver<HealthEvent>,
+        pending: &mut Vec<HealthEvent>,
+    ) -> Option<String> {
+        let commands = self.commands.clone()?;
+        let stops = changes
+            .unsubscribe
+            .iter()
+            .map(|(_, subscriber)| runner::Command::Unsubscribe(*subscriber));
+        let starts = changes
+            .subscribe
+            .iter()
+            .map(|s| runner::Command::Subscribe(s.subscriber, CheckSpec::clone(&s.spec)));
+        for command in stops.chain(starts) {
+            loop {
+                tokio::select! {
+                    biased;
+                    permit = commands.reserve() => match permit {
+                        Ok(permit) => {
+                            permit.send(command);
+                            break;
+                        }
+                        Err(_) => {
+                            return Some(
+                                "health checks: the check runner has stopped, so check changes are not applied; restart the box".to_owned(),
+                            )
+                        }
+                    },
+                    Some(event) = events.recv() => pending.push(event),
+                }
+            }
+        }
+        None
+    }
+
+    /// Applies a newly committed config (see the module documentation); returns the report.
+    async fn apply_config(
+        &mut self,
+        config: Arc<Config>,
+        events: &mut mpsc::Receiver<HealthEvent>,
+    ) -> String {
+        let now = Instant::now();
+        let mut lines = Vec::new();
+        if self.stale {
+            match self.exec.table() {
+                Ok(table) => {
+                    self.applied = Table::from_kernel(&table);
+                    self.stale = false;
+                }
+                Err(error) => lines.push(format!(
+                    "cannot re-read the kernel IPVS table ({error}); the changes below are against the last known table"
+                )),
+            }
+        }
+        let old_modules = self.live.plan.scheduler_modules.clone();
+        let decision = self.live.apply(Arc::clone(&config), &self.applied, now);
+        let new_modules: Vec<&str> = self
+            .live
+            .plan
+            .scheduler_modules
+            .iter()
+            .filter(|m| !old_modules.contains(m))
+            .map(String::as_str)
+            .collect();
+        crate::engines::load_feature_modules(&self.log, "lvs", &new_modules);
+
+        self.note_check_changes(&decision.checks);
+        let mut pending = Vec::new();
+        if let Some(problem) = self
+            .send_check_changes(&decision.checks, events, &mut pending)
+            .await
+        {
+            lines.push(problem);
+        }
+
+        let described: Vec<Vec<String>> = decision
+            .ops
+            .iter()
+            .map(|op| describe_op(op, self.applied.services.get(op.service())))
+            .collect();
+        match self.apply(&decision.ops) {
+            Ok(refused) => {
+                for (index, (op, op_lines)) in decision.ops.iter().zip(described).enumerate() {
+                    if refused.contains(&index) {
+                        lines.push(format!(
+                            "{op}: refused by the kernel (see `log`); the table is re-read at the next change"
+                        ));
+                    } else {
+                        lines.extend(op_lines);
+                    }
+                }
+            }
+            Err(error) => lines.push(format!(
+                "IPVS: {error}; {} table changes not applied, the kernel table is re-read at the next change",
+                decision.ops.len()
+            )),
+        }
+        lines.extend(decision.lines);
+
+        let marks = desired::planned_mark_rules(&config, &self.live.plan);
+        lines.extend(reconcile_mark_rules(&mut self.installed, &self.log, marks));
+        lines.extend(
+            reconcile_gateway(
+                &mut self.installed,
+                &self.context,
+                desired::gateway_owner(&config),
+            )
+            .await,
+        );
+        lines.extend(reconcile_source_nat(
+            &mut self.installed,
+            &self.log,
+            desired::source_nat_rules(config.nat_gateway.as_ref()),
+            false,
+        ));
+        lines.extend(self.reconcile_sync(&config).await);
+
+        let text = report(&self.log, lines);
+        for event in pending {
+            self.on_health(event);
+        }
+        text
+    }
+
     /// The earliest re-entry deadline over all services, with its service.
     fn next_deadline(&self, now: Instant) -> Option<(Instant, ServiceId)> {
-        self.health
+        self.live
+            .health
             .iter()
             .filter_map(|(id, h)| {
-                let policy = self.plan.policies.get(id)?;
+                let policy = &self.live.plan.service(id)?.policy;
                 h.next_deadline(policy, now).map(|t| (t, *id))
             })
             .min()
@@ -556,12 +851,12 @@ impl Director {
 
     fn rotation(&self, state: &CheckState) -> String {
         let configured = self
+            .live
             .plan
-            .table
-            .services
-            .get(&state.service)
-            .and_then(|s| s.real_servers.get(&state.server));
+            .service(&state.service)
+            .and_then(|s| s.service.real_servers.get(&state.server));
         let effective = self
+            .live
             .effective
             .services
             .get(&state.service)
@@ -595,8 +890,8 @@ impl Director {
                 },
             );
         }
-        let mut text = status::render(&table, &health, &self.plan.notes);
-        for (id, h) in &self.health {
+        let mut text = status::render(&table, &health, &self.live.plan.notes);
+        for (id, h) in &self.live.health {
             if h.quorum_up() == Some(false) {
                 text.push_str(&format!("lvs: {id}: quorum lost\n"));
             }
@@ -625,10 +920,13 @@ impl Director {
     async fn run(mut self, mut inbox: mpsc::Receiver<EngineRequest>) {
         let mut scheduler = HealthScheduler::new(u64::from(std::process::id()) ^ 0x5eed);
         let now = Instant::now();
-        for (sub, check) in &self.plan.checks {
-            scheduler.subscribe(*sub, check.spec.clone(), now);
+        for subscriptions in self.live.subscriptions.values() {
+            for (subscriber, spec) in subscriptions.values() {
+                scheduler.subscribe(*subscriber, CheckSpec::clone(spec), now);
+            }
         }
-        let (commands, command_inbox) = mpsc::channel(16);
+        let (commands, command_inbox) = mpsc::channel(COMMAND_QUEUE);
+        self.commands = Some(commands);
         let (events_tx, mut events) = mpsc::channel(256);
         let health_task = tokio::spawn(runner::run(
             scheduler,
@@ -652,11 +950,17 @@ impl Director {
                     Some(EngineRequest::Status(reply)) => {
                         let _ = reply.send(self.status_text());
                     }
+                    Some(EngineRequest::Apply { config, reply }) => {
+                        let text = self.apply_config(config, &mut events).await;
+                        let _ = reply.send(text);
+                    }
                     Some(EngineRequest::Track { .. }) => {}
                     Some(EngineRequest::Shutdown(done)) => {
                         // The table stays: traffic keeps flowing, and the next start adopts it.
                         // The sync daemons stop: they belong to this engine's config.
-                        self.stop_sync_daemons();
+                        for line in self.stop_sync_daemons() {
+                            self.log.line(format!("lvs: {line}"));
+                        }
                         let _ = done.send(());
                         break;
                     }
@@ -671,7 +975,7 @@ impl Director {
                 }
             }
         }
-        drop(commands);
+        self.commands = None;
         health_task.abort();
     }
 }

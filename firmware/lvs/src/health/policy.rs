@@ -92,13 +92,19 @@ impl ServiceHealth {
         entry.healthy = healthy;
     }
 
+    /// A checked server's current verdict (`None`: not checked, so always live).
+    pub fn healthy(&self, rs: &RealServerId) -> Option<bool> {
+        self.servers.get(rs).map(|h| h.healthy)
+    }
+
     /// Forgets a server (removed from the config).
     pub fn forget(&mut self, rs: &RealServerId) {
         self.servers.remove(rs);
     }
 
-    fn live(&self, rs: &RealServerId, reentry: Duration, now: Instant) -> bool {
-        match self.servers.get(rs) {
+    /// Whether a server with this health memory takes traffic at `now` (`None`: unchecked).
+    fn is_live(health: Option<&ServerHealth>, reentry: Duration, now: Instant) -> bool {
+        match health {
             None => true,
             Some(h) if !h.healthy => false,
             Some(ServerHealth {
@@ -126,15 +132,32 @@ impl ServiceHealth {
         now: Instant,
     ) -> VirtualService {
         let mut live_weight: u64 = 0;
-        let mut out = VirtualService::new(config.settings.clone());
-        for (rs, r) in &config.real_servers {
-            if self.live(rs, policy.reentry, now) {
-                live_weight += u64::from(r.weight);
-                out.real_servers.insert(*rs, *r);
-            } else if policy.on_failure == OnFailure::Quiesce {
-                out.real_servers.insert(*rs, RealServer { weight: 0, ..*r });
-            }
-        }
+        // Both maps are sorted by server: one walk in step, and a sorted bulk build of the
+        // result (a director re-evaluates every service on each config apply).
+        let mut memory = self.servers.iter().peekable();
+        let real_servers = config
+            .real_servers
+            .iter()
+            .filter_map(|(rs, r)| {
+                while memory.next_if(|(known, _)| *known < rs).is_some() {}
+                let health = memory
+                    .peek()
+                    .filter(|(known, _)| *known == rs)
+                    .map(|(_, h)| *h);
+                if Self::is_live(health, policy.reentry, now) {
+                    live_weight += u64::from(r.weight);
+                    Some((*rs, *r))
+                } else if policy.on_failure == OnFailure::Quiesce {
+                    Some((*rs, RealServer { weight: 0, ..*r }))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let mut out = VirtualService {
+            settings: config.settings.clone(),
+            real_servers,
+        };
         let high = u64::from(policy.quorum) + u64::from(policy.hysteresis);
         let low = u64::from(policy.quorum.saturating_sub(policy.hysteresis));
         let up = match self.quorum_up {

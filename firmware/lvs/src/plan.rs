@@ -1,0 +1,582 @@
+//! Config → director plan: per virtual service, the table entry the config asks for (every
+//! real server healthy), its health policy and its health checks, keyed by the stable identity
+//! (service, real server) so a new config compares against the running one slot by slot.
+//! Pure, so the mapping is tested without a kernel; what cannot be honoured (TLS checks, MD5
+//! digests, `bindto`) is reported as a note instead of being silently approximated.
+//!
+//! A plan is built per service and shared ([`Arc<ServicePlan>`]): given the previous config and
+//! plan, a service configured exactly as before keeps its plan object, so a live apply skips it
+//! by pointer and does work in proportion to what changed, not to the size of the config.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tandem_config::model::{self, Config};
+
+use crate::health::{
+    CheckKey, CheckSpec, CheckTiming, HttpProbe, OnFailure, Probe, SendExpect, ServicePolicy,
+};
+use crate::{
+    Family, Forwarding, Persistence, RealServer, RealServerId, Scheduler, SchedulerFlags,
+    ServiceId, ServiceSettings, Table, VirtualService,
+};
+
+/// The stable identity of a health check: the real server it watches in one service. A new
+/// config keeps a check whose slot and spec are unchanged (see [`crate::live`]).
+pub type CheckSlot = (ServiceId, RealServerId);
+
+/// One planned health check: what it runs and how the status names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCheck {
+    /// Shared with the running subscription while it stays.
+    pub spec: Arc<CheckSpec>,
+    /// Short description for the status (`http GET /health`, `tcp`); shared by the servers of
+    /// a service that use the service's check.
+    pub what: Arc<str>,
+}
+
+/// What one configured virtual service asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePlan {
+    /// The service with every active real server at its configured weight.
+    pub service: VirtualService,
+    /// Its health policy.
+    pub policy: ServicePolicy,
+    /// Its health checks by real server.
+    pub checks: BTreeMap<RealServerId, PlannedCheck>,
+    /// Servers start as down (`start_down`).
+    pub start_down: bool,
+    /// What of this service was skipped or approximated.
+    pub notes: Vec<String>,
+}
+
+/// A service's plan and the index of the configured service it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedService {
+    pub plan: Arc<ServicePlan>,
+    /// Index in `config.virtual_services` (to recognise an unchanged service next time).
+    pub source: usize,
+}
+
+/// Everything the director engine derives from the config.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Per service id.
+    pub services: BTreeMap<ServiceId, PlannedService>,
+    /// Scheduler modules the table needs (`ip_vs_wrr`, ...).
+    pub scheduler_modules: Vec<String>,
+    /// Config parts that were skipped or approximated, for the log and the status.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// Whether some service is a firewall-mark service (then `fwmark_rules` must be installed).
+    pub fn has_fwmark_services(&self) -> bool {
+        self.services
+            .keys()
+            .any(|id| matches!(id, ServiceId::Fwmark { .. }))
+    }
+
+    /// The plan of one service.
+    pub fn service(&self, id: &ServiceId) -> Option<&ServicePlan> {
+        self.services.get(id).map(|s| &*s.plan)
+    }
+
+    /// The check planned for a slot.
+    pub fn check(&self, (id, server): &CheckSlot) -> Option<&PlannedCheck> {
+        self.service(id)?.checks.get(server)
+    }
+
+    /// Number of planned checks.
+    pub fn check_count(&self) -> usize {
+        self.services.values().map(|s| s.plan.checks.len()).sum()
+    }
+
+    /// The whole desired table (a copy: for tests and status, not for the apply path).
+    pub fn table(&self) -> Table {
+        Table {
+            services: self
+                .services
+                .iter()
+                .map(|(id, s)| (*id, s.plan.service.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The IPVS service id of a configured virtual service, or why it has none.
+pub fn service_id(vs: &model::VirtualService) -> Result<ServiceId, String> {
+    match (vs.fwmark, vs.address) {
+        (Some(mark), address) => Ok(ServiceId::Fwmark {
+            family: match address {
+                Some(IpAddr::V6(_)) => Family::Inet6,
+                _ => Family::Inet,
+            },
+            mark,
+        }),
+        (None, Some(addr)) => Ok(ServiceId::Inet {
+            protocol: match vs.protocol {
+                model::Protocol::Tcp => crate::Protocol::Tcp,
+                model::Protocol::Udp => crate::Protocol::Udp,
+                model::Protocol::Sctp => crate::Protocol::Sctp,
+            },
+            addr,
+            port: vs.port,
+        }),
+        (None, None) => Err(format!(
+            "virtual service {}: no address and no fwmark; set `address` or `fwmark`",
+            vs.label()
+        )),
+    }
+}
+
+fn settings(vs: &model::VirtualService, family: Family) -> ServiceSettings {
+    let scheduler = Scheduler::from_name(vs.scheduler.kernel_name());
+    let mut flags = SchedulerFlags::empty();
+    if vs.scheduler_flags.fallback {
+        flags = flags.with(SchedulerFlags::FALLBACK);
+    }
+    if vs.scheduler_flags.port {
+        flags = flags.with(SchedulerFlags::PORT);
+    }
+    let persistence = vs.persistence.map(|p| Persistence {
+        timeout_s: p.timeout_s,
+        netmask: match family {
+            Family::Inet => {
+                let prefix = u32::from(p.netmask_prefix.unwrap_or(32).min(32));
+                u32::MAX.checked_shl(32 - prefix).unwrap_or(0)
+            }
+            Family::Inet6 => u32::from(p.netmask_prefix.unwrap_or(128).min(128)),
+        },
+        engine: None,
+    });
+    ServiceSettings {
+        scheduler,
+        scheduler_flags: flags,
+        persistence,
+        one_packet: vs.scheduler_flags.one_packet,
+    }
+}
+
+fn forwarding(f: model::Forwarding) -> Forwarding {
+    match f {
+        model::Forwarding::Nat => Forwarding::Nat,
+        model::Forwarding::Dr => Forwarding::DirectRouting,
+        model::Forwarding::Tun => Forwarding::IPIP,
+    }
+}
+
+fn lossy(text: &str) -> Vec<u8> {
+    text.as_bytes().to_vec()
+}
+
+/// A configured check's probe and description, or why it cannot be run as configured.
+type Probed = Result<(Probe, Arc<str>), String>;
+
+/// The probe for a configured check, or why it cannot be run as configured.
+fn probe(kind: &model::CheckKind) -> Probed {
+    match kind {
+        model::CheckKind::Tcp => Ok((Probe::Tcp, "tcp".into())),
+        model::CheckKind::Http { tls: true, .. } => {
+            Err("HTTPS checks are not supported yet; use an HTTP or TCP check".into())
+        }
+        model::CheckKind::Http {
+            body: Some(model::HttpBody::Md5(_)),
+            ..
+        } => Err("HTTP MD5 digest checks are not supported yet; use `contains`".into()),
+        model::CheckKind::Http {
+            path,
+            status,
+            body,
+            virtual_host,
+            ..
+        } => {
+            let body_contains = match body {
+                Some(model::HttpBody::Contains(text)) => Some(lossy(text)),
+                _ => None,
+            };
+            let probe = HttpProbe {
+                path: if path.is_empty() {
+                    "/".into()
+                } else {
+                    path.as_str().to_owned()
+                },
+                host: virtual_host.as_ref().map(|h| h.as_str().to_owned()),
+                status: match status {
+                    Some(code) => vec![(*code, *code)],
+                    None => vec![(200, 299)],
+                },
+                body_contains,
+            };
+            let what = format!("http GET {}", probe.path);
+            Ok((Probe::Http(probe), what.into()))
+        }
+        model::CheckKind::Smtp { .. } => Ok((Probe::Smtp, "smtp".into())),
+        model::CheckKind::SendExpect { send, expect } => Ok((
+            Probe::SendExpect(SendExpect {
+                send: lossy(send),
+                expect: lossy(expect),
+            }),
+            "send/expect".into(),
+        )),
+    }
+}
+
+/// The check of one real server, or a note saying why it is not checked. `service_probe` is
+/// the service's check, probed once for all the servers that use it.
+fn planned_check(
+    vs: &model::VirtualService,
+    service_probe: Option<&Probed>,
+    rs: &model::RealServer,
+    server: RealServerId,
+    notes: &mut Vec<String>,
+) -> Option<PlannedCheck> {
+    let check = rs.effective_check(vs)?;
+    let target_port = check.connect_port.unwrap_or(server.port);
+    if target_port == 0 {
+        notes.push(format!(
+            "{} {server}: check has no port; set `connect_port` (not checked)",
+            vs.label()
+        ));
+        return None;
+    }
+    if check.bind_address.is_some() {
+        notes.push(format!(
+            "{} {server}: check `bind_address` is ignored",
+            vs.label()
+        ));
+    }
+    let probed = match (&rs.check, service_probe) {
+        (None, Some(probed)) => probed.clone(),
+        _ => probe(&check.kind),
+    };
+    let (probe, what) = match probed {
+        Ok(p) => p,
+        Err(why) => {
+            notes.push(format!("{} {server}: {why} (not checked)", vs.label()));
+            return None;
+        }
+    };
+    let key = CheckKey {
+        probe,
+        target: SocketAddr::new(check.connect_address.unwrap_or(server.addr), target_port),
+        timeout: Duration::from_millis(u64::from(check.timing.timeout_ms.max(1))),
+    };
+    let timing = CheckTiming {
+        interval: Duration::from_millis(u64::from(check.timing.interval_ms.max(100))),
+        retries: u32::from(check.timing.retries),
+        retry_delay: Duration::from_millis(u64::from(check.timing.retry_delay_ms)),
+        rise: 1,
+        fall: 1,
+        start_up: !vs.start_down,
+    };
+    Some(PlannedCheck {
+        spec: Arc::new(CheckSpec { key, timing }),
+        what,
+    })
+}
+
+/// The plan of one configured service with id `id`.
+fn plan_service(vs: &model::VirtualService, id: ServiceId) -> ServicePlan {
+    let mut notes = Vec::new();
+    let mut service = VirtualService::new(settings(vs, id.family()));
+    let mut checks = BTreeMap::new();
+    let service_probe = vs.check.as_ref().map(|check| probe(&check.kind));
+    for rs in vs.real_servers.iter().filter(|rs| rs.active) {
+        let server = RealServerId {
+            addr: rs.address,
+            port: rs.effective_port(vs),
+        };
+        service.real_servers.insert(
+            server,
+            RealServer {
+                forwarding: forwarding(rs.effective_forwarding(vs)),
+                weight: rs.weight,
+                upper_threshold: rs.upper_threshold,
+                lower_threshold: rs.lower_threshold,
+            },
+        );
+        if rs.on_failure.is_some_and(|f| f != vs.on_failure) {
+            notes.push(format!(
+                "{} {server}: per-server on_failure is not supported; the service's applies",
+                vs.label()
+            ));
+        }
+        match planned_check(vs, service_probe.as_ref(), rs, server, &mut notes) {
+            Some(check) => {
+                checks.insert(server, check);
+            }
+            // A server listed twice: the last one applies, check included.
+            None => {
+                checks.remove(&server);
+            }
+        }
+    }
+    let sorry_server = vs.sorry_server.as_ref().map(|s| {
+        (
+            RealServerId {
+                addr: s.address,
+                port: s.port.unwrap_or(vs.port),
+            },
+            RealServer::new(forwarding(s.forwarding.unwrap_or(vs.forwarding)), 1),
+        )
+    });
+    let policy = ServicePolicy {
+        on_failure: match vs.on_failure {
+            model::OnFailure::Remove => OnFailure::Remove,
+            model::OnFailure::Quiesce => OnFailure::Quiesce,
+        },
+        reentry: Duration::from_secs(u64::from(vs.reentry_s)),
+        sorry_server,
+        quorum: vs.quorum,
+        hysteresis: vs.hysteresis,
+    };
+    ServicePlan {
+        service,
+        policy,
+        checks,
+        start_down: vs.start_down,
+        notes,
+    }
+}
+
+/// Builds the director plan of `config` from scratch.
+pub fn from_config(config: &Config) -> Plan {
+    from_config_reusing(config, None)
+}
+
+/// Builds the director plan of `config`, keeping the plan object of every service configured
+/// exactly as in `previous` (the config the previous plan was built from, and that plan).
+pub fn from_config_reusing(config: &Config, previous: Option<(&Config, &Plan)>) -> Plan {
+    let mut plan = Plan::default();
+    for (source, vs) in config.virtual_services.iter().enumerate() {
+        if !vs.active {
+            continue;
+        }
+        let id = match service_id(vs) {
+            Ok(id) => id,
+            Err(note) => {
+                plan.notes.push(note);
+                continue;
+            }
+        };
+        if plan.services.contains_key(&id) {
+            plan.notes.push(format!(
+                "virtual service {} is configured twice; the last one applies",
+                vs.label()
+            ));
+        }
+        let reused = previous.and_then(|(config, plan)| {
+            let before = plan.services.get(&id)?;
+            (config.virtual_services.get(before.source) == Some(vs))
+                .then(|| Arc::clone(&before.plan))
+        });
+        let service = reused.unwrap_or_else(|| Arc::new(plan_service(vs, id)));
+        plan.notes.extend(service.notes.iter().cloned());
+        let scheduler = service.service.settings.scheduler.name();
+        if !plan
+            .scheduler_modules
+            .iter()
+            .any(|m| m.strip_prefix("ip_vs_") == Some(scheduler))
+        {
+            plan.scheduler_modules.push(format!("ip_vs_{scheduler}"));
+        }
+        plan.services.insert(
+            id,
+            PlannedService {
+                plan: service,
+                source,
+            },
+        );
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[[virtual_services]]
+address = "192.0.2.10"
+port = 80
+scheduler = "wrr"
+on_failure = "quiesce"
+reentry_s = 5
+persistence = { timeout_s = 300, netmask_prefix = 24 }
+check = { kind = "tcp", timing = { interval_ms = 1000, timeout_ms = 500, retries = 0, retry_delay_ms = 100 } }
+
+[[virtual_services.real_servers]]
+address = "198.51.100.11"
+weight = 1
+
+[[virtual_services.real_servers]]
+address = "198.51.100.12"
+port = 8080
+weight = 3
+forwarding = "dr"
+
+[[virtual_services.real_servers]]
+address = "198.51.100.13"
+active = false
+
+[[virtual_services]]
+fwmark = 7
+scheduler = "sh"
+scheduler_flags = { fallback = true, port = false, one_packet = false }
+forwarding = "tun"
+
+[[virtual_services.real_servers]]
+address = "198.51.100.11"
+port = 0
+
+[[virtual_services]]
+address = "192.0.2.11"
+port = 25
+active = false
+"#;
+
+    fn web() -> ServiceId {
+        ServiceId::Inet {
+            protocol: crate::Protocol::Tcp,
+            addr: "192.0.2.10".parse().unwrap(),
+            port: 80,
+        }
+    }
+
+    #[test]
+    fn config_maps_to_table_policies_and_checks() {
+        let config = tandem_config::text::from_toml(CONFIG).unwrap();
+        let plan = from_config(&config);
+        assert_eq!(plan.services.len(), 2, "inactive service skipped");
+        let svc = &plan.service(&web()).unwrap().service;
+        assert_eq!(svc.settings.scheduler, Scheduler::WeightedRoundRobin);
+        assert_eq!(
+            svc.settings.persistence,
+            Some(Persistence {
+                timeout_s: 300,
+                netmask: 0xffff_ff00,
+                engine: None
+            })
+        );
+        assert_eq!(svc.real_servers.len(), 2, "inactive real server skipped");
+        let rs2 = RealServerId {
+            addr: "198.51.100.12".parse().unwrap(),
+            port: 8080,
+        };
+        assert_eq!(
+            svc.real_servers[&rs2],
+            RealServer::new(Forwarding::DirectRouting, 3)
+        );
+        let rs1 = RealServerId {
+            addr: "198.51.100.11".parse().unwrap(),
+            port: 80,
+        };
+        assert_eq!(svc.real_servers[&rs1], RealServer::new(Forwarding::Nat, 1));
+        let policy = &plan.service(&web()).unwrap().policy;
+        assert_eq!(policy.on_failure, OnFailure::Quiesce);
+        assert_eq!(policy.reentry, Duration::from_secs(5));
+
+        let mark = ServiceId::Fwmark {
+            family: Family::Inet,
+            mark: 7,
+        };
+        let fw = &plan.service(&mark).unwrap().service;
+        assert!(fw
+            .settings
+            .scheduler_flags
+            .contains(SchedulerFlags::FALLBACK));
+        assert_eq!(
+            fw.real_servers.values().next().unwrap().forwarding,
+            Forwarding::IPIP
+        );
+        assert!(plan.has_fwmark_services());
+
+        // Two checks for the web service, keyed by (service, server); the fwmark server has none.
+        assert_eq!(plan.check_count(), 2);
+        let check = plan.check(&(web(), rs2)).unwrap();
+        assert_eq!(check.spec.key.target, "198.51.100.12:8080".parse().unwrap());
+        assert_eq!(check.spec.key.timeout, Duration::from_millis(500));
+        assert_eq!(check.spec.timing.interval, Duration::from_secs(1));
+        assert_eq!(check.spec.timing.retries, 0);
+        assert!(check.spec.timing.start_up);
+        assert_eq!(&*check.what, "tcp");
+        assert_eq!(plan.scheduler_modules, ["ip_vs_wrr", "ip_vs_sh"]);
+        assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+    }
+
+    #[test]
+    fn unsupported_checks_are_noted_not_approximated() {
+        let text = r#"
+[[virtual_services]]
+address = "192.0.2.10"
+port = 443
+check = { kind = { http = { path = "/", status = 200, tls = true } } }
+
+[[virtual_services.real_servers]]
+address = "198.51.100.11"
+"#;
+        let config = tandem_config::text::from_toml(text).unwrap();
+        let plan = from_config(&config);
+        assert_eq!(plan.check_count(), 0);
+        assert_eq!(plan.notes.len(), 1);
+        assert!(plan.notes[0].contains("HTTPS"), "{}", plan.notes[0]);
+        assert_eq!(plan.table().real_server_count(), 1);
+    }
+
+    #[test]
+    fn a_service_configured_twice_keeps_only_the_last_ones_checks() {
+        let text = r#"
+[[virtual_services]]
+address = "192.0.2.10"
+port = 80
+check = { kind = "tcp" }
+
+[[virtual_services.real_servers]]
+address = "198.51.100.11"
+
+[[virtual_services]]
+address = "192.0.2.10"
+port = 80
+
+[[virtual_services.real_servers]]
+address = "198.51.100.12"
+"#;
+        let config = tandem_config::text::from_toml(text).unwrap();
+        let plan = from_config(&config);
+        assert_eq!(plan.check_count(), 0, "{plan:?}");
+        assert_eq!(plan.table().real_server_count(), 1);
+        assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+    }
+
+    #[test]
+    fn an_unchanged_service_keeps_its_plan_object() {
+        let config = tandem_config::text::from_toml(CONFIG).unwrap();
+        let first = from_config(&config);
+        let mut changed = config.clone();
+        changed.virtual_services.as_mut_slice()[0]
+            .real_servers
+            .as_mut_slice()[0]
+            .weight = 7;
+        let second = from_config_reusing(&changed, Some((&config, &first)));
+        let mark = ServiceId::Fwmark {
+            family: Family::Inet,
+            mark: 7,
+        };
+        assert!(Arc::ptr_eq(
+            &first.services[&mark].plan,
+            &second.services[&mark].plan
+        ));
+        assert!(!Arc::ptr_eq(
+            &first.services[&web()].plan,
+            &second.services[&web()].plan
+        ));
+        assert_eq!(
+            second,
+            from_config(&changed),
+            "same plan as built from scratch"
+        );
+    }
+}

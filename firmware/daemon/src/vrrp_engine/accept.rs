@@ -4,12 +4,16 @@
 //! still answered, IPVS services on them still balanced: see `southbound::vip_filter`).
 //!
 //! The speaker says which addresses need it (`Action::AddVips { accept: false }` on becoming
-//! master, `RemoveVips` on leaving). The engine records those here while it drains the speaker's
-//! actions and calls [`AcceptMode::sync`] once the batch is done, so the nftables transaction
-//! never sits between the VIP add and the first gratuitous ARP. A worker task applies the
+//! master or gaining an address, `RemoveVips` on leaving or losing one), per [`InstanceId`].
+//! The engine records those here while it drains the speaker's actions and calls
+//! [`AcceptMode::sync`] once the batch is done, so the nftables transaction never sits between
+//! the VIP add and the first gratuitous ARP. After a live apply the instances whose filtering
+//! may differ are set from the core's `Instance::accept_drops` ([`AcceptMode::resync`]);
+//! removed ones are forgotten. A worker task applies the
 //! newest wanted set on the blocking pool; intermediate sets it never caught up with are
 //! skipped, which is fine because each transaction replaces the whole table.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use tandem_southbound::vip_filter;
+use tandem_vrrp::InstanceId;
 
 use super::plan::InstancePlan;
 use crate::logring::Log;
@@ -35,8 +40,8 @@ struct Applied {
 /// Per-instance wanted drops and the worker that applies their union.
 #[derive(Debug, Default)]
 pub struct AcceptMode {
-    /// By instance index: the addresses to drop while that instance is master.
-    dropping: Vec<Vec<IpAddr>>,
+    /// By instance: the addresses dropped for it (it is master without accept mode).
+    dropping: BTreeMap<InstanceId, Vec<IpAddr>>,
     /// Some instance can need enforcement (configured without accept mode, not the owner).
     configured: bool,
     wanted: Option<watch::Sender<Vec<IpAddr>>>,
@@ -52,12 +57,8 @@ pub fn needs_enforcement(plan: &InstancePlan) -> bool {
 impl AcceptMode {
     /// Starts the worker. Its first transaction removes a table a crashed predecessor may have
     /// left (every instance starts as backup, so nothing is dropped yet).
-    pub fn start(&mut self, plans: &[InstancePlan], log: &Log) {
-        self.configured = plans.iter().any(needs_enforcement);
-        self.dropping = vec![Vec::new(); plans.len()];
-        if self.configured {
-            crate::engines::load_feature_modules(log, "vrrp: accept_mode", &["nf_tables"]);
-        }
+    pub fn start<'a>(&mut self, plans: impl IntoIterator<Item = &'a InstancePlan>, log: &Log) {
+        self.configure(plans, log);
         let (sender, receiver) = watch::channel(Vec::new());
         self.wanted = Some(sender);
         self.worker = Some(tokio::spawn(worker(
@@ -68,27 +69,56 @@ impl AcceptMode {
         )));
     }
 
-    /// Instance `instance` became master with `addresses`; `accept` as the speaker decided.
-    pub fn vips_added(&mut self, instance: usize, addresses: &[IpAddr], accept: bool) {
-        if let Some(slot) = self.dropping.get_mut(instance) {
-            *slot = if accept {
-                Vec::new()
-            } else {
-                addresses.to_vec()
-            };
+    /// Notes whether some instance of `plans` can need enforcement; the first time one does,
+    /// loads what nftables needs.
+    pub fn configure<'a>(&mut self, plans: impl IntoIterator<Item = &'a InstancePlan>, log: &Log) {
+        let configured = plans.into_iter().any(needs_enforcement);
+        if configured && !self.configured {
+            crate::engines::load_feature_modules(log, "vrrp: accept_mode", &["nf_tables"]);
+        }
+        self.configured = configured;
+    }
+
+    /// `instance` added `addresses` (became master, or gained them while master); `accept` as
+    /// the speaker decided.
+    pub fn vips_added(&mut self, instance: InstanceId, addresses: &[IpAddr], accept: bool) {
+        let slot = self.dropping.entry(instance).or_default();
+        slot.retain(|a| !addresses.contains(a));
+        if !accept {
+            slot.extend_from_slice(addresses);
+        }
+        if slot.is_empty() {
+            self.dropping.remove(&instance);
         }
     }
 
-    /// Instance `instance` gave up its addresses.
-    pub fn vips_removed(&mut self, instance: usize) {
-        if let Some(slot) = self.dropping.get_mut(instance) {
-            slot.clear();
+    /// `instance` removed `addresses` (left master, or lost them while master).
+    pub fn vips_removed(&mut self, instance: InstanceId, addresses: &[IpAddr]) {
+        if let Some(slot) = self.dropping.get_mut(&instance) {
+            slot.retain(|a| !addresses.contains(a));
+            if slot.is_empty() {
+                self.dropping.remove(&instance);
+            }
         }
+    }
+
+    /// `instance`'s drops are exactly `drops` (the core's `accept_drops` after a live apply).
+    pub fn resync(&mut self, instance: InstanceId, drops: Vec<IpAddr>) {
+        if drops.is_empty() {
+            self.dropping.remove(&instance);
+        } else {
+            self.dropping.insert(instance, drops);
+        }
+    }
+
+    /// `instance` was removed.
+    pub fn forget(&mut self, instance: InstanceId) {
+        self.dropping.remove(&instance);
     }
 
     /// The union of every instance's drops, sorted, each once.
     fn union(&self) -> Vec<IpAddr> {
-        let mut all: Vec<IpAddr> = self.dropping.iter().flatten().copied().collect();
+        let mut all: Vec<IpAddr> = self.dropping.values().flatten().copied().collect();
         all.sort_unstable();
         all.dedup();
         all
@@ -112,9 +142,7 @@ impl AcceptMode {
 
     /// Removes the table (shutdown: the addresses are gone too) and waits for the worker.
     pub async fn stop(&mut self) {
-        for slot in &mut self.dropping {
-            slot.clear();
-        }
+        self.dropping.clear();
         self.sync();
         // Closing the channel makes the worker apply the last set and return.
         self.wanted = None;
@@ -132,7 +160,9 @@ impl AcceptMode {
         }
         let mut line = if applied.addresses.is_empty() {
             let dropped = applied.dropped_before;
-            format!("accept_mode=false: not enforced now (no master instance without accept mode); {dropped} packets to VIPs dropped earlier")
+            format!(
+                "accept_mode=false: not enforced now (no master instance without accept mode); {dropped} packets to VIPs dropped earlier"
+            )
         } else {
             // One rule dump; the kernel answers in microseconds.
             let now = vip_filter::dropped_packets().unwrap_or(0);
@@ -265,20 +295,37 @@ mod tests {
     fn the_union_follows_masters_that_do_not_accept() {
         let a: IpAddr = "192.0.2.100".parse().unwrap();
         let b: IpAddr = "2001:db8::100".parse().unwrap();
-        let mut accept = AcceptMode {
-            dropping: vec![Vec::new(); 3],
-            ..AcceptMode::default()
-        };
-        accept.vips_added(0, &[b, a], false);
-        accept.vips_added(1, &[a], false);
-        accept.vips_added(2, &["192.0.2.7".parse().unwrap()], true);
+        let mut accept = AcceptMode::default();
+        accept.vips_added(InstanceId(0), &[b, a], false);
+        accept.vips_added(InstanceId(1), &[a], false);
+        accept.vips_added(InstanceId(2), &["192.0.2.7".parse().unwrap()], true);
         assert_eq!(accept.union(), vec![a, b]);
-        accept.vips_removed(0);
+        accept.vips_removed(InstanceId(0), &[b, a]);
         assert_eq!(accept.union(), vec![a]);
-        accept.vips_removed(1);
+        accept.vips_removed(InstanceId(1), &[a]);
         assert!(accept.union().is_empty());
-        // An index the engine never planned is ignored, not a panic.
-        accept.vips_added(9, &[a], false);
+        assert!(accept.dropping.is_empty());
+    }
+
+    #[test]
+    fn live_changes_are_incremental_and_resync_is_exact() {
+        let a: IpAddr = "192.0.2.100".parse().unwrap();
+        let b: IpAddr = "192.0.2.101".parse().unwrap();
+        let c: IpAddr = "192.0.2.102".parse().unwrap();
+        let mut accept = AcceptMode::default();
+        accept.vips_added(InstanceId(4), &[a], false);
+        // A master gains b: a stays dropped.
+        accept.vips_added(InstanceId(4), &[b], false);
+        assert_eq!(accept.union(), vec![a, b]);
+        // It loses a: b stays.
+        accept.vips_removed(InstanceId(4), &[a]);
+        assert_eq!(accept.union(), vec![b]);
+        // Accept mode turned on: the core's drops are empty now.
+        accept.resync(InstanceId(4), Vec::new());
+        assert!(accept.union().is_empty());
+        accept.resync(InstanceId(7), vec![c]);
+        assert_eq!(accept.union(), vec![c]);
+        accept.forget(InstanceId(7));
         assert!(accept.union().is_empty());
     }
 }

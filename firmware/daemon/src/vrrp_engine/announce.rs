@@ -2,14 +2,22 @@
 //! as pure data.
 //!
 //! On becoming master a burst of `master_repeat` gratuitous ARPs / unsolicited NAs goes out at
-//! once, a second burst `master_delay_s` later (0: none), and while master one of
-//! `master_refresh_repeat` every `master_refresh_s` (0: none). Leaving master cancels what is
-//! still pending. The engine asks [`AnnounceSchedule::take_due`] what to send and sends it.
+//! once ([`burst_size`]), a second burst `master_delay_s` later (0: none), and while master one
+//! of `master_refresh_repeat` every `master_refresh_s` (0: none). Leaving master cancels what
+//! is still pending. The engine asks [`AnnounceSchedule::take_due`] what to send and sends it.
+//! Addresses a master gains on a live apply get one burst of their own and leave the schedule
+//! as it is.
 
 use core::time::Duration;
 
 use tandem_config::model::Garp;
-use tandem_vrrp::Instant;
+use tandem_vrrp::{InstanceId, Instant};
+
+/// Messages per address in the burst sent at once (a zero repeat still announces once: a new
+/// master must be found).
+pub fn burst_size(garp: &Garp) -> u8 {
+    garp.master_repeat.max(1)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -21,7 +29,7 @@ enum Kind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pending {
-    instance: usize,
+    instance: InstanceId,
     at: Instant,
     repeat: u8,
     kind: Kind,
@@ -34,9 +42,9 @@ pub struct AnnounceSchedule {
 }
 
 impl AnnounceSchedule {
-    /// `instance` became master at `now`: returns the size of the burst to send now and
-    /// schedules the later ones (replacing any still pending for it).
-    pub fn became_master(&mut self, instance: usize, now: Instant, garp: &Garp) -> u8 {
+    /// `instance` became master and sent its first burst ([`burst_size`]) at `now`: schedules
+    /// the later ones (replacing any still pending for it).
+    pub fn became_master(&mut self, instance: InstanceId, now: Instant, garp: &Garp) {
         self.cancel(instance);
         if garp.master_delay_s > 0 && garp.master_repeat > 0 {
             self.pending.push(Pending {
@@ -55,11 +63,10 @@ impl AnnounceSchedule {
                 kind: Kind::Refresh { period },
             });
         }
-        garp.master_repeat.max(1)
     }
 
     /// `instance` left master: nothing more is announced for it.
-    pub fn cancel(&mut self, instance: usize) {
+    pub fn cancel(&mut self, instance: InstanceId) {
         self.pending.retain(|p| p.instance != instance);
     }
 
@@ -69,7 +76,7 @@ impl AnnounceSchedule {
     }
 
     /// Bursts due at `now` as `(instance, repeat)`; refreshes are rescheduled.
-    pub fn take_due(&mut self, now: Instant) -> Vec<(usize, u8)> {
+    pub fn take_due(&mut self, now: Instant) -> Vec<(InstanceId, u8)> {
         let mut due = Vec::new();
         self.pending.retain_mut(|p| {
             if p.at > now {
@@ -92,6 +99,10 @@ impl AnnounceSchedule {
 mod tests {
     use super::*;
 
+    fn id(n: usize) -> InstanceId {
+        InstanceId(n)
+    }
+
     fn garp(delay: u16, repeat: u8, refresh: u16, refresh_repeat: u8) -> Garp {
         Garp {
             master_delay_s: delay,
@@ -104,45 +115,39 @@ mod tests {
     #[test]
     fn keepalived_defaults_send_two_bursts() {
         let mut schedule = AnnounceSchedule::default();
-        assert_eq!(
-            schedule.became_master(0, Instant::ZERO, &Garp::default()),
-            5
-        );
+        assert_eq!(burst_size(&Garp::default()), 5);
+        schedule.became_master(id(0), Instant::ZERO, &Garp::default());
         assert_eq!(schedule.next_due(), Some(Instant::from_secs(5)));
         assert!(schedule.take_due(Instant::from_millis(4999)).is_empty());
-        assert_eq!(schedule.take_due(Instant::from_secs(5)), vec![(0, 5)]);
+        assert_eq!(schedule.take_due(Instant::from_secs(5)), vec![(id(0), 5)]);
         assert_eq!(schedule.next_due(), None);
     }
 
     #[test]
     fn refresh_repeats_until_cancelled() {
         let mut schedule = AnnounceSchedule::default();
-        assert_eq!(
-            schedule.became_master(3, Instant::ZERO, &garp(0, 2, 10, 1)),
-            2
-        );
-        assert_eq!(schedule.take_due(Instant::from_secs(10)), vec![(3, 1)]);
+        assert_eq!(burst_size(&garp(0, 2, 10, 1)), 2);
+        schedule.became_master(id(3), Instant::ZERO, &garp(0, 2, 10, 1));
+        assert_eq!(schedule.take_due(Instant::from_secs(10)), vec![(id(3), 1)]);
         assert_eq!(schedule.next_due(), Some(Instant::from_secs(20)));
         // A late wake-up does not cause a catch-up storm.
-        assert_eq!(schedule.take_due(Instant::from_secs(45)), vec![(3, 1)]);
+        assert_eq!(schedule.take_due(Instant::from_secs(45)), vec![(id(3), 1)]);
         assert_eq!(schedule.next_due(), Some(Instant::from_secs(50)));
-        schedule.cancel(3);
+        schedule.cancel(id(3));
         assert_eq!(schedule.next_due(), None);
     }
 
     #[test]
     fn becoming_master_again_replaces_the_old_schedule() {
         let mut schedule = AnnounceSchedule::default();
-        schedule.became_master(1, Instant::ZERO, &Garp::default());
-        schedule.became_master(2, Instant::ZERO, &Garp::default());
-        schedule.became_master(1, Instant::from_secs(3), &Garp::default());
-        assert_eq!(schedule.take_due(Instant::from_secs(5)), vec![(2, 5)]);
-        assert_eq!(schedule.take_due(Instant::from_secs(8)), vec![(1, 5)]);
+        schedule.became_master(id(1), Instant::ZERO, &Garp::default());
+        schedule.became_master(id(2), Instant::ZERO, &Garp::default());
+        schedule.became_master(id(1), Instant::from_secs(3), &Garp::default());
+        assert_eq!(schedule.take_due(Instant::from_secs(5)), vec![(id(2), 5)]);
+        assert_eq!(schedule.take_due(Instant::from_secs(8)), vec![(id(1), 5)]);
         // A zero repeat still announces once: a new master must be found.
-        assert_eq!(
-            schedule.became_master(4, Instant::ZERO, &garp(0, 0, 0, 0)),
-            1
-        );
+        assert_eq!(burst_size(&garp(0, 0, 0, 0)), 1);
+        schedule.became_master(id(4), Instant::ZERO, &garp(0, 0, 0, 0));
         assert_eq!(schedule.next_due(), None);
     }
 }

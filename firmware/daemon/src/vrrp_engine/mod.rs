@@ -6,32 +6,46 @@
 //! actions in order: adverts from exactly the source they name (to the group, or to each
 //! unicast peer with the checksum redone for that destination), virtual addresses added and
 //! removed over rtnetlink, and gratuitous ARP / unsolicited NA bursts on the keepalived
-//! `garp_master_*` schedule. A master that hears a lower-priority master (a healed split)
-//! announces its addresses again so the LAN forgets the other box.
+//! `garp_master_*` schedule. A master that hears a lower-priority master (a healed split, as
+//! the core's `Speaker::receive` decides) announces its addresses again so the LAN forgets the
+//! other box.
+//!
+//! A committed config (`EngineRequest::Apply`) is planned off the loop (a new instance may wait
+//! for its interface's primary address; running ones never do, and timers keep firing
+//! meanwhile), then reconciled in one step: `Speaker::reconcile` touches only what changed
+//! (instances keep their [`InstanceId`]; unchanged ones keep their timers and get no action),
+//! removed instances' last actions (priority 0, addresses removed) run under their old plans,
+//! a master's gained addresses get one announcement burst (no new schedule, no tickles),
+//! sockets and tracked links follow the new set, Accept_Mode is re-synced for the instances
+//! whose filtering may differ, and the answer is one line per change ([`report`]).
 
 mod accept;
 mod announce;
 mod plan;
+mod report;
 mod status;
 mod tickle;
 
 use core::time::Duration;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use tandem_config::model::VrrpInstance;
 use tandem_config::Config;
-use tandem_southbound::net::NetOp;
+use tandem_southbound::net::{NetExecutor, NetOp};
 use tandem_southbound::packet::FrameSender;
 use tandem_southbound::sysfs;
 use tandem_southbound::timer::PreciseTimer;
 use tandem_southbound::vrrp_socket::{Malformed, Received, VrrpSocket};
-use tandem_vrrp::{Action, CauseKind, InstanceId, Instant, OutgoingAdvert, RxMeta, Speaker, State};
+use tandem_vrrp::{
+    unicast_peer_allowed, Action, CauseKind, GraceCause, InstanceId, InstanceKey, Instant,
+    OutgoingAdvert, RxMeta, Speaker, State,
+};
 use tandem_wire::{
     emit_gratuitous_arp, emit_unsolicited_na, AdvertPacket, Family, IpEndpoints, MacAddress,
     UNSOLICITED_NA_LEN,
@@ -41,17 +55,15 @@ use crate::engine::{EngineHandle, EngineRequest};
 use crate::engines::EngineContext;
 
 use announce::AnnounceSchedule;
-use plan::InstancePlan;
+use plan::{InstancePlan, VipPlacement};
 use status::SocketCounters;
 
 const SYS_CLASS_NET: &str = "/sys/class/net";
 /// How often tracked links' carrier is read.
 const TRACK_POLL: Duration = Duration::from_millis(100);
-/// How long start-up waits for an interface's primary address (IPv6 link-local appears a
-/// moment after the link comes up).
+/// How long a new instance waits for its interface's primary address (IPv6 link-local appears
+/// a moment after the link comes up).
 const PRIMARY_WAIT: Duration = Duration::from_secs(5);
-/// At most one healed-split re-announcement per instance in this time.
-const REANNOUNCE_GAP: Duration = Duration::from_secs(1);
 /// Largest datagram read from a VRRP socket (an IPv6 advert with 255 addresses fits).
 const RECEIVE_BUFFER: usize = 4096;
 
@@ -60,33 +72,61 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
     if config.vrrp.is_empty() {
         return None;
     }
-    let instances: Vec<VrrpInstance> = config.vrrp.iter().cloned().collect();
-    let groups: Vec<(String, Vec<String>)> = config
-        .sync_groups
-        .iter()
-        .map(|g| {
-            (
-                g.name.as_str().to_owned(),
-                g.members.iter().map(|m| m.as_str().to_owned()).collect(),
-            )
-        })
-        .collect();
+    let config = config.clone();
     let (requests, inbox) = mpsc::channel(32);
-    let context = context.clone();
-    let tickler = tickle::Tickler::start(config, &context.log);
-    tokio::spawn(async move {
+    // The peer channel's tasks stay on the daemon's runtime: only the speaker runs on the
+    // VRRP thread.
+    let tickler = tickle::Tickler::start(&config, &context.log);
+    let shared = context.clone();
+    let log = context.log.clone();
+    let engine = async move {
+        // A netlink connection of the engine's own, driven by this thread's runtime: a VIP add
+        // on the takeover path never waits for the daemon's runtime.
+        let context = match NetExecutor::connect() {
+            Ok(net) => EngineContext {
+                log: shared.log.clone(),
+                net,
+            },
+            Err(error) => {
+                shared.log.line(format!(
+                    "vrrp: no netlink connection of its own ({error}); sharing the daemon's"
+                ));
+                shared
+            }
+        };
         let mut engine = Engine::new(context);
         engine.tickle = tickler;
-        let receivers = engine.set_up(&instances, &groups).await;
-        engine.run(inbox, receivers).await;
-    });
+        let packets = engine.set_up(&config).await;
+        engine.run(inbox, packets).await;
+    };
+    // VRRP runs where nothing else runs: a thread and runtime of its own, so neither a slow
+    // console, a status dump, an LVS apply nor a commit on the daemon's runtime can delay an
+    // advert or a takeover.
+    let spawned = std::thread::Builder::new()
+        .name("vrrp".to_owned())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .max_blocking_threads(4)
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(engine),
+                Err(error) => log.line(format!("vrrp: cannot start the engine's runtime: {error}")),
+            }
+        });
+    if let Err(error) = spawned {
+        context
+            .log
+            .line(format!("vrrp: cannot start the engine thread: {error}"));
+        return None;
+    }
     Some(EngineHandle {
         name: "vrrp",
         requests,
     })
 }
 
-/// One received datagram (or what was wrong with it) from socket `socket`.
+/// One received datagram (or what was wrong with it) from the socket with key `socket`.
 #[derive(Debug)]
 struct Ingress {
     socket: usize,
@@ -97,14 +137,48 @@ struct Ingress {
 struct SocketEntry {
     socket: Arc<VrrpSocket>,
     counters: SocketCounters,
+    /// The task reading it (aborted when the socket is closed).
+    reader: JoinHandle<()>,
 }
 
 /// Timestamps of a takeover in progress, for the act-latency log line.
 #[derive(Debug, Clone, Copy)]
 struct ActTiming {
-    instance: usize,
+    instance: InstanceId,
     vips_added: Instant,
     announced: Option<Instant>,
+}
+
+/// The outcome of planning one configured instance.
+#[derive(Debug)]
+struct Outcome {
+    name: String,
+    key: Option<InstanceKey>,
+    plan: Result<InstancePlan, plan::PlanError>,
+}
+
+/// A committed config, planned, on its way back to the engine's loop.
+#[derive(Debug)]
+struct Planned {
+    config: Arc<Config>,
+    outcomes: Vec<Outcome>,
+    reply: oneshot::Sender<String>,
+}
+
+/// What planning needs to know of the running instances.
+#[derive(Debug, Clone, Default)]
+struct Running {
+    /// Each running instance's key and primary address.
+    primaries: Vec<(InstanceKey, IpAddr)>,
+    /// Every virtual address of a running instance.
+    vips: Vec<IpAddr>,
+}
+
+/// One line of an apply's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Line {
+    text: String,
+    error: bool,
 }
 
 #[derive(Debug)]
@@ -112,14 +186,24 @@ struct Engine {
     context: EngineContext,
     epoch: tokio::time::Instant,
     speaker: Speaker,
-    /// Plans by `InstanceId.0`.
-    plans: Vec<InstancePlan>,
-    last_reannounce: Vec<Option<Instant>>,
-    sockets: Vec<SocketEntry>,
+    plans: BTreeMap<InstanceId, InstancePlan>,
+    /// Plans of instances removed by the apply being drained: their last actions need them.
+    retired: BTreeMap<InstanceId, InstancePlan>,
+    /// Where each instance's virtual addresses were added (removed from the same place).
+    held: BTreeMap<InstanceId, Vec<VipPlacement>>,
+    /// Open sockets by key (keys are never reused, so a stale datagram finds nothing).
+    sockets: BTreeMap<usize, SocketEntry>,
+    next_socket: usize,
+    /// Where socket readers deliver (None before set-up).
+    ingress: Option<mpsc::Sender<Ingress>>,
     frames: HashMap<String, Option<(FrameSender, MacAddress)>>,
     schedule: AnnounceSchedule,
+    /// Announcements of the batch being drained, by when: a takeover's `StateChanged` to
+    /// Master follows in the same batch; a live apply's gained addresses have none.
+    announced: BTreeMap<InstanceId, Instant>,
     tracked: Vec<(String, bool)>,
     next_track_poll: Option<Instant>,
+    /// Errors of the last (re)configuration, for status.
     refused: Vec<String>,
     /// The timer deadline being handled (None outside timeout handling).
     expiring: Option<Instant>,
@@ -128,6 +212,12 @@ struct Engine {
     accept: accept::AcceptMode,
     /// Tickle ACKs for the partner's clients after a takeover (and the peer channel).
     tickle: tickle::Tickler,
+    /// Planned configs come back here.
+    planned: Option<mpsc::Sender<Planned>>,
+    /// A config is being planned.
+    planning: bool,
+    /// Applies waiting for the one being planned.
+    queued: VecDeque<(Arc<Config>, oneshot::Sender<String>)>,
 }
 
 impl Engine {
@@ -136,11 +226,15 @@ impl Engine {
             context,
             epoch: tokio::time::Instant::now(),
             speaker: Speaker::new(),
-            plans: Vec::new(),
-            last_reannounce: Vec::new(),
-            sockets: Vec::new(),
+            plans: BTreeMap::new(),
+            retired: BTreeMap::new(),
+            held: BTreeMap::new(),
+            sockets: BTreeMap::new(),
+            next_socket: 0,
+            ingress: None,
             frames: HashMap::new(),
             schedule: AnnounceSchedule::default(),
+            announced: BTreeMap::new(),
             tracked: Vec::new(),
             next_track_poll: None,
             refused: Vec::new(),
@@ -148,6 +242,9 @@ impl Engine {
             act: None,
             accept: accept::AcceptMode::default(),
             tickle: tickle::Tickler::default(),
+            planned: None,
+            planning: false,
+            queued: VecDeque::new(),
         }
     }
 
@@ -165,74 +262,251 @@ impl Engine {
         self.epoch + Duration::from_nanos(at.as_nanos())
     }
 
-    /// Plans every instance, starts the speaker, opens the sockets; returns the receive tasks.
-    async fn set_up(
-        &mut self,
-        instances: &[VrrpInstance],
-        groups: &[(String, Vec<String>)],
-    ) -> (mpsc::Receiver<Ingress>, Vec<JoinHandle<()>>) {
-        for instance in instances {
-            match self.plan_instance(instance).await {
+    /// The plan of a running instance, or of one removed by the apply being drained.
+    fn plan(&self, id: InstanceId) -> Option<&InstancePlan> {
+        self.plans.get(&id).or_else(|| self.retired.get(&id))
+    }
+
+    /// Plans every instance, starts the speaker, opens the sockets; returns what the socket
+    /// readers deliver.
+    async fn set_up(&mut self, config: &Config) -> mpsc::Receiver<Ingress> {
+        let (sender, receiver) = mpsc::channel(256);
+        self.ingress = Some(sender);
+        let instances: Vec<VrrpInstance> = config.vrrp.iter().cloned().collect();
+        let outcomes =
+            plan_instances(self.context.net.clone(), instances, Running::default()).await;
+        // A crashed predecessor may have left the addresses behind: a backup holds none.
+        for plan in outcomes.iter().filter_map(|o| o.plan.as_ref().ok()) {
+            for vip in &plan.vips {
+                let op = NetOp::DelAddress {
+                    link: vip.link.clone(),
+                    address: vip.address,
+                    prefix_len: vip.prefix,
+                };
+                if let Err(error) = self.context.net.apply(&[op]).await {
+                    self.log(format!("{}: {error}", plan.params.name));
+                }
+            }
+        }
+        self.accept.start(
+            outcomes.iter().filter_map(|o| o.plan.as_ref().ok()),
+            &self.context.log,
+        );
+        let lines = self.reconcile_to(config, outcomes).await;
+        for line in lines.iter().filter(|l| l.error) {
+            self.context.log.line(&line.text);
+        }
+        let names: Vec<&str> = self
+            .plans
+            .values()
+            .map(|p| p.params.name.as_str())
+            .collect();
+        self.log(format!("running {}", names.join(" ")));
+        receiver
+    }
+
+    /// Makes the speaker, plans, sockets, tracked links and Accept_Mode those of `config`
+    /// (planned as `outcomes`, in config order); returns one line per change.
+    async fn reconcile_to(&mut self, config: &Config, outcomes: Vec<Outcome>) -> Vec<Line> {
+        // What the speaker is asked for: each plan, or the running instance's old parameters
+        // when the new ones cannot be planned (it keeps running as it was).
+        let mut wanted = Vec::new();
+        let mut candidates: Vec<InstancePlan> = Vec::new();
+        for outcome in &outcomes {
+            match &outcome.plan {
                 Ok(plan) => {
-                    // A crashed predecessor may have left the addresses behind: a backup holds none.
-                    for vip in &plan.vips {
-                        let op = NetOp::DelAddress {
-                            link: vip.link.clone(),
-                            address: vip.address,
-                            prefix_len: vip.prefix,
-                        };
-                        if let Err(error) = self.context.net.apply(&[op]).await {
-                            self.log(format!("{}: {error}", plan.params.name));
-                        }
-                    }
-                    let now = self.now();
-                    match self.speaker.add_instance(plan.params.clone(), now) {
-                        Ok(id) => {
-                            debug_assert_eq!(id.0, self.plans.len());
-                            self.plans.push(plan);
-                            self.last_reannounce.push(None);
-                        }
-                        Err(error) => self.refuse(format!("vrrp \"{}\": {error}", instance.name)),
+                    wanted.push(plan.params.clone());
+                    candidates.push(plan.clone());
+                }
+                Err(_) => {
+                    let kept = outcome
+                        .key
+                        .as_ref()
+                        .and_then(|key| self.speaker.id_of(key))
+                        .and_then(|id| self.plans.get(&id));
+                    if let Some(plan) = kept {
+                        wanted.push(plan.params.clone());
                     }
                 }
-                Err(error) => self.refuse(error.to_string()),
             }
         }
-        for (name, members) in groups {
-            let members: Vec<&str> = members.iter().map(String::as_str).collect();
-            let now = self.now();
-            if let Err(error) = self.speaker.add_sync_group(name, &members, now) {
-                self.refuse(format!("sync group \"{name}\": {error}"));
+        // Owners advertise at once: sockets first.
+        self.open_sockets(&candidates);
+        let masters_before: BTreeSet<InstanceId> = self
+            .speaker
+            .instances()
+            .filter(|(_, i)| i.state() == State::Master)
+            .map(|(id, _)| id)
+            .collect();
+        let now = self.now();
+        let out = self.speaker.reconcile(wanted, &sync_groups(config), now);
+
+        // Plans follow the speaker. Removed ones are retired until their last actions ran.
+        for id in &out.removed {
+            if let Some(plan) = self.plans.remove(id) {
+                self.retired.insert(*id, plan);
             }
         }
-        let (sender, receiver) = mpsc::channel(256);
-        let mut tasks = Vec::new();
-        let mut wanted: Vec<(String, bool)> = Vec::new();
-        for plan in &self.plans {
-            let key = (plan.params.interface.clone(), plan.is_ipv6());
-            if !wanted.contains(&key) {
-                wanted.push(key);
+        let mut engine_changes: BTreeMap<InstanceId, Vec<String>> = BTreeMap::new();
+        for (id, instance) in self.speaker.instances() {
+            let Some(new) = candidates.iter().find(|p| p.params == *instance.params()) else {
+                continue;
+            };
+            match self.plans.get(&id) {
+                Some(old) if old == new => {}
+                Some(old) => {
+                    let phrases = plan::plan_changes(old, new);
+                    if !phrases.is_empty() {
+                        engine_changes.insert(id, phrases);
+                    }
+                    self.plans.insert(id, new.clone());
+                }
+                None => {
+                    self.plans.insert(id, new.clone());
+                }
             }
         }
-        for (interface, ipv6) in wanted {
+
+        // Removed instances' priority 0 and address removal, gained addresses, owners.
+        self.drain_actions().await;
+        let removed_names: Vec<(InstanceId, String)> = out
+            .removed
+            .iter()
+            .filter_map(|id| self.retired.get(id).map(|p| (*id, p.params.name.clone())))
+            .collect();
+        self.retired.clear();
+        for id in &out.removed {
+            self.held.remove(id);
+            self.accept.forget(*id);
+            self.schedule.cancel(*id);
+        }
+        self.move_placements(engine_changes.keys().copied().collect())
+            .await;
+        self.accept
+            .configure(self.plans.values(), &self.context.log);
+        for id in out.accept_resync() {
+            if let Some(instance) = self.speaker.instance(id) {
+                self.accept.resync(id, instance.accept_drops());
+            }
+        }
+        self.accept.sync();
+        self.close_unused_sockets();
+        self.update_tracked(now);
+
+        // The answer, in config order after the removals.
+        let mut lines = Vec::new();
+        for (id, name) in removed_names {
+            lines.push(Line {
+                text: report::removed(&name, masters_before.contains(&id)),
+                error: false,
+            });
+        }
+        let change = |text: String| Line { text, error: false };
+        for outcome in &outcomes {
+            let plan = match &outcome.plan {
+                Ok(plan) => plan,
+                Err(error) => {
+                    let kept = outcome
+                        .key
+                        .as_ref()
+                        .and_then(|key| self.speaker.id_of(key))
+                        .is_some();
+                    lines.push(Line {
+                        text: report::refused(&outcome.name, &error.reason(), kept),
+                        error: true,
+                    });
+                    continue;
+                }
+            };
+            // The instance running these parameters (none: the speaker refused them).
+            let Some(id) = self
+                .speaker
+                .id_of(&plan.params.key())
+                .filter(|id| self.speaker.instance(*id).map(|i| i.params()) == Some(&plan.params))
+            else {
+                continue;
+            };
+            let name = plan.params.name.as_str();
+            if out.added.contains(&id) {
+                lines.push(change(report::added(name)));
+            } else if let Some((_, changes)) = out.changed.iter().find(|(i, _)| *i == id) {
+                lines.extend(report::changes(name, changes).into_iter().map(change));
+            }
+            if let Some(phrases) = engine_changes.get(&id) {
+                lines.extend(
+                    report::engine_changes(name, phrases)
+                        .into_iter()
+                        .map(change),
+                );
+            }
+        }
+        for refused in &out.refused {
+            lines.push(Line {
+                text: report::refused(
+                    &refused.name,
+                    &refused.error.to_string(),
+                    refused.kept.is_some(),
+                ),
+                error: true,
+            });
+        }
+        let group_errors = out.groups.errors.len();
+        let group_lines = report::groups(&out.groups);
+        let first_error = group_lines.len().saturating_sub(group_errors);
+        for (index, text) in group_lines.into_iter().enumerate() {
+            lines.push(Line {
+                text,
+                error: index >= first_error,
+            });
+        }
+        self.refused = lines
+            .iter()
+            .filter(|l| l.error)
+            .map(|l| l.text.strip_prefix("vrrp: ").unwrap_or(&l.text).to_owned())
+            .collect();
+        lines
+    }
+
+    /// Opens a socket for every (interface, family) of `plans` that has none.
+    fn open_sockets(&mut self, plans: &[InstancePlan]) {
+        let Some(sender) = self.ingress.clone() else {
+            return;
+        };
+        let mut tried: Vec<(String, bool)> = Vec::new();
+        for plan in plans {
+            let pair = (plan.params.interface.clone(), plan.is_ipv6());
+            let open = self
+                .sockets
+                .values()
+                .any(|s| s.counters.interface == pair.0 && s.counters.ipv6 == pair.1);
+            if open || tried.contains(&pair) {
+                continue;
+            }
+            tried.push(pair.clone());
+            let (interface, ipv6) = pair;
             match open_socket(&interface, ipv6) {
                 Ok(socket) => {
                     let socket = Arc::new(socket);
-                    let index = self.sockets.len();
-                    tasks.push(tokio::spawn(receive_loop(
-                        index,
+                    let key = self.next_socket;
+                    self.next_socket = self.next_socket.saturating_add(1);
+                    let reader = tokio::spawn(receive_loop(
+                        key,
                         Arc::clone(&socket),
                         sender.clone(),
                         self.context.log.clone(),
-                    )));
-                    self.sockets.push(SocketEntry {
-                        socket,
-                        counters: SocketCounters {
-                            interface,
-                            ipv6,
-                            ..SocketCounters::default()
+                    ));
+                    self.sockets.insert(
+                        key,
+                        SocketEntry {
+                            socket,
+                            counters: SocketCounters {
+                                interface,
+                                ipv6,
+                                ..SocketCounters::default()
+                            },
+                            reader,
                         },
-                    });
+                    );
                 }
                 Err(error) => self.log(format!(
                     "cannot open the {} VRRP socket on {interface}: {error}; its instances cannot hear or send adverts",
@@ -240,58 +514,141 @@ impl Engine {
                 )),
             }
         }
-        let mut tracked: Vec<String> = Vec::new();
-        for plan in &self.plans {
+    }
+
+    /// Closes the sockets no running instance uses.
+    fn close_unused_sockets(&mut self) {
+        let plans = &self.plans;
+        self.sockets.retain(|_, entry| {
+            let used = plans.values().any(|p| {
+                p.params.interface == entry.counters.interface && p.is_ipv6() == entry.counters.ipv6
+            });
+            if !used {
+                entry.reader.abort();
+            }
+            used
+        });
+    }
+
+    /// Tracks the links the plans track: a kept link keeps its state, a new one starts up (as
+    /// the core takes it) and is read at once.
+    fn update_tracked(&mut self, now: Instant) {
+        let mut names: Vec<String> = Vec::new();
+        for plan in self.plans.values() {
             for track in &plan.params.tracks {
-                if !tracked.contains(&track.name) {
-                    tracked.push(track.name.clone());
+                if !names.contains(&track.name) {
+                    names.push(track.name.clone());
                 }
             }
         }
-        // Tracks start as up in the core; report the ones that are not.
-        self.tracked = tracked.into_iter().map(|name| (name, true)).collect();
-        if !self.tracked.is_empty() {
-            let now = self.now();
+        let old = std::mem::take(&mut self.tracked);
+        let mut fresh = false;
+        self.tracked = names
+            .into_iter()
+            .map(|name| {
+                let up = old.iter().find(|(n, _)| *n == name).map(|(_, up)| *up);
+                fresh |= up.is_none();
+                (name, up.unwrap_or(true))
+            })
+            .collect();
+        if self.tracked.is_empty() {
+            self.next_track_poll = None;
+        } else if fresh || self.next_track_poll.is_none() {
             self.poll_tracks(now);
         }
-        self.accept.start(&self.plans, &self.context.log);
-        let names: Vec<&str> = self.plans.iter().map(|p| p.params.name.as_str()).collect();
-        self.log(format!("running {}", names.join(" ")));
-        (receiver, tasks)
     }
 
-    fn refuse(&mut self, message: String) {
-        self.log(format!("error: {message}"));
-        self.refused.push(message);
-    }
-
-    async fn plan_instance(
-        &self,
-        instance: &VrrpInstance,
-    ) -> Result<InstancePlan, plan::PlanError> {
-        let started = tokio::time::Instant::now();
-        loop {
-            let addresses = self
-                .context
-                .net
-                .addresses(instance.interface.as_str())
-                .await
-                .unwrap_or_default();
-            match plan::instance_plan(instance, &addresses) {
-                Err(plan::PlanError::NoPrimaryAddress { .. })
-                    if started.elapsed() < PRIMARY_WAIT =>
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+    /// Moves the held addresses of `ids` whose placement (prefix, link) changed.
+    async fn move_placements(&mut self, ids: Vec<InstanceId>) {
+        let mut moves: Vec<(InstanceId, VipPlacement, VipPlacement)> = Vec::new();
+        for id in ids {
+            let (Some(held), Some(plan)) = (self.held.get(&id), self.plans.get(&id)) else {
+                continue;
+            };
+            for vip in held {
+                if let Some(new) = plan.placement(&vip.address).filter(|new| *new != vip) {
+                    moves.push((id, vip.clone(), new.clone()));
                 }
-                other => return other,
             }
         }
+        for (id, old, new) in moves {
+            let ops = [
+                NetOp::DelAddress {
+                    link: old.link.clone(),
+                    address: old.address,
+                    prefix_len: old.prefix,
+                },
+                NetOp::AddAddress {
+                    link: new.link.clone(),
+                    address: new.address,
+                    prefix_len: new.prefix,
+                },
+            ];
+            for op in ops {
+                if let Err(error) = self.context.net.apply(std::slice::from_ref(&op)).await {
+                    self.log(format!("VIP {}: {error}", new.address));
+                }
+            }
+            if let Some(held) = self.held.get_mut(&id) {
+                for vip in held.iter_mut().filter(|v| v.address == new.address) {
+                    *vip = new.clone();
+                }
+            }
+            if let Some(plan) = self.plans.get(&id) {
+                let repeat = announce::burst_size(&plan.garp);
+                self.announce(id, &[new.address], repeat);
+            }
+        }
+    }
+
+    /// Plans `config` off the loop (answered through `planned`), or queues it behind the one
+    /// being planned.
+    fn queue_apply(&mut self, config: Arc<Config>, reply: oneshot::Sender<String>) {
+        self.queued.push_back((config, reply));
+        self.start_next_apply();
+    }
+
+    fn start_next_apply(&mut self) {
+        if self.planning {
+            return;
+        }
+        let Some(sender) = self.planned.clone() else {
+            return;
+        };
+        let Some((config, reply)) = self.queued.pop_front() else {
+            return;
+        };
+        self.planning = true;
+        let running = Running {
+            primaries: self
+                .plans
+                .values()
+                .map(|p| (p.params.key(), p.params.primary_address))
+                .collect(),
+            vips: self
+                .plans
+                .values()
+                .flat_map(|p| p.params.virtual_addresses.iter().copied())
+                .collect(),
+        };
+        let net = self.context.net.clone();
+        tokio::spawn(async move {
+            let instances: Vec<VrrpInstance> = config.vrrp.iter().cloned().collect();
+            let outcomes = plan_instances(net, instances, running).await;
+            let _ = sender
+                .send(Planned {
+                    config,
+                    outcomes,
+                    reply,
+                })
+                .await;
+        });
     }
 
     async fn run(
         mut self,
         mut inbox: mpsc::Receiver<EngineRequest>,
-        (mut packets, receivers): (mpsc::Receiver<Ingress>, Vec<JoinHandle<()>>),
+        mut packets: mpsc::Receiver<Ingress>,
     ) {
         // Timers fire from a timerfd: tokio's wheel can be a millisecond late, which is a tenth
         // of a 10 ms advert interval and lands on the takeover path.
@@ -304,6 +661,8 @@ impl Engine {
                 None
             }
         };
+        let (planned_sender, mut planned) = mpsc::channel(4);
+        self.planned = Some(planned_sender);
         loop {
             self.drain_actions().await;
             let wake = [
@@ -330,6 +689,7 @@ impl Engine {
                             self.log(format!("tracked {object} {}", if up { "up" } else { "down" }));
                         }
                     }
+                    Some(EngineRequest::Apply { config, reply }) => self.queue_apply(config, reply),
                     Some(EngineRequest::Shutdown(reply)) => {
                         let now = self.now();
                         self.speaker.handle_shutdown(now);
@@ -340,12 +700,19 @@ impl Engine {
                         break;
                     }
                 },
+                Some(done) = planned.recv() => {
+                    let lines = self.reconcile_to(&done.config, done.outcomes).await;
+                    let text: String = lines.iter().map(|l| format!("{}\n", l.text)).collect();
+                    let _ = done.reply.send(text);
+                    self.planning = false;
+                    self.start_next_apply();
+                }
                 Some(ingress) = packets.recv() => self.on_ingress(ingress),
                 () = sleep_precisely(precise.as_ref(), sleep_until) => self.on_wake().await,
             }
         }
-        for task in receivers {
-            task.abort();
+        for entry in self.sockets.values() {
+            entry.reader.abort();
         }
     }
 
@@ -358,7 +725,7 @@ impl Engine {
             self.expiring = None;
         }
         for (instance, repeat) in self.schedule.take_due(now) {
-            if let Some(plan) = self.plans.get(instance) {
+            if let Some(plan) = self.plans.get(&instance) {
                 let addresses = plan.params.virtual_addresses.clone();
                 self.announce(instance, &addresses, repeat);
             }
@@ -390,7 +757,7 @@ impl Engine {
     }
 
     fn on_ingress(&mut self, ingress: Ingress) {
-        let Some(entry) = self.sockets.get_mut(ingress.socket) else {
+        let Some(entry) = self.sockets.get_mut(&ingress.socket) else {
             return;
         };
         entry.counters.received += 1;
@@ -406,55 +773,52 @@ impl Engine {
             }
         };
         let interface = entry.counters.interface.clone();
-        let ipv6 = entry.counters.ipv6;
-        // Unicast adverts are taken only from configured peers (as keepalived does).
-        if !received.destination.is_multicast() {
-            if let Some(&vrid) = payload.get(1) {
-                let stranger = self.plans.iter().any(|p| {
-                    p.params.vrid == vrid
-                        && p.params.interface == interface
-                        && p.is_ipv6() == ipv6
-                        && !p.unicast_peers.is_empty()
-                        && !p.unicast_peers.contains(&received.source)
-                });
-                if stranger {
-                    entry.counters.unknown_unicast_peer += 1;
-                    return;
-                }
-            }
-        }
         let meta = RxMeta {
             src: received.source,
             dst: received.destination,
             ttl: received.ttl,
         };
+        // Unicast adverts are taken only from configured peers (as keepalived does).
+        let stranger = self
+            .speaker
+            .demux(&interface, &meta, &payload)
+            .and_then(|id| self.plans.get(&id))
+            .is_some_and(|plan| !unicast_peer_allowed(&meta, &plan.unicast_peers));
+        if stranger {
+            entry.counters.unknown_unicast_peer += 1;
+            return;
+        }
         let now = self.now();
-        let Ok(id) = self.speaker.handle_packet(now, &interface, meta, &payload) else {
+        let Ok(accepted) = self.speaker.receive(now, &interface, meta, &payload) else {
             return;
         };
-        // A lower-priority master heard while we are master: the split has healed, and the
-        // LAN may still point at the other box.
-        let their_priority = payload.get(2).copied().unwrap_or(0);
-        let Some(instance) = self.speaker.instance(id) else {
+        let Some(plan) = self.plans.get(&accepted.id) else {
             return;
         };
-        if instance.state() == State::Master
-            && their_priority != 0
-            && their_priority < instance.effective_priority()
-        {
-            let due = self.last_reannounce[id.0]
-                .is_none_or(|last| now.saturating_duration_since(last) >= REANNOUNCE_GAP);
-            if due {
-                self.last_reannounce[id.0] = Some(now);
-                let plan = &self.plans[id.0];
-                let addresses = plan.params.virtual_addresses.clone();
-                let repeat = plan.garp.master_repeat.max(1);
-                self.log(format!(
-                    "{}: lower-priority master {} heard (split healed); announcing again",
-                    plan.params.name, received.source
-                ));
-                self.announce(id.0, &addresses, repeat);
-            }
+        let name = plan.params.name.clone();
+        if let Some(grace) = accepted.address_list_grace {
+            let why = match grace.cause {
+                GraceCause::Reconciled => format!(
+                    "{} lists other virtual addresses than this box's new set (the partner is not committed yet)",
+                    received.source
+                ),
+                GraceCause::MasterChanged { master } => format!(
+                    "master {master} now lists other virtual addresses (its config changed; commit the same VIPs here)"
+                ),
+            };
+            self.log(format!(
+                "{name}: {why}; its adverts are processed for up to {} s until the lists match (address list grace)",
+                ADDRESS_LIST_GRACE_SECS
+            ));
+        }
+        if let Some(healed) = accepted.healed_split {
+            let addresses = plan.params.virtual_addresses.clone();
+            let repeat = announce::burst_size(&plan.garp);
+            self.log(format!(
+                "{name}: lower-priority master {} heard (split healed); announcing again",
+                healed.from
+            ));
+            self.announce(accepted.id, &addresses, repeat);
         }
     }
 
@@ -464,39 +828,43 @@ impl Engine {
                 Action::SendAdvert(advert) => self.send_advert(id, &advert).await,
                 Action::AddVips { addresses, accept } => {
                     self.change_vips(id, &addresses, true).await;
-                    self.accept.vips_added(id.0, &addresses, accept);
+                    self.accept.vips_added(id, &addresses, accept);
                     self.act = Some(ActTiming {
-                        instance: id.0,
+                        instance: id,
                         vips_added: self.now(),
                         announced: None,
                     });
                 }
                 Action::RemoveVips { addresses } => {
-                    self.accept.vips_removed(id.0);
-                    self.schedule.cancel(id.0);
+                    self.accept.vips_removed(id, &addresses);
                     self.change_vips(id, &addresses, false).await;
                 }
                 Action::Announce { addresses } => {
-                    let now = self.now();
-                    let Some(plan) = self.plans.get(id.0) else {
+                    let Some(plan) = self.plan(id) else {
                         continue;
                     };
-                    let repeat = self.schedule.became_master(id.0, now, &plan.garp);
-                    self.announce(id.0, &addresses, repeat);
-                    // After the first announcement: tickling is never on the takeover path.
-                    if let Some(plan) = self.plans.get(id.0) {
-                        let vips = &plan.params.virtual_addresses;
-                        self.tickle.became_master(id.0, &plan.params.name, vips);
-                    }
+                    let repeat = announce::burst_size(&plan.garp);
+                    let now = self.now();
+                    self.announce(id, &addresses, repeat);
+                    self.announced.insert(id, now);
                 }
                 Action::StateChanged(transition) => {
-                    let name = self.plans.get(id.0).map_or("?", |p| p.params.name.as_str());
+                    let plan = self.plans.get(&id).or_else(|| self.retired.get(&id));
+                    let name = plan.map_or("?", |p| p.params.name.as_str());
                     self.context.log.line(format!(
                         "vrrp: {name}: {} -> {}: {}",
                         transition.from, transition.to, transition.cause
                     ));
-                    if transition.to != State::Master {
-                        self.schedule.cancel(id.0);
+                    if transition.to == State::Master {
+                        // A takeover: its burst is out; the later bursts and, never on the
+                        // takeover path, the tickles follow.
+                        if let (Some(at), Some(plan)) = (self.announced.remove(&id), plan) {
+                            self.schedule.became_master(id, at, &plan.garp);
+                            let vips = &plan.params.virtual_addresses;
+                            self.tickle.became_master(id.0, &plan.params.name, vips);
+                        }
+                    } else {
+                        self.schedule.cancel(id);
                     }
                     let timer_cause = matches!(
                         transition.cause.kind(),
@@ -508,7 +876,7 @@ impl Engine {
                         self.expiring,
                         self.act.take(),
                     ) {
-                        if act.instance == id.0 {
+                        if act.instance == id {
                             let micros =
                                 |at: Instant| at.saturating_duration_since(expiry).as_micros();
                             self.context.log.line(format!(
@@ -521,18 +889,20 @@ impl Engine {
                 }
             }
         }
+        // What is left announced a live apply's gained addresses: one burst, nothing scheduled.
+        self.announced.clear();
         // After the whole batch: a takeover's VIP add and first announcement come first.
         self.accept.sync();
     }
 
     async fn send_advert(&mut self, id: InstanceId, advert: &OutgoingAdvert) {
-        let Some(plan) = self.plans.get(id.0) else {
+        let Some(plan) = self.plans.get(&id).or_else(|| self.retired.get(&id)) else {
             return;
         };
         let ipv6 = plan.is_ipv6();
         let Some(entry) = self
             .sockets
-            .iter_mut()
+            .values_mut()
             .find(|s| s.counters.interface == plan.params.interface && s.counters.ipv6 == ipv6)
         else {
             return;
@@ -574,14 +944,28 @@ impl Engine {
         }
     }
 
+    /// Adds `addresses` where the plan puts them, or removes them from where they were added.
     async fn change_vips(&mut self, id: InstanceId, addresses: &[IpAddr], add: bool) {
-        let Some(plan) = self.plans.get(id.0) else {
+        let Some(plan) = self.plans.get(&id).or_else(|| self.retired.get(&id)) else {
             return;
         };
+        let name = plan.params.name.clone();
+        let mut placements = Vec::new();
         for address in addresses {
-            let Some(vip) = plan.placement(address) else {
-                continue;
+            let held = self
+                .held
+                .get(&id)
+                .and_then(|h| h.iter().find(|v| v.address == *address));
+            let placement = if add {
+                plan.placement(address)
+            } else {
+                held.or_else(|| plan.placement(address))
             };
+            if let Some(vip) = placement {
+                placements.push(vip.clone());
+            }
+        }
+        for vip in placements {
             let (link, address, prefix_len) = (vip.link.clone(), vip.address, vip.prefix);
             let op = if add {
                 NetOp::AddAddress {
@@ -597,18 +981,29 @@ impl Engine {
                 }
             };
             if let Err(error) = self.context.net.apply(std::slice::from_ref(&op)).await {
-                self.context
-                    .log
-                    .line(format!("vrrp: {}: {error}", plan.params.name));
+                self.context.log.line(format!("vrrp: {name}: {error}"));
             }
+            let held = self.held.entry(id).or_default();
+            held.retain(|v| v.address != vip.address);
+            if add {
+                held.push(vip);
+            }
+        }
+        if self.held.get(&id).is_some_and(Vec::is_empty) {
+            self.held.remove(&id);
         }
     }
 
     /// Sends `repeat` gratuitous ARPs / unsolicited NAs for each of `addresses`.
-    fn announce(&mut self, instance: usize, addresses: &[IpAddr], repeat: u8) {
-        let Some(plan) = self.plans.get(instance) else {
+    fn announce(&mut self, instance: InstanceId, addresses: &[IpAddr], repeat: u8) {
+        let Some(plan) = self
+            .plans
+            .get(&instance)
+            .or_else(|| self.retired.get(&instance))
+        else {
             return;
         };
+        let name = plan.params.name.clone();
         let mut frames: Vec<(String, Vec<u8>)> = Vec::new();
         for address in addresses {
             let Some(vip) = plan.placement(address) else {
@@ -644,7 +1039,6 @@ impl Engine {
             }
         }
         if let Some(error) = errors.first() {
-            let name = self.plans[instance].params.name.clone();
             self.log(format!("{name}: {error}"));
         }
     }
@@ -654,10 +1048,10 @@ impl Engine {
         let instances: Vec<_> = self
             .speaker
             .instances()
-            .filter_map(|(id, instance)| self.plans.get(id.0).map(|plan| (instance.status(), plan)))
+            .filter_map(|(id, instance)| self.plans.get(&id).map(|plan| (instance.status(), plan)))
             .collect();
         let sockets: Vec<SocketCounters> =
-            self.sockets.iter().map(|s| s.counters.clone()).collect();
+            self.sockets.values().map(|s| s.counters.clone()).collect();
         let mut text = status::engine_text(
             now,
             &instances,
@@ -669,19 +1063,82 @@ impl Engine {
             text.push_str(&line);
             text.push('\n');
         }
-        text.push_str(
-            &self
-                .tickle
-                .status_text(self.plans.iter().enumerate().map(|(i, p)| {
-                    (
-                        i,
-                        p.params.name.as_str(),
-                        p.params.virtual_addresses.as_slice(),
-                    )
-                })),
-        );
+        text.push_str(&self.tickle.status_text(self.plans.iter().map(|(id, p)| {
+            (
+                id.0,
+                p.params.name.as_str(),
+                p.params.virtual_addresses.as_slice(),
+            )
+        })));
         text
     }
+}
+
+/// The grace in whole seconds, for log lines.
+const ADDRESS_LIST_GRACE_SECS: u64 = tandem_vrrp::ADDRESS_LIST_GRACE.as_secs();
+
+/// The sync groups of `config` as (name, member names).
+fn sync_groups(config: &Config) -> Vec<(String, Vec<String>)> {
+    config
+        .sync_groups
+        .iter()
+        .map(|g| {
+            (
+                g.name.as_str().to_owned(),
+                g.members.iter().map(|m| m.as_str().to_owned()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Plans each of `instances` (in order) against its interface's addresses now. A running
+/// instance (per `running`) keeps its primary address while the interface has it and is
+/// planned at once; a new one waits up to [`PRIMARY_WAIT`] for a primary address. Runs off the
+/// engine's loop.
+async fn plan_instances(
+    net: NetExecutor,
+    instances: Vec<VrrpInstance>,
+    running: Running,
+) -> Vec<Outcome> {
+    // No instance takes a virtual address as its primary: a master may hold any of them.
+    let mut exclude = running.vips.clone();
+    for instance in &instances {
+        for vip in instance.vips.iter() {
+            if !exclude.contains(&vip.address) {
+                exclude.push(vip.address);
+            }
+        }
+    }
+    let mut outcomes = Vec::new();
+    for instance in &instances {
+        let key = plan::instance_key(instance);
+        let current = key
+            .as_ref()
+            .and_then(|k| running.primaries.iter().find(|(r, _)| r == k))
+            .map(|(_, address)| *address);
+        let started = tokio::time::Instant::now();
+        let plan = loop {
+            let addresses = net
+                .addresses(instance.interface.as_str())
+                .await
+                .unwrap_or_default();
+            let candidates = plan::candidate_addresses(&addresses, &exclude, current);
+            match plan::instance_plan(instance, &candidates) {
+                Err(plan::PlanError::NoPrimaryAddress { .. })
+                    if current.is_none() && started.elapsed() < PRIMARY_WAIT =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other,
+            }
+        };
+        outcomes.push(Outcome {
+            name: instance.name.as_str().to_owned(),
+            key,
+            plan,
+        });
+    }
+    outcomes
 }
 
 /// The cached frame sender of `link` with the link's MAC (None, logged once, if unusable).

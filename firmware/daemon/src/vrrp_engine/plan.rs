@@ -3,14 +3,20 @@
 //! which prefix; the unicast peers; the gratuitous ARP settings).
 //!
 //! Pure: the interface addresses the primary address is picked from are passed in, so the
-//! mapping is tested without a kernel.
+//! mapping is tested without a kernel. On a live apply, [`instance_key`] says which running
+//! instance a configured one is (new ones may wait for their primary address, running ones do
+//! not), [`candidate_addresses`] keeps a running instance on its primary address and never
+//! picks a virtual address some master holds, and [`plan_changes`] names what changed that
+//! only the engine sees (VIP placement, unicast peers, gratuitous ARP settings).
 
 use core::fmt;
 use core::time::Duration;
 use std::net::IpAddr;
 
 use tandem_config::model::{Garp, TrackedLink, VrrpAuth, VrrpInstance, VrrpVersion};
-use tandem_vrrp::{Auth, InstanceParams, Ipv4ChecksumMode, TrackKind, TrackSpec, Version};
+use tandem_vrrp::{
+    Auth, InstanceKey, InstanceParams, Ipv4ChecksumMode, TrackKind, TrackSpec, Version,
+};
 
 /// One virtual address and where it is added.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,31 +67,40 @@ pub enum PlanError {
     },
 }
 
-impl fmt::Display for PlanError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl PlanError {
+    /// What is wrong, without the instance's name.
+    pub fn reason(&self) -> String {
         match self {
-            PlanError::NoVirtualAddresses { instance } => write!(
-                f,
-                "vrrp \"{instance}\" has no virtual addresses; add at least one under vips"
-            ),
+            PlanError::NoVirtualAddresses { .. } => {
+                "no virtual addresses; add at least one under vips".to_owned()
+            }
             PlanError::NoPrimaryAddress {
-                instance,
                 interface,
                 ipv6: false,
-            } => write!(
-                f,
-                "vrrp \"{instance}\": interface {interface} has no IPv4 address to send adverts from; add one under [[interfaces]] or set unicast_source"
+                ..
+            } => format!(
+                "interface {interface} has no IPv4 address to send adverts from; add one under [[interfaces]] or set unicast_source"
             ),
             PlanError::NoPrimaryAddress {
-                instance,
                 interface,
                 ipv6: true,
-            } => write!(
-                f,
-                "vrrp \"{instance}\": interface {interface} has no IPv6 link-local address to send adverts from; bring the link up with IPv6 enabled or set unicast_source"
+                ..
+            } => format!(
+                "interface {interface} has no IPv6 link-local address to send adverts from; bring the link up with IPv6 enabled or set unicast_source"
             ),
-            PlanError::Params { instance, error } => write!(f, "vrrp \"{instance}\": {error}"),
+            PlanError::Params { error, .. } => error.to_string(),
         }
+    }
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let instance = match self {
+            PlanError::NoVirtualAddresses { instance }
+            | PlanError::NoPrimaryAddress { instance, .. }
+            | PlanError::Params { instance, .. } => instance,
+        };
+        write!(f, "vrrp \"{instance}\": {}", self.reason())
     }
 }
 
@@ -122,6 +137,86 @@ pub fn primary_address(
             interface: instance.interface.as_str().to_owned(),
             ipv6,
         })
+}
+
+/// The identity the core will give `instance` (interface, family, VRID): the family is that
+/// of `unicast_source` if set, else of the first virtual address, as [`primary_address`]
+/// picks it. None without either (the plan is refused anyway).
+pub fn instance_key(instance: &VrrpInstance) -> Option<InstanceKey> {
+    let ipv6 = match instance.unicast_source {
+        Some(source) => source.is_ipv6(),
+        None => instance.vips.iter().next()?.address.is_ipv6(),
+    };
+    Some(InstanceKey {
+        interface: instance.interface.as_str().to_owned(),
+        ipv6,
+        vrid: instance.vrid,
+    })
+}
+
+/// The interface addresses a primary address may be picked from on a live apply: none of
+/// `exclude` (every virtual address a running or configured instance has: a master holds them
+/// on the interface), and `current` (the running instance's primary address) first while the
+/// interface still has it, so an apply does not move a running instance to another source.
+pub fn candidate_addresses(
+    interface_addresses: &[(IpAddr, u8)],
+    exclude: &[IpAddr],
+    current: Option<IpAddr>,
+) -> Vec<(IpAddr, u8)> {
+    let mut out: Vec<(IpAddr, u8)> = interface_addresses
+        .iter()
+        .filter(|(address, _)| !exclude.contains(address))
+        .copied()
+        .collect();
+    if let Some(position) = current.and_then(|c| out.iter().position(|(a, _)| *a == c)) {
+        let entry = out.remove(position);
+        out.insert(0, entry);
+    }
+    out
+}
+
+/// What changed between two plans of one instance that the core does not see: where a kept
+/// virtual address goes (prefix, link), the unicast peers, the gratuitous ARP settings. One
+/// phrase per change.
+pub fn plan_changes(old: &InstancePlan, new: &InstancePlan) -> Vec<String> {
+    let mut out = Vec::new();
+    for vip in &new.vips {
+        if let Some(before) = old.placement(&vip.address).filter(|b| *b != vip) {
+            out.push(format!(
+                "VIP {} moved from /{} on {} to /{} on {}",
+                vip.address, before.prefix, before.link, vip.prefix, vip.link
+            ));
+        }
+    }
+    if old.unicast_peers != new.unicast_peers {
+        let list = |peers: &[IpAddr]| {
+            if peers.is_empty() {
+                "multicast".to_owned()
+            } else {
+                let texts: Vec<String> = peers.iter().map(IpAddr::to_string).collect();
+                format!("unicast to {}", texts.join(","))
+            }
+        };
+        out.push(format!(
+            "adverts {} -> {}",
+            list(&old.unicast_peers),
+            list(&new.unicast_peers)
+        ));
+    }
+    if old.garp != new.garp {
+        let garp = |g: &Garp| {
+            format!(
+                "{} after {} s, refresh {} every {} s",
+                g.master_repeat, g.master_delay_s, g.master_refresh_repeat, g.master_refresh_s
+            )
+        };
+        out.push(format!(
+            "gratuitous ARP/NA {} -> {}",
+            garp(&old.garp),
+            garp(&new.garp)
+        ));
+    }
+    out
 }
 
 fn track_spec(link: &TrackedLink, kind: TrackKind) -> TrackSpec {
@@ -291,6 +386,77 @@ mod tests {
         assert_eq!(plan.params.tracks[0].weight, -50);
         assert_eq!(plan.params.tracks[0].kind, TrackKind::Interface);
         assert_eq!(plan.vips[0].link, "eth2");
+    }
+
+    #[test]
+    fn the_key_follows_the_family_the_primary_address_is_picked_by() {
+        let mut inst = instance(&[("2001:db8::100", 64)]);
+        let key = instance_key(&inst).unwrap();
+        assert_eq!(
+            (key.interface.as_str(), key.ipv6, key.vrid),
+            ("eth0", true, 20)
+        );
+        inst.unicast_source = Some("192.0.2.9".parse().unwrap());
+        assert!(!instance_key(&inst).unwrap().ipv6);
+        assert_eq!(instance_key(&instance(&[])), None);
+    }
+
+    #[test]
+    fn a_running_instance_keeps_its_primary_and_never_takes_a_held_vip() {
+        let inst = instance(&[("192.0.2.100", 24)]);
+        // A master of another instance holds 192.0.2.50, listed first by the kernel.
+        let on_link = addrs(&["192.0.2.50", "192.0.2.2", "192.0.2.3"]);
+        let exclude: Vec<IpAddr> = vec!["192.0.2.50".parse().unwrap()];
+        let fresh = candidate_addresses(&on_link, &exclude, None);
+        assert_eq!(
+            instance_plan(&inst, &fresh).unwrap().params.primary_address,
+            "192.0.2.2".parse::<IpAddr>().unwrap()
+        );
+        let kept = candidate_addresses(&on_link, &exclude, Some("192.0.2.3".parse().unwrap()));
+        assert_eq!(
+            instance_plan(&inst, &kept).unwrap().params.primary_address,
+            "192.0.2.3".parse::<IpAddr>().unwrap()
+        );
+        // A current primary that is gone is no candidate.
+        let gone = candidate_addresses(&on_link, &exclude, Some("192.0.2.9".parse().unwrap()));
+        assert_eq!(gone, fresh);
+    }
+
+    #[test]
+    fn engine_only_changes_are_named() {
+        let inst = instance(&[("192.0.2.100", 24), ("192.0.2.101", 24)]);
+        let old = instance_plan(&inst, &addrs(&["192.0.2.2"])).unwrap();
+        assert!(plan_changes(&old, &old).is_empty());
+        let mut changed = inst.clone();
+        changed.vips.as_mut_slice()[0].prefix = 25;
+        changed
+            .unicast_peers
+            .push("192.0.2.3".parse().unwrap())
+            .unwrap();
+        changed.garp.master_repeat = 2;
+        let new = instance_plan(&changed, &addrs(&["192.0.2.2"])).unwrap();
+        assert_eq!(old.params, new.params, "nothing the core sees");
+        assert_eq!(
+            plan_changes(&old, &new),
+            vec![
+                "VIP 192.0.2.100 moved from /24 on eth0 to /25 on eth0".to_owned(),
+                "adverts multicast -> unicast to 192.0.2.3".to_owned(),
+                "gratuitous ARP/NA 5 after 5 s, refresh 1 every 0 s -> 2 after 5 s, refresh 1 every 0 s"
+                    .to_owned(),
+            ]
+        );
+        let error = PlanError::NoPrimaryAddress {
+            instance: "web".into(),
+            interface: "eth0".into(),
+            ipv6: false,
+        };
+        assert!(
+            error
+                .to_string()
+                .starts_with("vrrp \"web\": interface eth0"),
+            "{error}"
+        );
+        assert!(error.reason().starts_with("interface eth0"), "{error}");
     }
 
     #[test]

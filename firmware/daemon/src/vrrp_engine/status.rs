@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use tandem_vrrp::{Instant, SpeakerCounters, State, Status};
+use tandem_vrrp::{AddressListGrace, Instant, SpeakerCounters, State, Status};
 
 use super::plan::InstancePlan;
 
@@ -93,6 +93,11 @@ pub fn instance_text(out: &mut String, now: Instant, status: &Status, plan: &Ins
             .collect();
         let _ = writeln!(out, "  tracking: {}", tracks.join(", "));
     }
+    // Shown once an advert with another list was seen: a grace opened here with nothing heard
+    // (a master, or the partner committed first) says nothing useful.
+    if let Some(grace) = status.address_list_grace.filter(|g| g.accepted > 0) {
+        let _ = writeln!(out, "  {}", grace_text(now, &grace));
+    }
     if let Some(fault) = &status.fault {
         let _ = writeln!(out, "  fault: {fault}");
     }
@@ -100,9 +105,17 @@ pub fn instance_text(out: &mut String, now: Instant, status: &Status, plan: &Ins
         let _ = writeln!(out, "  waiting for the rest of its sync group to take over");
     }
     let c = &status.counters;
+    let differing = if c.address_list_differs_accepted > 0 {
+        format!(
+            ", other address list accepted {}",
+            c.address_list_differs_accepted
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "  adverts: sent {} (priority 0: {}), received {} (priority 0: {}), lower priority ignored {}, answered {}",
+        "  adverts: sent {} (priority 0: {}), received {} (priority 0: {}), lower priority ignored {}, answered {}{differing}",
         c.adverts_sent,
         c.priority_zero_sent,
         c.adverts_received,
@@ -143,6 +156,24 @@ pub fn instance_text(out: &mut String, now: Instant, status: &Status, plan: &Ins
     }
 }
 
+/// The address-list grace of a live VIP change, running or ended with the lists different.
+pub fn grace_text(now: Instant, grace: &AddressListGrace) -> String {
+    if grace.running(now) {
+        format!(
+            "address list grace ({}): adverts listing other virtual addresses ({} so far) are processed for another {}; commit the same VIPs on the partner",
+            grace.cause,
+            grace.accepted,
+            seconds(grace.until - now)
+        )
+    } else {
+        format!(
+            "address list grace ({}) ended {} ago with the lists still different: such adverts are discarded again; commit the same VIPs on both boxes",
+            grace.cause,
+            seconds(now - grace.until)
+        )
+    }
+}
+
 /// The whole `vrrp status` answer.
 pub fn engine_text(
     now: Instant,
@@ -161,7 +192,7 @@ pub fn engine_text(
         instance_text(&mut out, now, status, plan);
     }
     for line in refused {
-        let _ = writeln!(out, "not running: {line}");
+        let _ = writeln!(out, "config error: {line}");
     }
     for s in sockets {
         let _ = writeln!(
@@ -264,5 +295,29 @@ mod tests {
         assert!(text.contains("bad checksum: 1"), "{text}");
         assert!(text.contains("bad IPv4 header 2"), "{text}");
         assert!(text.contains("192.0.2.100/24 on eth0"), "{text}");
+    }
+
+    #[test]
+    fn the_address_list_grace_says_what_to_do() {
+        let grace = AddressListGrace {
+            cause: tandem_vrrp::GraceCause::MasterChanged {
+                master: "192.0.2.3".parse().unwrap(),
+            },
+            opened: Instant::from_secs(10),
+            until: Instant::from_secs(610),
+            accepted: 7,
+        };
+        let running = grace_text(Instant::from_secs(110), &grace);
+        assert!(
+            running.contains("master 192.0.2.3 changed its virtual addresses"),
+            "{running}"
+        );
+        assert!(
+            running.contains("(7 so far) are processed for another 500.000 s"),
+            "{running}"
+        );
+        let ended = grace_text(Instant::from_secs(620), &grace);
+        assert!(ended.contains("ended 10.000 s ago"), "{ended}");
+        assert!(ended.contains("discarded again"), "{ended}");
     }
 }

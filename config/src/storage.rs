@@ -184,6 +184,16 @@ impl<D: BlockDevice> SlotStore<D> {
         ([state0, state1], [blob0, blob1], newest)
     }
 
+    /// Every valid config the store holds (at most two: the newest and the one before it),
+    /// newest first. Rollback reads the older one from here.
+    pub fn stored(&mut self, policy: MacPolicy<'_>) -> Result<Vec<DecodedBlob>, StoreError> {
+        self.check_size()?;
+        let (_, blobs, _) = self.scan(policy);
+        let mut stored: Vec<DecodedBlob> = blobs.into_iter().flatten().collect();
+        stored.sort_by_key(|blob| core::cmp::Reverse(blob.header.generation));
+        Ok(stored)
+    }
+
     /// Loads the newest valid config. `last_accepted` is the newest generation this box has
     /// accepted before (from the partner or an earlier boot); an older stored one is refused.
     pub fn load(

@@ -119,10 +119,28 @@ impl TandemRun<'_> {
         ready: &str,
         timeout: Duration,
     ) -> Result<HostProcess, String> {
+        self.start_with(netns, Some(config), &[], ready, timeout)
+    }
+
+    /// Like [`TandemRun::start`], with `config` optional (None: no `-c`) and `extra` arguments
+    /// after `run` (e.g. `--state DIR`).
+    pub fn start_with(
+        &self,
+        netns: &Netns,
+        config: Option<&str>,
+        extra: &[&str],
+        ready: &str,
+        timeout: Duration,
+    ) -> Result<HostProcess, String> {
         let path = self.dir.join(format!("{}.toml", self.name));
-        std::fs::write(&path, config).map_err(|e| format!("{}: {e}", path.display()))?;
-        let path = path.to_str().ok_or("config path is not UTF-8")?;
-        let mut args = vec!["run", "-c", path, "--name", self.name];
+        let path = path.to_str().ok_or("config path is not UTF-8")?.to_owned();
+        let mut args = vec!["run", "--name", self.name];
+        if let Some(config) = config {
+            std::fs::write(&path, config).map_err(|e| format!("{path}: {e}"))?;
+            args.push("-c");
+            args.push(&path);
+        }
+        args.extend_from_slice(extra);
         if let Some(control) = self.control {
             let _ = std::fs::remove_file(control);
             args.push("--control");

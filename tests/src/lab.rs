@@ -353,6 +353,31 @@ impl Lab {
 
     /// Starts a box (does not wait for it to boot).
     pub fn start_box(&mut self, spec: &BoxSpec) -> Result<usize, LabError> {
+        let index = self.boxes.len();
+        let qemu_box = self.launch(spec, index, true)?;
+        self.boxes.push(qemu_box);
+        Ok(index)
+    }
+
+    /// Boots box `spec.name` again after it stopped (a `reboot` ends qemu: the lab runs it with
+    /// `-no-reboot`), with the same NICs, MACs and config disk (`spec.config` is ignored: the
+    /// disk keeps what the box committed). Waits until it is ready.
+    pub fn restart_box(&mut self, spec: &BoxSpec, timeout: Duration) -> Result<f64, LabError> {
+        let index = self
+            .boxes
+            .iter()
+            .position(|b| b.name == spec.name)
+            .ok_or_else(|| format!("no box {} in this lab", spec.name))?;
+        if self.boxes[index].is_running() {
+            return Err(format!("{} is still running; stop it first", spec.name));
+        }
+        let qemu_box = self.launch(spec, index, false)?;
+        self.boxes[index] = qemu_box;
+        self.boxes[index].wait_ready(timeout)
+    }
+
+    /// Starts qemu for `spec` as box number `index`; `fresh` writes its config disk and taps.
+    fn launch(&mut self, spec: &BoxSpec, index: usize, fresh: bool) -> Result<QemuBox, LabError> {
         let image = match spec.image {
             ImageKind::Production => crate::image_dir(spec.board),
             ImageKind::Lab => crate::lab_image_dir(spec.board),
@@ -366,11 +391,16 @@ impl Lab {
                 image.display()
             ));
         }
-        let index = self.boxes.len();
         let console_socket = self.dir.join(format!("{}.console", spec.name));
         let qmp_socket = self.dir.join(format!("{}.qmp", spec.name));
         let config_disk = self.dir.join(format!("{}.config.img", spec.name));
-        write_config_disk(&config_disk, spec.config.as_deref())?;
+        if fresh {
+            write_config_disk(&config_disk, spec.config.as_deref())?;
+        } else {
+            // The sockets of the box's previous run.
+            let _ = fs::remove_file(&console_socket);
+            let _ = fs::remove_file(&qmp_socket);
+        }
         let mut args: Vec<String> = [
             "-accel",
             "tcg",
@@ -432,7 +462,9 @@ impl Lab {
                     spec.name
                 ));
             }
-            ip_in(&self.id, &["tuntap", "add", "dev", &tap, "mode", "tap"])?;
+            if fresh {
+                ip_in(&self.id, &["tuntap", "add", "dev", &tap, "mode", "tap"])?;
+            }
             ip_in(
                 &self.id,
                 &["link", "set", &tap, "master", &segment.bridge(), "up"],
@@ -481,14 +513,13 @@ impl Lab {
             self.dir.join(format!("{}.console.log", spec.name)),
             Duration::from_secs(30),
         )?;
-        self.boxes.push(QemuBox {
+        Ok(QemuBox {
             name: spec.name.clone(),
             console,
             segments: spec.segments.clone(),
             child,
             qmp_socket,
-        });
-        Ok(index)
+        })
     }
 
     /// Starts every box, then waits until all are ready; returns their ready seconds.

@@ -12,6 +12,7 @@ pub mod console;
 pub mod host;
 pub mod lab;
 pub mod netns;
+pub mod pinger;
 pub mod qmp;
 pub mod servers;
 pub mod shell;

@@ -178,7 +178,7 @@ addresses = ["192.0.2.1/24", "2001:db8::1/64"]
     .expect("boot");
     let b = lab.box_named("box-d").unwrap();
     b.console
-        .wait_for_any_time("config: generation 1 from slot", BOOT)
+        .wait_for_any_time("config: generation 1 from /dev/vda", BOOT)
         .unwrap();
     b.console
         .wait_for_any_time("config: applied", BOOT)
@@ -213,7 +213,7 @@ fn an_erased_config_disk_leaves_the_box_unconfigured_and_says_so() {
     let b = lab.box_named("box-e").unwrap();
     let line = b
         .console
-        .wait_for_any_time("config: nothing usable on /dev/vda", BOOT)
+        .wait_for_any_time("config: nothing stored in /dev/vda", BOOT)
         .unwrap();
     assert!(line.contains("running unconfigured"), "{line}");
 }

@@ -1,7 +1,7 @@
 //! VRRP failover as a client sees it, tandem against keepalived in the same run.
 //!
 //! Two boxes of one implementation (network namespaces on one bridge, equal priority 100 so a
-//! restarted box stays backup) and a client that sends an ICMP echo to the VIP every 1 ms (its own raw socket, see [`Pinger`]). Per
+//! restarted box stays backup) and a client that sends an ICMP echo to the VIP every 1 ms (its own raw socket, see `tandem_lab::pinger`). Per
 //! trial the master is SIGKILLed and its VIP removed (the box is gone); the figure is the
 //! longest silence between two echo replies from the kill until replies flow again. Then the
 //! dead box is restarted as the new backup and the next trial kills the other one.
@@ -18,15 +18,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a failed step is a failed run
 
-use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 use tandem_lab::host::{keepalived, HostProcess, HostSegment, ScratchDir, TandemRun};
 use tandem_lab::netns::Netns;
+use tandem_lab::pinger::{now_unix, Pinger};
 
 const VIP: &str = "192.0.2.100";
 const LIMIT: Duration = Duration::from_secs(30);
@@ -60,13 +58,6 @@ struct Pair {
     dir: ScratchDir,
     imp: Impl,
     advert_cs: u16,
-}
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
 }
 
 fn holds_vip(ns: &Netns) -> bool {
@@ -218,7 +209,7 @@ impl Pair {
         if let Some(p) = &self.nodes[other].process {
             p.console.skip_to_end();
         }
-        let ping = Pinger::start(&self.client);
+        let ping = Pinger::start(&self.client, VIP.parse().unwrap()).unwrap();
         // Kill at a random phase of the master's advert cycle: a fixed delay would always hit
         // the same phase and bias one implementation against the other.
         let interval_us = u64::from(self.advert_cs) * 10_000;
@@ -234,7 +225,7 @@ impl Pair {
         let resumed = ping.wait_reply_after(killed_at + 0.001, LIMIT);
         std::thread::sleep(Duration::from_millis(50));
         let gap = ping.longest_gap_since(killed_at);
-        ping.stop();
+        let _ = ping.stop();
         let act = self.nodes[other].process.as_ref().and_then(|p| {
             p.console
                 .wait_for("act latency", Duration::from_millis(200))
@@ -261,118 +252,6 @@ fn parse_act(line: &str) -> Option<(f64, f64)> {
         number_after("VIPs added ")?,
         number_after("first announce ")?,
     ))
-}
-
-/// ICMP echo to the VIP every millisecond from the client namespace (a raw socket on a thread
-/// inside it), with the arrival time of every reply. Not iputils ping: while replies are
-/// missing it sleeps 10 ms between probes (MININTERVAL when packets are in flight), which
-/// quantized every gap to 10 ms steps (32.3 or 42.4 ms for both implementations alike).
-struct Pinger {
-    stop: Arc<AtomicBool>,
-    replies: Arc<Mutex<Vec<f64>>>,
-    thread: Option<std::thread::JoinHandle<Result<Result<(), String>, String>>>,
-}
-
-/// Time between two probes.
-const PROBE_EVERY: Duration = Duration::from_millis(1);
-/// How often the prober looks for replies (the timestamps' resolution).
-const POLL_EVERY: Duration = Duration::from_micros(100);
-
-impl Pinger {
-    fn start(client: &Netns) -> Pinger {
-        let stop = Arc::new(AtomicBool::new(false));
-        let replies = Arc::new(Mutex::new(Vec::new()));
-        let (stop_flag, sink) = (Arc::clone(&stop), Arc::clone(&replies));
-        let thread = client.spawn(move || probe_loop(&stop_flag, &sink)).unwrap();
-        Pinger {
-            stop,
-            replies,
-            thread: Some(thread),
-        }
-    }
-
-    fn wait_reply_after(&self, after: f64, limit: Duration) -> bool {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            if self.replies.lock().unwrap().iter().any(|t| *t > after) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        false
-    }
-
-    /// The longest time without replies from `since` to the last reply.
-    fn longest_gap_since(&self, since: f64) -> Duration {
-        let replies = self.replies.lock().unwrap();
-        let before = replies.iter().copied().rfind(|t| *t <= since);
-        let mut previous = before.unwrap_or(since);
-        let mut longest: f64 = 0.0;
-        for t in replies.iter().copied().filter(|t| *t > since) {
-            longest = longest.max(t - previous);
-            previous = t;
-        }
-        Duration::from_secs_f64(longest)
-    }
-
-    fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap().unwrap().unwrap();
-        }
-    }
-}
-
-/// Sends an echo request every [`PROBE_EVERY`] and records each matching reply's arrival.
-fn probe_loop(stop: &AtomicBool, replies: &Mutex<Vec<f64>>) -> Result<(), String> {
-    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
-        .map_err(|e| format!("raw ICMP socket: {e}"))?;
-    // Non-blocking with short sleeps: SO_RCVTIMEO counts in jiffies (4 ms here) and would
-    // space the probes out exactly while replies are missing.
-    socket.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let to = SockAddr::from(std::net::SocketAddrV4::new(VIP.parse().unwrap(), 0));
-    let id = u16::try_from(std::process::id() & 0xffff).unwrap();
-    let mut sequence: u16 = 0;
-    let mut next = Instant::now();
-    let mut buffer = [0u8; 1500];
-    while !stop.load(Ordering::Relaxed) {
-        if Instant::now() >= next {
-            sequence = sequence.wrapping_add(1);
-            let mut echo = [0u8; 16];
-            echo[0] = 8; // echo request
-            echo[4..6].copy_from_slice(&id.to_be_bytes());
-            echo[6..8].copy_from_slice(&sequence.to_be_bytes());
-            let sum = internet_checksum(&echo);
-            echo[2..4].copy_from_slice(&sum.to_be_bytes());
-            let _ = socket.send_to(&echo, &to);
-            next += PROBE_EVERY;
-        }
-        let Ok(len) = (&socket).read(&mut buffer) else {
-            std::thread::sleep(POLL_EVERY);
-            continue;
-        };
-        let arrived = now_unix();
-        let packet = &buffer[..len];
-        let header = usize::from(packet.first().copied().unwrap_or(0) & 0x0f) * 4;
-        let icmp = packet.get(header..).unwrap_or_default();
-        if icmp.len() >= 8 && icmp[0] == 0 && icmp[4..6] == id.to_be_bytes() {
-            replies.lock().unwrap().push(arrived);
-        }
-    }
-    Ok(())
-}
-
-/// RFC 1071 checksum.
-fn internet_checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !u16::try_from(sum).unwrap()
 }
 
 /// Nearest-rank percentile `p` (0-100) of `values`.

@@ -39,6 +39,10 @@ pub async fn boot_appliance(log: &Log) -> BootOutcome {
     }
     if let Err(error) = console {
         log.line(format!("error: {error}"));
+    } else if let Err(errno) = crate::console_reader::make_console_a_plain_line_device() {
+        log.line(format!(
+            "warning: cannot turn off flow control and signal keys on the console: {errno}"
+        ));
     }
     if let Err(errno) = init::route_ctrl_alt_del_to_signal() {
         log.line(format!(

@@ -1,54 +1,136 @@
-//! The appliance's config: two slots on the board's config disk, loaded at boot.
+//! Where the committed config lives: the appliance's config disk, a `--state DIR` on a host,
+//! or (neither) memory, which loses commits at a restart and says so.
 //!
 //! The slot format, CRC, generations and power-cut safety live in `tandem-config`; this module
-//! only knows where the disk is and what to tell the operator when it holds nothing usable.
+//! only picks the device, opens the [`Transactions`] on it and tells the operator what it found.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use tandem_config::storage::{FileDevice, SlotStore, APPLIANCE_SLOT_BYTES};
-use tandem_config::{Config, MacPolicy, Severity};
+use tandem_config::storage::{
+    BlockDevice, DeviceError, FileDevice, MemDevice, SlotStore, APPLIANCE_SLOT_BYTES,
+};
+use tandem_config::{Config, Severity};
 
 use crate::logring::Log;
+use crate::transaction::{unix_now, Opened, Transactions};
 
-/// Loads and validates the newest valid config from `device`. Every problem is logged with what
-/// to do; `None` means the box runs unconfigured until one is committed.
-pub fn load_from_disk(device: &Path, log: &Log) -> Option<Config> {
-    let file = match FileDevice::open(device) {
-        Ok(file) => file,
+/// The state file inside `--state DIR`.
+pub const STATE_FILE: &str = "config.slots";
+
+/// Any block device, so the daemon holds one store type whatever backs it.
+pub struct AnyDevice {
+    device: Box<dyn BlockDevice + Send>,
+    what: String,
+}
+
+impl core::fmt::Debug for AnyDevice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "AnyDevice({})", self.what)
+    }
+}
+
+impl AnyDevice {
+    pub fn new(device: Box<dyn BlockDevice + Send>, what: impl Into<String>) -> AnyDevice {
+        AnyDevice {
+            device,
+            what: what.into(),
+        }
+    }
+
+    /// An erased in-memory store of two appliance-sized slots.
+    pub fn memory() -> AnyDevice {
+        let len = usize::try_from(APPLIANCE_SLOT_BYTES * 2).unwrap_or(4 << 20);
+        AnyDevice::new(Box::new(MemDevice::erased(len)), "memory")
+    }
+
+    /// Where the store lives, for messages.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+}
+
+impl BlockDevice for AnyDevice {
+    fn capacity(&mut self) -> Result<u64, DeviceError> {
+        self.device.capacity()
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+        self.device.read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), DeviceError> {
+        self.device.write_at(offset, data)
+    }
+    fn sync(&mut self) -> Result<(), DeviceError> {
+        self.device.sync()
+    }
+}
+
+/// The store in `dir` (created, with an erased state file, when missing).
+pub fn state_dir_device(dir: &Path) -> std::io::Result<AnyDevice> {
+    std::fs::create_dir_all(dir)?;
+    let path: PathBuf = dir.join(STATE_FILE);
+    let file = if path.exists() {
+        FileDevice::open(&path)?
+    } else {
+        FileDevice::create(&path, APPLIANCE_SLOT_BYTES * 2)?
+    };
+    Ok(AnyDevice::new(Box::new(file), path.display().to_string()))
+}
+
+/// The appliance's config disk, or memory (logged) when it cannot be opened.
+pub fn appliance_device(device: Option<&str>, log: &Log) -> AnyDevice {
+    let Some(device) = device else {
+        log.line("config: this board has no config disk; commits last until the next boot");
+        return AnyDevice::memory();
+    };
+    match FileDevice::open(Path::new(device)) {
+        Ok(file) => AnyDevice::new(Box::new(file), device),
         Err(error) => {
             log.line(format!(
-                "config: cannot open config disk {}: {error}; running unconfigured",
-                device.display()
+                "config: cannot open config disk {device}: {error}; commits last until the next \
+                 boot (attach a config disk of at least {} bytes)",
+                APPLIANCE_SLOT_BYTES * 2
             ));
-            return None;
+            AnyDevice::memory()
         }
-    };
-    let mut store = SlotStore::new(file, APPLIANCE_SLOT_BYTES);
-    let loaded = match store.load(MacPolicy::Unkeyed, None) {
-        Ok(loaded) => loaded,
-        Err(error) => {
-            log.line(format!(
-                "config: nothing usable on {}: {error}; running unconfigured (set one up on the \
-                 console)",
-                device.display()
-            ));
-            return None;
+    }
+}
+
+/// Opens the transactions on `device`, seeding an empty store with `seed`, and logs the result.
+pub fn open(device: AnyDevice, seed: Option<Config>, log: &Log) -> Transactions<AnyDevice> {
+    let what = device.what().to_owned();
+    let seeded = seed.is_some();
+    let (transactions, opened) = Transactions::open(
+        SlotStore::new(device, APPLIANCE_SLOT_BYTES),
+        seed,
+        unix_now(),
+    );
+    match opened {
+        Opened::Stored { generation } => {
+            log.line(format!("config: generation {generation} from {what}"));
+            if seeded {
+                log.line(format!(
+                    "config: {what} holds generation {generation}, which wins; -c FILE only \
+                     seeds an empty state"
+                ));
+            }
         }
-    };
-    for (slot, state) in loaded.slots.iter().enumerate() {
-        log.line(format!("config: slot {slot}: {state:?}"));
+        Opened::Seeded => log.line(format!(
+            "config: -c FILE committed as generation 1 in {what}"
+        )),
+        Opened::Empty => log.line(format!(
+            "config: nothing stored in {what}; running unconfigured (set one up with `load`, \
+             `set` and `commit`)"
+        )),
+        Opened::Unreadable { error } => log.line(format!(
+            "config: {what}: {error}; {}",
+            if seeded {
+                "running -c FILE without persisting it"
+            } else {
+                "running unconfigured"
+            }
+        )),
     }
-    let config = loaded.blob.config;
-    if !accept_valid(&config, log) {
-        return None;
-    }
-    log.line(format!(
-        "config: generation {} from slot {} of {}",
-        loaded.blob.header.generation,
-        loaded.slot,
-        device.display()
-    ));
-    Some(config)
+    transactions
 }
 
 /// Logs every validation issue; true when there is no error (warnings are fine).

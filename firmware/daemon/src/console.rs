@@ -1,10 +1,14 @@
-//! Console commands: the line protocol on the serial console until the TUI owns it.
+//! The command language of the console, the control socket and `tandem <words>`.
 //!
 //! Parsing is pure so every keystroke sequence can be tested; the daemon executes the parsed
-//! [`Command`]. Anything unrecognised gets an answer that says what is accepted.
+//! [`Command`]. Keywords are case-insensitive; paths, values, file names and comments keep
+//! their case. Words may be quoted with `"` or `'` (a comment with blanks). Anything
+//! unrecognised gets an answer that says what is accepted.
 
-/// A request typed on the console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use std::time::Duration;
+
+/// A request typed on the console or sent over the control socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Help,
     /// Print the status block.
@@ -21,6 +25,38 @@ pub enum Command {
     Nothing,
     /// `<engine> status`: an engine's status text.
     EngineStatus(&'static str),
+    /// `show running`: the running config as TOML.
+    ShowRunning,
+    /// `show candidate`: the candidate as TOML.
+    ShowCandidate,
+    /// `load FILE`: TOML or blob into the candidate.
+    Load(String),
+    /// `set PATH VALUE` on the candidate.
+    Set {
+        path: String,
+        value: String,
+    },
+    /// `delete PATH` on the candidate.
+    Delete(String),
+    /// `discard`: drop the candidate's changes.
+    Discard,
+    /// `compare`: candidate vs running as +/- lines.
+    Compare,
+    /// `preview`: what a commit would change, per engine, hitless or disruptive.
+    Preview,
+    /// `commit [--confirm SECONDS] [--comment TEXT]`.
+    Commit {
+        confirm: Option<Duration>,
+        comment: String,
+    },
+    /// `confirm`: keep a `commit --confirm`.
+    Confirm,
+    /// `rollback [GENERATION]`.
+    Rollback(Option<u64>),
+    /// `history`: recent generations.
+    History,
+    /// `debug panic`: a deliberate panic, accepted only where debug commands are enabled.
+    DebugPanic,
 }
 
 /// The engines that answer `<engine> status`.
@@ -28,40 +64,180 @@ pub const ENGINES: [&str; 3] = ["vrrp", "lvs", "realserver"];
 
 /// Help text listing every command.
 pub const HELP: &str =
-    "commands: status | log | peer | vrrp status | lvs status | realserver status | poweroff | reboot | help";
+    "commands: status | log | peer | vrrp status | lvs status | realserver status
+  config: show running | show candidate | load FILE | set PATH VALUE | delete PATH | discard
+          compare | preview | commit [--confirm SECONDS] [--comment TEXT] | confirm
+          rollback [GENERATION] | history
+  box:    poweroff | reboot | help";
 
-/// Why a console line was not understood.
+/// Why a line was not understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownCommand(pub String);
 
 impl core::fmt::Display for UnknownCommand {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "unknown command `{}`; {HELP}", self.0)
+        write!(f, "{}\n{HELP}", self.0)
     }
 }
 
-/// Parses one console line. Control characters and surrounding blanks are ignored, so a
-/// terminal's `\r\n` or a stray escape byte does not change the meaning.
-pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
-    let cleaned: String = line.chars().filter(|c| !c.is_control()).collect();
-    let word = cleaned.trim();
-    let lower = word.to_ascii_lowercase();
-    let words: Vec<&str> = lower.split_whitespace().collect();
-    if let [engine, "status"] = words.as_slice() {
-        if let Some(name) = ENGINES.iter().find(|known| *known == engine) {
-            return Ok(Command::EngineStatus(name));
+fn unknown(what: &str) -> UnknownCommand {
+    let shown: String = what.chars().take(40).collect();
+    UnknownCommand(format!("unknown command `{shown}`"))
+}
+
+fn usage(message: &str) -> UnknownCommand {
+    UnknownCommand(message.to_owned())
+}
+
+/// Splits a line into words; `"..."` and `'...'` keep blanks inside one word.
+pub fn split_words(line: &str) -> Result<Vec<String>, UnknownCommand> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => current.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut current));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                current.push(c);
+                in_word = true;
+            }
         }
     }
-    match lower.as_str() {
-        "" => Ok(Command::Nothing),
-        "help" | "?" => Ok(Command::Help),
-        "status" => Ok(Command::Status),
-        "log" => Ok(Command::Log),
-        "peer" => Ok(Command::Peer),
-        "poweroff" | "halt" => Ok(Command::Poweroff),
-        "reboot" => Ok(Command::Reboot),
-        _ => Err(UnknownCommand(word.chars().take(40).collect())),
+    if quote.is_some() {
+        return Err(usage("unclosed quote: close it or leave it out"));
     }
+    if in_word {
+        words.push(current);
+    }
+    Ok(words)
+}
+
+/// Joins words into one line that [`split_words`] splits back the same way (the CLI sends its
+/// arguments to the daemon as one line).
+pub fn join_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| {
+            if word.is_empty() || word.contains(char::is_whitespace) {
+                if word.contains('"') {
+                    format!("'{word}'")
+                } else {
+                    format!("\"{word}\"")
+                }
+            } else {
+                word.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Parses one line (already free of control characters: see `console_reader`).
+pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
+    if let Some(set) = parse_set(line.trim()) {
+        return set;
+    }
+    let words = split_words(line.trim())?;
+    let Some(first) = words.first() else {
+        return Ok(Command::Nothing);
+    };
+    let keyword = first.to_ascii_lowercase();
+    let second = words.get(1).map(|w| w.to_ascii_lowercase());
+    let rest = words.get(1..).unwrap_or_default();
+    match (keyword.as_str(), second.as_deref(), rest.len()) {
+        ("help" | "?", _, 0) => Ok(Command::Help),
+        ("status", _, 0) => Ok(Command::Status),
+        ("log", _, 0) => Ok(Command::Log),
+        ("peer", _, 0) => Ok(Command::Peer),
+        ("poweroff" | "halt", _, 0) => Ok(Command::Poweroff),
+        ("reboot", _, 0) => Ok(Command::Reboot),
+        ("show", Some("running"), 1) => Ok(Command::ShowRunning),
+        ("show", Some("candidate"), 1) => Ok(Command::ShowCandidate),
+        ("show", _, _) => Err(usage("usage: show running | show candidate")),
+        ("load", _, 1) => Ok(Command::Load(rest[0].clone())),
+        ("load", _, _) => Err(usage("usage: load FILE (TOML text or a config blob)")),
+        ("delete", _, 1) => Ok(Command::Delete(rest[0].clone())),
+        ("delete", _, _) => Err(usage("usage: delete PATH, e.g. delete vrrp.web_vip")),
+        ("discard", _, 0) => Ok(Command::Discard),
+        ("compare", _, 0) => Ok(Command::Compare),
+        ("preview", _, 0) => Ok(Command::Preview),
+        ("commit", _, _) => parse_commit(rest),
+        ("confirm", _, 0) => Ok(Command::Confirm),
+        ("rollback", _, 0) => Ok(Command::Rollback(None)),
+        ("rollback", Some(n), 1) => n
+            .parse()
+            .map(|g| Command::Rollback(Some(g)))
+            .map_err(|_| usage("usage: rollback [GENERATION] (a number from `history`)")),
+        ("history", _, 0) => Ok(Command::History),
+        ("debug", Some("panic"), 1) => Ok(Command::DebugPanic),
+        (engine, Some("status"), 1) => ENGINES
+            .iter()
+            .find(|known| **known == engine)
+            .map(|name| Command::EngineStatus(name))
+            .ok_or_else(|| unknown(&words.join(" "))),
+        _ => Err(unknown(&words.join(" "))),
+    }
+}
+
+/// `set PATH VALUE`: the value is the raw rest of the line (a TOML value such as
+/// `["10.0.0.1/24"]` keeps its quotes), so it is not split into words.
+fn parse_set(line: &str) -> Option<Result<Command, UnknownCommand>> {
+    let (keyword, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    if !keyword.eq_ignore_ascii_case("set") {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let (path, value) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let value = value.trim();
+    if path.is_empty() || value.is_empty() {
+        return Some(Err(usage(
+            "usage: set PATH VALUE, e.g. set vrrp.web_vip.priority 150",
+        )));
+    }
+    Some(Ok(Command::Set {
+        path: path.to_owned(),
+        value: value.to_owned(),
+    }))
+}
+
+fn parse_commit(args: &[String]) -> Result<Command, UnknownCommand> {
+    const USAGE: &str = "usage: commit [--confirm SECONDS] [--comment TEXT]";
+    let mut confirm = None;
+    let mut comment = String::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.to_ascii_lowercase().as_str() {
+            "--confirm" | "confirm" | "confirmed" => {
+                let seconds: u64 = args.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                    usage(&format!("--confirm needs a number of seconds; {USAGE}"))
+                })?;
+                confirm = Some(Duration::from_secs(seconds));
+            }
+            "--comment" | "comment" => {
+                comment = args
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| usage(&format!("--comment needs a text; {USAGE}")))?;
+            }
+            other => {
+                let shown: String = other.chars().take(40).collect();
+                return Err(usage(&format!("unknown commit option `{shown}`; {USAGE}")));
+            }
+        }
+    }
+    Ok(Command::Commit { confirm, comment })
 }
 
 #[cfg(test)]
@@ -70,15 +246,83 @@ mod tests {
 
     #[test]
     fn commands_parse_with_terminal_noise() {
-        assert_eq!(parse("status\r\n"), Ok(Command::Status));
+        assert_eq!(parse("status\r"), Ok(Command::Status));
         assert_eq!(parse("  POWEROFF "), Ok(Command::Poweroff));
-        assert_eq!(parse("\x1bstatus"), Ok(Command::Status));
         assert_eq!(parse(""), Ok(Command::Nothing));
         assert_eq!(parse("?"), Ok(Command::Help));
-        assert_eq!(parse("vrrp  STATUS\r"), Ok(Command::EngineStatus("vrrp")));
+        assert_eq!(parse("vrrp  STATUS"), Ok(Command::EngineStatus("vrrp")));
         assert_eq!(parse("lvs status"), Ok(Command::EngineStatus("lvs")));
         assert!(parse("ospf status").is_err());
         assert!(parse("vrrp").is_err());
+        assert!(parse("status now").is_err());
+    }
+
+    #[test]
+    fn config_commands_keep_the_case_of_their_arguments() {
+        assert_eq!(parse("SHOW running"), Ok(Command::ShowRunning));
+        assert_eq!(parse("show candidate"), Ok(Command::ShowCandidate));
+        assert_eq!(
+            parse("set vrrp.Web_VIP.priority 150"),
+            Ok(Command::Set {
+                path: "vrrp.Web_VIP.priority".into(),
+                value: "150".into()
+            })
+        );
+        assert_eq!(
+            parse("set system.hostname \"box a\""),
+            Ok(Command::Set {
+                path: "system.hostname".into(),
+                value: "\"box a\"".into()
+            })
+        );
+        assert_eq!(
+            parse("set interfaces.public.addresses [\"10.0.0.1/24\"]"),
+            Ok(Command::Set {
+                path: "interfaces.public.addresses".into(),
+                value: "[\"10.0.0.1/24\"]".into()
+            })
+        );
+        assert_eq!(
+            parse("delete vrrp.web_vip"),
+            Ok(Command::Delete("vrrp.web_vip".into()))
+        );
+        assert_eq!(
+            parse("load /tmp/A.toml"),
+            Ok(Command::Load("/tmp/A.toml".into()))
+        );
+        assert_eq!(
+            parse("commit --confirm 5 --comment 'raise priority'"),
+            Ok(Command::Commit {
+                confirm: Some(Duration::from_secs(5)),
+                comment: "raise priority".into()
+            })
+        );
+        assert_eq!(
+            parse("commit"),
+            Ok(Command::Commit {
+                confirm: None,
+                comment: String::new()
+            })
+        );
+        assert!(parse("commit --confirm").is_err());
+        assert!(parse("commit --confirm soon").is_err());
+        assert!(parse("commit --force").is_err());
+        assert_eq!(parse("rollback"), Ok(Command::Rollback(None)));
+        assert_eq!(parse("rollback 7"), Ok(Command::Rollback(Some(7))));
+        assert!(parse("rollback seven").is_err());
+        assert_eq!(parse("history"), Ok(Command::History));
+        assert_eq!(parse("confirm"), Ok(Command::Confirm));
+        assert!(parse("set onlypath").is_err());
+        assert!(parse("set").is_err());
+    }
+
+    #[test]
+    fn words_round_trip_through_one_line() {
+        let words: Vec<String> = ["commit", "--comment", "a \"quoted\" word", "", "x"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(split_words(&join_words(&words)).unwrap(), words);
     }
 
     #[test]
@@ -87,7 +331,7 @@ mod tests {
         assert!(error.to_string().contains("`rm -rf /`"));
         assert!(error.to_string().contains("status"));
         let long = "x".repeat(10_000);
-        assert_eq!(parse(&long).unwrap_err().0.len(), 40);
-        assert!(parse("\u{fffd}\u{0}\u{7f}ü").is_err());
+        assert!(parse(&long).unwrap_err().0.len() < 80);
+        assert!(parse("\u{fffd}ü").is_err());
     }
 }

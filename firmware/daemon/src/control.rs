@@ -2,21 +2,28 @@
 //! `tandem vrrp status` and friends work against a running daemon (on the box or under
 //! `tandem run` on a host).
 //!
-//! One request per connection: a single line (at most [`MAX_REQUEST`] bytes) in, the answer
+//! One request per connection: a single line (at most [`crate::console_reader::MAX_LINE`] bytes) in, the answer
 //! text out, then the server closes. The daemon's event loop answers; this module only moves
-//! bytes.
+//! bytes. A request that is too long or holds control characters is refused here, whole, and
+//! counted ([`discarded`]): it never reaches the daemon, so nothing of it can run.
 
 use std::path::Path;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-/// Longest request line accepted.
-pub const MAX_REQUEST: u64 = 4096;
+/// Requests refused for their form (too long, control characters) since start.
+static DISCARDED: AtomicU64 = AtomicU64::new(0);
+
+/// How many requests were refused for their form.
+pub fn discarded() -> u64 {
+    DISCARDED.load(Ordering::Relaxed)
+}
 
 /// Where the appliance listens.
 pub const APPLIANCE_SOCKET: &str = "/run/tandem/control.sock";
@@ -78,13 +85,43 @@ pub fn listen(
 }
 
 async fn serve(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) {
-    let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    let mut reader = BufReader::new(read.take(MAX_REQUEST));
-    let got = tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line)).await;
-    if !matches!(got, Ok(Ok(n)) if n > 0) {
-        return;
+    use crate::console_reader::{ConsoleInput, LineAssembler};
+    let (mut read, mut write) = stream.into_split();
+    let mut assembler = LineAssembler::default();
+    let mut assembled = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let mut total = 0usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    // Read until the first line is complete; past the limit, keep reading (and dropping) up to
+    // the newline so the refusal names the real length, within a bound of 16 MiB.
+    while assembled.is_empty() {
+        let n = match tokio::time::timeout_at(deadline, read.read(&mut buffer)).await {
+            Ok(Ok(n)) => n,
+            _ => return,
+        };
+        if n == 0 {
+            // A last line without a newline is still a request.
+            assembler.feed(b"\n", &mut assembled);
+            break;
+        }
+        total += n;
+        assembler.feed(buffer.get(..n).unwrap_or_default(), &mut assembled);
+        if total > 16 << 20 {
+            assembled.push(ConsoleInput::Discarded(
+                crate::console_reader::Discard::TooLong { length: total },
+            ));
+        }
     }
+    let line = match assembled.into_iter().next() {
+        Some(ConsoleInput::Line(line)) if !line.trim().is_empty() || total > 0 => line,
+        Some(ConsoleInput::Discarded(discard)) => {
+            DISCARDED.fetch_add(1, Ordering::Relaxed);
+            let _ = write.write_all(format!("{discard}\n").as_bytes()).await;
+            let _ = write.shutdown().await;
+            return;
+        }
+        _ => return,
+    };
     let (reply, answer) = oneshot::channel();
     if requests.send(ControlRequest { line, reply }).await.is_err() {
         let _ = write.write_all(b"daemon is shutting down\n").await;

@@ -1,11 +1,16 @@
-//! The daemon's event loop: signals, console commands, periodic work, probe results.
+//! The daemon's event loop: signals, console commands, config transactions, periodic work,
+//! probe results.
 //!
 //! One task owns all state and handles one event at a time, so nothing needs a lock. Blocking
-//! work (the peer probe) runs on the blocking pool and comes back as an event.
+//! work (the peer probe) runs on the blocking pool and comes back as an event; applying a
+//! commit runs as a task of its own that answers the client when the engines have reported.
+//! Nothing here can delay VRRP: that engine runs on a thread of its own, and every byte for the
+//! console goes through the bounded [`crate::console_writer`].
 
 use std::fs::File;
-use std::io::{BufRead, Read, Write};
+use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tandem_board::{NicRole, RoleAssignment};
@@ -14,12 +19,18 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use tandem_config::history::CommitOrigin;
+
+use crate::config_store::AnyDevice;
 use crate::console::{self, Command};
+use crate::console_reader::{self, ConsoleInput};
 use crate::control::ControlRequest;
 use crate::engine::EngineHandle;
+use crate::engines::EngineContext;
 use crate::init::{self, PowerAction};
 use crate::logring::Log;
 use crate::peer_monitor::{PeerEvent, PeerMonitor, PeerState};
+use crate::transaction::{self, CommitRequest, Committed, Transactions};
 
 /// How the process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +68,15 @@ pub struct Daemon {
     carriers: Vec<(String, Option<bool>)>,
     watchdog: Option<File>,
     engines: Vec<EngineHandle>,
+    /// Netlink and log for starting and reconciling engines (None: netlink unavailable).
+    context: Option<EngineContext>,
+    /// The running config, the candidate, the store.
+    transactions: Transactions<AnyDevice>,
+    /// Whether the running config passed validation and went to the engines.
+    applied: bool,
+    console_noise: ConsoleNoise,
+    /// `debug panic` is accepted (lab and tests only).
+    debug_commands: bool,
 }
 
 /// Where a command's answer goes.
@@ -64,34 +84,100 @@ pub struct Daemon {
 enum Reply {
     Console,
     Control(tokio::sync::oneshot::Sender<String>),
+    /// No client (a confirm timeout): the log has it.
+    Nobody,
 }
 
 impl Reply {
     fn send(self, text: String) {
         match self {
+            // Never blocks: a console that cannot keep up drops (and counts) instead.
             Reply::Console => {
-                let mut stdout = std::io::stdout().lock();
-                let _ = stdout.write_all(text.as_bytes());
-                let _ = stdout.flush();
+                crate::console_writer::console().write(text.as_bytes());
             }
             Reply::Control(sender) => {
                 let _ = sender.send(text);
             }
+            Reply::Nobody => {}
         }
+    }
+
+    fn origin(&self) -> CommitOrigin {
+        match self {
+            Reply::Console => CommitOrigin::Console,
+            Reply::Control(_) => CommitOrigin::ControlSocket,
+            Reply::Nobody => CommitOrigin::ConfirmTimeout,
+        }
+    }
+}
+
+/// Console lines thrown away or not understood: counted, and answered at most
+/// [`ConsoleNoise::ANSWERS_PER_SECOND`] times a second so line noise cannot flood the console.
+#[derive(Debug, Default)]
+struct ConsoleNoise {
+    too_long: u64,
+    control: u64,
+    unknown: u64,
+    window_start: Option<tokio::time::Instant>,
+    answered_in_window: u32,
+    unanswered: u64,
+}
+
+impl ConsoleNoise {
+    const ANSWERS_PER_SECOND: u32 = 5;
+
+    /// Whether this rejected line still gets an answer.
+    fn answer(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        if self
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= Duration::from_secs(1))
+        {
+            self.window_start = Some(now);
+            self.answered_in_window = 0;
+        }
+        self.answered_in_window += 1;
+        if self.answered_in_window <= Self::ANSWERS_PER_SECOND {
+            true
+        } else {
+            self.unanswered += 1;
+            false
+        }
+    }
+
+    /// A note on the lines left unanswered since the last note.
+    fn take_note(&mut self) -> Option<String> {
+        let count = std::mem::take(&mut self.unanswered);
+        (count > 0).then(|| format!("({count} more rejected console lines were not answered)\n"))
     }
 }
 
 type ProbeResult = std::io::Result<Option<probe::EchoReply>>;
 
+/// Who this box is, as boot (or `tandem run`) found out.
+#[derive(Debug)]
+pub struct Identity {
+    pub name: String,
+    pub board: Option<&'static tandem_board::BoardProfile>,
+    pub roles: RoleAssignment,
+    /// Seconds from `/init` (or process start) to ready.
+    pub ready_seconds: f64,
+}
+
 impl Daemon {
     pub fn new(
         mode: Mode,
         log: Log,
-        name: String,
-        board: Option<&'static tandem_board::BoardProfile>,
-        roles: RoleAssignment,
-        ready_seconds: f64,
+        identity: Identity,
+        transactions: Transactions<AnyDevice>,
+        context: Option<EngineContext>,
     ) -> Daemon {
+        let Identity {
+            name,
+            board,
+            roles,
+            ready_seconds,
+        } = identity;
         let carriers = roles
             .assigned
             .iter()
@@ -109,12 +195,35 @@ impl Daemon {
             carriers,
             watchdog: None,
             engines: Vec::new(),
+            context,
+            transactions,
+            applied: false,
+            console_noise: ConsoleNoise::default(),
+            debug_commands: false,
         }
     }
 
-    /// Adds a running role engine (addressed on the console by its name).
-    pub fn add_engine(&mut self, engine: EngineHandle) {
-        self.engines.push(engine);
+    /// Accepts `debug panic` (lab images and tests).
+    pub fn enable_debug_commands(&mut self) {
+        self.debug_commands = true;
+    }
+
+    /// Applies the running config at start: interface addresses, then the engines it asks for.
+    pub async fn bring_up(&mut self) {
+        let config = Arc::clone(self.transactions.running());
+        if self.transactions.generation() == 0 && *config == tandem_config::Config::default() {
+            return;
+        }
+        if !crate::config_store::accept_valid(&config, &self.log) {
+            return;
+        }
+        let Some(context) = &self.context else {
+            self.log
+                .line("error: no netlink connection; the config is not applied");
+            return;
+        };
+        self.engines = crate::engines::bring_up(&config, context).await;
+        self.applied = true;
     }
 
     /// Opens and starts petting the board's hardware watchdog, if it has one.
@@ -136,7 +245,7 @@ impl Daemon {
 
     /// Runs until a signal or a command (console or control socket) ends it.
     pub async fn run(mut self, control: mpsc::Receiver<ControlRequest>) -> Exit {
-        let mut commands = Some(spawn_console_reader());
+        let mut commands = Some(console_reader::spawn());
         let mut control = Some(control);
         let (Ok(mut terminate), Ok(mut interrupt), Ok(mut child)) = (
             signal(SignalKind::terminate()),
@@ -165,14 +274,27 @@ impl Daemon {
                         self.log.line(format!("reaped {reaped} orphaned process(es)"));
                     }
                 }
-                line = recv_or_pending(&mut commands) => {
-                    let Some(line) = line else {
+                input = recv_or_pending(&mut commands) => {
+                    let Some(input) = input else {
                         // Console closed (run mode with stdin at EOF): keep running headless.
                         commands = None;
                         continue;
                     };
-                    if let Some(exit) = self.on_command(&line, Reply::Console, &mut probe) {
-                        break exit;
+                    match input {
+                        ConsoleInput::Line(line) => {
+                            if let Some(exit) = self.on_console_line(&line, &mut probe) {
+                                break exit;
+                            }
+                        }
+                        ConsoleInput::Discarded(discard) => {
+                            match discard {
+                                console_reader::Discard::TooLong { .. } => self.console_noise.too_long += 1,
+                                console_reader::Discard::ControlCharacter { .. } => self.console_noise.control += 1,
+                            }
+                            if self.console_noise.answer() {
+                                Reply::Console.send(format!("{discard}\n"));
+                            }
+                        }
                     }
                 }
                 request = recv_or_pending(&mut control) => {
@@ -185,6 +307,9 @@ impl Daemon {
                         break exit;
                     }
                 }
+                () = confirm_deadline(self.transactions.pending().map(|p| p.deadline)) => {
+                    self.on_confirm_timeout();
+                }
                 _ = tick.tick() => self.on_tick(&mut probe),
                 result = wait_probe(&mut probe) => {
                     probe = None;
@@ -192,6 +317,8 @@ impl Daemon {
                 }
             }
         };
+        // Hand over first (VRRP sends priority 0 and drops its VIPs), then stop the rest.
+        self.engines.sort_by_key(|engine| engine.name != "vrrp");
         for engine in &self.engines {
             if !engine.shutdown().await {
                 self.log
@@ -212,22 +339,60 @@ impl Daemon {
         }
     }
 
+    /// A line typed on the console: rejected ones are counted and answered within bounds.
+    fn on_console_line(
+        &mut self,
+        line: &str,
+        probe: &mut Option<JoinHandle<ProbeResult>>,
+    ) -> Option<Exit> {
+        if let Err(error) = console::parse(line) {
+            self.console_noise.unknown += 1;
+            if self.console_noise.answer() {
+                Reply::Console.send(format!("{error}\n"));
+            }
+            return None;
+        }
+        if let Some(note) = self.console_noise.take_note() {
+            Reply::Console.send(note);
+        }
+        self.on_command(line, Reply::Console, probe)
+    }
+
     fn on_command(
         &mut self,
         line: &str,
         reply: Reply,
         probe: &mut Option<JoinHandle<ProbeResult>>,
     ) -> Option<Exit> {
-        let (text, exit) = match console::parse(line) {
-            Ok(Command::Nothing) => (String::new(), None),
-            Ok(Command::Help) => (format!("{}\n", console::HELP), None),
-            Ok(Command::Status) => (self.status_text(), None),
-            Ok(Command::Log) => {
+        let command = match console::parse(line) {
+            Ok(command) => command,
+            Err(error) => {
+                reply.send(format!("{error}\n"));
+                return None;
+            }
+        };
+        if let Some(reply) = self.on_config_command(&command, reply) {
+            return self.on_box_command(command, reply, probe);
+        }
+        None
+    }
+
+    fn on_box_command(
+        &mut self,
+        command: Command,
+        reply: Reply,
+        probe: &mut Option<JoinHandle<ProbeResult>>,
+    ) -> Option<Exit> {
+        let (text, exit) = match command {
+            Command::Nothing => (String::new(), None),
+            Command::Help => (format!("{}\n", console::HELP), None),
+            Command::Status => (self.status_text(), None),
+            Command::Log => {
                 let mut text = self.log.lines().join("\n");
                 text.push('\n');
                 (text, None)
             }
-            Ok(Command::Peer) => {
+            Command::Peer => {
                 if probe.is_none() {
                     *probe = self.start_probe();
                 }
@@ -238,7 +403,7 @@ impl Daemon {
                 };
                 (text.to_owned(), None)
             }
-            Ok(Command::EngineStatus(name)) => {
+            Command::EngineStatus(name) => {
                 match self.engines.iter().find(|engine| engine.name == name) {
                     Some(engine) => {
                         let engine = engine.clone();
@@ -248,24 +413,226 @@ impl Daemon {
                     None => (format!("{name}: not configured on this box\n"), None),
                 }
             }
-            Ok(Command::Poweroff) => {
+            Command::Poweroff => {
                 self.log.line("poweroff requested");
                 (
                     "powering off\n".to_owned(),
                     Some(self.end(PowerAction::Poweroff)),
                 )
             }
-            Ok(Command::Reboot) => {
+            Command::Reboot => {
                 self.log.line("reboot requested");
                 (
                     "rebooting\n".to_owned(),
                     Some(self.end(PowerAction::Reboot)),
                 )
             }
-            Err(error) => (format!("{error}\n"), None),
+            Command::DebugPanic if self.debug_commands => {
+                self.log.line("debug panic requested");
+                panic!("deliberate panic requested with `debug panic`");
+            }
+            Command::DebugPanic => (
+                "debug commands are not enabled on this box\n".to_owned(),
+                None,
+            ),
+            // Config commands were handled before.
+            _ => (String::new(), None),
         };
         reply.send(text);
         exit
+    }
+
+    /// Handles the config transaction commands; gives the reply back for any other command.
+    fn on_config_command(&mut self, command: &Command, reply: Reply) -> Option<Reply> {
+        let text = match command {
+            Command::ShowRunning => toml_text(self.transactions.running()),
+            Command::ShowCandidate => toml_text(self.transactions.candidate()),
+            Command::Load(path) => match read_config_file(path) {
+                Ok(config) => {
+                    let report = self.transactions.load(config);
+                    let mut text = format!("load: {path} is the candidate now");
+                    if report.is_empty() {
+                        text.push_str("; it validates\n");
+                    } else {
+                        text.push_str(":\n");
+                        for line in report {
+                            text.push_str(&format!("  {line}\n"));
+                        }
+                    }
+                    text
+                }
+                Err(error) => format!("load: {error}; the candidate is unchanged\n"),
+            },
+            Command::Set { path, value } => match self.transactions.set(path, value) {
+                Ok(()) => format!("set: {path} (candidate; `compare`, `preview`, `commit`)\n"),
+                Err(error) => format!("set: {error}\n"),
+            },
+            Command::Delete(path) => match self.transactions.delete(path) {
+                Ok(()) => format!("delete: {path} (candidate; `compare`, `preview`, `commit`)\n"),
+                Err(error) => format!("delete: {error}\n"),
+            },
+            Command::Discard => {
+                self.transactions.discard();
+                "discard: the candidate is the running config again\n".to_owned()
+            }
+            Command::Compare => {
+                let lines = self.transactions.compare();
+                if lines.is_empty() {
+                    "compare: no changes\n".to_owned()
+                } else {
+                    lines.iter().map(|l| format!("{l}\n")).collect()
+                }
+            }
+            Command::Preview => {
+                let preview = self.transactions.preview();
+                if preview.changes.is_empty() {
+                    "preview: no changes\n".to_owned()
+                } else {
+                    preview
+                        .changes
+                        .iter()
+                        .map(|change| format!("preview: {change}\n"))
+                        .collect()
+                }
+            }
+            Command::Commit { confirm, comment } => {
+                let request = CommitRequest {
+                    confirm: *confirm,
+                    comment: comment.clone(),
+                    origin: reply.origin(),
+                };
+                let old = Arc::clone(self.transactions.running());
+                match self.transactions.commit(
+                    &request,
+                    transaction::unix_now(),
+                    std::time::Instant::now(),
+                ) {
+                    Ok(committed) => {
+                        let note = confirm.map(|seconds| {
+                            format!(
+                                "commit: unless `confirm` arrives within {} s, generation {} is \
+                                 rolled back\n",
+                                seconds.as_secs(),
+                                committed.generation
+                            )
+                        });
+                        self.apply(old, committed, "commit", note, reply);
+                        return None;
+                    }
+                    Err(error) => format!("commit: {error}\n"),
+                }
+            }
+            Command::Confirm => match self.transactions.confirm() {
+                Ok(generation) => {
+                    self.log
+                        .line(format!("config: generation {generation} confirmed"));
+                    format!("confirm: generation {generation} stays\n")
+                }
+                Err(error) => format!("confirm: {error}\n"),
+            },
+            Command::Rollback(generation) => {
+                let old = Arc::clone(self.transactions.running());
+                match self.transactions.rollback(
+                    *generation,
+                    reply.origin(),
+                    transaction::unix_now(),
+                ) {
+                    Ok(committed) => {
+                        self.apply(old, committed, "rollback", None, reply);
+                        return None;
+                    }
+                    Err(error) => format!("rollback: {error}\n"),
+                }
+            }
+            Command::History => transaction::render_history(
+                self.transactions.history(),
+                self.transactions.generation(),
+            ),
+            _ => return Some(reply),
+        };
+        reply.send(text);
+        None
+    }
+
+    /// The confirm window of a `commit --confirm` passed without `confirm`.
+    fn on_confirm_timeout(&mut self) {
+        let Some(pending) = self.transactions.pending().cloned() else {
+            return;
+        };
+        let old = Arc::clone(self.transactions.running());
+        match self.transactions.confirm_timed_out(transaction::unix_now()) {
+            Ok(committed) => {
+                self.log.line(format!(
+                    "config: generation {} was not confirmed in time; rolling back to the \
+                     config of generation {} as generation {}",
+                    pending.generation, pending.restore_generation, committed.generation
+                ));
+                self.apply(old, committed, "confirm timeout", None, Reply::Nobody);
+            }
+            Err(error) => self.log.line(format!(
+                "config: generation {} was not confirmed in time, but the rollback failed: \
+                 {error}; the unconfirmed config keeps running",
+                pending.generation
+            )),
+        }
+    }
+
+    /// Hands a persisted generation to the engines; the client hears back when they reported.
+    fn apply(
+        &mut self,
+        old: Arc<tandem_config::Config>,
+        committed: Committed,
+        what: &'static str,
+        note: Option<String>,
+        reply: Reply,
+    ) {
+        let generation = committed.generation;
+        for warning in &committed.warnings {
+            self.log.line(format!("config: {warning}"));
+        }
+        let mut text = format!("{what}: generation {generation} persisted\n");
+        for change in &committed.preview.changes {
+            text.push_str(&format!("{what}: {change}\n"));
+        }
+        text.extend(note);
+        let Some(context) = self.context.clone() else {
+            text.push_str(&format!(
+                "{what}: not applied: no netlink connection on this box; restart to apply\n"
+            ));
+            reply.send(text);
+            return;
+        };
+        // A stored config that failed validation at boot was never applied: start from nothing.
+        let old = if self.applied {
+            old
+        } else {
+            Arc::new(tandem_config::Config::default())
+        };
+        self.applied = true;
+        let work = crate::engines::plan_apply(
+            &mut self.engines,
+            old,
+            Arc::clone(&committed.config),
+            &context,
+        );
+        let log = self.log.clone();
+        log.line(format!("config: {what}: generation {generation} applying"));
+        tokio::spawn(async move {
+            let began = std::time::Instant::now();
+            let report = work.await;
+            for line in &report {
+                log.line(format!("config: {line}"));
+            }
+            log.line(format!(
+                "config: {what}: generation {generation} applied in {:.1} ms",
+                began.elapsed().as_secs_f64() * 1e3
+            ));
+            for line in &report {
+                text.push_str(&format!("{what}: applied: {line}\n"));
+            }
+            text.push_str(&format!("{what}: generation {generation} applied\n"));
+            reply.send(text);
+        });
     }
 
     fn on_tick(&mut self, probe: &mut Option<JoinHandle<ProbeResult>>) {
@@ -366,6 +733,37 @@ impl Daemon {
         } else {
             text.push_str("status: peer none\n");
         }
+        let transactions = &self.transactions;
+        text.push_str(&format!(
+            "status: config generation={} candidate={}{}\n",
+            transactions.generation(),
+            if transactions.has_changes() {
+                "changed"
+            } else {
+                "clean"
+            },
+            transactions
+                .pending()
+                .map_or(String::new(), |pending| format!(
+                    " confirm-pending={} in {:.0}s",
+                    pending.generation,
+                    pending
+                        .deadline
+                        .saturating_duration_since(std::time::Instant::now())
+                        .as_secs_f64()
+                ))
+        ));
+        let dropped = crate::console_writer::console().dropped();
+        let noise = &self.console_noise;
+        text.push_str(&format!(
+            "status: console lines discarded too-long={} control-chars={} unknown={}; output dropped {} messages ({} bytes); control requests refused {}\n",
+            noise.too_long,
+            noise.control,
+            noise.unknown,
+            dropped.messages,
+            dropped.bytes,
+            crate::control::discarded()
+        ));
         text.push_str("status: end\n");
         text
     }
@@ -408,33 +806,38 @@ async fn wait_probe(probe: &mut Option<JoinHandle<ProbeResult>>) -> ProbeResult 
     }
 }
 
-/// Reads console lines on a thread of its own (the console is a blocking tty).
-fn spawn_console_reader() -> mpsc::UnboundedReceiver<String> {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let spawned = std::thread::Builder::new()
-        .name("console".into())
-        .spawn(move || {
-            let stdin = std::io::stdin();
-            let mut line = Vec::new();
-            let mut locked = stdin.lock();
-            loop {
-                line.clear();
-                // Bound what one line may hold: a stuck key must not eat memory.
-                match (&mut locked).take(4096).read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {
-                        if sender
-                            .send(String::from_utf8_lossy(&line).into_owned())
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-    // Without the reader thread the receiver reports closed at once; the loop then runs
-    // headless rather than spinning.
-    let _ = spawned;
-    receiver
+/// Sleeps until a confirm deadline; without one, forever.
+async fn confirm_deadline(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn toml_text(config: &tandem_config::Config) -> String {
+    match tandem_config::text::to_toml(config) {
+        Ok(text) if text.ends_with('\n') => text,
+        Ok(text) => format!("{text}\n"),
+        Err(error) => format!("error: the config does not render as TOML: {error}\n"),
+    }
+}
+
+/// Reads a config file (blob by magic, else TOML) without validating it.
+fn read_config_file(path: &str) -> Result<tandem_config::Config, String> {
+    const MAX_FILE: u64 = 16 << 20;
+    let file = File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_FILE + 1), &mut bytes)
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    if u64::try_from(bytes.len()).map_or(true, |len| len > MAX_FILE) {
+        return Err(format!("{path} is larger than {MAX_FILE} bytes"));
+    }
+    if tandem_config::text::is_blob(&bytes) {
+        return tandem_config::blob::decode(&bytes, tandem_config::MacPolicy::Inspect, None)
+            .map(|decoded| decoded.config)
+            .map_err(|e| format!("{path}: {e}"));
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| format!("{path} is neither UTF-8 TOML text nor a config blob"))?;
+    tandem_config::text::from_toml(text).map_err(|e| format!("{path}: {e}"))
 }

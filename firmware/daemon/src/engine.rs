@@ -5,8 +5,10 @@
 //! [`EngineRequest`]s: status text for the console and the control socket, tracking events,
 //! and the shutdown that must finish (VRRP priority 0, VIPs removed) before the box powers off.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use tandem_config::Config;
 use tokio::sync::{mpsc, oneshot};
 
 /// What the event loop asks of an engine.
@@ -18,6 +20,13 @@ pub enum EngineRequest {
     Track { object: String, up: bool },
     /// Leave cleanly (hand over, remove what was added); answer when done.
     Shutdown(oneshot::Sender<()>),
+    /// Reconcile to a newly committed config: touch only what changed (stable identities), and
+    /// answer with one line per change made (or an empty string when nothing changed for this
+    /// engine). The config still asks for this engine; one that no longer does is shut down.
+    Apply {
+        config: Arc<Config>,
+        reply: oneshot::Sender<String>,
+    },
 }
 
 /// The event loop's end of an engine.
@@ -30,6 +39,8 @@ pub struct EngineHandle {
 
 /// How long an engine gets to leave cleanly before the box goes down anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long a commit waits for an engine's apply report (the apply itself goes on).
+pub const APPLY_GRACE: Duration = Duration::from_secs(30);
 
 impl EngineHandle {
     /// Asks for status text; a gone or stuck engine is reported as such.
@@ -61,6 +72,27 @@ impl EngineHandle {
             return false;
         }
         matches!(tokio::time::timeout(SHUTDOWN_GRACE, done).await, Ok(Ok(())))
+    }
+
+    /// Hands a new config to the engine and waits (up to [`APPLY_GRACE`]) for its report.
+    pub async fn apply(&self, config: Arc<Config>) -> String {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .requests
+            .send(EngineRequest::Apply { config, reply })
+            .await
+            .is_err()
+        {
+            return format!("{}: engine stopped; restart the box to apply\n", self.name);
+        }
+        match tokio::time::timeout(APPLY_GRACE, answer).await {
+            Ok(Ok(text)) => text,
+            _ => format!(
+                "{}: still applying after {} s; see `log`\n",
+                self.name,
+                APPLY_GRACE.as_secs()
+            ),
+        }
     }
 
     /// Forwards a tracking event without waiting.

@@ -1,11 +1,11 @@
-//! The appliance log: every line goes to the console and into a bounded in-memory ring.
+//! The appliance log: every line goes to the console (through the bounded, never-blocking
+//! [`crate::console_writer`]) and into a bounded in-memory ring.
 //!
 //! There is no disk to log to, so the ring is what the `log` console command and, later, the
 //! TUI and the peer show. Timestamps are seconds of CLOCK_BOOTTIME, like the kernel's own lines,
 //! so Tandem's messages interleave readably with kernel messages on the console.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::time::{clock_gettime, ClockId};
@@ -30,12 +30,8 @@ impl Log {
     /// Logs one line: `[  12.345] tandem: <message>`.
     pub fn line(&self, message: impl AsRef<str>) {
         let line = format!("[{:>9.3}] tandem: {}", boot_seconds(), message.as_ref());
-        {
-            let mut stdout = std::io::stdout().lock();
-            // The console may be gone (run mode with a closed stdout); the ring still keeps it.
-            let _ = writeln!(stdout, "{line}");
-            let _ = stdout.flush();
-        }
+        // Never blocks: a slow or stopped console drops (and counts) instead; the ring keeps all.
+        crate::console_writer::console().write(format!("{line}\n").as_bytes());
         let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
         if ring.len() == RING_LINES {
             ring.pop_front();

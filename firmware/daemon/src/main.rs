@@ -7,6 +7,8 @@
 mod boot;
 mod config_store;
 mod console;
+mod console_reader;
+mod console_writer;
 mod control;
 mod daemon;
 mod engine;
@@ -15,9 +17,11 @@ mod init;
 mod logring;
 mod lvs_engine;
 mod netconfig;
+mod panic_hook;
 mod peer_channel;
 mod peer_monitor;
 mod realserver_engine;
+mod transaction;
 mod vrrp_engine;
 
 use std::ffi::OsString;
@@ -33,12 +37,18 @@ pub const VERSION_LINE: &str = concat!("tandem ", env!("CARGO_PKG_VERSION"));
 
 const USAGE: &str = "\
 usage: tandem --version
-       tandem run [-c FILE] [--name NAME] [--control SOCKET]
-                                   run the daemon in the foreground (no init duties)
+       tandem run [-c FILE] [--state DIR] [--name NAME] [--control SOCKET]
+                                   run the daemon in the foreground (no init duties); with
+                                   --state DIR commits survive a restart (-c FILE only seeds
+                                   an empty DIR)
        tandem config check|show|import|export|encode|decode|diff ...
                                    offline config tools (`tandem config` for help)
        tandem [--control SOCKET] status | log | peer | vrrp status | lvs status |
               realserver status | poweroff | reboot
+       tandem [--control SOCKET] show running | show candidate | load FILE |
+              set PATH VALUE | delete PATH | discard | compare | preview |
+              commit [--confirm SECONDS] [--comment TEXT] | confirm |
+              rollback [GENERATION] | history
                                    ask a running daemon (default socket /run/tandem/control.sock)
 As PID 1 (the appliance's /init) tandem boots the box and takes no arguments.";
 
@@ -68,9 +78,10 @@ fn main() -> ExitCode {
         }
         Ok(Invocation::Run {
             config,
+            state,
             name,
             control: socket,
-        }) => foreground_main(started, config, name, socket),
+        }) => foreground_main(started, config, state, name, socket),
         Ok(Invocation::Control {
             line,
             control: socket,
@@ -97,6 +108,7 @@ enum Invocation {
     Help,
     Run {
         config: Option<PathBuf>,
+        state: Option<PathBuf>,
         name: Option<String>,
         control: PathBuf,
     },
@@ -113,7 +125,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
     let mut parser = lexopt::Parser::from_args(args);
     let mut control = PathBuf::from(control::APPLIANCE_SOCKET);
     let mut words: Vec<String> = Vec::new();
-    let (mut config, mut name) = (None, None);
+    let (mut config, mut name, mut state) = (None, None, None);
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Long("version") | Short('V') if words.is_empty() => return Ok(Invocation::Version),
@@ -122,10 +134,17 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
             Short('c') | Long("config") if words.first().is_some_and(|w| w == "run") => {
                 config = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
             }
+            Long("state") if words.first().is_some_and(|w| w == "run") => {
+                state = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
+            }
             Long("name") if words.first().is_some_and(|w| w == "run") => {
                 name = Some(text(parser.value().map_err(|e| e.to_string())?)?);
             }
             Value(word) => words.push(text(word)?),
+            // After the command word, options belong to it (`commit --confirm 5`).
+            Long(option) if !words.is_empty() && words[0] != "run" => {
+                words.push(format!("--{option}"));
+            }
             other => return Err(other.unexpected().to_string()),
         }
     }
@@ -133,14 +152,29 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
         None => Err("missing command".into()),
         Some("run") if words.len() == 1 => Ok(Invocation::Run {
             config,
+            state,
             name,
             control,
         }),
         Some("run") => Err(format!("unexpected argument `{}` after run", words[1])),
         Some(_) => {
-            let line = words.join(" ");
+            // The daemon resolves paths from its own directory: send `load`'s file absolute.
+            if words.len() == 2 && words[0].eq_ignore_ascii_case("load") {
+                if let Ok(absolute) = std::path::absolute(&words[1]) {
+                    words[1] = absolute.display().to_string();
+                }
+            }
+            // `set PATH VALUE`: the value goes raw (a TOML array keeps its quotes; the daemon
+            // takes the rest of the line as the value, so it needs no quoting of its own).
+            let line = match words.as_slice() {
+                [set, path, value @ ..] if set.eq_ignore_ascii_case("set") && !value.is_empty() => {
+                    format!("set {path} {}", value.join(" "))
+                }
+                _ => console::join_words(&words),
+            };
             match console::parse(&line) {
-                Ok(console::Command::Nothing) | Err(_) => Err(format!("unknown command `{line}`")),
+                Ok(console::Command::Nothing) => Err("missing command".into()),
+                Err(error) => Err(error.0),
                 Ok(_) => Ok(Invocation::Control { line, control }),
             }
         }
@@ -157,6 +191,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// PID 1: boot, run, then power off or reboot. Never returns.
 fn appliance_main(started: Instant) -> ! {
     let log = Log::default();
+    panic_hook::install(log.clone(), true);
     let action = match runtime() {
         Ok(runtime) => runtime.block_on(async {
             let outcome = boot::boot_appliance(&log).await;
@@ -169,22 +204,27 @@ fn appliance_main(started: Instant) -> ! {
                 outcome.board.map_or("unknown", |b| b.name),
                 outcome.roles.assigned.len()
             ));
+            let device = config_store::appliance_device(outcome_config_device, &log);
+            let transactions = config_store::open(device, None, &log);
+            let identity = daemon::Identity {
+                name: outcome.name,
+                board: outcome.board,
+                roles: outcome.roles,
+                ready_seconds: ready,
+            };
             let mut daemon = Daemon::new(
                 Mode::Appliance,
                 log.clone(),
-                outcome.name,
-                outcome.board,
-                outcome.roles,
-                ready,
+                identity,
+                transactions,
+                engine_context(&log),
             );
-            daemon.arm_watchdog();
-            let config = outcome_config_device
-                .and_then(|device| config_store::load_from_disk(Path::new(device), &log));
-            if let Some(config) = &config {
-                for engine in start_engines(config, &log).await {
-                    daemon.add_engine(engine);
-                }
+            let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+            if init::cmdline_value(&cmdline, "tandem.debug") == Some("1") {
+                daemon.enable_debug_commands();
             }
+            daemon.arm_watchdog();
+            daemon.bring_up().await;
             let (control_tx, control_rx) = tokio::sync::mpsc::channel(16);
             let server = match control::listen(Path::new(control::APPLIANCE_SOCKET), control_tx) {
                 Ok(server) => Some(server),
@@ -222,19 +262,16 @@ fn appliance_main(started: Instant) -> ! {
     }
 }
 
-/// Applies `config` and starts its engines (logging, not failing, when netlink is unavailable).
-async fn start_engines(config: &tandem_config::Config, log: &Log) -> Vec<engine::EngineHandle> {
+/// Netlink and the log for the engines (None, logged, when netlink is unavailable).
+fn engine_context(log: &Log) -> Option<engines::EngineContext> {
     match tandem_southbound::net::NetExecutor::connect() {
-        Ok(net) => {
-            let context = engines::EngineContext {
-                log: log.clone(),
-                net,
-            };
-            engines::bring_up(config, &context).await
-        }
+        Ok(net) => Some(engines::EngineContext {
+            log: log.clone(),
+            net,
+        }),
         Err(error) => {
-            log.line(format!("error: {error}; the config is not applied"));
-            Vec::new()
+            log.line(format!("error: {error}; no config can be applied"));
+            None
         }
     }
 }
@@ -243,10 +280,26 @@ async fn start_engines(config: &tandem_config::Config, log: &Log) -> Vec<engine:
 fn foreground_main(
     started: Instant,
     config: Option<PathBuf>,
+    state: Option<PathBuf>,
     name: Option<String>,
     control_path: PathBuf,
 ) -> ExitCode {
     let log = Log::default();
+    panic_hook::install(log.clone(), false);
+    let device = match state
+        .as_deref()
+        .map(config_store::state_dir_device)
+        .transpose()
+    {
+        Ok(device) => device,
+        Err(error) => {
+            eprintln!(
+                "tandem: cannot use --state {}: {error}",
+                state.as_deref().unwrap_or(Path::new("")).display()
+            );
+            return ExitCode::from(1);
+        }
+    };
     let config = match config.as_deref().map(tandem_config::load_path).transpose() {
         Ok(loaded) => loaded.map(|(config, warnings)| {
             for warning in warnings {
@@ -299,19 +352,28 @@ fn foreground_main(
         log.line(format!(
             "{VERSION_LINE} ready {ready:.3} s after start name={name} (foreground)"
         ));
+        let device = device.unwrap_or_else(|| {
+            log.line("config: no --state DIR: commits last until this daemon stops");
+            config_store::AnyDevice::memory()
+        });
+        let transactions = config_store::open(device, config, &log);
+        let identity = daemon::Identity {
+            name,
+            board: None,
+            roles: tandem_board::RoleAssignment::default(),
+            ready_seconds: ready,
+        };
         let mut daemon = Daemon::new(
             Mode::Foreground,
             log.clone(),
-            name,
-            None,
-            tandem_board::RoleAssignment::default(),
-            ready,
+            identity,
+            transactions,
+            engine_context(&log),
         );
-        if let Some(config) = &config {
-            for engine in start_engines(config, &log).await {
-                daemon.add_engine(engine);
-            }
+        if std::env::var_os("TANDEM_DEBUG_COMMANDS").is_some_and(|v| v == "1") {
+            daemon.enable_debug_commands();
         }
+        daemon.bring_up().await;
         daemon.run(control_rx).await;
         server.drain().await;
         let _ = std::fs::remove_file(&control_path);
@@ -344,6 +406,7 @@ mod tests {
             ])),
             Ok(Invocation::Run {
                 config: Some("/x.toml".into()),
+                state: None,
                 name: Some("rs1".into()),
                 control: "/s".into()
             })
@@ -352,6 +415,7 @@ mod tests {
             parse_args(args(&["run"])),
             Ok(Invocation::Run {
                 config: None,
+                state: None,
                 name: None,
                 control: default.clone()
             })
@@ -374,6 +438,33 @@ mod tests {
             .unwrap_err()
             .contains("frobnicate"));
         assert!(parse_args(args(&["status", "-c", "x"])).is_err());
+        assert_eq!(
+            parse_args(args(&["commit", "--confirm", "5", "--comment", "new vip"])),
+            Ok(Invocation::Control {
+                line: "commit --confirm 5 --comment \"new vip\"".into(),
+                control: PathBuf::from(control::APPLIANCE_SOCKET)
+            })
+        );
+        assert_eq!(
+            parse_args(args(&[
+                "set",
+                "vrrp.web.vips",
+                "[{ address = \"192.0.2.9\" }]"
+            ])),
+            Ok(Invocation::Control {
+                line: "set vrrp.web.vips [{ address = \"192.0.2.9\" }]".into(),
+                control: PathBuf::from(control::APPLIANCE_SOCKET)
+            })
+        );
+        assert_eq!(
+            parse_args(args(&["run", "--state", "/var/lib/tandem"])),
+            Ok(Invocation::Run {
+                config: None,
+                state: Some("/var/lib/tandem".into()),
+                name: None,
+                control: PathBuf::from(control::APPLIANCE_SOCKET)
+            })
+        );
         assert!(parse_args(args(&["run", "--bogus"])).is_err());
         assert!(parse_args(args(&["run", "extra"])).is_err());
         assert!(parse_args(args(&[])).is_err());

@@ -1,0 +1,679 @@
+//! Config transactions: the candidate, commit (optionally confirmed), rollback and history.
+//!
+//! There is one running config and at most one candidate, shared by the console, the control
+//! socket and the CLI (Junos' shared `configure`). Edits change only the candidate; `commit`
+//! validates it, persists it as a new generation (the store writes the slot that does not hold
+//! the running generation, so a power cut leaves the old or the new one, never a mix) and only
+//! then hands it to the engines. `commit --confirm S` remembers the config to return to; unless
+//! `confirm` arrives within S seconds, [`Transactions::confirm_timed_out`] commits it back as a
+//! new generation. `rollback [N]` is itself a commit of a stored generation. Every commit
+//! carries the history (time, origin, comment) inside its blob, so `history` survives reboots.
+//!
+//! Pure apart from the store: the caller passes the clock in, so every path is tested without
+//! a daemon, including a power cut at every write of a commit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tandem_config::blob::{self, BlobMeta};
+use tandem_config::history::{CommitOrigin, CommitRecord, History};
+use tandem_config::impact::Preview;
+use tandem_config::storage::{BlockDevice, SlotStore, StoreError};
+use tandem_config::{Config, MacPolicy, Severity};
+
+/// Longest confirm window accepted (Junos allows an hour).
+pub const MAX_CONFIRM: Duration = Duration::from_secs(3600);
+
+/// Why a transaction step did nothing. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TransactionError {
+    #[error("{0}")]
+    Edit(String),
+    #[error("the candidate has {count} error(s), nothing was committed:\n{report}")]
+    Invalid { count: usize, report: String },
+    #[error("nothing to commit: the candidate equals the running config (generation {0})")]
+    NothingToCommit(u64),
+    #[error("cannot persist the config, nothing was applied: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot encode the config, nothing was applied: {0}")]
+    Encode(#[from] tandem_config::BlobError),
+    #[error("no commit is waiting for confirmation")]
+    NothingToConfirm,
+    #[error(
+        "generation {wanted} is not stored on this box (it keeps {kept}); load a saved copy with `load FILE`"
+    )]
+    NotStored { wanted: u64, kept: String },
+    #[error("generation {0} is the running config already")]
+    AlreadyRunning(u64),
+    #[error(
+        "--confirm {0} s is outside 1..={max} s",
+        max = MAX_CONFIRM.as_secs()
+    )]
+    ConfirmRange(u64),
+}
+
+/// What a commit asks for.
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    pub confirm: Option<Duration>,
+    pub comment: String,
+    pub origin: CommitOrigin,
+}
+
+/// A commit that was persisted: the engines must now apply `config`.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub generation: u64,
+    pub config: Arc<Config>,
+    /// What changes, per engine (for the commit's answer and the log).
+    pub preview: Preview,
+    /// Validation warnings (the commit went ahead).
+    pub warnings: Vec<String>,
+}
+
+/// A commit waiting for `confirm`.
+#[derive(Debug, Clone)]
+pub struct PendingConfirm {
+    pub deadline: Instant,
+    pub generation: u64,
+    /// What the timeout returns to.
+    pub restore: Arc<Config>,
+    pub restore_generation: u64,
+}
+
+/// The running config, the candidate and the store.
+#[derive(Debug)]
+pub struct Transactions<D> {
+    store: SlotStore<D>,
+    running: Arc<Config>,
+    generation: u64,
+    history: History,
+    candidate: Option<Config>,
+    pending: Option<PendingConfirm>,
+}
+
+/// What [`Transactions::open`] found, for the boot log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// A stored generation is running.
+    Stored { generation: u64 },
+    /// The store was empty; the seed config was committed as generation 1.
+    Seeded,
+    /// Nothing stored and no seed: running with an empty config.
+    Empty,
+    /// The store could not be read; running with the seed (not persisted) or empty.
+    Unreadable { error: String },
+}
+
+fn validation_report(config: &Config) -> (Vec<String>, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    for issue in tandem_config::validate(config) {
+        match issue.severity {
+            Severity::Error => errors.push(issue.to_string()),
+            _ => warnings.push(issue.to_string()),
+        }
+    }
+    (errors, warnings)
+}
+
+impl<D: BlockDevice> Transactions<D> {
+    /// Opens the store. A stored generation wins over `seed`; `seed` only fills an empty store
+    /// (`tandem run -c FILE --state DIR`).
+    pub fn open(store: SlotStore<D>, seed: Option<Config>, unix_time_s: u64) -> (Self, Opened) {
+        let mut transactions = Transactions {
+            store,
+            running: Arc::new(Config::default()),
+            generation: 0,
+            history: History::default(),
+            candidate: None,
+            pending: None,
+        };
+        let stored = match transactions.store.stored(MacPolicy::Unkeyed) {
+            Ok(stored) => stored,
+            Err(error) => {
+                if let Some(seed) = seed {
+                    transactions.running = Arc::new(seed);
+                }
+                return (
+                    transactions,
+                    Opened::Unreadable {
+                        error: error.to_string(),
+                    },
+                );
+            }
+        };
+        if let Some(newest) = stored.into_iter().next() {
+            transactions.generation = newest.header.generation;
+            transactions.history = newest.history;
+            transactions.running = Arc::new(newest.config);
+            let generation = transactions.generation;
+            return (transactions, Opened::Stored { generation });
+        }
+        let Some(seed) = seed else {
+            return (transactions, Opened::Empty);
+        };
+        transactions.candidate = Some(seed.clone());
+        let request = CommitRequest {
+            confirm: None,
+            comment: "seeded from -c FILE".to_owned(),
+            origin: CommitOrigin::Boot,
+        };
+        match transactions.commit(&request, unix_time_s, Instant::now()) {
+            Ok(_) => (transactions, Opened::Seeded),
+            Err(error) => {
+                transactions.candidate = None;
+                transactions.running = Arc::new(seed);
+                (
+                    transactions,
+                    Opened::Unreadable {
+                        error: error.to_string(),
+                    },
+                )
+            }
+        }
+    }
+
+    /// The store's device (tests "reboot" by opening it again).
+    #[cfg(test)]
+    pub fn into_device(self) -> D {
+        self.store.into_device()
+    }
+
+    pub fn running(&self) -> &Arc<Config> {
+        &self.running
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The candidate (the running config when nothing was edited).
+    pub fn candidate(&self) -> &Config {
+        self.candidate.as_ref().unwrap_or(&self.running)
+    }
+
+    /// True when the candidate differs from the running config.
+    pub fn has_changes(&self) -> bool {
+        self.candidate
+            .as_ref()
+            .is_some_and(|candidate| *candidate != *self.running)
+    }
+
+    pub fn pending(&self) -> Option<&PendingConfirm> {
+        self.pending.as_ref()
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// `set PATH VALUE` on the candidate.
+    pub fn set(&mut self, path: &str, value: &str) -> Result<(), TransactionError> {
+        let edited = tandem_config::edit::set(self.candidate(), path, value)
+            .map_err(|e| TransactionError::Edit(e.to_string()))?;
+        self.candidate = Some(edited);
+        Ok(())
+    }
+
+    /// `delete PATH` on the candidate.
+    pub fn delete(&mut self, path: &str) -> Result<(), TransactionError> {
+        let edited = tandem_config::edit::delete(self.candidate(), path)
+            .map_err(|e| TransactionError::Edit(e.to_string()))?;
+        self.candidate = Some(edited);
+        Ok(())
+    }
+
+    /// Replaces the candidate (`load FILE`); returns the validation report lines.
+    pub fn load(&mut self, config: Config) -> Vec<String> {
+        let (errors, warnings) = validation_report(&config);
+        self.candidate = Some(config);
+        errors.into_iter().chain(warnings).collect()
+    }
+
+    /// Drops the candidate's changes.
+    pub fn discard(&mut self) {
+        self.candidate = None;
+    }
+
+    /// `compare`: the candidate against the running config as +/- lines.
+    pub fn compare(&self) -> Vec<String> {
+        tandem_config::compare::compare(&self.running, self.candidate())
+    }
+
+    /// `preview`: what a commit would change, per engine.
+    pub fn preview(&self) -> Preview {
+        tandem_config::impact::preview(&self.running, self.candidate())
+    }
+
+    /// Validates, persists and makes the candidate the running config.
+    pub fn commit(
+        &mut self,
+        request: &CommitRequest,
+        unix_time_s: u64,
+        now: Instant,
+    ) -> Result<Committed, TransactionError> {
+        if let Some(confirm) = request.confirm {
+            if confirm.is_zero() || confirm > MAX_CONFIRM {
+                return Err(TransactionError::ConfirmRange(confirm.as_secs()));
+            }
+        }
+        let candidate = self.candidate().clone();
+        if !self.has_changes() && self.generation > 0 && request.confirm.is_none() {
+            return Err(TransactionError::NothingToCommit(self.generation));
+        }
+        let (errors, warnings) = validation_report(&candidate);
+        if !errors.is_empty() {
+            return Err(TransactionError::Invalid {
+                count: errors.len(),
+                report: errors.join("\n"),
+            });
+        }
+        let previous = (Arc::clone(&self.running), self.generation);
+        let committed = self.persist(candidate, request, unix_time_s, warnings)?;
+        self.pending = match (request.confirm, self.pending.take()) {
+            (None, _) => None,
+            // A second commit while one waits keeps the original point to return to.
+            (Some(confirm), Some(earlier)) => Some(PendingConfirm {
+                deadline: now + confirm,
+                generation: committed.generation,
+                ..earlier
+            }),
+            (Some(confirm), None) => Some(PendingConfirm {
+                deadline: now + confirm,
+                generation: committed.generation,
+                restore: previous.0,
+                restore_generation: previous.1,
+            }),
+        };
+        Ok(committed)
+    }
+
+    /// `confirm`: keeps the commit waiting for it.
+    pub fn confirm(&mut self) -> Result<u64, TransactionError> {
+        let pending = self
+            .pending
+            .take()
+            .ok_or(TransactionError::NothingToConfirm)?;
+        Ok(pending.generation)
+    }
+
+    /// The confirm window passed: commits the config from before the unconfirmed commit.
+    pub fn confirm_timed_out(&mut self, unix_time_s: u64) -> Result<Committed, TransactionError> {
+        let pending = self
+            .pending
+            .take()
+            .ok_or(TransactionError::NothingToConfirm)?;
+        let config = (*pending.restore).clone();
+        let request = CommitRequest {
+            confirm: None,
+            comment: format!(
+                "generation {} was not confirmed in time: back to the config of generation {}",
+                pending.generation, pending.restore_generation
+            ),
+            origin: CommitOrigin::ConfirmTimeout,
+        };
+        let (_, warnings) = validation_report(&config);
+        let committed = self.persist(config, &request, unix_time_s, warnings)?;
+        // The candidate is the running config again.
+        self.candidate = None;
+        Ok(committed)
+    }
+
+    /// `rollback [N]`: commits stored generation N (default: the one before the running one).
+    pub fn rollback(
+        &mut self,
+        wanted: Option<u64>,
+        origin: CommitOrigin,
+        unix_time_s: u64,
+    ) -> Result<Committed, TransactionError> {
+        let stored = self.store.stored(MacPolicy::Unkeyed)?;
+        let kept: Vec<u64> = stored.iter().map(|b| b.header.generation).collect();
+        let wanted = match wanted {
+            Some(generation) => generation,
+            None => kept
+                .iter()
+                .copied()
+                .find(|g| *g < self.generation)
+                .ok_or_else(|| TransactionError::NotStored {
+                    wanted: self.generation.saturating_sub(1),
+                    kept: describe_kept(&kept),
+                })?,
+        };
+        if wanted == self.generation {
+            return Err(TransactionError::AlreadyRunning(wanted));
+        }
+        let Some(blob) = stored.into_iter().find(|b| b.header.generation == wanted) else {
+            return Err(TransactionError::NotStored {
+                wanted,
+                kept: describe_kept(&kept),
+            });
+        };
+        let request = CommitRequest {
+            confirm: None,
+            comment: format!("rollback to generation {wanted}"),
+            origin,
+        };
+        let (_, warnings) = validation_report(&blob.config);
+        let committed = self.persist(blob.config, &request, unix_time_s, warnings)?;
+        self.candidate = None;
+        self.pending = None;
+        Ok(committed)
+    }
+
+    /// Writes `config` as the next generation; on success it is the running config.
+    fn persist(
+        &mut self,
+        config: Config,
+        request: &CommitRequest,
+        unix_time_s: u64,
+        warnings: Vec<String>,
+    ) -> Result<Committed, TransactionError> {
+        let generation = self.generation + 1;
+        let mut history = self.history.clone();
+        // Longer comments are cut at the history's bound, at a character boundary.
+        let mut comment = heapless::String::<{ tandem_config::history::COMMENT_BYTES }>::new();
+        for c in request.comment.chars() {
+            if comment.push(c).is_err() {
+                break;
+            }
+        }
+        history.push(CommitRecord {
+            generation,
+            unix_time_s,
+            origin: request.origin,
+            comment,
+            confirm_pending: request.confirm.is_some(),
+        });
+        let meta = BlobMeta {
+            generation,
+            parent_generation: self.generation,
+            pair_id: config.peer_link.as_ref().map_or(0, |p| p.pair_id),
+        };
+        let bytes = blob::encode_with_history(&config, &history, meta, None)?;
+        self.store.save(&bytes, MacPolicy::Unkeyed)?;
+        let preview = tandem_config::impact::preview(&self.running, &config);
+        self.generation = generation;
+        self.history = history;
+        self.running = Arc::new(config);
+        self.candidate = None;
+        Ok(Committed {
+            generation,
+            config: Arc::clone(&self.running),
+            preview,
+            warnings,
+        })
+    }
+}
+
+fn describe_kept(kept: &[u64]) -> String {
+    match kept {
+        [] => "no generation".to_owned(),
+        [one] => format!("only generation {one}"),
+        many => format!(
+            "generations {}",
+            many.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    }
+}
+
+/// `history` as text, newest first.
+pub fn render_history(history: &History, running: u64) -> String {
+    let mut text = String::new();
+    for record in history.entries.iter().rev() {
+        let when = if record.unix_time_s == 0 {
+            "time unknown".to_owned()
+        } else {
+            format_utc(record.unix_time_s)
+        };
+        text.push_str(&format!(
+            "history: {:>5}{} {when} {:?}{}{}\n",
+            record.generation,
+            if record.generation == running {
+                " (running)"
+            } else {
+                ""
+            },
+            record.origin,
+            if record.confirm_pending {
+                " commit-confirm"
+            } else {
+                ""
+            },
+            if record.comment.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", record.comment)
+            }
+        ));
+    }
+    if text.is_empty() {
+        text.push_str("history: no commits yet\n");
+    }
+    text
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` from seconds since the epoch (civil-from-days, H. Hinnant).
+pub fn format_utc(unix: u64) -> String {
+    let days = i64::try_from(unix / 86_400).unwrap_or(0);
+    let seconds = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+/// Seconds since the epoch by the wall clock (0 when it is unset or before 2020: unknown).
+pub fn unix_now() -> u64 {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if seconds > 1_577_836_800 {
+        seconds
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_config::storage::{FaultyDevice, MemDevice};
+
+    const SLOT: u64 = 64 * 1024;
+
+    fn config(hostname: &str, addresses: &[&str]) -> Config {
+        let mut text = format!(
+            "[system]\nhostname = \"{hostname}\"\n[[interfaces]]\nname = \"eth0\"\naddresses = ["
+        );
+        text.push_str(
+            &addresses
+                .iter()
+                .map(|a| format!("\"{a}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        text.push_str("]\n");
+        tandem_config::text::from_toml(&text).unwrap()
+    }
+
+    fn memory() -> SlotStore<MemDevice> {
+        SlotStore::new(MemDevice::erased(usize::try_from(SLOT * 2).unwrap()), SLOT)
+    }
+
+    fn request(confirm: Option<u64>) -> CommitRequest {
+        CommitRequest {
+            confirm: confirm.map(Duration::from_secs),
+            comment: "test".into(),
+            origin: CommitOrigin::ControlSocket,
+        }
+    }
+
+    #[test]
+    fn a_seed_fills_an_empty_store_and_a_stored_generation_wins_over_it() {
+        let (mut tx, opened) = Transactions::open(memory(), Some(config("a", &["10.0.0.1/24"])), 1);
+        assert_eq!(opened, Opened::Seeded);
+        assert_eq!(tx.generation(), 1);
+        tx.set("system.hostname", "b").unwrap();
+        tx.commit(&request(None), 2, Instant::now()).unwrap();
+        let device = tx.into_device();
+        let (tx, opened) =
+            Transactions::open(SlotStore::new(device, SLOT), Some(config("seed", &[])), 3);
+        assert_eq!(opened, Opened::Stored { generation: 2 });
+        assert_eq!(tx.running().system.hostname.as_str(), "b");
+        let origins: Vec<CommitOrigin> = tx.history().entries.iter().map(|r| r.origin).collect();
+        assert_eq!(origins, [CommitOrigin::Boot, CommitOrigin::ControlSocket]);
+    }
+
+    #[test]
+    fn edits_touch_only_the_candidate_until_commit() {
+        let (mut tx, _) = Transactions::open(memory(), Some(config("a", &["10.0.0.1/24"])), 1);
+        assert!(!tx.has_changes());
+        assert!(matches!(
+            tx.commit(&request(None), 1, Instant::now()),
+            Err(TransactionError::NothingToCommit(1))
+        ));
+        tx.set("system.hostname", "b").unwrap();
+        assert!(tx.has_changes());
+        assert_eq!(tx.running().system.hostname.as_str(), "a");
+        assert!(!tx.compare().is_empty());
+        assert!(tx.set("system.no_such_field", "1").is_err());
+        tx.discard();
+        assert!(!tx.has_changes());
+    }
+
+    #[test]
+    fn an_invalid_candidate_is_refused_whole() {
+        let (mut tx, _) = Transactions::open(memory(), Some(config("a", &[])), 1);
+        let mut broken = config("a", &[]);
+        broken
+            .vrrp
+            .push(tandem_config::model::VrrpInstance::default())
+            .unwrap();
+        tx.load(broken);
+        let error = tx.commit(&request(None), 1, Instant::now()).unwrap_err();
+        assert!(matches!(error, TransactionError::Invalid { .. }), "{error}");
+        assert_eq!(tx.generation(), 1);
+    }
+
+    #[test]
+    fn an_unconfirmed_commit_returns_to_the_config_before_it() {
+        let start = Instant::now();
+        let (mut tx, _) = Transactions::open(memory(), Some(config("a", &[])), 1);
+        tx.set("system.hostname", "b").unwrap();
+        tx.commit(&request(Some(5)), 2, start).unwrap();
+        // A second commit inside the window keeps the original point to return to.
+        tx.set("system.hostname", "c").unwrap();
+        tx.commit(&request(Some(5)), 3, start + Duration::from_secs(1))
+            .unwrap();
+        let pending = tx.pending().unwrap().clone();
+        assert_eq!(pending.restore_generation, 1);
+        assert_eq!(pending.deadline, start + Duration::from_secs(6));
+        let back = tx.confirm_timed_out(4).unwrap();
+        assert_eq!(back.generation, 4);
+        assert_eq!(tx.running().system.hostname.as_str(), "a");
+        assert!(tx.pending().is_none());
+        let last = tx.history().entries.iter().last().unwrap();
+        assert_eq!(last.origin, CommitOrigin::ConfirmTimeout);
+        // Confirmed in time: it stays.
+        tx.set("system.hostname", "d").unwrap();
+        tx.commit(&request(Some(5)), 5, start).unwrap();
+        assert_eq!(tx.confirm().unwrap(), 5);
+        assert!(matches!(
+            tx.confirm(),
+            Err(TransactionError::NothingToConfirm)
+        ));
+        assert!(matches!(
+            tx.commit(&request(Some(0)), 5, start),
+            Err(TransactionError::ConfirmRange(0))
+        ));
+    }
+
+    #[test]
+    fn rollback_is_a_commit_of_a_stored_generation() {
+        let (mut tx, _) = Transactions::open(memory(), Some(config("a", &[])), 1);
+        tx.set("system.hostname", "b").unwrap();
+        tx.commit(&request(None), 2, Instant::now()).unwrap();
+        let back = tx.rollback(None, CommitOrigin::Console, 3).unwrap();
+        assert_eq!(back.generation, 3);
+        assert_eq!(tx.running().system.hostname.as_str(), "a");
+        // Generation 1 was overwritten by 3: only 2 and 3 are kept.
+        let error = tx.rollback(Some(1), CommitOrigin::Console, 4).unwrap_err();
+        assert!(error.to_string().contains("generations 3 and 2"), "{error}");
+        assert!(matches!(
+            tx.rollback(Some(3), CommitOrigin::Console, 4),
+            Err(TransactionError::AlreadyRunning(3))
+        ));
+        tx.rollback(Some(2), CommitOrigin::Console, 4).unwrap();
+        assert_eq!(tx.running().system.hostname.as_str(), "b");
+        assert_eq!(tx.generation(), 4);
+    }
+
+    #[test]
+    fn a_power_cut_at_any_write_of_a_commit_leaves_the_old_or_the_new_generation() {
+        let old = config("old", &["10.0.0.1/24"]);
+        let new = config("new", &["10.0.0.2/24", "2001:db8::2/64"]);
+        let mut cuts = 0;
+        let mut saw_new = false;
+        for torn in [0, 1, 31] {
+            for cut_after in 0.. {
+                let device =
+                    FaultyDevice::new(MemDevice::erased(usize::try_from(SLOT * 2).unwrap()), 64);
+                let (mut tx, _) =
+                    Transactions::open(SlotStore::new(device, SLOT), Some(old.clone()), 1);
+                tx.load(new.clone());
+                let mut device = tx.into_device();
+                device.writes_left = Some(cut_after);
+                device.torn_bytes = torn;
+                let (mut tx, _) = Transactions::open(SlotStore::new(device, SLOT), None, 1);
+                tx.load(new.clone());
+                let result = tx.commit(&request(None), 2, Instant::now());
+                if result.is_err() {
+                    // Nothing half-applied: the daemon still runs the old generation.
+                    assert_eq!(**tx.running(), old);
+                    assert_eq!(tx.generation(), 1);
+                }
+                let device = tx.into_device();
+                let finished = !device.cut;
+                // Reboot: the memory as the cut left it.
+                let rebooted = FaultyDevice::new(device.inner, 64);
+                let (tx, opened) = Transactions::open(SlotStore::new(rebooted, SLOT), None, 3);
+                match opened {
+                    Opened::Stored { generation: 1 } => assert_eq!(**tx.running(), old),
+                    Opened::Stored { generation: 2 } => {
+                        assert_eq!(**tx.running(), new);
+                        saw_new = true;
+                    }
+                    other => panic!("cut after {cut_after} writes: {other:?}"),
+                }
+                cuts += 1;
+                if finished {
+                    break;
+                }
+            }
+        }
+        assert!(cuts > 10, "only {cuts} cuts");
+        assert!(saw_new);
+    }
+
+    #[test]
+    fn wall_clock_rendering() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(1_796_169_600), "2026-12-02 00:00:00 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+}

@@ -11,77 +11,14 @@
 )]
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use tandem_config::blob::{self, BlobMeta, MacKey, MacPolicy};
-use tandem_config::model::{
-    Check, CheckKind, Interface, RealServer, Vip, VirtualService, VrrpInstance,
-};
-use tandem_config::net::IpCidr;
-use tandem_config::{validate, BoundedVec, Config};
+use tandem_config::{validate, BoundedVec};
 
-fn generated(services: u32, servers: u32) -> Config {
-    let mut config = Config::default();
-    config.system.hostname = "bench".try_into().unwrap();
-    for (name, addr) in [("public", "10.0.0.2/16"), ("private", "172.16.0.2/12")] {
-        let addresses = BoundedVec::from_vec(vec![addr.parse::<IpCidr>().unwrap()]).unwrap();
-        config
-            .interfaces
-            .push(Interface {
-                name: name.try_into().unwrap(),
-                addresses,
-                ..Interface::default()
-            })
-            .unwrap();
-    }
-    let mut vrrp = VrrpInstance {
-        name: "vip".try_into().unwrap(),
-        vrid: 1,
-        interface: "public".try_into().unwrap(),
-        ..VrrpInstance::default()
-    };
-    for index in 0..services {
-        let [_, _, hi, lo] = (index + 256).to_be_bytes();
-        let vip = IpAddr::V4(Ipv4Addr::new(10, 0, hi, lo));
-        if vrrp.vips.len() < 64 {
-            vrrp.vips
-                .push(Vip {
-                    address: vip,
-                    prefix: 32,
-                    interface: None,
-                    label: None,
-                })
-                .unwrap();
-        }
-        let mut service = VirtualService {
-            address: Some(vip),
-            port: 80,
-            check: Some(Check {
-                kind: CheckKind::Tcp,
-                ..Check::default()
-            }),
-            ..VirtualService::default()
-        };
-        for server in 0..servers {
-            let n = index * servers + server;
-            let [_, b, c, d] = n.to_be_bytes();
-            let address = IpAddr::V4(Ipv4Addr::new(172, 16 + (b & 0x0f), c, d));
-            service
-                .real_servers
-                .push(RealServer {
-                    address,
-                    port: Some(8080),
-                    weight: 100,
-                    ..RealServer::default()
-                })
-                .unwrap();
-        }
-        config.virtual_services.push(service).unwrap();
-    }
-    config.vrrp.push(vrrp).unwrap();
-    config
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::generated;
 
 fn main() {
     let config = generated(1000, 10);

@@ -3,13 +3,14 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic "TNDC"
-//!      4     2  format version, little endian (this firmware writes 1)
+//!      4     2  format version, little endian (this firmware writes 2, reads 1 and 2)
 //!      6     2  flags: bit 0 = the MAC slot holds a keyed MAC
 //!      8     8  generation (every commit increments it)
 //!     16     8  parent generation (the generation the edit started from)
 //!     24     8  pair id (0 before pairing)
 //!     32     4  payload length N
-//!     36     N  payload: the model in postcard
+//!     36     N  payload: format 1: the model in postcard;
+//!                        format 2: the model, then the commit history, each in postcard
 //!   36+N     4  CRC-32 of bytes 0..36+N
 //!   40+N    32  MAC slot: HMAC-SHA256 under the pairing key of bytes 0..40+N, zeros when unkeyed
 //! ```
@@ -22,6 +23,7 @@
 //!
 //! Each format version is frozen by golden vectors under `tests/golden/`; when the model changes
 //! incompatibly, the old version's types move to a `vN` module and [`decode`] migrates them.
+//! Format 1 (no history) decodes with an empty [`History`] and `migrated_from: Some(1)`.
 
 use alloc::vec::Vec;
 
@@ -29,12 +31,13 @@ use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::crc32::crc32;
+use crate::history::History;
 use crate::model::Config;
 
 /// Blob magic.
 pub const MAGIC: [u8; 4] = *b"TNDC";
 /// The format version this firmware writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Oldest format version this firmware can read.
 pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// Bytes before the payload.
@@ -177,6 +180,8 @@ pub struct BlobMeta {
 pub struct DecodedBlob {
     pub header: BlobHeader,
     pub config: Config,
+    /// The commit history (empty for a format 1 blob).
+    pub history: History,
     /// Whether a MAC was verified under the pairing key.
     pub authenticated: bool,
     /// Whether the payload was migrated from an older format version.
@@ -200,10 +205,23 @@ fn verify_mac(key: &MacKey, data: &[u8], tag: &[u8]) -> bool {
     mac.verify_slice(tag).is_ok()
 }
 
-/// Encodes `config` as a blob, keyed when `key` is given.
+/// Encodes `config` with an empty history as a blob, keyed when `key` is given.
 pub fn encode(config: &Config, meta: BlobMeta, key: Option<&MacKey>) -> Result<Vec<u8>, BlobError> {
-    let payload = postcard::to_allocvec(config).map_err(|_| BlobError::Payload {
+    encode_with_history(config, &History::default(), meta, key)
+}
+
+/// Encodes `config` and its commit `history` as a blob, keyed when `key` is given.
+pub fn encode_with_history(
+    config: &Config,
+    history: &History,
+    meta: BlobMeta,
+    key: Option<&MacKey>,
+) -> Result<Vec<u8>, BlobError> {
+    let mut payload = postcard::to_allocvec(config).map_err(|_| BlobError::Payload {
         reason: "the model does not serialize",
+    })?;
+    payload = postcard::to_extend(history, payload).map_err(|_| BlobError::Payload {
+        reason: "the history does not serialize",
     })?;
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(BlobError::EncodeTooLarge {
@@ -331,7 +349,7 @@ pub fn decode(
     let payload = bytes
         .get(HEADER_BYTES..HEADER_BYTES + payload_len)
         .unwrap_or_default();
-    let (config, migrated_from) = decode_payload(header.format_version, payload)?;
+    let (config, history, migrated_from) = decode_payload(header.format_version, payload)?;
     if let Some(last) = last_accepted {
         if header.generation < last {
             return Err(BlobError::StaleGeneration {
@@ -343,16 +361,31 @@ pub fn decode(
     Ok(DecodedBlob {
         header,
         config,
+        history,
         authenticated,
         migrated_from,
     })
 }
 
 /// Decodes a payload of format `version`, migrating older formats to the current model.
-fn decode_payload(version: u16, payload: &[u8]) -> Result<(Config, Option<u16>), BlobError> {
+fn decode_payload(
+    version: u16,
+    payload: &[u8],
+) -> Result<(Config, History, Option<u16>), BlobError> {
     match version {
-        1 => Ok((decode_exact::<Config>(payload)?, None)),
-        // A future version 2 adds: `1 => v1::decode(payload).map(|old| (migrate_v1(old), Some(1)))`.
+        1 => Ok((
+            decode_exact::<Config>(payload)?,
+            History::default(),
+            Some(1),
+        )),
+        2 => {
+            let (config, rest) = postcard::take_from_bytes::<Config>(payload).map_err(|error| {
+                BlobError::Payload {
+                    reason: postcard_reason(&error),
+                }
+            })?;
+            Ok((config, decode_exact::<History>(rest)?, None))
+        }
         other => Err(BlobError::UnsupportedVersion {
             version: other,
             oldest: OLDEST_FORMAT_VERSION,
@@ -365,7 +398,7 @@ fn decode_exact<'de, T: serde::Deserialize<'de>>(payload: &'de [u8]) -> Result<T
     match postcard::take_from_bytes::<T>(payload) {
         Ok((value, [])) => Ok(value),
         Ok(_) => Err(BlobError::Payload {
-            reason: "trailing bytes after the model",
+            reason: "trailing bytes after the payload",
         }),
         Err(error) => Err(BlobError::Payload {
             reason: postcard_reason(&error),
@@ -464,13 +497,13 @@ mod tests {
     #[test]
     fn refuses_newer_version_after_crc() {
         let mut blob = encode(&sample(), BlobMeta::default(), None).unwrap();
-        blob[4] = 2;
+        blob[4] = 3;
         let crc_at = blob.len() - MAC_BYTES - CRC_BYTES;
         let crc = crc32(&blob[..crc_at]);
         blob[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             decode(&blob, MacPolicy::Inspect, None),
-            Err(BlobError::UnsupportedVersion { version: 2, .. })
+            Err(BlobError::UnsupportedVersion { version: 3, .. })
         ));
     }
 }

@@ -68,6 +68,12 @@ impl<T, const N: usize> BoundedVec<T, N> {
         &mut self.0
     }
 
+    /// Removes and returns the element at `index`, shifting the later ones down; None when
+    /// `index` is out of range.
+    pub fn remove(&mut self, index: usize) -> Option<T> {
+        (index < self.0.len()).then(|| self.0.remove(index))
+    }
+
     /// Removes every element for which `keep` returns false.
     pub fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
         self.0.retain(keep);

@@ -9,6 +9,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use crate::blob::{self, BlobMeta, MacKey, MacPolicy};
+use crate::compare::compare;
 use crate::export;
 use crate::import::{self, Format, NoteKind};
 use crate::load::parse_bytes;
@@ -180,10 +181,24 @@ fn dispatch(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result
                 (true, false) => "present, not verified (pass --key-file)",
             };
             let text = text::to_toml(&decoded.config).map_err(|e| e.to_string())?;
-            let summary = format!(
+            let mut summary = format!(
                 "# format_version = {}\n# generation = {}\n# parent_generation = {}\n# pair_id = {}\n# payload_bytes = {}\n# mac = {mac}\n",
                 header.format_version, header.generation, header.parent_generation, header.pair_id, header.payload_len
             );
+            for record in &decoded.history.entries {
+                let pending = if record.confirm_pending {
+                    " (confirm pending)"
+                } else {
+                    ""
+                };
+                summary.push_str(&format!(
+                    "# commit {} at {} by {}{pending}: {:?}\n",
+                    record.generation,
+                    record.unix_time_s,
+                    record.origin.as_str(),
+                    record.comment.as_str()
+                ));
+            }
             write_out(out, summary.as_bytes())?;
             write_out(out, text.as_bytes())?;
             Ok(0)
@@ -193,13 +208,12 @@ fn dispatch(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result
             let [a, b] = options.positional.as_slice() else {
                 return Err(format!("diff needs two files\n{USAGE}"));
             };
-            let left = text::to_toml(&read_config(a, err)?).map_err(|e| e.to_string())?;
-            let right = text::to_toml(&read_config(b, err)?).map_err(|e| e.to_string())?;
-            if left == right {
+            let lines = compare(&read_config(a, err)?, &read_config(b, err)?);
+            if lines.is_empty() {
                 return Ok(0);
             }
             let _ = writeln!(out, "--- {a}\n+++ {b}");
-            for line in line_diff(&left, &right) {
+            for line in lines {
                 let _ = writeln!(out, "{line}");
             }
             Ok(1)
@@ -293,61 +307,5 @@ fn emit(options: &Options, out: &mut dyn Write, bytes: &[u8]) -> Result<(), Stri
     match options.get("-o") {
         Some(path) => std::fs::write(path, bytes).map_err(|e| format!("cannot write {path}: {e}")),
         None => write_out(out, bytes),
-    }
-}
-
-/// A unified-style line diff (longest common subsequence; configs are small enough).
-fn line_diff(left: &str, right: &str) -> Vec<String> {
-    let a: Vec<&str> = left.lines().collect();
-    let b: Vec<&str> = right.lines().collect();
-    // Trim the common prefix and suffix first so the quadratic table stays small.
-    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let suffix = a[prefix..]
-        .iter()
-        .rev()
-        .zip(b[prefix..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let a_mid = &a[prefix..a.len() - suffix];
-    let b_mid = &b[prefix..b.len() - suffix];
-    let mut out = Vec::new();
-    if a_mid.len().saturating_mul(b_mid.len()) > 4_000_000 {
-        out.extend(a_mid.iter().map(|l| format!("-{l}")));
-        out.extend(b_mid.iter().map(|l| format!("+{l}")));
-        return out;
-    }
-    let (n, m) = (a_mid.len(), b_mid.len());
-    let mut table = vec![0u32; (n + 1) * (m + 1)];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            table[i * (m + 1) + j] = if a_mid[i] == b_mid[j] {
-                table[(i + 1) * (m + 1) + j + 1] + 1
-            } else {
-                table[(i + 1) * (m + 1) + j].max(table[i * (m + 1) + j + 1])
-            };
-        }
-    }
-    let (mut i, mut j) = (0, 0);
-    while i < n || j < m {
-        if i < n && j < m && a_mid[i] == b_mid[j] {
-            i += 1;
-            j += 1;
-        } else if j < m && (i == n || table[i * (m + 1) + j + 1] >= table[(i + 1) * (m + 1) + j]) {
-            out.push(format!("+{}", b_mid[j]));
-            j += 1;
-        } else {
-            out.push(format!("-{}", a_mid[i]));
-            i += 1;
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn line_diff_marks_changes() {
-        let diff = super::line_diff("a\nb\nc\n", "a\nx\nc\nd\n");
-        assert_eq!(diff, ["+x", "-b", "+d"]);
     }
 }

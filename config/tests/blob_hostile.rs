@@ -11,7 +11,7 @@
 
 use tandem_config::blob::{self, BlobError, BlobMeta, MacKey, MacPolicy, CRC_BYTES, MAC_BYTES};
 use tandem_config::import;
-use tandem_config::Config;
+use tandem_config::{CommitOrigin, CommitRecord, Config, History};
 
 fn director1() -> Config {
     let text = std::fs::read_to_string(concat!(
@@ -135,22 +135,23 @@ fn crc_covers_header_and_payload_exactly() {
     );
 }
 
-/// Golden vectors freeze format version 1: these bytes must decode to these configs forever.
-/// Regenerate only when adding a new format version (`TANDEM_WRITE_GOLDEN=1`), never to change v1.
+fn golden_dir() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden")
+}
+
+fn golden_key() -> MacKey {
+    MacKey(*b"tandem-golden-vector-key-32bytes")
+}
+
+/// Golden vectors freeze format version 1, written by earlier firmware: these bytes must decode to
+/// these configs forever, with an empty history. They are never regenerated.
 #[test]
 fn golden_vectors_of_format_1_decode() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden");
-    let key = MacKey(*b"tandem-golden-vector-key-32bytes");
-    let cases: [(&str, Config, Option<&MacKey>, BlobMeta); 3] = [
-        (
-            "v1_empty.blob",
-            Config::default(),
-            None,
-            BlobMeta::default(),
-        ),
+    let key = golden_key();
+    let cases: [(&str, Option<&MacKey>, BlobMeta); 3] = [
+        ("v1_empty.blob", None, BlobMeta::default()),
         (
             "v1_director1.blob",
-            director1(),
             None,
             BlobMeta {
                 generation: 12,
@@ -160,7 +161,6 @@ fn golden_vectors_of_format_1_decode() {
         ),
         (
             "v1_director1_keyed.blob",
-            director1(),
             Some(&key),
             BlobMeta {
                 generation: 13,
@@ -169,21 +169,10 @@ fn golden_vectors_of_format_1_decode() {
             },
         ),
     ];
-    for (name, config, key, meta) in cases {
-        let path = format!("{dir}/{name}");
-        if std::env::var_os("TANDEM_WRITE_GOLDEN").is_some() {
-            std::fs::write(&path, blob::encode(&config, meta, key).unwrap()).unwrap();
-            std::fs::write(
-                format!("{path}.toml"),
-                tandem_config::text::to_toml(&config).unwrap(),
-            )
-            .unwrap();
-        }
+    for (name, key, meta) in cases {
+        let path = format!("{}/{name}", golden_dir());
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let policy = match key {
-            Some(key) => MacPolicy::Require(key),
-            None => MacPolicy::Unkeyed,
-        };
+        let policy = key.map_or(MacPolicy::Unkeyed, MacPolicy::Require);
         // The expected model is the frozen text next to the blob, not today's importer.
         let text = std::fs::read_to_string(format!("{path}.toml")).unwrap();
         let expected = tandem_config::text::from_toml(&text).unwrap();
@@ -192,12 +181,158 @@ fn golden_vectors_of_format_1_decode() {
         assert_eq!(decoded.header.generation, meta.generation);
         assert_eq!(decoded.header.pair_id, meta.pair_id);
         assert_eq!(decoded.config, expected, "{name}");
-        let config = expected;
-        // The encoder still writes exactly the frozen bytes for format 1.
+        assert_eq!(decoded.migrated_from, Some(1));
+        assert_eq!(decoded.history, History::default());
+    }
+}
+
+fn golden_history() -> History {
+    let mut history = History::default();
+    let records = [
+        (1, 0, CommitOrigin::Boot, "", false),
+        (
+            12,
+            1_767_225_600,
+            CommitOrigin::Console,
+            "web_vip priority 150",
+            false,
+        ),
+        (
+            13,
+            1_767_225_660,
+            CommitOrigin::ControlSocket,
+            "new VIP \"é\", confirm in 5 min",
+            true,
+        ),
+    ];
+    for (generation, unix_time_s, origin, comment, confirm_pending) in records {
+        history.push(CommitRecord {
+            generation,
+            unix_time_s,
+            origin,
+            comment: comment.try_into().unwrap(),
+            confirm_pending,
+        });
+    }
+    history
+}
+
+/// Golden vectors freeze format version 2 (model, then commit history). Regenerate them only when
+/// adding a new format version (`TANDEM_WRITE_GOLDEN=1` writes the v2 files), never to change v2.
+#[test]
+fn golden_vectors_of_format_2_decode() {
+    let key = golden_key();
+    let cases: [(&str, Config, History, Option<&MacKey>, BlobMeta); 3] = [
+        (
+            "v2_empty.blob",
+            Config::default(),
+            History::default(),
+            None,
+            BlobMeta::default(),
+        ),
+        (
+            "v2_director1_history.blob",
+            director1(),
+            golden_history(),
+            None,
+            BlobMeta {
+                generation: 12,
+                parent_generation: 11,
+                pair_id: 0,
+            },
+        ),
+        (
+            "v2_director1_history_keyed.blob",
+            director1(),
+            golden_history(),
+            Some(&key),
+            BlobMeta {
+                generation: 13,
+                parent_generation: 12,
+                pair_id: 0x1234_5678_9abc_def0,
+            },
+        ),
+    ];
+    for (name, config, history, key, meta) in cases {
+        let path = format!("{}/{name}", golden_dir());
+        if std::env::var_os("TANDEM_WRITE_GOLDEN").is_some() {
+            let bytes = blob::encode_with_history(&config, &history, meta, key).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+            let text = tandem_config::text::to_toml(&config).unwrap();
+            std::fs::write(format!("{path}.toml"), text).unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let policy = key.map_or(MacPolicy::Unkeyed, MacPolicy::Require);
+        let text = std::fs::read_to_string(format!("{path}.toml")).unwrap();
+        let expected = tandem_config::text::from_toml(&text).unwrap();
+        let decoded = blob::decode(&bytes, policy, None).unwrap();
+        assert_eq!(decoded.header.format_version, 2);
+        assert_eq!(decoded.header.generation, meta.generation);
+        assert_eq!(decoded.header.pair_id, meta.pair_id);
+        assert_eq!(decoded.config, expected, "{name}");
+        assert_eq!(decoded.history, history, "{name}");
+        assert_eq!(decoded.migrated_from, None);
+        // The encoder still writes exactly the frozen bytes for format 2.
         assert_eq!(
-            blob::encode(&config, meta, key).unwrap(),
+            blob::encode_with_history(&expected, &history, meta, key).unwrap(),
             bytes,
             "{name} encoding changed"
         );
     }
+}
+
+#[test]
+fn history_round_trips_and_is_bounded() {
+    let mut history = golden_history();
+    for generation in 14..60 {
+        history.push(CommitRecord {
+            generation,
+            unix_time_s: generation * 60,
+            origin: CommitOrigin::Cli,
+            comment: "x".repeat(128).as_str().try_into().unwrap(),
+            confirm_pending: false,
+        });
+    }
+    assert_eq!(history.entries.len(), 32);
+    let meta = BlobMeta {
+        generation: 59,
+        ..BlobMeta::default()
+    };
+    let bytes = blob::encode_with_history(&director1(), &history, meta, None).unwrap();
+    let decoded = blob::decode(&bytes, MacPolicy::Unkeyed, None).unwrap();
+    assert_eq!(decoded.history, history);
+    // A 33rd record in the payload is refused, not truncated.
+    let mut config_bytes = postcard::to_allocvec(&director1()).unwrap();
+    let mut entries = history.entries.into_vec();
+    entries.push(entries[0].clone());
+    config_bytes.extend(postcard::to_allocvec(&entries).unwrap());
+    let framed = frame(&config_bytes);
+    assert!(matches!(
+        blob::decode(&framed, MacPolicy::Unkeyed, None),
+        Err(BlobError::Payload { .. })
+    ));
+    // A format 2 payload without its history, or with bytes after it, is refused.
+    let config_only = postcard::to_allocvec(&director1()).unwrap();
+    assert!(matches!(
+        blob::decode(&frame(&config_only), MacPolicy::Unkeyed, None),
+        Err(BlobError::Payload { .. })
+    ));
+    let mut trailing = postcard::to_allocvec(&director1()).unwrap();
+    trailing.extend([0, 0]);
+    assert!(matches!(
+        blob::decode(&frame(&trailing), MacPolicy::Unkeyed, None),
+        Err(BlobError::Payload { .. })
+    ));
+}
+
+/// `payload` framed as an unkeyed format 2 blob with a correct header and CRC.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut framed = blob::encode(&Config::default(), BlobMeta::default(), None).unwrap();
+    framed.truncate(blob::HEADER_BYTES);
+    framed[32..36].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    framed.extend_from_slice(payload);
+    let crc = tandem_config::crc32::crc32(&framed);
+    framed.extend_from_slice(&crc.to_le_bytes());
+    framed.extend_from_slice(&[0; MAC_BYTES]);
+    framed
 }

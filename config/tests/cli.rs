@@ -95,7 +95,7 @@ fn import_show_encode_decode_diff() {
     let (code, out, _) = run(&["diff", toml.to_str().unwrap(), other.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(
-        out.contains("-hostname = \"director1\"") && out.contains("+hostname = \"director2\""),
+        out.contains("[system]\n- hostname = \"director1\"\n+ hostname = \"director2\""),
         "{out}"
     );
 

@@ -52,7 +52,7 @@ fn main() {
         black_box(compare(black_box(&running), black_box(candidate)));
         black_box(preview(black_box(&running), black_box(candidate)));
     };
-    let rounds = 20;
+    let rounds = 50;
     println!(
         "bench: live_compare_preview_1000x10_equal {}",
         ms(time(rounds, || both(&running)))
@@ -75,23 +75,23 @@ fn main() {
     );
     println!(
         "bench: live_compare_preview_1000x10_all_servers_changed {}",
-        ms(time(5, || both(&everything)))
+        ms(time(15, || both(&everything)))
     );
     println!(
         "bench: live_compare_1000x10_all_servers_changed {}",
-        ms(time(5, || {
+        ms(time(15, || {
             black_box(compare(&running, &everything));
         }))
     );
     println!(
         "bench: live_preview_1000x10_all_servers_changed {}",
-        ms(time(5, || {
+        ms(time(15, || {
             black_box(preview(&running, &everything));
         }))
     );
     println!(
         "bench: live_set_1000x10 {}",
-        ms(time(5, || {
+        ms(time(15, || {
             black_box(
                 set(
                     &running,
@@ -104,7 +104,7 @@ fn main() {
     );
     println!(
         "bench: live_set_refused_1000x10 {}",
-        ms(time(5, || {
+        ms(time(15, || {
             black_box(set(&running, "vrrp.vip.priority", "abc").unwrap_err());
         }))
     );

@@ -430,14 +430,14 @@ pub fn render_history(history: &History, running: u64) -> String {
             format_utc(record.unix_time_s)
         };
         text.push_str(&format!(
-            "history: {:>5}{} {when} {:?}{}{}\n",
+            "history: {:>5}{} {when} {}{}{}\n",
             record.generation,
             if record.generation == running {
                 " (running)"
             } else {
                 ""
             },
-            record.origin,
+            record.origin.as_str(),
             if record.confirm_pending {
                 " commit-confirm"
             } else {

@@ -288,7 +288,7 @@ fn live_commits_lose_no_ping_and_leave_unchanged_instances_alone() {
     assert_eq!(before, after, "a live commit caused a VRRP transition");
     let history = site.ask(0, &["history"]);
     assert!(history.contains("web priority 160"), "{history}");
-    assert!(history.contains("ControlSocket"), "{history}");
+    assert!(history.contains("control-socket"), "{history}");
 }
 
 #[test]
@@ -330,7 +330,7 @@ fn commit_confirm_rollback_and_state_survive_as_promised() {
         .wait_for_any_time("was not confirmed in time", LIMIT)
         .unwrap();
     let history = site.ask(0, &["history"]);
-    assert!(history.contains("ConfirmTimeout"), "{history}");
+    assert!(history.contains("confirm-timeout"), "{history}");
 
     // Confirmed in time: it stays.
     site.set(0, "vrrp.web.priority", "130");

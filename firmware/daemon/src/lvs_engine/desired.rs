@@ -7,6 +7,12 @@
 //! its `vips`, the address floats with VRRP: only the master holds it, so the VRRP engine owns
 //! it and the LVS engine never adds it. Otherwise the LVS engine owns it: it adds it, and
 //! removes it (only an address it added) when a new config drops or changes it.
+//!
+//! **Only a director has them.** A config without an active virtual service does not make the
+//! box a director: its `nat_gateway` is then the address a NAT real server routes through (the
+//! real-server role, `realserver_engine::Role`). So the NAT gateway address and the source NAT
+//! go with the last virtual service: the engine that stops because the config no longer asks
+//! for it removes them with its IPVS services, instead of leaving them without an owner.
 
 use std::net::IpAddr;
 
@@ -53,11 +59,23 @@ fn link_of(interface: &str) -> String {
     interface.split(':').next().unwrap_or_default().to_owned()
 }
 
+/// Whether `config` makes this box a director: some virtual service is active.
+pub fn directs(config: &Config) -> bool {
+    config.virtual_services.iter().any(|vs| vs.active)
+}
+
+/// The director's NAT gateway: `config.nat_gateway` while the config directs (see the module
+/// documentation).
+fn director_gateway(config: &Config) -> Option<&model::NatGateway> {
+    config.nat_gateway.as_ref().filter(|_| directs(config))
+}
+
 /// The real servers behind the NAT gateway reach the outside through this box: what their
 /// IPv4 network sends out of any other port is masqueraded. IPv6 real servers have addresses of
-/// their own (no NAT66), and without a NAT gateway there is nothing to masquerade.
-pub fn source_nat_rules(nat_gateway: Option<&model::NatGateway>) -> Vec<MasqueradeRule> {
-    nat_gateway
+/// their own (no NAT66), and without a NAT gateway (or without a virtual service) there is
+/// nothing to masquerade.
+pub fn source_nat_rules(config: &Config) -> Vec<MasqueradeRule> {
+    director_gateway(config)
         .and_then(|gateway| match gateway.address {
             IpAddr::V4(address) => {
                 let prefix_len = gateway.prefix.min(32);
@@ -143,7 +161,7 @@ impl GatewayOwner {
 
 /// Who owns the NAT gateway address of `config` (see the module documentation).
 pub fn gateway_owner(config: &Config) -> GatewayOwner {
-    let Some(gateway) = config.nat_gateway.as_ref() else {
+    let Some(gateway) = director_gateway(config) else {
         return GatewayOwner::None;
     };
     let floating = config.vrrp.iter().find(|instance| {
@@ -215,6 +233,13 @@ mod tests {
 address = "198.51.100.1"
 prefix = 24
 interface = "private:1"
+
+[[virtual_services]]
+address = "192.0.2.10"
+port = 80
+
+[[virtual_services.real_servers]]
+address = "198.51.100.11"
 "#;
 
     #[test]
@@ -269,14 +294,22 @@ destination = "2001:db8::/64"
     fn source_nat_masquerades_the_gateway_network_out_of_other_ports() {
         let config = tandem_config::text::from_toml(GATEWAY).unwrap();
         assert_eq!(
-            source_nat_rules(config.nat_gateway.as_ref()),
+            source_nat_rules(&config),
             [MasqueradeRule {
                 network: "198.51.100.0".parse().unwrap(),
                 prefix_len: 24,
                 inside_port: "private".into(),
             }]
         );
-        assert!(source_nat_rules(None).is_empty());
+        assert!(source_nat_rules(&Config::default()).is_empty());
+        // Without an active virtual service the box is no director: nothing to masquerade.
+        let mut inactive = config.clone();
+        for service in inactive.virtual_services.as_mut_slice() {
+            service.active = false;
+        }
+        assert!(source_nat_rules(&inactive).is_empty());
+        inactive.virtual_services.retain(|_| false);
+        assert!(source_nat_rules(&inactive).is_empty());
     }
 
     #[test]
@@ -308,6 +341,18 @@ vips = [{{ address = "198.51.100.1", prefix = 24 }}]
         );
         assert!(owner.describe().contains("does not add it"));
         assert_eq!(gateway_owner(&Config::default()), GatewayOwner::None);
+        // Its last virtual service gone, the box is no director: the gateway is not its own (a
+        // NAT real server's config names the address it routes through the same way).
+        let mut no_service = config.clone();
+        no_service.virtual_services.retain(|_| false);
+        assert_eq!(gateway_owner(&no_service), GatewayOwner::None);
+        assert_eq!(
+            gateway_change(Some(&ours), &gateway_owner(&no_service)),
+            GatewayChange {
+                remove: Some(ours.clone()),
+                ..Default::default()
+            }
+        );
 
         // Unchanged: kept (only checked). Moved to VRRP: handed over, not removed.
         let lvs = GatewayOwner::Lvs(ours.clone());

@@ -57,10 +57,14 @@ const MAX_CHECKS_IN_FLIGHT: usize = 64;
 const COMMAND_QUEUE: usize = 256;
 /// Change lines listed in one apply report (and the log); the rest are counted.
 const MAX_REPORT_LINES: usize = 100;
+/// libcrc32c (a dependency of nf_conntrack, so of ip_vs and of the NAT chains) asks the crypto
+/// API for "crc32c" at init, a soft dependency modules.dep does not list: without this loaded
+/// first, loading either fails with ENOENT.
+const CRC32C_MODULE: &str = "crc32c_generic";
 
 /// Starts the director engine when the config has active virtual services.
 pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
-    if !config.virtual_services.iter().any(|vs| vs.active) {
+    if !desired::directs(config) {
         return None;
     }
     let config = Arc::new(config.clone());
@@ -77,7 +81,7 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
         lines.extend(reconcile_source_nat(
             &mut installed,
             &context.log,
-            desired::source_nat_rules(config.nat_gateway.as_ref()),
+            desired::source_nat_rules(&config),
             true,
         ));
         for line in lines {
@@ -216,7 +220,8 @@ fn reconcile_source_nat(
     crate::engines::load_feature_modules(
         log,
         "lvs: source NAT",
-        &["nf_tables", "nft_chain_nat", "nft_masq"],
+        // The source NAT comes before the table's modules at start: crc32c first here too.
+        &[CRC32C_MODULE, "nf_tables", "nft_chain_nat", "nft_masq"],
     );
     match snat::replace(&rules) {
         Ok(()) => {
@@ -377,8 +382,7 @@ struct Director {
 
 /// Loads `ip_vs` and the schedulers (only as PID 1: on a host the kernel is not ours).
 fn load_modules(plan: &Plan, marks: bool, log: &Log) {
-    // crc32c first: libcrc32c (an ip_vs dependency) needs it and modules.dep does not say so.
-    let mut names: Vec<&str> = vec!["crc32c_generic", "ip_vs"];
+    let mut names: Vec<&str> = vec![CRC32C_MODULE, "ip_vs"];
     names.extend(plan.scheduler_modules.iter().map(String::as_str));
     if marks {
         names.push("nf_tables");
@@ -825,7 +829,7 @@ impl Director {
         lines.extend(reconcile_source_nat(
             &mut self.installed,
             &self.log,
-            desired::source_nat_rules(config.nat_gateway.as_ref()),
+            desired::source_nat_rules(&config),
             false,
         ));
         lines.extend(self.reconcile_sync(&config).await);

@@ -130,10 +130,7 @@ fn nat_director_balances_drains_readmits_and_persists() {
         .unwrap();
     director
         .console
-        .wait_for_any_time(
-            "NAT gateway: add address 198.51.100.254/24 to private",
-            BOOT,
-        )
+        .wait_for_any_time("NAT gateway 198.51.100.254/24 on private added", BOOT)
         .unwrap();
     for name in ["rs1", "rs2"] {
         let status = wait_real_server_ready(lab.box_named(name).unwrap(), BOOT).unwrap();

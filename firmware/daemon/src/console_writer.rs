@@ -29,6 +29,8 @@ struct Queue {
     dropped: Dropped,
     /// Drops not yet reported on the console.
     unreported: Dropped,
+    /// The writer thread holds a chunk it has not finished writing.
+    writing: bool,
 }
 
 #[derive(Debug, Default)]
@@ -98,13 +100,24 @@ impl ConsoleWriter {
             .dropped
     }
 
-    /// Bytes waiting to be written.
-    pub fn queued_bytes(&self) -> usize {
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .bytes
+    /// Waits (at most `timeout`) until everything queued has been written: the last lines
+    /// before the process ends ("stopped", "powering off") must reach the console, but a stuck
+    /// console must not hold up a reboot.
+    pub fn drain(&self, timeout: std::time::Duration) {
+        let until = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < until {
+            {
+                let queue = self
+                    .shared
+                    .queue
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if queue.chunks.is_empty() && !queue.writing {
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 }
 
@@ -122,6 +135,7 @@ fn drain(shared: &Shared, mut sink: Box<dyn Write + Send>) {
             if let Some(chunk) = &chunk {
                 queue.bytes = queue.bytes.saturating_sub(chunk.len());
             }
+            queue.writing = true;
             // Report losses once the queue has drained, so the notice sits where they happened.
             let notice = (queue.chunks.is_empty() && queue.unreported.messages > 0)
                 .then(|| std::mem::take(&mut queue.unreported));
@@ -138,6 +152,11 @@ fn drain(shared: &Shared, mut sink: Box<dyn Write + Send>) {
             );
         }
         let _ = sink.flush();
+        shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .writing = false;
     }
 }
 

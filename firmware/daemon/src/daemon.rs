@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tandem_board::{NicRole, RoleAssignment};
+use tandem_southbound::link_monitor::{LinkTable, LinkWatch};
 use tandem_southbound::{probe, sysfs};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -66,6 +67,10 @@ pub struct Daemon {
     peer: PeerMonitor,
     probe_sequence: u16,
     carriers: Vec<(String, Option<bool>)>,
+    /// Link changes from rtnetlink (None: netlink unavailable, carriers are polled instead).
+    links: Option<LinkWatch>,
+    /// Up (admin and carrier) per link, as last told to the engines.
+    link_up: std::collections::BTreeMap<String, bool>,
     watchdog: Option<File>,
     engines: Vec<EngineHandle>,
     /// Netlink and log for starting and reconciling engines (None: netlink unavailable).
@@ -193,6 +198,8 @@ impl Daemon {
             peer: PeerMonitor::default(),
             probe_sequence: 0,
             carriers,
+            links: None,
+            link_up: std::collections::BTreeMap::new(),
             watchdog: None,
             engines: Vec::new(),
             context,
@@ -201,6 +208,11 @@ impl Daemon {
             console_noise: ConsoleNoise::default(),
             debug_commands: false,
         }
+    }
+
+    /// Follows link changes from the kernel's notifications instead of polling carriers.
+    pub fn follow_links(&mut self, links: LinkWatch) {
+        self.links = Some(links);
     }
 
     /// Accepts `debug panic` (lab images and tests).
@@ -222,6 +234,8 @@ impl Daemon {
                 .line("error: no netlink connection; the config is not applied");
             return;
         };
+        // No pair key yet (pairing is a later issue): the channel is bound to the pair id only.
+        crate::peer_channel::reconcile(&context.peer, &config, None, &self.log);
         self.engines = crate::engines::bring_up(&config, context).await;
         self.applied = true;
     }
@@ -309,6 +323,15 @@ impl Daemon {
                 }
                 () = confirm_deadline(self.transactions.pending().map(|p| p.deadline)) => {
                     self.on_confirm_timeout();
+                }
+                changed = links_changed(&mut self.links) => {
+                    match changed {
+                        Some(table) => self.on_links(&table),
+                        None => {
+                            self.log.line("link monitor stopped; polling carriers instead");
+                            self.links = None;
+                        }
+                    }
                 }
                 _ = tick.tick() => self.on_tick(&mut probe),
                 result = wait_probe(&mut probe) => {
@@ -609,6 +632,8 @@ impl Daemon {
             Arc::new(tandem_config::Config::default())
         };
         self.applied = true;
+        let peer =
+            crate::peer_channel::reconcile(&context.peer, &committed.config, None, &self.log);
         let work = crate::engines::plan_apply(
             &mut self.engines,
             old,
@@ -619,7 +644,8 @@ impl Daemon {
         log.line(format!("config: {what}: generation {generation} applying"));
         tokio::spawn(async move {
             let began = std::time::Instant::now();
-            let report = work.await;
+            let mut report: Vec<String> = peer.into_iter().collect();
+            report.extend(work.await);
             for line in &report {
                 log.line(format!("config: {line}"));
             }
@@ -639,9 +665,59 @@ impl Daemon {
         if let Some(watchdog) = &mut self.watchdog {
             let _ = watchdog.write_all(b"\0");
         }
-        let sys_class_net = Path::new("/sys/class/net");
-        for (name, last) in &mut self.carriers {
-            let now = sysfs::carrier(sys_class_net, name);
+        if self.links.is_none() {
+            let sys_class_net = Path::new("/sys/class/net");
+            let now: Vec<Option<bool>> = self
+                .carriers
+                .iter()
+                .map(|(name, _)| sysfs::carrier(sys_class_net, name))
+                .collect();
+            self.on_carriers(&now, true);
+        }
+        if probe.is_none() {
+            *probe = self.start_probe();
+        }
+    }
+
+    /// A new link table: board NICs' carrier changes are logged, and every link whose up
+    /// state changed is reported to the engines (tracking).
+    fn on_links(&mut self, table: &LinkTable) {
+        let now: Vec<Option<bool>> = self
+            .carriers
+            .iter()
+            .map(|(name, _)| {
+                table
+                    .get(name)
+                    .and_then(|state| state.admin_up.then_some(state.carrier))
+            })
+            .collect();
+        self.on_carriers(&now, false);
+        let mut changes: Vec<(String, bool)> = Vec::new();
+        for (name, state) in table {
+            if self.link_up.get(name) != Some(&state.is_up()) {
+                changes.push((name.clone(), state.is_up()));
+            }
+        }
+        for name in self.link_up.keys() {
+            if !table.contains_key(name) {
+                changes.push((name.clone(), false));
+            }
+        }
+        for (name, up) in changes {
+            if table.contains_key(&name) {
+                self.link_up.insert(name.clone(), up);
+            } else {
+                self.link_up.remove(&name);
+            }
+            for engine in &self.engines {
+                engine.track(&name, up);
+            }
+        }
+    }
+
+    /// Logs board NICs' carrier changes; `track` also tells the engines (polling mode).
+    fn on_carriers(&mut self, now: &[Option<bool>], track: bool) {
+        for ((name, last), now) in self.carriers.iter_mut().zip(now.iter().copied()) {
             if now != *last {
                 let text = match now {
                     Some(true) => "carrier up",
@@ -651,14 +727,13 @@ impl Daemon {
                 if last.is_some() || now != Some(true) {
                     self.log.line(format!("link {name}: {text}"));
                 }
-                for engine in &self.engines {
-                    engine.track(name, now == Some(true));
+                if track {
+                    for engine in &self.engines {
+                        engine.track(name, now == Some(true));
+                    }
                 }
                 *last = now;
             }
-        }
-        if probe.is_none() {
-            *probe = self.start_probe();
         }
     }
 
@@ -802,6 +877,17 @@ async fn wait_probe(probe: &mut Option<JoinHandle<ProbeResult>>) -> ProbeResult 
         Some(handle) => handle
             .await
             .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string()))),
+        None => std::future::pending().await,
+    }
+}
+
+/// The next link table; None when the monitor is gone; without a monitor, forever.
+async fn links_changed(links: &mut Option<LinkWatch>) -> Option<Arc<LinkTable>> {
+    match links {
+        Some(receiver) => match receiver.changed().await {
+            Ok(()) => Some(Arc::clone(&receiver.borrow_and_update())),
+            Err(_) => None,
+        },
         None => std::future::pending().await,
     }
 }

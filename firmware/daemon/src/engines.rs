@@ -22,6 +22,8 @@ use crate::netconfig;
 pub struct EngineContext {
     pub log: Log,
     pub net: NetExecutor,
+    /// The daemon's peer channel (VRRP tickles the partner's clients through it).
+    pub peer: crate::peer_channel::PeerSlot,
 }
 
 /// One kind of role engine.

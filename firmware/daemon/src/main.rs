@@ -224,6 +224,7 @@ fn appliance_main(started: Instant) -> ! {
                 daemon.enable_debug_commands();
             }
             daemon.arm_watchdog();
+            follow_links(&mut daemon, &log);
             daemon.bring_up().await;
             let (control_tx, control_rx) = tokio::sync::mpsc::channel(16);
             let server = match control::listen(Path::new(control::APPLIANCE_SOCKET), control_tx) {
@@ -253,6 +254,7 @@ fn appliance_main(started: Instant) -> ! {
         init::PowerAction::Poweroff => "powering off",
         init::PowerAction::Reboot => "rebooting",
     });
+    console_writer::console().drain(std::time::Duration::from_secs(1));
     let errno = init::power(action);
     log.line(format!(
         "error: reboot(2) refused: {errno}; waiting for the watchdog"
@@ -262,12 +264,23 @@ fn appliance_main(started: Instant) -> ! {
     }
 }
 
+/// Link changes from rtnetlink notifications (logged fallback: the tick polls carriers).
+fn follow_links(daemon: &mut Daemon, log: &Log) {
+    match tandem_southbound::link_monitor::spawn() {
+        Ok(links) => daemon.follow_links(links),
+        Err(error) => log.line(format!(
+            "warning: no link notifications ({error}); carriers are polled every second"
+        )),
+    }
+}
+
 /// Netlink and the log for the engines (None, logged, when netlink is unavailable).
 fn engine_context(log: &Log) -> Option<engines::EngineContext> {
     match tandem_southbound::net::NetExecutor::connect() {
         Ok(net) => Some(engines::EngineContext {
             log: log.clone(),
             net,
+            peer: peer_channel::PeerSlot::default(),
         }),
         Err(error) => {
             log.line(format!("error: {error}; no config can be applied"));
@@ -373,11 +386,13 @@ fn foreground_main(
         if std::env::var_os("TANDEM_DEBUG_COMMANDS").is_some_and(|v| v == "1") {
             daemon.enable_debug_commands();
         }
+        follow_links(&mut daemon, &log);
         daemon.bring_up().await;
         daemon.run(control_rx).await;
         server.drain().await;
         let _ = std::fs::remove_file(&control_path);
         log.line("stopped");
+        console_writer::console().drain(std::time::Duration::from_secs(2));
         ExitCode::SUCCESS
     })
 }

@@ -6,7 +6,7 @@
 //! moment to drain, and then, as PID 1, syncs and reboots cleanly; under `tandem run` it lets
 //! the process abort as usual after logging. A hang instead of a panic is the watchdog's job.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::console_writer;
 use crate::init::{self, PowerAction};
@@ -38,10 +38,7 @@ pub fn install(log: Log, reboot: bool) {
                 ""
             }
         ));
-        let until = Instant::now() + DRAIN;
-        while console_writer::console().queued_bytes() > 0 && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        console_writer::console().drain(DRAIN);
         if reboot {
             let errno = init::power(PowerAction::Reboot);
             log.line(format!(

@@ -139,21 +139,30 @@ fn an_unread_console_and_a_log_flood_never_silence_the_master() {
             })
         })
         .collect();
-    let mut slowest = Duration::ZERO;
+    let mut latencies: Vec<Duration> = Vec::new();
     let flood_until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < flood_until {
         // `log` typed on the console: its answers fill the pty and then the writer's queue.
         let _ = master.write_all(b"log\nstatus\nhelp\n");
         let (answer, took) = ask(&a_control, b"status\n");
         assert!(answer.contains("status: end"), "{answer}");
-        slowest = slowest.max(took);
+        latencies.push(took);
         std::thread::sleep(Duration::from_millis(20));
     }
     let floods: u64 = flooders.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(floods > 50, "only {floods} log requests were served");
+    // A stalled daemon never answers (before the bounded writer: a 5 s client timeout); a
+    // busy 2-core machine may stretch one answer, not the typical one.
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    let slowest = latencies[latencies.len() - 1];
     assert!(
-        slowest < Duration::from_millis(100),
-        "status took {slowest:?} during the flood"
+        median < Duration::from_millis(100),
+        "status took {median:?} (median) during the flood"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "status took {slowest:?} once during the flood"
     );
     let (status, _) = ask(&a_control, b"status\n");
     let console = status_line(&status, "status: console");

@@ -2,6 +2,11 @@
 //! terminates on its virtual addresses, so that whichever box takes the addresses over can
 //! tickle those clients at once (seed 000; see `vrrp_engine::tickle`).
 //!
+//! The daemon owns it (not an engine): it is started with the config, follows every commit
+//! ([`reconcile`]: the VIP list is updated in place; a changed peer link or pair id restarts
+//! it), and engines reach the current one through a [`PeerSlot`]. Pairing, config replication
+//! and the pair heartbeat will add their message types to the same channel.
+//!
 //! One task per box: every [`COLLECT_PERIOD`] it collects the connections (sock_diag, plus the
 //! IPVS table on a director) on the blocking pool and sends the list when it changed and at
 //! least every second, as UDP datagrams to all-nodes on the peer link (`peer_link.interface`
@@ -61,6 +66,8 @@ pub struct Shared {
     pub refused: BTreeMap<&'static str, u64>,
     /// The socket is open.
     pub open: bool,
+    /// The VIPs whose connections are collected (follows commits).
+    vips: BTreeSet<IpAddr>,
 }
 
 /// The VRRP engine's end of the channel.
@@ -70,6 +77,80 @@ pub struct PeerChannel {
     pub keyed: bool,
     pub pair_id: u64,
     shared: Arc<Mutex<Shared>>,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+/// The daemon's current peer channel, shared with the engines; replaced when a commit changes
+/// the peer link.
+#[derive(Debug, Clone, Default)]
+pub struct PeerSlot(Arc<Mutex<Option<PeerChannel>>>);
+
+impl PeerSlot {
+    fn lock(&self) -> MutexGuard<'_, Option<PeerChannel>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The channel now (None: no peer link).
+    pub fn get(&self) -> Option<PeerChannel> {
+        self.lock().clone()
+    }
+}
+
+/// The VIPs of `config` whose connections the partner should know about.
+fn config_vips(config: &Config) -> BTreeSet<IpAddr> {
+    config
+        .vrrp
+        .iter()
+        .flat_map(|instance| instance.vips.iter().map(|vip| vip.address))
+        .collect()
+}
+
+/// The peer interface `config` names (else the board's `peer` NIC).
+fn config_interface(config: &Config) -> String {
+    match &config.peer_link {
+        Some(link) => link.interface.as_str().to_owned(),
+        None => DEFAULT_PEER_INTERFACE.to_owned(),
+    }
+}
+
+/// Brings the channel in `slot` in line with `config`: started when the config floats VIPs or
+/// names a peer link, stopped when it does neither, restarted when the interface or pair id
+/// changed, and otherwise only given the new VIP list. Returns a line for the commit report
+/// when something changed.
+pub fn reconcile(
+    slot: &PeerSlot,
+    config: &Config,
+    key: Option<PairKey>,
+    log: &Log,
+) -> Option<String> {
+    let wanted = !config.vrrp.is_empty() || config.peer_link.is_some();
+    let interface = config_interface(config);
+    let pair_id = config.peer_link.as_ref().map_or(0, |link| link.pair_id);
+    let mut current = slot.lock();
+    if let Some(channel) = current.as_ref() {
+        if wanted && channel.interface == interface && channel.pair_id == pair_id {
+            channel.lock().vips = config_vips(config);
+            return None;
+        }
+    }
+    let had = current.take().map(|channel| channel.stop()).is_some();
+    *current = if wanted {
+        start(config, key, log)
+    } else {
+        None
+    };
+    match (had, current.as_ref()) {
+        (_, Some(channel)) => Some(format!(
+            "peer channel: {} on {} (pair {:016x})",
+            if had { "restarted" } else { "started" },
+            channel.interface,
+            channel.pair_id
+        )),
+        (true, None) => Some("peer channel: stopped".to_owned()),
+        (false, None) => None,
+    }
 }
 
 impl PeerChannel {
@@ -79,6 +160,13 @@ impl PeerChannel {
         self.shared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stops the channel's task (the socket closes with it).
+    fn stop(self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 
     /// Removes and returns the partner's connections on `vips` (used once, at takeover).
@@ -138,36 +226,33 @@ impl PeerChannel {
 
 /// Starts the channel for the VIPs of `config` (None, logged, when there is no peer link).
 /// `key` is the pair key when the box is paired: datagrams are then authenticated both ways.
-pub fn start(config: &Config, key: Option<PairKey>, log: &Log) -> Option<PeerChannel> {
-    let vips: BTreeSet<IpAddr> = config
-        .vrrp
-        .iter()
-        .flat_map(|instance| instance.vips.iter().map(|vip| vip.address))
-        .collect();
-    let interface = match &config.peer_link {
-        Some(link) => link.interface.as_str().to_owned(),
-        None => DEFAULT_PEER_INTERFACE.to_owned(),
-    };
+fn start(config: &Config, key: Option<PairKey>, log: &Log) -> Option<PeerChannel> {
+    let interface = config_interface(config);
     if sysfs::ifindex(Path::new(SYS_CLASS_NET), &interface).is_none() {
         log.line(format!(
             "peer channel: no interface {interface}; connections are not shared with the partner and takeovers send no tickle ACKs (set peer_link.interface)"
         ));
         return None;
     }
+    // Collecting this box's connections needs sock_diag for TCP (modules on Debian's kernel).
+    crate::engines::load_feature_modules(log, "peer channel", &["inet_diag", "tcp_diag"]);
     let pair_id = config.peer_link.as_ref().map_or(0, |link| link.pair_id);
-    let channel = PeerChannel {
+    let mut channel = PeerChannel {
         interface,
         keyed: key.is_some(),
         pair_id,
-        shared: Arc::new(Mutex::new(Shared::default())),
+        shared: Arc::new(Mutex::new(Shared {
+            vips: config_vips(config),
+            ..Shared::default()
+        })),
+        task: None,
     };
     let task = Task {
         channel: channel.clone(),
         key,
-        vips,
         log: log.clone(),
     };
-    tokio::spawn(task.run());
+    channel.task = Some(tokio::spawn(task.run()).abort_handle());
     Some(channel)
 }
 
@@ -187,7 +272,6 @@ fn random_epoch() -> u64 {
 struct Task {
     channel: PeerChannel,
     key: Option<PairKey>,
-    vips: BTreeSet<IpAddr>,
     log: Log,
 }
 
@@ -212,7 +296,7 @@ impl Task {
         self.channel.lock().open = true;
         self.log.line(format!(
             "peer channel: sharing connections on {} VIPs with the partner over {interface} udp/{PEER_CHANNEL_PORT}",
-            self.vips.len()
+            self.channel.lock().vips.len()
         ));
         let mut outbox = Outbox::new(self.channel.pair_id, random_epoch());
         let mut ticker = tokio::time::interval(COLLECT_PERIOD);
@@ -267,7 +351,7 @@ impl Task {
 
     /// This box's connections on its VIPs, from sockets and (on a director) the IPVS table.
     async fn collect(&self) -> Vec<TcpConnection> {
-        let vips = self.vips.clone();
+        let vips = self.channel.lock().vips.clone();
         let collected = tokio::task::spawn_blocking(move || {
             let mut found: BTreeSet<TcpEndpoints> = BTreeSet::new();
             let mut errors = 0u64;

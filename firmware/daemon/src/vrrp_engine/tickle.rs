@@ -18,13 +18,12 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tandem_config::Config;
 use tandem_southbound::tickle::TickleSocket;
 use tandem_wire::peer_message::TcpConnection;
 use tandem_wire::tickle::{TickleAckRepr, TICKLE_MAX_LEN};
 
 use crate::logring::Log;
-use crate::peer_channel::{self, PeerChannel};
+use crate::peer_channel::PeerSlot;
 
 /// When each round of tickles goes out, from the takeover.
 pub const ROUNDS: [Duration; 3] = [
@@ -46,21 +45,20 @@ pub struct TakeoverTickles {
     pub finished: bool,
 }
 
-/// The engine's tickler: the peer channel plus what each takeover did.
+/// The engine's tickler: the daemon's peer channel plus what each takeover did.
 #[derive(Debug, Default)]
 pub struct Tickler {
-    channel: Option<PeerChannel>,
+    channel: PeerSlot,
     log: Option<Log>,
     /// By instance index.
     last: HashMap<usize, Arc<Mutex<TakeoverTickles>>>,
 }
 
 impl Tickler {
-    /// Starts the peer channel for `config`'s VIPs. The daemon has no pair key yet (pairing is
-    /// a later issue), so the channel runs unauthenticated, bound to the pair id.
-    pub fn start(config: &Config, log: &Log) -> Tickler {
+    /// Tickles through the daemon's peer channel (whichever is current at a takeover).
+    pub fn new(channel: PeerSlot, log: &Log) -> Tickler {
         Tickler {
-            channel: peer_channel::start(config, None, log),
+            channel,
             log: Some(log.clone()),
             last: HashMap::new(),
         }
@@ -68,7 +66,7 @@ impl Tickler {
 
     /// `instance` (`name`) became master of `vips`: tickles the partner's clients on them.
     pub fn became_master(&mut self, instance: usize, name: &str, vips: &[IpAddr]) {
-        let Some(channel) = &self.channel else {
+        let Some(channel) = self.channel.get() else {
             return;
         };
         let connections = channel.take_for(vips);
@@ -140,7 +138,7 @@ impl Tickler {
         instances: impl Iterator<Item = (usize, &'a str, &'a [IpAddr])>,
     ) -> String {
         let mut out = String::new();
-        let Some(channel) = &self.channel else {
+        let Some(channel) = self.channel.get() else {
             let _ = writeln!(
                 out,
                 "tickle: off (no peer link: connections are not shared with the partner)"

@@ -318,13 +318,13 @@ pub fn framed_len(bytes: &[u8]) -> Result<usize, BlobError> {
     Ok(payload_len + OVERHEAD_BYTES)
 }
 
-/// Decodes and authenticates a blob. `last_accepted` is the newest generation this box already
-/// accepted (None when it has accepted none); an older blob is refused.
-pub fn decode(
+/// Checks a blob's framing, CRC, MAC (per `policy`), flags and format version without decoding
+/// its payload; returns the header and whether a MAC was verified. Storage uses it to accept a
+/// blob it is about to write (the payload was just encoded).
+pub fn check_authentic(
     bytes: &[u8],
     policy: MacPolicy<'_>,
-    last_accepted: Option<u64>,
-) -> Result<DecodedBlob, BlobError> {
+) -> Result<(BlobHeader, bool), BlobError> {
     let header = check_integrity(bytes)?;
     let payload_len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
     let mac_at = HEADER_BYTES + payload_len + CRC_BYTES;
@@ -346,6 +346,25 @@ pub fn decode(
             flags: header.flags,
         });
     }
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&header.format_version) {
+        return Err(BlobError::UnsupportedVersion {
+            version: header.format_version,
+            oldest: OLDEST_FORMAT_VERSION,
+            newest: FORMAT_VERSION,
+        });
+    }
+    Ok((header, authenticated))
+}
+
+/// Decodes and authenticates a blob. `last_accepted` is the newest generation this box already
+/// accepted (None when it has accepted none); an older blob is refused.
+pub fn decode(
+    bytes: &[u8],
+    policy: MacPolicy<'_>,
+    last_accepted: Option<u64>,
+) -> Result<DecodedBlob, BlobError> {
+    let (header, authenticated) = check_authentic(bytes, policy)?;
+    let payload_len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
     let payload = bytes
         .get(HEADER_BYTES..HEADER_BYTES + payload_len)
         .unwrap_or_default();

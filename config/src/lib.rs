@@ -35,6 +35,8 @@ mod load;
 #[cfg(feature = "std")]
 pub mod text;
 #[cfg(feature = "std")]
+pub mod transaction;
+#[cfg(feature = "std")]
 mod tree;
 
 pub use blob::{BlobError, BlobHeader, DecodedBlob, MacKey, MacPolicy};

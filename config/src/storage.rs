@@ -92,12 +92,19 @@ pub const APPLIANCE_SLOT_BYTES: u64 = 2 * 1024 * 1024;
 pub struct SlotStore<D> {
     device: D,
     slot_bytes: u64,
+    /// The slot `load` returns and its generation, as this store last saw or wrote it: a save
+    /// then needs no full decode of both slots (the store is the device's only writer).
+    newest: Option<(usize, u64)>,
 }
 
 impl<D: BlockDevice> SlotStore<D> {
     /// A store with slots of `slot_bytes` at offsets 0 and `slot_bytes`.
     pub fn new(device: D, slot_bytes: u64) -> Self {
-        SlotStore { device, slot_bytes }
+        SlotStore {
+            device,
+            slot_bytes,
+            newest: None,
+        }
     }
 
     /// The device, for tests and for closing it.
@@ -181,6 +188,11 @@ impl<D: BlockDevice> SlotStore<D> {
             (None, Some(_)) => Some(1),
             (None, None) => None,
         };
+        self.newest = newest.and_then(|slot| {
+            [&blob0, &blob1][slot]
+                .as_ref()
+                .map(|blob| (slot, blob.header.generation))
+        });
         ([state0, state1], [blob0, blob1], newest)
     }
 
@@ -227,20 +239,23 @@ impl<D: BlockDevice> SlotStore<D> {
     /// `policy` must be the one `load` uses. Returns the slot written.
     pub fn save(&mut self, blob_bytes: &[u8], policy: MacPolicy<'_>) -> Result<usize, StoreError> {
         self.check_size()?;
-        let header = blob::check_integrity(blob_bytes).map_err(StoreError::InvalidBlob)?;
+        let (header, _) =
+            blob::check_authentic(blob_bytes, policy).map_err(StoreError::InvalidBlob)?;
         if u64::try_from(blob_bytes.len()).map_or(true, |len| len > self.slot_bytes) {
             return Err(StoreError::BlobTooLarge {
                 len: blob_bytes.len(),
                 slot_bytes: self.slot_bytes,
             });
         }
-        let (_, blobs, newest) = self.scan(policy);
+        let newest = match self.newest {
+            Some(known) => Some(known),
+            None => {
+                self.scan(policy);
+                self.newest
+            }
+        };
         let target = match newest {
-            Some(current) => {
-                let stored = blobs
-                    .get(current)
-                    .and_then(Option::as_ref)
-                    .map_or(0, |b| b.header.generation);
+            Some((current, stored)) => {
                 if header.generation <= stored {
                     return Err(StoreError::GenerationNotNewer {
                         generation: header.generation,
@@ -252,21 +267,28 @@ impl<D: BlockDevice> SlotStore<D> {
             None => 0,
         };
         let offset = self.slot_offset(target);
+        // Whatever happens next, the slot written may be torn: forget what we knew.
+        self.newest = None;
         self.device.write_at(offset, blob_bytes)?;
         self.device.sync()?;
-        let (state, _) = self.read_slot(target, policy);
-        match state {
-            SlotState::Valid { .. } => Ok(target),
-            SlotState::Damaged(reason) => Err(StoreError::VerifyFailed {
+        // Read back: the bytes must be exactly what was written (the blob was checked above).
+        let mut back = vec![0u8; blob_bytes.len()];
+        self.device.read_at(offset, &mut back)?;
+        if back != blob_bytes {
+            let reason = match blob::check_integrity(&back) {
+                Err(reason) => reason,
+                Ok(_) => BlobError::CrcMismatch {
+                    stored: 0,
+                    computed: 0,
+                },
+            };
+            return Err(StoreError::VerifyFailed {
                 slot: target,
                 reason,
-            }),
-            SlotState::Unreadable(error) => Err(StoreError::Device(error)),
-            SlotState::Empty => Err(StoreError::VerifyFailed {
-                slot: target,
-                reason: BlobError::BadMagic,
-            }),
+            });
         }
+        self.newest = Some((target, header.generation));
+        Ok(target)
     }
 }
 

@@ -12,7 +12,7 @@ use tandem_config::storage::{
 use tandem_config::{Config, Severity};
 
 use crate::logring::Log;
-use crate::transaction::{unix_now, Opened, Transactions};
+use tandem_config::transaction::{unix_now, Opened, Transactions};
 
 /// The state file inside `--state DIR`.
 pub const STATE_FILE: &str = "config.slots";

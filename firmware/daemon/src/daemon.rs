@@ -31,7 +31,7 @@ use crate::engines::EngineContext;
 use crate::init::{self, PowerAction};
 use crate::logring::Log;
 use crate::peer_monitor::{PeerEvent, PeerMonitor, PeerState};
-use crate::transaction::{self, CommitRequest, Committed, Transactions};
+use tandem_config::transaction::{self, CommitRequest, Committed, Transactions};
 
 /// How the process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

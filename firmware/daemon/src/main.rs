@@ -21,7 +21,6 @@ mod panic_hook;
 mod peer_channel;
 mod peer_monitor;
 mod realserver_engine;
-mod transaction;
 mod vrrp_engine;
 
 use std::ffi::OsString;

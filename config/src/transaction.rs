@@ -15,11 +15,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tandem_config::blob::{self, BlobMeta};
-use tandem_config::history::{CommitOrigin, CommitRecord, History};
-use tandem_config::impact::Preview;
-use tandem_config::storage::{BlockDevice, SlotStore, StoreError};
-use tandem_config::{Config, MacPolicy, Severity};
+use std::format;
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use crate::blob::{self, BlobMeta};
+use crate::history::{CommitOrigin, CommitRecord, History};
+use crate::impact::Preview;
+use crate::storage::{BlockDevice, SlotStore, StoreError};
+use crate::{Config, MacPolicy, Severity};
 
 /// Longest confirm window accepted (Junos allows an hour).
 pub const MAX_CONFIRM: Duration = Duration::from_secs(3600);
@@ -36,7 +40,7 @@ pub enum TransactionError {
     #[error("cannot persist the config, nothing was applied: {0}")]
     Store(#[from] StoreError),
     #[error("cannot encode the config, nothing was applied: {0}")]
-    Encode(#[from] tandem_config::BlobError),
+    Encode(#[from] crate::BlobError),
     #[error("no commit is waiting for confirmation")]
     NothingToConfirm,
     #[error(
@@ -108,7 +112,7 @@ pub enum Opened {
 fn validation_report(config: &Config) -> (Vec<String>, Vec<String>) {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    for issue in tandem_config::validate(config) {
+    for issue in crate::validate(config) {
         match issue.severity {
             Severity::Error => errors.push(issue.to_string()),
             _ => warnings.push(issue.to_string()),
@@ -175,7 +179,6 @@ impl<D: BlockDevice> Transactions<D> {
     }
 
     /// The store's device (tests "reboot" by opening it again).
-    #[cfg(test)]
     pub fn into_device(self) -> D {
         self.store.into_device()
     }
@@ -210,7 +213,7 @@ impl<D: BlockDevice> Transactions<D> {
 
     /// `set PATH VALUE` on the candidate.
     pub fn set(&mut self, path: &str, value: &str) -> Result<(), TransactionError> {
-        let edited = tandem_config::edit::set(self.candidate(), path, value)
+        let edited = crate::edit::set(self.candidate(), path, value)
             .map_err(|e| TransactionError::Edit(e.to_string()))?;
         self.candidate = Some(edited);
         Ok(())
@@ -218,7 +221,7 @@ impl<D: BlockDevice> Transactions<D> {
 
     /// `delete PATH` on the candidate.
     pub fn delete(&mut self, path: &str) -> Result<(), TransactionError> {
-        let edited = tandem_config::edit::delete(self.candidate(), path)
+        let edited = crate::edit::delete(self.candidate(), path)
             .map_err(|e| TransactionError::Edit(e.to_string()))?;
         self.candidate = Some(edited);
         Ok(())
@@ -238,12 +241,12 @@ impl<D: BlockDevice> Transactions<D> {
 
     /// `compare`: the candidate against the running config as +/- lines.
     pub fn compare(&self) -> Vec<String> {
-        tandem_config::compare::compare(&self.running, self.candidate())
+        crate::compare::compare(&self.running, self.candidate())
     }
 
     /// `preview`: what a commit would change, per engine.
     pub fn preview(&self) -> Preview {
-        tandem_config::impact::preview(&self.running, self.candidate())
+        crate::impact::preview(&self.running, self.candidate())
     }
 
     /// Validates, persists and makes the candidate the running config.
@@ -258,19 +261,31 @@ impl<D: BlockDevice> Transactions<D> {
                 return Err(TransactionError::ConfirmRange(confirm.as_secs()));
             }
         }
-        let candidate = self.candidate().clone();
         if !self.has_changes() && self.generation > 0 && request.confirm.is_none() {
             return Err(TransactionError::NothingToCommit(self.generation));
         }
+        // Taken, not cloned (a 1000 x 10 config clones in milliseconds); put back on failure.
+        let candidate = match self.candidate.take() {
+            Some(candidate) => candidate,
+            None => (*self.running).clone(),
+        };
         let (errors, warnings) = validation_report(&candidate);
         if !errors.is_empty() {
+            self.candidate = Some(candidate);
             return Err(TransactionError::Invalid {
                 count: errors.len(),
                 report: errors.join("\n"),
             });
         }
         let previous = (Arc::clone(&self.running), self.generation);
-        let committed = self.persist(candidate, request, unix_time_s, warnings)?;
+        let committed = match self.persist(candidate, request, unix_time_s, warnings) {
+            Ok(committed) => committed,
+            Err(failed) => {
+                let (error, candidate) = *failed;
+                self.candidate = Some(candidate);
+                return Err(error);
+            }
+        };
         self.pending = match (request.confirm, self.pending.take()) {
             (None, _) => None,
             // A second commit while one waits keeps the original point to return to.
@@ -314,7 +329,9 @@ impl<D: BlockDevice> Transactions<D> {
             origin: CommitOrigin::ConfirmTimeout,
         };
         let (_, warnings) = validation_report(&config);
-        let committed = self.persist(config, &request, unix_time_s, warnings)?;
+        let committed = self
+            .persist(config, &request, unix_time_s, warnings)
+            .map_err(|failed| failed.0)?;
         // The candidate is the running config again.
         self.candidate = None;
         Ok(committed)
@@ -355,24 +372,27 @@ impl<D: BlockDevice> Transactions<D> {
             origin,
         };
         let (_, warnings) = validation_report(&blob.config);
-        let committed = self.persist(blob.config, &request, unix_time_s, warnings)?;
+        let committed = self
+            .persist(blob.config, &request, unix_time_s, warnings)
+            .map_err(|failed| failed.0)?;
         self.candidate = None;
         self.pending = None;
         Ok(committed)
     }
 
-    /// Writes `config` as the next generation; on success it is the running config.
+    /// Writes `config` as the next generation; on success it is the running config, on failure
+    /// it comes back with the error and nothing changed.
     fn persist(
         &mut self,
         config: Config,
         request: &CommitRequest,
         unix_time_s: u64,
         warnings: Vec<String>,
-    ) -> Result<Committed, TransactionError> {
+    ) -> Result<Committed, Box<(TransactionError, Config)>> {
         let generation = self.generation + 1;
         let mut history = self.history.clone();
         // Longer comments are cut at the history's bound, at a character boundary.
-        let mut comment = heapless::String::<{ tandem_config::history::COMMENT_BYTES }>::new();
+        let mut comment = heapless::String::<{ crate::history::COMMENT_BYTES }>::new();
         for c in request.comment.chars() {
             if comment.push(c).is_err() {
                 break;
@@ -390,9 +410,14 @@ impl<D: BlockDevice> Transactions<D> {
             parent_generation: self.generation,
             pair_id: config.peer_link.as_ref().map_or(0, |p| p.pair_id),
         };
-        let bytes = blob::encode_with_history(&config, &history, meta, None)?;
-        self.store.save(&bytes, MacPolicy::Unkeyed)?;
-        let preview = tandem_config::impact::preview(&self.running, &config);
+        let bytes = match blob::encode_with_history(&config, &history, meta, None) {
+            Ok(bytes) => bytes,
+            Err(error) => return Err(Box::new((error.into(), config))),
+        };
+        if let Err(error) = self.store.save(&bytes, MacPolicy::Unkeyed) {
+            return Err(Box::new((error.into(), config)));
+        }
+        let preview = crate::impact::preview(&self.running, &config);
         self.generation = generation;
         self.history = history;
         self.running = Arc::new(config);
@@ -492,7 +517,7 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tandem_config::storage::{FaultyDevice, MemDevice};
+    use crate::storage::{FaultyDevice, MemDevice};
 
     const SLOT: u64 = 64 * 1024;
 
@@ -508,7 +533,7 @@ mod tests {
                 .join(", "),
         );
         text.push_str("]\n");
-        tandem_config::text::from_toml(&text).unwrap()
+        crate::text::from_toml(&text).unwrap()
     }
 
     fn memory() -> SlotStore<MemDevice> {
@@ -562,7 +587,7 @@ mod tests {
         let mut broken = config("a", &[]);
         broken
             .vrrp
-            .push(tandem_config::model::VrrpInstance::default())
+            .push(crate::model::VrrpInstance::default())
             .unwrap();
         tx.load(broken);
         let error = tx.commit(&request(None), 1, Instant::now()).unwrap_err();

@@ -12,6 +12,11 @@
 //!   added, removed, changed (with each [`ParamChange`]) or untouched, and what was refused.
 //! - [`ingress`]: pure decisions around a received advert (unicast peer filter, healed-split
 //!   re-announcement with its rate limit).
+//! - [`plan`]: a configured `[[vrrp]]` instance (`tandem_config`) to [`InstancePlan`]: the
+//!   core's [`InstanceParams`] plus where each virtual address goes, the unicast peers and the
+//!   gratuitous ARP settings; the primary address is picked from interface addresses passed in.
+//! - [`announce`]: when a master sends gratuitous ARPs / unsolicited NAs
+//!   ([`AnnounceSchedule`], keepalived's `garp_master_delay` / `repeat` / `refresh`).
 //! - The address-list grace: after a live change of an instance's virtual addresses (here, or
 //!   seen in the adverts of the master a backup follows), adverts listing other addresses are
 //!   processed rather than discarded for up to [`ADDRESS_LIST_GRACE`] or until the lists
@@ -21,17 +26,21 @@
 //! Packet bytes are built and parsed by `tandem-wire`; the daemon executes the actions (raw
 //! sockets, rtnetlink addresses, GARP / NA bursts).
 
+pub mod announce;
 pub mod ingress;
 pub mod instance;
 pub mod params;
+pub mod plan;
 pub mod reconcile;
 pub mod speaker;
 pub mod status;
 pub mod time;
 
+pub use announce::AnnounceSchedule;
 pub use ingress::{unicast_peer_allowed, Accepted, HealedSplit, REANNOUNCE_GAP};
 pub use instance::{Action, Instance, OutgoingAdvert, RxMeta, Status, ADDRESS_LIST_GRACE};
 pub use params::{InstanceKey, InstanceParams, ParamError, TrackKind, TrackSpec};
+pub use plan::{InstancePlan, PlanError, VipPlacement};
 pub use reconcile::{GroupsReconciled, ParamChange, Reconciled, Refused};
 pub use speaker::{GroupId, InstanceId, Speaker, SpeakerCounters};
 pub use status::{

@@ -21,9 +21,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use tandem_southbound::vip_filter;
-use tandem_vrrp::InstanceId;
+use tandem_vrrp::{InstanceId, InstancePlan};
 
-use super::plan::InstancePlan;
 use crate::logring::Log;
 
 /// What the kernel holds, as far as the worker knows.
@@ -259,7 +258,7 @@ async fn apply(set: Vec<IpAddr>, applied: &Arc<Mutex<Applied>>, log: &Log, repor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vrrp_engine::plan::VipPlacement;
+    use crate::vrrp_engine::test_plan;
     use tandem_vrrp::InstanceParams;
 
     fn plan(accept_mode: bool, priority: u8) -> InstancePlan {
@@ -272,16 +271,7 @@ mod tests {
             vec!["192.0.2.100".parse().unwrap()],
         );
         params.accept_mode = accept_mode;
-        InstancePlan {
-            params,
-            vips: vec![VipPlacement {
-                address: "192.0.2.100".parse().unwrap(),
-                prefix: 24,
-                link: "eth0".into(),
-            }],
-            unicast_peers: vec![],
-            garp: Default::default(),
-        }
+        test_plan(params)
     }
 
     #[test]

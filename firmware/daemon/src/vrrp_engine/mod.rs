@@ -20,8 +20,6 @@
 //! whose filtering may differ, and the answer is one line per change ([`report`]).
 
 mod accept;
-mod announce;
-mod plan;
 mod report;
 mod status;
 mod tickle;
@@ -43,8 +41,9 @@ use tandem_southbound::sysfs;
 use tandem_southbound::timer::PreciseTimer;
 use tandem_southbound::vrrp_socket::{Malformed, Received, VrrpSocket};
 use tandem_vrrp::{
-    unicast_peer_allowed, Action, CauseKind, GraceCause, InstanceId, InstanceKey, Instant,
-    OutgoingAdvert, RxMeta, Speaker, State,
+    announce, plan, unicast_peer_allowed, Action, AnnounceSchedule, CauseKind, GraceCause,
+    InstanceId, InstanceKey, InstancePlan, Instant, OutgoingAdvert, RxMeta, Speaker, State,
+    VipPlacement,
 };
 use tandem_wire::{
     emit_gratuitous_arp, emit_unsolicited_na, AdvertPacket, Family, IpEndpoints, MacAddress,
@@ -54,8 +53,6 @@ use tandem_wire::{
 use crate::engine::{EngineHandle, EngineRequest};
 use crate::engines::EngineContext;
 
-use announce::AnnounceSchedule;
-use plan::{InstancePlan, VipPlacement};
 use status::SocketCounters;
 
 const SYS_CLASS_NET: &str = "/sys/class/net";
@@ -74,9 +71,9 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
     }
     let config = config.clone();
     let (requests, inbox) = mpsc::channel(32);
-    // The peer channel's tasks stay on the daemon's runtime: only the speaker runs on the
+    // The peer channel is the daemon's, on the daemon's runtime: only the speaker runs on the
     // VRRP thread.
-    let tickler = tickle::Tickler::start(&config, &context.log);
+    let tickler = tickle::Tickler::new(context.peer.clone(), &context.log);
     let shared = context.clone();
     let log = context.log.clone();
     let engine = async move {
@@ -86,6 +83,7 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
             Ok(net) => EngineContext {
                 log: shared.log.clone(),
                 net,
+                peer: shared.peer.clone(),
             },
             Err(error) => {
                 shared.log.line(format!(
@@ -197,10 +195,10 @@ struct Engine {
     /// Where socket readers deliver (None before set-up).
     ingress: Option<mpsc::Sender<Ingress>>,
     frames: HashMap<String, Option<(FrameSender, MacAddress)>>,
+    /// Later announcement bursts; also told the first bursts of the batch being drained: a
+    /// takeover's `StateChanged` to Master follows in the same batch, a live apply's gained
+    /// addresses have none.
     schedule: AnnounceSchedule,
-    /// Announcements of the batch being drained, by when: a takeover's `StateChanged` to
-    /// Master follows in the same batch; a live apply's gained addresses have none.
-    announced: BTreeMap<InstanceId, Instant>,
     tracked: Vec<(String, bool)>,
     next_track_poll: Option<Instant>,
     /// Errors of the last (re)configuration, for status.
@@ -234,7 +232,6 @@ impl Engine {
             ingress: None,
             frames: HashMap::new(),
             schedule: AnnounceSchedule::default(),
-            announced: BTreeMap::new(),
             tracked: Vec::new(),
             next_track_poll: None,
             refused: Vec::new(),
@@ -846,7 +843,7 @@ impl Engine {
                     let repeat = announce::burst_size(&plan.garp);
                     let now = self.now();
                     self.announce(id, &addresses, repeat);
-                    self.announced.insert(id, now);
+                    self.schedule.announced(id, now);
                 }
                 Action::StateChanged(transition) => {
                     let plan = self.plans.get(&id).or_else(|| self.retired.get(&id));
@@ -855,16 +852,14 @@ impl Engine {
                         "vrrp: {name}: {} -> {}: {}",
                         transition.from, transition.to, transition.cause
                     ));
-                    if transition.to == State::Master {
-                        // A takeover: its burst is out; the later bursts and, never on the
-                        // takeover path, the tickles follow.
-                        if let (Some(at), Some(plan)) = (self.announced.remove(&id), plan) {
-                            self.schedule.became_master(id, at, &plan.garp);
-                            let vips = &plan.params.virtual_addresses;
-                            self.tickle.became_master(id.0, &plan.params.name, vips);
-                        }
-                    } else {
-                        self.schedule.cancel(id);
+                    // A takeover: its burst is out; the later bursts and, never on the
+                    // takeover path, the tickles follow. Leaving master cancels them.
+                    let garp = plan.map(|p| &p.garp);
+                    if let (true, Some(plan)) =
+                        (self.schedule.state_changed(id, transition.to, garp), plan)
+                    {
+                        let vips = &plan.params.virtual_addresses;
+                        self.tickle.became_master(id.0, &plan.params.name, vips);
                     }
                     let timer_cause = matches!(
                         transition.cause.kind(),
@@ -890,7 +885,7 @@ impl Engine {
             }
         }
         // What is left announced a live apply's gained addresses: one burst, nothing scheduled.
-        self.announced.clear();
+        self.schedule.end_of_batch();
         // After the whole batch: a takeover's VIP add and first announcement come first.
         self.accept.sync();
     }
@@ -1238,5 +1233,26 @@ async fn receive_loop(
         {
             return;
         }
+    }
+}
+
+/// A plan for the engine's unit tests: each virtual address as a /24 on the instance's
+/// interface, multicast adverts, keepalived's gratuitous ARP defaults.
+#[cfg(test)]
+fn test_plan(params: tandem_vrrp::InstanceParams) -> InstancePlan {
+    let vips = params
+        .virtual_addresses
+        .iter()
+        .map(|address| VipPlacement {
+            address: *address,
+            prefix: 24,
+            link: params.interface.clone(),
+        })
+        .collect();
+    InstancePlan {
+        params,
+        vips,
+        unicast_peers: vec![],
+        garp: Default::default(),
     }
 }

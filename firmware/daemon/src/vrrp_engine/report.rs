@@ -50,7 +50,7 @@ pub fn changes(name: &str, changes: &[ParamChange]) -> Vec<String> {
     out
 }
 
-/// Changes only the engine sees (see `plan::plan_changes`), one line each.
+/// Changes only the engine sees (see `tandem_vrrp::plan::plan_changes`), one line each.
 pub fn engine_changes(name: &str, phrases: &[String]) -> Vec<String> {
     phrases
         .iter()

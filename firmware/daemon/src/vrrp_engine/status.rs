@@ -4,9 +4,7 @@
 
 use std::fmt::Write;
 
-use tandem_vrrp::{AddressListGrace, Instant, SpeakerCounters, State, Status};
-
-use super::plan::InstancePlan;
+use tandem_vrrp::{AddressListGrace, InstancePlan, Instant, SpeakerCounters, State, Status};
 
 /// Counters of one VRRP socket (interface and family), for what never reaches an instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -218,7 +216,7 @@ pub fn engine_text(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vrrp_engine::plan::VipPlacement;
+    use crate::vrrp_engine::test_plan;
     use tandem_vrrp::{InstanceParams, RxMeta, Speaker};
 
     #[test]
@@ -231,16 +229,7 @@ mod tests {
             "192.0.2.2".parse().unwrap(),
             vec!["192.0.2.100".parse().unwrap()],
         );
-        let plan = InstancePlan {
-            params: params.clone(),
-            vips: vec![VipPlacement {
-                address: "192.0.2.100".parse().unwrap(),
-                prefix: 24,
-                link: "eth0".into(),
-            }],
-            unicast_peers: vec![],
-            garp: Default::default(),
-        };
+        let plan = test_plan(params.clone());
         let mut speaker = Speaker::new();
         speaker.add_instance(params, Instant::ZERO).unwrap();
         // A higher-priority master's advert, built by another instance of the core.

@@ -2,21 +2,22 @@
 //! [`InstanceParams`] plus what only the engine needs (where each virtual address goes, with
 //! which prefix; the unicast peers; the gratuitous ARP settings).
 //!
-//! Pure: the interface addresses the primary address is picked from are passed in, so the
-//! mapping is tested without a kernel. On a live apply, [`instance_key`] says which running
-//! instance a configured one is (new ones may wait for their primary address, running ones do
-//! not), [`candidate_addresses`] keeps a running instance on its primary address and never
-//! picks a virtual address some master holds, and [`plan_changes`] names what changed that
-//! only the engine sees (VIP placement, unicast peers, gratuitous ARP settings).
+//! It lives beside the core rather than in the daemon because it is a pure decision: the
+//! interface addresses the primary address is picked from are passed in, so the mapping is
+//! tested without a kernel. On a live apply, [`instance_key`] says which running instance a
+//! configured one is (new ones may wait for their primary address, running ones do not),
+//! [`candidate_addresses`] keeps a running instance on its primary address and never picks a
+//! virtual address some master holds, and [`plan_changes`] names what changed that only the
+//! engine sees (VIP placement, unicast peers, gratuitous ARP settings).
 
 use core::fmt;
 use core::time::Duration;
 use std::net::IpAddr;
 
 use tandem_config::model::{Garp, TrackedLink, VrrpAuth, VrrpInstance, VrrpVersion};
-use tandem_vrrp::{
-    Auth, InstanceKey, InstanceParams, Ipv4ChecksumMode, TrackKind, TrackSpec, Version,
-};
+use tandem_wire::{Auth, Ipv4ChecksumMode, Version};
+
+use crate::params::{InstanceKey, InstanceParams, ParamError, TrackKind, TrackSpec};
 
 /// One virtual address and where it is added.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +62,7 @@ pub enum PlanError {
         ipv6: bool,
     },
     /// The core refused the parameters.
-    Params {
-        instance: String,
-        error: tandem_vrrp::ParamError,
-    },
+    Params { instance: String, error: ParamError },
 }
 
 impl PlanError {

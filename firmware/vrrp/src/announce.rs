@@ -5,13 +5,27 @@
 //! once ([`burst_size`]), a second burst `master_delay_s` later (0: none), and while master one
 //! of `master_refresh_repeat` every `master_refresh_s` (0: none). Leaving master cancels what
 //! is still pending. The engine asks [`AnnounceSchedule::take_due`] what to send and sends it.
-//! Addresses a master gains on a live apply get one burst of their own and leave the schedule
-//! as it is.
+//!
+//! The engine reports the speaker's actions as it drains them: each first burst it sends for an
+//! `Action::Announce` ([`AnnounceSchedule::announced`]), each transition
+//! ([`AnnounceSchedule::state_changed`]) and the end of the batch
+//! ([`AnnounceSchedule::end_of_batch`]). A takeover's `StateChanged` to Master follows its
+//! announcement in the same batch and starts the schedule from the first burst; addresses a
+//! master gains on a live apply are announced with no transition, so they get one burst of
+//! their own and leave the schedule as it is.
+//!
+//! It lives beside the core rather than in the daemon because it is pure time arithmetic over
+//! the injected [`Instant`]: the schedule is tested on a virtual clock next to the speaker whose
+//! transitions drive it.
 
 use core::time::Duration;
+use std::collections::BTreeMap;
 
 use tandem_config::model::Garp;
-use tandem_vrrp::{InstanceId, Instant};
+
+use crate::speaker::InstanceId;
+use crate::status::State;
+use crate::time::Instant;
 
 /// Messages per address in the burst sent at once (a zero repeat still announces once: a new
 /// master must be found).
@@ -39,9 +53,40 @@ struct Pending {
 #[derive(Debug, Default)]
 pub struct AnnounceSchedule {
     pending: Vec<Pending>,
+    /// First bursts of the batch of actions being drained, by when they went out.
+    announced: BTreeMap<InstanceId, Instant>,
 }
 
 impl AnnounceSchedule {
+    /// `instance`'s first burst for an `Action::Announce` went out at `at`.
+    pub fn announced(&mut self, instance: InstanceId, at: Instant) {
+        self.announced.insert(instance, at);
+    }
+
+    /// `instance` entered state `to`. Master after a burst of this batch is a takeover: the
+    /// later bursts are scheduled from that burst with `garp` (None: the instance has no
+    /// settings to schedule with) and true is returned. Any other state cancels what is
+    /// pending.
+    pub fn state_changed(&mut self, instance: InstanceId, to: State, garp: Option<&Garp>) -> bool {
+        if to != State::Master {
+            self.cancel(instance);
+            return false;
+        }
+        match (self.announced.remove(&instance), garp) {
+            (Some(at), Some(garp)) => {
+                self.became_master(instance, at, garp);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The batch is drained: a burst no takeover followed (a live apply's gained addresses)
+    /// was all there is to it.
+    pub fn end_of_batch(&mut self) {
+        self.announced.clear();
+    }
+
     /// `instance` became master and sent its first burst ([`burst_size`]) at `now`: schedules
     /// the later ones (replacing any still pending for it).
     pub fn became_master(&mut self, instance: InstanceId, now: Instant, garp: &Garp) {
@@ -148,6 +193,29 @@ mod tests {
         // A zero repeat still announces once: a new master must be found.
         assert_eq!(burst_size(&garp(0, 0, 0, 0)), 1);
         schedule.became_master(id(4), Instant::ZERO, &garp(0, 0, 0, 0));
+        assert_eq!(schedule.next_due(), None);
+    }
+
+    #[test]
+    fn only_a_takeover_in_the_batch_of_its_burst_is_scheduled() {
+        let mut schedule = AnnounceSchedule::default();
+        let defaults = Garp::default();
+        // Gained addresses: a burst, no transition.
+        schedule.announced(id(0), Instant::ZERO);
+        schedule.end_of_batch();
+        assert!(!schedule.state_changed(id(0), State::Master, Some(&defaults)));
+        assert_eq!(schedule.next_due(), None);
+        // A takeover: scheduled from the burst, not from the transition.
+        schedule.announced(id(0), Instant::from_secs(1));
+        assert!(schedule.state_changed(id(0), State::Master, Some(&defaults)));
+        schedule.end_of_batch();
+        assert_eq!(schedule.next_due(), Some(Instant::from_secs(6)));
+        // Leaving master cancels.
+        assert!(!schedule.state_changed(id(0), State::Backup, Some(&defaults)));
+        assert_eq!(schedule.next_due(), None);
+        // No settings: nothing to schedule with.
+        schedule.announced(id(1), Instant::ZERO);
+        assert!(!schedule.state_changed(id(1), State::Master, None));
         assert_eq!(schedule.next_due(), None);
     }
 }

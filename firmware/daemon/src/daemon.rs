@@ -69,8 +69,7 @@ pub struct Daemon {
     carriers: Vec<(String, Option<bool>)>,
     /// Link changes from rtnetlink (None: netlink unavailable, carriers are polled instead).
     links: Option<LinkWatch>,
-    /// Up (admin and carrier) per link, as last told to the engines.
-    link_up: std::collections::BTreeMap<String, bool>,
+
     watchdog: Option<File>,
     engines: Vec<EngineHandle>,
     /// Netlink and log for starting and reconciling engines (None: netlink unavailable).
@@ -199,7 +198,6 @@ impl Daemon {
             probe_sequence: 0,
             carriers,
             links: None,
-            link_up: std::collections::BTreeMap::new(),
             watchdog: None,
             engines: Vec::new(),
             context,
@@ -679,8 +677,9 @@ impl Daemon {
         }
     }
 
-    /// A new link table: board NICs' carrier changes are logged, and every link whose up
-    /// state changed is reported to the engines (tracking).
+    /// A new link table: board NICs' carrier changes are logged. Engines follow the same table
+    /// themselves (`EngineContext::links`); tracking events go to them from here only when
+    /// the daemon polls (no notifications).
     fn on_links(&mut self, table: &LinkTable) {
         let now: Vec<Option<bool>> = self
             .carriers
@@ -692,27 +691,6 @@ impl Daemon {
             })
             .collect();
         self.on_carriers(&now, false);
-        let mut changes: Vec<(String, bool)> = Vec::new();
-        for (name, state) in table {
-            if self.link_up.get(name) != Some(&state.is_up()) {
-                changes.push((name.clone(), state.is_up()));
-            }
-        }
-        for name in self.link_up.keys() {
-            if !table.contains_key(name) {
-                changes.push((name.clone(), false));
-            }
-        }
-        for (name, up) in changes {
-            if table.contains_key(&name) {
-                self.link_up.insert(name.clone(), up);
-            } else {
-                self.link_up.remove(&name);
-            }
-            for engine in &self.engines {
-                engine.track(&name, up);
-            }
-        }
     }
 
     /// Logs board NICs' carrier changes; `track` also tells the engines (polling mode).

@@ -24,6 +24,8 @@ pub struct EngineContext {
     pub net: NetExecutor,
     /// The daemon's peer channel (VRRP tickles the partner's clients through it).
     pub peer: crate::peer_channel::PeerSlot,
+    /// Link state from rtnetlink notifications (None: netlink unavailable; engines poll).
+    pub links: Option<tandem_southbound::link_monitor::LinkWatch>,
 }
 
 /// One kind of role engine.

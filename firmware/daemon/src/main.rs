@@ -205,6 +205,7 @@ fn appliance_main(started: Instant) -> ! {
             ));
             let device = config_store::appliance_device(outcome_config_device, &log);
             let transactions = config_store::open(device, None, &log);
+            let links = link_watch(&log);
             let identity = daemon::Identity {
                 name: outcome.name,
                 board: outcome.board,
@@ -216,14 +217,16 @@ fn appliance_main(started: Instant) -> ! {
                 log.clone(),
                 identity,
                 transactions,
-                engine_context(&log),
+                engine_context(&log, links.clone()),
             );
+            if let Some(links) = links {
+                daemon.follow_links(links);
+            }
             let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
             if init::cmdline_value(&cmdline, "tandem.debug") == Some("1") {
                 daemon.enable_debug_commands();
             }
             daemon.arm_watchdog();
-            follow_links(&mut daemon, &log);
             daemon.bring_up().await;
             let (control_tx, control_rx) = tokio::sync::mpsc::channel(16);
             let server = match control::listen(Path::new(control::APPLIANCE_SOCKET), control_tx) {
@@ -263,23 +266,31 @@ fn appliance_main(started: Instant) -> ! {
     }
 }
 
-/// Link changes from rtnetlink notifications (logged fallback: the tick polls carriers).
-fn follow_links(daemon: &mut Daemon, log: &Log) {
+/// Link changes from rtnetlink notifications, one source for the daemon and every engine
+/// (logged fallback: carriers are polled).
+fn link_watch(log: &Log) -> Option<tandem_southbound::link_monitor::LinkWatch> {
     match tandem_southbound::link_monitor::spawn() {
-        Ok(links) => daemon.follow_links(links),
-        Err(error) => log.line(format!(
-            "warning: no link notifications ({error}); carriers are polled every second"
-        )),
+        Ok(links) => Some(links),
+        Err(error) => {
+            log.line(format!(
+                "warning: no link notifications ({error}); carriers are polled instead"
+            ));
+            None
+        }
     }
 }
 
 /// Netlink and the log for the engines (None, logged, when netlink is unavailable).
-fn engine_context(log: &Log) -> Option<engines::EngineContext> {
+fn engine_context(
+    log: &Log,
+    links: Option<tandem_southbound::link_monitor::LinkWatch>,
+) -> Option<engines::EngineContext> {
     match tandem_southbound::net::NetExecutor::connect() {
         Ok(net) => Some(engines::EngineContext {
             log: log.clone(),
             net,
             peer: peer_channel::PeerSlot::default(),
+            links,
         }),
         Err(error) => {
             log.line(format!("error: {error}; no config can be applied"));
@@ -369,6 +380,7 @@ fn foreground_main(
             config_store::AnyDevice::memory()
         });
         let transactions = config_store::open(device, config, &log);
+        let links = link_watch(&log);
         let identity = daemon::Identity {
             name,
             board: None,
@@ -380,12 +392,14 @@ fn foreground_main(
             log.clone(),
             identity,
             transactions,
-            engine_context(&log),
+            engine_context(&log, links.clone()),
         );
+        if let Some(links) = links {
+            daemon.follow_links(links);
+        }
         if std::env::var_os("TANDEM_DEBUG_COMMANDS").is_some_and(|v| v == "1") {
             daemon.enable_debug_commands();
         }
-        follow_links(&mut daemon, &log);
         daemon.bring_up().await;
         daemon.run(control_rx).await;
         server.drain().await;

@@ -84,6 +84,7 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
                 log: shared.log.clone(),
                 net,
                 peer: shared.peer.clone(),
+                links: shared.links.clone(),
             },
             Err(error) => {
                 shared.log.line(format!(
@@ -550,7 +551,7 @@ impl Engine {
             .collect();
         if self.tracked.is_empty() {
             self.next_track_poll = None;
-        } else if fresh || self.next_track_poll.is_none() {
+        } else if fresh || (self.next_track_poll.is_none() && self.context.links.is_none()) {
             self.poll_tracks(now);
         }
     }
@@ -659,6 +660,9 @@ impl Engine {
             }
         };
         let (planned_sender, mut planned) = mpsc::channel(4);
+        // Tracked links follow the daemon's link table (rtnetlink notifications); without it
+        // their carrier is polled every TRACK_POLL.
+        let mut links = self.context.links.clone();
         self.planned = Some(planned_sender);
         loop {
             self.drain_actions().await;
@@ -705,6 +709,18 @@ impl Engine {
                     self.start_next_apply();
                 }
                 Some(ingress) = packets.recv() => self.on_ingress(ingress),
+                changed = links_changed(&mut links) => {
+                    if changed {
+                        let now = self.now();
+                        self.poll_tracks(now);
+                    } else {
+                        self.log("link notifications stopped; polling tracked links");
+                        links = None;
+                        self.context.links = None;
+                        let now = self.now();
+                        self.poll_tracks(now);
+                    }
+                }
                 () = sleep_precisely(precise.as_ref(), sleep_until) => self.on_wake().await,
             }
         }
@@ -732,12 +748,21 @@ impl Engine {
         }
     }
 
-    /// Reads the carrier of every tracked link and reports changes to the speaker.
+    /// Reads the state of every tracked link (from the link table, else sysfs) and reports
+    /// changes to the speaker.
     fn poll_tracks(&mut self, now: Instant) {
         let sys = Path::new(SYS_CLASS_NET);
+        let table = self
+            .context
+            .links
+            .as_ref()
+            .map(|links| links.borrow().clone());
         let mut changes = Vec::new();
         for (name, up) in &mut self.tracked {
-            let carrier = sysfs::carrier(sys, name) == Some(true);
+            let carrier = match &table {
+                Some(table) => table.get(name).is_some_and(|state| state.is_up()),
+                None => sysfs::carrier(sys, name) == Some(true),
+            };
             if carrier != *up {
                 *up = carrier;
                 changes.push((name.clone(), carrier));
@@ -750,7 +775,11 @@ impl Engine {
                 if up { "has carrier" } else { "lost carrier" }
             ));
         }
-        self.next_track_poll = Some(now + TRACK_POLL);
+        self.next_track_poll = if self.context.links.is_some() || self.tracked.is_empty() {
+            None
+        } else {
+            Some(now + TRACK_POLL)
+        };
     }
 
     fn on_ingress(&mut self, ingress: Ingress) {
@@ -1170,6 +1199,14 @@ fn frame_sender<'a>(
 /// The link's own MAC: gratuitous ARPs carry it, since the virtual MAC is not configured.
 fn link_mac(link: &str) -> Option<MacAddress> {
     sysfs::mac(Path::new(SYS_CLASS_NET), link)
+}
+
+/// True when the link table changed; false when the monitor is gone; without one, forever.
+async fn links_changed(links: &mut Option<tandem_southbound::link_monitor::LinkWatch>) -> bool {
+    match links {
+        Some(receiver) => receiver.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps until `at` on the precise timer when there is one, else on tokio's wheel.

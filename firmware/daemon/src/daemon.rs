@@ -26,8 +26,8 @@ use crate::config_store::AnyDevice;
 use crate::console::{self, Command};
 use crate::console_reader::{self, ConsoleInput};
 use crate::control::ControlRequest;
+use crate::engine::EngineContext;
 use crate::engine::EngineHandle;
-use crate::engines::EngineContext;
 use crate::init::{self, PowerAction};
 use crate::logring::Log;
 use crate::peer_monitor::{PeerEvent, PeerMonitor, PeerState};
@@ -234,7 +234,7 @@ impl Daemon {
         };
         // No pair key yet (pairing is a later issue): the channel is bound to the pair id only.
         crate::peer_channel::reconcile(&context.peer, &config, None, &self.log);
-        self.engines = crate::engines::bring_up(&config, context).await;
+        self.engines = crate::engine::bring_up(&config, context).await;
         self.applied = true;
     }
 
@@ -632,7 +632,7 @@ impl Daemon {
         self.applied = true;
         let peer =
             crate::peer_channel::reconcile(&context.peer, &committed.config, None, &self.log);
-        let work = crate::engines::plan_apply(
+        let work = crate::engine::plan_apply(
             &mut self.engines,
             old,
             Arc::clone(&committed.config),

@@ -12,7 +12,6 @@ mod console_writer;
 mod control;
 mod daemon;
 mod engine;
-mod engines;
 mod init;
 mod logring;
 mod lvs_engine;
@@ -284,9 +283,9 @@ fn link_watch(log: &Log) -> Option<tandem_southbound::link_monitor::LinkWatch> {
 fn engine_context(
     log: &Log,
     links: Option<tandem_southbound::link_monitor::LinkWatch>,
-) -> Option<engines::EngineContext> {
+) -> Option<engine::EngineContext> {
     match tandem_southbound::net::NetExecutor::connect() {
-        Ok(net) => Some(engines::EngineContext {
+        Ok(net) => Some(engine::EngineContext {
             log: log.clone(),
             net,
             peer: peer_channel::PeerSlot::default(),

@@ -45,8 +45,8 @@ use tandem_southbound::nft::MarkRule;
 use tandem_southbound::snat::MasqueradeRule;
 use tokio::sync::mpsc;
 
+use crate::engine::EngineContext;
 use crate::engine::{EngineHandle, EngineRequest};
-use crate::engines::EngineContext;
 use crate::logring::Log;
 use desired::{GatewayAddress, GatewayOwner};
 use status::ServerHealthView;
@@ -217,7 +217,7 @@ fn reconcile_source_nat(
             Err(error) => vec![format!("source NAT: {error}")],
         };
     }
-    crate::engines::load_feature_modules(
+    crate::engine::load_feature_modules(
         log,
         "lvs: source NAT",
         // The source NAT comes before the table's modules at start: crc32c first here too.
@@ -265,7 +265,7 @@ fn reconcile_mark_rules(installed: &mut Installed, log: &Log, rules: Vec<MarkRul
         };
     }
     if installed.mark_rules.is_empty() {
-        crate::engines::load_feature_modules(log, "lvs", &["nf_tables"]);
+        crate::engine::load_feature_modules(log, "lvs", &["nf_tables"]);
     }
     match nft::replace(&rules) {
         Ok(()) => {
@@ -387,7 +387,7 @@ fn load_modules(plan: &Plan, marks: bool, log: &Log) {
     if marks {
         names.push("nf_tables");
     }
-    crate::engines::load_feature_modules(log, "lvs", &names);
+    crate::engine::load_feature_modules(log, "lvs", &names);
 }
 
 /// Lines for the reply and the log: prefixed, at most [`MAX_REPORT_LINES`] listed.
@@ -781,7 +781,7 @@ impl Director {
             .filter(|m| !old_modules.contains(m))
             .map(String::as_str)
             .collect();
-        crate::engines::load_feature_modules(&self.log, "lvs", &new_modules);
+        crate::engine::load_feature_modules(&self.log, "lvs", &new_modules);
 
         self.note_check_changes(&decision.checks);
         let mut pending = Vec::new();

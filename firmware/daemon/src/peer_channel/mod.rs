@@ -235,7 +235,7 @@ fn start(config: &Config, key: Option<PairKey>, log: &Log) -> Option<PeerChannel
         return None;
     }
     // Collecting this box's connections needs sock_diag for TCP (modules on Debian's kernel).
-    crate::engines::load_feature_modules(log, "peer channel", &["inet_diag", "tcp_diag"]);
+    crate::engine::load_feature_modules(log, "peer channel", &["inet_diag", "tcp_diag"]);
     let pair_id = config.peer_link.as_ref().map_or(0, |link| link.pair_id);
     let mut channel = PeerChannel {
         interface,

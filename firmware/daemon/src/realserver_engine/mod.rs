@@ -27,8 +27,8 @@ use tandem_config::Config;
 use tandem_southbound::net::NetOp;
 use tokio::sync::mpsc;
 
+use crate::engine::EngineContext;
 use crate::engine::{EngineHandle, EngineRequest};
-use crate::engines::EngineContext;
 
 /// The device carrying VIPs for DR (and TUN, besides `tunl0`).
 const VIP_DEVICE: &str = "lo";
@@ -351,7 +351,7 @@ async fn reconcile(
     for change in changes(previous, role, &kernel) {
         let result = match &change {
             Change::Tunnel => {
-                crate::engines::load_feature_modules(&context.log, "realserver", &["ipip"]);
+                crate::engine::load_feature_modules(&context.log, "realserver", &["ipip"]);
                 let up = NetOp::SetLinkUp {
                     name: TUNNEL_DEVICE.into(),
                 };

@@ -73,7 +73,7 @@ impl AcceptMode {
     pub fn configure<'a>(&mut self, plans: impl IntoIterator<Item = &'a InstancePlan>, log: &Log) {
         let configured = plans.into_iter().any(needs_enforcement);
         if configured && !self.configured {
-            crate::engines::load_feature_modules(log, "vrrp: accept_mode", &["nf_tables"]);
+            crate::engine::load_feature_modules(log, "vrrp: accept_mode", &["nf_tables"]);
         }
         self.configured = configured;
     }

@@ -50,8 +50,8 @@ use tandem_wire::{
     UNSOLICITED_NA_LEN,
 };
 
+use crate::engine::EngineContext;
 use crate::engine::{EngineHandle, EngineRequest};
-use crate::engines::EngineContext;
 
 use status::SocketCounters;
 

@@ -1,9 +1,15 @@
-//! Role engines as tasks, and the handle the daemon's event loop talks to them through.
+//! Role engines: the handle the daemon's event loop talks to them through, and (in [`kinds`])
+//! which engines exist and how a config starts, changes or stops them.
 //!
-//! Each engine (VRRP, LVS director, real server, ...) runs as its own tokio task so a slow
-//! apply in one never delays another's timers. The event loop only ever sends it
-//! [`EngineRequest`]s: status text for the console and the control socket, tracking events,
-//! and the shutdown that must finish (VRRP priority 0, VIPs removed) before the box powers off.
+//! Each engine (VRRP, LVS director, real server, ...) runs as its own task, VRRP and LVS on
+//! threads and runtimes of their own, so a slow apply in one never delays another's timers.
+//! The event loop only ever sends it [`EngineRequest`]s: status text for the console and the
+//! control socket, tracking events, a new config to reconcile to, and the shutdown that must
+//! finish (VRRP priority 0, VIPs removed) before the box powers off.
+
+mod kinds;
+
+pub use kinds::{bring_up, load_feature_modules, plan_apply, EngineContext};
 
 use std::sync::Arc;
 use std::time::Duration;

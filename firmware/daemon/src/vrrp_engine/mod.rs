@@ -69,6 +69,16 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
     if config.vrrp.is_empty() {
         return None;
     }
+    // Module loading blocks in the kernel: done here, on the daemon's thread, so the VRRP
+    // thread never waits for it (Accept_Mode=false needs nf_tables; a later apply that first
+    // needs it loads it there, once).
+    if config
+        .vrrp
+        .iter()
+        .any(|instance| !instance.accept_mode && instance.priority != 255)
+    {
+        crate::engine::load_feature_modules(&context.log, "vrrp: accept_mode", &["nf_tables"]);
+    }
     let config = config.clone();
     let (requests, inbox) = mpsc::channel(32);
     // The peer channel is the daemon's, on the daemon's runtime: only the speaker runs on the

@@ -28,23 +28,11 @@ impl HostProcess {
         log_dir: &Path,
     ) -> Result<HostProcess, String> {
         let (reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
-        let mut command = Command::new("ip");
+        let mut command = netns_command(netns, program, args);
         command
-            .args(["netns", "exec", &netns.name])
-            .arg(program)
-            .args(args)
             .stdin(Stdio::piped())
             .stdout(writer.try_clone().map_err(|e| e.to_string())?)
             .stderr(writer);
-        // SAFETY: runs in the forked child before exec and only calls prctl(2), which is
-        // async-signal-safe.
-        #[allow(unsafe_code)]
-        unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
@@ -90,6 +78,25 @@ impl HostProcess {
     }
 }
 
+/// `ip netns exec NETNS PROGRAM ARGS...`, killed (SIGKILL) when this process dies.
+fn netns_command(netns: &Netns, program: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", &netns.name])
+        .arg(program)
+        .args(args);
+    // SAFETY: runs in the forked child before exec and only calls prctl(2), which is
+    // async-signal-safe.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    command
+}
+
 impl Drop for HostProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -132,23 +139,60 @@ impl TandemRun<'_> {
         ready: &str,
         timeout: Duration,
     ) -> Result<HostProcess, String> {
-        let path = self.dir.join(format!("{}.toml", self.name));
-        let path = path.to_str().ok_or("config path is not UTF-8")?.to_owned();
-        let mut args = vec!["run", "--name", self.name];
-        if let Some(config) = config {
-            std::fs::write(&path, config).map_err(|e| format!("{path}: {e}"))?;
-            args.push("-c");
-            args.push(&path);
-        }
-        args.extend_from_slice(extra);
-        if let Some(control) = self.control {
-            let _ = std::fs::remove_file(control);
-            args.push("--control");
-            args.push(control.to_str().ok_or("control path is not UTF-8")?);
-        }
+        let args = self.args(config, extra)?;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let process = HostProcess::start(netns, self.name, self.tandem, &args, self.dir)?;
         process.console.wait_for(ready, timeout)?;
         Ok(process)
+    }
+
+    /// Like [`TandemRun::start`], but with stdin, stdout and stderr on a new pty instead of a
+    /// captured console, and without waiting for anything: returns the process (killed when
+    /// this process dies, not when dropped) and the pty's master end, which the caller may
+    /// write to (typing on the console) or leave unread (a console nobody reads).
+    pub fn start_on_pty(
+        &self,
+        netns: &Netns,
+        config: &str,
+    ) -> Result<(Child, std::fs::File), String> {
+        let args = self.args(Some(config), &[])?;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
+        let slave = std::fs::File::from(pty.slave);
+        let mut command = netns_command(netns, self.tandem, &args);
+        command
+            .stdin(slave.try_clone().map_err(|e| e.to_string())?)
+            .stdout(slave.try_clone().map_err(|e| e.to_string())?)
+            .stderr(slave);
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.tandem.display()))?;
+        Ok((child, std::fs::File::from(pty.master)))
+    }
+
+    /// The arguments after the program: `run --name <name> [-c <dir>/<name>.toml] [extra...]
+    /// [--control SOCK]`, writing `config` to that file and removing a stale socket file.
+    fn args(&self, config: Option<&str>, extra: &[&str]) -> Result<Vec<String>, String> {
+        let mut args: Vec<String> = ["run", "--name", self.name].map(String::from).into();
+        if let Some(config) = config {
+            let path = self.dir.join(format!("{}.toml", self.name));
+            let path = path.to_str().ok_or("config path is not UTF-8")?.to_owned();
+            std::fs::write(&path, config).map_err(|e| format!("{path}: {e}"))?;
+            args.push("-c".to_owned());
+            args.push(path);
+        }
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        if let Some(control) = self.control {
+            let _ = std::fs::remove_file(control);
+            args.push("--control".to_owned());
+            args.push(
+                control
+                    .to_str()
+                    .ok_or("control path is not UTF-8")?
+                    .to_owned(),
+            );
+        }
+        Ok(args)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod pinger;
 pub mod qmp;
 pub mod servers;
 pub mod shell;
+pub mod vrrp_status;
 
 pub use console::Console;
 pub use lab::{BoxSpec, ClientNs, ImageKind, Lab, LabError, QemuBox, Segment};

@@ -1,5 +1,6 @@
-//! Lab real servers as the LVS tests and `make run` need them: a box on the lab image running
-//! the lab HTTP responder (`served-by <name>` on port 80), configured for one forwarding method.
+//! Lab boxes as the tests and `make run` need them: real servers (a box on the lab image running
+//! the lab HTTP responder, `served-by <name>` on port 80, configured for one forwarding method),
+//! the configs of directors, and a VRRP pair.
 
 use std::time::Duration;
 
@@ -26,6 +27,66 @@ interface = "private"
     BoxSpec::new(name, &[Segment::Private])
         .with_config(&config)
         .with_lab_program("/lab/lab-httpd")
+}
+
+/// The start of a NAT director's config, for a test to append its virtual services to: host
+/// name `name`, the public port holding `public` (each /24: its own address, then the VIPs),
+/// the private port at 198.51.100.1/24 and the NAT gateway address 198.51.100.254/24 on it,
+/// which [`nat_real_server`]s (and real servers made of namespaces) route through.
+pub fn nat_director(name: &str, public: &[&str]) -> String {
+    let public: Vec<String> = public.iter().map(|a| format!("\"{a}/24\"")).collect();
+    format!(
+        r#"
+[system]
+hostname = "{name}"
+
+[[interfaces]]
+name = "public"
+addresses = [{}]
+
+[[interfaces]]
+name = "private"
+addresses = ["198.51.100.1/24"]
+
+[nat_gateway]
+address = "198.51.100.254"
+prefix = 24
+interface = "private"
+"#,
+        public.join(", ")
+    )
+}
+
+/// The lab's VRRP pair on the public segment: box-a (192.0.2.1, priority 200) and box-b
+/// (192.0.2.2, priority 100), each with VRRPv3 instance `instance` (VRID `vrid`, 1 s adverts)
+/// holding `vip`/24. Accept_Mode is on: the tests ping the VIP itself (not an LVS service).
+pub fn vrrp_pair(instance: &str, vrid: u8, vip: &str) -> [BoxSpec; 2] {
+    [("box-a", "192.0.2.1", 200), ("box-b", "192.0.2.2", 100)].map(|(name, own, priority)| {
+        let config = format!(
+            r#"
+[system]
+hostname = "{name}"
+
+[[interfaces]]
+name = "public"
+addresses = ["{own}/24"]
+
+[[vrrp]]
+name = "{instance}"
+version = "v3"
+vrid = {vrid}
+interface = "public"
+priority = {priority}
+advert_interval_cs = 100
+accept_mode = true
+
+[[vrrp.vips]]
+address = "{vip}"
+prefix = 24
+"#
+        );
+        BoxSpec::new(name, &[Segment::Public]).with_config(&config)
+    })
 }
 
 /// A direct-routing real server at `address`/24 on the public segment holding `vip` on

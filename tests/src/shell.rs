@@ -1,6 +1,7 @@
 //! Running host tools (`ip`) for the harness. The appliance never does this; the lab host may.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// Runs a command, returning stdout, or an error carrying the command line and its stderr.
 pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
@@ -37,4 +38,16 @@ pub fn exec_in(netns: &str, program: &str, args: &[&str]) -> Result<String, Stri
     let mut all = vec!["netns", "exec", netns, program];
     all.extend_from_slice(args);
     run("ip", &all)
+}
+
+/// Pings `address` from namespace `netns` (one echo, 1 s wait, again and again) until one
+/// answer comes back: true, or `timeout` passes: false.
+pub fn reach(netns: &str, address: &str, timeout: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if exec_in(netns, "ping", &["-c", "1", "-W", "1", address]).is_ok() {
+            return true;
+        }
+    }
+    false
 }

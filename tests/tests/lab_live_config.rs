@@ -13,7 +13,8 @@
 
 use std::time::{Duration, Instant};
 
-use tandem_lab::shell::exec_in;
+use tandem_lab::servers::vrrp_pair;
+use tandem_lab::shell::reach;
 use tandem_lab::{BoxSpec, Lab, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -25,14 +26,6 @@ fn interface_config(name: &str, address: &str) -> String {
     )
 }
 
-fn vrrp_config(name: &str, address: &str, priority: u8) -> String {
-    format!(
-        "{}\n[[vrrp]]\nname = \"web\"\nvrid = 60\ninterface = \"public\"\npriority = {priority}\n\
-         advert_interval_cs = 100\naccept_mode = true\n\n[[vrrp.vips]]\naddress = \"192.0.2.60\"\nprefix = 24\n",
-        interface_config(name, address)
-    )
-}
-
 /// `vrrp status` typed on the box's console (the block ends with the `tickle:` line).
 fn vrrp_status(b: &tandem_lab::QemuBox) -> String {
     b.console.skip_to_end();
@@ -41,17 +34,6 @@ fn vrrp_status(b: &tandem_lab::QemuBox) -> String {
     b.console.wait_for("tickle: ", STEP).unwrap();
     let (bytes, _, _) = b.console.bytes_since(from);
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// Pings `address` until one answer comes back (or `timeout` passes).
-fn reach(client: &str, address: &str, timeout: Duration) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < timeout {
-        if exec_in(client, "ping", &["-c", "1", "-W", "1", address]).is_ok() {
-            return true;
-        }
-    }
-    false
 }
 
 #[test]
@@ -108,22 +90,8 @@ fn a_console_commit_applies_live_and_survives_a_reboot() {
 #[test]
 fn control_keys_and_line_noise_on_the_serial_console_change_nothing() {
     let mut lab = Lab::new().expect("lab");
-    lab.boot(
-        &[
-            BoxSpec::new("box-a", &[Segment::Public]).with_config(&vrrp_config(
-                "box-a",
-                "192.0.2.1",
-                200,
-            )),
-            BoxSpec::new("box-b", &[Segment::Public]).with_config(&vrrp_config(
-                "box-b",
-                "192.0.2.2",
-                100,
-            )),
-        ],
-        BOOT,
-    )
-    .expect("boot");
+    lab.boot(&vrrp_pair("web", 60, "192.0.2.60"), BOOT)
+        .expect("boot");
     lab.box_named("box-a")
         .unwrap()
         .console

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use tandem_lab::servers::{nat_real_server, wait_real_server_ready};
+use tandem_lab::servers::{nat_director, nat_real_server, wait_real_server_ready};
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -17,23 +17,12 @@ const BOOT: Duration = Duration::from_secs(240);
 /// of guest time; TCG on a loaded machine stretches that, so allow generously.
 const CHECK_BOUND: Duration = Duration::from_secs(60);
 
-const DIRECTOR: &str = r#"
-[system]
-hostname = "box-a"
+/// box-a: a NAT director (its VIPs 192.0.2.10 and .11 on the public port) with these services.
+fn director() -> String {
+    nat_director("box-a", &["192.0.2.1", "192.0.2.10", "192.0.2.11"]) + DIRECTOR_SERVICES
+}
 
-[[interfaces]]
-name = "public"
-addresses = ["192.0.2.1/24", "192.0.2.10/24", "192.0.2.11/24"]
-
-[[interfaces]]
-name = "private"
-addresses = ["198.51.100.1/24"]
-
-[nat_gateway]
-address = "198.51.100.254"
-prefix = 24
-interface = "private"
-
+const DIRECTOR_SERVICES: &str = r#"
 [[virtual_services]]
 name = "web"
 address = "192.0.2.10"
@@ -105,7 +94,7 @@ fn control(lab: &Lab, what: &str) -> String {
 fn nat_director_balances_drains_readmits_and_persists() {
     let mut lab = Lab::new().expect("lab");
     let specs = [
-        BoxSpec::new("box-a", &[Segment::Public, Segment::Private]).with_config(DIRECTOR),
+        BoxSpec::new("box-a", &[Segment::Public, Segment::Private]).with_config(&director()),
         nat_real_server("rs1", "198.51.100.11", "198.51.100.254"),
         nat_real_server("rs2", "198.51.100.12", "198.51.100.254"),
     ];

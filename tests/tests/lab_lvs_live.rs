@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tandem_lab::servers::{nat_real_server, wait_real_server_ready};
+use tandem_lab::servers::{nat_director, nat_real_server, wait_real_server_ready};
 use tandem_lab::shell::exec_in;
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
@@ -47,23 +47,12 @@ const RS2: &str = "198.51.100.12:80";
 const RS3: &str = "198.51.100.13:80";
 const SERVICE: &str = "TCP 192.0.2.10:80";
 
-const DIRECTOR: &str = r#"
-[system]
-hostname = "box-a"
+/// box-a: a NAT director (its VIP 192.0.2.10 on the public port) with this service.
+fn director() -> String {
+    nat_director("box-a", &["192.0.2.1", "192.0.2.10"]) + DIRECTOR_SERVICES
+}
 
-[[interfaces]]
-name = "public"
-addresses = ["192.0.2.1/24", "192.0.2.10/24"]
-
-[[interfaces]]
-name = "private"
-addresses = ["198.51.100.1/24"]
-
-[nat_gateway]
-address = "198.51.100.254"
-prefix = 24
-interface = "private"
-
+const DIRECTOR_SERVICES: &str = r#"
 [[virtual_services]]
 name = "web"
 address = "192.0.2.10"
@@ -408,7 +397,7 @@ fn lvs_director_applies_weight_add_delete_rollback_and_removal_live() {
     let started = Instant::now();
     let mut lab = Lab::new().expect("lab");
     let specs = [
-        BoxSpec::new("box-a", &[Segment::Public, Segment::Private]).with_config(DIRECTOR),
+        BoxSpec::new("box-a", &[Segment::Public, Segment::Private]).with_config(&director()),
         nat_real_server("rs1", "198.51.100.11", "198.51.100.254"),
         nat_real_server("rs2", "198.51.100.12", "198.51.100.254"),
     ];

@@ -7,51 +7,14 @@
 
 use std::time::{Duration, Instant};
 
-use tandem_lab::shell::exec_in;
-use tandem_lab::{BoxSpec, Lab, Segment};
+use tandem_lab::servers::vrrp_pair;
+use tandem_lab::shell::{exec_in, reach};
+use tandem_lab::{Lab, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
 /// Master_Down_Interval is ~3.6 s of guest time; TCG on a loaded machine stretches that.
 const TAKEOVER: Duration = Duration::from_secs(90);
 const VIP: &str = "192.0.2.50";
-
-fn config(name: &str, own: &str, priority: u8) -> String {
-    format!(
-        r#"
-[system]
-hostname = "{name}"
-
-[[interfaces]]
-name = "public"
-addresses = ["{own}/24"]
-
-[[vrrp]]
-name = "public_vip"
-version = "v3"
-vrid = 50
-interface = "public"
-priority = {priority}
-advert_interval_cs = 100
-# The client pings the VIP itself (not an LVS service): accept traffic to it.
-accept_mode = true
-
-[[vrrp.vips]]
-address = "{VIP}"
-prefix = 24
-"#
-    )
-}
-
-/// Pings `address` until one answer comes back (or `timeout` passes).
-fn reach(client: &str, address: &str, timeout: Duration) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < timeout {
-        if exec_in(client, "ping", &["-c", "1", "-W", "1", address]).is_ok() {
-            return true;
-        }
-    }
-    false
-}
 
 /// The MAC in the client's neighbour table for `address`.
 fn neighbour_mac(client: &str, address: &str) -> String {
@@ -71,22 +34,8 @@ fn neighbour_mac(client: &str, address: &str) -> String {
 #[test]
 fn the_vip_moves_to_box_b_when_box_a_dies() {
     let mut lab = Lab::new().expect("lab");
-    lab.boot(
-        &[
-            BoxSpec::new("box-a", &[Segment::Public]).with_config(&config(
-                "box-a",
-                "192.0.2.1",
-                200,
-            )),
-            BoxSpec::new("box-b", &[Segment::Public]).with_config(&config(
-                "box-b",
-                "192.0.2.2",
-                100,
-            )),
-        ],
-        BOOT,
-    )
-    .expect("boot");
+    lab.boot(&vrrp_pair("public_vip", 50, VIP), BOOT)
+        .expect("boot");
     lab.box_named("box-a")
         .unwrap()
         .console

@@ -31,9 +31,8 @@ use std::io::{IoSliceMut, Read, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -308,38 +307,21 @@ fn ask(control: &Path, request: &[u8]) -> std::io::Result<String> {
 
 /// `tandem run` with stdin, stdout and stderr on a pty whose other end (returned) nobody reads.
 fn start_on_pty(ns: &Netns, dir: &Path, phase: Phase, control: &Path) -> (Child, std::fs::File) {
-    let config = dir.join(format!("{}.toml", phase.name));
-    std::fs::write(&config, tandem_config(phase)).unwrap();
-    let _ = std::fs::remove_file(control);
-    let pty = nix::pty::openpty(None, None).unwrap();
+    let (child, pty) = TandemRun {
+        tandem: Path::new(TANDEM),
+        dir,
+        name: phase.name,
+        control: Some(control),
+    }
+    .start_on_pty(ns, &tandem_config(phase))
+    .unwrap();
     // Typing must never block the bench: a full input queue just loses the keystrokes.
     nix::fcntl::fcntl(
-        &pty.master,
+        &pty,
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
     )
     .unwrap();
-    let slave = std::fs::File::from(pty.slave);
-    let mut command = Command::new("ip");
-    command
-        .args(["netns", "exec", &ns.name, TANDEM, "run", "--name"])
-        .arg(phase.name)
-        .arg("-c")
-        .arg(&config)
-        .arg("--control")
-        .arg(control)
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave));
-    // SAFETY: runs in the forked child before exec and only calls prctl(2).
-    #[allow(unsafe_code)]
-    unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
-    }
-    let child = command.spawn().unwrap();
-    (child, std::fs::File::from(pty.master))
+    (child, pty)
 }
 
 /// One burst of the flood: three control-socket `log` flooders and a typist on the pty.

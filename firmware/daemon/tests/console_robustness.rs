@@ -10,9 +10,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tandem_lab::host::{wait_tandem_query, HostSegment, ScratchDir, TandemRun};
@@ -80,31 +78,14 @@ fn an_unread_console_and_a_log_flood_never_silence_the_master() {
 
     // Box a: stdin and stdout are a pty whose other end is written to but never read.
     let a_control: PathBuf = dir.path.join("a.sock");
-    let a_config = dir.path.join("a.toml");
-    std::fs::write(&a_config, vrrp_config("a", "192.0.2.2", 150)).unwrap();
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let slave = std::fs::File::from(pty.slave);
-    let mut command = Command::new("ip");
-    command
-        .args([
-            "netns", "exec", &a_ns.name, TANDEM, "run", "--name", "a", "-c",
-        ])
-        .arg(&a_config)
-        .arg("--control")
-        .arg(&a_control)
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave));
-    // SAFETY: runs in the forked child before exec and only calls prctl(2).
-    #[allow(unsafe_code)]
-    unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
+    let (mut a, mut master) = TandemRun {
+        tandem: Path::new(TANDEM),
+        dir: &dir.path,
+        name: "a",
+        control: Some(&a_control),
     }
-    let mut a = command.spawn().unwrap();
-    let mut master = std::fs::File::from(pty.master);
+    .start_on_pty(&a_ns, &vrrp_config("a", "192.0.2.2", 150))
+    .unwrap();
     wait_tandem_query(
         TANDEM.as_ref(),
         &a_control,

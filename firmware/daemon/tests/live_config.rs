@@ -19,6 +19,7 @@ use tandem_lab::host::{
 };
 use tandem_lab::netns::Netns;
 use tandem_lab::pinger::Pinger;
+use tandem_lab::vrrp_status::{instance_block, instance_state, transitions};
 
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const LIMIT: Duration = Duration::from_secs(20);
@@ -153,7 +154,10 @@ impl Site {
             index,
             &["vrrp", "status"],
             &format!("{instance} {state}"),
-            |text| instance_state(text, instance) == Some(state.to_owned()),
+            |text| {
+                instance_state(text, instance).map(str::to_ascii_lowercase)
+                    == Some(state.to_owned())
+            },
         );
     }
 
@@ -177,46 +181,6 @@ impl Site {
         assert!(answer.starts_with("set: "), "{answer}");
         assert!(!answer.contains("error"), "{answer}");
     }
-}
-
-/// The state word of `instance` in a `vrrp status` answer.
-fn instance_state(status: &str, instance: &str) -> Option<String> {
-    let mut lines = status.lines();
-    while let Some(line) = lines.next() {
-        if line.starts_with(&format!("instance {instance} ")) {
-            return lines
-                .next()
-                .and_then(|l| l.trim().strip_prefix("state "))
-                .and_then(|rest| rest.split_whitespace().next())
-                .map(str::to_ascii_lowercase);
-        }
-    }
-    None
-}
-
-/// The block of `instance` in a `vrrp status` answer.
-fn instance_block<'a>(status: &'a str, instance: &str) -> &'a str {
-    let start = status
-        .find(&format!("instance {instance} "))
-        .unwrap_or(status.len());
-    let rest = &status[start..];
-    let end = rest[1..]
-        .find("\ninstance ")
-        .map_or(rest.len(), |at| at + 1);
-    &rest[..end]
-}
-
-/// Transition lines of `instance` in a console transcript.
-fn transitions(transcript: &str, instance: &str) -> usize {
-    transcript
-        .lines()
-        .filter(|line| {
-            line.contains(&format!("tandem: vrrp: {instance}: "))
-                && ["INIT -> ", "BACKUP -> ", "MASTER -> ", "FAULT -> "]
-                    .iter()
-                    .any(|state| line.contains(state))
-        })
-        .count()
 }
 
 #[test]

@@ -12,26 +12,16 @@ use std::time::Duration;
 
 use tandem_lab::host::{ScratchDir, TandemRun};
 use tandem_lab::netns::{veth_pair, Netns};
+use tandem_lab::servers::nat_director;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-const CONFIG: &str = r#"
-[system]
-hostname = "director"
+/// The director: a NAT director with one service.
+fn config() -> String {
+    nat_director("director", &["192.0.2.1"]) + SERVICES
+}
 
-[[interfaces]]
-name = "public"
-addresses = ["192.0.2.1/24"]
-
-[[interfaces]]
-name = "private"
-addresses = ["198.51.100.1/24"]
-
-[nat_gateway]
-address = "198.51.100.254"
-prefix = 24
-interface = "private"
-
+const SERVICES: &str = r#"
 [[virtual_services]]
 address = "192.0.2.10"
 port = 80
@@ -72,7 +62,7 @@ fn the_nat_directors_real_servers_reach_the_outside_from_its_public_address() {
     }
     .start(
         &director,
-        CONFIG,
+        &config(),
         "lvs: source NAT: 198.51.100.0/24 out of any port but private",
         LIMIT,
     )

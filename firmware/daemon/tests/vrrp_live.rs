@@ -21,6 +21,7 @@ use tandem_lab::host::{
 };
 use tandem_lab::netns::Netns;
 use tandem_lab::pinger::Pinger;
+use tandem_lab::vrrp_status::{self, instance_state};
 
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const LIMIT: Duration = Duration::from_secs(20);
@@ -116,7 +117,7 @@ impl Site {
 
     fn wait_state(&self, index: usize, instance: &str, state: &str) -> String {
         self.wait(index, &format!("{instance} {state}"), |text| {
-            instance_state(text, instance).as_deref() == Some(state)
+            instance_state(text, instance) == Some(state)
         })
     }
 
@@ -157,36 +158,9 @@ impl Site {
     }
 }
 
-/// The state word of `instance` in a `vrrp status` answer.
-fn instance_state(status: &str, instance: &str) -> Option<String> {
-    let mut lines = status.lines();
-    while let Some(line) = lines.next() {
-        if line.starts_with(&format!("instance {instance} ")) {
-            return lines
-                .next()
-                .and_then(|l| l.trim().strip_prefix("state "))
-                .and_then(|rest| rest.split_whitespace().next())
-                .map(str::to_owned);
-        }
-    }
-    None
-}
-
-/// Transition lines of `instance` in a console transcript (`vrrp: web: BACKUP -> MASTER: ...`;
-/// not an apply's `config: vrrp: web: priority 150 -> 160`).
+/// Transition lines of `instance` in a box's console transcript.
 fn transitions(process: &HostProcess, instance: &str) -> usize {
-    let prefix = format!("tandem: vrrp: {instance}: ");
-    process
-        .console
-        .transcript()
-        .lines()
-        .filter_map(|line| line.split_once(&prefix).map(|(_, rest)| rest))
-        .filter(|rest| {
-            ["INIT -> ", "BACKUP -> ", "MASTER -> ", "FAULT -> "]
-                .iter()
-                .any(|from| rest.starts_with(from))
-        })
-        .count()
+    vrrp_status::transitions(&process.console.transcript(), instance)
 }
 
 #[test]

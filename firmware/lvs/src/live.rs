@@ -33,6 +33,7 @@ use tandem_config::Config;
 
 use crate::health::{CheckSpec, OnFailure, ServiceHealth, ServicePolicy, SubscriberId};
 use crate::plan::{self, CheckSlot, Plan, PlannedCheck};
+use crate::reconcile::merge;
 use crate::{
     diff, diff_service, Family, Forwarding, Op, RealServer, RealServerId, ServiceId,
     ServiceSettings, Table, TunnelType, VirtualService,
@@ -91,44 +92,6 @@ impl CheckChanges {
     /// Whether no subscription starts or stops.
     pub fn is_empty(&self) -> bool {
         self.subscribe.is_empty() && self.unsubscribe.is_empty()
-    }
-}
-
-/// Walks two maps sorted by the same key in step, calling `f` once per key with each side.
-fn merge<K: Ord, A, B>(
-    a: &BTreeMap<K, A>,
-    b: &BTreeMap<K, B>,
-    mut f: impl FnMut(&K, Option<&A>, Option<&B>),
-) {
-    let mut ia = a.iter().peekable();
-    let mut ib = b.iter().peekable();
-    loop {
-        match (ia.peek(), ib.peek()) {
-            (None, None) => return,
-            (Some((ka, va)), None) => {
-                f(ka, Some(va), None);
-                ia.next();
-            }
-            (None, Some((kb, vb))) => {
-                f(kb, None, Some(vb));
-                ib.next();
-            }
-            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
-                std::cmp::Ordering::Less => {
-                    f(ka, Some(va), None);
-                    ia.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    f(kb, None, Some(vb));
-                    ib.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    f(ka, Some(va), Some(vb));
-                    ia.next();
-                    ib.next();
-                }
-            },
-        }
     }
 }
 

@@ -143,11 +143,12 @@ fn diff_service_into(
     }
 }
 
-/// Walks two sorted maps in step, calling `f` once per key with the value on each side.
-fn merge<K: Ord, V>(
-    a: &BTreeMap<K, V>,
-    b: &BTreeMap<K, V>,
-    mut f: impl FnMut(&K, Option<&V>, Option<&V>),
+/// Walks two maps sorted by the same key in step, calling `f` once per key with the value on
+/// each side (the table diff here, and [`crate::live`]'s comparison of two plans).
+pub(crate) fn merge<K: Ord, A, B>(
+    a: &BTreeMap<K, A>,
+    b: &BTreeMap<K, B>,
+    mut f: impl FnMut(&K, Option<&A>, Option<&B>),
 ) {
     let mut ia = a.iter().peekable();
     let mut ib = b.iter().peekable();

@@ -4,6 +4,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -16,6 +18,8 @@ use tandem_vrrp::{
 };
 use tandem_wire::vrrp::IPV4_GROUP;
 use tandem_wire::{AddressList, AdvertRepr, Auth, IpEndpoints, Ipv4ChecksumMode};
+
+use common::{kinds, transitions};
 
 // ----- helpers -------------------------------------------------------------------------------
 
@@ -58,29 +62,6 @@ fn of(actions: &[(InstanceId, Action)], id: InstanceId) -> Vec<Action> {
         .iter()
         .filter(|(i, _)| *i == id)
         .map(|(_, a)| a.clone())
-        .collect()
-}
-
-fn kinds(actions: &[Action]) -> Vec<&'static str> {
-    actions
-        .iter()
-        .map(|a| match a {
-            Action::SendAdvert(_) => "advert",
-            Action::AddVips { .. } => "add",
-            Action::RemoveVips { .. } => "remove",
-            Action::Announce { .. } => "announce",
-            Action::StateChanged(_) => "state",
-        })
-        .collect()
-}
-
-fn transitions(actions: &[Action]) -> Vec<Transition> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::StateChanged(t) => Some(t.clone()),
-            _ => None,
-        })
         .collect()
 }
 

@@ -61,6 +61,27 @@ fn normalise(name: &str) -> String {
     name.replace('-', "_")
 }
 
+/// Soft dependencies (`modules.softdep` `pre:` entries) of the modules Tandem loads, as
+/// (module, module that must load before it). depmod does not put them in `modules.dep`, and
+/// the image has no modprobe to read `modules.softdep`, so both users of [`ModuleIndex`] (the
+/// image builder copying modules and the appliance loading them) honour this table instead.
+///
+/// - `libcrc32c` (needed by `nf_conntrack`, `nf_tables`, `ip_vs`): its init asks the crypto
+///   API for `crc32c` and fails with ENOENT when no provider is loaded (Debian: `softdep
+///   libcrc32c pre: crc32c`). Without it `nf_tables` does not load on a box whose first
+///   netfilter user is not the LVS engine. `crc32c_generic` is the provider that works on every
+///   CPU (`crc32c_intel` needs SSE4.2).
+/// - `crc_t10dif` (under `sd_mod`, the config disk of SATA boards): `softdep crc_t10dif pre:
+///   crct10dif`. It falls back to a table of its own without a provider, so this is parity
+///   with modprobe rather than a fix.
+///
+/// `board::profiles` tests check against the installed kernel's `modules.softdep` that every
+/// `pre:` soft dependency of a board's modules is covered here.
+pub const SOFT_PRE_DEPENDENCIES: &[(&str, &str)] = &[
+    ("libcrc32c", "crc32c_generic"),
+    ("crc_t10dif", "crct10dif_generic"),
+];
+
 impl ModuleIndex {
     /// Parses `modules.dep` and, optionally, `modules.builtin` (pass "" when absent).
     pub fn parse(modules_dep: &str, modules_builtin: &str) -> Result<ModuleIndex, ModuleError> {
@@ -142,6 +163,17 @@ impl ModuleIndex {
             }
             self.place(dependency, placed, order, depth + 1)?;
         }
+        // Soft dependencies the kernel has as modules come first too; built-in or absent ones
+        // are skipped, as modprobe skips them.
+        let name = module_name(path);
+        for (module, soft) in SOFT_PRE_DEPENDENCIES {
+            if *module != name || self.is_builtin(soft) {
+                continue;
+            }
+            if let Some(soft_path) = self.path_of(soft).map(str::to_owned) {
+                self.place(&soft_path, placed, order, depth + 1)?;
+            }
+        }
         order.push(path.to_owned());
         Ok(())
     }
@@ -197,6 +229,26 @@ kernel/drivers/i2c/algos/i2c-algo-bit.ko:
         assert!(position(&order, "ip_vs") < position(&order, "ip_vs_wrr"));
         let unique: BTreeSet<_> = order.iter().collect();
         assert_eq!(unique.len(), order.len());
+    }
+
+    #[test]
+    fn soft_dependencies_load_first_when_the_kernel_has_them_as_modules() {
+        let dep = format!("{DEP}kernel/crypto/crc32c_generic.ko:\n");
+        let index = ModuleIndex::parse(&dep, "").unwrap();
+        let order = index.load_order(["ip_vs"]).unwrap();
+        assert!(position(&order, "crc32c_generic") < position(&order, "libcrc32c"));
+        assert_eq!(order.len(), 6);
+        // The subset the image ships keeps the soft dependency (it is a module of the order).
+        let subset = ModuleIndex::parse(&index.subset_text(&order), "").unwrap();
+        assert_eq!(subset.load_order(["ip_vs"]).unwrap(), order);
+        // Built in, or not in this kernel at all: nothing to load, no error.
+        let builtin = ModuleIndex::parse(&dep, "kernel/crypto/crc32c_generic.ko\n").unwrap();
+        assert_eq!(builtin.load_order(["libcrc32c"]).unwrap().len(), 1);
+        let absent = ModuleIndex::parse(DEP, "").unwrap();
+        assert_eq!(
+            absent.load_order(["libcrc32c"]).unwrap(),
+            ["kernel/lib/libcrc32c.ko"]
+        );
     }
 
     #[test]

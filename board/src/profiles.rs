@@ -11,12 +11,13 @@ pub const FEATURE_MODULES: &[&str] = &[
     // bonding and VLANs
     "bonding",
     "8021q",
-    // real-server role: VIP on a dummy device, IPIP decapsulation
+    // dummy interfaces (not used by an engine yet: the real-server role holds its VIPs on lo);
+    // IPIP decapsulation on tunl0 for the real-server role behind a TUN director
     "dummy",
     "ipip",
-    // LVS director and every scheduler this kernel ships. ip_vs needs libcrc32c, whose init
-    // asks the crypto API for "crc32c" (a softdep modules.dep does not list): without a crc32c
-    // module in the image, ip_vs fails to load with ENOENT.
+    // LVS director and every scheduler this kernel ships. ip_vs (like nf_tables) needs
+    // libcrc32c, whose init asks the crypto API for "crc32c": a soft dependency modules.dep
+    // does not list, resolved by `modules::SOFT_PRE_DEPENDENCIES` (named here as well).
     "crc32c_generic",
     "ip_vs",
     "ip_vs_rr",
@@ -40,6 +41,11 @@ pub const FEATURE_MODULES: &[&str] = &[
     "nft_nat",
     "nft_masq",
     "nft_chain_nat",
+    // the peer channel (tickle ACKs): this box's established TCP sockets on its VIPs over
+    // NETLINK_SOCK_DIAG (the sock_diag core is built in; inet_diag answers for AF_INET and
+    // AF_INET6, tcp_diag for TCP of both)
+    "inet_diag",
+    "tcp_diag",
 ];
 
 static QEMU_LAB_NICS: [NicSpec; 4] = [
@@ -176,6 +182,89 @@ mod tests {
             let index = crate::modules::ModuleIndex::parse(&dep, &builtin).unwrap();
             let order = index.load_order(QEMU_LAB.all_modules()).unwrap();
             assert!(order.iter().any(|p| p.ends_with("/ip_vs.ko")));
+        }
+    }
+
+    /// modprobe reads `modules.softdep`; the image has no modprobe. Every `pre:` soft
+    /// dependency the installed kernel declares must load before its module (through
+    /// `modules::SOFT_PRE_DEPENDENCIES`) or be built in, whichever single module of a board an
+    /// engine loads on its own (the VRRP engine loads just `nf_tables`, for example).
+    #[test]
+    fn every_soft_dependency_loads_before_its_module_when_present() {
+        let Ok(dir) = std::fs::read_dir("/lib/modules") else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let base = entry.path();
+            let (Ok(dep), Ok(softdep)) = (
+                std::fs::read_to_string(base.join("modules.dep")),
+                std::fs::read_to_string(base.join("modules.softdep")),
+            ) else {
+                continue;
+            };
+            let builtin = std::fs::read_to_string(base.join("modules.builtin")).unwrap_or_default();
+            let aliases = std::fs::read_to_string(base.join("modules.alias")).unwrap_or_default();
+            let index = crate::modules::ModuleIndex::parse(&dep, &builtin).unwrap();
+            // alias -> the modules providing it
+            let mut providers: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+            for line in aliases.lines() {
+                let mut words = line.split_whitespace();
+                if let (Some("alias"), Some(alias), Some(module)) =
+                    (words.next(), words.next(), words.next())
+                {
+                    providers
+                        .entry(alias)
+                        .or_default()
+                        .push(module.replace('-', "_"));
+                }
+            }
+            // module -> its `pre:` soft dependencies, each as the modules that can satisfy it
+            let mut soft: std::collections::BTreeMap<String, Vec<(&str, Vec<String>)>> =
+                Default::default();
+            for line in softdep.lines() {
+                let mut words = line.split_whitespace();
+                let (Some("softdep"), Some(module)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let pre = words
+                    .skip_while(|w| *w != "pre:")
+                    .skip(1)
+                    .take_while(|w| *w != "post:");
+                for wanted in pre {
+                    let candidates = providers
+                        .get(wanted)
+                        .cloned()
+                        .unwrap_or_else(|| vec![wanted.replace('-', "_")]);
+                    soft.entry(module.replace('-', "_"))
+                        .or_default()
+                        .push((wanted, candidates));
+                }
+            }
+            for board in PROFILES {
+                for wanted in board.all_modules() {
+                    let order: Vec<String> = index
+                        .load_order([wanted])
+                        .unwrap()
+                        .iter()
+                        .map(|p| crate::modules::module_name(p))
+                        .collect();
+                    for (at, module) in order.iter().enumerate() {
+                        for (dependency, candidates) in soft.get(module).into_iter().flatten() {
+                            let satisfied = candidates.iter().any(|c| {
+                                index.is_builtin(c) || order.iter().take(at).any(|m| m == c)
+                            });
+                            assert!(
+                                satisfied,
+                                "{}: loading {wanted} loads {module}, whose soft dependency \
+                                 {dependency} ({candidates:?}, {}) is not loaded before it: \
+                                 add it to modules::SOFT_PRE_DEPENDENCIES ({order:?})",
+                                board.name,
+                                base.display()
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -130,6 +130,26 @@ impl Console {
         self.wait_from(0, pattern, timeout).map(|(line, _)| line)
     }
 
+    /// A mark at the end of what has arrived, for [`Console::wait_for_since`].
+    pub fn mark(&self) -> usize {
+        let (lock, _) = &*self.shared;
+        lock.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes
+            .len()
+    }
+
+    /// Waits for a complete line containing `pattern` that arrived after `mark`, leaving the
+    /// cursor alone: for events that follow one action in no order the box promises.
+    pub fn wait_for_since(
+        &self,
+        mark: usize,
+        pattern: &str,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        self.wait_from(mark, pattern, timeout).map(|(line, _)| line)
+    }
+
     /// Moves the cursor to the end of what has arrived (ignore everything so far).
     pub fn skip_to_end(&self) {
         let (lock, _) = &*self.shared;

@@ -246,6 +246,33 @@ impl QemuBox {
         }
     }
 
+    /// Sends `command` (one whose reply has no end marker, such as `vrrp status`) until a
+    /// reply line containing `pattern` arrives, and returns that line. Each attempt waits a
+    /// little longer for the reply (a busy TCG guest answers slowly); a reply that does not
+    /// match is simply followed by the next attempt, so this waits for a condition, not for
+    /// the first answer. The error names the pattern and carries the console's tail.
+    pub fn wait_reply(
+        &self,
+        command: &str,
+        pattern: &str,
+        timeout: Duration,
+    ) -> Result<String, LabError> {
+        let deadline = Instant::now() + timeout;
+        let mut attempt = Duration::from_secs(3);
+        loop {
+            self.console.skip_to_end();
+            self.console.send_line(command)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.console.wait_for(pattern, attempt.min(left)) {
+                Ok(line) => return Ok(line),
+                Err(error) if Instant::now() >= deadline => {
+                    return Err(format!("`{command}`: {error}"))
+                }
+                Err(_) => attempt = (attempt * 2).min(Duration::from_secs(20)),
+            }
+        }
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -283,6 +310,25 @@ impl ClientNs {
     /// Runs a host program inside the client namespace.
     pub fn exec(&self, program: &str, args: &[&str]) -> Result<String, LabError> {
         crate::shell::exec_in(&self.netns, program, args)
+    }
+
+    /// Opens a TCP connection from the client namespace to `to` (the socket lives in that
+    /// namespace; the stream can be used from any thread).
+    pub fn connect_tcp(
+        &self,
+        to: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> Result<std::net::TcpStream, LabError> {
+        let path = format!("/run/netns/{}", self.netns);
+        let file = fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+        std::thread::spawn(move || {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("setns {path}: {e}"))?;
+            std::net::TcpStream::connect_timeout(&to, timeout)
+                .map_err(|e| format!("connect to {to}: {e}"))
+        })
+        .join()
+        .map_err(|_| "connect thread panicked".to_owned())?
     }
 }
 

@@ -1,20 +1,30 @@
 //! The built appliance image (`make image`): a static `tandem` as `/init`, and nothing in the
-//! initramfs but `init`, the board data and kernel modules; sizes within the footprint targets.
+//! initramfs but `init`, the board data and kernel modules; sizes within the footprint targets;
+//! every module an engine loads is in it, with what it needs loading before it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 use std::io::Read;
 
-#[test]
-fn the_built_image_holds_only_init_board_data_and_modules() {
-    let dir = tandem_lab::image_dir("qemu-lab");
+use tandem_board::modules::{module_name, ModuleIndex};
+use tandem_image::cpio::Entry;
+
+/// The members of an image's initramfs.
+fn initramfs(dir: &std::path::Path) -> Vec<Entry> {
     let bytes = std::fs::read(dir.join("initramfs.cpio.gz"))
         .unwrap_or_else(|e| panic!("{}: {e}; run make image first", dir.display()));
     let mut archive = Vec::new();
     flate2::read::GzDecoder::new(&bytes[..])
         .read_to_end(&mut archive)
         .unwrap();
-    let entries = tandem_image::cpio::read_archive(&archive).unwrap();
+    tandem_image::cpio::read_archive(&archive).unwrap()
+}
+
+#[test]
+fn the_built_image_holds_only_init_board_data_and_modules() {
+    let dir = tandem_lab::image_dir("qemu-lab");
+    let bytes = std::fs::read(dir.join("initramfs.cpio.gz")).unwrap();
+    let entries = initramfs(&dir);
     let mut modules = 0;
     for entry in &entries {
         let ok = matches!(
@@ -60,4 +70,69 @@ fn file_calls_tandem_statically_linked() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("tandem "));
+}
+
+/// The modules every engine asks for are in the image (or built into its kernel), and the
+/// image's own `modules.dep` resolves them the way the appliance loads them: with `modprobe`
+/// absent, nothing the kernel would autoload on first use can be missing.
+#[test]
+fn every_feature_module_is_in_the_image_and_resolves_from_its_own_index() {
+    let board = tandem_board::profiles::QEMU_LAB;
+    for dir in [
+        tandem_lab::image_dir(board.name),
+        tandem_lab::lab_image_dir(board.name),
+    ] {
+        let entries = initramfs(&dir);
+        let text = |suffix: &str| -> String {
+            let entry = entries
+                .iter()
+                .find(|e| e.path.starts_with("lib/modules/") && e.path.ends_with(suffix))
+                .unwrap_or_else(|| panic!("{}: no {suffix}", dir.display()));
+            String::from_utf8(entry.data.clone()).unwrap()
+        };
+        let index = ModuleIndex::parse(&text("/modules.dep"), &text("/modules.builtin")).unwrap();
+        let carried: Vec<String> = entries
+            .iter()
+            .filter(|e| e.path.ends_with(".ko"))
+            .map(|e| module_name(&e.path))
+            .collect();
+        for module in board.all_modules() {
+            assert!(
+                index.is_builtin(module) || carried.iter().any(|m| m == module),
+                "{}: {module} is neither in the image nor built in",
+                dir.display()
+            );
+        }
+        let names = |wanted: &[&str]| -> Vec<String> {
+            index
+                .load_order(wanted.iter().copied())
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .iter()
+                .map(|p| module_name(p))
+                .collect()
+        };
+        // The peer channel (tickle ACKs) reads this box's TCP sockets over sock_diag.
+        assert_eq!(names(&["inet_diag", "tcp_diag"]), ["inet_diag", "tcp_diag"]);
+        // nf_tables alone (the VRRP engine's Accept_Mode table) brings the crc32c provider
+        // libcrc32c needs before libcrc32c itself.
+        let nf_tables = names(&["nf_tables"]);
+        let at = |name: &str| nf_tables.iter().position(|m| m == name);
+        assert!(
+            at("crc32c_generic").is_some() && at("crc32c_generic") < at("libcrc32c"),
+            "{nf_tables:?}"
+        );
+        assert_eq!(nf_tables.last().map(String::as_str), Some("nf_tables"));
+        // Source NAT (nat chain + masq), the real-server role (tunl0), IPVS.
+        for (wanted, last) in [
+            (&["nft_chain_nat", "nft_masq"][..], "nft_masq"),
+            (&["ipip"][..], "ipip"),
+            (&["ip_vs", "ip_vs_wlc"][..], "ip_vs_wlc"),
+        ] {
+            let order = names(wanted);
+            assert_eq!(order.last().map(String::as_str), Some(last), "{order:?}");
+            let crc = order.iter().position(|m| m == "crc32c_generic");
+            let lib = order.iter().position(|m| m == "libcrc32c");
+            assert!(lib.is_none() || crc < lib, "{order:?}");
+        }
+    }
 }

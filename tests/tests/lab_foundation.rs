@@ -146,7 +146,16 @@ fn unknown_console_input_is_answered_and_changes_nothing() {
     lab.boot(&[BoxSpec::new("box-c", &[Segment::Public])], BOOT)
         .expect("boot");
     let b = lab.box_named("box-c").unwrap();
+    // A line holding control characters (an arrow key, a NUL of a wrong baud rate) is
+    // discarded whole with a reason; a plain unknown word is answered as such.
     b.console.send(b"\x1b[A\x00garbage \xff\xfe\r").unwrap();
+    b.console
+        .wait_for(
+            "line discarded: it holds control character ESC (0x1b); nothing was run",
+            DETECT,
+        )
+        .unwrap();
+    b.console.send_line("garbage").unwrap();
     b.console.wait_for("unknown command", DETECT).unwrap();
     b.console.send_line("help").unwrap();
     b.console.wait_for("commands: status", DETECT).unwrap();

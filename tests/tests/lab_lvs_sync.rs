@@ -28,6 +28,8 @@ use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 const BOOT: Duration = Duration::from_secs(240);
 /// Until both real servers are in rotation on box-a after the boxes are ready.
 const CHECK_BOUND: Duration = Duration::from_secs(90);
+/// Until a director's status shows both sync daemons and their source address.
+const SYNC_START: Duration = Duration::from_secs(90);
 /// Until the synced entry shows on box-b (the master flushes its buffer within 2 s).
 const SYNC_BOUND: Duration = Duration::from_secs(30);
 /// Until box-b takes over after box-a dies (3 adverts of 1 s plus skew, under TCG).
@@ -93,20 +95,6 @@ fn wait_status_line(b: &QemuBox, prefix: &str, bound: Duration) -> String {
     status.into_iter().find(|l| l.starts_with(prefix)).unwrap()
 }
 
-/// Connects to `addr` from inside network namespace `netns` (the socket stays there).
-fn connect_in(netns: &str, addr: &str) -> TcpStream {
-    let path = format!("/run/netns/{netns}");
-    let file = std::fs::File::open(&path).unwrap();
-    let addr = addr.to_owned();
-    std::thread::spawn(move || {
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(20))
-    })
-    .join()
-    .unwrap()
-    .unwrap()
-}
-
 /// Sends one line and returns the answer line (without the newline).
 fn exchange(writer: &mut TcpStream, reader: &mut BufReader<TcpStream>, line: &str) -> String {
     writer.write_all(format!("{line}\n").as_bytes()).unwrap();
@@ -119,13 +107,14 @@ fn exchange(writer: &mut TcpStream, reader: &mut BufReader<TcpStream>, line: &st
 fn an_established_connection_survives_the_director_failover() {
     let mut lab = Lab::new().expect("lab");
     lab.boot(&specs(), BOOT).expect("boxes boot");
-    let client_ns = {
-        let client = lab.add_client("cl", Segment::Public).unwrap();
-        client.add_address(&format!("{CLIENT}/24")).unwrap();
-        client.netns.clone()
-    };
+    lab.add_client("cl", Segment::Public)
+        .unwrap()
+        .add_address(&format!("{CLIENT}/24"))
+        .unwrap();
 
     // Both directors run both sync daemons on the peer NIC, which got an IPv4 link-local source.
+    // The daemons' start and the source address are separate steps in no order the engine
+    // promises, so the status is polled until it shows both.
     let sync_id = u32::from_str_radix(PAIR_ID, 16).unwrap() & 0xff;
     for name in ["box-a", "box-b"] {
         let b = lab.box_named(name).unwrap();
@@ -135,19 +124,20 @@ fn an_established_connection_survives_the_director_failover() {
                 BOOT,
             )
             .unwrap();
-        let status = lvs_status(b);
-        for role in ["master", "backup"] {
-            let line = format!(
-                "lvs: sync: {role} on peer sync id {sync_id} group 224.0.0.81:8848 running"
-            );
-            assert!(status.contains(&line), "{name}: {status:#?}");
-        }
-        assert!(
-            status
-                .iter()
-                .any(|l| l.starts_with("lvs: sync: source address 169.254.")
-                    && l.ends_with(" on peer")),
-            "{name}: {status:#?}"
+        let daemons = ["master", "backup"].map(|role| {
+            format!("lvs: sync: {role} on peer sync id {sync_id} group 224.0.0.81:8848 running")
+        });
+        wait_status(
+            b,
+            "both sync daemons running and a 169.254 source address on peer",
+            SYNC_START,
+            |status| {
+                daemons.iter().all(|line| status.contains(line))
+                    && status.iter().any(|l| {
+                        l.starts_with("lvs: sync: source address 169.254.")
+                            && l.ends_with(" on peer")
+                    })
+            },
         );
     }
     for name in ["rs1", "rs2"] {
@@ -176,7 +166,9 @@ fn an_established_connection_survives_the_director_failover() {
     }
 
     // One long-lived connection through box-a.
-    let mut writer = connect_in(&client_ns, &format!("{VIP}:7"));
+    let mut writer = lab.clients[0]
+        .connect_tcp(format!("{VIP}:7").parse().unwrap(), Duration::from_secs(20))
+        .unwrap();
     writer
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();

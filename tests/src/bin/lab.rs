@@ -15,6 +15,8 @@ use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
 const PEER_WAIT: Duration = Duration::from_secs(60);
+/// Until every NIC of a ready box reports up.
+const NICS_WAIT: Duration = Duration::from_secs(60);
 /// Until the VIP is up on box-a and both real servers pass their checks.
 const BALANCE_WAIT: Duration = Duration::from_secs(120);
 /// Ctrl-]: the detach key, as in telnet.
@@ -148,12 +150,20 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// (NICs up, NICs the box has), from the box's own status output.
+/// (NICs up, NICs the box has), from the box's own status output. The kernel publishes a
+/// NIC's operstate a moment after its carrier (linkwatch), so a NIC still coming up after the
+/// ready line is waited for, up to [`NICS_WAIT`]; the last reading is what is reported.
 fn nics_up(b: &QemuBox) -> Result<(usize, usize), String> {
-    let status = b.status(Duration::from_secs(60))?;
-    let nics: Vec<&String> = status.iter().filter(|l| l.starts_with("nic ")).collect();
-    let up = nics.iter().filter(|l| l.contains(" up ")).count();
-    Ok((up, nics.len()))
+    let deadline = Instant::now() + NICS_WAIT;
+    loop {
+        let status = b.status(Duration::from_secs(60))?;
+        let nics: Vec<&String> = status.iter().filter(|l| l.starts_with("nic ")).collect();
+        let up = nics.iter().filter(|l| l.contains(" up ")).count();
+        if up == nics.len() || Instant::now() >= deadline {
+            return Ok((up, nics.len()));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// Puts the terminal in raw mode and restores it when dropped.

@@ -105,6 +105,26 @@ fn the_imported_b11_director_balances_web_traffic_for_real() {
         assert!(Instant::now() < deadline, "the web VIP never answered");
         std::thread::sleep(Duration::from_millis(500));
     }
+    // Both web servers in rotation (a slower guest's first check may still be pending).
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let director = lab.boxes.iter().find(|b| b.name == "box-a").unwrap();
+        let status = director.engine_status("lvs", SETTLE).unwrap();
+        let in_rotation = |server: &str| {
+            status
+                .iter()
+                .any(|line| line.contains(server) && line.ends_with(", in"))
+        };
+        if in_rotation("198.51.100.201:80") && in_rotation("198.51.100.202:80") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both web servers never in rotation:\n{}",
+            status.join("\n")
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let mut served = std::collections::BTreeSet::new();
     for last in 100..104 {
         let source = format!("192.0.2.{last}");

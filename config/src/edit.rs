@@ -214,34 +214,111 @@ fn to_tree(config: &Config, segments: &[String]) -> Result<Value, EditError> {
 
 /// Back to the model: the tree holds one top-level field, which replaces that field of `config`.
 /// A refusal is blamed on the edited path.
+///
+/// The tree goes through TOML text and the model's text deserializer, which the binary carries
+/// anyway for config files: deserializing the model from a `toml::Value` would add a second
+/// instantiation of every model type (~190 KB of the 4 MiB the appliance binary may weigh).
 fn from_tree(
     config: &Config,
     root: Value,
     resolved: &Resolved,
     text: &str,
 ) -> Result<Config, EditError> {
-    let partial = root
-        .try_into::<Config>()
-        .map_err(|error| explain(&error.to_string(), resolved, text))?;
+    let written = toml::to_string(&root).map_err(|error| EditError::Invalid {
+        path: resolved.path(),
+        reason: format!("cannot be written as TOML: {error}"),
+    })?;
+    let partial = toml::from_str::<Config>(&written)
+        .map_err(|error| explain(&value_style(&error, &written), resolved, text))?;
     let mut edited = config.clone();
     let key = resolved.shown.first().map_or("", |(key, _)| key.as_str());
     take_top_level(&mut edited, partial, key);
     Ok(edited)
 }
 
+/// A text deserializer's error as the value deserializer words it: the reason, then
+/// "in `table.key`" (the path of the line at fault, without list positions).
+fn value_style(error: &toml::de::Error, written: &str) -> String {
+    let reason = error.message().trim();
+    let unknown_field = reason.starts_with("unknown field");
+    let path = error
+        .span()
+        .map(|span| key_path_at(written, span.start, unknown_field))
+        .unwrap_or_default();
+    if path.is_empty() {
+        reason.to_string()
+    } else {
+        format!("{reason}\nin `{path}`")
+    }
+}
+
+/// The dotted key path of the line holding byte `offset` of TOML text we wrote (headers
+/// `[a.b]` / `[[a]]`, then `key = value` lines). With `table_only` the key itself is left out
+/// (an unknown field is named by the error already).
+fn key_path_at(written: &str, offset: usize, table_only: bool) -> String {
+    let mut header = String::new();
+    let mut consumed = 0;
+    for line in written.lines() {
+        let end = consumed + line.len() + 1;
+        let trimmed = line.trim();
+        let is_header = trimmed.starts_with('[');
+        if is_header {
+            header = trimmed
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .split('.')
+                .map(|part| part.trim().trim_matches('"'))
+                .collect::<Vec<_>>()
+                .join(".");
+        }
+        if offset < end {
+            if is_header && table_only {
+                // The header names the unknown table itself: its parent holds the field.
+                return header
+                    .rsplit_once('.')
+                    .map_or(String::new(), |(parent, _)| parent.to_string());
+            }
+            if is_header || table_only {
+                return header;
+            }
+            let key = trimmed
+                .split_once('=')
+                .map_or("", |(key, _)| key.trim().trim_matches('"'));
+            return match (header.is_empty(), key.is_empty()) {
+                (true, _) => key.to_string(),
+                (false, true) => header,
+                (false, false) => format!("{header}.{key}"),
+            };
+        }
+        consumed = end;
+    }
+    header
+}
+
 /// `top_level_value` and `take_top_level` over every field of [`Config`]; the exhaustive
 /// destructuring makes a new field a compile error here until it is listed.
 macro_rules! top_level {
     (required: $($required:ident),*; optional: $($optional:ident),*) => {
-        fn top_level_value(config: &Config, key: &str) -> Result<Option<Value>, toml::ser::Error> {
+        /// The field `key` of `config` as a TOML tree, through the text form (see
+        /// [`from_tree`] for why not `toml::Value::try_from`).
+        fn top_level_value(config: &Config, key: &str) -> Result<Option<Value>, String> {
             let Config { $($required,)* $($optional,)* } = config;
+            let mut partial = Config::default();
+            let mut known = false;
             $(if key == stringify!($required) {
-                return Value::try_from($required).map(Some);
+                partial.$required = $required.clone();
+                known = true;
             })*
             $(if key == stringify!($optional) {
-                return $optional.as_ref().map(Value::try_from).transpose();
+                partial.$optional = $optional.clone();
+                known = true;
             })*
-            Ok(None)
+            if !known {
+                return Ok(None);
+            }
+            let written = toml::to_string(&partial).map_err(|error| error.to_string())?;
+            let mut table: Table = toml::from_str(&written).map_err(|error| error.to_string())?;
+            Ok(table.remove(key))
         }
 
         fn take_top_level(config: &mut Config, partial: Config, key: &str) {

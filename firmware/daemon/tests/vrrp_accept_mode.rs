@@ -260,3 +260,85 @@ fn with_accept_mode_the_vips_answer_and_no_table_exists() {
     let status = site.status();
     assert!(!status.contains("accept_mode=false"), "{status}");
 }
+
+/// Sends one TCP segment from the client to `VIP4:port` with `flags` and reports whether the
+/// VIP answered with a reset within a second (a raw TCP socket in the client sees it).
+fn vip_resets(site: &Site, port: u16, flags: u8) -> bool {
+    site.client
+        .run(move || {
+            use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+            let client: std::net::Ipv4Addr = "192.0.2.10".parse().unwrap();
+            let vip: std::net::Ipv4Addr = VIP4.parse().unwrap();
+            let listen = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)).unwrap();
+            listen
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let sender = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)).unwrap();
+            // A bare TCP header (the kernel adds the IP header): ports, seq 1, ack 1, flags.
+            let mut tcp = [0u8; 20];
+            tcp[0..2].copy_from_slice(&40_000u16.to_be_bytes());
+            tcp[2..4].copy_from_slice(&port.to_be_bytes());
+            tcp[4..8].copy_from_slice(&1u32.to_be_bytes());
+            tcp[8..12].copy_from_slice(&1u32.to_be_bytes());
+            tcp[12] = 5 << 4;
+            tcp[13] = flags;
+            tcp[14..16].copy_from_slice(&1234u16.to_be_bytes());
+            let mut pseudo = Vec::new();
+            pseudo.extend_from_slice(&client.octets());
+            pseudo.extend_from_slice(&vip.octets());
+            pseudo.extend_from_slice(&[0, 6, 0, 20]);
+            pseudo.extend_from_slice(&tcp);
+            let mut sum: u32 = pseudo
+                .chunks(2)
+                .map(|p| u32::from(u16::from_be_bytes([p[0], p[1]])))
+                .sum();
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            tcp[16..18].copy_from_slice(&(!u16::try_from(sum).unwrap()).to_be_bytes());
+            sender
+                .send_to(&tcp, &SockAddr::from(std::net::SocketAddrV4::new(vip, 0)))
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(1);
+            let mut buffer = [0u8; 1500];
+            while Instant::now() < deadline {
+                let Ok(len) = std::io::Read::read(&mut &listen, &mut buffer) else {
+                    continue;
+                };
+                let packet = &buffer[..len];
+                let header = usize::from(packet[0] & 0x0f) * 4;
+                let segment = &packet[header..];
+                let from_vip = packet[12..16] == vip.octets();
+                let to_us = segment[2..4] == 40_000u16.to_be_bytes();
+                if from_vip && to_us && segment[13] & 0x04 != 0 {
+                    return true;
+                }
+            }
+            false
+        })
+        .unwrap()
+}
+
+#[test]
+fn without_accept_mode_a_tcp_segment_without_syn_is_reset_and_a_syn_is_dropped() {
+    // A tickle ACK's answer from the partner's client is such a segment: the reset it gets
+    // is what makes the client reconnect after a takeover.
+    let site = Site::new("acc2");
+    let _tandem = site.start_tandem(false);
+    site.wait_status("both MASTER", |s| s.contains("2 instances, 2 master"));
+    site.wait_table("holding the IPv4 VIP", |t| {
+        t.is_some_and(|t| t.contains("ip daddr 192.0.2.100 counter"))
+    });
+    // Resolve the VIP first (the ping itself is dropped).
+    assert!(!site.ping(VIP4));
+    assert_eq!(site.neighbour(VIP4).0, site.tandem_mac());
+    // ACK only (0x10): reset by the stack. SYN (0x02): dropped, no answer at all.
+    assert!(
+        vip_resets(&site, 8080, 0x10),
+        "a bare ACK to the VIP got no reset"
+    );
+    assert!(
+        !vip_resets(&site, 8080, 0x02),
+        "a SYN to the VIP was answered"
+    );
+}

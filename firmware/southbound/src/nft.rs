@@ -617,6 +617,29 @@ impl RuleBuilder {
         self
     }
 
+    /// The transport header byte at `offset`, masked with `mask`, equals `value & mask` (e.g.
+    /// `tcp flags & syn == 0`).
+    pub fn transport_byte_masked(mut self, offset: u32, mask: u8, value: u8) -> RuleBuilder {
+        push_expr(
+            &mut self.expressions,
+            "payload",
+            &payload_load(NFT_PAYLOAD_TRANSPORT_HEADER, offset, 1),
+        );
+        let mut bitwise = Vec::new();
+        push_u32(&mut bitwise, NFTA_BITWISE_SREG, NFT_REG_1);
+        push_u32(&mut bitwise, NFTA_BITWISE_DREG, NFT_REG_1);
+        push_u32(&mut bitwise, NFTA_BITWISE_LEN, 1);
+        push_data(&mut bitwise, NFTA_BITWISE_MASK, &[mask]);
+        push_data(&mut bitwise, NFTA_BITWISE_XOR, &[0]);
+        push_expr(&mut self.expressions, "bitwise", &bitwise);
+        push_expr(
+            &mut self.expressions,
+            "cmp",
+            &cmp(NFT_CMP_EQ, &[value & mask]),
+        );
+        self
+    }
+
     /// `ip saddr <network>/<prefix_len>` / `ip6 saddr ...` (call [`RuleBuilder::family`] first).
     /// A prefix longer than the address is refused.
     pub fn source_prefix(

@@ -5,9 +5,10 @@
 //!
 //! Tandem owns table `inet tandem_vrrp` for this (the LVS engine owns `inet tandem`; neither
 //! touches the other's). It holds one base chain, `accept_mode` (filter, hook input, priority
-//! 110), with `icmpv6 type 135-136 accept` first when any address is IPv6, then one rule per
-//! address: `ip daddr X counter drop` / `ip6 daddr X counter drop`. The table is replaced in one
-//! transaction whenever the set of addresses changes, and removed when the set is empty.
+//! 110), with `tcp flags & syn == 0 accept` per family and `icmpv6 type 135-136 accept` (when
+//! any address is IPv6) first, then one rule per address: `ip daddr X counter drop` /
+//! `ip6 daddr X counter drop`. The table is replaced in one transaction whenever the set of
+//! addresses changes, and removed when the set is empty.
 //!
 //! Why these matches:
 //! - ARP is not IP: an `inet` chain never sees it, so the box keeps answering ARP for a VIP.
@@ -15,6 +16,11 @@
 //!   but the unicast NS of neighbour unreachability detection goes to the VIP itself. Without
 //!   the NS/NA exception a client's entry would fail at its first reachability probe
 //!   (keepalived's nftables table makes the same exception).
+//! - TCP segments without SYN reach the stack: they cannot open a connection, and the stack
+//!   answers them with a reset (no socket has them). That reset is what a tickle ACK is for:
+//!   after a takeover the partner's clients answer the tickle with an ACK, and only the reset
+//!   to that ACK makes them reconnect at once. Dropping it left tickles working only while the
+//!   table was not yet installed.
 //! - Hook input at priority 110 runs after IPVS. In `net/netfilter/ipvs/ip_vs_core.c`,
 //!   `ip_vs_ops4` / `ip_vs_ops6` register `ip_vs_out_hook` (formerly `ip_vs_reply4/6`) on
 //!   `NF_INET_LOCAL_IN` at `NF_IP_PRI_NAT_SRC - 2` (98) and `ip_vs_in_hook` (formerly
@@ -42,6 +48,10 @@ pub const CHAIN: &str = "accept_mode";
 pub const PRIORITY: i32 = 110;
 
 const ICMPV6: u8 = 58;
+const TCP: u8 = 6;
+/// Offset of the flags byte in the TCP header, and the SYN bit in it.
+const TCP_FLAGS: u32 = 13;
+const TCP_SYN: u8 = 0x02;
 /// ICMPv6 Neighbor Solicitation and Neighbor Advertisement (RFC 4861).
 const ND_NEIGHBOR_SOLICIT: u8 = 135;
 const ND_NEIGHBOR_ADVERT: u8 = 136;
@@ -59,7 +69,19 @@ pub fn rules(addresses: &[IpAddr]) -> Vec<Vec<u8>> {
     let mut addresses = addresses.to_vec();
     addresses.sort_unstable();
     addresses.dedup();
-    let mut rules = Vec::with_capacity(addresses.len() + 1);
+    let mut rules = Vec::with_capacity(addresses.len() + 3);
+    for ipv6 in [false, true] {
+        if addresses.iter().any(|a| a.is_ipv6() == ipv6) {
+            rules.push(
+                RuleBuilder::new()
+                    .family(ipv6)
+                    .l4proto(TCP)
+                    .transport_byte_masked(TCP_FLAGS, TCP_SYN, 0)
+                    .verdict(VERDICT_ACCEPT)
+                    .build(),
+            );
+        }
+    }
     if addresses.iter().any(IpAddr::is_ipv6) {
         rules.push(
             RuleBuilder::new()
@@ -123,20 +145,26 @@ mod tests {
     }
 
     #[test]
-    fn one_drop_rule_per_address_and_the_nd_exception_only_for_ipv6() {
+    fn one_drop_rule_per_address_after_the_tcp_and_nd_exceptions() {
         let v4: IpAddr = "192.0.2.100".parse().unwrap();
         let v6: IpAddr = "2001:db8::100".parse().unwrap();
         let only_v4 = rules(&[v4, v4]);
-        assert_eq!(only_v4.len(), 1, "duplicates collapse");
-        assert!(contains(&only_v4[0], &[192, 0, 2, 100]));
-        assert!(contains(&only_v4[0], b"counter\0"));
+        assert_eq!(only_v4.len(), 2, "duplicates collapse");
+        // First: non-SYN TCP accepted (the stack resets it), no counter, no address.
+        assert!(contains(&only_v4[0], b"bitwise\0"));
+        assert!(contains(&only_v4[0], &[TCP_SYN]));
+        assert!(!contains(&only_v4[0], b"counter\0"));
+        assert!(!contains(&only_v4[0], &[192, 0, 2, 100]));
+        assert!(contains(&only_v4[1], &[192, 0, 2, 100]));
+        assert!(contains(&only_v4[1], b"counter\0"));
         let both = rules(&[v6, v4]);
-        assert_eq!(both.len(), 3);
-        // The ND accept comes before any drop.
-        assert!(contains(&both[0], &[ND_NEIGHBOR_SOLICIT]));
-        assert!(!contains(&both[0], b"counter\0"));
+        assert_eq!(both.len(), 5);
+        // TCP for each family, then the ND accept, before any drop.
+        assert!(contains(&both[0], b"bitwise\0") && contains(&both[1], b"bitwise\0"));
+        assert!(contains(&both[2], &[ND_NEIGHBOR_SOLICIT]));
+        assert!(!contains(&both[2], b"counter\0"));
         assert!(contains(
-            &both[2],
+            &both[4],
             &"2001:db8::100"
                 .parse::<std::net::Ipv6Addr>()
                 .unwrap()
@@ -150,9 +178,9 @@ mod tests {
         let (batch, count) = encode_replace(&["192.0.2.100".parse().unwrap()], 7);
         assert_eq!(
             types(&batch),
-            [0x10, nft(0), nft(2), nft(0), nft(3), nft(6), 0x11]
+            [0x10, nft(0), nft(2), nft(0), nft(3), nft(6), nft(6), 0x11]
         );
-        assert_eq!(count, 7);
+        assert_eq!(count, 8);
         assert!(contains(&batch, b"tandem_vrrp\0"));
         assert!(contains(&batch, b"accept_mode\0"));
         assert!(contains(&batch, &PRIORITY.to_be_bytes()));

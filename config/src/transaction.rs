@@ -73,6 +73,9 @@ pub struct Committed {
     pub preview: Preview,
     /// Validation warnings (the commit went ahead).
     pub warnings: Vec<String>,
+    /// A `commit --confirm` generation this plain commit confirmed (Junos: any commit inside
+    /// the window confirms it).
+    pub confirmed: Option<u64>,
 }
 
 /// A commit waiting for `confirm`.
@@ -286,8 +289,12 @@ impl<D: BlockDevice> Transactions<D> {
                 return Err(error);
             }
         };
+        let mut committed = committed;
         self.pending = match (request.confirm, self.pending.take()) {
-            (None, _) => None,
+            (None, earlier) => {
+                committed.confirmed = earlier.map(|pending| pending.generation);
+                None
+            }
             // A second commit while one waits keeps the original point to return to.
             (Some(confirm), Some(earlier)) => Some(PendingConfirm {
                 deadline: now + confirm,
@@ -427,6 +434,7 @@ impl<D: BlockDevice> Transactions<D> {
             config: Arc::clone(&self.running),
             preview,
             warnings,
+            confirmed: None,
         })
     }
 }
@@ -614,10 +622,17 @@ mod tests {
         assert!(tx.pending().is_none());
         let last = tx.history().entries.iter().last().unwrap();
         assert_eq!(last.origin, CommitOrigin::ConfirmTimeout);
+        // A plain commit inside the window confirms it (and says so).
+        tx.set("system.hostname", "e").unwrap();
+        tx.commit(&request(Some(5)), 5, start).unwrap();
+        tx.set("system.hostname", "f").unwrap();
+        let plain = tx.commit(&request(None), 6, start).unwrap();
+        assert_eq!(plain.confirmed, Some(plain.generation - 1));
+        assert!(tx.pending().is_none());
         // Confirmed in time: it stays.
         tx.set("system.hostname", "d").unwrap();
         tx.commit(&request(Some(5)), 5, start).unwrap();
-        assert_eq!(tx.confirm().unwrap(), 5);
+        assert_eq!(tx.confirm().unwrap(), 7);
         assert!(matches!(
             tx.confirm(),
             Err(TransactionError::NothingToConfirm)

@@ -529,14 +529,18 @@ impl Daemon {
                     std::time::Instant::now(),
                 ) {
                     Ok(committed) => {
-                        let note = confirm.map(|seconds| {
-                            format!(
+                        let note = match (confirm, committed.confirmed) {
+                            (Some(seconds), _) => Some(format!(
                                 "commit: unless `confirm` arrives within {} s, generation {} is \
                                  rolled back\n",
                                 seconds.as_secs(),
                                 committed.generation
-                            )
-                        });
+                            )),
+                            (None, Some(earlier)) => {
+                                Some(format!("commit: this also confirms generation {earlier}\n"))
+                            }
+                            (None, None) => None,
+                        };
                         self.apply(old, committed, "commit", note, reply);
                         return None;
                     }

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use tandem_config::history::CommitOrigin;
 
+use crate::boot::BootOutcome;
 use crate::config_store::AnyDevice;
 use crate::console::{self, Command};
 use crate::console_reader::{self, ConsoleInput};
@@ -158,30 +159,16 @@ impl ConsoleNoise {
 
 type ProbeResult = std::io::Result<Option<probe::EchoReply>>;
 
-/// Who this box is, as boot (or `tandem run`) found out.
-#[derive(Debug)]
-pub struct Identity {
-    pub name: String,
-    pub board: Option<&'static tandem_board::BoardProfile>,
-    pub roles: RoleAssignment,
-    /// Seconds from `/init` (or process start) to ready.
-    pub ready_seconds: f64,
-}
-
 impl Daemon {
     pub fn new(
         mode: Mode,
         log: Log,
-        identity: Identity,
+        identity: BootOutcome,
+        ready_seconds: f64,
         transactions: Transactions<AnyDevice>,
         context: Option<EngineContext>,
     ) -> Daemon {
-        let Identity {
-            name,
-            board,
-            roles,
-            ready_seconds,
-        } = identity;
+        let BootOutcome { name, board, roles } = identity;
         let carriers = roles
             .assigned
             .iter()

@@ -205,16 +205,11 @@ fn appliance_main(started: Instant) -> ! {
             let device = config_store::appliance_device(outcome_config_device, &log);
             let transactions = config_store::open(device, None, &log);
             let links = link_watch(&log);
-            let identity = daemon::Identity {
-                name: outcome.name,
-                board: outcome.board,
-                roles: outcome.roles,
-                ready_seconds: ready,
-            };
             let mut daemon = Daemon::new(
                 Mode::Appliance,
                 log.clone(),
-                identity,
+                outcome,
+                ready,
                 transactions,
                 engine_context(&log, links.clone()),
             );
@@ -380,16 +375,16 @@ fn foreground_main(
         });
         let transactions = config_store::open(device, config, &log);
         let links = link_watch(&log);
-        let identity = daemon::Identity {
+        let identity = boot::BootOutcome {
             name,
             board: None,
             roles: tandem_board::RoleAssignment::default(),
-            ready_seconds: ready,
         };
         let mut daemon = Daemon::new(
             Mode::Foreground,
             log.clone(),
             identity,
+            ready,
             transactions,
             engine_context(&log, links.clone()),
         );

@@ -57,7 +57,7 @@ impl AcceptMode {
     /// Starts the worker. Its first transaction removes a table a crashed predecessor may have
     /// left (every instance starts as backup, so nothing is dropped yet).
     pub fn start<'a>(&mut self, plans: impl IntoIterator<Item = &'a InstancePlan>, log: &Log) {
-        self.configure(plans, log);
+        self.configure(plans);
         let (sender, receiver) = watch::channel(Vec::new());
         self.wanted = Some(sender);
         self.worker = Some(tokio::spawn(worker(
@@ -68,14 +68,10 @@ impl AcceptMode {
         )));
     }
 
-    /// Notes whether some instance of `plans` can need enforcement; the first time one does,
-    /// loads what nftables needs.
-    pub fn configure<'a>(&mut self, plans: impl IntoIterator<Item = &'a InstancePlan>, log: &Log) {
-        let configured = plans.into_iter().any(needs_enforcement);
-        if configured && !self.configured {
-            crate::engine::load_feature_modules(log, "vrrp: accept_mode", &["nf_tables"]);
-        }
-        self.configured = configured;
+    /// Notes whether some instance of `plans` can need enforcement (the worker loads what
+    /// nftables needs before the first transaction that needs it, off the VRRP thread).
+    pub fn configure<'a>(&mut self, plans: impl IntoIterator<Item = &'a InstancePlan>) {
+        self.configured = plans.into_iter().any(needs_enforcement);
     }
 
     /// `instance` added `addresses` (became master, or gained them while master); `accept` as
@@ -213,7 +209,16 @@ async fn worker(
 /// One transaction replacing the table with `set`, with the old table's drops carried over.
 async fn apply(set: Vec<IpAddr>, applied: &Arc<Mutex<Applied>>, log: &Log, report: bool) {
     let wanted = set.clone();
+    let loader = log.clone();
     let result = tokio::task::spawn_blocking(move || {
+        // Module loading blocks in the kernel: here on the blocking pool, once, never on the
+        // VRRP thread.
+        if report || !wanted.is_empty() {
+            static NF_TABLES: std::sync::Once = std::sync::Once::new();
+            NF_TABLES.call_once(|| {
+                crate::engine::load_feature_modules(&loader, "vrrp: accept_mode", &["nf_tables"]);
+            });
+        }
         let before = vip_filter::dropped_packets().unwrap_or(0);
         vip_filter::replace(&wanted).map(|()| before)
     })

@@ -69,16 +69,6 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
     if config.vrrp.is_empty() {
         return None;
     }
-    // Module loading blocks in the kernel: done here, on the daemon's thread, so the VRRP
-    // thread never waits for it (Accept_Mode=false needs nf_tables; a later apply that first
-    // needs it loads it there, once).
-    if config
-        .vrrp
-        .iter()
-        .any(|instance| !instance.accept_mode && instance.priority != 255)
-    {
-        crate::engine::load_feature_modules(&context.log, "vrrp: accept_mode", &["nf_tables"]);
-    }
     let config = config.clone();
     let (requests, inbox) = mpsc::channel(32);
     // The peer channel is the daemon's, on the daemon's runtime: only the speaker runs on the
@@ -390,8 +380,7 @@ impl Engine {
         }
         self.move_placements(engine_changes.keys().copied().collect())
             .await;
-        self.accept
-            .configure(self.plans.values(), &self.context.log);
+        self.accept.configure(self.plans.values());
         for id in out.accept_resync() {
             if let Some(instance) = self.speaker.instance(id) {
                 self.accept.resync(id, instance.accept_drops());

@@ -14,7 +14,7 @@ use tandem_config::blob::{self, BlobMeta};
 use tandem_config::export;
 use tandem_config::import::{self, Format, NoteKind};
 use tandem_config::model::{
-    CheckKind, Forwarding, InitialState, OnFailure, Scheduler, VrrpAuth, VrrpVersion,
+    CheckKind, Forwarding, InitialState, OnFailure, PeerLink, Scheduler, VrrpAuth, VrrpVersion,
 };
 use tandem_config::validate::{validate, Severity};
 use tandem_config::Config;
@@ -184,6 +184,17 @@ fn piranha_imports_without_loss_and_round_trips() {
         ),
         (6000, 18_000, 539)
     );
+    // The slow Piranha times are kept, and the report says how to switch to the fast default.
+    let heartbeat = imported
+        .notes
+        .iter()
+        .find(|n| n.keyword == "keepalive")
+        .unwrap();
+    assert_eq!((heartbeat.line, heartbeat.kind), (13, NoteKind::Adjusted));
+    assert_eq!(
+        heartbeat.message,
+        "peer_link.heartbeat_interval_ms: imported Piranha keepalive 6 s / deadtime 18 s (kept as 6000 ms / 18000 ms): a partner's death is noticed after 18 s; on a dedicated peer cable use the fast default (set peer_link.heartbeat_interval_ms 10, set peer_link.dead_after_ms 30)"
+    );
     assert!(peer.ipvs_sync);
     let nat = config.nat_gateway.as_ref().unwrap();
     assert_eq!(
@@ -224,6 +235,128 @@ fn piranha_imports_without_loss_and_round_trips() {
     let again = import::import(&exported.text, Some(Format::Lvs)).unwrap();
     assert!(again.is_lossless(), "{:#?}", again.notes);
     assert_eq!(&again.config, config, "exported text:\n{}", exported.text);
+}
+
+/// The peer-cable heartbeat defaults to 10 ms / 30 ms (three missed heartbeats), which
+/// validates; lvs.cf times (whole seconds) are kept on import with a note, a missing one takes
+/// Piranha's value, and the nanny check interval follows keepalive, never the 10 ms default.
+#[test]
+fn piranha_heartbeat_times_are_kept_and_reported() {
+    let fast = PeerLink::default();
+    assert_eq!((fast.heartbeat_interval_ms, fast.dead_after_ms), (10, 30));
+
+    let service = "virtual web {\n address = 10.0.0.100 eth0:1\n port = 80\n server a {\n  address = 192.168.1.11\n }\n}\n";
+    let import_lvs =
+        |globals: &str| import::import(&format!("{globals}{service}"), Some(Format::Lvs)).unwrap();
+    let times = |imported: &import::Imported| {
+        let peer = imported.config.peer_link.as_ref().unwrap();
+        let check = imported.config.virtual_services[0].check.as_ref().unwrap();
+        (
+            peer.heartbeat_interval_ms,
+            peer.dead_after_ms,
+            check.timing.interval_ms,
+        )
+    };
+    let note = |imported: &import::Imported| {
+        imported
+            .notes
+            .iter()
+            .find(|n| n.message.starts_with("peer_link.heartbeat_interval_ms: "))
+            .cloned()
+    };
+
+    let both = import_lvs("primary = 10.0.0.1\nkeepalive = 2\ndeadtime = 10\n");
+    assert_eq!(times(&both), (2000, 10_000, 2000));
+    let both_note = note(&both).unwrap();
+    assert_eq!(
+        (both_note.line, both_note.keyword.as_str()),
+        (2, "keepalive")
+    );
+    assert!(
+        both_note.message.contains("keepalive 2 s / deadtime 10 s")
+            && both_note.message.contains("noticed after 10 s"),
+        "{both_note}"
+    );
+    assert!(both.is_lossless(), "{:#?}", both.notes);
+
+    let only_deadtime = import_lvs("primary = 10.0.0.1\ndeadtime = 30\n");
+    assert_eq!(times(&only_deadtime), (6000, 30_000, 6000));
+    assert_eq!(
+        note(&only_deadtime).map(|n| (n.line, n.keyword)),
+        Some((2, "deadtime".to_owned()))
+    );
+    let only_keepalive = import_lvs("primary = 10.0.0.1\nkeepalive = 3\n");
+    assert_eq!(times(&only_keepalive), (3000, 18_000, 3000));
+
+    // No heartbeat times in the file: Tandem's defaults, no note, and checks stay at Piranha's
+    // 6 s rather than the heartbeat's 10 ms.
+    let neither = import_lvs("primary = 10.0.0.1\n");
+    assert_eq!(times(&neither), (10, 30, 6000));
+    assert_eq!(note(&neither), None);
+
+    for imported in [&both, &only_deadtime, &only_keepalive, &neither] {
+        assert_eq!(errors(&imported.config), Vec::<String>::new());
+    }
+}
+
+/// lvs.cf counts whole seconds: the 10 ms / 30 ms default is written as keepalive 1 / deadtime 3
+/// (rounded up, still three missed heartbeats, not 1 s / 1 s) and the export says so.
+#[test]
+fn lvs_export_rounds_the_fast_heartbeat_to_whole_seconds() {
+    let mut config = import::import(
+        "primary = 10.0.0.1\nvirtual web {\n address = 10.0.0.100 eth0:1\n port = 80\n server a {\n  address = 192.168.1.11\n }\n}\n",
+        Some(Format::Lvs),
+    )
+    .unwrap()
+    .config;
+    let peer = config.peer_link.as_mut().unwrap();
+    assert_eq!((peer.heartbeat_interval_ms, peer.dead_after_ms), (10, 30));
+    let exported = export::lvs::export(&config);
+    assert!(
+        exported.text.contains("keepalive = 1\ndeadtime = 3\n"),
+        "{}",
+        exported.text
+    );
+    let note = exported
+        .notes
+        .iter()
+        .find(|n| n.path == "peer_link")
+        .unwrap();
+    assert!(
+        note.message.contains("whole seconds")
+            && note.message.contains("keepalive 1 s / deadtime 3 s"),
+        "{note}"
+    );
+    let again = import::import(&exported.text, Some(Format::Lvs)).unwrap();
+    let peer = again.config.peer_link.as_ref().unwrap();
+    assert_eq!(
+        (peer.heartbeat_interval_ms, peer.dead_after_ms),
+        (1000, 3000)
+    );
+    assert_eq!(errors(&again.config), Vec::<String>::new());
+
+    assert!(
+        note.message.contains("same number of missed heartbeats"),
+        "{note}"
+    );
+
+    // Otherwise each time is just rounded up; whole seconds are written as they are, without a
+    // note.
+    let peer = config.peer_link.as_mut().unwrap();
+    (peer.heartbeat_interval_ms, peer.dead_after_ms) = (1500, 4000);
+    let exported = export::lvs::export(&config);
+    assert!(exported.text.contains("keepalive = 2\ndeadtime = 4\n"));
+    let note = exported
+        .notes
+        .iter()
+        .find(|n| n.path == "peer_link")
+        .unwrap();
+    assert!(note.message.contains("(rounded up)"), "{note}");
+    let peer = config.peer_link.as_mut().unwrap();
+    (peer.heartbeat_interval_ms, peer.dead_after_ms) = (6000, 18_000);
+    let exported = export::lvs::export(&config);
+    assert!(exported.text.contains("keepalive = 6\ndeadtime = 18\n"));
+    assert!(exported.notes.iter().all(|n| n.path != "peer_link"));
 }
 
 #[test]

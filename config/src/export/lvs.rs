@@ -33,6 +33,20 @@ fn network_name(forwarding: Forwarding) -> &'static str {
     }
 }
 
+/// The peer link's heartbeat times as lvs.cf `keepalive` / `deadtime`, which count whole
+/// seconds: each is rounded up (Tandem's 10 ms default becomes 1 s). Where rounding would leave
+/// deadtime no longer than keepalive (10 ms / 30 ms would give 1 s / 1 s, a partner declared
+/// dead after a single late heartbeat), deadtime keeps the config's number of missed
+/// heartbeats instead: 1 s / 3 s.
+fn heartbeat_seconds(interval_ms: u32, dead_after_ms: u32) -> (u32, u32) {
+    let keepalive = interval_ms.div_ceil(1000);
+    let mut deadtime = dead_after_ms.div_ceil(1000);
+    if deadtime <= keepalive && interval_ms > 0 && dead_after_ms > interval_ms {
+        deadtime = keepalive.saturating_mul(dead_after_ms.div_ceil(interval_ms));
+    }
+    (keepalive, deadtime)
+}
+
 /// Writes `config` as lvs.cf.
 pub fn export(config: &Config) -> Exported {
     let mut out = String::new();
@@ -64,16 +78,23 @@ pub fn export(config: &Config) -> Exported {
         }
         let _ = writeln!(out, "heartbeat = 1");
         let _ = writeln!(out, "heartbeat_port = {}", peer.heartbeat_port);
-        let _ = writeln!(
-            out,
-            "keepalive = {}",
-            peer.heartbeat_interval_ms.div_ceil(1000)
-        );
-        let _ = writeln!(out, "deadtime = {}", peer.dead_after_ms.div_ceil(1000));
+        let (keepalive_s, deadtime_s) =
+            heartbeat_seconds(peer.heartbeat_interval_ms, peer.dead_after_ms);
+        let _ = writeln!(out, "keepalive = {keepalive_s}");
+        let _ = writeln!(out, "deadtime = {deadtime_s}");
         if peer.heartbeat_interval_ms % 1000 != 0 || peer.dead_after_ms % 1000 != 0 {
             notes.add(
                 "peer_link",
-                "lvs.cf counts heartbeat times in whole seconds; rounded up",
+                format!(
+                    "lvs.cf counts heartbeat times in whole seconds: heartbeat_interval_ms {} / dead_after_ms {} written as keepalive {keepalive_s} s / deadtime {deadtime_s} s ({}); pulse notices a partner's death after {deadtime_s} s",
+                    peer.heartbeat_interval_ms,
+                    peer.dead_after_ms,
+                    if deadtime_s == peer.dead_after_ms.div_ceil(1000) {
+                        "rounded up"
+                    } else {
+                        "rounded up, deadtime kept at the same number of missed heartbeats"
+                    }
+                ),
             );
         }
         if peer.pair_id != 0 {

@@ -222,6 +222,9 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
     let mut nat: Option<NatGateway> = None;
     let mut nat_prefix: Option<u8> = None;
     let mut referenced: Vec<IfName> = Vec::new();
+    // (line, seconds) of `keepalive` and `deadtime`.
+    let mut keepalive: Option<(usize, u32)> = None;
+    let mut deadtime: Option<(usize, u32)> = None;
 
     for entry in &file.globals {
         let line = entry.line;
@@ -276,13 +279,11 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
             }
             "keepalive" => {
                 any_pair = true;
-                peer.heartbeat_interval_ms =
-                    num::<u32>(entry, &mut notes).map_or(6000, |s| s.saturating_mul(1000));
+                keepalive = Some((line, num::<u32>(entry, &mut notes).unwrap_or(6)));
             }
             "deadtime" => {
                 any_pair = true;
-                peer.dead_after_ms =
-                    num::<u32>(entry, &mut notes).map_or(18_000, |s| s.saturating_mul(1000));
+                deadtime = Some((line, num::<u32>(entry, &mut notes).unwrap_or(18)));
             }
             "network" => {
                 network = match entry.value.as_str() {
@@ -367,6 +368,7 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
         }
         config.nat_gateway = Some(gateway);
     }
+    heartbeat_times(&mut peer, keepalive, deadtime, &mut notes);
     if any_pair {
         peer.primary = Some(primary);
         if backup_active {
@@ -388,10 +390,11 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
         }
         config.peer_link = Some(peer.clone());
     }
-    let check_interval_ms = if peer.heartbeat_interval_ms == 0 {
-        6000
-    } else {
-        peer.heartbeat_interval_ms
+    // Nanny checks every keepalive seconds. Without a keepalive the check interval is Piranha's
+    // 6 s, not the peer link's millisecond heartbeat default.
+    let check_interval_ms = match keepalive {
+        Some((_, seconds)) if seconds > 0 => seconds.saturating_mul(1000),
+        _ => PIRANHA_KEEPALIVE_S * 1000,
     };
 
     for block in &file.virtuals {
@@ -430,6 +433,44 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
         config,
         notes: notes.0,
     })
+}
+
+/// Piranha's heartbeat times when lvs.cf leaves one of them out (also used for a malformed one).
+const PIRANHA_KEEPALIVE_S: u32 = 6;
+const PIRANHA_DEADTIME_S: u32 = 18;
+
+/// Carries `keepalive` / `deadtime` (whole seconds) over unchanged: the import must not change
+/// how fast the pair fails over. A file that gives only one of them gets Piranha's value for the
+/// other, which is what pulse ran with. Because Tandem's heartbeat on the dedicated peer cable
+/// defaults to 10 ms / 30 ms, the note says how slow the imported times are and how to switch.
+/// Without either keyword the peer link keeps Tandem's defaults.
+fn heartbeat_times(
+    peer: &mut PeerLink,
+    keepalive: Option<(usize, u32)>,
+    deadtime: Option<(usize, u32)>,
+    notes: &mut Notes,
+) {
+    let (line, keyword) = match (keepalive, deadtime) {
+        (None, None) => return,
+        (Some((line, _)), _) => (line, "keepalive"),
+        (None, Some((line, _))) => (line, "deadtime"),
+    };
+    let keepalive_s = keepalive.map_or(PIRANHA_KEEPALIVE_S, |(_, s)| s);
+    let deadtime_s = deadtime.map_or(PIRANHA_DEADTIME_S, |(_, s)| s);
+    peer.heartbeat_interval_ms = keepalive_s.saturating_mul(1000);
+    peer.dead_after_ms = deadtime_s.saturating_mul(1000);
+    let fast = PeerLink::default();
+    notes.adjusted(
+        line,
+        keyword,
+        format!(
+            "peer_link.heartbeat_interval_ms: imported Piranha keepalive {keepalive_s} s / deadtime {deadtime_s} s (kept as {} ms / {} ms): a partner's death is noticed after {deadtime_s} s; on a dedicated peer cable use the fast default (set peer_link.heartbeat_interval_ms {}, set peer_link.dead_after_ms {})",
+            peer.heartbeat_interval_ms,
+            peer.dead_after_ms,
+            fast.heartbeat_interval_ms,
+            fast.dead_after_ms,
+        ),
+    );
 }
 
 fn virtual_block(

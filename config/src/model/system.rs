@@ -79,9 +79,12 @@ pub struct PeerLink {
     /// Written as 16 hex digits in the text form (TOML integers stop at 2^63).
     #[serde(with = "pair_id_text")]
     pub pair_id: u64,
-    /// Heartbeat period in milliseconds (Piranha `keepalive`).
+    /// Interval of the heartbeat on the dedicated peer cable, in milliseconds (Piranha
+    /// `keepalive`, which counts whole seconds). Default 10 ms: Piranha's keepalive is seconds;
+    /// a dedicated cable allows 10 ms.
     pub heartbeat_interval_ms: u32,
-    /// The partner is declared dead after this many milliseconds of silence (Piranha `deadtime`).
+    /// The partner is declared dead after this many milliseconds of silence on the peer cable
+    /// (Piranha `deadtime`, whole seconds). Default 30 ms: three missed heartbeats, as BFD.
     pub dead_after_ms: u32,
     /// UDP port of the heartbeat (Piranha `heartbeat_port`).
     pub heartbeat_port: u16,
@@ -100,8 +103,8 @@ impl Default for PeerLink {
         PeerLink {
             interface: IfName::try_from("peer").unwrap_or_default(),
             pair_id: 0,
-            heartbeat_interval_ms: 1000,
-            dead_after_ms: 3000,
+            heartbeat_interval_ms: 10,
+            dead_after_ms: 30,
             heartbeat_port: 539,
             ipvs_sync: false,
             ipvs_sync_interface: None,

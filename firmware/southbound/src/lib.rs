@@ -6,6 +6,7 @@
 //! has no `ip`, `modprobe` or `sysctl`.
 
 pub mod kmod;
+pub mod lan_probe;
 pub mod link_monitor;
 pub mod net;
 pub mod nft;

@@ -8,6 +8,8 @@
 //!   every checksum form met in the field.
 //! - [`announce`]: gratuitous ARP and unsolicited Neighbor Advertisement frames a new master
 //!   sends so that hosts and switches move the virtual addresses to it.
+//! - [`arp`] and [`ndisc`]: the ARP request / Neighbor Solicitation a backup sends to its
+//!   partner's own address on the service LAN, and the answers that prove the partner alive.
 //! - [`checksum`]: the Internet checksum and the IPv4 / IPv6 pseudo-headers.
 //! - [`tickle`]: tickle ACKs a new VIP holder sends its partner's clients after a takeover.
 //! - [`peer_message`]: the connection list a box sends its partner over the peer cable.
@@ -17,7 +19,9 @@
 extern crate std;
 
 pub mod announce;
+pub mod arp;
 pub mod checksum;
+pub mod ndisc;
 pub mod peer_message;
 pub mod tickle;
 pub mod vrrp;

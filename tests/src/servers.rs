@@ -153,6 +153,9 @@ name = "peer"
 interface = "peer"
 pair_id = "00000000000000a5"
 ipvs_sync = true
+# The pair heartbeat at a pace TCG guests keep (the 10 ms / 30 ms default is for real boxes).
+heartbeat_interval_ms = 50
+dead_after_ms = 500
 
 [[vrrp]]
 name = "web_vip"

@@ -25,6 +25,8 @@ pub enum Command {
     Nothing,
     /// `<engine> status`: an engine's status text.
     EngineStatus(&'static str),
+    /// `pair status`: the pair heartbeat, the partner's report, the last decisions.
+    PairStatus,
     /// `show running`: the running config as TOML.
     ShowRunning,
     /// `show candidate`: the candidate as TOML.
@@ -64,7 +66,7 @@ pub const ENGINES: [&str; 3] = ["vrrp", "lvs", "realserver"];
 
 /// Help text listing every command.
 pub const HELP: &str =
-    "commands: status | log | peer | vrrp status | lvs status | realserver status
+    "commands: status | log | peer | pair status | vrrp status | lvs status | realserver status
   config: show running | show candidate | load FILE | set PATH VALUE | delete PATH | discard
           compare | preview | commit [--confirm SECONDS] [--comment TEXT] | confirm
           rollback [GENERATION] | history
@@ -182,6 +184,7 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
             .map_err(|_| usage("usage: rollback [GENERATION] (a number from `history`)")),
         ("history", _, 0) => Ok(Command::History),
         ("debug", Some("panic"), 1) => Ok(Command::DebugPanic),
+        ("pair", Some("status"), 1) => Ok(Command::PairStatus),
         (engine, Some("status"), 1) => ENGINES
             .iter()
             .find(|known| **known == engine)

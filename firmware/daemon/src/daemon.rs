@@ -221,6 +221,9 @@ impl Daemon {
         };
         // No pair key yet (pairing is a later issue): the channel is bound to the pair id only.
         crate::peer_channel::reconcile(&context.peer, &config, None, &self.log);
+        context
+            .pair
+            .set_generation(self.transactions.generation(), 0);
         self.engines = crate::engine::bring_up(&config, context).await;
         self.applied = true;
     }
@@ -411,6 +414,13 @@ impl Daemon {
                 };
                 (text.to_owned(), None)
             }
+            Command::PairStatus => match &self.context {
+                Some(context) => (context.pair.status_text(), None),
+                None => (
+                    "pair: no netlink connection on this box: nothing runs\npair: end\n".to_owned(),
+                    None,
+                ),
+            },
             Command::EngineStatus(name) => {
                 match self.engines.iter().find(|engine| engine.name == name) {
                     Some(engine) => {
@@ -621,6 +631,7 @@ impl Daemon {
             Arc::new(tandem_config::Config::default())
         };
         self.applied = true;
+        context.pair.set_generation(generation, 0);
         let peer =
             crate::peer_channel::reconcile(&context.peer, &committed.config, None, &self.log);
         let work = crate::engine::plan_apply(

@@ -16,6 +16,7 @@ mod init;
 mod logring;
 mod lvs_engine;
 mod netconfig;
+mod pair_board;
 mod panic_hook;
 mod peer_channel;
 mod peer_monitor;
@@ -285,6 +286,7 @@ fn engine_context(
             net,
             peer: peer_channel::PeerSlot::default(),
             links,
+            pair: pair_board::PairBoard::default(),
         }),
         Err(error) => {
             log.line(format!("error: {error}; no config can be applied"));

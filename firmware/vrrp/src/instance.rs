@@ -209,6 +209,11 @@ pub struct Instance {
     group_fault: Option<Cause>,
     shut_down: bool,
     wants_master: bool,
+    /// The pair heartbeat says the partner is master: a Master_Down_Timer expiry does not
+    /// promote (service LAN split; see [`crate::pair`]).
+    held_back: bool,
+    /// The Master_Down_Timer expired while held back: releasing the hold promotes at once.
+    down_while_held: bool,
     actions: VecDeque<Action>,
     log: TransitionLog,
     counters: Counters,
@@ -257,6 +262,8 @@ impl Instance {
             group_fault: None,
             shut_down: false,
             wants_master: false,
+            held_back: false,
+            down_while_held: false,
             actions: VecDeque::new(),
             log: TransitionLog::default(),
             counters: Counters::default(),
@@ -498,6 +505,12 @@ impl Instance {
             }
             (TimerKind::MasterDown, State::Backup) => {
                 self.timer = None;
+                // Held back only against silence: a backup preempting a master it hears is
+                // no split.
+                if self.held_back && self.down_reason == MasterDownReason::Silence {
+                    self.down_while_held = true;
+                    return;
+                }
                 if self.in_sync_group {
                     self.wants_master = true;
                     self.group_events.push_back(GroupEvent::WantsMaster);
@@ -545,6 +558,64 @@ impl Instance {
             self.reevaluate(now);
         }
         known
+    }
+
+    // ----- pair heartbeat hooks ----------------------------------------------------------------
+
+    /// Holds a backup back from promoting on its own timer (the partner is master and alive
+    /// on the heartbeat, so silence on the LAN is a split, not a death), or releases the hold.
+    /// Releasing after the timer expired while held promotes at once with `cause` (a sync
+    /// group member asks its group, as on its own expiry). Returns true when it promoted or
+    /// asked to.
+    pub fn set_held_back(&mut self, now: Instant, held: bool, cause: Cause) -> bool {
+        let was = std::mem::replace(&mut self.held_back, held);
+        if held || !was || !self.down_while_held || self.state != State::Backup {
+            return false;
+        }
+        self.down_while_held = false;
+        if self.in_sync_group {
+            self.wants_master = true;
+            self.group_events.push_back(GroupEvent::WantsMaster);
+        } else {
+            self.become_master(now, cause);
+        }
+        true
+    }
+
+    /// True while held back by the pair heartbeat.
+    pub fn held_back(&self) -> bool {
+        self.held_back
+    }
+
+    /// True when the Master_Down_Timer expired while held back: this box does not hear the
+    /// master, whom the heartbeat reports alive (a service LAN split).
+    pub fn master_unheard(&self) -> bool {
+        self.down_while_held
+    }
+
+    /// Promotes a backup at once, without waiting for the Master_Down_Timer: the pair
+    /// heartbeat established that the partner who was master is gone (or handed over).
+    /// Returns false (and does nothing) unless the instance is Backup.
+    pub fn force_master(&mut self, now: Instant, cause: Cause) -> bool {
+        if self.state != State::Backup {
+            return false;
+        }
+        self.held_back = false;
+        self.down_while_held = false;
+        self.become_master(now, cause);
+        true
+    }
+
+    /// Steps down from Master because the pair arbitration gave the instance to the partner
+    /// (a service LAN split where the partner has the better uplink). Returns false unless
+    /// the instance is Master.
+    pub fn yield_master(&mut self, now: Instant, cause: Cause) -> bool {
+        if self.state != State::Master {
+            return false;
+        }
+        self.held_back = true;
+        self.become_backup(now, cause);
+        true
     }
 
     // ----- sync group hooks (used by the Speaker) --------------------------------------------
@@ -851,6 +922,7 @@ impl Instance {
     }
 
     fn arm_master_down(&mut self, now: Instant, skew_only: bool) {
+        self.down_while_held = false;
         self.timer = Some(Timer {
             kind: TimerKind::MasterDown,
             at: now + self.master_down_span(skew_only),

@@ -29,6 +29,7 @@
 pub mod announce;
 pub mod ingress;
 pub mod instance;
+pub mod pair;
 pub mod params;
 pub mod plan;
 pub mod reconcile;
@@ -45,7 +46,7 @@ pub use reconcile::{GroupsReconciled, ParamChange, Reconciled, Refused};
 pub use speaker::{GroupId, InstanceId, Speaker, SpeakerCounters};
 pub use status::{
     AddressListGrace, Cause, CauseKind, Counters, DiscardReason, GraceCause, MasterDownReason,
-    MasterInfo, State, Transition, TransitionLog,
+    MasterInfo, PartnerCause, State, Transition, TransitionLog,
 };
 pub use tandem_wire::{Auth, Ipv4ChecksumMode, Version};
 pub use time::Instant;

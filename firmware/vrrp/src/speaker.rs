@@ -312,6 +312,43 @@ impl Speaker {
         count
     }
 
+    /// Holds a backup back from promoting on its timer, or releases it (see
+    /// [`Instance::set_held_back`]). Returns true when the release promoted it.
+    pub fn set_held_back(
+        &mut self,
+        now: Instant,
+        id: InstanceId,
+        held: bool,
+        cause: Cause,
+    ) -> bool {
+        let promoted = self
+            .instances
+            .get_mut(&id)
+            .is_some_and(|entry| entry.instance.set_held_back(now, held, cause));
+        self.settle(now);
+        promoted
+    }
+
+    /// Promotes a backup at once (see [`Instance::force_master`]).
+    pub fn force_master(&mut self, now: Instant, id: InstanceId, cause: Cause) -> bool {
+        let promoted = self
+            .instances
+            .get_mut(&id)
+            .is_some_and(|entry| entry.instance.force_master(now, cause));
+        self.settle(now);
+        promoted
+    }
+
+    /// Steps a master down in favour of the partner (see [`Instance::yield_master`]).
+    pub fn yield_master(&mut self, now: Instant, id: InstanceId, cause: Cause) -> bool {
+        let demoted = self
+            .instances
+            .get_mut(&id)
+            .is_some_and(|entry| entry.instance.yield_master(now, cause));
+        self.settle(now);
+        demoted
+    }
+
     /// Shuts every instance down (masters send priority 0).
     pub fn handle_shutdown(&mut self, now: Instant) {
         for entry in self.instances.values_mut() {

@@ -88,6 +88,30 @@ pub enum Cause {
         /// The member that moved first.
         member: String,
     },
+    /// The partner box, over the pair heartbeat on the peer cable (see [`crate::pair`]).
+    Partner(PartnerCause),
+}
+
+/// What the pair heartbeat decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartnerCause {
+    /// The heartbeat died and the partner did not answer a probe on the service LAN.
+    Lost {
+        /// From the last heartbeat heard to the decision, in milliseconds.
+        silent_ms: u64,
+        /// Why the heartbeat is dead ("silent for 30 ms", "peer link carrier lost").
+        why: String,
+    },
+    /// The partner reported that it no longer serves the instance (fault, backup, shutdown).
+    Released {
+        /// The partner's state as reported.
+        state: &'static str,
+    },
+    /// The partner asked to hand over (planned).
+    HandOver,
+    /// The partner is master and alive on the heartbeat, but adverts are not heard here: a
+    /// service LAN split, so this box stays backup.
+    LanSplit,
 }
 
 impl Cause {
@@ -114,6 +138,7 @@ impl Cause {
             Cause::TrackDown { .. } => CauseKind::TrackDown,
             Cause::FaultCleared => CauseKind::FaultCleared,
             Cause::SyncGroup { .. } => CauseKind::SyncGroup,
+            Cause::Partner(_) => CauseKind::Partner,
         }
     }
 }
@@ -149,6 +174,20 @@ impl fmt::Display for Cause {
             Cause::SyncGroup { group, member } => {
                 write!(f, "sync group {group} followed {member}")
             }
+            Cause::Partner(PartnerCause::Lost { silent_ms, why }) => write!(
+                f,
+                "partner heartbeat lost ({why}), partner silent on the service LAN: took over {silent_ms} ms after its last heartbeat"
+            ),
+            Cause::Partner(PartnerCause::Released { state }) => {
+                write!(f, "partner reported {state} over the heartbeat")
+            }
+            Cause::Partner(PartnerCause::HandOver) => {
+                write!(f, "partner handed over (planned)")
+            }
+            Cause::Partner(PartnerCause::LanSplit) => write!(
+                f,
+                "service LAN split: partner is master, adverts not heard here"
+            ),
         }
     }
 }
@@ -178,11 +217,13 @@ pub enum CauseKind {
     FaultCleared,
     /// [`Cause::SyncGroup`].
     SyncGroup,
+    /// [`Cause::Partner`].
+    Partner,
 }
 
 impl CauseKind {
     /// Every bucket, in counter order.
-    pub const ALL: [CauseKind; 11] = [
+    pub const ALL: [CauseKind; 12] = [
         CauseKind::Startup,
         CauseKind::AddressOwner,
         CauseKind::MasterSilent,
@@ -194,6 +235,7 @@ impl CauseKind {
         CauseKind::TrackDown,
         CauseKind::FaultCleared,
         CauseKind::SyncGroup,
+        CauseKind::Partner,
     ];
 
     fn index(self) -> usize {

@@ -13,6 +13,7 @@
 //! - [`checksum`]: the Internet checksum and the IPv4 / IPv6 pseudo-headers.
 //! - [`tickle`]: tickle ACKs a new VIP holder sends its partner's clients after a takeover.
 //! - [`peer_message`]: the connection list a box sends its partner over the peer cable.
+//! - [`heartbeat`]: the fast pair heartbeat on the peer cable (health, liveness, RTT).
 #![no_std]
 
 #[cfg(test)]
@@ -21,6 +22,7 @@ extern crate std;
 pub mod announce;
 pub mod arp;
 pub mod checksum;
+pub mod heartbeat;
 pub mod ndisc;
 pub mod peer_message;
 pub mod tickle;

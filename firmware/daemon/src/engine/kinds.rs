@@ -26,6 +26,8 @@ pub struct EngineContext {
     pub peer: crate::peer_channel::PeerSlot,
     /// Link state from rtnetlink notifications (None: netlink unavailable; engines poll).
     pub links: Option<tandem_southbound::link_monitor::LinkWatch>,
+    /// The pair's notice board (`pair status`; the heartbeat reads the generation from it).
+    pub pair: crate::pair_board::PairBoard,
 }
 
 /// One kind of role engine.

@@ -20,6 +20,7 @@
 //! whose filtering may differ, and the answer is one line per change ([`report`]).
 
 mod accept;
+mod pair_link;
 mod report;
 mod status;
 mod tickle;
@@ -85,6 +86,7 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
                 net,
                 peer: shared.peer.clone(),
                 links: shared.links.clone(),
+                pair: shared.pair.clone(),
             },
             Err(error) => {
                 shared.log.line(format!(
@@ -217,6 +219,14 @@ struct Engine {
     planning: bool,
     /// Applies waiting for the one being planned.
     queued: VecDeque<(Arc<Config>, oneshot::Sender<String>)>,
+    /// The pair heartbeat on the peer cable (None before set-up).
+    pair: Option<pair_link::PairLink>,
+    /// Its receiving ends, until the loop takes them.
+    pair_inbox: Option<pair_link::PairInbox>,
+    /// A state changed in the batch being drained: the partner hears of it at once.
+    state_changed: bool,
+    /// This box's states changed: weigh the partner's report again (next turn of the loop).
+    rearbitrate: bool,
 }
 
 impl Engine {
@@ -243,6 +253,10 @@ impl Engine {
             planned: None,
             planning: false,
             queued: VecDeque::new(),
+            pair: None,
+            pair_inbox: None,
+            state_changed: false,
+            rearbitrate: false,
         }
     }
 
@@ -270,6 +284,9 @@ impl Engine {
     async fn set_up(&mut self, config: &Config) -> mpsc::Receiver<Ingress> {
         let (sender, receiver) = mpsc::channel(256);
         self.ingress = Some(sender);
+        let (pair, inbox) = pair_link::PairLink::new(config, self.context.pair.clone(), self.now());
+        self.pair = Some(pair);
+        self.pair_inbox = Some(inbox);
         let instances: Vec<VrrpInstance> = config.vrrp.iter().cloned().collect();
         let outcomes =
             plan_instances(self.context.net.clone(), instances, Running::default()).await;
@@ -306,6 +323,10 @@ impl Engine {
     /// Makes the speaker, plans, sockets, tracked links and Accept_Mode those of `config`
     /// (planned as `outcomes`, in config order); returns one line per change.
     async fn reconcile_to(&mut self, config: &Config, outcomes: Vec<Outcome>) -> Vec<Line> {
+        let now = self.now();
+        if let Some(pair) = self.pair.as_mut() {
+            pair.reconfigure(config, now);
+        }
         // What the speaker is asked for: each plan, or the running instance's old parameters
         // when the new ones cannot be planned (it keeps running as it was).
         let mut wanted = Vec::new();
@@ -663,12 +684,27 @@ impl Engine {
         // their carrier is polled every TRACK_POLL.
         let mut links = self.context.links.clone();
         self.planned = Some(planned_sender);
+        let (mut heartbeats, mut probes) = match self.pair_inbox.take() {
+            Some(inbox) => (inbox.datagrams, inbox.probes),
+            None => (mpsc::channel(1).1, mpsc::channel(1).1),
+        };
+        self.pair_carrier().await;
         loop {
             self.drain_actions().await;
+            // A step may change a state, which may call for another; a few rounds settle it
+            // (bounded, so nothing can keep the loop from its timers and sockets).
+            for _ in 0..4 {
+                if !std::mem::take(&mut self.rearbitrate) {
+                    break;
+                }
+                self.pair_arbitrate().await;
+            }
+            self.rearbitrate = false;
             let wake = [
                 self.speaker.poll_timeout(),
                 self.schedule.next_due(),
                 self.next_track_poll,
+                self.pair.as_ref().map(pair_link::PairLink::poll_timeout),
             ]
             .into_iter()
             .flatten()
@@ -691,11 +727,16 @@ impl Engine {
                     }
                     Some(EngineRequest::Apply { config, reply }) => self.queue_apply(config, reply),
                     Some(EngineRequest::Shutdown(reply)) => {
+                        // The partner takes over on the heartbeat's word, not after Skew_Time.
+                        self.pair_hand_over().await;
                         let now = self.now();
                         self.speaker.handle_shutdown(now);
                         self.drain_actions().await;
                         self.accept.stop().await;
                         self.log("shut down: priority 0 sent, virtual addresses removed");
+                        if let Some(pair) = self.pair.as_mut() {
+                            pair.stop();
+                        }
                         let _ = reply.send(());
                         break;
                     }
@@ -708,10 +749,13 @@ impl Engine {
                     self.start_next_apply();
                 }
                 Some(ingress) = packets.recv() => self.on_ingress(ingress),
+                Some(heartbeat) = heartbeats.recv() => self.on_heartbeat(heartbeat).await,
+                Some(outcome) = probes.recv() => self.on_probe(outcome).await,
                 changed = links_changed(&mut links) => {
                     if changed {
                         let now = self.now();
                         self.poll_tracks(now);
+                        self.pair_carrier().await;
                     } else {
                         self.log("link notifications stopped; polling tracked links");
                         links = None;
@@ -725,6 +769,9 @@ impl Engine {
         }
         for entry in self.sockets.values() {
             entry.reader.abort();
+        }
+        if let Some(pair) = self.pair.as_mut() {
+            pair.stop();
         }
     }
 
@@ -744,7 +791,9 @@ impl Engine {
         }
         if self.next_track_poll.is_some_and(|at| at <= now) {
             self.poll_tracks(now);
+            self.pair_carrier().await;
         }
+        self.pair_wake().await;
     }
 
     /// Reads the state of every tracked link (from the link table, else sysfs) and reports
@@ -874,6 +923,7 @@ impl Engine {
                     self.schedule.announced(id, now);
                 }
                 Action::StateChanged(transition) => {
+                    self.state_changed = true;
                     let plan = self.plans.get(&id).or_else(|| self.retired.get(&id));
                     let name = plan.map_or("?", |p| p.params.name.as_str());
                     self.context.log.line(format!(
@@ -916,6 +966,9 @@ impl Engine {
         self.schedule.end_of_batch();
         // After the whole batch: a takeover's VIP add and first announcement come first.
         self.accept.sync();
+        if std::mem::take(&mut self.state_changed) {
+            self.pair_state_changed().await;
+        }
     }
 
     async fn send_advert(&mut self, id: InstanceId, advert: &OutgoingAdvert) {
@@ -1086,6 +1139,7 @@ impl Engine {
             text.push_str(&line);
             text.push('\n');
         }
+        text.push_str(&self.pair_status_line());
         text.push_str(&self.tickle.status_text(self.plans.iter().map(|(id, p)| {
             (
                 id.0,

@@ -1,0 +1,391 @@
+//! The pair heartbeat on the host tier: two `tandem run` boxes on a bridged service LAN with a
+//! client, joined by a veth peer cable, one VRRP instance at the usual 1 s adverts (VRRP alone
+//! would need its Master_Down_Interval, 3.6 s, to notice a dead master).
+//!
+//! - Box death (its LAN and peer links down, the daemon SIGKILLed): the client pinging the VIP
+//!   every millisecond sees a gap well under a second, and the backup says why it took over.
+//! - Peer cable cut only: both boxes raise the alarm, nobody takes over, no ping is lost.
+//! - Service LAN split (the master's port cut at the bridge, the cable up): the backup is held
+//!   back until the master has given the VIP up; `ip monitor` on both boxes shows the VIP
+//!   deleted on A before it is added on B, so at no moment do both hold it.
+//! - Forged heartbeats (another pair, a second session claiming a hand-over, hop limit 64,
+//!   garbage) are refused by reason and change nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tandem_lab::host::{
+    tandem_query, wait_tandem_query, HostProcess, HostSegment, ScratchDir, TandemRun,
+};
+use tandem_lab::netns::{veth_pair, Netns};
+use tandem_lab::pinger::{now_unix, Pinger};
+use tandem_lab::vrrp_status::instance_state;
+
+const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
+const LIMIT: Duration = Duration::from_secs(20);
+const VIP: &str = "192.0.2.100";
+const A_OWN: &str = "192.0.2.2";
+const B_OWN: &str = "192.0.2.3";
+/// The heartbeat's UDP port (`peer_link.heartbeat_port`, Piranha's default).
+const HEARTBEAT_PORT: u16 = 539;
+
+struct Pair {
+    segment: HostSegment,
+    a: Netns,
+    b: Netns,
+    client: Netns,
+    dir: ScratchDir,
+}
+
+impl Pair {
+    fn new(tag: &str) -> Pair {
+        let mut segment = HostSegment::new(&format!("{tag}-sg")).unwrap();
+        let client = Netns::new(&format!("{tag}-c")).unwrap();
+        let a = Netns::new(&format!("{tag}-a")).unwrap();
+        let b = Netns::new(&format!("{tag}-b")).unwrap();
+        // Bridge ports in attach order: p1 client, p2 box A, p3 box B.
+        for (ns, own) in [(&client, "192.0.2.10"), (&a, A_OWN), (&b, B_OWN)] {
+            segment.attach(ns, "eth0").unwrap();
+            ns.ip(&["addr", "add", &format!("{own}/24"), "dev", "eth0", "nodad"])
+                .unwrap();
+        }
+        veth_pair(&a, "peer", &b, "peer").unwrap();
+        Pair {
+            segment,
+            a,
+            b,
+            client,
+            dir: ScratchDir::new(tag).unwrap(),
+        }
+    }
+
+    fn control(&self, name: &str) -> PathBuf {
+        self.dir.path.join(format!("{name}.sock"))
+    }
+
+    fn start(&self, name: &str) -> HostProcess {
+        let (ns, own, priority) = if name == "a" {
+            (&self.a, A_OWN, 150)
+        } else {
+            (&self.b, B_OWN, 100)
+        };
+        let config = format!(
+            "[system]\nhostname = \"{name}\"\n\n\
+             [peer_link]\ninterface = \"peer\"\n\n\
+             [[interfaces]]\nname = \"eth0\"\naddresses = [\"{own}/24\"]\n\n\
+             [[interfaces]]\nname = \"peer\"\n\n\
+             [[vrrp]]\nname = \"web\"\nvrid = 71\ninterface = \"eth0\"\npriority = {priority}\n\
+             advert_interval_cs = 100\naccept_mode = true\n\n\
+             [[vrrp.vips]]\naddress = \"{VIP}\"\nprefix = 24\n"
+        );
+        let control = self.control(name);
+        TandemRun {
+            tandem: Path::new(TANDEM),
+            dir: &self.dir.path,
+            name,
+            control: Some(&control),
+        }
+        .start(ns, &config, "vrrp: running", LIMIT)
+        .unwrap()
+    }
+
+    fn ask(&self, name: &str, words: &[&str]) -> String {
+        tandem_query(TANDEM.as_ref(), &self.control(name), words)
+    }
+
+    fn wait(&self, name: &str, words: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
+        wait_tandem_query(TANDEM.as_ref(), &self.control(name), words, LIMIT, check)
+            .unwrap_or_else(|last| panic!("{name} never showed {what}; last answer:\n{last}"))
+    }
+
+    fn wait_state(&self, name: &str, state: &str) {
+        self.wait(name, &["vrrp", "status"], state, |text| {
+            instance_state(text, "web") == Some(state)
+        });
+    }
+
+    fn wait_pair(&self, name: &str, what: &str) -> String {
+        self.wait(name, &["pair", "status"], what, |text| text.contains(what))
+    }
+
+    /// Both running, A master, B backup, the heartbeat up both ways.
+    fn start_both(&self) -> (HostProcess, HostProcess) {
+        let a = self.start("a");
+        self.wait_state("a", "MASTER");
+        let b = self.start("b");
+        self.wait_state("b", "BACKUP");
+        self.wait_pair("a", "pair: partner alive");
+        self.wait_pair("b", "pair: partner alive");
+        (a, b)
+    }
+
+    fn pinger(&self) -> Pinger {
+        let pinger = Pinger::start(&self.client, VIP.parse::<Ipv4Addr>().unwrap()).unwrap();
+        assert!(
+            pinger.wait_reply_after(now_unix(), LIMIT),
+            "the VIP never answered the client"
+        );
+        pinger
+    }
+}
+
+#[test]
+fn box_death_fails_over_in_tens_of_milliseconds_not_seconds() {
+    let pair = Pair::new("hbd");
+    let (mut a, _b) = pair.start_both();
+    let pinger = pair.pinger();
+    std::thread::sleep(Duration::from_millis(200));
+    let cut = now_unix();
+    // Box A dies: its links go dark and its daemon is gone, as when the power fails.
+    pair.a.ip(&["link", "set", "eth0", "down"]).unwrap();
+    pair.a.ip(&["link", "set", "peer", "down"]).unwrap();
+    a.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    pair.wait_state("b", "MASTER");
+    assert!(
+        pinger.wait_reply_after(cut + 0.001, LIMIT),
+        "the VIP never answered again"
+    );
+    // Let a few more replies arrive so the gap is closed on both sides.
+    std::thread::sleep(Duration::from_millis(100));
+    let gap = pinger.longest_gap_since(cut);
+    let _ = a.wait(Duration::from_secs(5));
+    let status = pair.wait_pair("b", "took over web");
+    eprintln!(
+        "box death at 1 s adverts: client gap {:.1} ms\n{status}",
+        gap.as_secs_f64() * 1000.0
+    );
+    assert!(status.contains("partner heartbeat lost"), "{status}");
+    assert!(
+        status.contains("partner silent on the service LAN"),
+        "{status}"
+    );
+    // VRRP alone waits 3.6 s at these adverts; the heartbeat and the probe take tens of ms
+    // (a generous bound: the host may be busy).
+    assert!(
+        gap < Duration::from_millis(1500),
+        "client gap {gap:?} is VRRP's, not the heartbeat's"
+    );
+    pinger.stop().unwrap();
+}
+
+#[test]
+fn a_cut_peer_cable_alarms_both_boxes_and_moves_nothing() {
+    let pair = Pair::new("hbc");
+    let (_a, _b) = pair.start_both();
+    let pinger = pair.pinger();
+    pair.a.ip(&["link", "set", "peer", "down"]).unwrap();
+    let on_b = pair.wait_pair("b", "ALARM: peer cable down");
+    let on_a = pair.wait_pair("a", "ALARM: peer cable down");
+    assert!(
+        on_b.contains("partner answers on the service LAN"),
+        "{on_b}"
+    );
+    assert!(on_a.contains("no takeover"), "{on_a}");
+    // Longer than VRRP's Master_Down_Interval (3.6 s): nothing moves, because the adverts
+    // still arrive on the LAN.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        instance_state(&pair.ask("a", &["vrrp", "status"]), "web"),
+        Some("MASTER")
+    );
+    assert_eq!(
+        instance_state(&pair.ask("b", &["vrrp", "status"]), "web"),
+        Some("BACKUP")
+    );
+    // The cable back: the alarm clears.
+    pair.a.ip(&["link", "set", "peer", "up"]).unwrap();
+    pair.wait(
+        "b",
+        &["pair", "status"],
+        "the heartbeat back without the alarm",
+        |text| text.contains("pair: partner alive") && !text.contains("ALARM"),
+    );
+    let report = pinger.stop().unwrap();
+    assert_eq!(report.lost, 0, "{report:?}");
+}
+
+/// `ip -ts monitor address` in `ns`: every address event with its wall-clock time.
+struct AddressMonitor {
+    child: Child,
+}
+
+impl AddressMonitor {
+    fn start(ns: &Netns) -> AddressMonitor {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "ip", "-ts", "monitor", "address"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        AddressMonitor { child }
+    }
+
+    /// Stops and returns (timestamp, deleted) for each event on `address`.
+    fn events_for(mut self, address: &str) -> Vec<(String, bool)> {
+        let _ = self.child.kill();
+        let stdout = self.child.stdout.take().unwrap();
+        let _ = self.child.wait();
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|line| line.contains(&format!(" {address}/")))
+            .filter_map(|line| {
+                let stamp = line.strip_prefix('[')?.split(']').next()?.to_owned();
+                Some((stamp, line.contains("Deleted")))
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_service_lan_split_never_has_two_masters_and_the_box_with_the_uplink_serves() {
+    let pair = Pair::new("hbs");
+    let (_a, _b) = pair.start_both();
+    let on_a = AddressMonitor::start(&pair.a);
+    let on_b = AddressMonitor::start(&pair.b);
+    std::thread::sleep(Duration::from_millis(300));
+    // A's port on the service LAN is cut at the bridge; the peer cable stays up.
+    pair.segment
+        .netns
+        .ip(&["link", "set", "p2", "down"])
+        .unwrap();
+    pair.wait_state("b", "MASTER");
+    pair.wait_state("a", "BACKUP");
+    std::thread::sleep(Duration::from_millis(300));
+    let a_events = on_a.events_for(VIP);
+    let b_events = on_b.events_for(VIP);
+    let a_deleted = a_events
+        .iter()
+        .find(|(_, deleted)| *deleted)
+        .unwrap_or_else(|| panic!("A never gave the VIP up: {a_events:?}"));
+    let b_added = b_events
+        .iter()
+        .find(|(_, deleted)| !*deleted)
+        .unwrap_or_else(|| panic!("B never took the VIP: {b_events:?}"));
+    // ISO timestamps of one clock compare as text.
+    assert!(
+        a_deleted.0 <= b_added.0,
+        "both held the VIP: A deleted it at {}, B added it at {}",
+        a_deleted.0,
+        b_added.0
+    );
+    let status_a = pair.ask("a", &["pair", "status"]);
+    assert!(
+        status_a.contains("gave the VIPs to the partner"),
+        "{status_a}"
+    );
+    // The client reaches the VIP through B.
+    let pinger = pair.pinger();
+    pinger.stop().unwrap();
+}
+
+/// B's link-local address on the peer cable.
+fn link_local(ns: &Netns) -> Ipv6Addr {
+    let out = ns
+        .ip(&["-6", "-o", "addr", "show", "dev", "peer", "scope", "link"])
+        .unwrap();
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn forged_heartbeats_are_refused_by_reason_and_change_nothing() {
+    let pair = Pair::new("hbf");
+    let (_a, _b) = pair.start_both();
+    let to = SocketAddrV6::new(
+        link_local(&pair.b),
+        HEARTBEAT_PORT,
+        0,
+        pair.a.ifindex("peer").unwrap(),
+    );
+    pair.a
+        .run(move || {
+            use tandem_wire::heartbeat::{
+                emit, HeartbeatHeader, InstanceHealth, PeerState, MAX_DATAGRAM_LEN,
+            };
+            let socket = std::net::UdpSocket::bind("[::]:0").unwrap();
+            let hops = |hops: i32| {
+                nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6Ttl, &hops)
+                    .unwrap();
+            };
+            // A master asking B to take over now, from a session B never heard.
+            let master = [InstanceHealth {
+                name: "web",
+                vrid: 71,
+                state: PeerState::Master,
+                priority: 150,
+                hears_master: false,
+                held_back: false,
+                source: std::net::IpAddr::V4(A_OWN.parse().unwrap()),
+            }];
+            let heartbeat = |pair_id: u64, session: u64| {
+                let header = HeartbeatHeader {
+                    pair_id,
+                    session,
+                    sequence: 1,
+                    handover: true,
+                    ..HeartbeatHeader::default()
+                };
+                let mut buffer = vec![0u8; MAX_DATAGRAM_LEN];
+                let len = emit(&header, &master, &mut buffer, None).unwrap();
+                buffer.truncate(len);
+                buffer
+            };
+            hops(255);
+            socket.send_to(&[0u8; 80], to).unwrap();
+            socket.send_to(&heartbeat(0x99, 7), to).unwrap();
+            socket.send_to(&heartbeat(0, 0x5eed), to).unwrap();
+            hops(64);
+            socket.send_to(&heartbeat(0, 0x5eee), to).unwrap();
+        })
+        .unwrap();
+    let status = pair.wait("b", &["pair", "status"], "all four refusals", |text| {
+        [
+            "bad magic 1",
+            "wrong pair 1",
+            "second session 1",
+            "hop limit not 255 1",
+        ]
+        .iter()
+        .all(|reason| text.contains(reason))
+    });
+    assert!(status.contains("pair: partner alive"), "{status}");
+    assert_eq!(
+        instance_state(&pair.ask("b", &["vrrp", "status"]), "web"),
+        Some("BACKUP")
+    );
+    assert_eq!(
+        instance_state(&pair.ask("a", &["vrrp", "status"]), "web"),
+        Some("MASTER")
+    );
+}
+
+#[test]
+fn a_clean_shutdown_hands_over_on_the_heartbeat() {
+    let pair = Pair::new("hbh");
+    let (mut a, _b) = pair.start_both();
+    let pinger = pair.pinger();
+    let stop = now_unix();
+    a.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+    pair.wait_state("b", "MASTER");
+    assert!(a.wait(LIMIT).unwrap(), "box a did not stop");
+    let status = pair.ask("b", &["vrrp", "status"]);
+    assert!(status.contains("partner handed over (planned)"), "{status}");
+    assert!(pinger.wait_reply_after(stop + 0.001, LIMIT));
+    std::thread::sleep(Duration::from_millis(100));
+    eprintln!(
+        "planned hand-over: client gap {:.1} ms",
+        pinger.longest_gap_since(stop).as_secs_f64() * 1000.0
+    );
+    pinger.stop().unwrap();
+}

@@ -389,3 +389,94 @@ fn a_clean_shutdown_hands_over_on_the_heartbeat() {
     );
     pinger.stop().unwrap();
 }
+
+/// The payload of the next heartbeat box `ns` sends on its peer link, captured with a packet
+/// socket in its namespace (outgoing frames are seen too): the bytes a replay would resend.
+fn capture_own_heartbeat(ns: &Netns) -> Vec<u8> {
+    let own = link_local(ns);
+    ns.run(move || {
+        use nix::sys::socket::{
+            recv, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol,
+            SockType,
+        };
+        use std::os::fd::AsRawFd;
+        let fd = socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::empty(),
+            SockProtocol::EthAll,
+        )
+        .unwrap();
+        setsockopt(
+            &fd,
+            sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(5, 0),
+        )
+        .unwrap();
+        let mut frame = [0u8; 2048];
+        loop {
+            let length = recv(fd.as_raw_fd(), &mut frame, MsgFlags::empty()).unwrap();
+            let frame = &frame[..length];
+            // IPv6 from this box's link-local, UDP to the heartbeat port, magic "TDHB".
+            let (ip, udp) = (14, 14 + 40);
+            if length > udp + 12
+                && frame[12..14] == [0x86, 0xdd]
+                && frame[ip + 6] == 17
+                && frame[ip + 8..ip + 24] == own.octets()
+                && frame[udp + 2..udp + 4] == HEARTBEAT_PORT.to_be_bytes()
+                && &frame[udp + 8..udp + 12] == b"TDHB"
+            {
+                return frame[udp + 8..].to_vec();
+            }
+        }
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_replayed_heartbeat_is_refused() {
+    let pair = Pair::new("hbr");
+    let (_a, _b) = pair.start_both();
+    let captured = capture_own_heartbeat(&pair.a);
+    // Later heartbeats of the same session have gone out since.
+    pair.wait_pair("b", "pair: partner alive");
+    std::thread::sleep(Duration::from_millis(50));
+    let to = SocketAddrV6::new(
+        link_local(&pair.b),
+        HEARTBEAT_PORT,
+        0,
+        pair.a.ifindex("peer").unwrap(),
+    );
+    pair.a
+        .run(move || {
+            let socket = std::net::UdpSocket::bind("[::]:0").unwrap();
+            nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6Ttl, &255)
+                .unwrap();
+            socket.send_to(&captured, to).unwrap();
+        })
+        .unwrap();
+    let status = pair.wait_pair("b", "replayed 1");
+    assert!(status.contains("pair: partner alive"), "{status}");
+    assert_eq!(
+        instance_state(&pair.ask("b", &["vrrp", "status"]), "web"),
+        Some("BACKUP")
+    );
+}
+
+#[test]
+fn true_isolation_is_vrrp_as_without_a_heartbeat() {
+    let pair = Pair::new("hbi");
+    let (_a, _b) = pair.start_both();
+    // A loses both its LAN port and the cable: each box is alone, each serves its side.
+    pair.segment
+        .netns
+        .ip(&["link", "set", "p2", "down"])
+        .unwrap();
+    pair.a.ip(&["link", "set", "peer", "down"]).unwrap();
+    pair.wait_state("b", "MASTER");
+    let status = pair.ask("a", &["vrrp", "status"]);
+    assert_eq!(instance_state(&status, "web"), Some("MASTER"), "{status}");
+    // The client, on B's side, reaches the VIP.
+    let pinger = pair.pinger();
+    pinger.stop().unwrap();
+}

@@ -3,7 +3,9 @@
 //! history, write it to the slot not holding the running generation (an in-memory device: the
 //! figure is the CPU work; a disk's sync time comes on top), preview the change. p50/p99 over
 //! 100 commits. Target for commit -> applied: p99 <= 5 ms CPU (the LVS engine's share is
-//! `tandem-lvs`'s `live_apply` bench).
+//! `tandem-lvs`'s `live_apply` bench). As in the daemon, `Transactions` keeps the running
+//! config's encoding and validation per service (from `open` or the previous commit), so each
+//! commit re-encodes and re-validates the one changed service and reuses the rest.
 
 // Test code: panics are the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -217,35 +217,51 @@ pub fn encode_with_history(
     meta: BlobMeta,
     key: Option<&MacKey>,
 ) -> Result<Vec<u8>, BlobError> {
-    let mut payload = postcard::to_allocvec(config).map_err(|_| BlobError::Payload {
+    let payload = postcard::to_allocvec(config).map_err(|_| BlobError::Payload {
         reason: "the model does not serialize",
     })?;
-    payload = postcard::to_extend(history, payload).map_err(|_| BlobError::Payload {
+    encode_encoded_with_history(&payload, history, meta, key)
+}
+
+/// [`encode_with_history`] for a config already encoded (`config_payload` is the postcard of
+/// the model, as [`crate::incremental::EncodedConfig`] builds it from the running config's).
+pub fn encode_encoded_with_history(
+    config_payload: &[u8],
+    history: &History,
+    meta: BlobMeta,
+    key: Option<&MacKey>,
+) -> Result<Vec<u8>, BlobError> {
+    // Room for a full history too, so the blob is built in place with one copy of the model.
+    let room = HEADER_BYTES + config_payload.len() + 8 * 1024 + CRC_BYTES + MAC_BYTES;
+    let mut out = Vec::with_capacity(room);
+    out.extend_from_slice(&[0; HEADER_BYTES]);
+    out.extend_from_slice(config_payload);
+    out = postcard::to_extend(history, out).map_err(|_| BlobError::Payload {
         reason: "the history does not serialize",
     })?;
-    if payload.len() > MAX_PAYLOAD_BYTES {
+    let payload_len = out.len() - HEADER_BYTES;
+    if payload_len > MAX_PAYLOAD_BYTES {
         return Err(BlobError::EncodeTooLarge {
-            len: payload.len(),
+            len: payload_len,
             max: MAX_PAYLOAD_BYTES,
         });
     }
-    let payload_len = u32::try_from(payload.len()).map_err(|_| BlobError::EncodeTooLarge {
-        len: payload.len(),
-        max: MAX_PAYLOAD_BYTES,
-    })?;
     let header = BlobHeader {
         format_version: FORMAT_VERSION,
         flags: if key.is_some() { FLAG_KEYED } else { 0 },
         generation: meta.generation,
         parent_generation: meta.parent_generation,
         pair_id: meta.pair_id,
-        payload_len,
+        payload_len: u32::try_from(payload_len).map_err(|_| BlobError::EncodeTooLarge {
+            len: payload_len,
+            max: MAX_PAYLOAD_BYTES,
+        })?,
     };
-    let mut out = Vec::with_capacity(payload.len() + OVERHEAD_BYTES);
     let mut head = [0u8; HEADER_BYTES];
     header.emit(&mut head);
-    out.extend_from_slice(&head);
-    out.extend_from_slice(&payload);
+    if let Some(slot) = out.get_mut(..HEADER_BYTES) {
+        slot.copy_from_slice(&head);
+    }
     let crc = crc32(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     let mac = match key {

@@ -43,6 +43,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;
 
+use crate::incremental::ServiceDiff;
 use crate::model::{
     Bond, ClusterIpGroup, Config, FwmarkRule, Interface, Management, NatGateway, Notify, PeerLink,
     RealServer, RealServerRole, SyncGroup, System, VirtualService, VrrpInstance,
@@ -156,8 +157,13 @@ impl fmt::Display for Preview {
 
 /// What committing `candidate` over `running` does, change by change.
 pub fn preview(running: &Config, candidate: &Config) -> Preview {
+    preview_known(running, candidate, &ServiceDiff::new(running, candidate))
+}
+
+/// [`preview`] when the caller compared the two configs already (`diff` is of the same two).
+pub(crate) fn preview_known(running: &Config, candidate: &Config, diff: &ServiceDiff) -> Preview {
     let mut out = Out::default();
-    if running == candidate {
+    if diff.identical() {
         return Preview::default();
     }
     // Destructured so that a new top-level field does not compile until it is previewed.
@@ -192,12 +198,12 @@ pub fn preview(running: &Config, candidate: &Config) -> Preview {
     for pair in pair_by(&old.sync_groups, sync_groups, |g| g.name.as_str()) {
         sync_group_changes(&mut out, pair);
     }
-    if old.virtual_services != *virtual_services {
-        let pairs = pair_by(&old.virtual_services, virtual_services, service_key);
-        for pair in rematch(pairs, |s| s.name.as_str()) {
-            service_changes(&mut out, pair);
-        }
-    }
+    service_impacts(
+        &mut out,
+        &old.virtual_services,
+        virtual_services,
+        Some(diff),
+    );
     if old.fwmark_rules != *fwmark_rules {
         fwmark_changes(&mut out, &old.fwmark_rules, fwmark_rules);
     }
@@ -751,6 +757,63 @@ fn sync_group_changes(out: &mut Out, pair: (Option<&SyncGroup>, Option<&SyncGrou
         _ => return,
     };
     out.hitless(Engine::Vrrp, kind, what);
+}
+
+/// The services' part of the preview. With `diff` (of the configs holding them), services that
+/// kept their places and keys pair by position and only those `diff` found changed are looked
+/// at: what pairing by key and `rematch` (the path without `diff`) find, without a map of 1000
+/// keys and a second comparison of every pair.
+fn service_impacts(
+    out: &mut Out,
+    old_services: &[VirtualService],
+    new_services: &[VirtualService],
+    diff: Option<&ServiceDiff>,
+) {
+    let positional = diff.filter(|diff| {
+        diff.same_len()
+            && old_services
+                .iter()
+                .zip(new_services)
+                .all(|(o, n)| service_key(o) == service_key(n))
+    });
+    let fates = match positional {
+        Some(diff) => old_services
+            .iter()
+            .zip(new_services)
+            .enumerate()
+            .filter(|(index, _)| !diff.unchanged(*index))
+            .map(|(_, (old, new))| Fate::Kept(old, new))
+            .collect(),
+        None => rematch(pair_by(old_services, new_services, service_key), |s| {
+            s.name.as_str()
+        }),
+    };
+    for fate in fates {
+        service_changes(out, fate);
+    }
+}
+
+/// The services' impacts with and without `diff`, for the tests of the shortcut.
+#[cfg(test)]
+pub(crate) fn service_impacts_both_ways(
+    old: &Config,
+    new: &Config,
+    diff: &ServiceDiff,
+) -> (Vec<Impact>, Vec<Impact>) {
+    let (mut with, mut without) = (Out::default(), Out::default());
+    service_impacts(
+        &mut with,
+        &old.virtual_services,
+        &new.virtual_services,
+        Some(diff),
+    );
+    service_impacts(
+        &mut without,
+        &old.virtual_services,
+        &new.virtual_services,
+        None,
+    );
+    (with.0, without.0)
 }
 
 /// How IPVS knows a virtual service.

@@ -15,6 +15,9 @@ pub mod bounded;
 pub mod crc32;
 pub mod history;
 pub mod impact;
+// Used by `transaction` (std); the no_std build carries it unused.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+mod incremental;
 pub mod model;
 pub mod net;
 pub mod storage;

@@ -10,7 +10,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;
+use core::ops::Range;
 
+use crate::incremental::ServiceDiff;
 use crate::model::{
     limits, BondMode, CheckKind, Config, Forwarding, LinkMonitor, Protocol, VirtualService,
     VrrpAuth, VrrpVersion,
@@ -36,13 +38,30 @@ pub struct Issue {
     pub message: String,
 }
 
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let level = match self.severity {
+impl Issue {
+    fn level(&self) -> &'static str {
+        match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
-        };
-        write!(f, "{level}: {}: {}", self.path, self.message)
+        }
+    }
+
+    /// The issue as one report line, as [`fmt::Display`] writes it, in one allocation (a
+    /// 1000-service config can carry a thousand warnings on every commit).
+    pub fn line(&self) -> String {
+        let level = self.level();
+        let mut line =
+            String::with_capacity(level.len() + self.path.len() + self.message.len() + 4);
+        for part in [level, ": ", &self.path, ": ", &self.message] {
+            line.push_str(part);
+        }
+        line
+    }
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.level(), self.path, self.message)
     }
 }
 
@@ -72,17 +91,66 @@ pub fn has_errors(issues: &[Issue]) -> bool {
 
 /// Checks `config`, returning every error and warning.
 pub fn validate(config: &Config) -> Vec<Issue> {
-    let mut report = Report(Vec::new());
-    let ctx = Context::new(config);
-    check_system(config, &mut report);
-    check_interfaces(config, &ctx, &mut report);
-    check_bonds(config, &ctx, &mut report);
-    check_vrrp(config, &ctx, &mut report);
-    check_sync_groups(config, &mut report);
-    check_services(config, &ctx, &mut report);
-    check_fwmark_rules(config, &mut report);
-    check_roles(config, &ctx, &mut report);
-    report.0
+    Validation::full(config).issues
+}
+
+/// A validation report that remembers which issues each virtual service produced, so that the
+/// validation of an edit of this config redoes only the services that changed (a commit of a
+/// 1000-service config; see [`crate::incremental`]). Its issues are always exactly what
+/// [`validate`] reports for the same config.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Validation {
+    issues: Vec<Issue>,
+    /// Per virtual service: the range of its issues in `issues`, and whether one of them is the
+    /// duplicate-key error (which depends on the other services).
+    services: Vec<(Range<usize>, bool)>,
+    /// Whether the per-service issues depend on nothing but the service and the config outside
+    /// the services. Not so when no interface has an address: then only the first NAT or DR
+    /// real server of the whole config warns about it.
+    reusable: bool,
+}
+
+// The incremental path serves `transaction` (std).
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+impl Validation {
+    /// Validates `config` from scratch.
+    pub(crate) fn full(config: &Config) -> Self {
+        Self::run(config, None)
+    }
+
+    /// Validates `config`, an edit of the config `base` is the validation of, with `diff` taken
+    /// between the two: an unchanged service reuses its issues when nothing they depend on
+    /// changed.
+    pub(crate) fn incremental(config: &Config, base: &Validation, diff: &ServiceDiff) -> Self {
+        Self::run(config, Some((base, diff)))
+    }
+
+    fn run(config: &Config, base: Option<(&Validation, &ServiceDiff)>) -> Self {
+        let mut report = Report(Vec::new());
+        let ctx = Context::new(config);
+        // Outside the services the two configs are equal, so the facts the services' checks
+        // read (links, addresses, VIPs, marking rules) are too.
+        let base =
+            base.filter(|(base, diff)| base.reusable && ctx.any_addresses() && diff.rest_equal());
+        check_system(config, &mut report);
+        check_interfaces(config, &ctx, &mut report);
+        check_bonds(config, &ctx, &mut report);
+        check_vrrp(config, &ctx, &mut report);
+        check_sync_groups(config, &mut report);
+        let services = check_services(config, &ctx, &mut report, base);
+        check_fwmark_rules(config, &mut report);
+        check_roles(config, &ctx, &mut report);
+        Validation {
+            issues: report.0,
+            services,
+            reusable: ctx.any_addresses(),
+        }
+    }
+
+    /// Every error and warning, as [`validate`] returns them.
+    pub(crate) fn issues(&self) -> &[Issue] {
+        &self.issues
+    }
 }
 
 /// Facts several checks need.
@@ -546,8 +614,38 @@ fn check_sync_groups(config: &Config, report: &mut Report) {
     }
 }
 
-fn check_services(config: &Config, ctx: &Context<'_>, report: &mut Report) {
-    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+/// How IPVS keys a service, for the duplicate check.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum ServiceKey {
+    Fwmark(u32, Family),
+    Address(IpAddr, u16, u8),
+    /// Neither address nor fwmark (itself an error): keyed by its label.
+    Label(String),
+}
+
+fn service_family(service: &VirtualService) -> Option<Family> {
+    match (service.address, service.fwmark) {
+        (Some(addr), _) => Some(Family::of(&addr)),
+        (None, Some(_)) => Some(
+            service
+                .real_servers
+                .first()
+                .map(|r| Family::of(&r.address))
+                .unwrap_or_default(),
+        ),
+        (None, None) => None,
+    }
+}
+
+/// Checks the services; returns each one's issues (see [`Validation`]). With `base`, an
+/// unchanged service without a duplicate-key error in either config takes its issues from it.
+fn check_services(
+    config: &Config,
+    ctx: &Context<'_>,
+    report: &mut Report,
+    base: Option<(&Validation, &ServiceDiff)>,
+) -> Vec<(Range<usize>, bool)> {
+    let mut ranges = Vec::with_capacity(config.virtual_services.len());
     let total = config.real_server_count();
     if total > limits::REAL_SERVERS_TOTAL {
         report.error(
@@ -558,125 +656,178 @@ fn check_services(config: &Config, ctx: &Context<'_>, report: &mut Report) {
             ),
         );
     }
+    // Per service, the nearest earlier one with the same IPVS key, first: whether a service
+    // can reuse its issues depends on it.
+    let mut keys: BTreeMap<ServiceKey, usize> = BTreeMap::new();
+    let same_key: Vec<Option<usize>> = config
+        .virtual_services
+        .iter()
+        .enumerate()
+        .map(|(index, service)| {
+            let family = service_family(service).unwrap_or(Family::Ipv4);
+            let key = match (service.fwmark, service.address) {
+                (Some(mark), _) => ServiceKey::Fwmark(mark, family),
+                (None, Some(addr)) => {
+                    ServiceKey::Address(addr, service.port, service.protocol.ip_protocol())
+                }
+                (None, None) => ServiceKey::Label(service.label()),
+            };
+            keys.insert(key, index)
+        })
+        .collect();
+    drop(keys);
     let mut warned_no_addresses = false;
-    for service in &config.virtual_services {
-        let label = service.label();
-        let path = format!("virtual_server \"{label}\"");
-        let family = match (service.address, service.fwmark) {
-            (Some(addr), _) => Family::of(&addr),
-            (None, Some(_)) => service
-                .real_servers
-                .first()
-                .map(|r| Family::of(&r.address))
-                .unwrap_or_default(),
-            (None, None) => {
-                report.error(
-                    &path,
-                    "has neither an address nor a fwmark; set address (and port) or fwmark",
-                );
-                Family::Ipv4
-            }
-        };
-        let key = match (service.fwmark, service.address) {
-            (Some(mark), _) => format!("fwmark {mark} {family:?}"),
-            (None, Some(addr)) => format!("{addr} {} {:?}", service.port, service.protocol),
-            (None, None) => label.clone(),
-        };
-        if let Some(other) = keys.insert(key, label.clone()) {
-            report.error(&path, format!("has the same address, port and protocol (or fwmark) as virtual_server \"{other}\"; IPVS keys services by them"));
+    for (index, service) in config.virtual_services.iter().enumerate() {
+        let start = report.0.len();
+        let duplicate = same_key.get(index).is_some_and(Option::is_some);
+        let reused = base.and_then(|(base, diff)| {
+            let (range, base_duplicate) = base.services.get(index)?;
+            (diff.unchanged(index) && !base_duplicate && !duplicate)
+                .then(|| base.issues.get(range.clone()))
+                .flatten()
+        });
+        if let Some(issues) = reused {
+            report.0.extend_from_slice(issues);
+            ranges.push((start..report.0.len(), duplicate));
+            continue;
         }
-        if service.fwmark.is_none() && service.port == 0 && service.persistence.is_none() {
+        check_service(
+            config,
+            ctx,
+            report,
+            service,
+            same_key.get(index).copied().flatten(),
+            &mut warned_no_addresses,
+        );
+        ranges.push((start..report.0.len(), duplicate));
+    }
+    ranges
+}
+
+/// One service's checks; `same_key` is the nearest earlier service with its IPVS key.
+fn check_service(
+    config: &Config,
+    ctx: &Context<'_>,
+    report: &mut Report,
+    service: &VirtualService,
+    same_key: Option<usize>,
+    warned_no_addresses: &mut bool,
+) {
+    // Built only when there is something to report (a 1000-service config otherwise formats
+    // 1000 paths in every full validation).
+    let path = || format!("virtual_server \"{}\"", service.display_label());
+    let family = match service_family(service) {
+        Some(family) => family,
+        None => {
             report.error(
-                &path,
-                "port 0 (all ports) needs persistence; set a port or persistence",
+                path(),
+                "has neither an address nor a fwmark; set address (and port) or fwmark",
+            );
+            Family::Ipv4
+        }
+    };
+    if let Some(other) = same_key {
+        let other = config
+            .virtual_services
+            .get(other)
+            .map(VirtualService::label)
+            .unwrap_or_default();
+        report.error(path(), format!("has the same address, port and protocol (or fwmark) as virtual_server \"{other}\"; IPVS keys services by them"));
+    }
+    if service.fwmark.is_none() && service.port == 0 && service.persistence.is_none() {
+        report.error(
+            path(),
+            "port 0 (all ports) needs persistence; set a port or persistence",
+        );
+    }
+    if let Some(mark) = service.fwmark {
+        if mark == 0 {
+            report.error(
+                path(),
+                "fwmark 0 is the unmarked traffic; use a mark from 1",
+            );
+        } else if !config.fwmark_rules.iter().any(|r| r.mark == mark) {
+            report.error(path(), format!("fwmark {mark} has no marking rule, so no packet will ever match; add a [[fwmark_rules]] entry with mark = {mark}"));
+        }
+    }
+    if let Some(prefix) = service.address_prefix {
+        if prefix > family.max_prefix() {
+            report.error(
+                path(),
+                format!("address prefix /{prefix} is longer than the address"),
             );
         }
-        if let Some(mark) = service.fwmark {
-            if mark == 0 {
-                report.error(&path, "fwmark 0 is the unmarked traffic; use a mark from 1");
-            } else if !config.fwmark_rules.iter().any(|r| r.mark == mark) {
-                report.error(&path, format!("fwmark {mark} has no marking rule, so no packet will ever match; add a [[fwmark_rules]] entry with mark = {mark}"));
-            }
+    }
+    if let Some(interface) = &service.interface {
+        if !ctx.link_exists(interface) {
+            report.error(
+                path(),
+                format!("interface \"{interface}\" is not configured"),
+            );
         }
-        if let Some(prefix) = service.address_prefix {
+    }
+    if let Some(addr) = &service.address {
+        if !ctx.is_floating_address(addr) && service.interface.is_none() {
+            report.warn(path(), format!("address {addr} is not a VRRP or CLUSTERIP virtual address nor an interface address, so no box will answer for it; add it to a vrrp instance's vips"));
+        }
+    }
+    let flags = service.scheduler_flags;
+    if (flags.fallback || flags.port) && !service.scheduler.takes_hash_flags() {
+        report.error(path(), format!("scheduler flags fallback/port apply to sh and mh only, not {}; remove them or change the scheduler", service.scheduler.kernel_name()));
+    }
+    if flags.one_packet && service.protocol != Protocol::Udp {
+        report.error(
+            path(),
+            "one-packet scheduling (ops) applies to UDP services only",
+        );
+    }
+    if let Some(persistence) = &service.persistence {
+        if let Some(prefix) = persistence.netmask_prefix {
             if prefix > family.max_prefix() {
                 report.error(
-                    &path,
-                    format!("address prefix /{prefix} is longer than the address"),
+                    path(),
+                    format!("persistence netmask /{prefix} is longer than the address"),
                 );
             }
         }
-        if let Some(interface) = &service.interface {
-            if !ctx.link_exists(interface) {
-                report.error(
-                    &path,
-                    format!("interface \"{interface}\" is not configured"),
-                );
-            }
+    }
+    if let Some(check) = &service.check {
+        check_check(path, check, report);
+    }
+    if let Some(sorry) = &service.sorry_server {
+        if Family::of(&sorry.address) != family
+            && sorry.forwarding.unwrap_or(service.forwarding) != Forwarding::Tun
+        {
+            report.error(path(), format!("sorry server {} is not in the service's address family; only TUN can cross families", sorry.address));
         }
-        if let Some(addr) = &service.address {
-            if !ctx.is_floating_address(addr) && service.interface.is_none() {
-                report.warn(&path, format!("address {addr} is not a VRRP or CLUSTERIP virtual address nor an interface address, so no box will answer for it; add it to a vrrp instance's vips"));
-            }
+    }
+    let mut seen: BTreeMap<(IpAddr, u16), ()> = BTreeMap::new();
+    let mut weight_sum: u64 = 0;
+    for server in &service.real_servers {
+        check_real_server(
+            service,
+            server,
+            family,
+            ctx,
+            &mut seen,
+            warned_no_addresses,
+            report,
+        );
+        if server.active {
+            weight_sum += u64::from(server.weight);
         }
-        let flags = service.scheduler_flags;
-        if (flags.fallback || flags.port) && !service.scheduler.takes_hash_flags() {
-            report.error(&path, format!("scheduler flags fallback/port apply to sh and mh only, not {}; remove them or change the scheduler", service.scheduler.kernel_name()));
-        }
-        if flags.one_packet && service.protocol != Protocol::Udp {
-            report.error(
-                &path,
-                "one-packet scheduling (ops) applies to UDP services only",
-            );
-        }
-        if let Some(persistence) = &service.persistence {
-            if let Some(prefix) = persistence.netmask_prefix {
-                if prefix > family.max_prefix() {
-                    report.error(
-                        &path,
-                        format!("persistence netmask /{prefix} is longer than the address"),
-                    );
-                }
-            }
-        }
-        if let Some(check) = &service.check {
-            check_check(&path, check, report);
-        }
-        if let Some(sorry) = &service.sorry_server {
-            if Family::of(&sorry.address) != family
-                && sorry.forwarding.unwrap_or(service.forwarding) != Forwarding::Tun
-            {
-                report.error(&path, format!("sorry server {} is not in the service's address family; only TUN can cross families", sorry.address));
-            }
-        }
-        let mut seen: BTreeMap<(IpAddr, u16), ()> = BTreeMap::new();
-        let mut weight_sum: u64 = 0;
-        for server in &service.real_servers {
-            check_real_server(
-                service,
-                server,
-                family,
-                ctx,
-                &mut seen,
-                &mut warned_no_addresses,
-                report,
-            );
-            if server.active {
-                weight_sum += u64::from(server.weight);
-            }
-        }
-        if !service.real_servers.is_empty() && u64::from(service.quorum) > weight_sum {
-            report.warn(&path, format!("quorum {} is above the total weight {weight_sum} of its active real servers, so the service never counts as up", service.quorum));
-        }
-        if service.hysteresis > service.quorum {
-            report.warn(
-                &path,
-                format!(
-                    "hysteresis {} exceeds quorum {}",
-                    service.hysteresis, service.quorum
-                ),
-            );
-        }
+    }
+    if !service.real_servers.is_empty() && u64::from(service.quorum) > weight_sum {
+        report.warn(path(), format!("quorum {} is above the total weight {weight_sum} of its active real servers, so the service never counts as up", service.quorum));
+    }
+    if service.hysteresis > service.quorum {
+        report.warn(
+            path(),
+            format!(
+                "hysteresis {} exceeds quorum {}",
+                service.hysteresis, service.quorum
+            ),
+        );
     }
 }
 
@@ -694,11 +845,11 @@ fn check_real_server(
     let path = || match server.address {
         IpAddr::V6(addr) => format!(
             "virtual_server \"{}\" real_server [{addr}]:{port}",
-            service.label()
+            service.display_label()
         ),
         IpAddr::V4(addr) => format!(
             "virtual_server \"{}\" real_server {addr}:{port}",
-            service.label()
+            service.display_label()
         ),
     };
     if seen.insert((server.address, port), ()).is_some() {
@@ -787,20 +938,20 @@ fn check_real_server(
         }
     }
     if let Some(check) = &server.check {
-        check_check(&path(), check, report);
+        check_check(path, check, report);
     }
 }
 
-fn check_check(path: &str, check: &crate::model::Check, report: &mut Report) {
+fn check_check(path: impl Fn() -> String, check: &crate::model::Check, report: &mut Report) {
     if check.timing.interval_ms == 0 {
         report.error(
-            path,
+            path(),
             "check interval 0 would check without pause; set timing.interval_ms",
         );
     }
     if check.timing.timeout_ms == 0 {
         report.error(
-            path,
+            path(),
             "check timeout 0 fails every check; set timing.timeout_ms",
         );
     }
@@ -809,12 +960,15 @@ fn check_check(path: &str, check: &crate::model::Check, report: &mut Report) {
     } = &check.kind
     {
         if !url.starts_with('/') {
-            report.error(path, format!("HTTP check path \"{url}\" must start with /"));
+            report.error(
+                path(),
+                format!("HTTP check path \"{url}\" must start with /"),
+            );
         }
         if let Some(code) = status {
             if !(100..=599).contains(code) {
                 report.error(
-                    path,
+                    path(),
                     format!("HTTP status {code} is not an HTTP status code"),
                 );
             }

@@ -448,16 +448,31 @@ impl Default for VirtualService {
 impl VirtualService {
     /// How the service is named in messages: its name, else `fwmark N` or `address:port/proto`.
     pub fn label(&self) -> String {
-        if !self.name.is_empty() {
-            return format!("{}", self.name);
+        format!("{}", self.display_label())
+    }
+
+    /// [`VirtualService::label`] without building a string of its own (for longer messages).
+    pub fn display_label(&self) -> ServiceLabel<'_> {
+        ServiceLabel(self)
+    }
+}
+
+/// A service's label as [`core::fmt::Display`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceLabel<'a>(&'a VirtualService);
+
+impl core::fmt::Display for ServiceLabel<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let service = self.0;
+        if !service.name.is_empty() {
+            return f.write_str(&service.name);
         }
-        match (self.fwmark, self.address) {
-            (Some(mark), _) => format!("fwmark {mark}"),
-            (None, Some(IpAddr::V6(addr))) => {
-                format!("[{addr}]:{}/{}", self.port, self.protocol.as_str())
-            }
-            (None, Some(addr)) => format!("{addr}:{}/{}", self.port, self.protocol.as_str()),
-            (None, None) => format!(":{}/{}", self.port, self.protocol.as_str()),
+        let protocol = service.protocol.as_str();
+        match (service.fwmark, service.address) {
+            (Some(mark), _) => write!(f, "fwmark {mark}"),
+            (None, Some(IpAddr::V6(addr))) => write!(f, "[{addr}]:{}/{protocol}", service.port),
+            (None, Some(addr)) => write!(f, "{addr}:{}/{protocol}", service.port),
+            (None, None) => write!(f, ":{}/{protocol}", service.port),
         }
     }
 }

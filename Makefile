@@ -41,7 +41,7 @@ deps:
 	fi
 
 tandem:
-	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --target $(TARGET) -p tandem-daemon
+	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --target $(TARGET) -p tandem-daemon --no-default-features
 	@file $(TANDEM) | grep -q 'statically linked' || { echo "$(TANDEM) is not static"; exit 1; }
 
 image: deps tandem

@@ -10,7 +10,9 @@ use std::vec::Vec;
 
 use crate::blob::{self, BlobMeta, MacKey, MacPolicy};
 use crate::compare::compare;
+#[cfg(feature = "migrate")]
 use crate::export;
+#[cfg(feature = "migrate")]
 use crate::import::{self, Format, NoteKind};
 use crate::load::parse_bytes;
 use crate::model::Config;
@@ -120,7 +122,9 @@ fn dispatch(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result
             write_out(out, text.as_bytes())?;
             Ok(0)
         }
+        #[cfg(feature = "migrate")]
         "import" => import_command(&options, out, err),
+        #[cfg(feature = "migrate")]
         "export" => {
             options.check_known(&["--format", "-o"])?;
             let format = options
@@ -138,6 +142,12 @@ fn dispatch(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result
             emit(&options, out, exported.text.as_bytes())?;
             Ok(0)
         }
+        #[cfg(not(feature = "migrate"))]
+        "import" | "export" => Err(format!(
+            "`tandem config {command}` is not in the appliance build (it stays within its 4 MiB \
+             budget without the keepalived/Piranha converters): run it on a host with the host \
+             build of tandem, then `load` the TOML it writes on the box"
+        )),
         "encode" => {
             options.check_known(&["-o", "--generation", "--parent", "--pair-id", "--key-file"])?;
             let output = options
@@ -226,6 +236,7 @@ fn dispatch(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result
     }
 }
 
+#[cfg(feature = "migrate")]
 fn import_command(
     options: &Options,
     out: &mut dyn Write,
@@ -303,6 +314,7 @@ fn write_out(out: &mut dyn Write, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("cannot write output: {e}"))
 }
 
+#[cfg(feature = "migrate")]
 fn emit(options: &Options, out: &mut dyn Write, bytes: &[u8]) -> Result<(), String> {
     match options.get("-o") {
         Some(path) => std::fs::write(path, bytes).map_err(|e| format!("cannot write {path}: {e}")),

@@ -29,9 +29,9 @@ pub mod cli;
 pub mod compare;
 #[cfg(feature = "std")]
 pub mod edit;
-#[cfg(feature = "std")]
+#[cfg(feature = "migrate")]
 pub mod export;
-#[cfg(feature = "std")]
+#[cfg(feature = "migrate")]
 pub mod import;
 #[cfg(feature = "std")]
 mod load;

@@ -141,10 +141,12 @@ fn box_death_fails_over_in_tens_of_milliseconds_not_seconds() {
     let pinger = pair.pinger();
     std::thread::sleep(Duration::from_millis(200));
     let cut = now_unix();
-    // Box A dies: its links go dark and its daemon is gone, as when the power fails.
-    pair.a.ip(&["link", "set", "eth0", "down"]).unwrap();
-    pair.a.ip(&["link", "set", "peer", "down"]).unwrap();
+    // Box A dies as when the power fails: its daemon is gone before it can report anything,
+    // then its links go dark together.
     a.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    let batch = pair.dir.path.join("dark.batch");
+    std::fs::write(&batch, "link set eth0 down\nlink set peer down\n").unwrap();
+    pair.a.ip(&["-batch", batch.to_str().unwrap()]).unwrap();
     pair.wait_state("b", "MASTER");
     assert!(
         pinger.wait_reply_after(cut + 0.001, LIMIT),
@@ -243,19 +245,21 @@ impl AddressMonitor {
 }
 
 #[test]
-fn a_service_lan_split_never_has_two_masters_and_the_box_with_the_uplink_serves() {
+fn a_master_whose_lan_port_is_cut_hands_over_before_the_partner_adds_the_vip() {
     let pair = Pair::new("hbs");
     let (_a, _b) = pair.start_both();
     let on_a = AddressMonitor::start(&pair.a);
     let on_b = AddressMonitor::start(&pair.b);
     std::thread::sleep(Duration::from_millis(300));
-    // A's port on the service LAN is cut at the bridge; the peer cable stays up.
+    // A's port on the service LAN is cut at the bridge (A's eth0 loses carrier); the peer
+    // cable stays up. A's instance tracks its own interface: FAULT, VIP removed, and B takes
+    // over on A's report instead of after its Master_Down_Interval.
     pair.segment
         .netns
         .ip(&["link", "set", "p2", "down"])
         .unwrap();
     pair.wait_state("b", "MASTER");
-    pair.wait_state("a", "BACKUP");
+    pair.wait_state("a", "FAULT");
     std::thread::sleep(Duration::from_millis(300));
     let a_events = on_a.events_for(VIP);
     let b_events = on_b.events_for(VIP);
@@ -274,14 +278,54 @@ fn a_service_lan_split_never_has_two_masters_and_the_box_with_the_uplink_serves(
         a_deleted.0,
         b_added.0
     );
-    let status_a = pair.ask("a", &["pair", "status"]);
+    let status_b = pair.ask("b", &["vrrp", "status"]);
     assert!(
-        status_a.contains("gave the VIPs to the partner"),
-        "{status_a}"
+        status_b.contains("partner reported fault over the heartbeat"),
+        "{status_b}"
     );
     // The client reaches the VIP through B.
     let pinger = pair.pinger();
     pinger.stop().unwrap();
+}
+
+#[test]
+fn a_split_with_carrier_up_never_has_two_masters() {
+    let pair = Pair::new("hbk");
+    let (_a, _b) = pair.start_both();
+    let on_b = AddressMonitor::start(&pair.b);
+    std::thread::sleep(Duration::from_millis(300));
+    // The bridge stops forwarding A's port: both boxes keep carrier, neither hears the other's
+    // adverts. VRRP alone makes both master after 3.6 s; the heartbeat holds B back.
+    pair.segment
+        .netns
+        .exec("bridge", &["link", "set", "dev", "p2", "state", "0"])
+        .unwrap();
+    let held = pair.wait_pair("b", "service LAN split");
+    assert!(held.contains("staying backup"), "{held}");
+    pair.wait_pair("a", "the partner does not hear this box's adverts");
+    // Longer than the Master_Down_Interval again: still one master.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        instance_state(&pair.ask("b", &["vrrp", "status"]), "web"),
+        Some("BACKUP")
+    );
+    assert_eq!(
+        instance_state(&pair.ask("a", &["vrrp", "status"]), "web"),
+        Some("MASTER")
+    );
+    // Healed: the alarm clears and nothing moved.
+    pair.segment
+        .netns
+        .exec("bridge", &["link", "set", "dev", "p2", "state", "3"])
+        .unwrap();
+    pair.wait("b", &["pair", "status"], "the split healed", |text| {
+        text.contains("pair: partner alive") && !text.contains("ALARM")
+    });
+    let b_events = on_b.events_for(VIP);
+    assert!(
+        b_events.iter().all(|(_, deleted)| *deleted),
+        "B added the VIP while A held it: {b_events:?}"
+    );
 }
 
 /// B's link-local address on the peer cable.
@@ -467,10 +511,11 @@ fn a_replayed_heartbeat_is_refused() {
 fn true_isolation_is_vrrp_as_without_a_heartbeat() {
     let pair = Pair::new("hbi");
     let (_a, _b) = pair.start_both();
-    // A loses both its LAN port and the cable: each box is alone, each serves its side.
+    // A is cut off the LAN (its port blocked, carrier up) and the cable is cut: each box is
+    // alone and serves its side, as VRRP would.
     pair.segment
         .netns
-        .ip(&["link", "set", "p2", "down"])
+        .exec("bridge", &["link", "set", "dev", "p2", "state", "0"])
         .unwrap();
     pair.a.ip(&["link", "set", "peer", "down"]).unwrap();
     pair.wait_state("b", "MASTER");

@@ -408,6 +408,11 @@ impl Instance {
         self.actions.pop_front()
     }
 
+    /// True while actions wait to be polled.
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timer.map(|t| t.at)

@@ -225,6 +225,22 @@ fn track_spec(link: &TrackedLink, kind: TrackKind) -> TrackSpec {
     }
 }
 
+/// The instance's own interface, tracked with weight 0 unless the config tracks it already: a
+/// master whose LAN lost carrier goes to FAULT and gives its addresses up (keepalived does the
+/// same), so the partner takes over instead of both claiming the VIP on either side of a cut.
+fn own_interface_track(instance: &VrrpInstance) -> Option<TrackSpec> {
+    let listed = instance
+        .track_interfaces
+        .iter()
+        .chain(instance.track_bonds.iter())
+        .any(|link| link.name == instance.interface);
+    (!listed).then(|| TrackSpec {
+        name: instance.interface.as_str().to_owned(),
+        kind: TrackKind::Interface,
+        weight: 0,
+    })
+}
+
 /// Maps one configured instance (with its interface's addresses) to an [`InstancePlan`].
 pub fn instance_plan(
     instance: &VrrpInstance,
@@ -263,6 +279,7 @@ pub fn instance_plan(
                     .iter()
                     .map(|l| track_spec(l, TrackKind::Bond)),
             )
+            .chain(own_interface_track(instance))
             .collect(),
     };
     params.validate().map_err(|error| PlanError::Params {
@@ -384,6 +401,30 @@ mod tests {
         assert_eq!(plan.params.tracks[0].weight, -50);
         assert_eq!(plan.params.tracks[0].kind, TrackKind::Interface);
         assert_eq!(plan.vips[0].link, "eth2");
+    }
+
+    #[test]
+    fn the_instance_tracks_its_own_interface_unless_the_config_does() {
+        let mut inst = instance(&[("192.0.2.100", 32)]);
+        let own = |plan: &InstancePlan| {
+            plan.params
+                .tracks
+                .iter()
+                .filter(|t| t.name == "eth0")
+                .map(|t| (t.kind, t.weight))
+                .collect::<Vec<_>>()
+        };
+        let plan = instance_plan(&inst, &addrs(&["192.0.2.2"])).unwrap();
+        assert_eq!(own(&plan), vec![(TrackKind::Interface, 0)]);
+        // Listed by the operator (a weight instead of a fault): that one, once.
+        inst.track_interfaces
+            .push(TrackedLink {
+                name: "eth0".try_into().unwrap(),
+                weight: -20,
+            })
+            .unwrap();
+        let plan = instance_plan(&inst, &addrs(&["192.0.2.2"])).unwrap();
+        assert_eq!(own(&plan), vec![(TrackKind::Interface, -20)]);
     }
 
     #[test]

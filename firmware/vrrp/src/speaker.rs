@@ -373,6 +373,12 @@ impl Speaker {
         self.settle(now);
     }
 
+    /// True while any action waits to be polled (what a status report must not get ahead of:
+    /// a state whose addresses are still being added or removed).
+    pub fn has_pending_actions(&self) -> bool {
+        !self.pending.is_empty() || self.instances.values().any(|e| e.instance.has_actions())
+    }
+
     /// Next action, in the order produced (per instance always in order). A removed instance's
     /// last actions come with its old id, after which the id never appears again.
     pub fn poll_action(&mut self) -> Option<(InstanceId, Action)> {

@@ -782,6 +782,8 @@ impl Engine {
             self.speaker.handle_timeout(now);
             self.drain_actions().await;
             self.expiring = None;
+            // A held-back backup's timer may just have expired (a LAN split): weigh it.
+            self.rearbitrate = true;
         }
         for (instance, repeat) in self.schedule.take_due(now) {
             if let Some(plan) = self.plans.get(&instance) {

@@ -402,6 +402,10 @@ impl Engine {
             return;
         };
         let due = pair.socket.is_some() && pair.link.handle_timeout(now);
+        if !pair.split_reported.is_empty() && now >= pair.next_publish {
+            // During a split, see (at the board's pace) whether the adverts are heard again.
+            self.rearbitrate = true;
+        }
         self.pair_events().await;
         if due {
             self.send_heartbeat().await;
@@ -409,8 +413,14 @@ impl Engine {
         self.pair_publish(now, false);
     }
 
-    /// Sends one heartbeat now.
+    /// Sends one heartbeat now, unless actions are pending: a heartbeat never reports a state
+    /// whose addresses are still being added or removed (the partner would act on it first);
+    /// it then goes out right after the batch is executed.
     pub(super) async fn send_heartbeat(&mut self) {
+        if self.speaker.has_pending_actions() {
+            self.state_changed = true;
+            return;
+        }
         let now = self.now();
         let health: Vec<(String, u8, PeerState, u8, bool, bool, IpAddr)> = self
             .speaker

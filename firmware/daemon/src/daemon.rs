@@ -34,6 +34,9 @@ use crate::logring::Log;
 use crate::peer_monitor::{PeerEvent, PeerMonitor, PeerState};
 use tandem_config::transaction::{self, CommitRequest, Committed, Transactions};
 
+/// Warnings of one commit written to the log (the rest are counted).
+const WARNINGS_LOGGED: usize = 10;
+
 /// How the process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -609,8 +612,16 @@ impl Daemon {
         reply: Reply,
     ) {
         let generation = committed.generation;
-        for warning in &committed.warnings {
+        // A big config can carry hundreds of warnings; the log (and the serial console behind
+        // it) gets the first few and a count, `check`/`load` list them all.
+        for warning in committed.warnings.iter().take(WARNINGS_LOGGED) {
             self.log.line(format!("config: {warning}"));
+        }
+        if committed.warnings.len() > WARNINGS_LOGGED {
+            self.log.line(format!(
+                "config: {} more warnings not logged; `load` or `tandem config check` lists them all",
+                committed.warnings.len() - WARNINGS_LOGGED
+            ));
         }
         let mut text = format!("{what}: generation {generation} persisted\n");
         for change in &committed.preview.changes {

@@ -799,6 +799,9 @@ impl Daemon {
         } else {
             text.push_str("status: peer none\n");
         }
+        if let Some(context) = &self.context {
+            text.push_str(&context.pair.summary_line());
+        }
         let transactions = &self.transactions;
         text.push_str(&format!(
             "status: config generation={} candidate={}{}\n",

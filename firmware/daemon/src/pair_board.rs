@@ -80,6 +80,27 @@ impl PairBoard {
         }
     }
 
+    /// One `status:` line (the heartbeat in brief; `pair status` has the rest).
+    pub fn summary_line(&self) -> String {
+        let board = self.lock().clone();
+        let Some(view) = &board.heartbeat else {
+            return "status: pair heartbeat not running\n".to_owned();
+        };
+        let state = match view.state {
+            LinkState::Up => "partner-alive",
+            LinkState::Init => "partner-heard",
+            LinkState::Down => "partner-not-heard",
+        };
+        format!(
+            "status: pair heartbeat {} {state} rtt={}{}\n",
+            view.interface,
+            view.rtt.map_or_else(|| "-".to_owned(), millis),
+            view.alarm
+                .as_ref()
+                .map_or_else(String::new, |alarm| format!(" ALARM: {alarm}"))
+        )
+    }
+
     /// `pair status`.
     pub fn status_text(&self) -> String {
         let board = self.lock().clone();

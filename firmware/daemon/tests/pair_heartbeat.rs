@@ -188,6 +188,13 @@ fn a_cut_peer_cable_alarms_both_boxes_and_moves_nothing() {
         "{on_b}"
     );
     assert!(on_a.contains("no takeover"), "{on_a}");
+    // The box's `status` carries it too.
+    let status = pair.ask("b", &["status"]);
+    assert!(
+        status.contains("status: pair heartbeat peer partner-not-heard")
+            && status.contains("ALARM: peer cable down"),
+        "{status}"
+    );
     // Longer than VRRP's Master_Down_Interval (3.6 s): nothing moves, because the adverts
     // still arrive on the LAN.
     std::thread::sleep(Duration::from_secs(4));

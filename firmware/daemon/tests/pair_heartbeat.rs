@@ -349,10 +349,9 @@ fn link_local(ns: &Netns) -> Ipv6Addr {
         .unwrap()
 }
 
-#[test]
-fn forged_heartbeats_are_refused_by_reason_and_change_nothing() {
-    let pair = Pair::new("hbf");
-    let (_a, _b) = pair.start_both();
+/// Sends `datagrams` (each with its hop limit) from A's namespace to B's heartbeat port over
+/// the peer cable, as anyone on the cable could.
+fn send_from_a_to_b(pair: &Pair, datagrams: Vec<(Vec<u8>, i32)>) {
     let to = SocketAddrV6::new(
         link_local(&pair.b),
         HEARTBEAT_PORT,
@@ -361,45 +360,55 @@ fn forged_heartbeats_are_refused_by_reason_and_change_nothing() {
     );
     pair.a
         .run(move || {
-            use tandem_wire::heartbeat::{
-                emit, HeartbeatHeader, InstanceHealth, PeerState, MAX_DATAGRAM_LEN,
-            };
             let socket = std::net::UdpSocket::bind("[::]:0").unwrap();
-            let hops = |hops: i32| {
+            for (datagram, hops) in datagrams {
                 nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6Ttl, &hops)
                     .unwrap();
-            };
-            // A master asking B to take over now, from a session B never heard.
-            let master = [InstanceHealth {
-                name: "web",
-                vrid: 71,
-                state: PeerState::Master,
-                priority: 150,
-                hears_master: false,
-                held_back: false,
-                source: std::net::IpAddr::V4(A_OWN.parse().unwrap()),
-            }];
-            let heartbeat = |pair_id: u64, session: u64| {
-                let header = HeartbeatHeader {
-                    pair_id,
-                    session,
-                    sequence: 1,
-                    handover: true,
-                    ..HeartbeatHeader::default()
-                };
-                let mut buffer = vec![0u8; MAX_DATAGRAM_LEN];
-                let len = emit(&header, &master, &mut buffer, None).unwrap();
-                buffer.truncate(len);
-                buffer
-            };
-            hops(255);
-            socket.send_to(&[0u8; 80], to).unwrap();
-            socket.send_to(&heartbeat(0x99, 7), to).unwrap();
-            socket.send_to(&heartbeat(0, 0x5eed), to).unwrap();
-            hops(64);
-            socket.send_to(&heartbeat(0, 0x5eee), to).unwrap();
+                socket.send_to(&datagram, to).unwrap();
+            }
         })
         .unwrap();
+}
+
+#[test]
+fn forged_heartbeats_are_refused_by_reason_and_change_nothing() {
+    let pair = Pair::new("hbf");
+    let (_a, _b) = pair.start_both();
+    use tandem_wire::heartbeat::{
+        emit, HeartbeatHeader, InstanceHealth, PeerState, MAX_DATAGRAM_LEN,
+    };
+    // A master asking B to take over now, from a session B never heard.
+    let master = [InstanceHealth {
+        name: "web",
+        vrid: 71,
+        state: PeerState::Master,
+        priority: 150,
+        hears_master: false,
+        held_back: false,
+        source: std::net::IpAddr::V4(A_OWN.parse().unwrap()),
+    }];
+    let heartbeat = |pair_id: u64, session: u64| {
+        let header = HeartbeatHeader {
+            pair_id,
+            session,
+            sequence: 1,
+            handover: true,
+            ..HeartbeatHeader::default()
+        };
+        let mut buffer = vec![0u8; MAX_DATAGRAM_LEN];
+        let len = emit(&header, &master, &mut buffer, None).unwrap();
+        buffer.truncate(len);
+        buffer
+    };
+    send_from_a_to_b(
+        &pair,
+        vec![
+            (vec![0u8; 80], 255),
+            (heartbeat(0x99, 7), 255),
+            (heartbeat(0, 0x5eed), 255),
+            (heartbeat(0, 0x5eee), 64),
+        ],
+    );
     let status = pair.wait("b", &["pair", "status"], "all four refusals", |text| {
         [
             "bad magic 1",
@@ -492,20 +501,7 @@ fn a_replayed_heartbeat_is_refused() {
     // Later heartbeats of the same session have gone out since.
     pair.wait_pair("b", "pair: partner alive");
     std::thread::sleep(Duration::from_millis(50));
-    let to = SocketAddrV6::new(
-        link_local(&pair.b),
-        HEARTBEAT_PORT,
-        0,
-        pair.a.ifindex("peer").unwrap(),
-    );
-    pair.a
-        .run(move || {
-            let socket = std::net::UdpSocket::bind("[::]:0").unwrap();
-            nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6Ttl, &255)
-                .unwrap();
-            socket.send_to(&captured, to).unwrap();
-        })
-        .unwrap();
+    send_from_a_to_b(&pair, vec![(captured, 255)]);
     let status = pair.wait_pair("b", "replayed 1");
     assert!(status.contains("pair: partner alive"), "{status}");
     assert_eq!(

@@ -31,10 +31,8 @@
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use hmac::{KeyInit, Mac};
-use sha2::Sha256;
-
-pub use crate::peer_message::{KeyPolicy, PairKey};
+use crate::keyed::{self, be_u32, be_u64, AuthFailure};
+pub use crate::keyed::{KeyPolicy, PairKey, MAC_LEN};
 
 /// Largest datagram sent or accepted (the peer channel's bound: never fragmented).
 pub const MAX_DATAGRAM_LEN: usize = crate::peer_message::MAX_DATAGRAM_LEN;
@@ -44,8 +42,6 @@ pub const MAGIC: [u8; 4] = *b"TDHB";
 pub const VERSION: u8 = 1;
 /// Fixed header length.
 pub const HEADER_LEN: usize = 76;
-/// HMAC-SHA256 tag length.
-pub const MAC_LEN: usize = 32;
 /// Longest instance name carried.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -254,20 +250,6 @@ impl fmt::Display for HeartbeatError {
     }
 }
 
-fn be_u32(bytes: &[u8], range: core::ops::Range<usize>) -> u32 {
-    bytes
-        .get(range)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, u32::from_be_bytes)
-}
-
-fn be_u64(bytes: &[u8], range: core::ops::Range<usize>) -> u64 {
-    bytes
-        .get(range)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map_or(0, u64::from_be_bytes)
-}
-
 /// A zero-copy view of one heartbeat.
 #[derive(Debug, Clone)]
 pub struct HeartbeatPacket<T: AsRef<[u8]>> {
@@ -368,28 +350,19 @@ impl<T: AsRef<[u8]>> HeartbeatPacket<T> {
 
     /// Checks the pair id and the MAC as `policy` demands.
     pub fn authenticate(&self, policy: KeyPolicy<'_>, pair_id: u64) -> Result<(), HeartbeatError> {
-        if self.pair_id() != pair_id {
-            return Err(HeartbeatError::WrongPair {
-                pair_id: self.pair_id(),
-            });
-        }
-        let bytes = self.buffer.as_ref();
-        match (policy, self.is_keyed()) {
-            (KeyPolicy::Unkeyed, false) => Ok(()),
-            (KeyPolicy::Unkeyed, true) => Err(HeartbeatError::UnexpectedMac),
-            (KeyPolicy::Require(_), false) => Err(HeartbeatError::MissingMac),
-            (KeyPolicy::Require(key), true) => {
-                let end = bytes
-                    .len()
-                    .checked_sub(MAC_LEN)
-                    .ok_or(HeartbeatError::BadMac)?;
-                let (signed, tag) = bytes.split_at(end);
-                let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key)
-                    .map_err(|_| HeartbeatError::BadMac)?;
-                mac.update(signed);
-                mac.verify_slice(tag).map_err(|_| HeartbeatError::BadMac)
-            }
-        }
+        keyed::authenticate(
+            self.buffer.as_ref(),
+            self.is_keyed(),
+            self.pair_id(),
+            pair_id,
+            policy,
+        )
+        .map_err(|failure| match failure {
+            AuthFailure::WrongPair { pair_id } => HeartbeatError::WrongPair { pair_id },
+            AuthFailure::MissingMac => HeartbeatError::MissingMac,
+            AuthFailure::UnexpectedMac => HeartbeatError::UnexpectedMac,
+            AuthFailure::BadMac => HeartbeatError::BadMac,
+        })
     }
 }
 
@@ -642,10 +615,8 @@ pub fn emit(
         at += entry.wire_len();
     }
     if let Some(key) = key {
-        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key)
-            .map_err(|_| HeartbeatError::BadMac)?;
-        mac.update(&out[..at]);
-        out[at..at + MAC_LEN].copy_from_slice(&mac.finalize().into_bytes());
+        let tag = keyed::tag(key, &out[..at]);
+        out[at..at + MAC_LEN].copy_from_slice(&tag);
     }
     Ok(needed)
 }

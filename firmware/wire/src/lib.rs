@@ -14,6 +14,7 @@
 //! - [`tickle`]: tickle ACKs a new VIP holder sends its partner's clients after a takeover.
 //! - [`peer_message`]: the connection list a box sends its partner over the peer cable.
 //! - [`heartbeat`]: the fast pair heartbeat on the peer cable (health, liveness, RTT).
+//! - [`keyed`]: the pair id + HMAC-SHA256 rule both peer-cable codecs share.
 #![no_std]
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ pub mod announce;
 pub mod arp;
 pub mod checksum;
 pub mod heartbeat;
+pub mod keyed;
 pub mod ndisc;
 pub mod peer_message;
 pub mod tickle;

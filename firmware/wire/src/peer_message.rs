@@ -23,8 +23,8 @@
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use hmac::{KeyInit, Mac};
-use sha2::Sha256;
+use crate::keyed::{self, be_u16, be_u64, AuthFailure};
+pub use crate::keyed::{KeyPolicy, PairKey, MAC_LEN};
 
 /// Largest datagram sent or accepted: 1280 (IPv6 minimum MTU) - 40 (IPv6) - 8 (UDP).
 pub const MAX_DATAGRAM_LEN: usize = 1232;
@@ -34,8 +34,6 @@ pub const MAGIC: [u8; 4] = *b"TDCL";
 pub const VERSION: u8 = 1;
 /// Fixed header length.
 pub const HEADER_LEN: usize = 36;
-/// HMAC-SHA256 tag length.
-pub const MAC_LEN: usize = 32;
 /// Most datagrams one list may span (bounds what a receiver assembles).
 pub const MAX_CHUNKS: u16 = 1024;
 /// Flag: the datagram ends in an HMAC-SHA256 tag.
@@ -57,9 +55,6 @@ mod field {
     pub const CHUNK_COUNT: Range<usize> = 34..36;
 }
 
-/// A 256-bit pairing key (the same key that authenticates the config blob).
-pub type PairKey = [u8; 32];
-
 /// One TCP connection a box terminates on one of its virtual addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TcpConnection {
@@ -77,16 +72,6 @@ impl TcpConnection {
             SocketAddr::V6(_) => ENTRY_V6_LEN,
         }
     }
-}
-
-/// What the receiver demands of authentication.
-#[derive(Debug, Clone, Copy)]
-pub enum KeyPolicy<'a> {
-    /// The box is paired: every datagram must carry a valid MAC under this key.
-    Require(&'a PairKey),
-    /// No key: datagrams must be unkeyed (a keyed one means the partner is paired and we are
-    /// not, which the operator must fix).
-    Unkeyed,
 }
 
 /// Why a datagram was refused. Each variant is one counter.
@@ -197,20 +182,6 @@ impl fmt::Display for PeerMessageError {
 #[derive(Debug, Clone)]
 pub struct PeerMessage<T: AsRef<[u8]>> {
     buffer: T,
-}
-
-fn be_u16(bytes: &[u8], range: core::ops::Range<usize>) -> u16 {
-    bytes
-        .get(range)
-        .and_then(|b| <[u8; 2]>::try_from(b).ok())
-        .map_or(0, u16::from_be_bytes)
-}
-
-fn be_u64(bytes: &[u8], range: core::ops::Range<usize>) -> u64 {
-    bytes
-        .get(range)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map_or(0, u64::from_be_bytes)
 }
 
 impl<T: AsRef<[u8]>> PeerMessage<T> {
@@ -331,28 +302,19 @@ impl<T: AsRef<[u8]>> PeerMessage<T> {
         policy: KeyPolicy<'_>,
         pair_id: u64,
     ) -> Result<(), PeerMessageError> {
-        if self.pair_id() != pair_id {
-            return Err(PeerMessageError::WrongPair {
-                pair_id: self.pair_id(),
-            });
-        }
-        let bytes = self.buffer.as_ref();
-        match (policy, self.is_keyed()) {
-            (KeyPolicy::Unkeyed, false) => Ok(()),
-            (KeyPolicy::Unkeyed, true) => Err(PeerMessageError::UnexpectedMac),
-            (KeyPolicy::Require(_), false) => Err(PeerMessageError::MissingMac),
-            (KeyPolicy::Require(key), true) => {
-                let end = bytes
-                    .len()
-                    .checked_sub(MAC_LEN)
-                    .ok_or(PeerMessageError::BadMac)?;
-                let (signed, tag) = bytes.split_at(end);
-                let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key)
-                    .map_err(|_| PeerMessageError::BadMac)?;
-                mac.update(signed);
-                mac.verify_slice(tag).map_err(|_| PeerMessageError::BadMac)
-            }
-        }
+        keyed::authenticate(
+            self.buffer.as_ref(),
+            self.is_keyed(),
+            self.pair_id(),
+            pair_id,
+            policy,
+        )
+        .map_err(|failure| match failure {
+            AuthFailure::WrongPair { pair_id } => PeerMessageError::WrongPair { pair_id },
+            AuthFailure::MissingMac => PeerMessageError::MissingMac,
+            AuthFailure::UnexpectedMac => PeerMessageError::UnexpectedMac,
+            AuthFailure::BadMac => PeerMessageError::BadMac,
+        })
     }
 }
 
@@ -536,10 +498,7 @@ impl PeerMessageRepr<'_> {
         }
         if let Some(key) = key {
             let (signed, tag) = out.split_at_mut(at);
-            let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key)
-                .map_err(|_| PeerMessageError::BadMac)?;
-            mac.update(signed);
-            tag.copy_from_slice(&mac.finalize().into_bytes());
+            tag.copy_from_slice(&keyed::tag(key, signed));
         }
         Ok(needed)
     }

@@ -256,8 +256,9 @@ fn start(config: &Config, key: Option<PairKey>, log: &Log) -> Option<PeerChannel
     Some(channel)
 }
 
-/// A random epoch per start, so the partner can tell a restart from a replay of old sequences.
-fn random_epoch() -> u64 {
+/// A random epoch per start, so the partner can tell a restart from a replay of old sequences
+/// (also the pair heartbeat's session).
+pub(crate) fn random_epoch() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
         std::time::SystemTime::now()

@@ -137,26 +137,13 @@ fn settings(config: &Config) -> (HeartbeatSettings, String, u16) {
     )
 }
 
-/// A random session per start: the partner tells a restart from a replay by it.
-fn random_session() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.write_u32(std::process::id());
-    hasher.finish().max(1)
-}
-
 impl PairLink {
     pub(super) fn new(config: &Config, board: PairBoard, now: Instant) -> (PairLink, PairInbox) {
         let (settings, interface, port) = settings(config);
         let (ingress, datagrams) = mpsc::channel(64);
         let (probes, probe_results) = mpsc::channel(4);
         let link = PairLink {
-            link: HeartbeatLink::new(settings, None, random_session(), now),
+            link: HeartbeatLink::new(settings, None, crate::peer_channel::random_epoch(), now),
             interface,
             port,
             socket: None,

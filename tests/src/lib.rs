@@ -8,6 +8,7 @@
 //! side, and dropping the lab (also while a test panics) kills its boxes and deletes its
 //! namespaces. Labs left behind by a killed test process are swept when the next lab starts.
 
+pub mod address_monitor;
 pub mod console;
 pub mod host;
 pub mod lab;

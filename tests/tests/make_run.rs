@@ -52,10 +52,17 @@ fn lab_without_a_terminal_prints_four_ready_boxes_and_cleans_up() {
         .and_then(|s| s.split(':').next())
         .unwrap()
         .to_owned();
-    let namespaces = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    // Named namespaces are the files under /run/netns (what `ip netns list` reads).
+    let namespaces: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     assert!(
-        !String::from_utf8_lossy(&namespaces.stdout).contains(&id),
-        "{id} left behind"
+        !namespaces.iter().any(|name| name.contains(&id)),
+        "{id} left behind: {namespaces:?}"
     );
     let qemus = Command::new("pgrep")
         .args(["-f", &format!("tandem-lab/{id}/")])

@@ -24,7 +24,7 @@
 //!   LAN interface loses carrier; `pair_lan_split_carrier_up_*`: the port is set to the bridge
 //!   state "disabled" (`bridge link set dev pN state 0`), so it forwards nothing while both ends
 //!   keep carrier (a split in the switching that the master's link state does not show).
-//!   `ip -ts monitor address` on both boxes records when each added or deleted the VIP;
+//!   rtnetlink address events (`tandem_lab::address_monitor`) on both boxes record when each added or deleted the VIP;
 //!   `..._dual_master_<impl>` (ms) is the total time within the observation window
 //!   (`PAIR_BENCH_SPLIT_WINDOW_MS`, default 6000 ms from the cut; the split is healed at its
 //!   end) during which both boxes held the VIP. A master that keeps the VIP while the backup
@@ -37,7 +37,7 @@
 //! - Peer cable cut (tandem only, 1 s adverts): the cable goes down (alternately on A's and on
 //!   B's side) for Master_Down_Interval + 1 s, then comes back and the heartbeat is awaited.
 //!   `pair_cable_cut_false_takeovers_tandem` (count) is the number of cuts during which the
-//!   backup added the VIP (`ip monitor` on it); the adverts still flow on the LAN, so 0 is
+//!   backup added the VIP (address events on it); the adverts still flow on the LAN, so 0 is
 //!   right.
 //!
 //! Knobs: `PAIR_BENCH_TRIALS` (default 20) box deaths per figure; `PAIR_BENCH_INTERVALS` advert
@@ -51,14 +51,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a failed step is a failed run
 
-use std::io::{BufRead, BufReader};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
+use tandem_lab::address_monitor::AddressMonitor;
 use tandem_lab::host::{
     keepalived, tandem_query, wait_tandem_query, HostProcess, HostSegment, ScratchDir, TandemRun,
 };
@@ -160,113 +158,26 @@ fn wait_advert(ns: &Netns, from: &str, limit: Duration) -> bool {
     .unwrap_or(false)
 }
 
-/// `[2026-12-02T03:36:13.869515]` (UTC: the monitor runs with TZ=UTC) as unix seconds.
-fn parse_stamp(stamp: &str) -> Option<f64> {
-    let (date, time) = stamp.split_once('T')?;
-    let mut ymd = date.split('-').map(|n| n.parse::<i64>().ok());
-    let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
-    let mut hms = time.split(':');
-    let h: f64 = hms.next()?.parse().ok()?;
-    let mi: f64 = hms.next()?.parse().ok()?;
-    let s: f64 = hms.next()?.parse().ok()?;
-    // Days since the epoch of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let days = i32::try_from(days).ok()?;
-    Some(f64::from(days) * 86_400.0 + h * 3600.0 + mi * 60.0 + s)
-}
-
-/// `ip -ts monitor address` inside a namespace, its lines collected as they come.
-struct AddressMonitor {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl AddressMonitor {
-    /// Starts the monitor and waits until it reports events (a scratch address on lo is added
-    /// and deleted until the monitor has shown it).
-    fn start(ns: &Netns) -> AddressMonitor {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "ip", "-ts", "monitor", "address"])
-            .env("TZ", "UTC")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(line);
-            }
-        });
-        let monitor = AddressMonitor {
-            child,
-            lines,
-            reader: Some(reader),
-        };
-        let scratch = "198.51.100.1/32";
-        let seen = wait_for(LIMIT, || {
-            let _ = ns.ip(&["addr", "add", scratch, "dev", "lo"]);
-            let shown = wait_for(Duration::from_millis(100), || {
-                monitor
-                    .lines
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .iter()
-                    .any(|line| line.contains(" 198.51.100.1/"))
-            });
-            let _ = ns.ip(&["addr", "del", scratch, "dev", "lo"]);
-            shown
-        });
-        assert!(seen, "ip monitor in {} never reported", ns.name);
+/// Waits until `monitor` has seen the VIP added.
+fn vip_added(monitor: &AddressMonitor, limit: Duration) -> bool {
+    let vip: IpAddr = VIP.parse().unwrap();
+    wait_for(limit, || {
         monitor
-    }
-
-    /// Waits until the monitor has shown the VIP added.
-    fn wait_added(&self, limit: Duration) -> bool {
-        let needle = format!(" {VIP}/");
-        wait_for(limit, || {
-            self.lines
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .any(|line| line.contains(&needle) && !line.contains("Deleted"))
-        })
-    }
-
-    /// Stops and returns (unix time, deleted) for each event on the VIP.
-    fn stop(mut self) -> Vec<(f64, bool)> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        let lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
-        lines
+            .events()
             .iter()
-            .filter(|line| line.contains(&format!(" {VIP}/")))
-            .filter_map(|line| {
-                let stamp = line.strip_prefix('[')?.split(']').next()?;
-                Some((parse_stamp(stamp)?, line.contains("Deleted")))
-            })
-            .collect()
-    }
+            .any(|event| event.address == vip && !event.deleted)
+    })
 }
 
-impl Drop for AddressMonitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Stops `monitor` and returns (unix time, deleted) for each event on the VIP.
+fn vip_events(monitor: AddressMonitor) -> Vec<(f64, bool)> {
+    let vip: IpAddr = VIP.parse().unwrap();
+    monitor
+        .stop()
+        .into_iter()
+        .filter(|event| event.address == vip)
+        .map(|event| (event.at, event.deleted))
+        .collect()
 }
 
 /// Total time within [from, to] during which both boxes held the VIP, given whether each held
@@ -504,7 +415,7 @@ impl Bed {
             .as_ref()
             .map_or(0, |p| p.console.mark());
         // The takeover is watched by events, not by polling: nothing forks during the window.
-        let monitor = AddressMonitor::start(&self.nodes[other].ns);
+        let monitor = AddressMonitor::start(&self.nodes[other].ns).unwrap();
         let ping = Pinger::start(&self.client, VIP.parse().unwrap()).unwrap();
         let answering = ping.wait_reply_after(now_unix(), LIMIT);
         // The cut at a random phase of the advert cycle (and of the heartbeat's).
@@ -517,7 +428,7 @@ impl Bed {
         std::thread::sleep(Duration::from_millis(100) + Duration::from_micros(phase_us));
         let cut = now_unix();
         self.kill_box(master);
-        let took = monitor.wait_added(LIMIT);
+        let took = vip_added(&monitor, LIMIT);
         let took_seen = now_unix();
         drop(monitor);
         let resumed = answering && took && ping.wait_reply_after(took_seen, LIMIT);
@@ -600,8 +511,8 @@ fn lan_split(imp: Impl, split: Split, window: Duration, run: usize) -> (f64, f64
     bed.bring_up();
     let master = bed.master().unwrap();
     let monitors = [
-        AddressMonitor::start(&bed.nodes[0].ns),
-        AddressMonitor::start(&bed.nodes[1].ns),
+        AddressMonitor::start(&bed.nodes[0].ns).unwrap(),
+        AddressMonitor::start(&bed.nodes[1].ns).unwrap(),
     ];
     let ping = Pinger::start(&bed.client, VIP.parse().unwrap()).unwrap();
     assert!(
@@ -618,7 +529,7 @@ fn lan_split(imp: Impl, split: Split, window: Duration, run: usize) -> (f64, f64
     split.set(&bed.segment.netns, port, false);
     let gap = longest_silence(&ping.replies(), cut, end);
     let _ = ping.stop();
-    let [on_a, on_b] = monitors.map(AddressMonitor::stop);
+    let [on_a, on_b] = monitors.map(vip_events);
     let dual = both_held(held, [&on_a, &on_b], cut, end);
     let story = |events: &[(f64, bool)]| -> String {
         let text: Vec<String> = events
@@ -676,7 +587,7 @@ fn cable_cuts(cuts: usize) -> usize {
         let master = bed.master().unwrap();
         let backup = 1 - master;
         let side = cut % 2;
-        let monitor = AddressMonitor::start(&bed.nodes[backup].ns);
+        let monitor = AddressMonitor::start(&bed.nodes[backup].ns).unwrap();
         bed.nodes[side]
             .ns
             .ip(&["link", "set", "peer", "down"])
@@ -707,7 +618,7 @@ fn cable_cuts(cuts: usize) -> usize {
                 node_name(index)
             );
         }
-        let added = monitor.stop().iter().any(|(_, deleted)| !deleted);
+        let added = vip_events(monitor).iter().any(|(_, deleted)| !deleted);
         if added || took {
             takeovers += 1;
             eprintln!(

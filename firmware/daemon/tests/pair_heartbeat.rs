@@ -5,20 +5,22 @@
 //! - Box death (its LAN and peer links down, the daemon SIGKILLed): the client pinging the VIP
 //!   every millisecond sees a gap well under a second, and the backup says why it took over.
 //! - Peer cable cut only: both boxes raise the alarm, nobody takes over, no ping is lost.
-//! - Service LAN split (the master's port cut at the bridge, the cable up): the backup is held
-//!   back until the master has given the VIP up; `ip monitor` on both boxes shows the VIP
-//!   deleted on A before it is added on B, so at no moment do both hold it.
+//! - The master's LAN port cut at the bridge (cable up): it faults on its own interface and B
+//!   takes over on its report; rtnetlink address events on both boxes show the VIP deleted on A
+//!   before it is added on B, so at no moment do both hold it. With carrier up on both sides
+//!   (the bridge port blocked) B is held back: never two masters.
+//! - True isolation (LAN and cable cut): both master, as VRRP alone.
+//! - A clean shutdown hands over on the heartbeat.
 //! - Forged heartbeats (another pair, a second session claiming a hand-over, hop limit 64,
-//!   garbage) are refused by reason and change nothing.
+//!   garbage) and an exact replay are refused by reason and change nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use tandem_lab::address_monitor::AddressMonitor;
 use tandem_lab::host::{
     tandem_query, wait_tandem_query, HostProcess, HostSegment, ScratchDir, TandemRun,
 };
@@ -218,45 +220,23 @@ fn a_cut_peer_cable_alarms_both_boxes_and_moves_nothing() {
     assert_eq!(report.lost, 0, "{report:?}");
 }
 
-/// `ip -ts monitor address` in `ns`: every address event with its wall-clock time.
-struct AddressMonitor {
-    child: Child,
-}
-
-impl AddressMonitor {
-    fn start(ns: &Netns) -> AddressMonitor {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "ip", "-ts", "monitor", "address"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        AddressMonitor { child }
-    }
-
-    /// Stops and returns (timestamp, deleted) for each event on `address`.
-    fn events_for(mut self, address: &str) -> Vec<(String, bool)> {
-        let _ = self.child.kill();
-        let stdout = self.child.stdout.take().unwrap();
-        let _ = self.child.wait();
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .filter(|line| line.contains(&format!(" {address}/")))
-            .filter_map(|line| {
-                let stamp = line.strip_prefix('[')?.split(']').next()?.to_owned();
-                Some((stamp, line.contains("Deleted")))
-            })
-            .collect()
-    }
+/// The (time, deleted) events of `monitor` for the VIP.
+fn vip_events(monitor: AddressMonitor) -> Vec<(f64, bool)> {
+    let vip: std::net::IpAddr = VIP.parse().unwrap();
+    monitor
+        .stop()
+        .into_iter()
+        .filter(|event| event.address == vip)
+        .map(|event| (event.at, event.deleted))
+        .collect()
 }
 
 #[test]
 fn a_master_whose_lan_port_is_cut_hands_over_before_the_partner_adds_the_vip() {
     let pair = Pair::new("hbs");
     let (_a, _b) = pair.start_both();
-    let on_a = AddressMonitor::start(&pair.a);
-    let on_b = AddressMonitor::start(&pair.b);
+    let on_a = AddressMonitor::start(&pair.a).unwrap();
+    let on_b = AddressMonitor::start(&pair.b).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     // A's port on the service LAN is cut at the bridge (A's eth0 loses carrier); the peer
     // cable stays up. A's instance tracks its own interface: FAULT, VIP removed, and B takes
@@ -268,8 +248,8 @@ fn a_master_whose_lan_port_is_cut_hands_over_before_the_partner_adds_the_vip() {
     pair.wait_state("b", "MASTER");
     pair.wait_state("a", "FAULT");
     std::thread::sleep(Duration::from_millis(300));
-    let a_events = on_a.events_for(VIP);
-    let b_events = on_b.events_for(VIP);
+    let a_events = vip_events(on_a);
+    let b_events = vip_events(on_b);
     let a_deleted = a_events
         .iter()
         .find(|(_, deleted)| *deleted)
@@ -278,10 +258,10 @@ fn a_master_whose_lan_port_is_cut_hands_over_before_the_partner_adds_the_vip() {
         .iter()
         .find(|(_, deleted)| !*deleted)
         .unwrap_or_else(|| panic!("B never took the VIP: {b_events:?}"));
-    // ISO timestamps of one clock compare as text.
+    // Both monitors read one clock.
     assert!(
         a_deleted.0 <= b_added.0,
-        "both held the VIP: A deleted it at {}, B added it at {}",
+        "both held the VIP: A deleted it at {:.6}, B added it at {:.6}",
         a_deleted.0,
         b_added.0
     );
@@ -299,7 +279,7 @@ fn a_master_whose_lan_port_is_cut_hands_over_before_the_partner_adds_the_vip() {
 fn a_split_with_carrier_up_never_has_two_masters() {
     let pair = Pair::new("hbk");
     let (_a, _b) = pair.start_both();
-    let on_b = AddressMonitor::start(&pair.b);
+    let on_b = AddressMonitor::start(&pair.b).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     // The bridge stops forwarding A's port: both boxes keep carrier, neither hears the other's
     // adverts. VRRP alone makes both master after 3.6 s; the heartbeat holds B back.
@@ -328,7 +308,7 @@ fn a_split_with_carrier_up_never_has_two_masters() {
     pair.wait("b", &["pair", "status"], "the split healed", |text| {
         text.contains("pair: partner alive") && !text.contains("ALARM")
     });
-    let b_events = on_b.events_for(VIP);
+    let b_events = vip_events(on_b);
     assert!(
         b_events.iter().all(|(_, deleted)| *deleted),
         "B added the VIP while A held it: {b_events:?}"

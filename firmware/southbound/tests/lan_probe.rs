@@ -184,13 +184,7 @@ fn one_lan_probe_serves_many_rounds_without_stale_answers() {
                     ["addr", "del", "192.0.2.2/24", "dev", "vb"],
                     ["addr", "del", "2001:db8::2/64", "dev", "vb"],
                 ] {
-                    let status = std::process::Command::new("ip")
-                        .arg("-n")
-                        .arg(&b_handle)
-                        .args(args)
-                        .status()
-                        .unwrap();
-                    assert!(status.success());
+                    tandem_lab::shell::ip_in(&b_handle, &args).unwrap();
                 }
                 seen.push(
                     probe

@@ -9,8 +9,8 @@
 //! VIP; the client sends an ICMP echo to the VIP every 1 ms (`tandem_lab::pinger`).
 //!
 //! Drills and figures (`bench: <name> <value> <unit>`):
-//! - Box death: the master's LAN and peer links go down (one `ip -batch`, so both within
-//!   microseconds), then its daemon is SIGKILLed (keepalived: its VRRP child too). The figure is
+//! - Box death: the master's daemon is frozen (SIGSTOP; keepalived: its VRRP child too), its LAN
+//!   and peer links go down (one `ip -batch`), then it is SIGKILLed. The figure is
 //!   the client's longest silence between two echo replies from the cut until replies flow
 //!   again: `pair_failover_gap_<impl>_<interval>_{p50,p99}` (ms), adverts every 1 s and 100 ms.
 //!   Between trials the dead box's VIP is removed, its links come back and it is restarted as
@@ -374,22 +374,33 @@ impl Bed {
         (0..2).find(|i| holds_vip(&self.nodes[*i].ns))
     }
 
-    /// Box death: both links down in one `ip -batch`, then SIGKILL (keepalived's VRRP child
-    /// first).
+    /// Box death: SIGSTOP (keepalived's VRRP child too), both links down in one `ip -batch`,
+    /// SIGKILL.
     fn kill_box(&mut self, index: usize) {
+        // As when the power fails, everything stops at once: the daemon is frozen first (a
+        // link going down under a live daemon lets it fault and hand over on the heartbeat, a
+        // planned hand-over rather than a death; a daemon killed while its kernel still answers
+        // ARP for a few ms is a crash, not a death), then the links go dark together, then it
+        // is killed.
         let batch = self.dir.path.join("links-down.batch");
         let node = &mut self.nodes[index];
-        node.ns.ip(&["-batch", batch.to_str().unwrap()]).unwrap();
-        let Some(process) = node.process.take() else {
-            return;
-        };
-        let child = self.dir.path.join(format!("{}.vrrp.pid", process.name));
-        if let Ok(pid) = std::fs::read_to_string(&child) {
-            if let Ok(pid) = pid.trim().parse() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        let process = node.process.take();
+        let vrrp_child = process.as_ref().and_then(|process| {
+            let child = self.dir.path.join(format!("{}.vrrp.pid", process.name));
+            let pid: i32 = std::fs::read_to_string(&child).ok()?.trim().parse().ok()?;
+            Some(nix::unistd::Pid::from_raw(pid))
+        });
+        for signal in [Signal::SIGSTOP, Signal::SIGKILL] {
+            if let Some(pid) = vrrp_child {
+                let _ = nix::sys::signal::kill(pid, signal);
+            }
+            if let Some(process) = &process {
+                process.signal(signal).unwrap();
+            }
+            if signal == Signal::SIGSTOP {
+                node.ns.ip(&["-batch", batch.to_str().unwrap()]).unwrap();
             }
         }
-        process.signal(Signal::SIGKILL).unwrap();
         drop(process);
     }
 

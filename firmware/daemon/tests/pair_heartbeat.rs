@@ -143,12 +143,14 @@ fn box_death_fails_over_in_tens_of_milliseconds_not_seconds() {
     let pinger = pair.pinger();
     std::thread::sleep(Duration::from_millis(200));
     let cut = now_unix();
-    // Box A dies as when the power fails: its daemon is gone before it can report anything,
-    // then its links go dark together.
-    a.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    // Box A dies as when the power fails, everything at once: its daemon is frozen before it
+    // can report anything (and before its kernel could answer a probe with the links still
+    // up), its links go dark together, and it is killed.
+    a.signal(nix::sys::signal::Signal::SIGSTOP).unwrap();
     let batch = pair.dir.path.join("dark.batch");
     std::fs::write(&batch, "link set eth0 down\nlink set peer down\n").unwrap();
     pair.a.ip(&["-batch", batch.to_str().unwrap()]).unwrap();
+    a.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
     pair.wait_state("b", "MASTER");
     assert!(
         pinger.wait_reply_after(cut + 0.001, LIMIT),

@@ -3,14 +3,14 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic "TNDC"
-//!      4     2  format version, little endian (this firmware writes 2, reads 1 and 2)
+//!      4     2  format version, little endian (this firmware writes 3, reads 1 to 3)
 //!      6     2  flags: bit 0 = the MAC slot holds a keyed MAC
 //!      8     8  generation (every commit increments it)
 //!     16     8  parent generation (the generation the edit started from)
 //!     24     8  pair id (0 before pairing)
 //!     32     4  payload length N
 //!     36     N  payload: format 1: the model in postcard;
-//!                        format 2: the model, then the commit history, each in postcard
+//!                        format 2 and 3: the model, then the commit history, each in postcard
 //!   36+N     4  CRC-32 of bytes 0..36+N
 //!   40+N    32  MAC slot: HMAC-SHA256 under the pairing key of bytes 0..40+N, zeros when unkeyed
 //! ```
@@ -24,6 +24,10 @@
 //! Each format version is frozen by golden vectors under `tests/golden/`; when the model changes
 //! incompatibly, the old version's types move to a `vN` module and [`decode`] migrates them.
 //! Format 1 (no history) decodes with an empty [`History`] and `migrated_from: Some(1)`.
+//! Format 3 appended `Config::pair` (the per-box halves) and `PeerLink::uplink_probes`: a change
+//! of appended fields only, so instead of a `v2` copy of the model (tens of KB of the 4 MiB
+//! appliance binary) one decoder reads every format, each by its layout (`layout`); formats 1
+//! and 2 decode to `pair: None` and no uplink probes, with `migrated_from: Some(1)` / `Some(2)`.
 
 use alloc::vec::Vec;
 
@@ -34,10 +38,12 @@ use crate::crc32::crc32;
 use crate::history::History;
 use crate::model::Config;
 
+mod layout;
+
 /// Blob magic.
 pub const MAGIC: [u8; 4] = *b"TNDC";
 /// The format version this firmware writes.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// Oldest format version this firmware can read.
 pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// Bytes before the payload.
@@ -407,19 +413,28 @@ fn decode_payload(
     version: u16,
     payload: &[u8],
 ) -> Result<(Config, History, Option<u16>), BlobError> {
+    let reason = |error: postcard::Error| BlobError::Payload {
+        reason: postcard_reason(&error),
+    };
+    let mut decoder = postcard::Deserializer::from_bytes(payload);
+    let seed = layout::ConfigIn(version);
     match version {
-        1 => Ok((
-            decode_exact::<Config>(payload)?,
-            History::default(),
-            Some(1),
-        )),
-        2 => {
-            let (config, rest) = postcard::take_from_bytes::<Config>(payload).map_err(|error| {
-                BlobError::Payload {
-                    reason: postcard_reason(&error),
-                }
-            })?;
-            Ok((config, decode_exact::<History>(rest)?, None))
+        1 => {
+            let config =
+                serde::de::DeserializeSeed::deserialize(seed, &mut decoder).map_err(reason)?;
+            if !decoder.finalize().map_err(reason)?.is_empty() {
+                return Err(BlobError::Payload {
+                    reason: "trailing bytes after the payload",
+                });
+            }
+            Ok((config, History::default(), Some(1)))
+        }
+        2 | 3 => {
+            let config =
+                serde::de::DeserializeSeed::deserialize(seed, &mut decoder).map_err(reason)?;
+            let rest = decoder.finalize().map_err(reason)?;
+            let migrated = (version < FORMAT_VERSION).then_some(version);
+            Ok((config, decode_exact::<History>(rest)?, migrated))
         }
         other => Err(BlobError::UnsupportedVersion {
             version: other,
@@ -532,13 +547,13 @@ mod tests {
     #[test]
     fn refuses_newer_version_after_crc() {
         let mut blob = encode(&sample(), BlobMeta::default(), None).unwrap();
-        blob[4] = 3;
+        blob[4] = 4;
         let crc_at = blob.len() - MAC_BYTES - CRC_BYTES;
         let crc = crc32(&blob[..crc_at]);
         blob[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             decode(&blob, MacPolicy::Inspect, None),
-            Err(BlobError::UnsupportedVersion { version: 3, .. })
+            Err(BlobError::UnsupportedVersion { version: 4, .. })
         ));
     }
 }

@@ -55,6 +55,7 @@ pub fn compare(running: &Config, candidate: &Config) -> Vec<String> {
         nat_gateway,
         real_server,
         clusterip,
+        pair,
     } = candidate;
     let old = running;
     diff.section("system", Some(&old.system), Some(system));
@@ -86,6 +87,7 @@ pub fn compare(running: &Config, candidate: &Config) -> Vec<String> {
     diff.list("clusterip", &old.clusterip, clusterip, |c| {
         Id::Name(&c.name)
     });
+    diff.section("pair", old.pair.as_ref(), pair.as_ref());
     diff.lines
 }
 

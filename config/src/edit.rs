@@ -22,6 +22,8 @@
 //! - `set` on a list with one value appends it (once); an array value replaces the whole list. A
 //!   bare value appended to a list of tables becomes the new item's `address`
 //!   (`set vrrp.web_vip.vips 10.0.0.12`).
+//! - `set` under `pair` in a config without halves creates both, empty, first
+//!   (`set pair.a.vrrp.web_vip.priority 150`: box a's override of instance `web_vip`).
 //! - `set PATH none` clears an optional field, like `delete PATH`; on a field that always has a
 //!   value, `none` is text (the enum value `none` of `arp_validate`).
 //! - `delete` removes a list item or a value from a list, clears an optional field (a no-op when it
@@ -116,6 +118,7 @@ pub fn set(config: &Config, path: &str, value: &str) -> Result<Config, EditError
             done => return done,
         }
     }
+    let tree = seed_pair(tree, &segments)?;
     // Readings of the value, most literal first; the first error is the one reported.
     let text = Value::String(value.to_string());
     let parsed = value.parse::<Value>().unwrap_or_else(|_| text.clone());
@@ -210,6 +213,20 @@ fn to_tree(config: &Config, segments: &[String]) -> Result<Value, EditError> {
         root.insert(key.to_string(), value);
     }
     Ok(Value::Table(root))
+}
+
+/// A `set` under `pair` when the config has no halves yet starts from empty halves, so that
+/// `pair.a.vrrp.web_vip.priority` finds the list `pair.a.vrrp` to create `web_vip` in.
+fn seed_pair(tree: Value, segments: &[String]) -> Result<Value, EditError> {
+    let absent = tree.as_table().is_some_and(|t| !t.contains_key("pair"));
+    if segments.first().is_some_and(|key| key == "pair") && absent {
+        let seeded = Config {
+            pair: Some(crate::model::PairHalves::default()),
+            ..Config::default()
+        };
+        return to_tree(&seeded, segments);
+    }
+    Ok(tree)
 }
 
 /// Back to the model: the tree holds one top-level field, which replaces that field of `config`.
@@ -336,7 +353,7 @@ macro_rules! top_level {
 top_level!(
     required: system, management, interfaces, bonds, vrrp, sync_groups, virtual_services,
         fwmark_rules, clusterip;
-    optional: peer_link, notify, nat_gateway, real_server
+    optional: peer_link, notify, nat_gateway, real_server, pair
 );
 
 /// One step from a table or list down to a child.

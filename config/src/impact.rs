@@ -34,6 +34,9 @@
 //!   change restarts connection sync. **CLUSTERIP** groups (by name): any change is disruptive,
 //!   with the reason. **System** and **notification** settings are hitless; a new management
 //!   address drops the sessions on the old one.
+//! - **Pair halves** (`[pair.a]`, `[pair.b]`): each box is previewed on its effective config
+//!   ([`Config::for_box`]) with the rules above; what only one box sees is listed for that box
+//!   (`box a: ...`), what both see alike once.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -46,7 +49,7 @@ use core::net::IpAddr;
 use crate::incremental::ServiceDiff;
 use crate::model::{
     Bond, ClusterIpGroup, Config, FwmarkRule, Interface, Management, NatGateway, Notify, PeerLink,
-    RealServer, RealServerRole, SyncGroup, System, VirtualService, VrrpInstance,
+    RealServer, RealServerRole, Role, SyncGroup, System, VirtualService, VrrpInstance,
 };
 use crate::net::Family;
 
@@ -166,6 +169,9 @@ pub(crate) fn preview_known(running: &Config, candidate: &Config, diff: &Service
     if diff.identical() {
         return Preview::default();
     }
+    if running.pair.is_some() || candidate.pair.is_some() {
+        return pair_preview(running, candidate);
+    }
     // Destructured so that a new top-level field does not compile until it is previewed.
     let Config {
         system,
@@ -181,6 +187,7 @@ pub(crate) fn preview_known(running: &Config, candidate: &Config, diff: &Service
         nat_gateway,
         real_server,
         clusterip,
+        pair: _,
     } = candidate;
     let old = running;
     system_changes(&mut out, old, system, notify);
@@ -213,6 +220,44 @@ pub(crate) fn preview_known(running: &Config, candidate: &Config, diff: &Service
         clusterip_changes(&mut out, pair);
     }
     Preview { changes: out.0 }
+}
+
+/// The preview of a pair config: each box's effective config ([`Config::for_box`]) before and
+/// after. A change both boxes see alike is listed once as it is; one that only one box sees (its
+/// half changed, or a shared change its half overrides on the other) is listed for that box,
+/// `what` starting with `box a: ` or `box b: `. The identity rules are the single-box ones, so a
+/// changed priority, unicast source or peers, or initial state in a half is hitless in place,
+/// and a changed interface address is hitless when added, disruptive when removed.
+fn pair_preview(running: &Config, candidate: &Config) -> Preview {
+    let [a, b] = Role::BOTH.map(|role| {
+        let (old, new) = (running.for_box(role), candidate.for_box(role));
+        preview_known(&old, &new, &ServiceDiff::new(&old, &new)).changes
+    });
+    let mut changes = Vec::with_capacity(a.len().max(b.len()));
+    let mut only_b: Vec<Option<Impact>> = b.into_iter().map(Some).collect();
+    let mut only_a = Vec::new();
+    for change in a {
+        match only_b
+            .iter_mut()
+            .find(|other| other.as_ref() == Some(&change))
+        {
+            Some(slot) => {
+                *slot = None;
+                changes.push(change);
+            }
+            None => only_a.push(change),
+        }
+    }
+    for (role, list) in [
+        (Role::A, only_a),
+        (Role::B, only_b.into_iter().flatten().collect()),
+    ] {
+        changes.extend(list.into_iter().map(|mut change| {
+            change.what = format!("box {role}: {}", change.what);
+            change
+        }));
+    }
+    Preview { changes }
 }
 
 fn system_changes(out: &mut Out, old: &Config, system: &System, notify: &Option<Notify>) {
@@ -486,6 +531,7 @@ fn peer_link_changes(out: &mut Out, old: Option<&PeerLink>, new: Option<&PeerLin
             );
             fields.changed("primary", &was.primary, &is.primary);
             fields.changed("backup", &was.backup, &is.backup);
+            fields.changed("uplink_probes", &was.uplink_probes, &is.uplink_probes);
             out.fields(Engine::PeerLink, "", fields, Some(RESTART));
         }
         (None, None) => {}

@@ -43,6 +43,7 @@ impl ServiceDiff {
             nat_gateway,
             real_server,
             clusterip,
+            pair,
         } = new;
         let rest_equal = old.system == *system
             && old.management == *management
@@ -55,7 +56,8 @@ impl ServiceDiff {
             && old.fwmark_rules == *fwmark_rules
             && old.nat_gateway == *nat_gateway
             && old.real_server == *real_server
-            && old.clusterip == *clusterip;
+            && old.clusterip == *clusterip
+            && old.pair == *pair;
         let unchanged = virtual_services
             .iter()
             .enumerate()
@@ -128,6 +130,7 @@ impl EncodedConfig {
             nat_gateway,
             real_server,
             clusterip,
+            pair,
         } = config;
         let room = base.map_or(4096, |(base, _)| base.bytes.len() + 4096);
         let mut bytes = Vec::with_capacity(room);
@@ -159,7 +162,7 @@ impl EncodedConfig {
             }
             services.push(start..bytes.len());
         }
-        let after = (fwmark_rules, nat_gateway, real_server, clusterip);
+        let after = (fwmark_rules, nat_gateway, real_server, clusterip, pair);
         bytes = postcard::to_extend(&after, bytes).map_err(encode_error)?;
         Ok(EncodedConfig { bytes, services })
     }

@@ -14,8 +14,8 @@ use core::ops::Range;
 
 use crate::incremental::ServiceDiff;
 use crate::model::{
-    limits, BondMode, CheckKind, Config, Forwarding, LinkMonitor, Protocol, VirtualService,
-    VrrpAuth, VrrpVersion,
+    limits, BondMode, BoxHalf, CheckKind, Config, Forwarding, LinkMonitor, PairHalves, Protocol,
+    Role, VirtualService, VrrpAuth, VrrpVersion,
 };
 use crate::net::{Family, IpCidr};
 
@@ -126,6 +126,9 @@ impl Validation {
     }
 
     fn run(config: &Config, base: Option<(&Validation, &ServiceDiff)>) -> Self {
+        if let Some(pair) = &config.pair {
+            return Self::pair(config, pair);
+        }
         let mut report = Report(Vec::new());
         let ctx = Context::new(config);
         // Outside the services the two configs are equal, so the facts the services' checks
@@ -144,6 +147,47 @@ impl Validation {
             issues: report.0,
             services,
             reusable: ctx.any_addresses(),
+        }
+    }
+
+    /// A pair config: the halves' references and the pair rules, then each box's effective
+    /// config ([`Config::for_box`]) validated as a single box. An issue both boxes have is
+    /// reported once as it is; one only box a (b) has gets its path prefixed `pair.a.`
+    /// (`pair.b.`). Nothing is reused from an earlier validation: a pair config is validated
+    /// whole, twice (once per box).
+    fn pair(config: &Config, pair: &PairHalves) -> Self {
+        let mut report = Report(Vec::new());
+        for role in Role::BOTH {
+            check_half_refs(config, role, pair.half(role), &mut report);
+        }
+        let boxes = Role::BOTH.map(|role| config.for_box(role));
+        let [a, b] = [&boxes[0], &boxes[1]].map(|one| Self::run(one, None).issues);
+        let mut only_b: Vec<Option<Issue>> = b.into_iter().map(Some).collect();
+        let mut only_a = Vec::new();
+        for issue in a {
+            match only_b
+                .iter_mut()
+                .find(|other| other.as_ref() == Some(&issue))
+            {
+                Some(slot) => {
+                    *slot = None;
+                    report.0.push(issue);
+                }
+                None => only_a.push(issue),
+            }
+        }
+        let only_b = only_b.into_iter().flatten();
+        for (role, issues) in [(Role::A, only_a), (Role::B, only_b.collect())] {
+            report.0.extend(issues.into_iter().map(|mut issue| {
+                issue.path = format!("pair.{role}.{}", issue.path);
+                issue
+            }));
+        }
+        check_pair_rules(pair, &boxes, &mut report);
+        Validation {
+            issues: report.0,
+            services: Vec::new(),
+            reusable: false,
         }
     }
 
@@ -199,6 +243,122 @@ impl<'a> Context<'a> {
             .any(|v| v.vips.iter().any(|vip| vip.address == *addr))
             || self.config.clusterip.iter().any(|c| c.vip == *addr)
             || self.subnets.iter().any(|(_, net)| net.addr == *addr)
+    }
+}
+
+/// Every name a half refers to exists in the shared part, once per half.
+fn check_half_refs(config: &Config, role: Role, half: &BoxHalf, report: &mut Report) {
+    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    for over in &half.interfaces {
+        let path = format!("pair.{role}.interfaces.{}", over.name);
+        if config.interface(&over.name).is_none() {
+            report.error(
+                &path,
+                format!(
+                    "no [[interfaces]] entry {}; add it or remove this override",
+                    over.name
+                ),
+            );
+        }
+        if seen.insert(over.name.as_str(), ()).is_some() {
+            report.error(&path, "is listed twice; merge the two entries");
+        }
+        if over.role.is_some() || over.mtu.is_some() {
+            report.error(&path, "only the addresses differ per box; set role and mtu on the shared [[interfaces]] entry");
+        }
+    }
+    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    for over in &half.vrrp {
+        let path = format!("pair.{role}.vrrp.{}", over.name);
+        if config.vrrp_instance(&over.name).is_none() {
+            report.error(
+                &path,
+                format!(
+                    "no [[vrrp]] instance {}; add it or remove this override",
+                    over.name
+                ),
+            );
+        }
+        if seen.insert(over.name.as_str(), ()).is_some() {
+            report.error(&path, "is listed twice; merge the two entries");
+        }
+    }
+}
+
+/// The rules between the two boxes: no address on both, and a priority that picks the master.
+fn check_pair_rules(pair: &PairHalves, boxes: &[Config; 2], report: &mut Report) {
+    let [a, b] = boxes;
+    // Where an address or priority of box `role` comes from: its half when it overrides it.
+    let origin = |role: Role, half_has: bool, field: &str, shared: String| {
+        if half_has {
+            format!("pair.{role}.{field}")
+        } else {
+            shared
+        }
+    };
+    for interface in &b.interfaces {
+        for address in &interface.addresses {
+            let Some(on_a) = a
+                .interfaces
+                .iter()
+                .find(|i| i.addresses.iter().any(|x| x.addr == address.addr))
+            else {
+                continue;
+            };
+            let half =
+                |role: Role, name: &str| pair.half(role).interfaces.iter().any(|o| o.name == name);
+            let path = if half(Role::B, &interface.name) {
+                format!("pair.b.interfaces.{}", interface.name)
+            } else {
+                origin(
+                    Role::A,
+                    half(Role::A, &on_a.name),
+                    &format!("interfaces.{}", on_a.name),
+                    format!("interface \"{}\"", interface.name),
+                )
+            };
+            report.error(path, format!("both boxes would have address {}; give each box its own under [[pair.a.interfaces]] and [[pair.b.interfaces]]", address.addr));
+        }
+    }
+    if let (Some(on_a), Some(on_b)) = (a.management.address, b.management.address) {
+        if on_a.addr == on_b.addr {
+            let path = if pair.b.management_address.is_some() {
+                String::from("pair.b.management_address")
+            } else {
+                origin(
+                    Role::A,
+                    pair.a.management_address.is_some(),
+                    "management_address",
+                    String::from("management.address"),
+                )
+            };
+            report.error(path, format!("both boxes would have management address {}; set pair.a.management_address and pair.b.management_address", on_a.addr));
+        }
+    }
+    for instance in &b.vrrp {
+        let Some(on_a) = a.vrrp_instance(&instance.name) else {
+            continue;
+        };
+        if on_a.priority != instance.priority {
+            continue;
+        }
+        let overrides = |role: Role| {
+            pair.half(role)
+                .vrrp
+                .iter()
+                .any(|o| o.name == instance.name && o.priority.is_some())
+        };
+        let path = if overrides(Role::B) {
+            format!("pair.b.vrrp.{}.priority", instance.name)
+        } else {
+            origin(
+                Role::A,
+                overrides(Role::A),
+                &format!("vrrp.{}.priority", instance.name),
+                format!("vrrp \"{}\"", instance.name),
+            )
+        };
+        report.warn(path, format!("both boxes have priority {}, so VRRP elects the master by address; give the box meant to be master a higher priority under [[pair.a.vrrp]] or [[pair.b.vrrp]]", instance.priority));
     }
 }
 
@@ -294,6 +454,14 @@ fn check_interfaces(config: &Config, ctx: &Context<'_>, report: &mut Report) {
                 "peer_link.heartbeat_port",
                 "port 0 is not usable; the Piranha default is 539",
             );
+        }
+        for probe in &peer.uplink_probes {
+            if !ctx.is_connected(probe) {
+                report.error(
+                    "peer_link.uplink_probes",
+                    format!("{probe} is not inside the subnet of any configured interface address; add the address of its service LAN under [[interfaces]] or remove it"),
+                );
+            }
         }
         if let Some(sync) = &peer.ipvs_sync_interface {
             if !ctx.link_exists(sync) {

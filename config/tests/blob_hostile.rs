@@ -217,22 +217,21 @@ fn golden_history() -> History {
     history
 }
 
-/// Golden vectors freeze format version 2 (model, then commit history). Regenerate them only when
-/// adding a new format version (`TANDEM_WRITE_GOLDEN=1` writes the v2 files), never to change v2.
+/// Golden vectors freeze format version 2 (model, then commit history), written by earlier
+/// firmware: they decode forever, migrated to today's model (`pair: None`, no uplink probes),
+/// and re-encode as format 3. They are never regenerated.
 #[test]
 fn golden_vectors_of_format_2_decode() {
     let key = golden_key();
-    let cases: [(&str, Config, History, Option<&MacKey>, BlobMeta); 3] = [
+    let cases: [(&str, History, Option<&MacKey>, BlobMeta); 3] = [
         (
             "v2_empty.blob",
-            Config::default(),
             History::default(),
             None,
             BlobMeta::default(),
         ),
         (
             "v2_director1_history.blob",
-            director1(),
             golden_history(),
             None,
             BlobMeta {
@@ -243,12 +242,126 @@ fn golden_vectors_of_format_2_decode() {
         ),
         (
             "v2_director1_history_keyed.blob",
-            director1(),
             golden_history(),
             Some(&key),
             BlobMeta {
                 generation: 13,
                 parent_generation: 12,
+                pair_id: 0x1234_5678_9abc_def0,
+            },
+        ),
+    ];
+    for (name, history, key, meta) in cases {
+        let path = format!("{}/{name}", golden_dir());
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let policy = key.map_or(MacPolicy::Unkeyed, MacPolicy::Require);
+        // The expected model is the frozen text next to the blob, not today's importer.
+        let text = std::fs::read_to_string(format!("{path}.toml")).unwrap();
+        let expected = tandem_config::text::from_toml(&text).unwrap();
+        assert_eq!(expected.pair, None);
+        let decoded = blob::decode(&bytes, policy, None).unwrap();
+        assert_eq!(decoded.header.format_version, 2);
+        assert_eq!(decoded.header.generation, meta.generation);
+        assert_eq!(decoded.header.pair_id, meta.pair_id);
+        assert_eq!(decoded.config, expected, "{name}");
+        assert_eq!(decoded.history, history, "{name}");
+        assert_eq!(decoded.migrated_from, Some(2));
+        // Written again, it is a format 3 blob of the same config.
+        let again = blob::encode_with_history(&decoded.config, &history, meta, key).unwrap();
+        let redecoded = blob::decode(&again, policy, None).unwrap();
+        assert_eq!(redecoded.header.format_version, 3);
+        assert_eq!(redecoded.config, expected, "{name}");
+        assert_eq!(redecoded.migrated_from, None);
+    }
+}
+
+/// A pair config: director1 as the shared part, each box's hostname, management address,
+/// interface addresses and VRRP settings in its half, and uplink probes on the peer link.
+fn director_pair() -> Config {
+    let mut config = director1();
+    config.system.hostname = "director".try_into().unwrap();
+    let shared = r#"
+        [peer_link]
+        interface = "eth1"
+        pair_id = "123456789abcdef0"
+        uplink_probes = ["10.0.0.254", "2001:db8::fe"]
+
+        [pair.a]
+        hostname = "director1"
+        management_address = "192.168.100.11/24"
+        [[pair.a.interfaces]]
+        name = "eth0"
+        addresses = ["10.0.0.2/24", "2001:db8::2/64"]
+        [[pair.a.vrrp]]
+        name = "web_vip"
+        priority = 150
+        unicast_source = "10.0.0.2"
+        unicast_peers = ["10.0.0.3"]
+        initial_state = "master"
+
+        [pair.b]
+        hostname = "director2"
+        management_address = "192.168.100.12/24"
+        [[pair.b.interfaces]]
+        name = "eth0"
+        addresses = ["10.0.0.3/24", "2001:db8::3/64"]
+        [[pair.b.vrrp]]
+        name = "web_vip"
+        priority = 100
+        [[pair.b.vrrp]]
+        name = "mail_vip"
+        initial_state = "backup"
+    "#;
+    let extra = tandem_config::text::from_toml(shared).unwrap();
+    config.peer_link = extra.peer_link;
+    config.pair = extra.pair;
+    config
+}
+
+/// Golden vectors freeze format version 3 (model with pair halves and uplink probes, then commit
+/// history). Regenerate them only when adding a new format version (`TANDEM_WRITE_GOLDEN=1`
+/// writes the v3 files), never to change v3.
+#[test]
+fn golden_vectors_of_format_3_decode() {
+    let key = golden_key();
+    let cases: [(&str, Config, History, Option<&MacKey>, BlobMeta); 4] = [
+        (
+            "v3_empty.blob",
+            Config::default(),
+            History::default(),
+            None,
+            BlobMeta::default(),
+        ),
+        (
+            "v3_director1_history.blob",
+            director1(),
+            golden_history(),
+            None,
+            BlobMeta {
+                generation: 12,
+                parent_generation: 11,
+                pair_id: 0,
+            },
+        ),
+        (
+            "v3_director_pair_history.blob",
+            director_pair(),
+            golden_history(),
+            None,
+            BlobMeta {
+                generation: 14,
+                parent_generation: 13,
+                pair_id: 0x1234_5678_9abc_def0,
+            },
+        ),
+        (
+            "v3_director_pair_history_keyed.blob",
+            director_pair(),
+            golden_history(),
+            Some(&key),
+            BlobMeta {
+                generation: 15,
+                parent_generation: 14,
                 pair_id: 0x1234_5678_9abc_def0,
             },
         ),
@@ -266,13 +379,13 @@ fn golden_vectors_of_format_2_decode() {
         let text = std::fs::read_to_string(format!("{path}.toml")).unwrap();
         let expected = tandem_config::text::from_toml(&text).unwrap();
         let decoded = blob::decode(&bytes, policy, None).unwrap();
-        assert_eq!(decoded.header.format_version, 2);
+        assert_eq!(decoded.header.format_version, 3);
         assert_eq!(decoded.header.generation, meta.generation);
         assert_eq!(decoded.header.pair_id, meta.pair_id);
         assert_eq!(decoded.config, expected, "{name}");
         assert_eq!(decoded.history, history, "{name}");
         assert_eq!(decoded.migrated_from, None);
-        // The encoder still writes exactly the frozen bytes for format 2.
+        // The encoder still writes exactly the frozen bytes for format 3.
         assert_eq!(
             blob::encode_with_history(&expected, &history, meta, key).unwrap(),
             bytes,
@@ -325,7 +438,7 @@ fn history_round_trips_and_is_bounded() {
     ));
 }
 
-/// `payload` framed as an unkeyed format 2 blob with a correct header and CRC.
+/// `payload` framed as an unkeyed format 3 blob with a correct header and CRC.
 fn frame(payload: &[u8]) -> Vec<u8> {
     let mut framed = blob::encode(&Config::default(), BlobMeta::default(), None).unwrap();
     framed.truncate(blob::HEADER_BYTES);

@@ -235,8 +235,51 @@ fn config() -> impl Strategy<Value = Config> {
             if pair_id % 2 == 1 {
                 config.peer_link = Some(PeerLink {
                     pair_id,
+                    uplink_probes: BoundedVec::from_vec(vec![IpAddr::V4(Ipv4Addr::from(
+                        (pair_id >> 32) as u32,
+                    ))])
+                    .unwrap(),
                     ..PeerLink::default()
                 });
+            }
+            if pair_id % 4 >= 2 {
+                // Halves from what was generated: a hostname, the first interface's addresses
+                // reversed, and an override of the first VRRP instance.
+                let mut pair = PairHalves::default();
+                pair.a.hostname = "box-a".try_into().unwrap();
+                pair.b.management_address = Some(IpCidr {
+                    addr: IpAddr::V4(Ipv4Addr::from(pair_id as u32)),
+                    prefix: 24,
+                });
+                if let Some(first) = config.interfaces.first() {
+                    let mut addresses = first.addresses.to_vec();
+                    addresses.reverse();
+                    pair.b
+                        .interfaces
+                        .push(Interface {
+                            name: first.name.clone(),
+                            addresses: BoundedVec::from_vec(addresses).unwrap(),
+                            ..Interface::default()
+                        })
+                        .unwrap();
+                }
+                if let Some(first) = config.vrrp.first() {
+                    pair.a
+                        .vrrp
+                        .push(VrrpOverride {
+                            name: first.name.clone(),
+                            priority: Some((pair_id % 254) as u8 + 1),
+                            unicast_peers: if pair_id % 8 >= 4 {
+                                BoundedVec::from_vec(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]).unwrap()
+                            } else {
+                                BoundedVec::new()
+                            },
+                            initial_state: Some(InitialState::Master),
+                            ..VrrpOverride::default()
+                        })
+                        .unwrap();
+                }
+                config.pair = Some(pair);
             }
             config
         })

@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod interfaces;
 pub mod lvs;
+pub mod pair;
 pub mod system;
 pub mod vrrp;
 
@@ -20,6 +21,7 @@ pub use lvs::{
     Check, CheckKind, CheckTiming, Forwarding, FwmarkRule, HttpBody, OnFailure, Persistence,
     Protocol, RealServer, Scheduler, SchedulerFlags, SorryServer, VirtualService,
 };
+pub use pair::{BoxHalf, PairHalves, Role, VrrpOverride};
 pub use system::{Management, Notify, PeerLink, PeerNode, PortRole, System};
 pub use vrrp::{
     Garp, InitialState, SyncGroup, TrackedLink, Vip, VrrpAuth, VrrpInstance, VrrpVersion,
@@ -67,6 +69,8 @@ pub mod limits {
     pub const CLUSTERIP_LOCAL_NODES: usize = 16;
     /// Notification e-mail recipients.
     pub const EMAIL_RECIPIENTS: usize = 8;
+    /// Upstream routers one box ARP/NS-probes to score its uplink (`peer_link.uplink_probes`).
+    pub const UPLINK_PROBES: usize = 4;
     /// Bytes of a name (VRRP instance, virtual service, real server, sync group).
     pub const NAME_BYTES: usize = 32;
     /// Bytes of an interface name (the kernel's IFNAMSIZ less the NUL).
@@ -105,6 +109,9 @@ pub struct Config {
     pub nat_gateway: Option<NatGateway>,
     pub real_server: Option<RealServerRole>,
     pub clusterip: BoundedVec<ClusterIpGroup, { limits::CLUSTERIP_GROUPS }>,
+    /// The per-box parts when this config describes a pair (`[pair.a]`, `[pair.b]`); None for
+    /// a single box. Each box runs [`Config::for_box`] of its role. Last in the blob (format 3).
+    pub pair: Option<PairHalves>,
 }
 
 impl Config {

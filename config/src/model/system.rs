@@ -96,6 +96,10 @@ pub struct PeerLink {
     pub primary: Option<PeerNode>,
     /// The partner's addresses, for pairs migrated from Piranha.
     pub backup: Option<PeerNode>,
+    /// Upstream routers on the service LANs (each inside the subnet of a configured interface
+    /// address) that each box ARP/NS-probes to score its uplink when the pair splits: the box
+    /// that still reaches more of them keeps the VIPs. Empty: no uplink scoring. (Format 3.)
+    pub uplink_probes: BoundedVec<IpAddr, { limits::UPLINK_PROBES }>,
 }
 
 impl Default for PeerLink {
@@ -110,6 +114,7 @@ impl Default for PeerLink {
             ipvs_sync_interface: None,
             primary: None,
             backup: None,
+            uplink_probes: BoundedVec::new(),
         }
     }
 }

@@ -11,6 +11,7 @@
 //!     32     4  payload length N
 //!     36     N  payload: format 1: the model in postcard;
 //!                        format 2 and 3: the model, then the commit history, each in postcard
+//!                        (format 3's history records carry the config digest)
 //!   36+N     4  CRC-32 of bytes 0..36+N
 //!   40+N    32  MAC slot: HMAC-SHA256 under the pairing key of bytes 0..40+N, zeros when unkeyed
 //! ```
@@ -434,7 +435,12 @@ fn decode_payload(
                 serde::de::DeserializeSeed::deserialize(seed, &mut decoder).map_err(reason)?;
             let rest = decoder.finalize().map_err(reason)?;
             let migrated = (version < FORMAT_VERSION).then_some(version);
-            Ok((config, decode_exact::<History>(rest)?, migrated))
+            let history = if version == 2 {
+                decode_exact::<crate::history::HistoryV2>(rest)?.into()
+            } else {
+                decode_exact::<History>(rest)?
+            };
+            Ok((config, history, migrated))
         }
         other => Err(BlobError::UnsupportedVersion {
             version: other,

@@ -5,7 +5,9 @@
 //! newest last) so it never grows the blob by more than a few kilobytes.
 //!
 //! The types are encoded with postcard, which is not self-describing: fields and enum variants are
-//! frozen by the golden vectors of format 2. Append new [`CommitOrigin`] variants at the end only.
+//! frozen by the golden vectors of each format. Append new [`CommitOrigin`] variants at the end
+//! only. Format 3 appended [`CommitRecord::digest`] (the lineage replication checks a fast-forward
+//! against); a format 2 history decodes through [`HistoryV2`] with digest 0 (unknown).
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +68,21 @@ pub struct CommitRecord {
     pub comment: heapless::String<COMMENT_BYTES>,
     /// A `commit confirmed` still waiting for its confirmation.
     pub confirm_pending: bool,
+    /// [`config_digest`] of the config this generation holds (0: unknown, a format 2 record).
+    /// With the generation it names the config exactly: the partner box's config is an
+    /// ancestor of this one when its (generation, digest) is in this history.
+    pub digest: u64,
+}
+
+/// The 64-bit digest that names a config's content: the first 8 bytes (big-endian) of the
+/// SHA-256 of its postcard encoding (the blob payload's model part). Equal configs have equal
+/// digests on both boxes; it is never 0 (0 means unknown).
+pub fn config_digest(config_payload: &[u8]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(config_payload);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    u64::from_be_bytes(first).max(1)
 }
 
 /// The last commits, newest last.
@@ -88,6 +105,49 @@ impl History {
     pub fn latest(&self) -> Option<&CommitRecord> {
         self.entries.last()
     }
+
+    /// Whether the config named by (`generation`, `digest`) is in this history: a box running
+    /// it is behind the box with this history (a fast-forward). Digest 0 (unknown) never
+    /// matches.
+    pub fn contains(&self, generation: u64, digest: u64) -> bool {
+        digest != 0
+            && self
+                .entries
+                .iter()
+                .any(|r| r.generation == generation && r.digest == digest)
+    }
+}
+
+/// Format 2's history layout (records without a digest), for decoding only.
+#[derive(Debug, Deserialize)]
+pub(crate) struct HistoryV2 {
+    entries: BoundedVec<CommitRecordV2, HISTORY_ENTRIES>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct CommitRecordV2 {
+    generation: u64,
+    unix_time_s: u64,
+    origin: CommitOrigin,
+    comment: heapless::String<COMMENT_BYTES>,
+    confirm_pending: bool,
+}
+
+impl From<HistoryV2> for History {
+    fn from(old: HistoryV2) -> History {
+        let mut history = History::default();
+        for r in old.entries.iter().cloned() {
+            history.push(CommitRecord {
+                generation: r.generation,
+                unix_time_s: r.unix_time_s,
+                origin: r.origin,
+                comment: r.comment,
+                confirm_pending: r.confirm_pending,
+                digest: 0,
+            });
+        }
+        history
+    }
 }
 
 #[cfg(test)]
@@ -101,7 +161,25 @@ mod tests {
             origin: CommitOrigin::Console,
             comment: heapless::String::new(),
             confirm_pending: false,
+            digest: generation * 7,
         }
+    }
+
+    #[test]
+    fn contains_matches_generation_and_digest() {
+        let mut history = History::default();
+        history.push(record(3));
+        assert!(history.contains(3, 21));
+        assert!(!history.contains(3, 22));
+        assert!(!history.contains(4, 21));
+        assert!(!History::default().contains(0, 0));
+    }
+
+    #[test]
+    fn digest_is_never_zero_and_tells_configs_apart() {
+        assert_ne!(config_digest(b""), 0);
+        assert_ne!(config_digest(b"a"), config_digest(b"b"));
+        assert_eq!(config_digest(b"a"), config_digest(b"a"));
     }
 
     #[test]

@@ -44,7 +44,7 @@ mod tree;
 
 pub use blob::{BlobError, BlobHeader, DecodedBlob, MacKey, MacPolicy};
 pub use bounded::BoundedVec;
-pub use history::{CommitOrigin, CommitRecord, History};
+pub use history::{config_digest, CommitOrigin, CommitRecord, History};
 pub use impact::{preview, Preview};
 pub use model::Config;
 pub use validate::{validate, Issue, Severity};

@@ -20,12 +20,12 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use crate::blob::{self, BlobMeta};
-use crate::history::{CommitOrigin, CommitRecord, History};
+use crate::history::{config_digest, CommitOrigin, CommitRecord, History};
 use crate::impact::Preview;
 use crate::incremental::{EncodedConfig, ServiceDiff};
 use crate::storage::{BlockDevice, SlotStore, StoreError};
 use crate::validate::Validation;
-use crate::{Config, MacPolicy, Severity};
+use crate::{Config, MacKey, MacPolicy, Severity};
 
 /// Longest confirm window accepted (Junos allows an hour).
 pub const MAX_CONFIRM: Duration = Duration::from_secs(3600);
@@ -51,6 +51,20 @@ pub enum TransactionError {
     NotStored { wanted: u64, kept: String },
     #[error("generation {0} is the running config already")]
     AlreadyRunning(u64),
+    #[error(
+        "the partner's config (generation {theirs}, digest {their_digest:016x}) does not \
+         descend from this box's (generation {ours}, digest {our_digest:016x}): the configs \
+         diverged; settle it with `pair adopt-peer` (take the partner's) or `pair push` (give \
+         it this box's); `compare peer` shows the difference"
+    )]
+    Diverged {
+        ours: u64,
+        our_digest: u64,
+        theirs: u64,
+        their_digest: u64,
+    },
+    #[error("the partner's config is refused, nothing changed: {0}")]
+    PartnerBlob(crate::BlobError),
     #[error(
         "--confirm {0} s is outside 1..={max} s",
         max = MAX_CONFIRM.as_secs()
@@ -102,6 +116,20 @@ pub struct Transactions<D> {
     /// The running config's encoding and validation, for the next commit to reuse (made by
     /// `open` or by the commit of the running config).
     baseline: Option<Baseline>,
+    /// [`config_digest`] of the running config (0 before anything was encoded).
+    digest: u64,
+    /// The generation the running one was made from (the blob header's parent).
+    parent_generation: u64,
+}
+
+/// What [`Transactions::adopt`] did with the partner's blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adoption {
+    /// This box was behind: the partner's blob is stored as it came (same generation).
+    FastForward,
+    /// Diverged and forced (`pair adopt-peer`, or the partner's `pair push`): stored as a new
+    /// generation on top of this box's, so this box's previous config stays in its store.
+    Forced,
 }
 
 /// The running config's encoding and validation, cut per virtual service.
@@ -157,6 +185,9 @@ impl<D: BlockDevice> Transactions<D> {
                         validation: Validation::full(&transactions.running),
                     });
         }
+        if let Some(baseline) = &transactions.baseline {
+            transactions.digest = config_digest(baseline.encoded.bytes());
+        }
         (transactions, opened)
     }
 
@@ -169,6 +200,8 @@ impl<D: BlockDevice> Transactions<D> {
             candidate: None,
             pending: None,
             baseline: None,
+            digest: 0,
+            parent_generation: 0,
         };
         let stored = match transactions.store.stored(MacPolicy::Unkeyed) {
             Ok(stored) => stored,
@@ -186,6 +219,7 @@ impl<D: BlockDevice> Transactions<D> {
         };
         if let Some(newest) = stored.into_iter().next() {
             transactions.generation = newest.header.generation;
+            transactions.parent_generation = newest.header.parent_generation;
             transactions.history = newest.history;
             transactions.running = Arc::new(newest.config);
             let generation = transactions.generation;
@@ -222,6 +256,140 @@ impl<D: BlockDevice> Transactions<D> {
 
     pub fn running(&self) -> &Arc<Config> {
         &self.running
+    }
+
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// The running config as a blob for the partner: the same generation, history and content
+    /// as stored here, with a MAC under `key` when the pair has one.
+    pub fn blob_for_partner(&self, key: Option<&MacKey>) -> Result<Vec<u8>, TransactionError> {
+        let encoded;
+        let payload = match &self.baseline {
+            Some(baseline) => baseline.encoded.bytes(),
+            None => {
+                encoded = EncodedConfig::encode(&self.running, None)?;
+                encoded.bytes()
+            }
+        };
+        let meta = BlobMeta {
+            generation: self.generation,
+            parent_generation: self.parent_generation,
+            pair_id: self.running.peer_link.as_ref().map_or(0, |p| p.pair_id),
+        };
+        Ok(blob::encode_encoded_with_history(
+            payload,
+            &self.history,
+            meta,
+            key,
+        )?)
+    }
+
+    /// Takes the partner's config from its blob: decoded and checked under `policy`, validated
+    /// whole, and then a fast-forward (this box runs nothing yet, or the partner's history
+    /// holds this box's generation and digest: stored as it came) or, with `force`, a new
+    /// generation on top of this box's. Anything else is [`TransactionError::Diverged`] and
+    /// changes nothing; so does any refusal. A pending `commit --confirm` and the candidate
+    /// are dropped (the partner's config replaces what they were about).
+    pub fn adopt(
+        &mut self,
+        bytes: &[u8],
+        policy: MacPolicy<'_>,
+        force: bool,
+        unix_time_s: u64,
+    ) -> Result<(Committed, Adoption), TransactionError> {
+        let decoded = blob::decode(bytes, policy, None).map_err(TransactionError::PartnerBlob)?;
+        let encoded = EncodedConfig::encode(&decoded.config, None)?;
+        let their_digest = config_digest(encoded.bytes());
+        let theirs = decoded.header.generation;
+        if theirs == self.generation && their_digest == self.digest {
+            return Err(TransactionError::AlreadyRunning(theirs));
+        }
+        let validation = Validation::full(&decoded.config);
+        let (errors, warnings) = report_lines(validation.issues());
+        if !errors.is_empty() {
+            return Err(TransactionError::Invalid {
+                count: errors.len(),
+                report: errors.join("\n"),
+            });
+        }
+        let fast_forward = theirs > self.generation
+            && (self.generation == 0 || decoded.history.contains(self.generation, self.digest));
+        if fast_forward {
+            // Stored with the same generation, parent and history, so both boxes hold the same
+            // config under the same name; framed the way this box stores (unkeyed on its own
+            // disk, like its own commits) and in this firmware's format.
+            let meta = BlobMeta {
+                generation: theirs,
+                parent_generation: decoded.header.parent_generation,
+                pair_id: decoded.header.pair_id,
+            };
+            let stored =
+                blob::encode_encoded_with_history(encoded.bytes(), &decoded.history, meta, None)?;
+            self.store.save(&stored, MacPolicy::Unkeyed)?;
+            let preview = crate::impact::preview(&self.running, &decoded.config);
+            self.baseline = Some(Baseline {
+                encoded,
+                validation,
+            });
+            self.parent_generation = decoded.header.parent_generation;
+            self.generation = theirs;
+            self.digest = their_digest;
+            self.history = decoded.history;
+            self.running = Arc::new(decoded.config);
+            self.candidate = None;
+            self.pending = None;
+            let committed = Committed {
+                generation: theirs,
+                config: Arc::clone(&self.running),
+                preview,
+                warnings,
+                confirmed: None,
+            };
+            return Ok((committed, Adoption::FastForward));
+        }
+        if !force {
+            return Err(TransactionError::Diverged {
+                ours: self.generation,
+                our_digest: self.digest,
+                theirs,
+                their_digest,
+            });
+        }
+        // Forced: the partner's history, then this commit, numbered past both boxes' own.
+        let ours = self.generation;
+        let our_digest = self.digest;
+        let saved = (
+            core::mem::replace(&mut self.history, decoded.history),
+            self.generation,
+        );
+        self.generation = ours.max(theirs);
+        let request = CommitRequest {
+            confirm: None,
+            comment: format!(
+                "adopted the partner's generation {theirs} ({their_digest:016x}) over this \
+                 box's diverged generation {ours} ({our_digest:016x})"
+            ),
+            origin: CommitOrigin::Peer,
+        };
+        let known = Known {
+            validation,
+            diff: None,
+            warnings,
+        };
+        match self.persist(decoded.config, &request, unix_time_s, known) {
+            Ok(committed) => {
+                self.parent_generation = theirs;
+                self.pending = None;
+                Ok((committed, Adoption::Forced))
+            }
+            Err(failed) => {
+                self.history = saved.0;
+                self.generation = saved.1;
+                Err(failed.0)
+            }
+        }
     }
 
     pub fn generation(&self) -> u64 {
@@ -452,6 +620,13 @@ impl<D: BlockDevice> Transactions<D> {
             warnings,
         } = known;
         let generation = self.generation + 1;
+        // Unchanged services are copied from the running config's encoding.
+        let base = self.baseline.as_ref().zip(diff.as_ref());
+        let encoded = match EncodedConfig::encode(&config, base.map(|(b, d)| (&b.encoded, d))) {
+            Ok(encoded) => encoded,
+            Err(error) => return Err(Box::new((error.into(), config))),
+        };
+        let digest = config_digest(encoded.bytes());
         let mut history = self.history.clone();
         // Longer comments are cut at the history's bound, at a character boundary.
         let mut comment = heapless::String::<{ crate::history::COMMENT_BYTES }>::new();
@@ -466,17 +641,12 @@ impl<D: BlockDevice> Transactions<D> {
             origin: request.origin,
             comment,
             confirm_pending: request.confirm.is_some(),
+            digest,
         });
         let meta = BlobMeta {
             generation,
             parent_generation: self.generation,
             pair_id: config.peer_link.as_ref().map_or(0, |p| p.pair_id),
-        };
-        // Unchanged services are copied from the running config's encoding.
-        let base = self.baseline.as_ref().zip(diff.as_ref());
-        let encoded = match EncodedConfig::encode(&config, base.map(|(b, d)| (&b.encoded, d))) {
-            Ok(encoded) => encoded,
-            Err(error) => return Err(Box::new((error.into(), config))),
         };
         let bytes = match blob::encode_encoded_with_history(encoded.bytes(), &history, meta, None) {
             Ok(bytes) => bytes,
@@ -493,7 +663,9 @@ impl<D: BlockDevice> Transactions<D> {
             encoded,
             validation,
         });
+        self.parent_generation = self.generation;
         self.generation = generation;
+        self.digest = digest;
         self.history = history;
         self.running = Arc::new(config);
         self.candidate = None;
@@ -660,6 +832,144 @@ mod tests {
         assert_eq!(tx.running().system.hostname.as_str(), "b");
         let origins: Vec<CommitOrigin> = tx.history().entries.iter().map(|r| r.origin).collect();
         assert_eq!(origins, [CommitOrigin::Boot, CommitOrigin::ControlSocket]);
+    }
+
+    fn commit_hostname(tx: &mut Transactions<MemDevice>, hostname: &str, time: u64) -> u64 {
+        tx.set("system.hostname", hostname).unwrap();
+        tx.commit(&request(None), time, Instant::now())
+            .unwrap()
+            .generation
+    }
+
+    #[test]
+    fn the_partner_fast_forwards_and_then_runs_the_same_generation_and_digest() {
+        let (mut a, _) = Transactions::open(memory(), Some(config("a", &["10.0.0.1/24"])), 1);
+        let (mut b, _) = Transactions::open(memory(), None, 1);
+        assert_eq!((b.generation(), b.digest()), (0, b.digest()));
+        // A fresh box takes anything.
+        let key = MacKey([7; 32]);
+        let blob = a.blob_for_partner(Some(&key)).unwrap();
+        let (done, how) = b.adopt(&blob, MacPolicy::Require(&key), false, 2).unwrap();
+        assert_eq!(how, Adoption::FastForward);
+        assert_eq!(done.generation, 1);
+        assert_eq!((b.generation(), b.digest()), (a.generation(), a.digest()));
+        assert_eq!(b.history(), a.history());
+        // Two commits on A while B missed the first push: still a fast-forward.
+        commit_hostname(&mut a, "a2", 3);
+        commit_hostname(&mut a, "a3", 4);
+        let blob = a.blob_for_partner(Some(&key)).unwrap();
+        b.adopt(&blob, MacPolicy::Require(&key), false, 5).unwrap();
+        assert_eq!(b.running().system.hostname.as_str(), "a3");
+        assert_eq!((b.generation(), b.digest()), (3, a.digest()));
+        // The same push again changes nothing.
+        assert!(matches!(
+            b.adopt(&blob, MacPolicy::Require(&key), false, 5),
+            Err(TransactionError::AlreadyRunning(3))
+        ));
+        // B then commits and A fast-forwards the other way; B's reboot keeps what it adopted.
+        commit_hostname(&mut b, "b4", 6);
+        let blob = b.blob_for_partner(None).unwrap();
+        a.adopt(&blob, MacPolicy::Unkeyed, false, 7).unwrap();
+        assert_eq!(a.running().system.hostname.as_str(), "b4");
+        let device = b.into_device();
+        let (b, opened) = Transactions::open(SlotStore::new(device, SLOT), None, 8);
+        assert_eq!(opened, Opened::Stored { generation: 4 });
+        assert_eq!(b.digest(), a.digest());
+    }
+
+    #[test]
+    fn diverged_configs_are_refused_unless_forced_and_the_loser_stays_stored() {
+        let (mut a, _) = Transactions::open(memory(), Some(config("a", &["10.0.0.1/24"])), 1);
+        let (mut b, _) = Transactions::open(memory(), None, 1);
+        b.adopt(
+            &a.blob_for_partner(None).unwrap(),
+            MacPolicy::Unkeyed,
+            false,
+            2,
+        )
+        .unwrap();
+        // The cable is out: both commit.
+        commit_hostname(&mut a, "edited-on-a", 3);
+        commit_hostname(&mut b, "edited-on-b", 3);
+        assert_eq!(a.generation(), b.generation());
+        assert_ne!(a.digest(), b.digest());
+        let from_a = a.blob_for_partner(None).unwrap();
+        let refused = b.adopt(&from_a, MacPolicy::Unkeyed, false, 4).unwrap_err();
+        assert!(matches!(
+            refused,
+            TransactionError::Diverged {
+                ours: 2,
+                theirs: 2,
+                ..
+            }
+        ));
+        assert!(refused.to_string().contains("pair adopt-peer"), "{refused}");
+        assert_eq!(b.running().system.hostname.as_str(), "edited-on-b");
+        // `pair adopt-peer` on B: a new generation past both, with A's history under it.
+        let (done, how) = b.adopt(&from_a, MacPolicy::Unkeyed, true, 5).unwrap();
+        assert_eq!(how, Adoption::Forced);
+        assert_eq!(done.generation, 3);
+        assert_eq!(b.running().system.hostname.as_str(), "edited-on-a");
+        assert_eq!(b.digest(), a.digest());
+        assert_eq!(b.history().latest().unwrap().origin, CommitOrigin::Peer);
+        // A then fast-forwards to B's generation 3 (its own generation 2 is in B's history).
+        a.adopt(
+            &b.blob_for_partner(None).unwrap(),
+            MacPolicy::Unkeyed,
+            false,
+            6,
+        )
+        .unwrap();
+        assert_eq!((a.generation(), a.digest()), (b.generation(), b.digest()));
+        // B's own diverged generation 2 is still in its store.
+        let stored = b.store.stored(MacPolicy::Unkeyed).unwrap();
+        assert!(stored
+            .iter()
+            .any(|blob| blob.config.system.hostname.as_str() == "edited-on-b"));
+    }
+
+    #[test]
+    fn a_bad_partner_blob_changes_nothing() {
+        let (a, _) = Transactions::open(memory(), Some(config("a", &["10.0.0.1/24"])), 1);
+        let (mut b, _) = Transactions::open(memory(), Some(config("b", &["10.0.0.2/24"])), 1);
+        let key = MacKey([1; 32]);
+        let blob = a.blob_for_partner(Some(&key)).unwrap();
+        // Wrong key, no key, a flipped bit, a truncation: refused, B untouched.
+        let before = (b.generation(), b.digest());
+        assert!(matches!(
+            b.adopt(&blob, MacPolicy::Require(&MacKey([2; 32])), true, 2),
+            Err(TransactionError::PartnerBlob(_))
+        ));
+        assert!(b.adopt(&blob, MacPolicy::Unkeyed, true, 2).is_err());
+        let mut flipped = blob.clone();
+        flipped[40] ^= 1;
+        assert!(b
+            .adopt(&flipped, MacPolicy::Require(&key), true, 2)
+            .is_err());
+        assert!(b
+            .adopt(&blob[..blob.len() - 1], MacPolicy::Require(&key), true, 2)
+            .is_err());
+        // An invalid config (one interface listed twice) is refused whole even when forced.
+        let bad = crate::text::from_toml(
+            "[[interfaces]]\nname = \"eth0\"\n[[interfaces]]\nname = \"eth0\"\n",
+        )
+        .unwrap();
+        let bad_blob = blob::encode(
+            &bad,
+            BlobMeta {
+                generation: 9,
+                parent_generation: 8,
+                pair_id: 0,
+            },
+            None,
+        )
+        .unwrap();
+        assert!(matches!(
+            b.adopt(&bad_blob, MacPolicy::Unkeyed, true, 2),
+            Err(TransactionError::Invalid { .. })
+        ));
+        assert_eq!((b.generation(), b.digest()), before);
+        assert_eq!(b.running().system.hostname.as_str(), "b");
     }
 
     #[test]

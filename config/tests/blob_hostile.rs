@@ -186,7 +186,8 @@ fn golden_vectors_of_format_1_decode() {
     }
 }
 
-fn golden_history() -> History {
+/// The golden records; format 3's carry a digest (`with_digest`), format 2's decode with 0.
+fn golden_history_of(with_digest: bool) -> History {
     let mut history = History::default();
     let records = [
         (1, 0, CommitOrigin::Boot, "", false),
@@ -212,9 +213,18 @@ fn golden_history() -> History {
             origin,
             comment: comment.try_into().unwrap(),
             confirm_pending,
+            digest: if with_digest {
+                0x0123_4567_89ab_cdef ^ generation
+            } else {
+                0
+            },
         });
     }
     history
+}
+
+fn golden_history() -> History {
+    golden_history_of(true)
 }
 
 /// Golden vectors freeze format version 2 (model, then commit history), written by earlier
@@ -232,7 +242,7 @@ fn golden_vectors_of_format_2_decode() {
         ),
         (
             "v2_director1_history.blob",
-            golden_history(),
+            golden_history_of(false),
             None,
             BlobMeta {
                 generation: 12,
@@ -242,7 +252,7 @@ fn golden_vectors_of_format_2_decode() {
         ),
         (
             "v2_director1_history_keyed.blob",
-            golden_history(),
+            golden_history_of(false),
             Some(&key),
             BlobMeta {
                 generation: 13,
@@ -404,6 +414,7 @@ fn history_round_trips_and_is_bounded() {
             origin: CommitOrigin::Cli,
             comment: "x".repeat(128).as_str().try_into().unwrap(),
             confirm_pending: false,
+            digest: 0,
         });
     }
     assert_eq!(history.entries.len(), 32);

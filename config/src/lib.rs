@@ -14,6 +14,7 @@ pub mod blob;
 pub mod bounded;
 pub mod crc32;
 pub mod history;
+pub mod identity;
 pub mod impact;
 // Used by `transaction` (std); the no_std build carries it unused.
 #[cfg_attr(not(feature = "std"), allow(dead_code))]

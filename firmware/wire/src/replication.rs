@@ -9,7 +9,8 @@
 //! ```text
 //! every kind:
 //!  0..4   magic "TDRP"      4  version (1)     5  kind (1..=4)
-//!  6      flags (bit 0: keyed; bit 1, PUSH only: force)          7  reserved (0)
+//!  6      flags (bit 0: keyed; bit 1, PUSH only: force; bit 2, PUSH only: pull)
+//!  7      reserved (0)
 //!  8..16  pair id
 //!
 //! STATE (kind 1, 56 bytes + tag; UDP, sent by each box every 500 ms):
@@ -33,7 +34,9 @@
 //! PUSH (kind 3, 40 + n bytes + tag; client to server):
 //! 16..32  the server's nonce, echoed
 //! 32      sender role                 33..36  reserved (0)
-//! 36..40  blob length n (1..=MAX_BLOB_LEN)
+//! 36..40  blob length n (1..=MAX_BLOB_LEN; 0 exactly when pull: the client asks for the
+//!         server's config, which comes back as a PUSH echoing the same nonce, for
+//!         `pair adopt-peer` and `compare peer`)
 //! 40..    the config blob (opaque here)
 //!
 //! RESULT (kind 4, 52 + m bytes + tag; server to client, the answer to a PUSH):
@@ -108,6 +111,8 @@ pub const KIND_RESULT: u8 = 4;
 pub const FLAG_KEYED: u8 = 0x01;
 /// Flag (PUSH only): `pair push`, overwrite a partner whose config diverged.
 pub const FLAG_FORCE: u8 = 0x02;
+/// PUSH flag: a request for the server's config (no blob); the answer is a PUSH.
+pub const FLAG_PULL: u8 = 0x04;
 
 const _: () = assert!(STATE_LEN + MAC_LEN <= MAX_DATAGRAM_LEN);
 const _: () = assert!(MAX_FRAME_LEN <= 0xffff_ffff);
@@ -226,10 +231,8 @@ impl Kind {
 
     /// Shortest message of this kind (unkeyed, smallest blob or empty text).
     pub const fn min_len(self) -> usize {
-        match self {
-            Kind::Push => PUSH_HEADER_LEN + 1,
-            _ => self.fixed_len(),
-        }
+        // A pull is a PUSH header alone (no blob).
+        self.fixed_len()
     }
 
     /// Longest message of this kind (keyed, largest blob or text).
@@ -628,7 +631,9 @@ pub struct PushRepr<'a> {
     pub role: Option<PairRole>,
     /// `pair push`: overwrite a partner whose config diverged.
     pub force: bool,
-    /// The config blob, 1..=[`MAX_BLOB_LEN`] bytes.
+    /// A request for the server's config (`pair adopt-peer`, `compare peer`): no blob.
+    pub pull: bool,
+    /// The config blob, 1..=[`MAX_BLOB_LEN`] bytes (none when `pull`).
     pub blob: &'a [u8],
 }
 
@@ -880,7 +885,7 @@ impl PushRepr<'_> {
         let blob_len = self.blob.len();
         let wire_len = u32::try_from(blob_len)
             .ok()
-            .filter(|_| (1..=MAX_BLOB_LEN).contains(&blob_len))
+            .filter(|_| blob_length_fits(blob_len, self.pull))
             .ok_or(EncodeError::BadBlobLength { len: blob_len })?;
         if self.nonce == [0; NONCE_LEN] {
             return Err(EncodeError::ZeroNonce);
@@ -888,6 +893,9 @@ impl PushRepr<'_> {
         let mut flags = keyed_flag(key);
         if self.force {
             flags |= FLAG_FORCE;
+        }
+        if self.pull {
+            flags |= FLAG_PULL;
         }
         let needed = self.buffer_len(key.is_some());
         let out = start(buffer, needed, Kind::Push, flags, self.pair_id)?;
@@ -931,6 +939,15 @@ impl ResultRepr<'_> {
         out[f::TEXT_LEN].copy_from_slice(&wire_len.to_be_bytes());
         out[f::TEXT..f::TEXT + text_len].copy_from_slice(text);
         Ok(seal(out, key))
+    }
+}
+
+/// A pull carries no blob; a push carries 1..=[`MAX_BLOB_LEN`] bytes.
+const fn blob_length_fits(len: usize, pull: bool) -> bool {
+    if pull {
+        len == 0
+    } else {
+        len >= 1 && len <= MAX_BLOB_LEN
     }
 }
 
@@ -1035,7 +1052,7 @@ fn read(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
     let kind = Kind::from_byte(kind_byte).ok_or(DecodeError::UnknownKind { kind: kind_byte })?;
     let flags = byte(bytes, field::FLAGS);
     let known = match kind {
-        Kind::Push => FLAG_KEYED | FLAG_FORCE,
+        Kind::Push => FLAG_KEYED | FLAG_FORCE | FLAG_PULL,
         _ => FLAG_KEYED,
     };
     let reserved_clear = byte(bytes, field::RESERVED) == 0
@@ -1103,9 +1120,10 @@ fn read(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         Kind::Push => {
             use field::push as f;
             let wire_len = be_u32(bytes, f::BLOB_LEN);
+            let pull = flags & FLAG_PULL != 0;
             let blob_len = usize::try_from(wire_len)
                 .ok()
-                .filter(|n| (1..=MAX_BLOB_LEN).contains(n))
+                .filter(|n| blob_length_fits(*n, pull))
                 .ok_or(DecodeError::BadBlobLength { len: wire_len })?;
             exact(fixed + blob_len)?;
             let blob =
@@ -1121,6 +1139,7 @@ fn read(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
                 nonce: nonce(bytes, f::NONCE)?,
                 role,
                 force: flags & FLAG_FORCE != 0,
+                pull,
                 blob,
             }))
         }
@@ -1249,6 +1268,7 @@ mod tests {
             nonce: NONCE,
             role: Some(PairRole::A),
             force: true,
+            pull: false,
             blob: BLOB,
         }
     }
@@ -1264,10 +1284,16 @@ mod tests {
         }
     }
 
-    fn samples() -> [Message<'static>; 6] {
+    fn samples() -> [Message<'static>; 7] {
         let unforced = PushRepr {
             force: false,
             role: None,
+            ..push()
+        };
+        let pull = PushRepr {
+            force: false,
+            pull: true,
+            blob: &[],
             ..push()
         };
         let empty = ResultRepr {
@@ -1280,6 +1306,7 @@ mod tests {
             Message::Challenge(challenge()),
             Message::Push(push()),
             Message::Push(unforced),
+            Message::Push(pull),
             Message::Result(result()),
             Message::Result(empty),
         ]
@@ -1489,6 +1516,25 @@ mod tests {
             }
         );
         assert_eq!(blob_len(0), DecodeError::BadBlobLength { len: 0 });
+        // A pull carries no blob, and nothing but a pull may lack one.
+        let pull = encode(
+            &Message::Push(PushRepr {
+                pair_id: PAIR,
+                nonce: NONCE,
+                role: Some(PairRole::A),
+                force: false,
+                pull: true,
+                blob: &[],
+            }),
+            None,
+        );
+        let mut pull_with_blob = pull.clone();
+        pull_with_blob[36..40].copy_from_slice(&1u32.to_be_bytes());
+        pull_with_blob.push(0);
+        assert_eq!(
+            decode(&pull_with_blob, PAIR, KeyPolicy::Unkeyed).unwrap_err(),
+            DecodeError::BadBlobLength { len: 1 }
+        );
         let hostile = u32::try_from(MAX_BLOB_LEN + 1).unwrap();
         assert_eq!(
             blob_len(hostile),
@@ -1583,7 +1629,9 @@ mod tests {
         assert!(of(RESULT_HEADER_LEN + MAX_TEXT_LEN + MAC_LEN + 1, Kind::Result).is_err());
         assert!(of(CHALLENGE_LEN + MAC_LEN + 1, Kind::Challenge).is_err());
         assert!(of(CHALLENGE_LEN - 1, Kind::Challenge).is_err());
-        assert!(of(PUSH_HEADER_LEN, Kind::Push).is_err());
+        // A pull is a PUSH header alone; anything shorter is refused.
+        assert!(of(PUSH_HEADER_LEN, Kind::Push).is_ok());
+        assert!(of(PUSH_HEADER_LEN - 1, Kind::Push).is_err());
         assert!(of(MAX_FRAME_LEN, Kind::Push).is_ok());
         assert!(of(STATE_LEN + MAC_LEN, Kind::State).is_ok());
         for kind in [Kind::State, Kind::Challenge, Kind::Push, Kind::Result] {

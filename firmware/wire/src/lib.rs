@@ -14,6 +14,8 @@
 //! - [`tickle`]: tickle ACKs a new VIP holder sends its partner's clients after a takeover.
 //! - [`peer_message`]: the connection list a box sends its partner over the peer cable.
 //! - [`heartbeat`]: the fast pair heartbeat on the peer cable (health, liveness, RTT).
+//! - [`pairing`]: the four datagrams of `pair start` / `pair join CODE` (SPAKE2 messages, roles,
+//!   key confirmation, the result), fixed length per type, fuzzed.
 //! - [`replication`]: config replication over the peer cable: each box's config state (UDP),
 //!   and the challenge / push / result of a config push (TCP, length-framed), fuzzed.
 //! - [`keyed`]: the pair id + HMAC-SHA256 rule both peer-cable codecs share.
@@ -28,6 +30,7 @@ pub mod checksum;
 pub mod heartbeat;
 pub mod keyed;
 pub mod ndisc;
+pub mod pairing;
 pub mod peer_message;
 pub mod replication;
 pub mod tickle;

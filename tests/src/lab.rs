@@ -132,10 +132,12 @@ impl BoxSpec {
     }
 }
 
-/// Writes a config disk image: two erased slots, and `config` (TOML) saved as generation 1.
+/// Writes a config disk image: two erased slots and the (erased) pair identity region, and
+/// `config` (TOML) saved as generation 1.
 pub fn write_config_disk(path: &Path, config: Option<&str>) -> Result<(), LabError> {
+    use tandem_config::identity::IDENTITY_BYTES;
     use tandem_config::storage::{FileDevice, SlotStore, APPLIANCE_SLOT_BYTES};
-    let device = FileDevice::create(path, 2 * APPLIANCE_SLOT_BYTES)
+    let device = FileDevice::create(path, 2 * APPLIANCE_SLOT_BYTES + IDENTITY_BYTES)
         .map_err(|e| format!("cannot create config disk {}: {e}", path.display()))?;
     let Some(text) = config else { return Ok(()) };
     let config = tandem_config::text::from_toml(text).map_err(|e| format!("lab config: {e}"))?;
@@ -420,6 +422,15 @@ impl Lab {
         let qemu_box = self.launch(spec, index, false)?;
         self.boxes[index] = qemu_box;
         self.boxes[index].wait_ready(timeout)
+    }
+
+    /// Erases the config disk of box `name` (stopped), as a factory-fresh replacement box has
+    /// it: no config, no pair identity. [`Lab::restart_box`] then boots it.
+    pub fn erase_config_disk(&mut self, name: &str) -> Result<(), LabError> {
+        if self.box_named(name)?.is_running() {
+            return Err(format!("{name} is still running; stop it first"));
+        }
+        write_config_disk(&self.dir.join(format!("{name}.config.img")), None)
     }
 
     /// Starts qemu for `spec` as box number `index`; `fresh` writes its config disk and taps.

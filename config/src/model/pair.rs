@@ -199,6 +199,12 @@ impl Config {
         config
     }
 
+    /// The shared part alone (no half laid over it, no `pair`): what a box runs that has a
+    /// pair config but no role yet (it is not paired).
+    pub fn shared_part(&self) -> Config {
+        Config::clone_without_pair(self)
+    }
+
     fn clone_without_pair(config: &Config) -> Config {
         // Destructured so that a new top-level field does not compile until it is carried.
         let Config {

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use tandem_config::identity::{IdentityStore, IDENTITY_BYTES};
 use tandem_config::storage::{
     BlockDevice, DeviceError, FileDevice, MemDevice, SlotStore, APPLIANCE_SLOT_BYTES,
 };
@@ -74,6 +75,57 @@ pub fn state_dir_device(dir: &Path) -> std::io::Result<AnyDevice> {
         FileDevice::create(&path, APPLIANCE_SLOT_BYTES * 2)?
     };
     Ok(AnyDevice::new(Box::new(file), path.display().to_string()))
+}
+
+/// The identity file inside `--state DIR` (the pair key stays out of the config slots).
+pub const IDENTITY_FILE: &str = "pair.identity";
+
+/// Where the pair identity lives: after the two config slots on the appliance's config disk,
+/// in `--state DIR`'s [`IDENTITY_FILE`] on a host, else in memory (pairing lasts until a stop).
+pub fn identity_store(
+    appliance_disk: Option<&str>,
+    state_dir: Option<&Path>,
+    log: &Log,
+) -> IdentityStore<AnyDevice> {
+    if let Some(disk) = appliance_disk {
+        match FileDevice::open(Path::new(disk)) {
+            Ok(file) => {
+                return IdentityStore::new(
+                    AnyDevice::new(Box::new(file), disk),
+                    2 * APPLIANCE_SLOT_BYTES,
+                )
+            }
+            Err(error) => log.line(format!(
+                "pair: cannot open config disk {disk} for the pair identity: {error}; a pairing \
+                 lasts until the next boot"
+            )),
+        }
+    }
+    if let Some(dir) = state_dir {
+        let path = dir.join(IDENTITY_FILE);
+        let opened = if path.exists() {
+            FileDevice::open(&path)
+        } else {
+            FileDevice::create(&path, IDENTITY_BYTES)
+        };
+        match opened {
+            Ok(file) => {
+                return IdentityStore::new(
+                    AnyDevice::new(Box::new(file), path.display().to_string()),
+                    0,
+                )
+            }
+            Err(error) => log.line(format!(
+                "pair: cannot use {}: {error}; a pairing lasts until this daemon stops",
+                path.display()
+            )),
+        }
+    }
+    let len = usize::try_from(IDENTITY_BYTES).unwrap_or(8192);
+    IdentityStore::new(
+        AnyDevice::new(Box::new(MemDevice::erased(len)), "memory"),
+        0,
+    )
 }
 
 /// The appliance's config disk, or memory (logged) when it cannot be opened.

@@ -25,8 +25,20 @@ pub enum Command {
     Nothing,
     /// `<engine> status`: an engine's status text.
     EngineStatus(&'static str),
-    /// `pair status`: the pair heartbeat, the partner's report, the last decisions.
+    /// `pair status`: pairing, replication, the pair heartbeat, the partner's report.
     PairStatus,
+    /// `pair start`: show a pairing code for the other box's `pair join CODE`.
+    PairStart,
+    /// `pair join CODE`: pair with the box that showed CODE.
+    PairJoin(String),
+    /// `unpair`: forget the pair key and role (the config stays).
+    Unpair,
+    /// `pair adopt-peer`: take the partner's config (settles a divergence its way).
+    PairAdoptPeer,
+    /// `pair push`: give the partner this box's config (settles a divergence this way).
+    PairPush,
+    /// `compare peer`: this box's running config vs the partner's, as +/- lines.
+    ComparePeer,
     /// `show running`: the running config as TOML.
     ShowRunning,
     /// `show candidate`: the candidate as TOML.
@@ -66,7 +78,9 @@ pub const ENGINES: [&str; 3] = ["vrrp", "lvs", "realserver"];
 
 /// Help text listing every command.
 pub const HELP: &str =
-    "commands: status | log | peer | pair status | vrrp status | lvs status | realserver status
+    "commands: status | log | peer | vrrp status | lvs status | realserver status
+  pair:   pair status | pair start | pair join CODE | unpair | pair adopt-peer | pair push
+          compare peer
   config: show running | show candidate | load FILE | set PATH VALUE | delete PATH | discard
           compare | preview | commit [--confirm SECONDS] [--comment TEXT] | confirm
           rollback [GENERATION] | history
@@ -185,6 +199,20 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
         ("history", _, 0) => Ok(Command::History),
         ("debug", Some("panic"), 1) => Ok(Command::DebugPanic),
         ("pair", Some("status"), 1) => Ok(Command::PairStatus),
+        ("pair", Some("start"), 1) => Ok(Command::PairStart),
+        ("pair", Some("join"), 2) => Ok(Command::PairJoin(words[2].clone())),
+        // "pair join 1234 5678": the code as shown, with its blank.
+        ("pair", Some("join"), 3) => Ok(Command::PairJoin(format!("{}{}", words[2], words[3]))),
+        ("pair", Some("join"), _) => Err(usage(
+            "usage: pair join CODE (the 8 digits `pair start` shows on the other box)",
+        )),
+        ("pair", Some("adopt-peer"), 1) => Ok(Command::PairAdoptPeer),
+        ("pair", Some("push"), 1) => Ok(Command::PairPush),
+        ("pair", _, _) => Err(usage(
+            "usage: pair status | pair start | pair join CODE | pair adopt-peer | pair push",
+        )),
+        ("unpair", _, 0) => Ok(Command::Unpair),
+        ("compare", Some("peer"), 1) => Ok(Command::ComparePeer),
         (engine, Some("status"), 1) => ENGINES
             .iter()
             .find(|known| **known == engine)
@@ -258,6 +286,27 @@ mod tests {
         assert!(parse("ospf status").is_err());
         assert!(parse("vrrp").is_err());
         assert!(parse("status now").is_err());
+    }
+
+    #[test]
+    fn pair_commands_parse_as_the_issue_pins_them() {
+        assert_eq!(parse("pair status"), Ok(Command::PairStatus));
+        assert_eq!(parse("pair start"), Ok(Command::PairStart));
+        assert_eq!(
+            parse("pair join 1234-5678"),
+            Ok(Command::PairJoin("1234-5678".into()))
+        );
+        assert_eq!(
+            parse("pair join 1234 5678"),
+            Ok(Command::PairJoin("12345678".into()))
+        );
+        assert_eq!(parse("unpair"), Ok(Command::Unpair));
+        assert_eq!(parse("pair adopt-peer"), Ok(Command::PairAdoptPeer));
+        assert_eq!(parse("pair push"), Ok(Command::PairPush));
+        assert_eq!(parse("compare peer"), Ok(Command::ComparePeer));
+        assert_eq!(parse("compare"), Ok(Command::Compare));
+        assert!(parse("pair join").unwrap_err().0.contains("8 digits"));
+        assert!(parse("pair frobnicate").is_err());
     }
 
     #[test]

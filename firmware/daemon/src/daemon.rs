@@ -32,7 +32,11 @@ use crate::engine::EngineHandle;
 use crate::init::{self, PowerAction};
 use crate::logring::Log;
 use crate::peer_monitor::{PeerEvent, PeerMonitor, PeerState};
-use tandem_config::transaction::{self, CommitRequest, Committed, Transactions};
+use tandem_config::identity::{IdentityStore, PairIdentity};
+use tandem_config::transaction::{self, CommitRequest, Committed, TransactionError, Transactions};
+use tandem_config::MacKey;
+
+use crate::pair_service::{AdoptAnswer, Ask, LocalState, PairHandle, ToDaemon};
 
 /// Warnings of one commit written to the log (the rest are counted).
 const WARNINGS_LOGGED: usize = 10;
@@ -85,6 +89,14 @@ pub struct Daemon {
     console_noise: ConsoleNoise,
     /// `debug panic` is accepted (lab and tests only).
     debug_commands: bool,
+    /// What pairing gave this box (role, pair id, key); None: not paired.
+    identity: Option<PairIdentity>,
+    /// Where the identity is stored (None until `open_identity`).
+    identity_store: Option<IdentityStore<AnyDevice>>,
+    /// Pairing and replication (None until `bring_up`).
+    pair_service: Option<PairHandle>,
+    /// What the pair service asks of this loop.
+    from_pair: Option<mpsc::Receiver<ToDaemon>>,
 }
 
 /// Where a command's answer goes.
@@ -195,7 +207,191 @@ impl Daemon {
             applied: false,
             console_noise: ConsoleNoise::default(),
             debug_commands: false,
+            identity: None,
+            identity_store: None,
+            pair_service: None,
+            from_pair: None,
         }
+    }
+
+    /// This box's side for the pair service.
+    fn local_state(&self) -> LocalState {
+        let running = Arc::clone(self.transactions.running());
+        let interface = running
+            .peer_link
+            .as_ref()
+            .map_or_else(|| "peer".to_owned(), |l| l.interface.as_str().to_owned());
+        let key = self.identity.as_ref().map(|i| MacKey(i.key));
+        let blob = if self.transactions.generation() == 0 {
+            Vec::new()
+        } else {
+            self.transactions
+                .blob_for_partner(key.as_ref())
+                .unwrap_or_default()
+        };
+        LocalState {
+            interface,
+            identity: self.identity.clone(),
+            generation: self.transactions.generation(),
+            digest: self.transactions.digest(),
+            history: self.transactions.history().clone(),
+            running,
+            blob: Arc::new(blob),
+        }
+    }
+
+    fn publish_pair(&self) {
+        if let Some(service) = &self.pair_service {
+            service.publish(self.local_state());
+        }
+    }
+
+    /// Starts pairing and replication on the peer link.
+    pub fn start_pair_service(&mut self) {
+        let (to_daemon, from_pair) = mpsc::channel(8);
+        self.pair_service = Some(crate::pair_service::spawn(
+            self.local_state(),
+            to_daemon,
+            self.log.clone(),
+        ));
+        self.from_pair = Some(from_pair);
+    }
+
+    /// Runs the current config again after the pair identity changed (role, pair id, key):
+    /// no new generation, only what the engines run changes.
+    fn reapply(&mut self, old_effective: Arc<tandem_config::Config>, what: &'static str) {
+        let Some(context) = self.context.clone() else {
+            return;
+        };
+        if !self.applied {
+            return;
+        }
+        let running = Arc::clone(self.transactions.running());
+        let new = self.effective(&running);
+        let key = self.identity.as_ref().map(|i| i.key);
+        let peer = crate::peer_channel::reconcile(&context.peer, &new, key, &self.log);
+        let work = crate::engine::plan_apply(&mut self.engines, old_effective, new, &context);
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            let mut report: Vec<String> = peer.into_iter().collect();
+            report.extend(work.await);
+            for line in &report {
+                log.line(format!("config: {what}: {line}"));
+            }
+        });
+    }
+
+    /// The pair service's requests: a partner's config to take, a pairing to store.
+    fn on_pair_request(&mut self, request: ToDaemon) {
+        match request {
+            ToDaemon::Adopt { blob, force, reply } => {
+                let Some(identity) = self.identity.clone() else {
+                    let _ = reply.send(AdoptAnswer::Invalid("this box is not paired".into()));
+                    return;
+                };
+                let key = MacKey(identity.key);
+                let old = Arc::clone(self.transactions.running());
+                let adopted = self.transactions.adopt(
+                    &blob,
+                    tandem_config::MacPolicy::Require(&key),
+                    force,
+                    transaction::unix_now(),
+                );
+                match adopted {
+                    Ok((committed, _how)) => {
+                        let what = if force { "adopt-peer" } else { "replicated" };
+                        let (text_tx, text) = tokio::sync::oneshot::channel();
+                        self.apply(old, committed, what, None, Reply::Control(text_tx));
+                        tokio::spawn(async move {
+                            let text = text.await.unwrap_or_default();
+                            let _ = reply.send(AdoptAnswer::Applied(text));
+                        });
+                    }
+                    Err(TransactionError::AlreadyRunning(_)) => {
+                        let _ = reply.send(AdoptAnswer::Already);
+                    }
+                    Err(error @ TransactionError::Diverged { .. }) => {
+                        self.log.line(format!("pair: {error}"));
+                        let _ = reply.send(AdoptAnswer::Diverged(error.to_string()));
+                    }
+                    Err(error) => {
+                        self.log
+                            .line(format!("pair: the partner's config is refused: {error}"));
+                        let _ = reply.send(AdoptAnswer::Invalid(error.to_string()));
+                    }
+                }
+            }
+            ToDaemon::Paired { identity, reply } => {
+                let text = self.store_identity(Some(identity));
+                let _ = reply.send(text);
+            }
+        }
+    }
+
+    /// Stores (or, None, forgets) the pair identity and runs what it implies.
+    fn store_identity(&mut self, identity: Option<PairIdentity>) -> String {
+        let stored = match self.identity_store.as_mut() {
+            Some(store) => store.save(identity.as_ref()),
+            None => Ok(()),
+        };
+        if let Err(error) = stored {
+            self.log
+                .line(format!("pair: cannot store the pair identity: {error}"));
+            return format!("NOT stored: {error}");
+        }
+        let running = Arc::clone(self.transactions.running());
+        let old_effective = self.effective(&running);
+        self.set_identity(identity);
+        self.reapply(old_effective, "pair identity");
+        self.publish_pair();
+        "stored on this box's config disk".to_owned()
+    }
+
+    /// Reads this box's pair identity from `store` (and keeps the store for pairing).
+    pub fn open_identity(&mut self, mut store: IdentityStore<AnyDevice>) {
+        match store.load() {
+            Ok(identity) => self.set_identity(identity),
+            Err(error) => self.log.line(format!(
+                "pair: cannot read the pair identity: {error}; this box runs unpaired"
+            )),
+        }
+        self.identity_store = Some(store);
+    }
+
+    /// This box's pair identity (role, pair id, key).
+    fn set_identity(&mut self, identity: Option<PairIdentity>) {
+        if let Some(identity) = &identity {
+            self.log.line(format!(
+                "pair: this box is {} of pair {:016x}",
+                identity.role, identity.pair_id
+            ));
+        }
+        if let Some(context) = &self.context {
+            context.pair.set_key(identity.as_ref().map(|i| i.key));
+        }
+        self.identity = identity;
+    }
+
+    /// The config this box's engines run: a pair config's shared part with this box's half
+    /// laid over it (`Config::for_box`); a box without a role runs the shared part alone.
+    /// Once paired, the peer link runs under the pair id pairing derived.
+    fn effective(&self, config: &Arc<tandem_config::Config>) -> Arc<tandem_config::Config> {
+        let pair_id = self.identity.as_ref().map(|i| i.pair_id);
+        let wrong_pair_id = |c: &tandem_config::Config| {
+            pair_id.is_some_and(|id| c.peer_link.as_ref().is_some_and(|l| l.pair_id != id))
+        };
+        if config.pair.is_none() && !wrong_pair_id(config) {
+            return Arc::clone(config);
+        }
+        let mut effective = match &self.identity {
+            Some(identity) => config.for_box(identity.role),
+            None if config.pair.is_some() => config.shared_part(),
+            None => (**config).clone(),
+        };
+        if let (Some(id), Some(link)) = (pair_id, effective.peer_link.as_mut()) {
+            link.pair_id = id;
+        }
+        Arc::new(effective)
     }
 
     /// Follows link changes from the kernel's notifications instead of polling carriers.
@@ -223,10 +419,18 @@ impl Daemon {
             return;
         };
         // No pair key yet (pairing is a later issue): the channel is bound to the pair id only.
-        crate::peer_channel::reconcile(&context.peer, &config, None, &self.log);
+        if config.pair.is_some() && self.identity.is_none() {
+            self.log.line(
+                "pair: the config has per-box halves but this box has no pair role yet: it \
+                 runs the shared part only until it is paired (`pair start` / `pair join CODE`)",
+            );
+        }
+        let config = self.effective(&config);
+        let key = self.identity.as_ref().map(|i| i.key);
+        crate::peer_channel::reconcile(&context.peer, &config, key, &self.log);
         context
             .pair
-            .set_generation(self.transactions.generation(), 0);
+            .set_generation(self.transactions.generation(), self.transactions.digest());
         self.engines = crate::engine::bring_up(&config, context).await;
         self.applied = true;
     }
@@ -324,6 +528,12 @@ impl Daemon {
                         }
                     }
                 }
+                request = recv_or_pending(&mut self.from_pair) => {
+                    match request {
+                        Some(request) => self.on_pair_request(request),
+                        None => self.from_pair = None,
+                    }
+                }
                 _ = tick.tick() => self.on_tick(&mut probe),
                 result = wait_probe(&mut probe) => {
                     probe = None;
@@ -417,13 +627,61 @@ impl Daemon {
                 };
                 (text.to_owned(), None)
             }
-            Command::PairStatus => match &self.context {
-                Some(context) => (context.pair.status_text(), None),
-                None => (
-                    "pair: no netlink connection on this box: nothing runs\npair: end\n".to_owned(),
-                    None,
-                ),
-            },
+            Command::PairStatus
+            | Command::PairStart
+            | Command::PairJoin(_)
+            | Command::PairAdoptPeer
+            | Command::PairPush
+            | Command::ComparePeer => {
+                let heartbeat = match (&command, &self.context) {
+                    (Command::PairStatus, Some(context)) => context.pair.status_text(),
+                    (Command::PairStatus, None) => {
+                        "pair: no netlink connection on this box: no heartbeat runs\npair: end\n"
+                            .to_owned()
+                    }
+                    _ => String::new(),
+                };
+                let ask = match command {
+                    Command::PairStart => Ask::Start,
+                    Command::PairJoin(code) => Ask::Join(code),
+                    Command::PairAdoptPeer => Ask::AdoptPeer,
+                    Command::PairPush => Ask::Push,
+                    Command::ComparePeer => Ask::ComparePeer,
+                    _ => Ask::Status,
+                };
+                let Some(service) = &self.pair_service else {
+                    reply.send(format!(
+                        "pair: the pair service is not running\n{heartbeat}"
+                    ));
+                    return None;
+                };
+                let answer = service.ask(ask);
+                tokio::spawn(async move {
+                    let mut text = answer
+                        .await
+                        .unwrap_or_else(|_| "pair: the pair service stopped\n".to_owned());
+                    text.push_str(&heartbeat);
+                    reply.send(text);
+                });
+                return None;
+            }
+            Command::Unpair => {
+                if self.identity.is_none() {
+                    ("unpair: this box is not paired\n".to_owned(), None)
+                } else {
+                    let text = self.store_identity(None);
+                    self.log
+                        .line("pair: unpaired; the config stays, nothing is replicated");
+                    (
+                        format!(
+                            "unpair: the pair key and role are forgotten ({text}); the config \
+                             stays and runs its shared part; pair again with `pair start` / \
+                             `pair join CODE`\n"
+                        ),
+                        None,
+                    )
+                }
+            }
             Command::EngineStatus(name) => {
                 match self.engines.iter().find(|engine| engine.name == name) {
                     Some(engine) => {
@@ -612,6 +870,8 @@ impl Daemon {
         reply: Reply,
     ) {
         let generation = committed.generation;
+        // The partner hears of it at once (and gets it pushed when it is behind).
+        self.publish_pair();
         // A big config can carry hundreds of warnings; the log (and the serial console behind
         // it) gets the first few and a count, `check`/`load` list them all.
         for warning in committed.warnings.iter().take(WARNINGS_LOGGED) {
@@ -624,6 +884,18 @@ impl Daemon {
             ));
         }
         let mut text = format!("{what}: generation {generation} persisted\n");
+        if let (Some(service), Some(_), "commit" | "rollback") =
+            (&self.pair_service, &self.identity, what)
+        {
+            text.push_str(&if service.partner_heard() {
+                format!("{what}: pushing generation {generation} to the partner\n")
+            } else {
+                format!(
+                    "{what}: partner behind: the partner is not heard on the peer cable; it \
+                     gets generation {generation} when it is back\n"
+                )
+            });
+        }
         for change in &committed.preview.changes {
             text.push_str(&format!("{what}: {change}\n"));
         }
@@ -642,15 +914,14 @@ impl Daemon {
             Arc::new(tandem_config::Config::default())
         };
         self.applied = true;
-        context.pair.set_generation(generation, 0);
-        let peer =
-            crate::peer_channel::reconcile(&context.peer, &committed.config, None, &self.log);
-        let work = crate::engine::plan_apply(
-            &mut self.engines,
-            old,
-            Arc::clone(&committed.config),
-            &context,
-        );
+        context
+            .pair
+            .set_generation(generation, self.transactions.digest());
+        let old = self.effective(&old);
+        let new = self.effective(&committed.config);
+        let key = self.identity.as_ref().map(|i| i.key);
+        let peer = crate::peer_channel::reconcile(&context.peer, &new, key, &self.log);
+        let work = crate::engine::plan_apply(&mut self.engines, old, new, &context);
         let log = self.log.clone();
         log.line(format!("config: {what}: generation {generation} applying"));
         tokio::spawn(async move {

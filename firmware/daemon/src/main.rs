@@ -17,6 +17,7 @@ mod logring;
 mod lvs_engine;
 mod netconfig;
 mod pair_board;
+mod pair_service;
 mod panic_hook;
 mod peer_channel;
 mod peer_monitor;
@@ -205,6 +206,7 @@ fn appliance_main(started: Instant) -> ! {
             ));
             let device = config_store::appliance_device(outcome_config_device, &log);
             let transactions = config_store::open(device, None, &log);
+            let identity = config_store::identity_store(outcome_config_device, None, &log);
             let links = link_watch(&log);
             let mut daemon = Daemon::new(
                 Mode::Appliance,
@@ -217,12 +219,14 @@ fn appliance_main(started: Instant) -> ! {
             if let Some(links) = links {
                 daemon.follow_links(links);
             }
+            daemon.open_identity(identity);
             let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
             if init::cmdline_value(&cmdline, "tandem.debug") == Some("1") {
                 daemon.enable_debug_commands();
             }
             daemon.arm_watchdog();
             daemon.bring_up().await;
+            daemon.start_pair_service();
             let (control_tx, control_rx) = tokio::sync::mpsc::channel(16);
             let server = match control::listen(Path::new(control::APPLIANCE_SOCKET), control_tx) {
                 Ok(server) => Some(server),
@@ -376,6 +380,7 @@ fn foreground_main(
             config_store::AnyDevice::memory()
         });
         let transactions = config_store::open(device, config, &log);
+        let identity_store = config_store::identity_store(None, state.as_deref(), &log);
         let links = link_watch(&log);
         let identity = boot::BootOutcome {
             name,
@@ -393,10 +398,12 @@ fn foreground_main(
         if let Some(links) = links {
             daemon.follow_links(links);
         }
+        daemon.open_identity(identity_store);
         if std::env::var_os("TANDEM_DEBUG_COMMANDS").is_some_and(|v| v == "1") {
             daemon.enable_debug_commands();
         }
         daemon.bring_up().await;
+        daemon.start_pair_service();
         daemon.run(control_rx).await;
         server.drain().await;
         let _ = std::fs::remove_file(&control_path);

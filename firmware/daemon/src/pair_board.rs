@@ -24,6 +24,8 @@ pub struct Board {
     pub digest: u64,
     /// The heartbeat's state (VRRP engine; None: no heartbeat runs).
     pub heartbeat: Option<HeartbeatView>,
+    /// The pair key once paired (daemon); the heartbeat is keyed with it.
+    pub key: Option<[u8; 32]>,
 }
 
 /// The heartbeat as last published.
@@ -61,6 +63,16 @@ impl PairBoard {
         let mut board = self.lock();
         board.generation = generation;
         board.digest = digest;
+    }
+
+    /// The daemon records the pair key at start and after pairing / `unpair`.
+    pub fn set_key(&self, key: Option<[u8; 32]>) {
+        self.lock().key = key;
+    }
+
+    /// The pair key (read when the heartbeat starts or is reconfigured, never on its timers).
+    pub fn key(&self) -> Option<[u8; 32]> {
+        self.lock().key
     }
 
     /// The running generation and digest, if the board is free right now (the VRRP thread

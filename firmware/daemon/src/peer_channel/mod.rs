@@ -130,7 +130,11 @@ pub fn reconcile(
     let pair_id = config.peer_link.as_ref().map_or(0, |link| link.pair_id);
     let mut current = slot.lock();
     if let Some(channel) = current.as_ref() {
-        if wanted && channel.interface == interface && channel.pair_id == pair_id {
+        if wanted
+            && channel.interface == interface
+            && channel.pair_id == pair_id
+            && channel.keyed == key.is_some()
+        {
             channel.lock().vips = config_vips(config);
             return None;
         }

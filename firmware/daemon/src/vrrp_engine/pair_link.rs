@@ -143,7 +143,12 @@ impl PairLink {
         let (ingress, datagrams) = mpsc::channel(64);
         let (probes, probe_results) = mpsc::channel(4);
         let link = PairLink {
-            link: HeartbeatLink::new(settings, None, crate::peer_channel::random_epoch(), now),
+            link: HeartbeatLink::new(
+                settings,
+                board.key(),
+                crate::peer_channel::random_epoch(),
+                now,
+            ),
             interface,
             port,
             socket: None,
@@ -176,7 +181,7 @@ impl PairLink {
     /// A committed config: new settings at once; a changed interface or port reopens.
     pub(super) fn reconfigure(&mut self, config: &Config, now: Instant) {
         let (settings, interface, port) = settings(config);
-        self.link.set_settings(now, settings, None);
+        self.link.set_settings(now, settings, self.board.key());
         if interface != self.interface || port != self.port {
             self.interface = interface;
             self.port = port;

@@ -1,0 +1,89 @@
+//! The pair service: pairing from the consoles and config replication, over the peer cable.
+//!
+//! Why a service of its own: pairing and replication must work whatever the config runs (a
+//! factory-fresh box has no config, no VRRP and so no heartbeat), and nothing here may ever
+//! wait on the VRRP thread or delay it. It runs as one tokio task beside the daemon's loop:
+//! the daemon publishes this box's side ([`LocalState`]: generation, digest, history, the
+//! running config and its blob, the pair identity) on a watch channel after every change, and
+//! the service asks the daemon to store and apply what the partner sends ([`ToDaemon`]); the
+//! daemon stays the only owner of the transactions.
+//!
+//! Transport, all on the peer NIC only (see `tandem_southbound::peer_socket`): UDP port
+//! [`PAIR_PORT`] carries the pairing exchange (`tandem_wire::pairing`) and each box's STATE
+//! every [`STATE_PERIOD`] (`tandem_wire::replication`: generation, digest, and what the sender
+//! concluded about the receiver); TCP port [`PAIR_PORT`] carries config transfers, because a
+//! 1000 x 10 blob is hundreds of datagrams and the kernel already does retransmission and
+//! flow control. A transfer: the server sends CHALLENGE (a fresh nonce), the client sends PUSH
+//! (the nonce echoed, the blob, a MAC over both), the server answers RESULT after its engines
+//! applied the config. A captured PUSH is useless later: it names a nonce the server never
+//! issues again.
+
+mod session;
+
+pub use session::{spawn, PairHandle};
+
+use std::sync::Arc;
+
+use tandem_config::history::History;
+use tandem_config::identity::PairIdentity;
+use tandem_config::Config;
+use tokio::sync::oneshot;
+
+/// UDP and TCP port of the pair service on the peer link.
+pub const PAIR_PORT: u16 = 5540;
+/// How often each box tells its partner its generation and digest.
+pub const STATE_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// This box's side, published by the daemon.
+#[derive(Debug, Clone, Default)]
+pub struct LocalState {
+    /// The peer link interface (the board's peer NIC unless the config names one).
+    pub interface: String,
+    pub identity: Option<PairIdentity>,
+    pub generation: u64,
+    pub digest: u64,
+    pub history: History,
+    pub running: Arc<Config>,
+    /// The running config as a blob, keyed under the pair key (empty before any commit).
+    pub blob: Arc<Vec<u8>>,
+}
+
+/// How the daemon answered a partner's config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdoptAnswer {
+    /// Stored and applied; the lines of the apply report.
+    Applied(String),
+    /// This box runs that config already.
+    Already,
+    /// The configs diverged (the message says how to settle it).
+    Diverged(String),
+    /// Refused: bad blob or invalid config (the message says why).
+    Invalid(String),
+}
+
+/// What the service asks of the daemon.
+#[derive(Debug)]
+pub enum ToDaemon {
+    /// Store and apply the partner's blob (a fast-forward, or `force`d).
+    Adopt {
+        blob: Vec<u8>,
+        force: bool,
+        reply: oneshot::Sender<AdoptAnswer>,
+    },
+    /// Pairing succeeded: store the identity and run this box's half.
+    Paired {
+        identity: PairIdentity,
+        reply: oneshot::Sender<String>,
+    },
+}
+
+/// The console commands the service answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    Start,
+    Join(String),
+    AdoptPeer,
+    Push,
+    ComparePeer,
+    Status,
+}

@@ -1,0 +1,1437 @@
+//! The pair service's task: the UDP socket and TCP listener on the peer NIC, the pairing state
+//! machines (`tandem_pair`), what this box knows of its partner's config, and the transfers.
+//!
+//! Replication rule, decided here from the partner's STATE: the partner runs this box's
+//! config (in sync), or a config in this box's history (it is behind: this box pushes, at
+//! once after a commit and again at most every [`PUSH_RETRY`] until it is in sync), or
+//! neither. When neither box finds the other's config in its own history the configs
+//! diverged: both consoles say so once, `pair status` keeps saying so, nothing is overwritten
+//! until an operator runs `pair adopt-peer` or `pair push`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{Ipv6Addr, SocketAddrV6};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tandem_config::identity::PairIdentity;
+use tandem_config::model::Role as ConfigRole;
+use tandem_pair::{BoxFacts, Joiner, PairingCode, Role as WireRole, StartGate, Starter, Versions};
+use tandem_southbound::peer_socket::{is_link_local, PeerSocket, PEER_HOP_LIMIT};
+use tandem_southbound::sysfs;
+use tandem_wire::keyed::KeyPolicy;
+use tandem_wire::replication::{
+    self, ChallengeRepr, Kind, Message, Outcome, PairRole, PushRepr, Relation, ResultRepr,
+    StateRepr, FRAME_PREFIX_LEN, NONCE_LEN,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{AdoptAnswer, Ask, LocalState, ToDaemon, PAIR_PORT, STATE_PERIOD};
+use crate::logring::Log;
+
+/// A push of the same config to the same partner is retried after this long.
+const PUSH_RETRY: Duration = Duration::from_secs(1);
+/// The partner counts as unreachable after this long without a STATE.
+const PARTNER_QUIET: Duration = Duration::from_secs(2);
+/// How long a transfer may take end to end (the partner applies before it answers; a
+/// 1000 x 10 config under emulation takes seconds).
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reopen delay when the peer NIC is missing.
+const REOPEN_DELAY: Duration = Duration::from_secs(2);
+const SYS_CLASS_NET: &str = "/sys/class/net";
+/// Largest UDP datagram read (pairing and STATE are far smaller).
+const DATAGRAM_BUFFER: usize = 2048;
+
+/// The daemon's end of the service.
+#[derive(Debug, Clone)]
+pub struct PairHandle {
+    asks: mpsc::Sender<(Ask, oneshot::Sender<String>)>,
+    state: Arc<watch::Sender<LocalState>>,
+    /// When the partner was last heard, in ms since `epoch` + 1 (0: never; kept by the service).
+    partner_heard: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl PairHandle {
+    /// Publishes this box's side after a change (never blocks).
+    pub fn publish(&self, state: LocalState) {
+        self.state.send_replace(state);
+    }
+
+    /// Whether the partner is heard on the peer cable now (a commit then reaches it at once).
+    pub fn partner_heard(&self) -> bool {
+        match self.partner_heard.load(Ordering::Relaxed) {
+            0 => false,
+            at => {
+                let heard = self.epoch + Duration::from_millis(at - 1);
+                heard.elapsed() < PARTNER_QUIET
+            }
+        }
+    }
+
+    /// Hands a console command to the service; the answer comes on the receiver.
+    pub fn ask(&self, ask: Ask) -> oneshot::Receiver<String> {
+        let (reply, answer) = oneshot::channel();
+        if let Err(error) = self.asks.try_send((ask, reply)) {
+            let (_, reply) = match error {
+                mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item) => {
+                    item
+                }
+            };
+            let _ = reply.send("pair: the pair service is busy or stopped; try again\n".into());
+        }
+        answer
+    }
+}
+
+/// Starts the service with this box's side as it is now.
+pub fn spawn(initial: LocalState, to_daemon: mpsc::Sender<ToDaemon>, log: Log) -> PairHandle {
+    let (asks, ask_rx) = mpsc::channel(8);
+    let (state, state_rx) = watch::channel(initial);
+    let partner_heard = Arc::new(AtomicU64::new(0));
+    let service = Service::new(state_rx, to_daemon, Arc::clone(&partner_heard), log);
+    let epoch = service.epoch;
+    tokio::spawn(service.run(ask_rx));
+    PairHandle {
+        asks,
+        state: Arc::new(state),
+        partner_heard,
+        epoch,
+    }
+}
+
+/// What this box last heard from its partner.
+#[derive(Debug, Clone)]
+struct Partner {
+    address: Ipv6Addr,
+    scope: u32,
+    session: u64,
+    sequence: u64,
+    role: Option<PairRole>,
+    generation: u64,
+    digest: u64,
+    /// What the partner concluded about this box's config.
+    relation_to_us: Relation,
+    push_port: u16,
+    heard: Instant,
+}
+
+/// The end of a transfer this box started.
+#[derive(Debug)]
+struct TransferDone {
+    what: Transfer,
+    result: Result<TransferReply, String>,
+    began: Instant,
+    /// The console command waiting for it.
+    reply: Option<oneshot::Sender<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transfer {
+    /// Replication: this box's (generation, digest) to a partner behind it.
+    Push { generation: u64, digest: u64 },
+    /// `pair push`: overwrite the partner.
+    ForcePush,
+    /// `pair adopt-peer`: fetch the partner's config and take it.
+    AdoptPeer,
+    /// `compare peer`: fetch the partner's config and compare.
+    ComparePeer,
+}
+
+#[derive(Debug)]
+enum TransferReply {
+    Result {
+        outcome: Outcome,
+        generation: u64,
+        digest: u64,
+        message: String,
+    },
+    /// The partner's blob (a pull).
+    Blob(Vec<u8>),
+}
+
+/// Counters for `pair status`.
+#[derive(Debug, Default)]
+struct Counters {
+    states_sent: u64,
+    states_received: u64,
+    send_errors: u64,
+    pushes_applied: u64,
+    pushes_refused: u64,
+    pushes_failed: u64,
+    received_applied: u64,
+    received_refused: u64,
+    /// Refused datagrams and connections by reason.
+    refused: BTreeMap<&'static str, u64>,
+}
+
+struct Service {
+    log: Log,
+    state_rx: watch::Receiver<LocalState>,
+    local: LocalState,
+    to_daemon: mpsc::Sender<ToDaemon>,
+    socket: Option<Arc<PeerSocket>>,
+    listener: Option<TcpListener>,
+    /// The interface the socket is open on.
+    open_on: Option<(String, u32)>,
+    next_open: Instant,
+    session: u64,
+    sequence: u64,
+    partner: Option<Partner>,
+    starter: Option<Starter>,
+    joiner: Option<(Joiner, oneshot::Sender<String>)>,
+    gate: StartGate,
+    epoch: Instant,
+    /// The replication push in flight, and the last one started.
+    pushing: bool,
+    last_push: Option<(u64, u64, Instant)>,
+    last_push_report: Option<String>,
+    diverged_reported: Option<(u64, u64, u64, u64)>,
+    counters: Arc<std::sync::Mutex<Counters>>,
+    done_tx: mpsc::Sender<TransferDone>,
+    done_rx: mpsc::Receiver<TransferDone>,
+    partner_heard: Arc<AtomicU64>,
+}
+
+fn wire_role(role: ConfigRole) -> WireRole {
+    match role {
+        ConfigRole::A => WireRole::A,
+        ConfigRole::B => WireRole::B,
+    }
+}
+
+fn config_role(role: WireRole) -> ConfigRole {
+    match role {
+        WireRole::A => ConfigRole::A,
+        WireRole::B => ConfigRole::B,
+    }
+}
+
+fn pair_role(role: ConfigRole) -> PairRole {
+    match role {
+        ConfigRole::A => PairRole::A,
+        ConfigRole::B => PairRole::B,
+    }
+}
+
+/// Fills `buffer` from the kernel's CSPRNG (getrandom(2); blocks only before the pool is
+/// initialised, which is long over when an operator types `pair start`).
+pub(crate) fn secure_random(buffer: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let rest = &mut buffer[filled..];
+        // SAFETY: the pointer and length describe `rest`, a live, writable slice.
+        #[allow(unsafe_code)]
+        let got = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if got < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        filled += usize::try_from(got).unwrap_or(0);
+    }
+    Ok(())
+}
+
+fn random_seed() -> std::io::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    secure_random(&mut seed)?;
+    Ok(seed)
+}
+
+fn versions() -> Versions {
+    Versions {
+        pairing: tandem_pair::pairing::PROTOCOL_VERSION,
+        channel: u16::from(replication::CHANNEL_VERSION),
+        blob: tandem_config::blob::FORMAT_VERSION,
+    }
+}
+
+/// What this box's partner runs relative to this box, from this box's history.
+pub(crate) fn relation(local: &LocalState, generation: u64, digest: u64) -> Relation {
+    if generation == local.generation && digest == local.digest {
+        Relation::InSync
+    } else if generation == 0 || local.history.contains(generation, digest) {
+        Relation::ReceiverBehind
+    } else {
+        Relation::ReceiverNotInHistory
+    }
+}
+
+impl Service {
+    fn new(
+        state_rx: watch::Receiver<LocalState>,
+        to_daemon: mpsc::Sender<ToDaemon>,
+        partner_heard: Arc<AtomicU64>,
+        log: Log,
+    ) -> Self {
+        let local = state_rx.borrow().clone();
+        let (done_tx, done_rx) = mpsc::channel(8);
+        let mut session = [0u8; 8];
+        let _ = secure_random(&mut session);
+        let now = Instant::now();
+        Service {
+            log,
+            state_rx,
+            local,
+            to_daemon,
+            socket: None,
+            listener: None,
+            open_on: None,
+            next_open: now,
+            session: u64::from_be_bytes(session).max(1),
+            sequence: 0,
+            partner: None,
+            starter: None,
+            joiner: None,
+            gate: StartGate::new(),
+            epoch: now,
+            pushing: false,
+            last_push: None,
+            last_push_report: None,
+            diverged_reported: None,
+            counters: Arc::default(),
+            done_tx,
+            done_rx,
+            partner_heard,
+        }
+    }
+
+    fn pair_now(&self, now: Instant) -> tandem_pair::Instant {
+        let nanos =
+            u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        tandem_pair::Instant::from_nanos(nanos)
+    }
+
+    fn std_at(&self, at: tandem_pair::Instant) -> Instant {
+        self.epoch + Duration::from_nanos(at.as_nanos())
+    }
+
+    fn refuse(&self, reason: &'static str) {
+        let mut counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counters.refused.entry(reason).or_default() += 1;
+    }
+
+    async fn run(mut self, mut asks: mpsc::Receiver<(Ask, oneshot::Sender<String>)>) {
+        let mut tick = tokio::time::interval(STATE_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut buffer = vec![0u8; DATAGRAM_BUFFER];
+        loop {
+            self.ensure_open();
+            let socket = self.socket.clone();
+            let pairing_deadline = self.pairing_deadline();
+            tokio::select! {
+                changed = self.state_rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    self.local = self.state_rx.borrow_and_update().clone();
+                    // A commit: tell the partner at once (and push if it is behind).
+                    self.send_state().await;
+                    self.consider_push();
+                }
+                asked = asks.recv() => {
+                    let Some((ask, reply)) = asked else { return };
+                    self.on_ask(ask, reply).await;
+                }
+                received = recv_on(socket.as_deref(), &mut buffer) => {
+                    match received {
+                        Ok(datagram) => {
+                            let len = datagram.length.min(buffer.len());
+                            if datagram.truncated {
+                                self.refuse("oversized datagram");
+                            } else if datagram.hop_limit != Some(PEER_HOP_LIMIT) {
+                                self.refuse("hop limit not 255");
+                            } else if !is_link_local(datagram.source) {
+                                self.refuse("source not link-local");
+                            } else {
+                                let bytes = buffer[..len].to_vec();
+                                self.on_datagram(datagram.source, &bytes).await;
+                            }
+                        }
+                        Err(error) => {
+                            self.log.line(format!("pair: receive failed: {error}; reopening"));
+                            self.close();
+                        }
+                    }
+                }
+                accepted = accept_on(self.listener.as_ref()) => {
+                    match accepted {
+                        Ok((stream, from)) => self.on_connection(stream, from),
+                        Err(error) => {
+                            self.log.line(format!("pair: accept failed: {error}"));
+                        }
+                    }
+                }
+                done = self.done_rx.recv() => {
+                    if let Some(done) = done {
+                        self.on_transfer_done(done);
+                    }
+                }
+                () = sleep_until(pairing_deadline) => {
+                    self.on_pairing_timeout().await;
+                }
+                _ = tick.tick() => {
+                    self.send_state().await;
+                    self.consider_push();
+                }
+            }
+            self.flush_pairing().await;
+        }
+    }
+
+    /// Opens the socket and listener on the peer NIC when they are not open (or the
+    /// interface changed).
+    fn ensure_open(&mut self) {
+        let wanted = self.local.interface.clone();
+        if self
+            .open_on
+            .as_ref()
+            .is_some_and(|(name, _)| *name == wanted)
+        {
+            return;
+        }
+        if self.open_on.is_some() {
+            self.close();
+        }
+        let now = Instant::now();
+        if now < self.next_open {
+            return;
+        }
+        self.next_open = now + REOPEN_DELAY;
+        let Some(index) = sysfs::ifindex(Path::new(SYS_CLASS_NET), &wanted) else {
+            return;
+        };
+        let socket = match PeerSocket::open(&wanted, index, PAIR_PORT) {
+            Ok(socket) => socket,
+            Err(error) => {
+                self.log.line(format!(
+                    "pair: cannot open udp/{PAIR_PORT} on {wanted}: {error}; retrying"
+                ));
+                return;
+            }
+        };
+        let listener = match listen(&wanted) {
+            Ok(listener) => listener,
+            Err(error) => {
+                self.log.line(format!(
+                    "pair: cannot listen on tcp/{PAIR_PORT} on {wanted}: {error}; retrying"
+                ));
+                return;
+            }
+        };
+        self.socket = Some(Arc::new(socket));
+        self.listener = Some(listener);
+        self.open_on = Some((wanted.clone(), index));
+        self.log.line(format!(
+            "pair: pairing and replication on {wanted} udp/tcp {PAIR_PORT}"
+        ));
+    }
+
+    fn close(&mut self) {
+        self.socket = None;
+        self.listener = None;
+        self.open_on = None;
+    }
+
+    fn pairing_deadline(&self) -> Option<Instant> {
+        let starter = self.starter.as_ref().and_then(Starter::poll_timeout);
+        let joiner = self.joiner.as_ref().and_then(|(j, _)| j.poll_timeout());
+        [starter, joiner]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| self.std_at(at))
+    }
+
+    async fn send(&self, datagram: &[u8]) {
+        let Some(socket) = &self.socket else { return };
+        if socket.send(datagram).await.is_err() {
+            let mut counters = self
+                .counters
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            counters.send_errors += 1;
+        }
+    }
+
+    /// Sends what the pairing state machines have queued and reports finished exchanges.
+    async fn flush_pairing(&mut self) {
+        let mut out = Vec::new();
+        if let Some(starter) = self.starter.as_mut() {
+            while let Some(datagram) = starter.poll_transmit() {
+                out.push(datagram);
+            }
+        }
+        if let Some((joiner, _)) = self.joiner.as_mut() {
+            while let Some(datagram) = joiner.poll_transmit() {
+                out.push(datagram);
+            }
+        }
+        for datagram in out {
+            self.send(&datagram).await;
+        }
+        let mut notices = Vec::new();
+        if let Some(starter) = self.starter.as_mut() {
+            while let Some(notice) = starter.poll_notice() {
+                notices.push(notice.to_string());
+            }
+        }
+        for notice in notices {
+            self.log.line(format!("pair: {notice}"));
+        }
+        if let Some(starter) = &self.starter {
+            self.gate.observe(starter);
+            if let Some(outcome) = starter.outcome().cloned() {
+                self.starter = None;
+                let text = self.finish(&outcome).await;
+                self.log.line(format!("pair: {text}"));
+            }
+        }
+        if self
+            .joiner
+            .as_ref()
+            .is_some_and(|(j, _)| j.outcome().is_some())
+        {
+            if let Some((joiner, reply)) = self.joiner.take() {
+                if let Some(outcome) = joiner.outcome().cloned() {
+                    let text = self.finish(&outcome).await;
+                    self.log.line(format!("pair: {text}"));
+                    let _ = reply.send(format!("pair: {text}\n"));
+                }
+            }
+        }
+    }
+
+    /// A finished exchange: on success the daemon stores the identity and runs this box's
+    /// half; the text says what happened.
+    async fn finish(&mut self, outcome: &tandem_pair::Outcome) -> String {
+        let Some(paired) = outcome.paired() else {
+            return outcome.to_string();
+        };
+        let identity = PairIdentity {
+            role: config_role(paired.my_role),
+            pair_id: paired.pair_id,
+            key: paired.key,
+            paired_at_unix_s: tandem_config::transaction::unix_now(),
+        };
+        let (reply, answer) = oneshot::channel();
+        if self
+            .to_daemon
+            .send(ToDaemon::Paired { identity, reply })
+            .await
+            .is_err()
+        {
+            return "paired, but the daemon is stopping: the pairing is not stored".into();
+        }
+        // The partner is a new one: forget what the old one said.
+        self.partner = None;
+        self.diverged_reported = None;
+        let stored = answer.await.unwrap_or_else(|_| "not stored".into());
+        format!("{outcome}; {stored}")
+    }
+
+    async fn on_pairing_timeout(&mut self) {
+        let now = self.pair_now(Instant::now());
+        if let Some(starter) = self.starter.as_mut() {
+            starter.handle_timeout(now);
+        }
+        if let Some((joiner, _)) = self.joiner.as_mut() {
+            joiner.handle_timeout(now);
+        }
+    }
+
+    fn facts(&self) -> BoxFacts {
+        BoxFacts {
+            versions: versions(),
+            role: self.local.identity.as_ref().map(|i| wire_role(i.role)),
+            generation: self.local.generation,
+        }
+    }
+
+    async fn on_ask(&mut self, ask: Ask, reply: oneshot::Sender<String>) {
+        match ask {
+            Ask::Status => {
+                let _ = reply.send(self.status_text());
+            }
+            Ask::Start => {
+                let _ = reply.send(self.start());
+            }
+            Ask::Join(code) => self.join(&code, reply),
+            Ask::Push => self.start_transfer(Transfer::ForcePush, Some(reply)),
+            Ask::AdoptPeer => self.start_transfer(Transfer::AdoptPeer, Some(reply)),
+            Ask::ComparePeer => self.start_transfer(Transfer::ComparePeer, Some(reply)),
+        }
+    }
+
+    fn start(&mut self) -> String {
+        if self.open_on.is_none() {
+            return format!(
+                "pair: the peer link {} is not up: plug in the peer cable (or name the peer \
+                 NIC in peer_link.interface) and run `pair start` again\n",
+                self.local.interface
+            );
+        }
+        let seed = match random_seed() {
+            Ok(seed) => seed,
+            Err(error) => return format!("pair: no randomness for a code ({error}); try again\n"),
+        };
+        let mut code_bytes = [0u8; 64];
+        if let Err(error) = secure_random(&mut code_bytes) {
+            return format!("pair: no randomness for a code ({error}); try again\n");
+        }
+        let Some(code) = PairingCode::from_random_bytes(&code_bytes) else {
+            return "pair: could not draw a code; run `pair start` again\n".into();
+        };
+        let now = self.pair_now(Instant::now());
+        match self.gate.start(now, code, self.facts(), seed) {
+            Ok(starter) => {
+                let minutes = tandem_pair::pairing::CODE_LIFETIME.as_secs() / 60;
+                self.starter = Some(starter);
+                self.log
+                    .line("pair: pairing code issued (valid 5 minutes, 3 tries)");
+                format!(
+                    "pair: code {code} (valid {minutes} minutes, {} tries): run `pair join {code}` \
+                     on the other box\n",
+                    tandem_pair::pairing::MAX_TRIES
+                )
+            }
+            Err(refused) => format!("pair: {refused}\n"),
+        }
+    }
+
+    fn join(&mut self, code: &str, reply: oneshot::Sender<String>) {
+        let code: PairingCode = match code.parse() {
+            Ok(code) => code,
+            Err(error) => {
+                let _ = reply.send(format!("pair: {error}\n"));
+                return;
+            }
+        };
+        if self.open_on.is_none() {
+            let _ = reply.send(format!(
+                "pair: the peer link {} is not up: plug in the peer cable and run `pair join \
+                 CODE` again\n",
+                self.local.interface
+            ));
+            return;
+        }
+        let seed = match random_seed() {
+            Ok(seed) => seed,
+            Err(error) => {
+                let _ = reply.send(format!("pair: no randomness ({error}); try again\n"));
+                return;
+            }
+        };
+        let now = self.pair_now(Instant::now());
+        let joiner = Joiner::new(now, code, self.facts(), seed);
+        if let Some((_, earlier)) = self.joiner.replace((joiner, reply)) {
+            let _ = earlier.send("pair: replaced by a newer `pair join`\n".into());
+        }
+    }
+
+    async fn on_datagram(&mut self, source: Ipv6Addr, bytes: &[u8]) {
+        if bytes.starts_with(&tandem_wire::pairing::MAGIC) {
+            let now = self.pair_now(Instant::now());
+            let mut handled = false;
+            if let Some(starter) = self.starter.as_mut() {
+                handled |= starter.handle_datagram(now, bytes).is_ok();
+            }
+            if let Some((joiner, _)) = self.joiner.as_mut() {
+                handled |= joiner.handle_datagram(now, bytes).is_ok();
+            }
+            if !handled {
+                self.refuse("pairing datagram not for an exchange here");
+            }
+            return;
+        }
+        if !bytes.starts_with(&replication::MAGIC) {
+            self.refuse("unknown magic");
+            return;
+        }
+        let Some(identity) = self.local.identity.clone() else {
+            self.refuse("replication while unpaired");
+            return;
+        };
+        let state =
+            match replication::decode(bytes, identity.pair_id, KeyPolicy::Require(&identity.key)) {
+                Ok(Message::State(state)) => state,
+                Ok(_) => {
+                    self.refuse("not a STATE on udp");
+                    return;
+                }
+                Err(error) => {
+                    self.refuse(error.reason());
+                    return;
+                }
+            };
+        if state.role.is_none() || state.role == Some(pair_role(identity.role)) {
+            self.refuse("partner role not the other one");
+            return;
+        }
+        if let Some(partner) = &self.partner {
+            if partner.session == state.session && state.sequence <= partner.sequence {
+                self.refuse("replayed STATE");
+                return;
+            }
+        }
+        {
+            let mut counters = self
+                .counters
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            counters.states_received += 1;
+        }
+        let first = self.partner.is_none();
+        let scope = self.open_on.as_ref().map_or(0, |(_, index)| *index);
+        self.partner = Some(Partner {
+            address: source,
+            scope,
+            session: state.session,
+            sequence: state.sequence,
+            role: state.role,
+            generation: state.generation,
+            digest: state.digest,
+            relation_to_us: state.relation,
+            push_port: state.push_port,
+            heard: Instant::now(),
+        });
+        let heard = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.partner_heard.store(heard + 1, Ordering::Relaxed);
+        if first {
+            // Answer at once so the partner learns where this box stands.
+            self.send_state().await;
+        }
+        self.check_divergence();
+        self.consider_push();
+    }
+
+    fn partner_fresh(&self) -> Option<&Partner> {
+        self.partner
+            .as_ref()
+            .filter(|p| p.heard.elapsed() < PARTNER_QUIET)
+    }
+
+    async fn send_state(&mut self) {
+        let Some(identity) = self.local.identity.clone() else {
+            return;
+        };
+        if self.socket.is_none() {
+            return;
+        }
+        let relation = self.partner_fresh().map_or(Relation::Unknown, |p| {
+            relation(&self.local, p.generation, p.digest)
+        });
+        self.sequence += 1;
+        let repr = StateRepr {
+            pair_id: identity.pair_id,
+            session: self.session,
+            sequence: self.sequence,
+            role: Some(pair_role(identity.role)),
+            generation: self.local.generation,
+            digest: self.local.digest,
+            relation,
+            blob_format: tandem_config::blob::FORMAT_VERSION,
+            channel_version: replication::CHANNEL_VERSION,
+            push_port: PAIR_PORT,
+        };
+        let mut buffer = [0u8; replication::MAX_DATAGRAM_LEN];
+        let Ok(len) = repr.emit(&mut buffer, Some(&identity.key)) else {
+            return;
+        };
+        self.send(&buffer[..len]).await;
+        let mut counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counters.states_sent += 1;
+    }
+
+    fn check_divergence(&mut self) {
+        let Some(partner) = self.partner_fresh().cloned() else {
+            return;
+        };
+        let ours = relation(&self.local, partner.generation, partner.digest);
+        let diverged = ours == Relation::ReceiverNotInHistory
+            && partner.relation_to_us == Relation::ReceiverNotInHistory;
+        if !diverged {
+            self.diverged_reported = None;
+            return;
+        }
+        let key = (
+            self.local.generation,
+            self.local.digest,
+            partner.generation,
+            partner.digest,
+        );
+        if self.diverged_reported == Some(key) {
+            return;
+        }
+        self.diverged_reported = Some(key);
+        self.log.line(format!(
+            "pair: DIVERGED: this box runs generation {} ({:016x}), the partner generation {} \
+             ({:016x}), each edited while the other could not hear it; nothing is overwritten: \
+             `compare peer` shows the difference, `pair adopt-peer` takes the partner's config, \
+             `pair push` gives it this box's",
+            self.local.generation, self.local.digest, partner.generation, partner.digest
+        ));
+    }
+
+    /// Pushes this box's config when the partner is behind (at most one push at a time, the
+    /// same config again only after [`PUSH_RETRY`]).
+    fn consider_push(&mut self) {
+        if self.pushing || self.local.identity.is_none() || self.local.generation == 0 {
+            return;
+        }
+        let Some(partner) = self.partner_fresh() else {
+            return;
+        };
+        if relation(&self.local, partner.generation, partner.digest) != Relation::ReceiverBehind {
+            return;
+        }
+        if let Some((generation, digest, at)) = self.last_push {
+            if generation == self.local.generation
+                && digest == self.local.digest
+                && at.elapsed() < PUSH_RETRY
+            {
+                return;
+            }
+        }
+        self.last_push = Some((self.local.generation, self.local.digest, Instant::now()));
+        self.start_transfer(
+            Transfer::Push {
+                generation: self.local.generation,
+                digest: self.local.digest,
+            },
+            None,
+        );
+    }
+
+    fn start_transfer(&mut self, what: Transfer, reply: Option<oneshot::Sender<String>>) {
+        let Some(identity) = self.local.identity.clone() else {
+            if let Some(reply) = reply {
+                let _ = reply.send(
+                    "pair: this box is not paired: pair it first (`pair start` here, `pair join \
+                     CODE` on the other box)\n"
+                        .into(),
+                );
+            }
+            return;
+        };
+        let Some(partner) = self.partner_fresh().cloned() else {
+            if let Some(reply) = reply {
+                let _ = reply.send(
+                    "pair: the partner is not heard on the peer cable: check the cable and that \
+                     the partner runs\n"
+                        .into(),
+                );
+            }
+            return;
+        };
+        if matches!(what, Transfer::Push { .. }) {
+            self.pushing = true;
+        }
+        let blob = Arc::clone(&self.local.blob);
+        let done = self.done_tx.clone();
+        let address = SocketAddrV6::new(partner.address, partner.push_port, 0, partner.scope);
+        let role = pair_role(identity.role);
+        tokio::spawn(async move {
+            let began = Instant::now();
+            let pull = matches!(what, Transfer::AdoptPeer | Transfer::ComparePeer);
+            let force = matches!(what, Transfer::ForcePush);
+            let result = tokio::time::timeout(
+                TRANSFER_TIMEOUT,
+                transfer(address, &identity, role, &blob, force, pull),
+            )
+            .await
+            .unwrap_or_else(|_| Err("the partner did not answer in time".into()));
+            let _ = done
+                .send(TransferDone {
+                    what,
+                    result,
+                    began,
+                    reply,
+                })
+                .await;
+        });
+    }
+
+    fn on_transfer_done(&mut self, done: TransferDone) {
+        let TransferDone {
+            what,
+            result,
+            began,
+            reply,
+        } = done;
+        let millis = began.elapsed().as_secs_f64() * 1e3;
+        match what {
+            Transfer::Push { .. } | Transfer::ForcePush => {
+                if matches!(what, Transfer::Push { .. }) {
+                    self.pushing = false;
+                }
+                let (generation, digest) = match what {
+                    Transfer::Push { generation, digest } => (generation, digest),
+                    _ => (self.local.generation, self.local.digest),
+                };
+                let text = match result {
+                    Ok(TransferReply::Result {
+                        outcome,
+                        generation: theirs,
+                        digest: their_digest,
+                        message,
+                    }) => {
+                        let mut counters = self
+                            .counters
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        // Only the config pushed counts (a replayed RESULT names another);
+                        // a forced push lands as a new generation past both.
+                        let good = matches!(outcome, Outcome::Applied | Outcome::AlreadyRunning)
+                            && their_digest == digest
+                            && (theirs == generation || matches!(what, Transfer::ForcePush));
+                        if good {
+                            counters.pushes_applied += 1;
+                        } else {
+                            counters.pushes_refused += 1;
+                        }
+                        drop(counters);
+                        if let Some(partner) = self.partner.as_mut() {
+                            partner.generation = theirs;
+                            partner.digest = their_digest;
+                        }
+                        if good {
+                            format!(
+                                "generation {generation} {} on the partner in {millis:.1} ms",
+                                outcome.as_str()
+                            )
+                        } else {
+                            format!(
+                                "the partner refused generation {generation} ({}): {}",
+                                outcome.as_str(),
+                                message.trim_end()
+                            )
+                        }
+                    }
+                    Ok(TransferReply::Blob(_)) => {
+                        "the partner answered a push with a config".into()
+                    }
+                    Err(error) => {
+                        let mut counters = self
+                            .counters
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        counters.pushes_failed += 1;
+                        format!("push of generation {generation} failed: {error}")
+                    }
+                };
+                self.log.line(format!("pair: {text}"));
+                self.last_push_report = Some(text.clone());
+                if let Some(reply) = reply {
+                    let _ = reply.send(format!("pair push: {text}\n"));
+                }
+                self.check_divergence();
+            }
+            Transfer::AdoptPeer => {
+                let Some(reply) = reply else { return };
+                match result {
+                    Ok(TransferReply::Blob(blob)) => {
+                        let to_daemon = self.to_daemon.clone();
+                        tokio::spawn(async move {
+                            let (answer_tx, answer) = oneshot::channel();
+                            let sent = to_daemon
+                                .send(ToDaemon::Adopt {
+                                    blob,
+                                    force: true,
+                                    reply: answer_tx,
+                                })
+                                .await;
+                            let text = match (sent, answer.await) {
+                                (Ok(()), Ok(AdoptAnswer::Applied(text))) => text,
+                                (Ok(()), Ok(AdoptAnswer::Already)) => {
+                                    "pair adopt-peer: this box runs the partner's config already\n"
+                                        .into()
+                                }
+                                (
+                                    Ok(()),
+                                    Ok(AdoptAnswer::Diverged(text) | AdoptAnswer::Invalid(text)),
+                                ) => {
+                                    format!("pair adopt-peer: {text}\n")
+                                }
+                                _ => "pair adopt-peer: the daemon is stopping\n".into(),
+                            };
+                            let _ = reply.send(text);
+                        });
+                    }
+                    Ok(TransferReply::Result { message, .. }) => {
+                        let _ = reply.send(format!("pair adopt-peer: {message}\n"));
+                    }
+                    Err(error) => {
+                        let _ = reply.send(format!("pair adopt-peer: {error}\n"));
+                    }
+                }
+            }
+            Transfer::ComparePeer => {
+                let Some(reply) = reply else { return };
+                let text = match result {
+                    Ok(TransferReply::Blob(blob)) => self.compare_text(&blob),
+                    Ok(TransferReply::Result { message, .. }) => {
+                        format!("compare peer: {message}\n")
+                    }
+                    Err(error) => format!("compare peer: {error}\n"),
+                };
+                let _ = reply.send(text);
+            }
+        }
+    }
+
+    fn compare_text(&self, blob: &[u8]) -> String {
+        let Some(identity) = &self.local.identity else {
+            return "compare peer: this box is not paired\n".into();
+        };
+        let key = tandem_config::MacKey(identity.key);
+        match tandem_config::blob::decode(blob, tandem_config::MacPolicy::Require(&key), None) {
+            Ok(theirs) => {
+                let lines = tandem_config::compare(&self.local.running, &theirs.config);
+                let mut text = format!(
+                    "compare peer: this box generation {} ({:016x}), the partner generation {} \
+                     (- this box, + the partner)\n",
+                    self.local.generation, self.local.digest, theirs.header.generation
+                );
+                if lines.is_empty() {
+                    text.push_str("compare peer: no differences\n");
+                }
+                for line in lines {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                text
+            }
+            Err(error) => format!("compare peer: the partner's config is refused: {error}\n"),
+        }
+    }
+
+    fn on_connection(&mut self, stream: TcpStream, from: std::net::SocketAddr) {
+        let std::net::SocketAddr::V6(from) = from else {
+            self.refuse("connection not over IPv6");
+            return;
+        };
+        if !is_link_local(*from.ip()) {
+            self.refuse("connection not link-local");
+            return;
+        }
+        let Some(identity) = self.local.identity.clone() else {
+            self.refuse("connection while unpaired");
+            return;
+        };
+        let local = self.local.clone();
+        let state_rx = self.state_rx.clone();
+        let to_daemon = self.to_daemon.clone();
+        let counters = Arc::clone(&self.counters);
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            let served = tokio::time::timeout(
+                TRANSFER_TIMEOUT,
+                serve(stream, &identity, &local, state_rx, to_daemon),
+            )
+            .await
+            .unwrap_or(Err(ServeError::Refused("transfer timed out")));
+            let mut counters = counters
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match served {
+                Ok(Served::Applied(generation)) => {
+                    counters.received_applied += 1;
+                    drop(counters);
+                    log.line(format!(
+                        "pair: generation {generation} from the partner applied"
+                    ));
+                }
+                Ok(Served::Refused(outcome, message)) => {
+                    counters.received_refused += 1;
+                    drop(counters);
+                    log.line(format!(
+                        "pair: refused the partner's config ({}): {}",
+                        outcome.as_str(),
+                        message.trim_end()
+                    ));
+                }
+                Ok(Served::Nothing) => {}
+                Err(ServeError::Refused(reason)) => {
+                    *counters.refused.entry(reason).or_default() += 1;
+                }
+            }
+        });
+    }
+
+    fn status_text(&self) -> String {
+        let mut text = String::new();
+        match &self.local.identity {
+            Some(identity) => {
+                let _ = writeln!(
+                    text,
+                    "pair: paired: this box is {}, pair id {:016x}, keyed (HMAC-SHA256)",
+                    identity.role, identity.pair_id
+                );
+            }
+            None => text.push_str(
+                "pair: not paired (`pair start` on one box, `pair join CODE` on the other)\n",
+            ),
+        }
+        if let Some(starter) = &self.starter {
+            let now = self.pair_now(Instant::now());
+            let left = starter
+                .expires_at()
+                .saturating_duration_since(now)
+                .as_secs();
+            let _ = writeln!(
+                text,
+                "pair: pairing code {} waiting for `pair join` ({left} s, {} tries left)",
+                starter.code(),
+                starter.tries_left()
+            );
+        }
+        if self.joiner.is_some() {
+            text.push_str("pair: joining: waiting for the partner's answer\n");
+        }
+        let _ = writeln!(
+            text,
+            "pair: link {} {}",
+            self.local.interface,
+            if self.open_on.is_some() {
+                "open"
+            } else {
+                "not open (no such interface)"
+            }
+        );
+        let _ = writeln!(
+            text,
+            "pair: config here generation {} digest {:016x}",
+            self.local.generation, self.local.digest
+        );
+        match self.partner_fresh() {
+            Some(partner) => {
+                let ours = relation(&self.local, partner.generation, partner.digest);
+                let state = match (ours, partner.relation_to_us) {
+                    (Relation::InSync, _) => "in sync".to_owned(),
+                    (Relation::ReceiverBehind, _) => "partner behind (pushing)".to_owned(),
+                    (_, Relation::ReceiverBehind) => "this box behind (the partner pushes)".to_owned(),
+                    (Relation::ReceiverNotInHistory, Relation::ReceiverNotInHistory) => {
+                        "DIVERGED: settle with `pair adopt-peer` or `pair push` (`compare peer` shows the difference)".to_owned()
+                    }
+                    _ => "comparing".to_owned(),
+                };
+                let _ = writeln!(
+                    text,
+                    "pair: partner {} generation {} digest {:016x}: {state}",
+                    partner.role.map_or("?", |r| match r {
+                        PairRole::A => "a",
+                        PairRole::B => "b",
+                    }),
+                    partner.generation,
+                    partner.digest
+                );
+            }
+            None if self.local.identity.is_some() => {
+                text.push_str("pair: partner not heard: partner behind (commits are pushed when it is back)\n");
+            }
+            None => {}
+        }
+        if let Some(report) = &self.last_push_report {
+            let _ = writeln!(text, "pair: last push: {report}");
+        }
+        let counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = writeln!(
+            text,
+            "pair: replication states sent={} received={} pushes applied={} refused={} failed={} received applied={} refused={}",
+            counters.states_sent,
+            counters.states_received,
+            counters.pushes_applied,
+            counters.pushes_refused,
+            counters.pushes_failed,
+            counters.received_applied,
+            counters.received_refused
+        );
+        if !counters.refused.is_empty() {
+            let list: Vec<String> = counters
+                .refused
+                .iter()
+                .map(|(reason, count)| format!("{reason}={count}"))
+                .collect();
+            let _ = writeln!(text, "pair: refused {}", list.join(" "));
+        }
+        text
+    }
+}
+
+async fn recv_on(
+    socket: Option<&PeerSocket>,
+    buffer: &mut [u8],
+) -> std::io::Result<tandem_southbound::peer_socket::PeerDatagram> {
+    match socket {
+        Some(socket) => socket.recv(buffer).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_on(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A TCP listener on `[::]:PAIR_PORT` bound to the peer NIC.
+fn listen(interface: &str) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(true)?;
+    socket.set_reuse_address(true)?;
+    socket.bind_device(Some(interface.as_bytes()))?;
+    socket.bind(&SockAddr::from(SocketAddrV6::new(
+        Ipv6Addr::UNSPECIFIED,
+        PAIR_PORT,
+        0,
+        0,
+    )))?;
+    socket.listen(4)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Reads one frame whose message must be of `kind`.
+async fn read_frame(stream: &mut TcpStream, kind: Kind) -> Result<Vec<u8>, &'static str> {
+    let mut prefix = [0u8; FRAME_PREFIX_LEN];
+    stream
+        .read_exact(&mut prefix)
+        .await
+        .map_err(|_| "connection closed early")?;
+    let len = replication::frame_len_of(prefix, kind).map_err(|e| e.reason())?;
+    let mut message = vec![0u8; len];
+    stream
+        .read_exact(&mut message)
+        .await
+        .map_err(|_| "connection closed early")?;
+    Ok(message)
+}
+
+async fn write_message(
+    stream: &mut TcpStream,
+    message: &Message<'_>,
+    key: &[u8; 32],
+) -> Result<(), String> {
+    let mut frame = vec![0u8; message.framed_len(true)];
+    let len = message
+        .emit_frame(&mut frame, Some(key))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(&frame[..len])
+        .await
+        .map_err(|e| format!("cannot send to the partner: {e}"))
+}
+
+/// The client side of a transfer: connect, take the challenge, push (or pull), read the answer.
+async fn transfer(
+    address: SocketAddrV6,
+    identity: &PairIdentity,
+    role: PairRole,
+    blob: &[u8],
+    force: bool,
+    pull: bool,
+) -> Result<TransferReply, String> {
+    let policy = KeyPolicy::Require(&identity.key);
+    let mut stream = TcpStream::connect(address)
+        .await
+        .map_err(|e| format!("cannot connect to the partner ({address}): {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let challenge = read_frame(&mut stream, Kind::Challenge).await?;
+    let challenge = match replication::decode(&challenge, identity.pair_id, policy) {
+        Ok(Message::Challenge(challenge)) => challenge,
+        Ok(_) => return Err("the partner sent no challenge".into()),
+        Err(error) => return Err(format!("the partner's challenge is refused: {error}")),
+    };
+    if challenge.role == Some(role) || challenge.role.is_none() {
+        return Err("the partner claims this box's role: pair the boxes again".into());
+    }
+    if !pull && blob.is_empty() {
+        return Err("this box has no config to push".into());
+    }
+    let push = PushRepr {
+        pair_id: identity.pair_id,
+        nonce: challenge.nonce,
+        role: Some(role),
+        force,
+        pull,
+        blob: if pull { &[] } else { blob },
+    };
+    write_message(&mut stream, &Message::Push(push), &identity.key).await?;
+    let kind = if pull { Kind::Push } else { Kind::Result };
+    let answer = read_frame(&mut stream, kind).await?;
+    match replication::decode(&answer, identity.pair_id, policy) {
+        Ok(Message::Result(result)) if result.nonce == challenge.nonce => {
+            Ok(TransferReply::Result {
+                outcome: result.outcome,
+                generation: result.generation,
+                digest: result.digest,
+                message: result.message.to_owned(),
+            })
+        }
+        Ok(Message::Push(theirs)) if pull && theirs.nonce == challenge.nonce => {
+            Ok(TransferReply::Blob(theirs.blob.to_vec()))
+        }
+        Ok(_) => Err("the partner's answer does not match the challenge".into()),
+        Err(error) => Err(format!("the partner's answer is refused: {error}")),
+    }
+}
+
+/// What a served connection came to.
+#[derive(Debug)]
+enum Served {
+    Applied(u64),
+    Refused(Outcome, String),
+    /// A pull, answered with this box's config.
+    Nothing,
+}
+
+#[derive(Debug)]
+enum ServeError {
+    /// Refused before a valid PUSH arrived (counted by reason).
+    Refused(&'static str),
+}
+
+/// The server side: challenge, then a keyed PUSH that echoes it; a pull gets this box's blob,
+/// a push goes to the daemon, whose answer goes back as RESULT.
+async fn serve(
+    mut stream: TcpStream,
+    identity: &PairIdentity,
+    local: &LocalState,
+    state_rx: watch::Receiver<LocalState>,
+    to_daemon: mpsc::Sender<ToDaemon>,
+) -> Result<Served, ServeError> {
+    let _ = stream.set_nodelay(true);
+    let mut nonce = [0u8; NONCE_LEN];
+    secure_random(&mut nonce).map_err(|_| ServeError::Refused("no randomness"))?;
+    let role = pair_role(identity.role);
+    let challenge = ChallengeRepr {
+        pair_id: identity.pair_id,
+        nonce,
+        role: Some(role),
+        generation: local.generation,
+        digest: local.digest,
+        channel_version: replication::CHANNEL_VERSION,
+        blob_format: tandem_config::blob::FORMAT_VERSION,
+    };
+    write_message(&mut stream, &Message::Challenge(challenge), &identity.key)
+        .await
+        .map_err(|_| ServeError::Refused("connection closed early"))?;
+    let push = read_frame(&mut stream, Kind::Push)
+        .await
+        .map_err(ServeError::Refused)?;
+    let push = match replication::decode(&push, identity.pair_id, KeyPolicy::Require(&identity.key))
+    {
+        Ok(Message::Push(push)) => push,
+        Ok(_) => return Err(ServeError::Refused("not a PUSH")),
+        Err(error) => return Err(ServeError::Refused(error.reason())),
+    };
+    if push.nonce != nonce {
+        return Err(ServeError::Refused("PUSH with a stale nonce"));
+    }
+    fn result_for<'m>(
+        pair_id: u64,
+        nonce: [u8; NONCE_LEN],
+        outcome: Outcome,
+        message: &'m str,
+        state: &LocalState,
+    ) -> ResultRepr<'m> {
+        ResultRepr {
+            pair_id,
+            nonce,
+            outcome,
+            generation: state.generation,
+            digest: state.digest,
+            message: replication::clip_text(message),
+        }
+    }
+    let answer =
+        |outcome, message, state| result_for(identity.pair_id, nonce, outcome, message, state);
+    if push.role.is_none() || push.role == Some(role) {
+        let text = "the sender has this box's role (or none): pair the boxes again";
+        let result = answer(Outcome::NotPaired, text, local);
+        let _ = write_message(&mut stream, &Message::Result(result), &identity.key).await;
+        return Ok(Served::Refused(Outcome::NotPaired, text.into()));
+    }
+    if push.pull {
+        let current = state_rx.borrow().clone();
+        if current.blob.is_empty() {
+            let text = "the partner has no config yet";
+            let result = answer(Outcome::Invalid, text, &current);
+            let _ = write_message(&mut stream, &Message::Result(result), &identity.key).await;
+            return Ok(Served::Nothing);
+        }
+        let theirs = PushRepr {
+            pair_id: identity.pair_id,
+            nonce,
+            role: Some(role),
+            force: false,
+            pull: false,
+            blob: &current.blob,
+        };
+        let _ = write_message(&mut stream, &Message::Push(theirs), &identity.key).await;
+        return Ok(Served::Nothing);
+    }
+    let (reply, adopted) = oneshot::channel();
+    let sent = to_daemon
+        .send(ToDaemon::Adopt {
+            blob: push.blob.to_vec(),
+            force: push.force,
+            reply,
+        })
+        .await;
+    let adopted = match sent {
+        Ok(()) => adopted
+            .await
+            .unwrap_or(AdoptAnswer::Invalid("the daemon is stopping".into())),
+        Err(_) => AdoptAnswer::Invalid("the daemon is stopping".into()),
+    };
+    let current = state_rx.borrow().clone();
+    let (outcome, message, served) = match adopted {
+        AdoptAnswer::Applied(text) => {
+            let generation = current.generation;
+            (Outcome::Applied, text, Served::Applied(generation))
+        }
+        AdoptAnswer::Already => (Outcome::AlreadyRunning, String::new(), Served::Nothing),
+        AdoptAnswer::Diverged(text) => (
+            Outcome::Diverged,
+            text.clone(),
+            Served::Refused(Outcome::Diverged, text),
+        ),
+        AdoptAnswer::Invalid(text) => (
+            Outcome::Invalid,
+            text.clone(),
+            Served::Refused(Outcome::Invalid, text),
+        ),
+    };
+    let result = answer(outcome, &message, &current);
+    let _ = write_message(&mut stream, &Message::Result(result), &identity.key).await;
+    Ok(served)
+}

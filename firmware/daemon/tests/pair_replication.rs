@@ -1,0 +1,352 @@
+//! The pair on the host tier: two `tandem run` boxes joined by a veth peer cable, each with its
+//! own `--state DIR` (its config disk).
+//!
+//! - Pairing with the code: `pair start` on A shows it, `pair join CODE` on a factory-fresh B
+//!   pairs; B gets the role A left free and, running nothing, receives A's whole config.
+//! - A commit on A is running on B; a commit on B is running on A (both ways, fast-forward).
+//! - Three wrong codes lock pairing, on both consoles; the right code is refused after that.
+//! - Forged STATEs (wrong key, unkeyed) and a replayed one are refused by reason.
+//! - Cable pulled, a commit on each box, cable back: both say DIVERGED, nothing is overwritten,
+//!   `compare peer` shows the difference, `pair adopt-peer` settles it (the loser stays in
+//!   the store's other slot).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::net::{Ipv6Addr, SocketAddrV6};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tandem_lab::host::{tandem_query, wait_tandem_query, HostProcess, ScratchDir, TandemRun};
+use tandem_lab::netns::{veth_pair, Netns};
+
+const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
+const LIMIT: Duration = Duration::from_secs(20);
+const PAIR_PORT: u16 = 5540;
+
+struct Pair {
+    a: Netns,
+    b: Netns,
+    dir: ScratchDir,
+}
+
+impl Pair {
+    fn new(tag: &str) -> Pair {
+        let a = Netns::new(&format!("{tag}-a")).unwrap();
+        let b = Netns::new(&format!("{tag}-b")).unwrap();
+        veth_pair(&a, "peer", &b, "peer").unwrap();
+        Pair {
+            a,
+            b,
+            dir: ScratchDir::new(tag).unwrap(),
+        }
+    }
+
+    fn control(&self, name: &str) -> PathBuf {
+        self.dir.path.join(format!("{name}.sock"))
+    }
+
+    fn state(&self, name: &str) -> PathBuf {
+        self.dir.path.join(format!("{name}-state"))
+    }
+
+    /// Starts box `name` with its own state dir; `config` seeds an empty one.
+    fn start(&self, name: &str, config: Option<&str>) -> HostProcess {
+        let ns = if name == "a" { &self.a } else { &self.b };
+        let control = self.control(name);
+        let state = self.state(name);
+        let process = TandemRun {
+            tandem: Path::new(TANDEM),
+            dir: &self.dir.path,
+            name,
+            control: Some(&control),
+        }
+        .start_with(
+            ns,
+            config,
+            &["--state", state.to_str().unwrap()],
+            "pair: pairing and replication on peer",
+            LIMIT,
+        )
+        .unwrap();
+        process
+    }
+
+    fn ask(&self, name: &str, words: &[&str]) -> String {
+        tandem_query(TANDEM.as_ref(), &self.control(name), words)
+    }
+
+    fn wait(&self, name: &str, words: &[&str], what: &str) -> String {
+        wait_tandem_query(TANDEM.as_ref(), &self.control(name), words, LIMIT, |t| {
+            t.contains(what)
+        })
+        .unwrap_or_else(|last| panic!("{name} never showed {what:?}; last answer:\n{last}"))
+    }
+
+    fn hostname(&self, name: &str) -> String {
+        let running = self.ask(name, &["show", "running"]);
+        running
+            .lines()
+            .find_map(|l| l.strip_prefix("hostname = "))
+            .unwrap_or("")
+            .trim_matches('"')
+            .to_owned()
+    }
+
+    fn wait_hostname(&self, name: &str, wanted: &str) {
+        let deadline = std::time::Instant::now() + LIMIT;
+        while self.hostname(name) != wanted {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} never ran hostname {wanted}; it runs {:?}\n{}",
+                self.hostname(name),
+                self.ask(name, &["pair", "status"])
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn commit_hostname(&self, name: &str, hostname: &str) -> String {
+        let set = self.ask(name, &["set", "system.hostname", hostname]);
+        assert!(set.contains("set: system.hostname"), "{set}");
+        self.ask(name, &["commit"])
+    }
+
+    /// `pair start` on A, `pair join CODE` on B; returns B's answer.
+    fn pair_up(&self) -> String {
+        let started = self.ask("a", &["pair", "start"]);
+        let code = code_in(&started);
+        self.ask("b", &["pair", "join", &code])
+    }
+}
+
+const A_CONFIG: &str = "[system]\nhostname = \"one\"\n\n[peer_link]\ninterface = \"peer\"\n\n[[interfaces]]\nname = \"peer\"\n";
+
+/// The code in `pair start`'s answer ("pair: code 1234-5678 (valid ...").
+fn code_in(answer: &str) -> String {
+    answer
+        .split_whitespace()
+        .skip_while(|w| *w != "code")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no code in {answer:?}"))
+        .to_owned()
+}
+
+#[test]
+fn pairing_with_the_code_then_commits_replicate_both_ways() {
+    let pair = Pair::new("prp");
+    let _a = pair.start("a", Some(A_CONFIG));
+    // B is factory-fresh: no config at all.
+    let _b = pair.start("b", None);
+    let joined = pair.pair_up();
+    assert!(joined.contains("paired: this box is b"), "{joined}");
+    assert!(
+        joined.contains("stored on this box's config disk"),
+        "{joined}"
+    );
+    pair.wait("a", &["pair", "status"], "pair: paired: this box is a");
+    // B ran nothing: it receives A's whole config and then runs it.
+    pair.wait_hostname("b", "one");
+    pair.wait("b", &["pair", "status"], "in sync");
+    pair.wait("a", &["pair", "status"], "in sync");
+    // A commit on A is running on B.
+    let committed = pair.commit_hostname("a", "two");
+    assert!(committed.contains("generation 2 persisted"), "{committed}");
+    assert!(
+        committed.contains("pushing generation 2 to the partner"),
+        "{committed}"
+    );
+    pair.wait_hostname("b", "two");
+    // A commit on B is running on A.
+    pair.commit_hostname("b", "three");
+    pair.wait_hostname("a", "three");
+    let history = pair.ask("a", &["history"]);
+    assert!(history.contains("3"), "{history}");
+    let status = pair.wait("b", &["pair", "status"], "in sync");
+    assert!(status.contains("pushes applied=1"), "{status}");
+    // The pairing survives a restart of B (it is on B's config disk).
+    drop(_b);
+    let _b = pair.start("b", None);
+    pair.wait("b", &["pair", "status"], "pair: paired: this box is b");
+    pair.wait("b", &["pair", "status"], "in sync");
+}
+
+#[test]
+fn three_wrong_codes_lock_pairing_on_both_consoles() {
+    let pair = Pair::new("prw");
+    let a = pair.start("a", Some(A_CONFIG));
+    let _b = pair.start("b", None);
+    let started = pair.ask("a", &["pair", "start"]);
+    let code = code_in(&started);
+    // A code that differs from the right one in its last digit.
+    let wrong = {
+        let mut digits: Vec<char> = code.chars().filter(char::is_ascii_digit).collect();
+        let last = digits.pop().unwrap();
+        digits.push(if last == '9' {
+            '0'
+        } else {
+            char::from(last as u8 + 1)
+        });
+        digits.into_iter().collect::<String>()
+    };
+    let first = pair.ask("b", &["pair", "join", &wrong]);
+    assert!(
+        first.contains("wrong pairing code (2 tries left)"),
+        "{first}"
+    );
+    a.console
+        .wait_for(
+            "the other console entered a wrong pairing code (2 tries left)",
+            LIMIT,
+        )
+        .unwrap();
+    let second = pair.ask("b", &["pair", "join", &wrong]);
+    assert!(
+        second.contains("wrong pairing code (1 try left)"),
+        "{second}"
+    );
+    let third = pair.ask("b", &["pair", "join", &wrong]);
+    assert!(third.contains("locked"), "{third}");
+    a.console.wait_for("pairing locked", LIMIT).unwrap();
+    // The right code is burned now, and A refuses a new `pair start` for a while.
+    let late = pair.ask("b", &["pair", "join", &code]);
+    assert!(!late.contains("paired:"), "{late}");
+    let again = pair.ask("a", &["pair", "start"]);
+    assert!(again.contains("pairing is locked"), "{again}");
+    let status = pair.ask("b", &["pair", "status"]);
+    assert!(status.contains("pair: not paired"), "{status}");
+}
+
+/// B's link-local address on the peer cable.
+fn link_local(ns: &Netns) -> Ipv6Addr {
+    let out = ns.ip(&["-6", "-o", "addr", "show", "dev", "peer"]).unwrap();
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The pair key and id stored in a box's `--state DIR` (the identity record's layout).
+fn stored_identity(state: &Path) -> ([u8; 32], u64) {
+    let bytes = std::fs::read(state.join("pair.identity")).unwrap();
+    // Two copies of 4096 bytes; the one with the larger sequence wins.
+    let sequence = |at: usize| u64::from_le_bytes(bytes[at + 6..at + 14].try_into().unwrap());
+    let at = if &bytes[4096..4100] == b"TDID" && sequence(4096) > sequence(0) {
+        4096
+    } else {
+        0
+    };
+    let pair_id = u64::from_le_bytes(bytes[at + 16..at + 24].try_into().unwrap());
+    (bytes[at + 24..at + 56].try_into().unwrap(), pair_id)
+}
+
+#[test]
+fn forged_and_replayed_states_are_refused_by_reason() {
+    use tandem_wire::replication::{
+        PairRole, Relation, StateRepr, CHANNEL_VERSION, MAX_DATAGRAM_LEN,
+    };
+    let pair = Pair::new("prf");
+    let _a = pair.start("a", Some(A_CONFIG));
+    let _b = pair.start("b", None);
+    assert!(pair.pair_up().contains("paired"));
+    pair.wait("b", &["pair", "status"], "in sync");
+    let (key, pair_id) = stored_identity(&pair.state("a"));
+    let state = |session: u64, sequence: u64| StateRepr {
+        pair_id,
+        session,
+        sequence,
+        role: Some(PairRole::A),
+        generation: 999,
+        digest: 0xdead_beef,
+        relation: Relation::ReceiverNotInHistory,
+        blob_format: 3,
+        channel_version: CHANNEL_VERSION,
+        push_port: PAIR_PORT,
+    };
+    let emit = |repr: StateRepr, key: Option<&[u8; 32]>| {
+        let mut buffer = [0u8; MAX_DATAGRAM_LEN];
+        let len = repr.emit(&mut buffer, key).unwrap();
+        buffer[..len].to_vec()
+    };
+    let valid = emit(state(77, 1), Some(&key));
+    let datagrams = vec![
+        emit(state(77, 1), Some(&[9u8; 32])), // wrong key
+        emit(state(77, 1), None),             // unkeyed
+        valid.clone(),
+        valid, // exact replay
+    ];
+    let to = SocketAddrV6::new(
+        link_local(&pair.b),
+        PAIR_PORT,
+        0,
+        pair.a.ifindex("peer").unwrap(),
+    );
+    pair.a
+        .run(move || {
+            let socket = std::net::UdpSocket::bind("[::]:0").unwrap();
+            nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6Ttl, &255)
+                .unwrap();
+            for datagram in datagrams {
+                socket.send_to(&datagram, to).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .unwrap();
+    let status = pair.wait("b", &["pair", "status"], "replayed STATE=1");
+    assert!(
+        status.contains("bad MAC") || status.contains("mac"),
+        "{status}"
+    );
+    assert!(
+        status.contains("missing MAC") || status.contains("unkeyed"),
+        "{status}"
+    );
+    // The forged state (generation 999) never made B push or change anything.
+    assert_eq!(pair.hostname("b"), "one");
+}
+
+#[test]
+fn edits_on_both_sides_of_a_pulled_cable_diverge_and_adopt_peer_settles_it() {
+    let pair = Pair::new("prd");
+    let _a = pair.start("a", Some(A_CONFIG));
+    let _b = pair.start("b", None);
+    assert!(pair.pair_up().contains("paired"));
+    pair.wait_hostname("b", "one");
+    pair.wait("a", &["pair", "status"], "in sync");
+    pair.a.ip(&["link", "set", "peer", "down"]).unwrap();
+    pair.wait("a", &["pair", "status"], "partner not heard");
+    pair.wait("b", &["pair", "status"], "partner not heard");
+    // A commit while the partner is away succeeds here.
+    let on_a = pair.commit_hostname("a", "edited-on-a");
+    assert!(on_a.contains("persisted"), "{on_a}");
+    assert!(on_a.contains("partner behind"), "{on_a}");
+    pair.commit_hostname("b", "edited-on-b");
+    pair.a.ip(&["link", "set", "peer", "up"]).unwrap();
+    let a_status = pair.wait("a", &["pair", "status"], "DIVERGED");
+    let b_status = pair.wait("b", &["pair", "status"], "DIVERGED");
+    assert!(a_status.contains("pair adopt-peer"), "{a_status}");
+    assert!(b_status.contains("pair push"), "{b_status}");
+    // Nothing was overwritten.
+    assert_eq!(pair.hostname("a"), "edited-on-a");
+    assert_eq!(pair.hostname("b"), "edited-on-b");
+    let compare = pair.ask("b", &["compare", "peer"]);
+    assert!(
+        compare.contains("edited-on-a") && compare.contains("edited-on-b"),
+        "{compare}"
+    );
+    // B takes A's config; both then run it and are in sync.
+    let adopted = pair.ask("b", &["pair", "adopt-peer"]);
+    assert!(adopted.contains("applied"), "{adopted}");
+    assert_eq!(pair.hostname("b"), "edited-on-a");
+    pair.wait("b", &["pair", "status"], "in sync");
+    pair.wait("a", &["pair", "status"], "in sync");
+    assert_eq!(pair.hostname("a"), "edited-on-a");
+    // B's own edit is still in its history.
+    let history = pair.ask("b", &["history"]);
+    assert!(
+        history.contains("adopted the partner's generation"),
+        "{history}"
+    );
+}

@@ -13,18 +13,27 @@ use crate::compare::compare;
 #[cfg(feature = "migrate")]
 use crate::export;
 #[cfg(feature = "migrate")]
-use crate::import::{self, Format, NoteKind};
+use crate::import::{self, Format, MergeKind, NoteKind, PairImportError};
 use crate::load::parse_bytes;
 use crate::model::Config;
+#[cfg(feature = "migrate")]
+use crate::model::Role;
 use crate::text;
 use crate::validate::{self, Severity};
 
 const USAGE: &str = "usage: tandem config <command>
   check FILE                       validate a config (TOML text or blob)
   show FILE                        print the canonical text
-  import FILE [--format keepalived|lvs] [-o OUT]
-                                   convert keepalived.conf or lvs.cf; lists what is not carried over
-  export --format keepalived|lvs FILE [-o OUT]
+  import FILE [FILE_B] [--format keepalived|lvs] [-o OUT]
+                                   convert keepalived.conf or lvs.cf; lists what is not carried over.
+                                   Two keepalived.conf files (the pair's two directors, box a's
+                                   first) give one pair config: the shared part plus [pair.a] and
+                                   [pair.b]; an lvs.cf with an active backup gives one too
+  export --format keepalived|lvs FILE [-o OUT] [--box a|b]
+                                   a pair config as keepalived.conf is one file per box:
+                                   -o DIR writes DIR/a.keepalived.conf and DIR/b.keepalived.conf,
+                                   --box a|b writes that box's file alone (to -o FILE or stdout);
+                                   lvs.cf describes both routers in one file
   encode TEXT -o BLOB [--generation N] [--parent N] [--pair-id N] [--key-file KEY]
   decode BLOB [--key-file KEY]     print the header and the canonical text
   diff A B                         compare two configs (text or blob)
@@ -125,23 +134,7 @@ fn dispatch(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result
         #[cfg(feature = "migrate")]
         "import" => import_command(&options, out, err),
         #[cfg(feature = "migrate")]
-        "export" => {
-            options.check_known(&["--format", "-o"])?;
-            let format = options
-                .get("--format")
-                .and_then(Format::from_name)
-                .ok_or_else(|| String::from("export needs --format keepalived or --format lvs"))?;
-            let config = read_config(options.one_file()?, err)?;
-            let exported = match format {
-                Format::Keepalived => export::keepalived::export(&config),
-                Format::Lvs => export::lvs::export(&config),
-            };
-            for note in &exported.notes {
-                let _ = writeln!(err, "not exported: {note}");
-            }
-            emit(&options, out, exported.text.as_bytes())?;
-            Ok(0)
-        }
+        "export" => export_command(&options, out, err),
         #[cfg(not(feature = "migrate"))]
         "import" | "export" => Err(format!(
             "`tandem config {command}` is not in the appliance build (it stays within its 4 MiB \
@@ -243,7 +236,6 @@ fn import_command(
     err: &mut dyn Write,
 ) -> Result<i32, String> {
     options.check_known(&["--format", "-o"])?;
-    let path = options.one_file()?;
     let format = match options.get("--format") {
         Some(name) => Some(
             Format::from_name(name)
@@ -251,16 +243,140 @@ fn import_command(
         ),
         None => None,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let imported = import::import(&text, format).map_err(|e| format!("{path}: {e}"))?;
-    for note in &imported.notes {
-        let _ = writeln!(err, "{path}: {note}");
-    }
-    let invalid = imported.notes.iter().any(|n| n.kind == NoteKind::Invalid);
-    let code = report_issues(&imported.config, err);
-    let toml = text::to_toml(&imported.config).map_err(|e| e.to_string())?;
+    let read =
+        |path: &str| std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"));
+    let (config, invalid) = match options.positional.as_slice() {
+        [path] => {
+            let imported =
+                import::import(&read(path)?, format).map_err(|e| format!("{path}: {e}"))?;
+            for note in &imported.notes {
+                let _ = writeln!(err, "{path}: {note}");
+            }
+            let invalid = imported.notes.iter().any(|n| n.kind == NoteKind::Invalid);
+            (imported.config, invalid)
+        }
+        [first, second] => {
+            let pair =
+                import::import_pair(&read(first)?, &read(second)?, format).map_err(
+                    |e| match e {
+                        PairImportError::First(e) => format!("{first}: {e}"),
+                        PairImportError::Second(e) => format!("{second}: {e}"),
+                        mixed @ PairImportError::MixedFormats { .. } => {
+                            format!("{first} and {second}: {mixed}")
+                        }
+                    },
+                )?;
+            for (path, notes) in [(first, &pair.first), (second, &pair.second)] {
+                for note in notes {
+                    let _ = writeln!(err, "{path}: {note}");
+                }
+            }
+            for note in &pair.merge {
+                let _ = writeln!(err, "{first} + {second}: {note}");
+            }
+            let _ = writeln!(
+                err,
+                "one pair config: [pair.a] is {first}, [pair.b] is {second}; {} difference(s) a half cannot hold, {} warning(s)",
+                pair.merge.iter().filter(|n| n.kind == MergeKind::Differs).count(),
+                pair.merge.iter().filter(|n| n.kind == MergeKind::Warning).count(),
+            );
+            let invalid = pair
+                .first
+                .iter()
+                .chain(&pair.second)
+                .any(|n| n.kind == NoteKind::Invalid);
+            (pair.config, invalid)
+        }
+        _ => {
+            return Err(format!(
+            "import takes one FILE, or the two directors' files of a pair (box a's first)\n{USAGE}"
+        ))
+        }
+    };
+    let code = report_issues(&config, err);
+    let toml = text::to_toml(&config).map_err(|e| e.to_string())?;
     emit(options, out, toml.as_bytes())?;
     Ok(if invalid { 1 } else { code })
+}
+
+#[cfg(feature = "migrate")]
+fn export_command(
+    options: &Options,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, String> {
+    options.check_known(&["--format", "-o", "--box"])?;
+    let format = options
+        .get("--format")
+        .and_then(Format::from_name)
+        .ok_or_else(|| String::from("export needs --format keepalived or --format lvs"))?;
+    let role = match options.get("--box") {
+        Some(text) => Some(
+            text.parse::<Role>()
+                .map_err(|_| format!("--box takes a or b, not \"{text}\""))?,
+        ),
+        None => None,
+    };
+    let path = options.one_file()?;
+    let config = read_config(path, err)?;
+    let report = |exported: &export::Exported, err: &mut dyn Write, prefix: &str| {
+        for note in &exported.notes {
+            let _ = writeln!(err, "{prefix}not exported: {note}");
+        }
+    };
+    match (format, role) {
+        (Format::Lvs, Some(_)) => Err(String::from(
+            "--box applies to --format keepalived: lvs.cf describes both routers in one file",
+        )),
+        (Format::Lvs, None) => {
+            let exported = export::lvs::export(&config);
+            report(&exported, err, "");
+            emit(options, out, exported.text.as_bytes())?;
+            Ok(0)
+        }
+        (Format::Keepalived, Some(role)) => {
+            let exported = export::keepalived::export_box(&config, role);
+            report(&exported, err, "");
+            emit(options, out, exported.text.as_bytes())?;
+            Ok(0)
+        }
+        (Format::Keepalived, None) if config.pair.is_some() => {
+            let dir = options.get("-o").ok_or_else(|| {
+                format!(
+                    "{path} is a pair config and keepalived.conf describes one box: pass -o DIR to write DIR/{} and DIR/{}, or --box a|b for one box's file",
+                    export::keepalived::pair_file_name(Role::A),
+                    export::keepalived::pair_file_name(Role::B)
+                )
+            })?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                format!("cannot create directory {dir}: {e}; for a pair config -o names a directory (it gets one keepalived.conf per box)")
+            })?;
+            for (role, exported) in export::keepalived::export_pair(&config) {
+                report(&exported, err, &format!("box {role}: "));
+                let file = Path::new(dir).join(export::keepalived::pair_file_name(role));
+                std::fs::write(&file, exported.text.as_bytes())
+                    .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                let hostname = config.for_box(role).system.hostname;
+                let _ = writeln!(
+                    err,
+                    "wrote {}: box {role}{}",
+                    file.display(),
+                    if hostname.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({hostname})")
+                    }
+                );
+            }
+            Ok(0)
+        }
+        (Format::Keepalived, None) => {
+            let exported = export::keepalived::export(&config);
+            report(&exported, err, "");
+            emit(options, out, exported.text.as_bytes())?;
+            Ok(0)
+        }
+    }
 }
 
 fn read_config(path: &str, err: &mut dyn Write) -> Result<Config, String> {

@@ -1,4 +1,9 @@
 //! keepalived.conf export.
+//!
+//! keepalived.conf describes one box. A pair config is exported as one file per box
+//! ([`export_pair`]): each is box `role`'s own config ([`Config::for_box`]) exported as a single
+//! box, named [`pair_file_name`] in the output directory. Importing the two files as a pair
+//! (`import::import_pair`) gives the pair config back.
 
 use std::fmt::Write as _;
 use std::format;
@@ -7,12 +12,30 @@ use std::vec::Vec;
 
 use super::{seconds, Exported, Notes};
 use crate::model::{
-    Check, CheckKind, Config, HttpBody, InitialState, OnFailure, RealServer, VirtualService,
+    Check, CheckKind, Config, HttpBody, InitialState, OnFailure, RealServer, Role, VirtualService,
     VrrpAuth, VrrpInstance, VrrpVersion,
 };
 use crate::net::{prefix_to_netmask, Family};
 
-/// Writes `config` as keepalived.conf.
+/// The name of box `role`'s file when a pair config is exported to a directory:
+/// `a.keepalived.conf`, `b.keepalived.conf`.
+pub fn pair_file_name(role: Role) -> String {
+    format!("{role}.keepalived.conf")
+}
+
+/// Box `role`'s keepalived.conf: `config.for_box(role)` exported as a single box (for a config
+/// without halves, the config itself).
+pub fn export_box(config: &Config, role: Role) -> Exported {
+    export(&config.for_box(role))
+}
+
+/// Both boxes' keepalived.conf of a pair config, box a first.
+pub fn export_pair(config: &Config) -> [(Role, Exported); 2] {
+    Role::BOTH.map(|role| (role, export_box(config, role)))
+}
+
+/// Writes `config` as keepalived.conf. Of a pair config this is the shared part only (noted):
+/// use [`export_pair`] or [`export_box`] for the boxes' files.
 pub fn export(config: &Config) -> Exported {
     let mut out = String::new();
     let mut notes = Notes::default();
@@ -82,6 +105,12 @@ fn not_carried(config: &Config, notes: &mut Notes) {
         notes.add(
             "management",
             "management settings are not part of keepalived.conf",
+        );
+    }
+    if config.pair.is_some() {
+        notes.add(
+            "pair",
+            "keepalived.conf describes one box: this is the shared part without the halves; export each box's file (export_box, or `tandem config export -o DIR`)",
         );
     }
     if config.system.console_password_hash.is_some() {

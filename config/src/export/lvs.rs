@@ -1,10 +1,15 @@
 //! Piranha lvs.cf export.
+//!
+//! lvs.cf describes both routers, so a pair config is one file. The VRRP instances, sync group
+//! and halves the lvs.cf import derives from the primary and backup (`import::lvs_pair`) are
+//! written as those two addresses and need no note; any other instance or half is noted.
 
 use std::fmt::Write as _;
 use std::format;
 use std::string::String;
 
 use super::{Exported, Notes};
+use crate::import::lvs_pair;
 use crate::model::{CheckKind, Config, Forwarding, OnFailure, Scheduler, VirtualService};
 use crate::net::{prefix_to_netmask, Family};
 
@@ -137,9 +142,13 @@ pub fn export(config: &Config) -> Exported {
 }
 
 fn not_carried(config: &Config, notes: &mut Notes) {
-    let sections: [(&str, bool); 8] = [
-        ("vrrp", !config.vrrp.is_empty()),
-        ("sync_groups", !config.sync_groups.is_empty()),
+    // What an import of this file derives from its primary and backup needs no note.
+    let implied = lvs_pair::derive(config, &lvs_pair::Lines::default(), &mut Default::default())
+        .is_some_and(|floated| floated.is_in(config));
+    let sections: [(&str, bool); 9] = [
+        ("vrrp", !implied && !config.vrrp.is_empty()),
+        ("sync_groups", !implied && !config.sync_groups.is_empty()),
+        ("pair", !implied && config.pair.is_some()),
         ("bonds", !config.bonds.is_empty()),
         ("notify", config.notify.is_some()),
         (
@@ -158,7 +167,12 @@ fn not_carried(config: &Config, notes: &mut Notes) {
     ];
     for (name, present) in sections {
         if present {
-            notes.add(name, "not part of lvs.cf");
+            let message = if name == "pair" {
+                "the halves are not part of lvs.cf (it has only the primary's and the backup's addresses, from peer_link)"
+            } else {
+                "not part of lvs.cf"
+            };
+            notes.add(name, message);
         }
     }
     if !config.system.hostname.is_empty() {

@@ -2,7 +2,9 @@
 //!
 //! lvs.cf is `key = value` lines with `virtual NAME { ... server NAME { ... } }` blocks. Global
 //! settings describe the router pair (primary/backup addresses, heartbeat) and the NAT router;
-//! each virtual server carries one nanny check (send/expect) for all its real servers.
+//! each virtual server carries one nanny check (send/expect) for all its real servers. With an
+//! active backup the result is a pair config whose VRRP instances float what pulse floated
+//! ([`super::lvs_pair`]).
 
 use std::format;
 use std::string::String;
@@ -10,6 +12,7 @@ use std::vec::Vec;
 
 use core::net::{IpAddr, Ipv4Addr};
 
+use super::lvs_pair::{self, Lines};
 use super::{add_referenced_interfaces, bounded, ImportError, Imported, Notes, MAX_INPUT_BYTES};
 use crate::model::{
     Check, CheckKind, CheckTiming, Config, Forwarding, IfName, Interface, NatGateway, OnFailure,
@@ -225,6 +228,7 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
     // (line, seconds) of `keepalive` and `deadtime`.
     let mut keepalive: Option<(usize, u32)> = None;
     let mut deadtime: Option<(usize, u32)> = None;
+    let mut lines = Lines::default();
 
     for entry in &file.globals {
         let line = entry.line;
@@ -243,14 +247,17 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
             }
             "primary" => {
                 any_pair = true;
+                lines.primary = line;
                 primary.public = ip(&entry.value, entry, &mut notes);
             }
             "primary_private" => {
                 any_pair = true;
+                lines.primary_private = line;
                 primary.private = ip(&entry.value, entry, &mut notes);
             }
             "backup" => {
                 any_pair = true;
+                lines.backup = line;
                 backup.public = ip(&entry.value, entry, &mut notes);
             }
             "backup_private" => {
@@ -301,6 +308,7 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
                 }
             }
             "nat_router" => {
+                lines.nat_router = line;
                 let (addr, device) = address_and_device(entry, &mut notes);
                 if let (Some(address), Some(interface)) = (addr, device) {
                     referenced.push(interface.clone());
@@ -369,6 +377,11 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
         config.nat_gateway = Some(gateway);
     }
     heartbeat_times(&mut peer, keepalive, deadtime, &mut notes);
+    lines.heartbeat = match (keepalive, deadtime) {
+        (Some((line, _)), _) => Some((line, "keepalive")),
+        (None, Some((line, _))) => Some((line, "deadtime")),
+        (None, None) => None,
+    };
     if any_pair {
         peer.primary = Some(primary);
         if backup_active {
@@ -407,6 +420,8 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
         ) {
             if config.virtual_services.push(service).is_err() {
                 notes.invalid(block.line, "virtual", "too many virtual services");
+            } else {
+                lines.services.push(block.line);
             }
         }
     }
@@ -427,6 +442,12 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
             port_last: service.port,
         };
         let _ = config.fwmark_rules.push(rule);
+    }
+    // With an active backup, float what pulse floated (last: it reads the services and the NAT
+    // router).
+    if let Some(floated) = lvs_pair::derive(&config, &lines, &mut notes) {
+        referenced.extend(floated.interfaces());
+        floated.apply(&mut config, &mut notes);
     }
     add_referenced_interfaces(&mut config, &referenced);
     Ok(Imported {

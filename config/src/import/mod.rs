@@ -3,9 +3,16 @@
 //! Import maps everything it can and reports every keyword it did not carry over, with its line:
 //! nothing is dropped silently. A keyword whose effect Tandem keeps in another form (e.g. `serial_no`
 //! becomes the blob generation) is reported as [`NoteKind::Adjusted`].
+//!
+//! One keepalived.conf is one box; [`pair::import_pair`] makes one pair config of the two
+//! directors' files. One lvs.cf with an active backup is already a pair ([`lvs_pair`]).
 
 pub mod keepalived;
 pub mod lvs;
+pub(crate) mod lvs_pair;
+pub mod pair;
+
+pub use pair::{import_pair, ImportedPair, MergeKind, MergeNote, PairImportError};
 
 use std::fmt;
 use std::string::String;

@@ -8,7 +8,8 @@
 //!
 //! Figures (`bench: <name> <value> <unit>`):
 //! - `pair_pairing_ms`: `pair join CODE` sent on B's control socket until its answer says
-//!   paired (both boxes ran the SPAKE2 exchange, key confirmation, and stored the identity).
+//!   paired (both boxes ran the SPAKE2 exchange, key confirmation, and stored the identity),
+//!   once the peer link's link-local addresses left duplicate address detection.
 //! - `pair_initial_sync_ms`: from that answer until B runs A's whole config (B's `pair status`
 //!   says in sync; polled every 5 ms, so the figure is up to 5 ms late).
 //! - `pair_replicate_one_field_ms_{p50,p99}`: `commit` of one changed field sent on A until A's
@@ -138,6 +139,19 @@ fn main() {
         dir: ScratchDir::new("prb").unwrap(),
     };
     veth_pair(&pair.a, "peer", &pair.b, "peer").unwrap();
+    // A fresh veth's link-local addresses are tentative (duplicate address detection) for
+    // about a second; a real peer link has been up for long when an operator pairs.
+    for ns in [&pair.a, &pair.b] {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let out = ns.ip(&["-6", "addr", "show", "dev", "peer"]).unwrap();
+            if out.contains("fe80") && !out.contains("tentative") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "link-local address never left DAD");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     let a = pair.start("a", Some(&big_config(services, servers, 100)));
     let _b = pair.start("b", None);
     println!("bench: pair_config {services} x {servers}");

@@ -148,7 +148,10 @@ fn main() {
             if out.contains("fe80") && !out.contains("tentative") {
                 break;
             }
-            assert!(Instant::now() < deadline, "link-local address never left DAD");
+            assert!(
+                Instant::now() < deadline,
+                "link-local address never left DAD"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -16,8 +16,10 @@
 //! flow control. A transfer: the server sends CHALLENGE (a fresh nonce), the client sends PUSH
 //! (the nonce echoed, the blob, a MAC over both), the server answers RESULT after its engines
 //! applied the config. A captured PUSH is useless later: it names a nonce the server never
-//! issues again.
+//! issues again. The blob inside a PUSH is sealed (ChaCha20-Poly1305, see `seal`): a config
+//! can hold secrets.
 
+mod seal;
 mod session;
 
 pub use session::{spawn, PairHandle};

@@ -30,6 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::seal::{self, Direction};
 use super::{AdoptAnswer, Ask, LocalState, ToDaemon, PAIR_PORT, STATE_PERIOD};
 use crate::logring::Log;
 
@@ -1276,13 +1277,24 @@ async fn transfer(
     if !pull && blob.is_empty() {
         return Err("this box has no config to push".into());
     }
+    let sealed = if pull {
+        Vec::new()
+    } else {
+        seal::seal(
+            &identity.key,
+            identity.pair_id,
+            &challenge.nonce,
+            Direction::ToServer,
+            blob,
+        )?
+    };
     let push = PushRepr {
         pair_id: identity.pair_id,
         nonce: challenge.nonce,
         role: Some(role),
         force,
         pull,
-        blob: if pull { &[] } else { blob },
+        blob: &sealed,
     };
     write_message(&mut stream, &Message::Push(push), &identity.key).await?;
     let kind = if pull { Kind::Push } else { Kind::Result };
@@ -1296,9 +1308,15 @@ async fn transfer(
                 message: result.message.to_owned(),
             })
         }
-        Ok(Message::Push(theirs)) if pull && theirs.nonce == challenge.nonce => {
-            Ok(TransferReply::Blob(theirs.blob.to_vec()))
-        }
+        Ok(Message::Push(theirs)) if pull && theirs.nonce == challenge.nonce => seal::open(
+            &identity.key,
+            identity.pair_id,
+            &challenge.nonce,
+            Direction::ToClient,
+            theirs.blob,
+        )
+        .map(TransferReply::Blob)
+        .map_err(|e| format!("the partner's config is refused: {e}")),
         Ok(_) => Err("the partner's answer does not match the challenge".into()),
         Err(error) => Err(format!("the partner's answer is refused: {error}")),
     }
@@ -1388,21 +1406,43 @@ async fn serve(
             let _ = write_message(&mut stream, &Message::Result(result), &identity.key).await;
             return Ok(Served::Nothing);
         }
+        let sealed = seal::seal(
+            &identity.key,
+            identity.pair_id,
+            &nonce,
+            Direction::ToClient,
+            &current.blob,
+        )
+        .map_err(ServeError::Refused)?;
         let theirs = PushRepr {
             pair_id: identity.pair_id,
             nonce,
             role: Some(role),
             force: false,
             pull: false,
-            blob: &current.blob,
+            blob: &sealed,
         };
         let _ = write_message(&mut stream, &Message::Push(theirs), &identity.key).await;
         return Ok(Served::Nothing);
     }
+    let blob = match seal::open(
+        &identity.key,
+        identity.pair_id,
+        &nonce,
+        Direction::ToServer,
+        push.blob,
+    ) {
+        Ok(blob) => blob,
+        Err(reason) => {
+            let result = answer(Outcome::Invalid, reason, local);
+            let _ = write_message(&mut stream, &Message::Result(result), &identity.key).await;
+            return Err(ServeError::Refused(reason));
+        }
+    };
     let (reply, adopted) = oneshot::channel();
     let sent = to_daemon
         .send(ToDaemon::Adopt {
-            blob: push.blob.to_vec(),
+            blob,
             force: push.force,
             reply,
         })

@@ -1,0 +1,111 @@
+//! The config blob encrypted in transit: a config can hold secrets (VRRP passwords, notify
+//! credentials), and the peer cable is a cable anyone can tap, so a blob crosses it only
+//! sealed with ChaCha20-Poly1305 (RFC 8439) under a key derived from the pair key.
+//!
+//! Key: HKDF-SHA256(pair key, info "tandem blob transfer v1"), never the pair key itself (that
+//! one MACs the datagrams and frames). Nonce: the connection's 16-byte challenge nonce cut to
+//! 12 bytes with the direction in its first byte, so the one blob each way of a connection
+//! never shares a (key, nonce) pair; the server issues a fresh random challenge per
+//! connection. Associated data: the pair id, so a blob sealed for another pair never opens.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::ChaCha20Poly1305;
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+/// Which way a blob travels on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The client's PUSH (replication, `pair push`).
+    ToServer,
+    /// The server's answer to a pull (`pair adopt-peer`, `compare peer`).
+    ToClient,
+}
+
+/// Bytes a sealed blob adds (the Poly1305 tag).
+#[cfg(test)]
+const TAG_LEN: usize = 16;
+
+fn cipher(pair_key: &[u8; 32]) -> ChaCha20Poly1305 {
+    let mut key = [0u8; 32];
+    // 32 bytes is far below HKDF-SHA256's 8160-byte limit: `expand` cannot fail.
+    let _ = Hkdf::<Sha256>::new(None, pair_key).expand(b"tandem blob transfer v1", &mut key);
+    ChaCha20Poly1305::new(&key.into())
+}
+
+fn nonce(challenge: &[u8; 16], direction: Direction) -> [u8; 12] {
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&challenge[..12]);
+    nonce[0] ^= match direction {
+        Direction::ToServer => 0x01,
+        Direction::ToClient => 0x02,
+    };
+    nonce
+}
+
+/// `blob` sealed for the partner.
+pub fn seal(
+    pair_key: &[u8; 32],
+    pair_id: u64,
+    challenge: &[u8; 16],
+    direction: Direction,
+    blob: &[u8],
+) -> Result<Vec<u8>, &'static str> {
+    let aad = pair_id.to_be_bytes();
+    cipher(pair_key)
+        .encrypt(
+            &nonce(challenge, direction).into(),
+            Payload {
+                msg: blob,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| "the blob cannot be sealed")
+}
+
+/// The blob inside `sealed`, or why not (wrong key, pair, nonce, or altered bytes).
+pub fn open(
+    pair_key: &[u8; 32],
+    pair_id: u64,
+    challenge: &[u8; 16],
+    direction: Direction,
+    sealed: &[u8],
+) -> Result<Vec<u8>, &'static str> {
+    let aad = pair_id.to_be_bytes();
+    cipher(pair_key)
+        .decrypt(
+            &nonce(challenge, direction).into(),
+            Payload {
+                msg: sealed,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| "sealed blob does not open")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_blob_opens_only_with_its_key_pair_nonce_and_direction() {
+        let key = [7u8; 32];
+        let challenge = [3u8; 16];
+        let blob = b"[vrrp.auth]\npass = \"topSecre\"\n";
+        let sealed = seal(&key, 9, &challenge, Direction::ToServer, blob).unwrap();
+        assert_eq!(sealed.len(), blob.len() + TAG_LEN);
+        assert!(!sealed.windows(8).any(|w| w == b"topSecre"));
+        assert_eq!(
+            open(&key, 9, &challenge, Direction::ToServer, &sealed).unwrap(),
+            blob
+        );
+        assert!(open(&[8u8; 32], 9, &challenge, Direction::ToServer, &sealed).is_err());
+        assert!(open(&key, 10, &challenge, Direction::ToServer, &sealed).is_err());
+        assert!(open(&key, 9, &[4u8; 16], Direction::ToServer, &sealed).is_err());
+        assert!(open(&key, 9, &challenge, Direction::ToClient, &sealed).is_err());
+        let mut flipped = sealed.clone();
+        flipped[0] ^= 1;
+        assert!(open(&key, 9, &challenge, Direction::ToServer, &flipped).is_err());
+        assert!(open(&key, 9, &challenge, Direction::ToServer, &sealed[..5]).is_err());
+    }
+}

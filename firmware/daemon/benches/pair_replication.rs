@@ -105,18 +105,19 @@ impl Pair {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p`-th percentile (0..=100) of sorted samples, nearest rank.
+fn percentile(sorted: &[f64], p: usize) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    let rank = ((sorted.len() - 1) * p + 50) / 100;
     sorted[rank.min(sorted.len() - 1)]
 }
 
 fn report(name: &str, mut samples: Vec<f64>) {
     samples.sort_by(f64::total_cmp);
-    println!("bench: {name}_p50 {:.2} ms", percentile(&samples, 0.5));
-    println!("bench: {name}_p99 {:.2} ms", percentile(&samples, 0.99));
+    println!("bench: {name}_p50 {:.2} ms", percentile(&samples, 50));
+    println!("bench: {name}_p99 {:.2} ms", percentile(&samples, 99));
 }
 
 /// "pair: generation 7 applied on the partner in 3.2 ms" -> 3.2

@@ -188,6 +188,7 @@ impl<D: BlockDevice> Transactions<D> {
         if let Some(baseline) = &transactions.baseline {
             transactions.digest = config_digest(baseline.encoded.bytes());
         }
+        transactions.ensure_lineage();
         (transactions, opened)
     }
 
@@ -258,6 +259,39 @@ impl<D: BlockDevice> Transactions<D> {
         &self.running
     }
 
+    /// Makes the history name the running generation with its digest, which replication's
+    /// fast-forward check needs: a blob stored without a history (format 1, a disk written by
+    /// a tool) gets a record for its generation, a format 2 record (digest 0) gets the digest.
+    /// In memory until the next commit stores it; the partner sees it in every push.
+    fn ensure_lineage(&mut self) {
+        if self.generation == 0 || self.digest == 0 {
+            return;
+        }
+        let (generation, digest) = (self.generation, self.digest);
+        match self
+            .history
+            .entries
+            .as_mut_slice()
+            .iter_mut()
+            .find(|r| r.generation == generation)
+        {
+            Some(record) => {
+                if record.digest == 0 {
+                    record.digest = digest;
+                }
+            }
+            None => self.history.push(CommitRecord {
+                generation,
+                unix_time_s: 0,
+                origin: CommitOrigin::Boot,
+                comment: heapless::String::try_from("stored without a history; it starts here")
+                    .unwrap_or_default(),
+                confirm_pending: false,
+                digest,
+            }),
+        }
+    }
+
     pub fn digest(&self) -> u64 {
         self.digest
     }
@@ -300,13 +334,25 @@ impl<D: BlockDevice> Transactions<D> {
         unix_time_s: u64,
     ) -> Result<(Committed, Adoption), TransactionError> {
         let decoded = blob::decode(bytes, policy, None).map_err(TransactionError::PartnerBlob)?;
-        let encoded = EncodedConfig::encode(&decoded.config, None)?;
+        // As a commit does: one comparison with the running config, and only the services
+        // that changed encoded and validated again (a one-field change of a 1000 x 10 config
+        // costs its decode, not a full re-encode and re-validation).
+        let diff = ServiceDiff::new(&self.running, &decoded.config);
+        let (encoded, validation) = match &self.baseline {
+            Some(baseline) => (
+                EncodedConfig::encode(&decoded.config, Some((&baseline.encoded, &diff)))?,
+                Validation::incremental(&decoded.config, &baseline.validation, &diff),
+            ),
+            None => (
+                EncodedConfig::encode(&decoded.config, None)?,
+                Validation::full(&decoded.config),
+            ),
+        };
         let their_digest = config_digest(encoded.bytes());
         let theirs = decoded.header.generation;
         if theirs == self.generation && their_digest == self.digest {
             return Err(TransactionError::AlreadyRunning(theirs));
         }
-        let validation = Validation::full(&decoded.config);
         let (errors, warnings) = report_lines(validation.issues());
         if !errors.is_empty() {
             return Err(TransactionError::Invalid {
@@ -328,7 +374,7 @@ impl<D: BlockDevice> Transactions<D> {
             let stored =
                 blob::encode_encoded_with_history(encoded.bytes(), &decoded.history, meta, None)?;
             self.store.save(&stored, MacPolicy::Unkeyed)?;
-            let preview = crate::impact::preview(&self.running, &decoded.config);
+            let preview = crate::impact::preview_known(&self.running, &decoded.config, &diff);
             self.baseline = Some(Baseline {
                 encoded,
                 validation,
@@ -375,7 +421,7 @@ impl<D: BlockDevice> Transactions<D> {
         };
         let known = Known {
             validation,
-            diff: None,
+            diff: Some(diff),
             warnings,
         };
         match self.persist(decoded.config, &request, unix_time_s, known) {
@@ -875,6 +921,43 @@ mod tests {
         let (b, opened) = Transactions::open(SlotStore::new(device, SLOT), None, 8);
         assert_eq!(opened, Opened::Stored { generation: 4 });
         assert_eq!(b.digest(), a.digest());
+    }
+
+    #[test]
+    fn a_blob_stored_without_history_still_fast_forwards_its_partner() {
+        // A config disk written by a tool: generation 1, no history records.
+        let mut store = memory();
+        let first = config("a", &["10.0.0.1/24"]);
+        let meta = BlobMeta {
+            generation: 1,
+            parent_generation: 0,
+            pair_id: 0,
+        };
+        store
+            .save(
+                &blob::encode(&first, meta, None).unwrap(),
+                MacPolicy::Unkeyed,
+            )
+            .unwrap();
+        let (mut a, _) = Transactions::open(store, None, 1);
+        assert!(a.history().contains(1, a.digest()));
+        let (mut b, _) = Transactions::open(memory(), None, 1);
+        b.adopt(
+            &a.blob_for_partner(None).unwrap(),
+            MacPolicy::Unkeyed,
+            false,
+            2,
+        )
+        .unwrap();
+        commit_hostname(&mut a, "a2", 3);
+        b.adopt(
+            &a.blob_for_partner(None).unwrap(),
+            MacPolicy::Unkeyed,
+            false,
+            4,
+        )
+        .unwrap();
+        assert_eq!(b.running().system.hostname.as_str(), "a2");
     }
 
     #[test]

@@ -268,8 +268,7 @@ impl Daemon {
         }
         let running = Arc::clone(self.transactions.running());
         let new = self.effective(&running);
-        let key = self.identity.as_ref().map(|i| i.key);
-        let peer = crate::peer_channel::reconcile(&context.peer, &new, key, &self.log);
+        let peer = crate::peer_channel::reconcile(&context.peer, &new, self.pairing(), &self.log);
         let work = crate::engine::plan_apply(&mut self.engines, old_effective, new, &context);
         let log = self.log.clone();
         tokio::spawn(async move {
@@ -367,31 +366,30 @@ impl Daemon {
             ));
         }
         if let Some(context) = &self.context {
-            context.pair.set_key(identity.as_ref().map(|i| i.key));
+            context
+                .pair
+                .set_pairing(identity.as_ref().map(|i| (i.pair_id, i.key)));
         }
         self.identity = identity;
     }
 
     /// The config this box's engines run: a pair config's shared part with this box's half
-    /// laid over it (`Config::for_box`); a box without a role runs the shared part alone.
-    /// Once paired, the peer link runs under the pair id pairing derived.
+    /// laid over it (`Config::for_box`); a box without a role runs the shared part alone. (The
+    /// pair id and key pairing gave reach the peer channel and the heartbeat apart, so a
+    /// config without halves is never copied.)
     fn effective(&self, config: &Arc<tandem_config::Config>) -> Arc<tandem_config::Config> {
-        let pair_id = self.identity.as_ref().map(|i| i.pair_id);
-        let wrong_pair_id = |c: &tandem_config::Config| {
-            pair_id.is_some_and(|id| c.peer_link.as_ref().is_some_and(|l| l.pair_id != id))
-        };
-        if config.pair.is_none() && !wrong_pair_id(config) {
+        if config.pair.is_none() {
             return Arc::clone(config);
         }
-        let mut effective = match &self.identity {
+        Arc::new(match &self.identity {
             Some(identity) => config.for_box(identity.role),
-            None if config.pair.is_some() => config.shared_part(),
-            None => (**config).clone(),
-        };
-        if let (Some(id), Some(link)) = (pair_id, effective.peer_link.as_mut()) {
-            link.pair_id = id;
-        }
-        Arc::new(effective)
+            None => config.shared_part(),
+        })
+    }
+
+    /// The pair id and key for the peer-cable channels (None: unpaired).
+    fn pairing(&self) -> Option<(u64, [u8; 32])> {
+        self.identity.as_ref().map(|i| (i.pair_id, i.key))
     }
 
     /// Follows link changes from the kernel's notifications instead of polling carriers.
@@ -426,8 +424,7 @@ impl Daemon {
             );
         }
         let config = self.effective(&config);
-        let key = self.identity.as_ref().map(|i| i.key);
-        crate::peer_channel::reconcile(&context.peer, &config, key, &self.log);
+        crate::peer_channel::reconcile(&context.peer, &config, self.pairing(), &self.log);
         context
             .pair
             .set_generation(self.transactions.generation(), self.transactions.digest());
@@ -919,8 +916,7 @@ impl Daemon {
             .set_generation(generation, self.transactions.digest());
         let old = self.effective(&old);
         let new = self.effective(&committed.config);
-        let key = self.identity.as_ref().map(|i| i.key);
-        let peer = crate::peer_channel::reconcile(&context.peer, &new, key, &self.log);
+        let peer = crate::peer_channel::reconcile(&context.peer, &new, self.pairing(), &self.log);
         let work = crate::engine::plan_apply(&mut self.engines, old, new, &context);
         let log = self.log.clone();
         log.line(format!("config: {what}: generation {generation} applying"));

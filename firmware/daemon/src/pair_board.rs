@@ -24,8 +24,8 @@ pub struct Board {
     pub digest: u64,
     /// The heartbeat's state (VRRP engine; None: no heartbeat runs).
     pub heartbeat: Option<HeartbeatView>,
-    /// The pair key once paired (daemon); the heartbeat is keyed with it.
-    pub key: Option<[u8; 32]>,
+    /// The pair id and key once paired (daemon); the heartbeat runs under them.
+    pub pairing: Option<(u64, [u8; 32])>,
 }
 
 /// The heartbeat as last published.
@@ -65,14 +65,15 @@ impl PairBoard {
         board.digest = digest;
     }
 
-    /// The daemon records the pair key at start and after pairing / `unpair`.
-    pub fn set_key(&self, key: Option<[u8; 32]>) {
-        self.lock().key = key;
+    /// The daemon records the pair id and key at start and after pairing / `unpair`.
+    pub fn set_pairing(&self, pairing: Option<(u64, [u8; 32])>) {
+        self.lock().pairing = pairing;
     }
 
-    /// The pair key (read when the heartbeat starts or is reconfigured, never on its timers).
-    pub fn key(&self) -> Option<[u8; 32]> {
-        self.lock().key
+    /// The pair id and key (read when the heartbeat starts or is reconfigured, never on its
+    /// timers).
+    pub fn pairing(&self) -> Option<(u64, [u8; 32])> {
+        self.lock().pairing
     }
 
     /// The running generation and digest, if the board is free right now (the VRRP thread

@@ -119,15 +119,22 @@ fn config_interface(config: &Config) -> String {
 /// names a peer link, stopped when it does neither, restarted when the interface or pair id
 /// changed, and otherwise only given the new VIP list. Returns a line for the commit report
 /// when something changed.
+///
+/// `paired` is the pair id and key pairing gave this box: they replace the config's pair id,
+/// and datagrams are then authenticated both ways.
 pub fn reconcile(
     slot: &PeerSlot,
     config: &Config,
-    key: Option<PairKey>,
+    paired: Option<(u64, PairKey)>,
     log: &Log,
 ) -> Option<String> {
     let wanted = !config.vrrp.is_empty() || config.peer_link.is_some();
     let interface = config_interface(config);
-    let pair_id = config.peer_link.as_ref().map_or(0, |link| link.pair_id);
+    let key = paired.map(|(_, key)| key);
+    let pair_id = paired.map_or_else(
+        || config.peer_link.as_ref().map_or(0, |link| link.pair_id),
+        |(id, _)| id,
+    );
     let mut current = slot.lock();
     if let Some(channel) = current.as_ref() {
         if wanted
@@ -141,7 +148,7 @@ pub fn reconcile(
     }
     let had = current.take().map(|channel| channel.stop()).is_some();
     *current = if wanted {
-        start(config, key, log)
+        start(config, pair_id, key, log)
     } else {
         None
     };
@@ -230,7 +237,7 @@ impl PeerChannel {
 
 /// Starts the channel for the VIPs of `config` (None, logged, when there is no peer link).
 /// `key` is the pair key when the box is paired: datagrams are then authenticated both ways.
-fn start(config: &Config, key: Option<PairKey>, log: &Log) -> Option<PeerChannel> {
+fn start(config: &Config, pair_id: u64, key: Option<PairKey>, log: &Log) -> Option<PeerChannel> {
     let interface = config_interface(config);
     if sysfs::ifindex(Path::new(SYS_CLASS_NET), &interface).is_none() {
         log.line(format!(
@@ -240,7 +247,6 @@ fn start(config: &Config, key: Option<PairKey>, log: &Log) -> Option<PeerChannel
     }
     // Collecting this box's connections needs sock_diag for TCP (modules on Debian's kernel).
     crate::engine::load_feature_modules(log, "peer channel", &["inet_diag", "tcp_diag"]);
-    let pair_id = config.peer_link.as_ref().map_or(0, |link| link.pair_id);
     let mut channel = PeerChannel {
         interface,
         keyed: key.is_some(),

@@ -139,13 +139,17 @@ fn settings(config: &Config) -> (HeartbeatSettings, String, u16) {
 
 impl PairLink {
     pub(super) fn new(config: &Config, board: PairBoard, now: Instant) -> (PairLink, PairInbox) {
-        let (settings, interface, port) = settings(config);
+        let (mut settings, interface, port) = settings(config);
+        let pairing = board.pairing();
+        if let Some((pair_id, _)) = pairing {
+            settings.pair_id = pair_id;
+        }
         let (ingress, datagrams) = mpsc::channel(64);
         let (probes, probe_results) = mpsc::channel(4);
         let link = PairLink {
             link: HeartbeatLink::new(
                 settings,
-                board.key(),
+                pairing.map(|(_, key)| key),
                 crate::peer_channel::random_epoch(),
                 now,
             ),
@@ -180,8 +184,13 @@ impl PairLink {
 
     /// A committed config: new settings at once; a changed interface or port reopens.
     pub(super) fn reconfigure(&mut self, config: &Config, now: Instant) {
-        let (settings, interface, port) = settings(config);
-        self.link.set_settings(now, settings, self.board.key());
+        let (mut settings, interface, port) = settings(config);
+        let pairing = self.board.pairing();
+        if let Some((pair_id, _)) = pairing {
+            settings.pair_id = pair_id;
+        }
+        self.link
+            .set_settings(now, settings, pairing.map(|(_, key)| key));
         if interface != self.interface || port != self.port {
             self.interface = interface;
             self.port = port;

@@ -9,6 +9,7 @@
 //! namespaces. Labs left behind by a killed test process are swept when the next lab starts.
 
 pub mod address_monitor;
+pub mod cable_pair;
 pub mod console;
 pub mod host;
 pub mod lab;

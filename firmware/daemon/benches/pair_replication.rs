@@ -28,11 +28,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a failed step is a failed run
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tandem_lab::host::{tandem_query, wait_tandem_query, HostProcess, ScratchDir, TandemRun};
-use tandem_lab::netns::{veth_pair, Netns};
+use tandem_lab::cable_pair::{code_in, peer_link_local, CablePair};
+use tandem_lab::host::HostProcess;
 
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const LIMIT: Duration = Duration::from_secs(120);
@@ -69,42 +69,6 @@ fn big_config(services: usize, servers: usize, weight: u32) -> String {
     text
 }
 
-struct Pair {
-    a: Netns,
-    b: Netns,
-    dir: ScratchDir,
-}
-
-impl Pair {
-    fn control(&self, name: &str) -> PathBuf {
-        self.dir.path.join(format!("{name}.sock"))
-    }
-
-    fn start(&self, name: &str, config: Option<&str>) -> HostProcess {
-        let ns = if name == "a" { &self.a } else { &self.b };
-        let control = self.control(name);
-        let state = self.dir.path.join(format!("{name}-state"));
-        TandemRun {
-            tandem: Path::new(TANDEM),
-            dir: &self.dir.path,
-            name,
-            control: Some(&control),
-        }
-        .start_with(
-            ns,
-            config,
-            &["--state", state.to_str().unwrap()],
-            "pair: pairing and replication on peer",
-            LIMIT,
-        )
-        .unwrap()
-    }
-
-    fn ask(&self, name: &str, words: &[&str]) -> String {
-        tandem_query(TANDEM.as_ref(), &self.control(name), words)
-    }
-}
-
 /// The `p`-th percentile (0..=100) of sorted samples, nearest rank.
 fn percentile(sorted: &[f64], p: usize) -> f64 {
     if sorted.is_empty() {
@@ -130,44 +94,43 @@ fn reported_ms(line: &str) -> Option<f64> {
         .ok()
 }
 
+/// `commit` on box a until a's console says the partner applied it, in ms; what a reported
+/// for the transfer itself goes to `reported`.
+fn commit_until_applied_on_partner(
+    pair: &CablePair,
+    a: &HostProcess,
+    reported: &mut Vec<f64>,
+) -> f64 {
+    let mark = a.console.mark();
+    let t = Instant::now();
+    let committed = pair.ask("a", &["commit"]);
+    assert!(committed.contains("applied"), "{committed}");
+    let line = a
+        .console
+        .wait_for_since(mark, "applied on the partner in", LIMIT)
+        .unwrap();
+    let elapsed = t.elapsed().as_secs_f64() * 1e3;
+    reported.extend(reported_ms(&line));
+    elapsed
+}
+
 fn main() {
     let services = knob("PAIR_BENCH_SERVICES", 1000);
     let servers = knob("PAIR_BENCH_SERVERS", 10);
     let commits = knob("PAIR_BENCH_COMMITS", 20);
-    let pair = Pair {
-        a: Netns::new("prb-a").unwrap(),
-        b: Netns::new("prb-b").unwrap(),
-        dir: ScratchDir::new("prb").unwrap(),
-    };
-    veth_pair(&pair.a, "peer", &pair.b, "peer").unwrap();
+    let pair = CablePair::new("prb", Path::new(TANDEM)).unwrap();
     // A fresh veth's link-local addresses are tentative (duplicate address detection) for
     // about a second; a real peer link has been up for long when an operator pairs.
-    for ns in [&pair.a, &pair.b] {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let out = ns.ip(&["-6", "addr", "show", "dev", "peer"]).unwrap();
-            if out.contains("fe80") && !out.contains("tentative") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "link-local address never left DAD"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    let a = pair.start("a", Some(&big_config(services, servers, 100)));
-    let _b = pair.start("b", None);
+    pair.wait_link_local(LIMIT).unwrap();
+    let a = pair
+        .start("a", Some(&big_config(services, servers, 100)), LIMIT)
+        .unwrap();
+    let _b = pair.start("b", None, LIMIT).unwrap();
     println!("bench: pair_config {services} x {servers}");
 
     // Pairing: code entered on B -> paired.
     let started = pair.ask("a", &["pair", "start"]);
-    let code = started
-        .split_whitespace()
-        .skip_while(|w| *w != "code")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no code in {started:?}"))
-        .to_owned();
+    let code = code_in(&started).unwrap_or_else(|| panic!("no code in {started:?}"));
     let t0 = Instant::now();
     let joined = pair.ask("b", &["pair", "join", &code]);
     let pairing = t0.elapsed();
@@ -191,29 +154,11 @@ fn main() {
         "bench: pair_initial_sync_ms {:.1} ms",
         t1.elapsed().as_secs_f64() * 1e3
     );
-    wait_tandem_query(
-        TANDEM.as_ref(),
-        &pair.control("a"),
-        &["pair", "status"],
-        LIMIT,
-        |t| t.contains("in sync"),
-    )
-    .unwrap();
+    pair.wait("a", &["pair", "status"], "in sync", LIMIT)
+        .unwrap();
 
     // The peer cable's RTT: one TCP handshake to B's pair port.
-    let b_address = {
-        let out = pair
-            .b
-            .ip(&["-6", "-o", "addr", "show", "dev", "peer"])
-            .unwrap();
-        out.split_whitespace()
-            .skip_while(|w| *w != "inet6")
-            .nth(1)
-            .and_then(|a| a.split('/').next())
-            .unwrap()
-            .parse::<std::net::Ipv6Addr>()
-            .unwrap()
-    };
+    let b_address = peer_link_local(&pair.b).unwrap();
     let scope = pair.a.ifindex("peer").unwrap();
     let rtt = pair
         .a
@@ -226,45 +171,23 @@ fn main() {
         .unwrap();
     println!("bench: pair_peer_rtt_ms {:.3} ms", rtt.as_secs_f64() * 1e3);
 
-    let mut one_field = Vec::new();
     let mut reported = Vec::new();
+    let mut one_field = Vec::new();
     for round in 0..commits {
         let set = pair.ask("a", &["set", "system.hostname", &format!("bench-{round}")]);
         assert!(set.contains("set:"), "{set}");
-        let mark = a.console.mark();
-        let t = Instant::now();
-        let committed = pair.ask("a", &["commit"]);
-        assert!(committed.contains("applied"), "{committed}");
-        let line = a
-            .console
-            .wait_for_since(mark, "applied on the partner in", LIMIT)
-            .unwrap();
-        one_field.push(t.elapsed().as_secs_f64() * 1e3);
-        reported.extend(reported_ms(&line));
+        one_field.push(commit_until_applied_on_partner(&pair, &a, &mut reported));
     }
     report("pair_replicate_one_field_ms", one_field);
 
     let mut full = Vec::new();
-    let full_rounds = commits.min(5);
-    for round in 0..full_rounds {
+    for round in 0..commits.min(5) {
         let path = pair.dir.path.join(format!("full-{round}.toml"));
-        std::fs::write(
-            &path,
-            big_config(services, servers, 50 + u32::try_from(round).unwrap()),
-        )
-        .unwrap();
+        let weight = 50 + u32::try_from(round).unwrap();
+        std::fs::write(&path, big_config(services, servers, weight)).unwrap();
         let loaded = pair.ask("a", &["load", path.to_str().unwrap()]);
         assert!(loaded.contains("candidate"), "{loaded}");
-        let mark = a.console.mark();
-        let t = Instant::now();
-        let committed = pair.ask("a", &["commit"]);
-        assert!(committed.contains("applied"), "{committed}");
-        let line = a
-            .console
-            .wait_for_since(mark, "applied on the partner in", LIMIT)
-            .unwrap();
-        full.push(t.elapsed().as_secs_f64() * 1e3);
-        reported.extend(reported_ms(&line));
+        full.push(commit_until_applied_on_partner(&pair, &a, &mut reported));
     }
     report("pair_replicate_full_ms", full);
     report("pair_push_reported_ms", reported);

@@ -12,74 +12,36 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::net::{Ipv6Addr, SocketAddrV6};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddrV6;
+use std::path::Path;
 use std::time::Duration;
 
-use tandem_lab::host::{tandem_query, wait_tandem_query, HostProcess, ScratchDir, TandemRun};
-use tandem_lab::netns::{veth_pair, Netns};
+use tandem_lab::cable_pair::{code_in, peer_link_local, CablePair};
+use tandem_lab::host::HostProcess;
 
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const LIMIT: Duration = Duration::from_secs(20);
 const PAIR_PORT: u16 = 5540;
 
-struct Pair {
-    a: Netns,
-    b: Netns,
-    dir: ScratchDir,
-}
+struct Pair(CablePair);
 
 impl Pair {
     fn new(tag: &str) -> Pair {
-        let a = Netns::new(&format!("{tag}-a")).unwrap();
-        let b = Netns::new(&format!("{tag}-b")).unwrap();
-        veth_pair(&a, "peer", &b, "peer").unwrap();
-        Pair {
-            a,
-            b,
-            dir: ScratchDir::new(tag).unwrap(),
-        }
+        Pair(CablePair::new(tag, Path::new(TANDEM)).unwrap())
     }
 
-    fn control(&self, name: &str) -> PathBuf {
-        self.dir.path.join(format!("{name}.sock"))
-    }
-
-    fn state(&self, name: &str) -> PathBuf {
-        self.dir.path.join(format!("{name}-state"))
-    }
-
-    /// Starts box `name` with its own state dir; `config` seeds an empty one.
     fn start(&self, name: &str, config: Option<&str>) -> HostProcess {
-        let ns = if name == "a" { &self.a } else { &self.b };
-        let control = self.control(name);
-        let state = self.state(name);
-        let process = TandemRun {
-            tandem: Path::new(TANDEM),
-            dir: &self.dir.path,
-            name,
-            control: Some(&control),
-        }
-        .start_with(
-            ns,
-            config,
-            &["--state", state.to_str().unwrap()],
-            "pair: pairing and replication on peer",
-            LIMIT,
-        )
-        .unwrap();
-        process
+        self.0.start(name, config, LIMIT).unwrap()
     }
 
     fn ask(&self, name: &str, words: &[&str]) -> String {
-        tandem_query(TANDEM.as_ref(), &self.control(name), words)
+        self.0.ask(name, words)
     }
 
     fn wait(&self, name: &str, words: &[&str], what: &str) -> String {
-        wait_tandem_query(TANDEM.as_ref(), &self.control(name), words, LIMIT, |t| {
-            t.contains(what)
-        })
-        .unwrap_or_else(|last| panic!("{name} never showed {what:?}; last answer:\n{last}"))
+        self.0
+            .wait(name, words, what, LIMIT)
+            .unwrap_or_else(|last| panic!("{name} never showed {what:?}; last answer:\n{last}"))
     }
 
     fn hostname(&self, name: &str) -> String {
@@ -111,25 +73,12 @@ impl Pair {
         self.ask(name, &["commit"])
     }
 
-    /// `pair start` on A, `pair join CODE` on B; returns B's answer.
     fn pair_up(&self) -> String {
-        let started = self.ask("a", &["pair", "start"]);
-        let code = code_in(&started);
-        self.ask("b", &["pair", "join", &code])
+        self.0.pair_up().unwrap()
     }
 }
 
 const A_CONFIG: &str = "[system]\nhostname = \"one\"\n\n[peer_link]\ninterface = \"peer\"\n\n[[interfaces]]\nname = \"peer\"\n";
-
-/// The code in `pair start`'s answer ("pair: code 1234-5678 (valid ...").
-fn code_in(answer: &str) -> String {
-    answer
-        .split_whitespace()
-        .skip_while(|w| *w != "code")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no code in {answer:?}"))
-        .to_owned()
-}
 
 #[test]
 fn pairing_with_the_code_then_commits_replicate_both_ways() {
@@ -176,7 +125,7 @@ fn three_wrong_codes_lock_pairing_on_both_consoles() {
     let a = pair.start("a", Some(A_CONFIG));
     let _b = pair.start("b", None);
     let started = pair.ask("a", &["pair", "start"]);
-    let code = code_in(&started);
+    let code = code_in(&started).unwrap();
     // A code that differs from the right one in its last digit.
     let wrong = {
         let mut digits: Vec<char> = code.chars().filter(char::is_ascii_digit).collect();
@@ -216,18 +165,6 @@ fn three_wrong_codes_lock_pairing_on_both_consoles() {
     assert!(status.contains("pair: not paired"), "{status}");
 }
 
-/// B's link-local address on the peer cable.
-fn link_local(ns: &Netns) -> Ipv6Addr {
-    let out = ns.ip(&["-6", "-o", "addr", "show", "dev", "peer"]).unwrap();
-    out.split_whitespace()
-        .skip_while(|w| *w != "inet6")
-        .nth(1)
-        .and_then(|a| a.split('/').next())
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// The pair key and id stored in a box's `--state DIR` (the identity record's layout).
 fn stored_identity(state: &Path) -> ([u8; 32], u64) {
     let bytes = std::fs::read(state.join("pair.identity")).unwrap();
@@ -252,7 +189,7 @@ fn forged_and_replayed_states_are_refused_by_reason() {
     let _b = pair.start("b", None);
     assert!(pair.pair_up().contains("paired"));
     pair.wait("b", &["pair", "status"], "in sync");
-    let (key, pair_id) = stored_identity(&pair.state("a"));
+    let (key, pair_id) = stored_identity(&pair.0.state("a"));
     let state = |session: u64, sequence: u64| StateRepr {
         pair_id,
         session,
@@ -278,12 +215,13 @@ fn forged_and_replayed_states_are_refused_by_reason() {
         valid, // exact replay
     ];
     let to = SocketAddrV6::new(
-        link_local(&pair.b),
+        peer_link_local(&pair.0.b).unwrap(),
         PAIR_PORT,
         0,
-        pair.a.ifindex("peer").unwrap(),
+        pair.0.a.ifindex("peer").unwrap(),
     );
-    pair.a
+    pair.0
+        .a
         .run(move || {
             let socket = std::net::UdpSocket::bind("[::]:0").unwrap();
             nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6Ttl, &255)
@@ -315,7 +253,7 @@ fn edits_on_both_sides_of_a_pulled_cable_diverge_and_adopt_peer_settles_it() {
     assert!(pair.pair_up().contains("paired"));
     pair.wait_hostname("b", "one");
     pair.wait("a", &["pair", "status"], "in sync");
-    pair.a.ip(&["link", "set", "peer", "down"]).unwrap();
+    pair.0.a.ip(&["link", "set", "peer", "down"]).unwrap();
     pair.wait("a", &["pair", "status"], "partner not heard");
     pair.wait("b", &["pair", "status"], "partner not heard");
     // A commit while the partner is away succeeds here.
@@ -323,7 +261,7 @@ fn edits_on_both_sides_of_a_pulled_cable_diverge_and_adopt_peer_settles_it() {
     assert!(on_a.contains("persisted"), "{on_a}");
     assert!(on_a.contains("partner behind"), "{on_a}");
     pair.commit_hostname("b", "edited-on-b");
-    pair.a.ip(&["link", "set", "peer", "up"]).unwrap();
+    pair.0.a.ip(&["link", "set", "peer", "up"]).unwrap();
     let a_status = pair.wait("a", &["pair", "status"], "DIVERGED");
     let b_status = pair.wait("b", &["pair", "status"], "DIVERGED");
     assert!(a_status.contains("pair adopt-peer"), "{a_status}");

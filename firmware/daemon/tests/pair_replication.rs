@@ -4,6 +4,7 @@
 //! - Pairing with the code: `pair start` on A shows it, `pair join CODE` on a factory-fresh B
 //!   pairs; B gets the role A left free and, running nothing, receives A's whole config.
 //! - A commit on A is running on B; a commit on B is running on A (both ways, fast-forward).
+//! - `commit --confirm` applies on both boxes, and without `confirm` it rolls back on both.
 //! - Three wrong codes lock pairing, on both consoles; the right code is refused after that.
 //! - Forged STATEs (wrong key, unkeyed) and a replayed one are refused by reason.
 //! - Cable pulled, a commit on each box, cable back: both say DIVERGED, nothing is overwritten,
@@ -287,4 +288,28 @@ fn edits_on_both_sides_of_a_pulled_cable_diverge_and_adopt_peer_settles_it() {
         history.contains("adopted the partner's generation"),
         "{history}"
     );
+}
+
+#[test]
+fn an_unconfirmed_commit_applies_on_both_and_rolls_back_on_both() {
+    let pair = Pair::new("prc");
+    let _a = pair.start("a", Some(A_CONFIG));
+    let _b = pair.start("b", None);
+    assert!(pair.pair_up().contains("paired"));
+    pair.wait_hostname("b", "one");
+    let set = pair.ask("a", &["set", "system.hostname", "trial"]);
+    assert!(set.contains("set:"), "{set}");
+    let committed = pair.ask("a", &["commit", "--confirm", "3"]);
+    assert!(
+        committed.contains("unless `confirm` arrives"),
+        "{committed}"
+    );
+    // Applied on both while it waits for its confirmation ...
+    pair.wait_hostname("b", "trial");
+    // ... and rolled back on both when none comes.
+    pair.wait_hostname("a", "one");
+    pair.wait_hostname("b", "one");
+    let history = pair.ask("b", &["history"]);
+    assert!(history.contains("not confirmed in time"), "{history}");
+    pair.wait("b", &["pair", "status"], "in sync");
 }

@@ -6,7 +6,8 @@
 //! - A commit on A is running on B; a commit on B is running on A (both ways, fast-forward).
 //! - `commit --confirm` applies on both boxes, and without `confirm` it rolls back on both.
 //! - Three wrong codes lock pairing, on both consoles; the right code is refused after that.
-//! - Forged STATEs (wrong key, unkeyed) and a replayed one are refused by reason.
+//! - Forged STATEs (wrong key, unkeyed) and a replayed one are refused by reason; a partner
+//!   whose firmware reads an older blob format is named, and nothing is pushed to it.
 //! - Cable pulled, a commit on each box, cable back: both say DIVERGED, nothing is overwritten,
 //!   `compare peer` shows the difference, `pair adopt-peer` settles it (the loser stays in
 //!   the store's other slot).
@@ -187,7 +188,7 @@ fn forged_and_replayed_states_are_refused_by_reason() {
     };
     let pair = Pair::new("prf");
     let _a = pair.start("a", Some(A_CONFIG));
-    let _b = pair.start("b", None);
+    let b = pair.start("b", None);
     assert!(pair.pair_up().contains("paired"));
     pair.wait("b", &["pair", "status"], "in sync");
     let (key, pair_id) = stored_identity(&pair.0.state("a"));
@@ -221,18 +222,21 @@ fn forged_and_replayed_states_are_refused_by_reason() {
         0,
         pair.0.a.ifindex("peer").unwrap(),
     );
-    pair.0
-        .a
-        .run(move || {
-            let socket = std::net::UdpSocket::bind("[::]:0").unwrap();
-            nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6Ttl, &255)
-                .unwrap();
-            for datagram in datagrams {
-                socket.send_to(&datagram, to).unwrap();
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-        .unwrap();
+    let send = |datagrams: Vec<Vec<u8>>| {
+        pair.0
+            .a
+            .run(move || {
+                let socket = std::net::UdpSocket::bind("[::]:0").unwrap();
+                nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6Ttl, &255)
+                    .unwrap();
+                for datagram in datagrams {
+                    socket.send_to(&datagram, to).unwrap();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+            .unwrap();
+    };
+    send(datagrams);
     let status = pair.wait("b", &["pair", "status"], "replayed STATE=1");
     assert!(
         status.contains("bad MAC") || status.contains("mac"),
@@ -244,6 +248,18 @@ fn forged_and_replayed_states_are_refused_by_reason() {
     );
     // The forged state (generation 999) never made B push or change anything.
     assert_eq!(pair.hostname("b"), "one");
+    // A partner whose firmware reads an older blob format: B says so and pushes nothing.
+    let older = StateRepr {
+        blob_format: 2,
+        ..state(78, 1)
+    };
+    send(vec![emit(older, Some(&key))]);
+    b.console
+        .wait_for(
+            "the partner's firmware reads config blob formats up to 2",
+            LIMIT,
+        )
+        .unwrap();
 }
 
 #[test]

@@ -119,6 +119,31 @@ struct Partner {
     relation_to_us: Relation,
     push_port: u16,
     heard: Instant,
+    /// Newest blob format and the channel version the partner's firmware speaks.
+    blob_format: u16,
+    channel_version: u8,
+}
+
+impl Partner {
+    /// Why this box cannot replicate with the partner's firmware, if it cannot.
+    fn version_skew(&self) -> Option<String> {
+        let ours = tandem_config::blob::FORMAT_VERSION;
+        if self.channel_version != replication::CHANNEL_VERSION {
+            return Some(format!(
+                "the partner speaks replication channel version {}, this box {}: install the \
+                 same firmware on both boxes",
+                self.channel_version,
+                replication::CHANNEL_VERSION
+            ));
+        }
+        (self.blob_format < ours).then(|| {
+            format!(
+                "the partner's firmware reads config blob formats up to {}, this box writes {ours}: \
+                 upgrade the partner's firmware (nothing is pushed until then)",
+                self.blob_format
+            )
+        })
+    }
 }
 
 /// The end of a transfer this box started.
@@ -192,6 +217,7 @@ struct Service {
     last_push: Option<(u64, u64, Instant)>,
     last_push_report: Option<String>,
     diverged_reported: Option<(u64, u64, u64, u64)>,
+    skew_reported: Option<String>,
     counters: Arc<std::sync::Mutex<Counters>>,
     done_tx: mpsc::Sender<TransferDone>,
     done_rx: mpsc::Receiver<TransferDone>,
@@ -297,6 +323,7 @@ impl Service {
             last_push: None,
             last_push_report: None,
             diverged_reported: None,
+            skew_reported: None,
             counters: Arc::default(),
             done_tx,
             done_rx,
@@ -705,7 +732,17 @@ impl Service {
             relation_to_us: state.relation,
             push_port: state.push_port,
             heard: Instant::now(),
+            blob_format: state.blob_format,
+            channel_version: state.channel_version,
         });
+        if let Some(skew) = self.partner.as_ref().and_then(Partner::version_skew) {
+            if self.skew_reported.as_deref() != Some(skew.as_str()) {
+                self.log.line(format!("pair: {skew}"));
+                self.skew_reported = Some(skew);
+            }
+        } else {
+            self.skew_reported = None;
+        }
         let heard = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.partner_heard.store(heard + 1, Ordering::Relaxed);
         if first {
@@ -1130,6 +1167,9 @@ impl Service {
                     }
                     _ => "comparing".to_owned(),
                 };
+                if let Some(skew) = partner.version_skew() {
+                    let _ = writeln!(text, "pair: VERSION SKEW: {skew}");
+                }
                 let _ = writeln!(
                     text,
                     "pair: partner {} generation {} digest {:016x}: {state}",

@@ -13,7 +13,10 @@
 //! - **Split**: while the heartbeat says the partner is alive and master of an instance, this
 //!   box's backup is held back ([`Step::Hold`]): its Master_Down_Timer expiring means it does
 //!   not hear the adverts (a split), not that the master died. Exactly one box holds each VIP;
-//!   the master yields only to a partner with the better uplink.
+//!   the master yields only once the held-back partner reports the split, and only to a
+//!   strictly better uplink score (the daemon's: upstream routers answering its probes when
+//!   `peer_link.uplink_probes` lists them, else service LANs with carrier; a score not yet
+//!   measured moves nothing).
 //! - **Reports**: a partner that reports an instance in fault (a tracked object lost) or asks
 //!   to hand over gives it to this box at once.
 //!
@@ -569,13 +572,15 @@ pub enum Step {
 }
 
 /// What the partner's report (the session up) means for each local instance. `uplink` is this
-/// box's uplink score (gateways answering), when measured.
+/// box's uplink score (upstream routers answering, or service LANs with carrier), when
+/// measured; the partner's is in `report`.
 pub fn arbitrate(
     local: &[LocalInstance<'_>],
     report: &PartnerReport,
     uplink: Option<u8>,
 ) -> Vec<(String, Step)> {
     let mut steps = Vec::new();
+    let better_uplink = better(report.uplink, uplink);
     for instance in local {
         let Some(partner) = report.instance(instance.name) else {
             if instance.held_back {
@@ -604,10 +609,10 @@ pub fn arbitrate(
             {
                 Some(Step::Hold(false, released(partner.state)))
             }
-            (State::Master, PeerState::Backup)
-                if partner.held_back && better(report.uplink, uplink) =>
-            {
-                Some(Step::Yield(Cause::Partner(PartnerCause::LanSplit)))
+            (State::Master, PeerState::Backup) if partner.held_back && better_uplink.is_some() => {
+                better_uplink.map(|(partner, here)| {
+                    Step::Yield(Cause::Partner(PartnerCause::BetterUplink { partner, here }))
+                })
             }
             (State::Master | State::Fault | State::Initialize, _) if instance.held_back => {
                 Some(Step::Hold(false, released(partner.state)))
@@ -627,9 +632,12 @@ fn released(state: PeerState) -> Cause {
     })
 }
 
-/// The partner's uplink is strictly better than ours (both measured).
-fn better(partner: Option<u8>, ours: Option<u8>) -> bool {
-    matches!((partner, ours), (Some(p), Some(o)) if p > o)
+/// Both scores when the partner's uplink is strictly better than ours (both measured).
+fn better(partner: Option<u8>, ours: Option<u8>) -> Option<(u8, u8)> {
+    match (partner, ours) {
+        (Some(p), Some(o)) if p > o => Some((p, o)),
+        _ => None,
+    }
 }
 
 /// After the heartbeat died: the local backups whose master was the partner (by its last
@@ -883,7 +891,7 @@ mod tests {
                 &report(PeerState::Master, false, false, None),
                 None
             ),
-            vec![("web".to_string(), Step::Hold(true, split.clone()))]
+            vec![("web".to_string(), Step::Hold(true, split))]
         );
         // Partner in fault: take over on the report.
         assert!(matches!(
@@ -940,7 +948,25 @@ mod tests {
         assert_eq!(arbitrate(&local(State::Master, false), &held, None), vec![]);
         assert_eq!(
             arbitrate(&local(State::Master, false), &held, Some(1)),
-            vec![("web".to_string(), Step::Yield(split))]
+            vec![(
+                "web".to_string(),
+                Step::Yield(Cause::Partner(PartnerCause::BetterUplink {
+                    partner: 2,
+                    here: 1
+                }))
+            )]
+        );
+        // A master still flagged held back (it preempted while held) is released when it
+        // does not yield.
+        assert!(matches!(
+            arbitrate(&local(State::Master, true), &held, Some(2))[0].1,
+            Step::Hold(false, _)
+        ));
+        // The partner's score not measured (no routers answered yet): nothing moves.
+        let unmeasured = report(PeerState::Backup, true, false, None);
+        assert_eq!(
+            arbitrate(&local(State::Master, false), &unmeasured, Some(0)),
+            vec![]
         );
         // Lost: probe the partner's source for backups it was master of.
         let last = report(PeerState::Master, false, false, None);

@@ -112,6 +112,14 @@ pub enum PartnerCause {
     /// The partner is master and alive on the heartbeat, but adverts are not heard here: a
     /// service LAN split, so this box stays backup.
     LanSplit,
+    /// In a service LAN split this master gave the instance to the partner, whose uplink
+    /// score (upstream routers answering, or service LANs with carrier) is better.
+    BetterUplink {
+        /// The partner's score.
+        partner: u8,
+        /// This box's score.
+        here: u8,
+    },
 }
 
 impl Cause {
@@ -187,6 +195,10 @@ impl fmt::Display for Cause {
             Cause::Partner(PartnerCause::LanSplit) => write!(
                 f,
                 "service LAN split: partner is master, adverts not heard here"
+            ),
+            Cause::Partner(PartnerCause::BetterUplink { partner, here }) => write!(
+                f,
+                "service LAN split: the partner has the better uplink ({partner}, this box {here})"
             ),
         }
     }

@@ -7,6 +7,7 @@
 //! status dump can never delay a heartbeat.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,44 @@ pub struct HeartbeatView {
     pub decisions: Vec<(Instant, String)>,
     /// A standing alarm (cable cut, LAN split), None when all is well.
     pub alarm: Option<String>,
+    /// This box's uplink score and what it counts.
+    pub uplink: UplinkView,
+}
+
+/// This box's uplink score (sent in the heartbeat; in a split the master yields only to a
+/// partner with a strictly better one).
+#[derive(Debug, Clone, Default)]
+pub struct UplinkView {
+    /// The score sent (None: not measured yet, or no service LAN).
+    pub score: Option<u8>,
+    /// The routers probed (`peer_link.uplink_probes`); empty: the score counts the service
+    /// LANs with carrier.
+    pub gateways: Vec<GatewayView>,
+    /// How often each router is probed.
+    pub every: Duration,
+    /// Misses in a row after which a router counts as down.
+    pub down_after: u32,
+}
+
+/// One upstream router as this box's probes see it.
+#[derive(Debug, Clone)]
+pub struct GatewayView {
+    pub address: IpAddr,
+    /// The interface and this box's address it is probed from (None: no configured subnet
+    /// holds it).
+    pub from: Option<(String, IpAddr)>,
+    /// Counted up (answered, and not missed `down_after` times in a row since).
+    pub answering: bool,
+    /// Its interface has carrier.
+    pub carrier: bool,
+    /// Unanswered probes in a row.
+    pub misses: u32,
+    pub answered: u64,
+    pub probed: u64,
+    /// The last answer's round trip.
+    pub rtt: Option<Duration>,
+    /// The last probe's error (cleared by an answer).
+    pub error: Option<String>,
 }
 
 impl PairBoard {
@@ -104,8 +143,13 @@ impl PairBoard {
             LinkState::Init => "partner-heard",
             LinkState::Down => "partner-not-heard",
         };
+        let uplink = match (view.uplink.score, view.uplink.gateways.len()) {
+            (None, _) => "-".to_owned(),
+            (Some(score), 0) => score.to_string(),
+            (Some(score), of) => format!("{score}/{of}"),
+        };
         format!(
-            "status: pair heartbeat {} {state} rtt={}{}\n",
+            "status: pair heartbeat {} {state} rtt={} uplink={uplink}{}\n",
             view.interface,
             view.rtt.map_or_else(|| "-".to_owned(), millis),
             view.alarm
@@ -232,6 +276,7 @@ pub fn render(board: &Board, now: Instant) -> String {
             board.generation
         );
     }
+    render_uplink(&mut out, view);
     if let Some(alarm) = &view.alarm {
         let _ = writeln!(out, "pair: ALARM: {alarm}");
     }
@@ -244,4 +289,60 @@ pub fn render(board: &Board, now: Instant) -> String {
     }
     out.push_str("pair: end\n");
     out
+}
+
+/// The uplink score and, when routers are probed, one line per router.
+fn render_uplink(out: &mut String, view: &HeartbeatView) {
+    let uplink = &view.uplink;
+    let score = uplink
+        .score
+        .map_or_else(|| "- (not measured yet)".to_owned(), |s| s.to_string());
+    let partner = match view.partner.as_ref().map(|p| p.uplink) {
+        Some(Some(score)) => score.to_string(),
+        Some(None) => "not measured".to_owned(),
+        None => "unknown".to_owned(),
+    };
+    if uplink.gateways.is_empty() {
+        let _ = writeln!(
+            out,
+            "pair: uplink score {score}: service LANs with carrier (no peer_link.uplink_probes); partner {partner}"
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "pair: uplink score {score} of {} routers answering (probed every {}, down after {} misses in a row); partner {partner}",
+        uplink.gateways.len(),
+        millis(uplink.every),
+        uplink.down_after
+    );
+    for gateway in &uplink.gateways {
+        let Some((interface, source)) = &gateway.from else {
+            let _ = writeln!(
+                out,
+                "pair: uplink router {}: not probed: no configured interface address has it in its subnet; add one under [[interfaces]] or remove it from peer_link.uplink_probes",
+                gateway.address
+            );
+            continue;
+        };
+        let state = match (gateway.answering, gateway.probed) {
+            (_, 0) => "not probed yet",
+            (true, _) if !gateway.carrier => "answering, but no carrier (counts as down)",
+            (true, _) => "answering",
+            (false, _) => "not answering",
+        };
+        let _ = writeln!(
+            out,
+            "pair: uplink router {} on {interface} from {source}: {state} (misses {}, answered {} of {}, rtt {}){}",
+            gateway.address,
+            gateway.misses,
+            gateway.answered,
+            gateway.probed,
+            gateway.rtt.map_or_else(|| "-".to_owned(), millis),
+            gateway
+                .error
+                .as_ref()
+                .map_or_else(String::new, |error| format!("; last error: {error}"))
+        );
+    }
 }

@@ -24,6 +24,7 @@ mod pair_link;
 mod report;
 mod status;
 mod tickle;
+mod uplink;
 
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

@@ -9,7 +9,9 @@
 //!
 //! The LAN probe (ARP / neighbour solicitation to the partner's own address on each service
 //! LAN) runs as a task on the same runtime and reports back through a channel; the loop never
-//! waits for it. The heartbeat's state is published to the [`PairBoard`] for `pair status`.
+//! waits for it. So do the uplink probes of the upstream routers ([`super::uplink`]), whose
+//! score the heartbeat carries. The heartbeat's state is published to the [`PairBoard`] for
+//! `pair status`.
 
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,8 +33,9 @@ use tandem_vrrp::pair::{
 use tandem_vrrp::{Cause, InstanceId, Instant, PartnerCause, State};
 use tandem_wire::heartbeat::{InstanceHealth, PeerState, MAX_DATAGRAM_LEN};
 
-use crate::pair_board::{HeartbeatView, PairBoard};
+use crate::pair_board::{HeartbeatView, PairBoard, UplinkView};
 
+use super::uplink::{Uplink, UplinkOutcome};
 use super::{Engine, SYS_CLASS_NET};
 
 /// How long the partner has to answer on the service LAN once its heartbeat died: half the
@@ -74,6 +77,14 @@ pub(super) struct ProbeOutcome {
     probers: Vec<(String, LanProbe)>,
 }
 
+/// What comes back from a probe task: a round after the partner's heartbeat died, or a round
+/// of the uplink probes.
+#[derive(Debug)]
+pub(super) enum ProbeNews {
+    Partner(ProbeOutcome),
+    Uplink(UplinkOutcome),
+}
+
 #[derive(Debug)]
 struct ProbeRound {
     round: u64,
@@ -95,7 +106,7 @@ pub(super) struct PairLink {
     closed: Option<String>,
     next_open: Option<Instant>,
     ingress: mpsc::Sender<HeartbeatIngress>,
-    probes: mpsc::Sender<ProbeOutcome>,
+    probes: mpsc::Sender<ProbeNews>,
     probe: Option<ProbeRound>,
     next_round: u64,
     decisions: Vec<(std::time::Instant, String)>,
@@ -110,13 +121,15 @@ pub(super) struct PairLink {
     uplink: Option<u8>,
     /// One LAN probe per service interface, opened on first use and kept.
     probers: BTreeMap<String, LanProbe>,
+    /// The upstream routers' probes (`peer_link.uplink_probes`) and their score.
+    upstream: Uplink,
 }
 
 /// The receiving ends, polled by the engine's loop.
 #[derive(Debug)]
 pub(super) struct PairInbox {
     pub datagrams: mpsc::Receiver<HeartbeatIngress>,
-    pub probes: mpsc::Receiver<ProbeOutcome>,
+    pub probes: mpsc::Receiver<ProbeNews>,
 }
 
 fn settings(config: &Config) -> (HeartbeatSettings, String, u16) {
@@ -146,6 +159,8 @@ impl PairLink {
         }
         let (ingress, datagrams) = mpsc::channel(64);
         let (probes, probe_results) = mpsc::channel(4);
+        let mut upstream = Uplink::default();
+        upstream.reconfigure(config, now);
         let link = PairLink {
             link: HeartbeatLink::new(
                 settings,
@@ -172,6 +187,7 @@ impl PairLink {
             handover: false,
             uplink: None,
             probers: BTreeMap::new(),
+            upstream,
         };
         (
             link,
@@ -191,6 +207,7 @@ impl PairLink {
         }
         self.link
             .set_settings(now, settings, pairing.map(|(_, key)| key));
+        self.upstream.reconfigure(config, now);
         if interface != self.interface || port != self.port {
             self.interface = interface;
             self.port = port;
@@ -216,11 +233,15 @@ impl PairLink {
         if let Some(open) = self.next_open {
             at = at.min(open);
         }
+        if let Some(round) = self.upstream.probes.poll_timeout() {
+            at = at.min(round);
+        }
         at
     }
 
     pub(super) fn stop(&mut self) {
         self.close("stopped");
+        self.upstream.stop();
         let probers = std::mem::take(&mut self.probers);
         if !probers.is_empty() {
             // Closing packet sockets blocks for ~10 ms each: not on the engine's thread.
@@ -344,9 +365,30 @@ fn peer_state(state: State) -> PeerState {
 }
 
 impl Engine {
-    /// This box's uplink score: how many of its VRRP interfaces (service LANs) have carrier.
-    /// Compared with the partner's in a split: the master yields only to a strictly better one.
+    /// Whether `interface` is up with carrier (the link table, else sysfs).
+    fn pair_carrier_of(&self) -> impl Fn(&str) -> bool {
+        let table = self
+            .context
+            .links
+            .as_ref()
+            .map(|links| links.borrow().clone());
+        move |name: &str| match &table {
+            Some(table) => table.get(name).is_some_and(|state| state.is_up()),
+            None => sysfs::carrier(Path::new(SYS_CLASS_NET), name) == Some(true),
+        }
+    }
+
+    /// This box's uplink score, compared with the partner's in a split (the master yields only
+    /// to a strictly better one): with `peer_link.uplink_probes`, how many of those routers
+    /// answer ([`super::uplink`]: None until the first round is in); else how many of its
+    /// VRRP interfaces (service LANs) have carrier.
     fn pair_uplink(&self) -> Option<u8> {
+        let carrier = self.pair_carrier_of();
+        if let Some(pair) = self.pair.as_ref() {
+            if pair.upstream.probes.is_configured() {
+                return pair.upstream.probes.score(carrier);
+            }
+        }
         let interfaces: BTreeSet<&str> = self
             .plans
             .values()
@@ -355,19 +397,46 @@ impl Engine {
         if interfaces.is_empty() {
             return None;
         }
-        let table = self
-            .context
-            .links
-            .as_ref()
-            .map(|links| links.borrow().clone());
-        let up = interfaces
-            .iter()
-            .filter(|name| match &table {
-                Some(table) => table.get(**name).is_some_and(|state| state.is_up()),
-                None => sysfs::carrier(Path::new(SYS_CLASS_NET), name) == Some(true),
-            })
-            .count();
+        let up = interfaces.iter().filter(|name| carrier(name)).count();
         Some(u8::try_from(up).unwrap_or(u8::MAX))
+    }
+
+    /// The uplink score may have changed (a service LAN's carrier, an uplink round): if it
+    /// did, tell the partner now and weigh a split again.
+    async fn pair_uplink_changed(&mut self) {
+        let uplink = self.pair_uplink();
+        let Some(pair) = self.pair.as_mut() else {
+            return;
+        };
+        let was = std::mem::replace(&mut pair.uplink, uplink);
+        if was == uplink {
+            return;
+        }
+        if let (Some(was), Some(is)) = (was, uplink) {
+            let counted = if pair.upstream.probes.is_configured() {
+                "upstream routers answering"
+            } else {
+                "service LANs with carrier"
+            };
+            let line = format!("uplink score {was} -> {is} ({counted})");
+            self.context.log.line(format!("pair heartbeat: {line}"));
+            pair.decide(line);
+        }
+        self.send_heartbeat_if_open().await;
+        self.pair_arbitrate().await;
+        let now = self.now();
+        self.pair_publish(now, true);
+    }
+
+    /// An uplink round came back: count it, and act if the score moved.
+    async fn on_uplink_probe(&mut self, outcome: UplinkOutcome) {
+        let Some(pair) = self.pair.as_mut() else {
+            return;
+        };
+        for line in pair.upstream.finish_round(outcome) {
+            self.context.log.line(format!("pair heartbeat: {line}"));
+        }
+        self.pair_uplink_changed().await;
     }
 
     /// The local instances as the arbitration sees them.
@@ -402,6 +471,7 @@ impl Engine {
         let Some(pair) = self.pair.as_mut() else {
             return;
         };
+        pair.upstream.start_round(now, &pair.probes);
         let due = pair.socket.is_some() && pair.link.handle_timeout(now);
         if !pair.split_reported.is_empty() && now >= pair.next_publish {
             // During a split, see (at the board's pace) whether the adverts are heard again.
@@ -521,15 +591,7 @@ impl Engine {
         }
         // A service LAN's carrier changed this box's uplink: tell the partner now, and weigh
         // a split again.
-        let uplink = self.pair_uplink();
-        let changed = self
-            .pair
-            .as_mut()
-            .is_some_and(|pair| std::mem::replace(&mut pair.uplink, uplink) != uplink);
-        if changed {
-            self.send_heartbeat_if_open().await;
-            self.pair_arbitrate().await;
-        }
+        self.pair_uplink_changed().await;
     }
 
     /// Acts on what the heartbeat reported.
@@ -604,10 +666,23 @@ impl Engine {
         for local in &locals {
             let (name, unheard) = (&local.name, local.master_unheard);
             let partner = report.instance(name);
+            let yielding = steps.iter().find_map(|(step_name, step)| match step {
+                Step::Yield(Cause::Partner(PartnerCause::BetterUplink { partner, here }))
+                    if step_name == name =>
+                {
+                    Some((*partner, *here))
+                }
+                _ => None,
+            });
             let seen = match (local.state, partner) {
-                (State::Master, Some(p)) if p.held_back => Some(format!(
-                    "vrrp: {name}: service LAN split: the partner does not hear this box's adverts; this box keeps the VIPs (the partner is held back)"
-                )),
+                (State::Master, Some(p)) if p.held_back => Some(match yielding {
+                    Some((partner, here)) => format!(
+                        "vrrp: {name}: service LAN split: the partner does not hear this box's adverts and has the better uplink ({partner}, this box {here}); the VIPs go to the partner"
+                    ),
+                    None => format!(
+                        "vrrp: {name}: service LAN split: the partner does not hear this box's adverts; this box keeps the VIPs (the partner is held back)"
+                    ),
+                }),
                 (State::Backup, Some(p)) if unheard && p.state == PeerState::Master => Some(format!(
                     "vrrp: {name}: service LAN split: partner is master, adverts not heard on this box; staying backup"
                 )),
@@ -767,19 +842,27 @@ impl Engine {
                 probers.push((interface, prober));
             }
             let _ = results
-                .send(ProbeOutcome {
+                .send(ProbeNews::Partner(ProbeOutcome {
                     round,
                     answered,
                     errors,
                     took: began.elapsed(),
                     probers,
-                })
+                }))
                 .await;
         });
     }
 
+    /// A probe task's news.
+    pub(super) async fn on_probe(&mut self, news: ProbeNews) {
+        match news {
+            ProbeNews::Partner(outcome) => self.on_partner_probe(outcome).await,
+            ProbeNews::Uplink(outcome) => self.on_uplink_probe(outcome).await,
+        }
+    }
+
     /// The LAN probe's answer: silence promotes, an answer raises the cable alarm.
-    pub(super) async fn on_probe(&mut self, mut outcome: ProbeOutcome) {
+    async fn on_partner_probe(&mut self, mut outcome: ProbeOutcome) {
         let now = self.now();
         let Some(pair) = self.pair.as_mut() else {
             return;
@@ -905,6 +988,10 @@ impl Engine {
         if !now_anyway && now < pair.next_publish {
             return;
         }
+        let carrier = self.pair_carrier_of();
+        let Some(pair) = self.pair.as_mut() else {
+            return;
+        };
         pair.next_publish = now + PUBLISH_EVERY;
         let settings = pair.link.settings();
         let since_heard = pair
@@ -912,6 +999,14 @@ impl Engine {
             .last_heard()
             .map(|at| Duration::from_nanos(now.as_nanos().saturating_sub(at.as_nanos())));
         let wall_now = std::time::Instant::now();
+        let uplink = if pair.upstream.probes.is_configured() {
+            pair.upstream.probes.view(pair.uplink, carrier)
+        } else {
+            UplinkView {
+                score: pair.uplink,
+                ..UplinkView::default()
+            }
+        };
         let view = HeartbeatView {
             interface: pair.interface.clone(),
             port: pair.port,
@@ -928,6 +1023,7 @@ impl Engine {
             partner: pair.link.report().cloned(),
             decisions: pair.decisions.clone(),
             alarm: pair.alarm.clone(),
+            uplink,
         };
         pair.board.try_publish(Some(view));
     }

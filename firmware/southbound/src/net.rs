@@ -1,17 +1,19 @@
-//! Network changes as data, and the one executor that applies them over rtnetlink.
+//! Network changes as data, and the one executor that applies them over route netlink.
 //!
 //! Engines produce [`NetOp`]s; [`NetExecutor`] sends them to the kernel. Keeping the two apart
 //! lets tests assert the exact operations an engine asks for without a kernel, and keeps every
 //! netlink detail in one place.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::TryStreamExt;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use netlink_packet_route::link::LinkAttribute;
-use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec};
+use crate::nlmsg::{
+    self, Request, AF_INET, AF_INET6, IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_F_NODAD,
+    IFA_LOCAL, IFA_MULTICAST, IFF_UP, IFLA_IFNAME, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST, RTM_DELADDR, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_SETLINK,
+};
+use crate::rtnl::{Each, Rtnl, RtnlError};
 
 /// One change to the kernel's network configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,10 +71,7 @@ pub enum NetError {
     /// The link named in the operation does not exist.
     NoSuchLink { op: NetOp },
     /// The kernel refused the operation.
-    Kernel {
-        op: NetOp,
-        source: Box<rtnetlink::Error>,
-    },
+    Kernel { op: NetOp, source: RtnlError },
 }
 
 impl core::fmt::Display for NetError {
@@ -88,32 +87,33 @@ impl core::fmt::Display for NetError {
 impl std::error::Error for NetError {}
 
 /// Wraps a netlink failure of `op`.
-fn kernel_error(op: &NetOp) -> impl Fn(rtnetlink::Error) -> NetError + '_ {
+fn kernel_error(op: &NetOp) -> impl Fn(RtnlError) -> NetError + '_ {
     move |source| NetError::Kernel {
         op: op.clone(),
-        source: Box::new(source),
+        source,
     }
 }
 
-/// Applies [`NetOp`]s over one rtnetlink connection.
+/// Applies [`NetOp`]s over one route-netlink socket ([`crate::rtnl`]).
 ///
 /// Interface indexes are cached by name (shared by every clone), so adding a VIP on a takeover
 /// is one netlink round trip instead of two. A cached index is dropped when this executor
 /// renames a link, and when the kernel answers `ENODEV` (the link is gone): the operation is then
 /// retried once with a fresh lookup. Tandem is the only one renaming links on the appliance.
+///
+/// Clones share the socket; one request at a time holds it, for the microseconds the kernel
+/// takes to answer (it answers inside `sendmsg`).
 #[derive(Debug, Clone)]
 pub struct NetExecutor {
-    handle: Handle,
+    rtnl: Arc<Mutex<Rtnl>>,
     indexes: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl NetExecutor {
-    /// Opens the rtnetlink connection; its driver task runs on the current tokio runtime.
+    /// Opens the route-netlink socket (no runtime or driver task needed).
     pub fn connect() -> Result<NetExecutor, NetError> {
-        let (connection, handle, _) = rtnetlink::new_connection().map_err(NetError::Connect)?;
-        tokio::spawn(connection);
         Ok(NetExecutor {
-            handle,
+            rtnl: Arc::new(Mutex::new(Rtnl::open().map_err(NetError::Connect)?)),
             indexes: Arc::default(),
         })
     }
@@ -121,23 +121,31 @@ impl NetExecutor {
     /// Applies `ops` in order, stopping at the first failure.
     pub async fn apply(&self, ops: &[NetOp]) -> Result<(), NetError> {
         for op in ops {
-            self.apply_one(op).await?;
+            self.apply_one(op)?;
         }
         Ok(())
     }
 
-    async fn apply_one(&self, op: &NetOp) -> Result<(), NetError> {
+    /// Sends `request` and hands each answer to `each` (see [`Rtnl::exchange`]).
+    fn exchange(&self, request: Request, each: Each<'_>) -> Result<(), RtnlError> {
+        // A poisoned lock only means another thread panicked between two requests: the socket
+        // and its sequence counter are still fine.
+        let mut rtnl = self.rtnl.lock().unwrap_or_else(PoisonError::into_inner);
+        rtnl.exchange(request, each)
+    }
+
+    fn apply_one(&self, op: &NetOp) -> Result<(), NetError> {
         let link = match op {
             NetOp::AddAddress { link, .. } | NetOp::DelAddress { link, .. } => link,
             NetOp::RenameLink { from, .. } => from,
             NetOp::SetLinkUp { name } | NetOp::SetLinkDown { name } => name,
         };
-        let (index, cached) = self.index_of(link, op).await?;
-        let result = match self.apply_at(op, index).await {
-            Err(error) if cached && is_no_device(&error) => {
+        let (index, cached) = self.index_of(link, op)?;
+        let result = match self.apply_at(op, index) {
+            Err(error) if cached && error.errno() == Some(libc::ENODEV) => {
                 self.forget(link);
-                let (index, _) = self.index_of(link, op).await?;
-                self.apply_at(op, index).await
+                let (index, _) = self.index_of(link, op)?;
+                self.apply_at(op, index)
             }
             other => other,
         };
@@ -150,49 +158,39 @@ impl NetExecutor {
     }
 
     /// Sends `op` for the link with interface index `index`.
-    async fn apply_at(&self, op: &NetOp, index: u32) -> Result<(), rtnetlink::Error> {
-        let message = match op {
+    fn apply_at(&self, op: &NetOp, index: u32) -> Result<(), RtnlError> {
+        let (request, done_already) = match op {
             NetOp::AddAddress {
                 address,
                 prefix_len,
                 ..
             } => {
-                let mut request = self.handle.address().add(index, *address, *prefix_len);
+                let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE;
+                let mut request = address_request(RTM_NEWADDR, flags, index, *address, *prefix_len);
                 if address.is_ipv6() {
-                    request
-                        .message_mut()
-                        .attributes
-                        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+                    request = request.attribute(IFA_FLAGS, &IFA_F_NODAD.to_ne_bytes());
                 }
-                return match request.execute().await {
-                    Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {
-                        Ok(())
-                    }
-                    other => other,
-                };
+                // Already there: done.
+                (request, libc::EEXIST)
             }
             NetOp::DelAddress {
                 address,
                 prefix_len,
                 ..
             } => {
-                let message = address_message(index, *address, *prefix_len);
-                return match self.handle.address().del(message).execute().await {
-                    Err(rtnetlink::Error::NetlinkError(e))
-                        if e.raw_code() == -libc::EADDRNOTAVAIL =>
-                    {
-                        Ok(())
-                    }
-                    other => other,
-                };
+                let flags = NLM_F_REQUEST | NLM_F_ACK;
+                let request = address_request(RTM_DELADDR, flags, index, *address, *prefix_len);
+                // Not there: done.
+                (request, libc::EADDRNOTAVAIL)
             }
-            NetOp::RenameLink { to, .. } => {
-                LinkUnspec::new_with_index(index).name(to.clone()).build()
-            }
-            NetOp::SetLinkUp { .. } => LinkUnspec::new_with_index(index).up().build(),
-            NetOp::SetLinkDown { .. } => LinkUnspec::new_with_index(index).down().build(),
+            NetOp::RenameLink { to, .. } => (link_request(index, 0, 0).string(IFLA_IFNAME, to), 0),
+            NetOp::SetLinkUp { .. } => (link_request(index, IFF_UP, IFF_UP), 0),
+            NetOp::SetLinkDown { .. } => (link_request(index, 0, IFF_UP), 0),
         };
-        self.handle.link().set(message).execute().await
+        match self.exchange(request, &mut |_, _| {}) {
+            Err(error) if done_already != 0 && error.errno() == Some(done_already) => Ok(()),
+            other => other,
+        }
     }
 
     /// Drops the cached index of `name`.
@@ -203,7 +201,7 @@ impl NetExecutor {
     }
 
     /// Interface index of the link called `name`, and whether it came from the cache.
-    async fn index_of(&self, name: &str, op: &NetOp) -> Result<(u32, bool), NetError> {
+    fn index_of(&self, name: &str, op: &NetOp) -> Result<(u32, bool), NetError> {
         let cached = self
             .indexes
             .lock()
@@ -212,19 +210,22 @@ impl NetExecutor {
         if let Some(index) = cached {
             return Ok((index, true));
         }
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_owned())
-            .execute();
-        let index = match links.try_next().await {
-            Ok(Some(link)) => link.header.index,
-            Ok(None) => return Err(NetError::NoSuchLink { op: op.clone() }),
-            Err(error) if is_no_device(&error) => {
+        // One link by name: the kernel answers with that link alone, or ENODEV.
+        let request = Request::new(RTM_GETLINK, NLM_F_REQUEST, &nlmsg::ifinfomsg(0, 0, 0))
+            .string(IFLA_IFNAME, name);
+        let mut found = None;
+        let answer = self.exchange(request, &mut |kind, payload| {
+            if kind == RTM_NEWLINK && found.is_none() {
+                found = nlmsg::link(payload).map(|link| link.index);
+            }
+        });
+        let index = match (answer, found) {
+            (Ok(()), Some(index)) => index,
+            (Ok(()), None) => return Err(NetError::NoSuchLink { op: op.clone() }),
+            (Err(error), _) if error.errno() == Some(libc::ENODEV) => {
                 return Err(NetError::NoSuchLink { op: op.clone() })
             }
-            Err(source) => return Err(kernel_error(op)(source)),
+            (Err(source), _) => return Err(kernel_error(op)(source)),
         };
         if let Ok(mut indexes) = self.indexes.lock() {
             indexes.insert(name.to_owned(), index);
@@ -238,22 +239,25 @@ impl NetExecutor {
         let op = NetOp::SetLinkUp {
             name: name.to_owned(),
         };
-        let (index, _) = self.index_of(name, &op).await?;
-        let mut dump = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute();
+        let (index, _) = self.index_of(name, &op)?;
+        // Every family's addresses; the kernel ignores the index unless strict checking is on.
+        let request = Request::new(
+            RTM_GETADDR,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            &nlmsg::ifaddrmsg(0, 0, 0),
+        );
         let mut out = Vec::new();
-        while let Some(message) = dump.try_next().await.map_err(kernel_error(&op))? {
-            let prefix_len = message.header.prefix_len;
-            for attribute in &message.attributes {
-                if let AddressAttribute::Address(address) = attribute {
-                    out.push((*address, prefix_len));
+        self.exchange(request, &mut |kind, payload| {
+            if kind != RTM_NEWADDR {
+                return;
+            }
+            if let Some(address) = nlmsg::address(payload) {
+                if let (true, Some(ip)) = (address.index == index, address.address) {
+                    out.push((ip, address.prefix_len));
                 }
             }
-        }
+        })
+        .map_err(kernel_error(&op))?;
         Ok(out)
     }
 
@@ -262,39 +266,69 @@ impl NetExecutor {
         let op = NetOp::SetLinkUp {
             name: String::new(),
         };
-        let mut links = self.handle.link().get().execute();
+        let request = Request::new(
+            RTM_GETLINK,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            &nlmsg::ifinfomsg(0, 0, 0),
+        );
         let mut out = Vec::new();
-        while let Some(link) = links.try_next().await.map_err(kernel_error(&op))? {
-            let up = link
-                .header
-                .flags
-                .contains(netlink_packet_route::link::LinkFlags::Up);
-            for attribute in link.attributes {
-                if let LinkAttribute::IfName(name) = attribute {
-                    out.push((name, up));
+        self.exchange(request, &mut |kind, payload| {
+            if kind != RTM_NEWLINK {
+                return;
+            }
+            if let Some(link) = nlmsg::link(payload) {
+                if let Some(name) = link.name {
+                    out.push((
+                        String::from_utf8_lossy(name).into_owned(),
+                        link.flags & IFF_UP != 0,
+                    ));
                 }
             }
-        }
+        })
+        .map_err(kernel_error(&op))?;
         Ok(out)
     }
 }
 
-/// True when the kernel said the link does not exist.
-fn is_no_device(error: &rtnetlink::Error) -> bool {
-    matches!(error, rtnetlink::Error::NetlinkError(message) if message.raw_code() == -libc::ENODEV)
+/// An `RTM_SETLINK` for link `index` setting the `IFF_*` `flags` selected by `change`.
+fn link_request(index: u32, flags: u32, change: u32) -> Request {
+    // NLM_F_EXCL | NLM_F_CREATE as rtnetlink sent them (RTM_SETLINK ignores both).
+    Request::new(
+        RTM_SETLINK,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE,
+        &nlmsg::ifinfomsg(index, flags, change),
+    )
 }
 
-/// A netlink address message naming one address on one link.
-fn address_message(index: u32, address: IpAddr, prefix_len: u8) -> AddressMessage {
+/// An address request naming one address on one link, with the attributes `ip address` sends:
+/// IPv4 address, local and broadcast (below /31), IPv6 address and local (or multicast).
+fn address_request(kind: u16, flags: u16, index: u32, address: IpAddr, prefix_len: u8) -> Request {
     match address {
-        IpAddr::V4(v4) => AddressMessageBuilder::<std::net::Ipv4Addr>::new()
-            .index(index)
-            .address(v4, prefix_len)
-            .build(),
-        IpAddr::V6(v6) => AddressMessageBuilder::<std::net::Ipv6Addr>::new()
-            .index(index)
-            .address(v6, prefix_len)
-            .build(),
+        IpAddr::V4(v4) => {
+            let request = Request::new(kind, flags, &nlmsg::ifaddrmsg(AF_INET, prefix_len, index));
+            if v4.is_multicast() {
+                return request;
+            }
+            let request = request
+                .attribute(IFA_ADDRESS, &v4.octets())
+                .attribute(IFA_LOCAL, &v4.octets());
+            if prefix_len >= 31 {
+                return request;
+            }
+            let host_bits = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+            let broadcast = Ipv4Addr::from(u32::from(v4) | host_bits);
+            request.attribute(IFA_BROADCAST, &broadcast.octets())
+        }
+        IpAddr::V6(v6) => {
+            let request = Request::new(kind, flags, &nlmsg::ifaddrmsg(AF_INET6, prefix_len, index));
+            if v6.is_multicast() {
+                request.attribute(IFA_MULTICAST, &v6.octets())
+            } else {
+                request
+                    .attribute(IFA_ADDRESS, &v6.octets())
+                    .attribute(IFA_LOCAL, &v6.octets())
+            }
+        }
     }
 }
 

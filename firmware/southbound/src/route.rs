@@ -1,11 +1,16 @@
-//! IPv4 default routes: set one over rtnetlink and read the current one from procfs.
+//! IPv4 default routes: set one over route netlink ([`crate::rtnl`]) and read the current one
+//! from procfs.
 //!
 //! The real-server role of LVS/NAT routes its replies back through the director's NAT gateway
 //! address; this is the small piece of routing it needs (the address work stays in [`crate::net`]).
 
 use std::net::Ipv4Addr;
 
-use rtnetlink::RouteMessageBuilder;
+use crate::nlmsg::{
+    self, Request, AF_INET, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, RTA_GATEWAY,
+    RTM_NEWROUTE,
+};
+use crate::rtnl::{Rtnl, RtnlError};
 
 /// Setting a route failed.
 #[derive(Debug)]
@@ -16,7 +21,7 @@ pub enum RouteError {
     /// interface address first).
     Kernel {
         gateway: Ipv4Addr,
-        source: Box<rtnetlink::Error>,
+        source: RtnlError,
     },
 }
 
@@ -35,25 +40,18 @@ impl core::fmt::Display for RouteError {
 
 impl std::error::Error for RouteError {}
 
-/// Sets (or replaces) the IPv4 default route to go via `gateway`.
+/// Sets (or replaces) the IPv4 default route to go via `gateway`: main table, protocol static,
+/// scope universe, as `ip route replace default via GATEWAY` does.
 pub async fn replace_default_v4(gateway: Ipv4Addr) -> Result<(), RouteError> {
-    let (connection, handle, _) = rtnetlink::new_connection().map_err(RouteError::Connect)?;
-    let driver = tokio::spawn(connection);
-    let message = RouteMessageBuilder::<Ipv4Addr>::new()
-        .gateway(gateway)
-        .build();
-    let result = handle
-        .route()
-        .add(message)
-        .replace()
-        .execute()
-        .await
-        .map_err(|source| RouteError::Kernel {
-            gateway,
-            source: Box::new(source),
-        });
-    driver.abort();
-    result
+    let mut rtnl = Rtnl::open().map_err(RouteError::Connect)?;
+    let request = Request::new(
+        RTM_NEWROUTE,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE | NLM_F_CREATE,
+        &nlmsg::rtmsg_default(AF_INET),
+    )
+    .attribute(RTA_GATEWAY, &gateway.octets());
+    rtnl.execute(request)
+        .map_err(|source| RouteError::Kernel { gateway, source })
 }
 
 /// The IPv4 default gateway from `/proc/net/route` text, if there is one.

@@ -122,6 +122,13 @@ fn pairing_replication_and_a_replacement_box_on_the_image() {
     assert!(priority.contains("BACKUP"), "{priority}");
     b.wait_reply("show running", "hostname = \"box-b\"", SETTLE)
         .unwrap();
+    // The heartbeat runs under the new pair key on both boxes.
+    for name in ["box-a", "box-b"] {
+        lab.box_named(name)
+            .unwrap()
+            .wait_reply("pair status", "pair: partner alive", SETTLE)
+            .unwrap();
+    }
     let client = lab.add_client("cl", Segment::Public).unwrap();
     client.add_address("192.0.2.100/24").unwrap();
     let client = client.netns.clone();

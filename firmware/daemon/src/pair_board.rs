@@ -115,6 +115,12 @@ impl PairBoard {
         self.lock().pairing
     }
 
+    /// The pair id and key if the board is free right now (outer None: busy; the VRRP thread
+    /// never waits for it).
+    pub fn try_pairing(&self) -> Option<Option<(u64, [u8; 32])>> {
+        self.0.try_lock().ok().map(|board| board.pairing)
+    }
+
     /// The running generation and digest, if the board is free right now (the VRRP thread
     /// never waits for it).
     pub fn try_generation(&self) -> Option<(u64, u64)> {

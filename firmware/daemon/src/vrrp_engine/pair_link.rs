@@ -112,6 +112,10 @@ pub(super) struct PairLink {
     decisions: Vec<(std::time::Instant, String)>,
     alarm: Option<String>,
     board: PairBoard,
+    /// The pair id and key the heartbeat runs under (from the board), and the config's own
+    /// pair id for when the box is unpaired.
+    pairing: Option<(u64, [u8; 32])>,
+    config_pair_id: u64,
     next_publish: Instant,
     /// Instances whose split was already reported (to log once).
     split_reported: BTreeSet<String>,
@@ -153,6 +157,7 @@ fn settings(config: &Config) -> (HeartbeatSettings, String, u16) {
 impl PairLink {
     pub(super) fn new(config: &Config, board: PairBoard, now: Instant) -> (PairLink, PairInbox) {
         let (mut settings, interface, port) = settings(config);
+        let config_pair_id = settings.pair_id;
         let pairing = board.pairing();
         if let Some((pair_id, _)) = pairing {
             settings.pair_id = pair_id;
@@ -182,6 +187,8 @@ impl PairLink {
             decisions: Vec::new(),
             alarm: None,
             board,
+            pairing,
+            config_pair_id,
             next_publish: now,
             split_reported: BTreeSet::new(),
             handover: false,
@@ -201,10 +208,12 @@ impl PairLink {
     /// A committed config: new settings at once; a changed interface or port reopens.
     pub(super) fn reconfigure(&mut self, config: &Config, now: Instant) {
         let (mut settings, interface, port) = settings(config);
+        self.config_pair_id = settings.pair_id;
         let pairing = self.board.pairing();
         if let Some((pair_id, _)) = pairing {
             settings.pair_id = pair_id;
         }
+        self.pairing = pairing;
         self.link
             .set_settings(now, settings, pairing.map(|(_, key)| key));
         self.upstream.reconfigure(config, now);
@@ -214,6 +223,23 @@ impl PairLink {
             self.close("peer link changed");
             self.next_open = Some(now);
         }
+    }
+
+    /// Follows a pairing, re-pairing or `unpair` that changed no config (the daemon writes the
+    /// board): the heartbeat takes the new pair id and key at its next transmission. Only
+    /// `try_lock`s the board, so it never waits.
+    pub(super) fn follow_pairing(&mut self, now: Instant) {
+        let Some(current) = self.board.try_pairing() else {
+            return;
+        };
+        if current == self.pairing {
+            return;
+        }
+        self.pairing = current;
+        let mut settings = self.link.settings();
+        settings.pair_id = current.map_or(self.config_pair_id, |(pair_id, _)| pair_id);
+        self.link
+            .set_settings(now, settings, current.map(|(_, key)| key));
     }
 
     fn close(&mut self, why: &str) {
@@ -493,6 +519,9 @@ impl Engine {
             return;
         }
         let now = self.now();
+        if let Some(pair) = self.pair.as_mut() {
+            pair.follow_pairing(now);
+        }
         let health: Vec<(String, u8, PeerState, u8, bool, bool, IpAddr)> = self
             .speaker
             .instances()

@@ -601,6 +601,29 @@ impl Lab {
             .ok_or_else(|| format!("no box {name} in this lab"))
     }
 
+    /// Blocks (`true`) or unblocks box `name`'s port on `segment`'s bridge: the bridge port of
+    /// its tap goes to state disabled (nothing forwarded either way) or back to forwarding,
+    /// while both ends keep carrier: a service LAN cut at the switch, not a pulled cable
+    /// ([`QemuBox::set_cable`]).
+    pub fn block_port(&self, name: &str, segment: Segment, blocked: bool) -> Result<(), LabError> {
+        let qemu_box = self
+            .boxes
+            .iter()
+            .find(|b| b.name == name)
+            .ok_or_else(|| format!("no box {name} in this lab"))?;
+        if !qemu_box.segments.contains(&segment) {
+            return Err(format!("{name} has no NIC on {}", segment.name()));
+        }
+        let tap = format!("{name}-{}", segment.name());
+        let state = if blocked { "0" } else { "3" };
+        crate::shell::exec_in(
+            &self.id,
+            "bridge",
+            &["link", "set", "dev", &tap, "state", state],
+        )
+        .map(|_| ())
+    }
+
     /// Adds a client namespace with `eth0` on `segment`.
     pub fn add_client(
         &mut self,

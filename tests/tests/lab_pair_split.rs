@@ -12,12 +12,12 @@
 //!   never both masters: box-a's `MASTER -> BACKUP` reaches the lab before box-b's
 //!   `BACKUP -> MASTER`, and box-b's cause is box-a's report. The client reaches the VIP on
 //!   box-b's MAC. box-a, still cut off, stays backup past its Master_Down_Interval.
-//! - Unblocked: the pair heals: the heartbeat alive, both scores 1 of 1 again, one master (no
-//!   flapping, the same one past a Master_Down_Interval), the client reaches the VIP on its
-//!   MAC. Seen on the image: box-b keeps the VIP, and both boxes keep their split alarm after
-//!   the heal (box-a, a preempting backup, ignores box-b's lower-priority adverts, so it
-//!   never counts the master heard again and stays held back); the alarms are printed, not
-//!   asserted.
+//! - Unblocked: the pair heals: the heartbeat alive, both scores 1 of 1 again; box-a hears
+//!   box-b's lower-priority adverts again, so the split is over and, preempting, it takes the
+//!   VIP back after a Master_Down_Interval (box-b steps down on its higher-priority advert):
+//!   one master (no flapping: one transition each), box-a, and the client reaches the VIP on
+//!   its MAC. (Before the fix in `Instance`, box-a stayed held back for good: its timer had
+//!   expired during the split and nothing re-armed it, so both split alarms stayed up.)
 //!
 //! TCG guests on a shared 2-core machine stall for tens of milliseconds, so the lab runs the
 //! heartbeat at 50 ms / dead after 500 ms, as `lab_pair_heartbeat` does.
@@ -378,8 +378,13 @@ fn a_service_lan_split_hands_the_vip_to_the_box_that_reaches_the_router_on_the_i
     let unblocked_at = Instant::now();
     wait_scores_one(&lab);
     let scored = unblocked_at.elapsed();
-    // Waiting for nothing to move needs a fixed time; a move of box-a ends it early.
-    let _ = console_a.wait_for_since(mark_a, "tandem: vrrp: public_vip: BACKUP -> ", NO_TAKEOVER);
+    // box-a preempts back once it hears box-b again, and box-b steps down on its advert.
+    console_a
+        .wait_for_since(mark_a, "tandem: vrrp: public_vip: BACKUP -> MASTER", SETTLE)
+        .unwrap();
+    console_b
+        .wait_for_since(mark_b, "tandem: vrrp: public_vip: MASTER -> BACKUP", SETTLE)
+        .unwrap();
     let mut states = Vec::new();
     for _ in 0..2 {
         let (a, b) = (vrrp_state(&lab, "box-a"), vrrp_state(&lab, "box-b"));
@@ -394,6 +399,10 @@ fn a_service_lan_split_hands_the_vip_to_the_box_that_reaches_the_router_on_the_i
     }
     assert_eq!(states[0], states[1], "the master moved between two looks");
     let a_master = states[0].0 == "MASTER";
+    assert!(
+        a_master,
+        "box-a (priority 200, preempting) did not take the VIP back"
+    );
     for (name, console, mark) in [("box-a", console_a, mark_a), ("box-b", console_b, mark_b)] {
         let transcript = console.transcript();
         let since = transcript.get(mark..).unwrap_or_default();

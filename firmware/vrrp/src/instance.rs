@@ -1145,6 +1145,14 @@ impl Instance {
                     if self.master.is_none() {
                         self.follow(now, src, repr, list);
                     }
+                    // The timer expired while held back (a service LAN split) and left none
+                    // running: the master is heard again, so the split is over and this
+                    // backup preempts as RFC 9568 says, after a Master_Down_Interval of
+                    // ignoring the lower priority (the hold does not stop a preemption).
+                    if self.down_while_held {
+                        self.arm_master_down(now, false);
+                        self.down_reason = MasterDownReason::Preempting;
+                    }
                 }
             }
             State::Master => {

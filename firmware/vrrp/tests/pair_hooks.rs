@@ -97,3 +97,31 @@ fn yield_master_steps_down_and_stays_held() {
     assert_eq!(r.state(), State::Backup);
     assert!(r.held_back());
 }
+
+#[test]
+fn a_held_backup_that_hears_the_lower_priority_master_again_preempts_after_the_split() {
+    // r (priority 200, preempt) gave the VIP to its partner in a split and is held back.
+    let mut r = Instance::new(v3("r", 200, 1), T0).unwrap();
+    let deadline = r.poll_timeout().unwrap();
+    r.handle_timeout(deadline);
+    assert_eq!(r.state(), State::Master);
+    assert!(r.yield_master(deadline + Duration::from_millis(5), split()));
+    let expiry = r.poll_timeout().unwrap();
+    r.handle_timeout(expiry);
+    assert!(r.master_unheard(), "the split: the master is not heard");
+    drain(&mut r);
+    // The LAN heals: the partner's adverts (priority 100) arrive again. r hears the master
+    // (no longer a split) and, preempting, takes the VIP back after a Master_Down_Interval.
+    let healed = expiry + Duration::from_secs(1);
+    let advert = Advert::v3(100).bytes(ip(2));
+    r.handle_packet(healed, meta(ip(2)), &advert).unwrap();
+    assert!(!r.master_unheard(), "the master is heard again");
+    assert_eq!(r.state(), State::Backup);
+    let next = r.poll_timeout().expect("a Master_Down_Timer runs again");
+    r.handle_timeout(next);
+    assert_eq!(
+        r.state(),
+        State::Master,
+        "preempted the lower-priority master"
+    );
+}

@@ -141,6 +141,10 @@ pub(crate) enum GroupEvent {
     },
     /// Master_Down_Timer fired but the group gate holds it in Backup.
     WantsMaster,
+    /// Its own fault (a tracked object) appeared or cleared without a state change (it was
+    /// already held in FAULT by its group, or stays there): the group re-decides who holds
+    /// whom. Without it two members that each followed the other stayed in FAULT for good.
+    OwnFaultChanged,
 }
 
 /// Snapshot of an instance for `tandem vrrp status`.
@@ -218,6 +222,8 @@ pub struct Instance {
     log: TransitionLog,
     counters: Counters,
     group_events: VecDeque<GroupEvent>,
+    /// Whether the last evaluation found a fault of its own (for [`GroupEvent::OwnFaultChanged`]).
+    had_own_fault: bool,
 }
 
 impl Instance {
@@ -268,6 +274,7 @@ impl Instance {
             log: TransitionLog::default(),
             counters: Counters::default(),
             group_events: VecDeque::new(),
+            had_own_fault: false,
         };
         instance.effective_priority = instance.compute_priority();
         instance.start(now, Cause::Startup);
@@ -835,6 +842,11 @@ impl Instance {
 
     fn reevaluate(&mut self, now: Instant) {
         self.effective_priority = self.compute_priority();
+        let own_fault = self.own_fault();
+        if own_fault != std::mem::replace(&mut self.had_own_fault, own_fault) && self.in_sync_group
+        {
+            self.group_events.push_back(GroupEvent::OwnFaultChanged);
+        }
         let fault = self.fault_cause();
         match (self.state, fault) {
             (State::Master | State::Backup, Some(cause)) => self.enter_fault(now, cause),

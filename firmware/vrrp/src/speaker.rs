@@ -738,7 +738,8 @@ impl Speaker {
             } => self.reconcile_faults(now, group),
             GroupEvent::Entered {
                 from: State::Fault, ..
-            } => self.reconcile_faults(now, group),
+            }
+            | GroupEvent::OwnFaultChanged => self.reconcile_faults(now, group),
             GroupEvent::Entered {
                 from: State::Master,
                 to: State::Backup,

@@ -1362,3 +1362,39 @@ fn unicast_adverts_are_filtered_by_the_instance_found_by_demux() {
     // demux counted nothing.
     assert_eq!(speaker.counters().vrid_not_configured, 0);
 }
+
+#[test]
+fn a_group_whose_members_lost_and_regained_their_links_one_by_one_comes_back() {
+    // B.11's mail group at boot: mail_vip tracks eth0, mail_gw eth1 (their own interfaces),
+    // both links come up a moment after the instances start. Each member, faulted on its own
+    // link, holds the other; when eth0 comes back first mail_vip follows mail_gw (still down),
+    // and when eth1 comes back mail_gw's own fault clears while the group still holds it.
+    // Both must leave FAULT (they once stayed there for good, each following the other).
+    let mut speaker = Speaker::new();
+    let mut vip = params("mail_vip", 10, 100, 1);
+    vip.tracks = vec![track("eth0", 0)];
+    let mut gw = params("mail_gw", 11, 100, 1);
+    gw.tracks = vec![track("eth1", 0)];
+    speaker.reconcile(
+        vec![vip, gw],
+        &[group("mailserver", &["mail_vip", "mail_gw"])],
+        Instant::ZERO,
+    );
+    speaker.handle_track_event(ms(5), "eth0", false);
+    speaker.handle_track_event(ms(6), "eth1", false);
+    let (v, g) = (
+        speaker.find("mail_vip").unwrap(),
+        speaker.find("mail_gw").unwrap(),
+    );
+    assert_eq!(speaker.instance(v).unwrap().state(), State::Fault);
+    assert_eq!(speaker.instance(g).unwrap().state(), State::Fault);
+    speaker.handle_track_event(ms(1000), "eth0", true);
+    assert_eq!(
+        speaker.instance(v).unwrap().state(),
+        State::Fault,
+        "mail_gw still has eth1 down: the group holds mail_vip"
+    );
+    speaker.handle_track_event(ms(1001), "eth1", true);
+    assert_eq!(speaker.instance(v).unwrap().state(), State::Backup);
+    assert_eq!(speaker.instance(g).unwrap().state(), State::Backup);
+}

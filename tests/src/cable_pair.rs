@@ -135,7 +135,7 @@ pub fn code_in(answer: &str) -> Option<String> {
 
 /// `netns`'s link-local address on its `peer` link.
 pub fn peer_link_local(netns: &Netns) -> Result<std::net::Ipv6Addr, LabError> {
-    let out = netns.ip(&["-6", "-o", "addr", "show", "dev", "peer"])?;
+    let out = netns.ip(&["-6", "-o", "addr", "show", "dev", "peer", "scope", "link"])?;
     out.split_whitespace()
         .skip_while(|w| *w != "inet6")
         .nth(1)

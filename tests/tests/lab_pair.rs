@@ -118,8 +118,7 @@ fn pairing_replication_and_a_replacement_box_on_the_image() {
         .unwrap();
     let b = lab.box_named("box-b").unwrap();
     b.wait_reply("pair status", "in sync", SETTLE).unwrap();
-    let priority = b.wait_reply("vrrp status", "state BACKUP", SETTLE).unwrap();
-    assert!(priority.contains("BACKUP"), "{priority}");
+    b.wait_reply("vrrp status", "state BACKUP", SETTLE).unwrap();
     b.wait_reply("show running", "hostname = \"box-b\"", SETTLE)
         .unwrap();
     // The heartbeat runs under the new pair key on both boxes.

@@ -324,16 +324,7 @@ fn a_split_with_carrier_up_never_has_two_masters() {
 
 /// B's link-local address on the peer cable.
 fn link_local(ns: &Netns) -> Ipv6Addr {
-    let out = ns
-        .ip(&["-6", "-o", "addr", "show", "dev", "peer", "scope", "link"])
-        .unwrap();
-    out.split_whitespace()
-        .skip_while(|w| *w != "inet6")
-        .nth(1)
-        .and_then(|a| a.split('/').next())
-        .unwrap()
-        .parse()
-        .unwrap()
+    tandem_lab::cable_pair::peer_link_local(ns).unwrap()
 }
 
 /// Sends `datagrams` (each with its hop limit) from A's namespace to B's heartbeat port over

@@ -186,6 +186,15 @@ fn stored_identity(state: &Path) -> ([u8; 32], u64) {
     (bytes[at + 24..at + 56].try_into().unwrap(), pair_id)
 }
 
+/// The `received=N` count of STATEs in a `pair status` answer.
+fn states_received(status: &str) -> u64 {
+    status
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("received="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no received= in:\n{status}"))
+}
+
 #[test]
 fn forged_and_replayed_states_are_refused_by_reason() {
     use tandem_wire::replication::{
@@ -219,7 +228,6 @@ fn forged_and_replayed_states_are_refused_by_reason() {
         emit(state(77, 1), Some(&[9u8; 32])), // wrong key
         emit(state(77, 1), None),             // unkeyed
         valid.clone(),
-        valid, // exact replay
     ];
     let to = SocketAddrV6::new(
         peer_link_local(&pair.0.b).unwrap(),
@@ -242,6 +250,16 @@ fn forged_and_replayed_states_are_refused_by_reason() {
             .unwrap();
     };
     send(datagrams);
+    let forged = pair.wait("b", &["pair", "status"], "missing MAC=1");
+    // The replay comes after A's own next STATE (a session switch in between), so the
+    // window must remember session 77, not only the session heard last.
+    let heard = states_received(&forged);
+    let deadline = std::time::Instant::now() + LIMIT;
+    while states_received(&pair.ask("b", &["pair", "status"])) < heard + 2 {
+        assert!(std::time::Instant::now() < deadline, "A's STATEs stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send(vec![valid]); // exact replay
     let status = pair.wait("b", &["pair", "status"], "replayed STATE=1");
     // One datagram each: the wrong key, the unkeyed one.
     assert!(status.contains("bad MAC=1"), "{status}");

@@ -46,6 +46,34 @@ const REOPEN_DELAY: Duration = Duration::from_secs(2);
 const SYS_CLASS_NET: &str = "/sys/class/net";
 /// Largest UDP datagram read (pairing and STATE are far smaller).
 const DATAGRAM_BUFFER: usize = 2048;
+/// How many of the partner's sessions (boots) the replay window remembers: a STATE captured
+/// in any of them and played back later is refused, not only one from the current session.
+const REMEMBERED_SESSIONS: usize = 8;
+
+/// The highest STATE sequence heard in each of the partner's last few sessions, newest
+/// last. A STATE whose session is here and whose sequence is not above its mark is a replay.
+#[derive(Default)]
+struct ReplayWindow {
+    sessions: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl ReplayWindow {
+    /// Records `sequence` in `session`; false when it was heard before (a replay).
+    fn accept(&mut self, session: u64, sequence: u64) -> bool {
+        if let Some(at) = self.sessions.iter().position(|(s, _)| *s == session) {
+            let Some((_, high)) = self.sessions.remove(at) else {
+                return false;
+            };
+            self.sessions.push_back((session, high.max(sequence)));
+            return sequence > high;
+        }
+        if self.sessions.len() == REMEMBERED_SESSIONS {
+            self.sessions.pop_front();
+        }
+        self.sessions.push_back((session, sequence));
+        true
+    }
+}
 
 /// The daemon's end of the service.
 #[derive(Debug, Clone)]
@@ -208,6 +236,7 @@ struct Service {
     session: u64,
     sequence: u64,
     partner: Option<Partner>,
+    replay: ReplayWindow,
     starter: Option<Starter>,
     joiner: Option<(Joiner, oneshot::Sender<String>)>,
     gate: StartGate,
@@ -315,6 +344,7 @@ impl Service {
             session: u64::from_be_bytes(session).max(1),
             sequence: 0,
             partner: None,
+            replay: ReplayWindow::default(),
             starter: None,
             joiner: None,
             gate: StartGate::new(),
@@ -563,6 +593,7 @@ impl Service {
         }
         // The partner is a new one: forget what the old one said.
         self.partner = None;
+        self.replay = ReplayWindow::default();
         self.diverged_reported = None;
         let stored = answer.await.unwrap_or_else(|_| "not stored".into());
         format!("{outcome}; {stored}")
@@ -706,11 +737,9 @@ impl Service {
             self.refuse("partner role not the other one");
             return;
         }
-        if let Some(partner) = &self.partner {
-            if partner.session == state.session && state.sequence <= partner.sequence {
-                self.refuse("replayed STATE");
-                return;
-            }
+        if !self.replay.accept(state.session, state.sequence) {
+            self.refuse("replayed STATE");
+            return;
         }
         {
             let mut counters = self
@@ -1514,4 +1543,32 @@ async fn serve(
     let result = answer(outcome, &message, &current);
     let _ = write_message(&mut stream, &Message::Result(result), &identity.key).await;
     Ok(served)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ReplayWindow, REMEMBERED_SESSIONS};
+
+    #[test]
+    fn a_replay_from_an_earlier_session_is_refused_after_the_partner_moved_on() {
+        let mut window = ReplayWindow::default();
+        assert!(window.accept(77, 1));
+        assert!(window.accept(5, 10)); // the real partner speaks in between
+        assert!(!window.accept(77, 1), "replay of session 77 after a switch");
+        assert!(!window.accept(5, 10));
+        assert!(!window.accept(5, 9));
+        assert!(window.accept(5, 11));
+        assert!(window.accept(77, 2));
+    }
+
+    #[test]
+    fn the_window_is_bounded_and_forgets_the_oldest_session() {
+        let mut window = ReplayWindow::default();
+        for session in 0..=REMEMBERED_SESSIONS as u64 {
+            assert!(window.accept(session, 1));
+        }
+        assert_eq!(window.sessions.len(), REMEMBERED_SESSIONS);
+        assert!(!window.accept(REMEMBERED_SESSIONS as u64, 1));
+        assert!(window.accept(0, 1), "session 0 fell out of the window");
+    }
 }

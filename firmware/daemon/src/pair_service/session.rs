@@ -138,8 +138,6 @@ pub fn spawn(initial: LocalState, to_daemon: mpsc::Sender<ToDaemon>, log: Log) -
 struct Partner {
     address: Ipv6Addr,
     scope: u32,
-    session: u64,
-    sequence: u64,
     role: Option<PairRole>,
     generation: u64,
     digest: u64,
@@ -753,8 +751,6 @@ impl Service {
         self.partner = Some(Partner {
             address: source,
             scope,
-            session: state.session,
-            sequence: state.sequence,
             role: state.role,
             generation: state.generation,
             digest: state.digest,

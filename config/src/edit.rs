@@ -162,6 +162,202 @@ pub fn delete(config: &Config, path: &str) -> Result<Config, EditError> {
     clear(config, &to_tree(config, &segments)?, &segments)
 }
 
+/// What a child of a browsed node is, so a UI knows what Enter does on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A plain value or a list of plain values: edited with `set`.
+    Value,
+    /// A table: browsed further.
+    Table,
+    /// A list of tables (or an empty list): browsed further, items added with `set`.
+    List,
+    /// An item of a list, by its name, address or `#N`.
+    Item,
+    /// A field the model has that holds no value (an optional field left out).
+    Unset,
+}
+
+impl EntryKind {
+    /// The word `browse` answers with.
+    pub fn word(self) -> &'static str {
+        match self {
+            EntryKind::Value => "value",
+            EntryKind::Table => "table",
+            EntryKind::List => "list",
+            EntryKind::Item => "item",
+            EntryKind::Unset => "unset",
+        }
+    }
+}
+
+/// One child of a browsed node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The path segment that names it below the browsed path (quoted when it holds a dot and
+    /// is a key).
+    pub segment: String,
+    pub kind: EntryKind,
+    /// Its value on one line (a value), or a summary (a table, list or item).
+    pub shown: String,
+}
+
+/// The children of the node at `path` (empty: the top level), set fields and unset ones
+/// alike: what a console UI lists so an operator can reach every field of the model.
+pub fn browse(config: &Config, path: &str) -> Result<Vec<Entry>, EditError> {
+    if path.trim().is_empty() {
+        let mut entries = Vec::new();
+        for key in TOP_LEVEL {
+            let value = top_level_value(config, key).map_err(|reason| EditError::Invalid {
+                path: (*key).to_string(),
+                reason,
+            })?;
+            entries.push(entry_for(key, value.as_ref()));
+        }
+        return Ok(entries);
+    }
+    let segments = parse_path(path)?;
+    let key = segments.first().map_or("", String::as_str);
+    if !TOP_LEVEL.contains(&key) {
+        return Err(EditError::UnknownField {
+            path: key.to_string(),
+            field: key.to_string(),
+            valid: TOP_LEVEL.iter().map(|k| (*k).to_string()).collect(),
+        });
+    }
+    let tree = seed_pair(to_tree(config, &segments)?, &segments)?;
+    let mut root = tree.clone();
+    let resolved = resolve(&mut root, &segments, false)?;
+    let parent = node_mut(&mut root, &resolved.steps).ok_or_else(|| lost(&resolved))?;
+    let node = match (parent, &resolved.target) {
+        (Value::Table(table), Target::Key(key)) => table
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| Value::Table(Table::new())),
+        (Value::Array(items), Target::Item(index)) => {
+            items.get(*index).cloned().ok_or_else(|| lost(&resolved))?
+        }
+        (Value::Array(items), Target::NewItem(name)) => {
+            return Err(EditError::NoSuchItem {
+                path: resolved.path(),
+                item: name.clone(),
+                existing: labels(items),
+            })
+        }
+        _ => return Err(lost(&resolved)),
+    };
+    match node {
+        Value::Table(table) => {
+            let mut entries: Vec<Entry> = table
+                .iter()
+                .map(|(key, value)| entry_for(key, Some(value)))
+                .collect();
+            for field in field_names(config, &tree, &segments)? {
+                if !table.contains_key(&field) {
+                    entries.push(entry_for(&field, None));
+                }
+            }
+            Ok(entries)
+        }
+        Value::Array(items) => Ok(items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| Entry {
+                segment: label_of(item, index),
+                kind: EntryKind::Item,
+                shown: summary(item),
+            })
+            .collect()),
+        _ => Err(EditError::IntoScalar {
+            path: resolved.path(),
+        }),
+    }
+}
+
+/// The fields the model has at the table `segments` names: the deserializer lists them when a
+/// probe key it does not know is put there. Empty where the table is not a plain struct.
+fn field_names(
+    config: &Config,
+    tree: &Value,
+    segments: &[String],
+) -> Result<Vec<String>, EditError> {
+    const PROBE: &str = "__fields__";
+    let mut root = tree.clone();
+    let mut probe: Vec<String> = segments.to_vec();
+    probe.push(String::from(PROBE));
+    let resolved = resolve(&mut root, &probe, false)?;
+    let Some(Value::Table(parent)) = node_mut(&mut root, &resolved.steps) else {
+        return Ok(Vec::new());
+    };
+    parent.insert(String::from(PROBE), Value::Integer(0));
+    match from_tree(config, root, &resolved, "") {
+        Err(EditError::UnknownField { valid, .. }) => Ok(valid),
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn entry_for(key: &str, value: Option<&Value>) -> Entry {
+    let segment = if key.contains('.') {
+        quote(key)
+    } else {
+        key.to_string()
+    };
+    let (kind, shown) = match value {
+        None => (EntryKind::Unset, String::new()),
+        Some(table @ Value::Table(_)) => (EntryKind::Table, summary(table)),
+        Some(Value::Array(items)) if items.is_empty() || items.iter().any(Value::is_table) => {
+            (EntryKind::List, format!("{} items", items.len()))
+        }
+        Some(other) => (EntryKind::Value, inline(other)),
+    };
+    Entry {
+        segment,
+        kind,
+        shown,
+    }
+}
+
+fn label_of(item: &Value, index: usize) -> String {
+    match item {
+        Value::Table(table) => ["name", "address"]
+            .into_iter()
+            .filter_map(|key| table.get(key).and_then(Value::as_str))
+            .find(|label| !label.is_empty())
+            .map_or_else(|| format!("#{index}"), str::to_string),
+        Value::String(text) => text.clone(),
+        other => inline(other),
+    }
+}
+
+/// A table or item on one line, at most ~60 characters: its plain fields inline.
+fn summary(value: &Value) -> String {
+    const WIDTH: usize = 60;
+    let Value::Table(table) = value else {
+        return inline(value);
+    };
+    let mut text = String::new();
+    for (key, value) in table {
+        if value.is_table() || key == "name" {
+            continue;
+        }
+        if value
+            .as_array()
+            .is_some_and(|items| items.iter().any(Value::is_table))
+        {
+            continue;
+        }
+        let part = format!("{key}={}", inline(value));
+        if text.len() + part.len() + 1 > WIDTH {
+            text.push_str(" ...");
+            break;
+        }
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// Splits a path at dots outside double quotes.
 fn parse_path(path: &str) -> Result<Vec<String>, EditError> {
     let bad = |reason: &str| EditError::BadPath {
@@ -337,6 +533,9 @@ macro_rules! top_level {
             let mut table: Table = toml::from_str(&written).map_err(|error| error.to_string())?;
             Ok(table.remove(key))
         }
+
+        /// Every top-level field of the model, in the order `show` prints them.
+        const TOP_LEVEL: &[&str] = &[$(stringify!($required),)* $(stringify!($optional),)*];
 
         fn take_top_level(config: &mut Config, partial: Config, key: &str) {
             let Config { $($required,)* $($optional,)* } = partial;
@@ -539,15 +738,7 @@ fn labels(items: &[Value]) -> Vec<String> {
         .iter()
         .take(LISTED_ITEMS)
         .enumerate()
-        .map(|(index, item)| match item {
-            Value::Table(table) => ["name", "address"]
-                .into_iter()
-                .filter_map(|key| table.get(key).and_then(Value::as_str))
-                .find(|label| !label.is_empty())
-                .map_or_else(|| format!("#{index}"), str::to_string),
-            Value::String(text) => text.clone(),
-            other => inline(other),
-        })
+        .map(|(index, item)| label_of(item, index))
         .collect();
     if items.len() > LISTED_ITEMS {
         labels.push(format!("and {} more", items.len() - LISTED_ITEMS));
@@ -834,6 +1025,64 @@ mod tests {
     fn err(config: &Config, path: &str, value: &str) -> String {
         let result = set(config, path, value);
         result.map(|_| ()).unwrap_err().to_string()
+    }
+
+    fn browsed(config: &Config, path: &str) -> Vec<(String, EntryKind, String)> {
+        browse(config, path)
+            .unwrap_or_else(|e| panic!("browse {path}: {e}"))
+            .into_iter()
+            .map(|e| (e.segment, e.kind, e.shown))
+            .collect()
+    }
+
+    #[test]
+    fn browse_lists_set_and_unset_fields_at_every_level() {
+        let config = sample();
+        let top = browsed(&config, "");
+        let kinds: Vec<(&str, EntryKind)> = top.iter().map(|(s, k, _)| (s.as_str(), *k)).collect();
+        assert!(kinds.contains(&("system", EntryKind::Table)), "{top:?}");
+        assert!(kinds.contains(&("vrrp", EntryKind::List)), "{top:?}");
+        assert_eq!(top.len(), TOP_LEVEL.len());
+        let vrrp = browsed(&config, "vrrp");
+        assert_eq!(vrrp[0].0, "web_vip");
+        assert_eq!(vrrp[0].1, EntryKind::Item);
+        let instance = browsed(&config, "vrrp.web_vip");
+        let priority = instance.iter().find(|(s, _, _)| s == "priority").unwrap();
+        assert_eq!(priority.1, EntryKind::Value);
+        assert_eq!(priority.2, config.vrrp[0].priority.to_string());
+        // An optional field left out is listed as unset, so the UI can reach it.
+        let management = browsed(&config, "management");
+        assert!(
+            management
+                .iter()
+                .any(|(s, k, _)| s == "metrics" && *k == EntryKind::Unset),
+            "{management:?}"
+        );
+        // Items by name, then a nested list of tables.
+        let servers = browsed(&config, "virtual_services.http.real_servers");
+        assert_eq!(servers.len(), config.virtual_services[0].real_servers.len());
+        assert!(servers.iter().all(|(_, k, _)| *k == EntryKind::Item));
+    }
+
+    #[test]
+    fn browse_refuses_what_is_not_there_by_name() {
+        let config = sample();
+        let unknown = browse(&config, "vrp").unwrap_err().to_string();
+        assert!(
+            unknown.contains("unknown field `vrp`") && unknown.contains("vrrp"),
+            "{unknown}"
+        );
+        let missing = browse(&config, "vrrp.nope").unwrap_err().to_string();
+        assert!(missing.contains("web_vip"), "{missing}");
+        let scalar = browse(&config, "system.hostname").unwrap_err();
+        assert!(matches!(scalar, EditError::IntoScalar { .. }), "{scalar:?}");
+        // An absent optional table lists its fields, all unset.
+        let peer_link = browsed(&Config::default(), "peer_link");
+        assert!(
+            peer_link.iter().any(|(s, _, _)| s == "interface"),
+            "{peer_link:?}"
+        );
+        assert!(peer_link.iter().all(|(_, k, _)| *k == EntryKind::Unset));
     }
 
     #[test]

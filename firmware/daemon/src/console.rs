@@ -43,6 +43,9 @@ pub enum Command {
     ShowRunning,
     /// `show candidate`: the candidate as TOML.
     ShowCandidate,
+    /// `browse [PATH]`: the candidate's fields at PATH, set and unset, one per line (what the
+    /// console UI lists).
+    Browse(String),
     /// `load FILE`: TOML or blob into the candidate.
     Load(String),
     /// `set PATH VALUE` on the candidate.
@@ -81,7 +84,7 @@ pub const HELP: &str =
     "commands: status | log | peer | vrrp status | lvs status | realserver status
   pair:   pair status | pair start | pair join CODE | unpair | pair adopt-peer | pair push
           compare peer
-  config: show running | show candidate | load FILE | set PATH VALUE | delete PATH | discard
+  config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard
           compare | preview | commit [--confirm SECONDS] [--comment TEXT] | confirm
           rollback [GENERATION] | history
   box:    poweroff | reboot | help";
@@ -182,6 +185,9 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
         ("show", Some("running"), 1) => Ok(Command::ShowRunning),
         ("show", Some("candidate"), 1) => Ok(Command::ShowCandidate),
         ("show", _, _) => Err(usage("usage: show running | show candidate")),
+        ("browse", None, 0) => Ok(Command::Browse(String::new())),
+        ("browse", _, 1) => Ok(Command::Browse(rest[0].clone())),
+        ("browse", _, _) => Err(usage("usage: browse [PATH], e.g. browse vrrp.web_vip")),
         ("load", _, 1) => Ok(Command::Load(rest[0].clone())),
         ("load", _, _) => Err(usage("usage: load FILE (TOML text or a config blob)")),
         ("delete", _, 1) => Ok(Command::Delete(rest[0].clone())),
@@ -313,6 +319,11 @@ mod tests {
     fn config_commands_keep_the_case_of_their_arguments() {
         assert_eq!(parse("SHOW running"), Ok(Command::ShowRunning));
         assert_eq!(parse("show candidate"), Ok(Command::ShowCandidate));
+        assert_eq!(parse("browse"), Ok(Command::Browse(String::new())));
+        assert_eq!(
+            parse("browse vrrp.web_vip"),
+            Ok(Command::Browse("vrrp.web_vip".into()))
+        );
         assert_eq!(
             parse("set vrrp.Web_VIP.priority 150"),
             Ok(Command::Set {

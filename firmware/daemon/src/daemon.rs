@@ -723,6 +723,24 @@ impl Daemon {
         let text = match command {
             Command::ShowRunning => toml_text(self.transactions.running()),
             Command::ShowCandidate => toml_text(self.transactions.candidate()),
+            Command::Browse(path) => {
+                match tandem_config::edit::browse(self.transactions.candidate(), path) {
+                    Ok(entries) => {
+                        let mut text = String::new();
+                        for entry in entries {
+                            text.push_str(&format!(
+                                "browse: {}\t{}\t{}\n",
+                                entry.segment,
+                                entry.kind.word(),
+                                entry.shown
+                            ));
+                        }
+                        text.push_str("browse: end\n");
+                        text
+                    }
+                    Err(error) => format!("browse: {error}\n"),
+                }
+            }
             Command::Load(path) => match read_config_file(path) {
                 Ok(config) => {
                     let report = self.transactions.load(config);

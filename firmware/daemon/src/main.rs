@@ -22,6 +22,7 @@ mod panic_hook;
 mod peer_channel;
 mod peer_monitor;
 mod realserver_engine;
+mod tui_driver;
 mod vrrp_engine;
 
 use std::ffi::OsString;
@@ -48,8 +49,10 @@ usage: tandem --version
        tandem [--control SOCKET] show running | show candidate | load FILE |
               set PATH VALUE | delete PATH | discard | compare | preview |
               commit [--confirm SECONDS] [--comment TEXT] | confirm |
-              rollback [GENERATION] | history
+              rollback [GENERATION] | history | browse [PATH]
                                    ask a running daemon (default socket /run/tandem/control.sock)
+       tandem [--control SOCKET] tui [--glyphs ascii|utf8|dec] [--size COLSxROWS | --probe-size]
+                                   the console UI against a running daemon, on this terminal
 As PID 1 (the appliance's /init) tandem boots the box and takes no arguments.";
 
 fn main() -> ExitCode {
@@ -82,6 +85,21 @@ fn main() -> ExitCode {
             name,
             control: socket,
         }) => foreground_main(started, config, state, name, socket),
+        Ok(Invocation::Tui {
+            options,
+            control: socket,
+        }) => {
+            let ask = move |line: &str| {
+                control::request(&socket, line).unwrap_or_else(|error| format!("{error}\n"))
+            };
+            match tui_driver::run_on_stdio(options, ask) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("tandem: {message}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Ok(Invocation::Control {
             line,
             control: socket,
@@ -112,6 +130,11 @@ enum Invocation {
         name: Option<String>,
         control: PathBuf,
     },
+    /// The console UI against a running daemon, on this terminal.
+    Tui {
+        options: tui_driver::TuiOptions,
+        control: PathBuf,
+    },
     /// A command for a running daemon, sent over its control socket.
     Control {
         line: String,
@@ -126,6 +149,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
     let mut control = PathBuf::from(control::APPLIANCE_SOCKET);
     let mut words: Vec<String> = Vec::new();
     let (mut config, mut name, mut state) = (None, None, None);
+    let mut tui = tui_driver::TuiOptions::default();
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Long("version") | Short('V') if words.is_empty() => return Ok(Invocation::Version),
@@ -139,6 +163,18 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
             }
             Long("name") if words.first().is_some_and(|w| w == "run") => {
                 name = Some(text(parser.value().map_err(|e| e.to_string())?)?);
+            }
+            Long("glyphs") if words.first().is_some_and(|w| w == "tui") => {
+                let value = text(parser.value().map_err(|e| e.to_string())?)?;
+                tui.glyphs = tandem_tui::glyphs::GlyphMode::parse(&value)
+                    .ok_or_else(|| format!("--glyphs {value}: use ascii, utf8 or dec"))?;
+            }
+            Long("size") if words.first().is_some_and(|w| w == "tui") => {
+                let value = text(parser.value().map_err(|e| e.to_string())?)?;
+                tui.size = parse_size(&value)?;
+            }
+            Long("probe-size") if words.first().is_some_and(|w| w == "tui") => {
+                tui.probe_size = true;
             }
             Value(word) => words.push(text(word)?),
             // After the command word, options belong to it (`commit --confirm 5`).
@@ -157,6 +193,11 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
             control,
         }),
         Some("run") => Err(format!("unexpected argument `{}` after run", words[1])),
+        Some("tui") if words.len() == 1 => Ok(Invocation::Tui {
+            options: tui,
+            control,
+        }),
+        Some("tui") => Err(format!("unexpected argument `{}` after tui", words[1])),
         Some(_) => {
             // The daemon resolves paths from its own directory: send `load`'s file absolute.
             if words.len() == 2 && words[0].eq_ignore_ascii_case("load") {
@@ -179,6 +220,18 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
             }
         }
     }
+}
+
+/// `--size 80x24`: columns by rows, within what a console UI can use.
+fn parse_size(text: &str) -> Result<tandem_tui::ratatui_core::layout::Size, String> {
+    let wrong = || format!("--size {text}: use COLSxROWS from 40x12 to 255x255, e.g. 80x24");
+    let (cols, rows) = text.split_once(['x', 'X']).ok_or_else(wrong)?;
+    let cols: u16 = cols.parse().map_err(|_| wrong())?;
+    let rows: u16 = rows.parse().map_err(|_| wrong())?;
+    if !(40..=255).contains(&cols) || !(12..=255).contains(&rows) {
+        return Err(wrong());
+    }
+    Ok(tandem_tui::ratatui_core::layout::Size::new(cols, rows))
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

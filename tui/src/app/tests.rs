@@ -1,0 +1,321 @@
+//! Key handling as a state machine: keys in, requests out, answers back; no rendering.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::*;
+
+fn lines(app: &mut App) -> Vec<String> {
+    app.take_requests().into_iter().map(|r| r.line).collect()
+}
+
+/// Answers every queued request with `answer(line)`; returns the lines answered.
+fn answer_all(app: &mut App, answer: impl Fn(&str) -> String) -> Vec<String> {
+    let requests = app.take_requests();
+    let sent: Vec<String> = requests.iter().map(|r| r.line.clone()).collect();
+    for request in requests {
+        app.answer(request.id, &answer(&request.line));
+    }
+    sent
+}
+
+fn keys(app: &mut App, text: &str) {
+    for c in text.chars() {
+        let key = match c {
+            '\r' => Key::Enter,
+            '\t' => Key::Tab,
+            c => Key::Char(c),
+        };
+        app.handle_key(key);
+    }
+}
+
+const VRRP_LIST: &str = "browse: web_vip\titem\tinterface=\"eth0\" vrid=51\nbrowse: end\n";
+const WEB_VIP: &str = "browse: name\tvalue\t\"web_vip\"\nbrowse: priority\tvalue\t100\nbrowse: vips\tlist\t1 items\nbrowse: unicast_src\tunset\t\nbrowse: end\n";
+
+fn daemon(line: &str) -> String {
+    match line {
+        "status" => String::from("status: name=box-a board=qemu-lab ready=1.0\nstatus: pair heartbeat peer partner-alive rtt=0.3ms uplink=1 ALARM: service LAN split\nstatus: config generation=7 candidate=changed confirm-pending=8 in 90s\nstatus: end\n"),
+        "pair status" => String::from("pair: paired: this box is a, pair id 1, keyed\npair: end\n"),
+        "compare" => String::from("- priority = 100\n+ priority = 150\n"),
+        "browse vrrp" => String::from(VRRP_LIST),
+        "browse vrrp.web_vip" => String::from(WEB_VIP),
+        _ => String::new(),
+    }
+}
+
+#[test]
+fn starts_on_the_menu_and_asks_for_the_status_bar() {
+    let mut app = App::new(0);
+    assert_eq!(app.screen, Screen::Menu);
+    let sent = answer_all(&mut app, daemon);
+    assert_eq!(sent, ["status", "pair status"]);
+    assert_eq!(app.bar.box_name, "box-a");
+    assert_eq!(app.bar.role, "a");
+    assert_eq!(app.bar.generation, "7");
+    assert_eq!(app.bar.alarms, 1);
+    assert_eq!(app.confirm_countdown(), Some(("8".into(), 90)));
+    // The candidate is changed: the count of changes is asked for and read.
+    answer_all(&mut app, daemon);
+    assert_eq!(app.bar.uncommitted, 2);
+    app.tick(30_000);
+    assert_eq!(app.confirm_countdown(), Some(("8".into(), 60)));
+}
+
+#[test]
+fn every_menu_item_opens_on_its_hotkey_and_m_comes_back() {
+    for item in MENU {
+        let mut app = App::new(0);
+        app.take_requests();
+        app.handle_key(Key::Char(item.hotkey));
+        match item.screen {
+            Some(screen) => {
+                assert_eq!(app.screen, screen, "hotkey {}", item.hotkey);
+                app.handle_key(Key::Char('m'));
+                assert_eq!(app.screen, Screen::Menu);
+            }
+            None => assert!(app.wants_quit()),
+        }
+    }
+}
+
+#[test]
+fn tab_and_enter_alone_reach_every_screen() {
+    let mut app = App::new(0);
+    for (at, item) in MENU.iter().enumerate() {
+        app.handle_key(Key::Char('m'));
+        // The menu keeps the last screen's line selected; Tab walks on from there (wrapping).
+        while app.menu_selected != at {
+            app.handle_key(Key::Tab);
+        }
+        app.handle_key(Key::Enter);
+        match item.screen {
+            Some(screen) => assert_eq!(app.screen, screen),
+            None => assert!(app.wants_quit()),
+        }
+    }
+}
+
+#[test]
+fn a_field_is_edited_in_a_prompt_and_a_refusal_keeps_the_prompt_with_the_reason() {
+    let mut app = App::new(0);
+    answer_all(&mut app, daemon);
+    app.handle_key(Key::Char('4'));
+    assert!(answer_all(&mut app, daemon).contains(&String::from("browse vrrp")));
+    assert_eq!(app.trees[&Screen::Vrrp].entries.len(), 1);
+    app.handle_key(Key::Enter);
+    assert_eq!(answer_all(&mut app, daemon), ["browse vrrp.web_vip"]);
+    app.handle_key(Key::Tab); // priority
+    app.handle_key(Key::Enter);
+    let Some(Modal::Prompt { prompt, .. }) = &app.modal else {
+        panic!("no prompt: {:?}", app.modal);
+    };
+    assert_eq!(prompt.text, "100");
+    app.handle_key(Key::Ctrl('u'));
+    keys(&mut app, "300\r");
+    assert_eq!(lines_peek(&app), ["set vrrp.web_vip.priority 300"]);
+    let refusal = "set: vrrp.web_vip.priority: expected a number from 1 to 254, got 300\n";
+    let request = app.take_requests().remove(0);
+    app.answer(request.id, refusal);
+    let Some(Modal::Prompt { prompt, error, .. }) = &app.modal else {
+        panic!("the prompt did not come back");
+    };
+    assert_eq!(prompt.text, "300");
+    assert_eq!(error.as_deref(), Some(refusal.trim()));
+    // Fixed in the field, accepted: the listing and the change count are asked for again.
+    app.handle_key(Key::Backspace);
+    app.handle_key(Key::Backspace);
+    app.handle_key(Key::Backspace);
+    keys(&mut app, "150\r");
+    let request = app.take_requests().remove(0);
+    assert_eq!(request.line, "set vrrp.web_vip.priority 150");
+    app.answer(
+        request.id,
+        "set: vrrp.web_vip.priority (candidate; `compare`, `preview`, `commit`)\n",
+    );
+    assert!(app.modal.is_none());
+    let after = lines(&mut app);
+    assert!(after.contains(&String::from("compare")), "{after:?}");
+    assert!(
+        after.contains(&String::from("browse vrrp.web_vip")),
+        "{after:?}"
+    );
+}
+
+fn lines_peek(app: &App) -> Vec<String> {
+    app.outbox.iter().map(|r| r.line.clone()).collect()
+}
+
+#[test]
+fn an_unset_field_starts_empty_and_an_empty_value_is_refused_in_the_field() {
+    let mut app = App::new(0);
+    answer_all(&mut app, daemon);
+    app.handle_key(Key::Char('4'));
+    answer_all(&mut app, daemon);
+    app.handle_key(Key::Enter);
+    answer_all(&mut app, daemon);
+    for _ in 0..3 {
+        app.handle_key(Key::Tab);
+    }
+    app.handle_key(Key::Enter);
+    let Some(Modal::Prompt { prompt, .. }) = &app.modal else {
+        panic!("no prompt");
+    };
+    assert_eq!(prompt.label, "vrrp.web_vip.unicast_src =");
+    assert_eq!(prompt.text, "");
+    app.handle_key(Key::Enter);
+    assert!(app.take_requests().is_empty());
+    let Some(Modal::Prompt { error, .. }) = &app.modal else {
+        panic!("the prompt closed");
+    };
+    assert!(error.as_deref().unwrap_or("").contains("none"));
+}
+
+#[test]
+fn adding_to_a_list_tries_a_named_item_then_the_value_form() {
+    let mut app = App::new(0);
+    answer_all(&mut app, daemon);
+    app.handle_key(Key::Char('4'));
+    answer_all(&mut app, daemon);
+    app.handle_key(Key::Char('a'));
+    keys(&mut app, "db_vip\r");
+    let request = app.take_requests().remove(0);
+    assert_eq!(request.line, "set vrrp.db_vip.name db_vip");
+    // A list of addresses refuses a name: the value form is tried.
+    app.handle_key(Key::Enter); // open web_vip
+    answer_all(&mut app, daemon);
+    app.handle_key(Key::Tab);
+    app.handle_key(Key::Tab); // vips (a list)
+    app.handle_key(Key::Enter);
+    let vips = app.take_requests().remove(0);
+    assert_eq!(vips.line, "browse vrrp.web_vip.vips");
+    app.answer(vips.id, "browse: end\n");
+    app.handle_key(Key::Char('a'));
+    keys(&mut app, "10.0.0.12\r");
+    let named = app.take_requests().remove(0);
+    assert_eq!(
+        named.line,
+        "set vrrp.web_vip.vips.\"10.0.0.12\".name 10.0.0.12"
+    );
+    app.answer(
+        named.id,
+        "set: vrrp.web_vip.vips.10.0.0.12: unknown field `name`\n",
+    );
+    let value = app.take_requests().remove(0);
+    assert_eq!(value.line, "set vrrp.web_vip.vips 10.0.0.12");
+}
+
+#[test]
+fn disruptive_actions_need_a_typed_yes() {
+    let mut app = App::new(0);
+    app.take_requests();
+    app.handle_key(Key::Char('p'));
+    app.take_requests();
+    app.handle_key(Key::Char('r'));
+    keys(&mut app, "y\r");
+    assert!(app.take_requests().is_empty(), "y alone rebooted");
+    app.handle_key(Key::Char('r'));
+    keys(&mut app, "yes\r");
+    assert_eq!(lines(&mut app), ["reboot"]);
+    app.handle_key(Key::Char('o'));
+    app.handle_key(Key::Ctrl('c'));
+    assert!(app.modal.is_none());
+    assert!(app.take_requests().is_empty());
+}
+
+#[test]
+fn the_commit_screen_sends_commit_confirm_rollback_and_history() {
+    let mut app = App::new(0);
+    app.handle_key(Key::Char('8'));
+    app.take_requests();
+    app.handle_key(Key::Char('t'));
+    app.handle_key(Key::Enter);
+    assert_eq!(lines(&mut app), ["commit --confirm 600"]);
+    app.handle_key(Key::Char('k'));
+    assert_eq!(lines(&mut app), ["confirm"]);
+    app.handle_key(Key::Char('c'));
+    keys(&mut app, "new vip\r");
+    assert_eq!(lines(&mut app), ["commit --comment \"new vip\""]);
+    app.handle_key(Key::Char('r'));
+    keys(&mut app, "5\r");
+    assert_eq!(lines(&mut app), ["rollback 5"]);
+    app.handle_key(Key::Char('h'));
+    let history = app.take_requests().remove(0);
+    app.answer(history.id, "history: 7 running\nhistory: 6\n");
+    assert_eq!(app.text(Screen::Commit).unwrap().lines.len(), 2);
+}
+
+#[test]
+fn pair_join_sends_the_code() {
+    let mut app = App::new(0);
+    app.handle_key(Key::Char('7'));
+    app.take_requests();
+    app.handle_key(Key::Char('j'));
+    keys(&mut app, "1234 5678\r");
+    assert_eq!(lines(&mut app), ["pair join \"1234 5678\""]);
+}
+
+#[test]
+fn control_keys_never_exit_and_ctrl_l_asks_for_a_repaint() {
+    let mut app = App::new(0);
+    for c in ['c', 'd', 'z', '\\', 'a', ']'] {
+        app.handle_key(Key::Ctrl(c));
+    }
+    assert!(!app.wants_quit());
+    assert_eq!(app.screen, Screen::Menu);
+    app.handle_key(Key::Ctrl('l'));
+    assert!(app.take_repaint());
+    assert!(!app.take_repaint());
+}
+
+#[test]
+fn refreshes_wait_for_answers_and_follow_the_clock() {
+    let mut app = App::new(0);
+    app.take_requests();
+    for second in 1..20u64 {
+        app.tick(second * 1000);
+    }
+    // Nothing answered: at most MAX_REFRESHES_IN_FLIGHT refreshes were sent.
+    let sent = app.take_requests().len() + 2;
+    assert!(sent <= MAX_REFRESHES_IN_FLIGHT + 2, "{sent}");
+    assert!(app.poll_timeout() > 19_000);
+}
+
+#[test]
+fn a_stream_of_arbitrary_keys_never_panics() {
+    let mut app = App::new(0);
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let all = [
+        Key::Enter,
+        Key::Tab,
+        Key::BackTab,
+        Key::Backspace,
+        Key::Delete,
+        Key::Esc,
+        Key::Up,
+        Key::Down,
+        Key::Left,
+        Key::Right,
+        Key::Home,
+        Key::End,
+        Key::PageUp,
+        Key::PageDown,
+    ];
+    for step in 0..200_000u64 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let pick = usize::try_from(state % 64).unwrap();
+        let key = match all.get(pick) {
+            Some(key) => *key,
+            None => Key::Char(char::from(b' ' + u8::try_from(state % 95).unwrap())),
+        };
+        app.handle_key(key);
+        if step % 7 == 0 {
+            answer_all(&mut app, daemon);
+        }
+        app.tick(step * 10);
+    }
+}

@@ -258,15 +258,32 @@ pub fn browse(config: &Config, path: &str) -> Result<Vec<Entry>, EditError> {
             }
             Ok(entries)
         }
-        Value::Array(items) => Ok(items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| Entry {
-                segment: label_of(item, index),
-                kind: EntryKind::Item,
-                shown: summary(item),
-            })
-            .collect()),
+        Value::Array(items) => {
+            let labels: Vec<String> = items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| label_of(item, index))
+                .collect();
+            Ok(items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    // A label two items share (services on one address, different ports) would
+                    // be ambiguous in a path: those items go by position.
+                    let label = &labels[index];
+                    let shared = labels.iter().filter(|other| *other == label).count() > 1;
+                    Entry {
+                        segment: if shared {
+                            format!("#{index}")
+                        } else {
+                            label.clone()
+                        },
+                        kind: EntryKind::Item,
+                        shown: summary(item),
+                    }
+                })
+                .collect())
+        }
         _ => Err(EditError::IntoScalar {
             path: resolved.path(),
         }),
@@ -1059,6 +1076,21 @@ mod tests {
             "{management:?}"
         );
         // Items by name, then a nested list of tables.
+        // Items that share a label (two unnamed services on one address) go by position, so
+        // every segment opens exactly one item.
+        let mut twins = Config::default();
+        for port in [80, 443] {
+            let service = crate::model::VirtualService {
+                address: Some("10.0.0.10".parse().unwrap()),
+                port,
+                ..Default::default()
+            };
+            twins.virtual_services.push(service).unwrap();
+        }
+        let listed = browsed(&twins, "virtual_services");
+        let segments: Vec<&str> = listed.iter().map(|(s, _, _)| s.as_str()).collect();
+        assert_eq!(segments, ["#0", "#1"]);
+        assert!(browse(&twins, "virtual_services.#1").is_ok());
         let servers = browsed(&config, "virtual_services.http.real_servers");
         assert_eq!(servers.len(), config.virtual_services[0].real_servers.len());
         assert!(servers.iter().all(|(_, k, _)| *k == EntryKind::Item));

@@ -18,6 +18,7 @@
 //!     64     4  CRC-32 of bytes 0..64
 //! ```
 
+use alloc::string::String;
 use core::fmt;
 
 use crate::crc32::crc32;
@@ -59,26 +60,14 @@ pub enum IdentityError {
     TooSmall { capacity: u64, needed: u64 },
     #[error("config disk: {0}")]
     Device(DeviceError),
+    #[error("the password hash is {length} bytes, more than the {MAX_CREDENTIAL_BYTES} the config disk keeps: use Argon2id's standard parameters")]
+    CredentialTooLong { length: usize },
 }
 
 impl From<DeviceError> for IdentityError {
     fn from(error: DeviceError) -> Self {
         IdentityError::Device(error)
     }
-}
-
-/// The two identity copies at `base` on a device.
-#[derive(Debug)]
-pub struct IdentityStore<D> {
-    device: D,
-    base: u64,
-    /// The sequence of the newest valid copy and which copy it is.
-    newest: Option<(u64, usize)>,
-}
-
-struct Record {
-    sequence: u64,
-    identity: Option<PairIdentity>,
 }
 
 fn encode(sequence: u64, identity: Option<&PairIdentity>) -> [u8; RECORD_BYTES] {
@@ -106,8 +95,9 @@ fn le_u64(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// A valid record, or None for anything else (erased, torn, foreign, newer version).
-fn decode(bytes: &[u8; RECORD_BYTES]) -> Option<Record> {
+/// A valid record (its sequence and identity), or None for anything else (erased, torn,
+/// foreign, newer version).
+fn decode_identity(bytes: &[u8; RECORD_BYTES]) -> Option<(u64, Option<PairIdentity>)> {
     if bytes[0..4] != MAGIC || bytes[4..6] != VERSION.to_le_bytes() {
         return None;
     }
@@ -130,28 +120,78 @@ fn decode(bytes: &[u8; RECORD_BYTES]) -> Option<Record> {
             paired_at_unix_s: le_u64(&bytes[56..64]),
         }
     });
-    Some(Record {
-        sequence: le_u64(&bytes[6..14]),
-        identity,
-    })
+    Some((le_u64(&bytes[6..14]), identity))
 }
 
-impl<D: BlockDevice> IdentityStore<D> {
-    /// The identity region starting at `base` (after the config slots: `2 * slot_bytes`).
-    pub fn new(device: D, base: u64) -> Self {
-        IdentityStore {
-            device,
-            base,
-            newest: None,
-        }
+/// Where the credential record sits in each identity copy (after the identity record).
+const CREDENTIAL_OFFSET: u64 = 512;
+/// The longest password hash stored (a PHC string of Argon2id is about 100 bytes).
+pub const MAX_CREDENTIAL_BYTES: usize = 200;
+const CREDENTIAL_RECORD_BYTES: usize = 16 + MAX_CREDENTIAL_BYTES + 4;
+const CREDENTIAL_MAGIC: [u8; 4] = *b"TDPW";
+
+/// The credential record:
+///
+/// ```text
+/// offset  size  field
+///      0     4  magic "TDPW"
+///      4     2  version (1)
+///      6     8  sequence
+///     14     2  hash length n (0: no password)
+///     16   200  the hash (PHC string), n bytes, zero padded
+///    216     4  CRC-32 of bytes 0..216
+/// ```
+fn encode_credential(sequence: u64, hash: &[u8]) -> [u8; CREDENTIAL_RECORD_BYTES] {
+    let mut out = [0u8; CREDENTIAL_RECORD_BYTES];
+    let body = CREDENTIAL_RECORD_BYTES - 4;
+    out[0..4].copy_from_slice(&CREDENTIAL_MAGIC);
+    out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    out[6..14].copy_from_slice(&sequence.to_le_bytes());
+    let length = hash.len().min(MAX_CREDENTIAL_BYTES);
+    out[14..16].copy_from_slice(&u16::try_from(length).unwrap_or(0).to_le_bytes());
+    out[16..16 + length].copy_from_slice(&hash[..length]);
+    let crc = crc32(&out[..body]);
+    out[body..].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+fn decode_credential(bytes: &[u8; CREDENTIAL_RECORD_BYTES]) -> Option<(u64, Option<String>)> {
+    let body = CREDENTIAL_RECORD_BYTES - 4;
+    if bytes[0..4] != CREDENTIAL_MAGIC || bytes[4..6] != VERSION.to_le_bytes() {
+        return None;
+    }
+    if crc32(&bytes[..body]).to_le_bytes() != bytes[body..] {
+        return None;
+    }
+    let length = usize::from(u16::from_le_bytes([bytes[14], bytes[15]]));
+    let hash = bytes
+        .get(16..16 + length)
+        .filter(|_| length <= MAX_CREDENTIAL_BYTES)?;
+    let hash = core::str::from_utf8(hash).ok()?;
+    Some((
+        le_u64(&bytes[6..14]),
+        (!hash.is_empty()).then(|| String::from(hash)),
+    ))
+}
+
+/// Two copies of one fixed-size record at `offset` inside each of the two identity copies,
+/// written alternately with a growing sequence: the newest valid copy wins, so a power cut
+/// leaves the old record or the new one. The identity and the admin credential each use one.
+#[derive(Debug)]
+struct TwoCopies {
+    base: u64,
+    offset: u64,
+    /// The sequence of the newest valid copy and which copy it is.
+    newest: Option<(u64, usize)>,
+}
+
+impl TwoCopies {
+    fn at(&self, copy: usize) -> u64 {
+        self.base + IDENTITY_COPY_BYTES * copy as u64 + self.offset
     }
 
-    fn offset(&self, copy: usize) -> u64 {
-        self.base + IDENTITY_COPY_BYTES * copy as u64
-    }
-
-    fn check_room(&mut self) -> Result<(), IdentityError> {
-        let capacity = self.device.capacity()?;
+    fn has_room<D: BlockDevice>(&self, device: &mut D) -> Result<(), IdentityError> {
+        let capacity = device.capacity()?;
         let needed = self.base + IDENTITY_BYTES;
         if capacity < needed {
             return Err(IdentityError::TooSmall { capacity, needed });
@@ -159,45 +199,115 @@ impl<D: BlockDevice> IdentityStore<D> {
         Ok(())
     }
 
-    /// The stored identity (None: never paired, or unpaired). A damaged copy is skipped; a
-    /// device too small to hold the region reads as unpaired.
-    pub fn load(&mut self) -> Result<Option<PairIdentity>, IdentityError> {
-        if self.check_room().is_err() {
+    /// The newest valid record as `decode` reads it (sequence, value); None when neither copy
+    /// is valid or the device has no room for the region.
+    fn load<D: BlockDevice, T, const N: usize>(
+        &mut self,
+        device: &mut D,
+        decode: impl Fn(&[u8; N]) -> Option<(u64, T)>,
+    ) -> Result<Option<T>, IdentityError> {
+        if self.has_room(device).is_err() {
             self.newest = None;
             return Ok(None);
         }
-        let mut best: Option<(Record, usize)> = None;
+        let mut best: Option<(u64, T, usize)> = None;
         for copy in 0..2 {
-            let mut bytes = [0u8; RECORD_BYTES];
-            self.device.read_at(self.offset(copy), &mut bytes)?;
-            if let Some(record) = decode(&bytes) {
-                if best
-                    .as_ref()
-                    .is_none_or(|(b, _)| record.sequence > b.sequence)
-                {
-                    best = Some((record, copy));
+            let mut bytes = [0u8; N];
+            device.read_at(self.at(copy), &mut bytes)?;
+            if let Some((sequence, value)) = decode(&bytes) {
+                if best.as_ref().is_none_or(|(b, _, _)| sequence > *b) {
+                    best = Some((sequence, value, copy));
                 }
             }
         }
-        self.newest = best.as_ref().map(|(r, copy)| (r.sequence, *copy));
-        Ok(best.and_then(|(record, _)| record.identity))
+        self.newest = best.as_ref().map(|(sequence, _, copy)| (*sequence, *copy));
+        Ok(best.map(|(_, value, _)| value))
     }
 
-    /// Stores `identity` (None: unpaired) in the copy that does not hold the newest record.
-    pub fn save(&mut self, identity: Option<&PairIdentity>) -> Result<(), IdentityError> {
-        self.check_room()?;
+    /// Writes `encode(sequence)` into the copy that does not hold the newest record.
+    fn save<D: BlockDevice, T, const N: usize>(
+        &mut self,
+        device: &mut D,
+        decode: impl Fn(&[u8; N]) -> Option<(u64, T)>,
+        encode: impl Fn(u64) -> [u8; N],
+    ) -> Result<(), IdentityError> {
+        self.has_room(device)?;
         if self.newest.is_none() {
-            self.load()?;
+            self.load(device, decode)?;
         }
         let (sequence, copy) = match self.newest {
             Some((sequence, copy)) => (sequence + 1, 1 - copy),
             None => (1, 0),
         };
-        let bytes = encode(sequence, identity);
-        self.device.write_at(self.offset(copy), &bytes)?;
-        self.device.sync()?;
+        device.write_at(self.at(copy), &encode(sequence))?;
+        device.sync()?;
         self.newest = Some((sequence, copy));
         Ok(())
+    }
+}
+
+/// The two identity copies at `base` on a device.
+#[derive(Debug)]
+pub struct IdentityStore<D> {
+    device: D,
+    copies: TwoCopies,
+    /// The admin credential record beside the identity in each copy.
+    credential: TwoCopies,
+}
+
+impl<D: BlockDevice> IdentityStore<D> {
+    /// The identity region starting at `base` (after the config slots: `2 * slot_bytes`).
+    pub fn new(device: D, base: u64) -> Self {
+        IdentityStore {
+            device,
+            copies: TwoCopies {
+                base,
+                offset: 0,
+                newest: None,
+            },
+            credential: TwoCopies {
+                base,
+                offset: CREDENTIAL_OFFSET,
+                newest: None,
+            },
+        }
+    }
+
+    /// The stored identity (None: never paired, or unpaired). A damaged copy is skipped; a
+    /// device too small to hold the region reads as unpaired.
+    pub fn load(&mut self) -> Result<Option<PairIdentity>, IdentityError> {
+        let record = self.copies.load(&mut self.device, decode_identity)?;
+        Ok(record.flatten())
+    }
+
+    /// Stores `identity` (None: unpaired) in the copy that does not hold the newest record.
+    pub fn save(&mut self, identity: Option<&PairIdentity>) -> Result<(), IdentityError> {
+        self.copies
+            .save(&mut self.device, decode_identity, |sequence| {
+                encode(sequence, identity)
+            })
+    }
+
+    /// The admin password hash (a PHC string such as `$argon2id$v=19$...`), None when the box
+    /// has none (factory-fresh, or reset by the recovery path).
+    pub fn load_credential(&mut self) -> Result<Option<String>, IdentityError> {
+        let record = self.credential.load(&mut self.device, decode_credential)?;
+        Ok(record.flatten())
+    }
+
+    /// Stores the admin password hash (None: removes it, so the next console session asks
+    /// for a new password). A hash longer than [`MAX_CREDENTIAL_BYTES`] is refused.
+    pub fn save_credential(&mut self, hash: Option<&str>) -> Result<(), IdentityError> {
+        let bytes = hash.map(str::as_bytes).unwrap_or_default();
+        if bytes.len() > MAX_CREDENTIAL_BYTES {
+            return Err(IdentityError::CredentialTooLong {
+                length: bytes.len(),
+            });
+        }
+        self.credential
+            .save(&mut self.device, decode_credential, |sequence| {
+                encode_credential(sequence, bytes)
+            })
     }
 
     /// The device (tests "reboot" by opening it again).
@@ -264,6 +374,46 @@ mod tests {
             let loaded = store.load().unwrap();
             assert!(
                 loaded == Some(identity(Role::A)) || loaded == Some(identity(Role::B)),
+                "cut after {cut_after}: {loaded:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_credential_lives_beside_the_identity_and_survives_its_writes() {
+        let mut store = IdentityStore::new(MemDevice::erased(4096 + 8192), 4096);
+        assert_eq!(store.load_credential().unwrap(), None);
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+        store.save_credential(Some(hash)).unwrap();
+        store.save(Some(&identity(Role::A))).unwrap();
+        store.save(None).unwrap();
+        let mut store = IdentityStore::new(store.into_device(), 4096);
+        assert_eq!(store.load_credential().unwrap().as_deref(), Some(hash));
+        assert_eq!(store.load().unwrap(), None);
+        store.save_credential(None).unwrap();
+        let mut store = IdentityStore::new(store.into_device(), 4096);
+        assert_eq!(store.load_credential().unwrap(), None);
+        let long = "x".repeat(MAX_CREDENTIAL_BYTES + 1);
+        assert!(matches!(
+            store.save_credential(Some(&long)),
+            Err(IdentityError::CredentialTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn a_power_cut_leaves_the_old_or_the_new_credential() {
+        for cut_after in 0..8 {
+            let mut store = IdentityStore::new(MemDevice::erased(8192), 0);
+            store.save_credential(Some("old")).unwrap();
+            let mut faulty = FaultyDevice::new(store.into_device(), 16);
+            faulty.writes_left = Some(cut_after);
+            faulty.torn_bytes = 7;
+            let mut store = IdentityStore::new(faulty, 0);
+            let _ = store.save_credential(Some("new"));
+            let mut store = IdentityStore::new(store.into_device().inner, 0);
+            let loaded = store.load_credential().unwrap();
+            assert!(
+                matches!(loaded.as_deref(), Some("old" | "new")),
                 "cut after {cut_after}: {loaded:?}"
             );
         }

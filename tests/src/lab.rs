@@ -87,6 +87,9 @@ pub struct BoxSpec {
     pub config: Option<String>,
     /// Which image the box boots.
     pub image: ImageKind,
+    /// The console UI on the serial console (the product's default); false keeps the line
+    /// commands (`tandem.console=lines`) that most lab tests type.
+    pub console_ui: bool,
 }
 
 /// The images a lab box can boot.
@@ -112,7 +115,14 @@ impl BoxSpec {
             append: String::new(),
             config: None,
             image: ImageKind::Production,
+            console_ui: false,
         }
+    }
+
+    /// The same box with the console UI on its serial console, as it ships.
+    pub fn with_console_ui(mut self) -> BoxSpec {
+        self.console_ui = true;
+        self
     }
 
     /// The same box booted from the lab image, starting the lab program `program` (a path in
@@ -483,8 +493,14 @@ impl Lab {
             initrd.display().to_string(),
             "-append".into(),
             format!(
-                "console=ttyS0,115200 quiet panic=-1 tandem.name={} {}",
-                spec.name, spec.append
+                "console=ttyS0,115200 quiet panic=-1 tandem.name={}{} {}",
+                spec.name,
+                if spec.console_ui {
+                    ""
+                } else {
+                    " tandem.console=lines"
+                },
+                spec.append
             ),
             "-chardev".into(),
             format!(

@@ -18,6 +18,7 @@ extern crate std;
 pub mod app;
 pub mod glyphs;
 pub mod keys;
+pub mod login;
 pub mod render;
 pub mod serial;
 

@@ -16,9 +16,11 @@ use ratatui_core::widgets::Widget;
 use ratatui_widgets::block::Block;
 use ratatui_widgets::borders::Borders;
 
+use crate::app::prompt::Prompt;
 use crate::app::tree::EntryKind;
 use crate::app::{App, Modal, Screen, MENU};
 use crate::glyphs::GlyphMode;
+use crate::login::{Gate, GateState};
 
 /// ASCII borders: every terminal has them.
 const ASCII_BORDER: border::Set<'static> = border::Set {
@@ -46,6 +48,86 @@ pub fn render(app: &App, glyphs: GlyphMode, frame: &mut Frame<'_>) {
     draw(app, glyphs, area, frame.buffer_mut());
 }
 
+/// Draws the login gate (first-boot password, login, back-off) instead of the UI.
+pub fn render_gate(app: &App, gate: &Gate, glyphs: GlyphMode, frame: &mut Frame<'_>) {
+    let area = frame.area();
+    draw_gate(app, gate, glyphs, area, frame.buffer_mut());
+}
+
+/// What [`render_gate`] draws, into a buffer.
+pub fn draw_gate(app: &App, gate: &Gate, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
+    if area.height < 6 || area.width < 20 {
+        buf.set_stringn(
+            area.x,
+            area.y,
+            "terminal too small",
+            usize::from(area.width),
+            bold(),
+        );
+        return;
+    }
+    let width = usize::from(area.width);
+    buf.set_style(Rect { height: 1, ..area }, reversed());
+    let name = if app.bar.box_name.is_empty() {
+        "-"
+    } else {
+        app.bar.box_name.as_str()
+    };
+    buf.set_stringn(
+        area.x,
+        area.y,
+        format!(" Tandem  {name}  console login"),
+        width,
+        reversed(),
+    );
+    let body = Rect {
+        x: area.x,
+        y: area.y + 1,
+        width: area.width,
+        height: area.height - 3,
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_set(border_set(glyphs))
+        .title(" Login ");
+    let inner = block.inner(body);
+    block.render(body, buf);
+    let mut row = inner.y + 1;
+    for line in wrap(&gate.notice, usize::from(inner.width).saturating_sub(2)) {
+        if row >= inner.y + inner.height {
+            break;
+        }
+        buf.set_stringn(inner.x + 1, row, line, usize::from(inner.width), bold());
+        row += 1;
+    }
+    row += 1;
+    if row < inner.y + inner.height && gate.state != GateState::Waiting {
+        let line = format!("{} {}_", gate.prompt.label, gate.prompt.shown());
+        buf.set_stringn(
+            inner.x + 1,
+            row,
+            line,
+            usize::from(inner.width).saturating_sub(2),
+            Style::default(),
+        );
+    }
+    let help = "Enter: submit  Ctrl-U: clear  | forgot it? see README: password recovery";
+    buf.set_stringn(
+        area.x,
+        area.y + area.height - 1,
+        help,
+        width,
+        Style::default(),
+    );
+}
+
+fn border_set(glyphs: GlyphMode) -> border::Set<'static> {
+    match glyphs {
+        GlyphMode::Ascii => ASCII_BORDER,
+        GlyphMode::Utf8 | GlyphMode::DecLineDrawing => border::PLAIN,
+    }
+}
+
 /// Draws the whole UI into a buffer (what [`render`] does, without a terminal).
 pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
     if area.height < 6 || area.width < 20 {
@@ -69,10 +151,7 @@ pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
         width: area.width,
         height: area.height - 3,
     };
-    let set = match glyphs {
-        GlyphMode::Ascii => ASCII_BORDER,
-        GlyphMode::Utf8 | GlyphMode::DecLineDrawing => border::PLAIN,
-    };
+    let set = border_set(glyphs);
     let title = match (app.screen, app.trees.get(&app.screen)) {
         (screen, Some(tree)) if !app.live => {
             let path = tree.path();
@@ -91,7 +170,7 @@ pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
         .title(title);
     let inner = block.inner(body);
     block.render(body, buf);
-    let lines = body_lines(app, usize::from(inner.height));
+    let lines = body_lines(app, usize::from(inner.height), usize::from(inner.width));
     for (row, (text, style)) in lines.into_iter().enumerate() {
         let Ok(row) = u16::try_from(row) else { break };
         if row >= inner.height {
@@ -115,18 +194,46 @@ pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
             style,
         );
     }
-    // Message or prompt, then help.
+    // The message (or a prompt's refusal), then help (or the prompt itself).
     let message_row = area.y + area.height - 2;
-    let (message, style) = message_line(app);
-    buf.set_stringn(area.x, message_row, message, width, style);
-    let help = format!("{}  |  m menu  b back  Ctrl-L repaint", app.screen.help());
-    buf.set_stringn(
-        area.x,
-        area.y + area.height - 1,
-        help,
-        width,
-        Style::default(),
-    );
+    let last_row = area.y + area.height - 1;
+    match &app.modal {
+        Some(Modal::Prompt { prompt, error, .. }) => {
+            let message = error.clone().unwrap_or_else(|| {
+                String::from("Enter: submit   Esc or Ctrl-C: cancel   Ctrl-U: clear")
+            });
+            buf.set_stringn(area.x, message_row, message, width, bold());
+            buf.set_stringn(area.x, last_row, prompt_line(prompt, width), width, bold());
+        }
+        None => {
+            buf.set_stringn(area.x, message_row, &app.message, width, Style::default());
+            let help = if app.screen == Screen::Menu {
+                format!("{}  |  Ctrl-L repaint", app.screen.help())
+            } else {
+                format!("{}  |  m menu", app.screen.help())
+            };
+            buf.set_stringn(area.x, last_row, help, width, Style::default());
+        }
+    }
+}
+
+/// `label text_`, scrolled so the cursor stays on screen in `width` columns.
+fn prompt_line(prompt: &Prompt, width: usize) -> String {
+    let shown = prompt.shown();
+    let label = prompt.label.chars().count() + 1;
+    let room = width.saturating_sub(label + 1).max(8);
+    let chars: Vec<char> = shown.chars().collect();
+    let start = (prompt.cursor + 1).saturating_sub(room);
+    let cursor_at = prompt.cursor - start;
+    let mut line = format!("{} ", prompt.label);
+    let visible: Vec<char> = chars.iter().skip(start).take(room).copied().collect();
+    for (at, c) in visible.iter().enumerate() {
+        line.push(if at == cursor_at { '_' } else { *c });
+    }
+    if cursor_at >= visible.len() {
+        line.push('_');
+    }
+    line
 }
 
 fn title_bar(app: &App) -> String {
@@ -160,21 +267,8 @@ fn title_bar(app: &App) -> String {
     text
 }
 
-fn message_line(app: &App) -> (String, Style) {
-    match &app.modal {
-        Some(Modal::Prompt { prompt, error, .. }) => {
-            let mut line = format!("{} {}_", prompt.label, prompt.shown());
-            if let Some(error) = error {
-                line = format!("{error} | {line}");
-            }
-            (line, bold())
-        }
-        None => (app.message.clone(), Style::default()),
-    }
-}
-
 /// The lines inside the box, with their style, at most `height`.
-fn body_lines(app: &App, height: usize) -> Vec<(String, Style)> {
+fn body_lines(app: &App, height: usize, width: usize) -> Vec<(String, Style)> {
     let plain = |text: String| (text, Style::default());
     match app.screen {
         Screen::Menu => MENU
@@ -190,7 +284,9 @@ fn body_lines(app: &App, height: usize) -> Vec<(String, Style)> {
                 (text, style)
             })
             .collect(),
-        screen if app.trees.contains_key(&screen) && !app.live => tree_lines(app, screen, height),
+        screen if app.trees.contains_key(&screen) && !app.live => {
+            tree_lines(app, screen, height, width)
+        }
         Screen::Dashboard => {
             let mut lines: Vec<(String, Style)> = Vec::new();
             let status = app
@@ -207,10 +303,12 @@ fn body_lines(app: &App, height: usize) -> Vec<(String, Style)> {
             for (screen, heading) in [(Screen::Vrrp, "VRRP"), (Screen::Services, "Services")] {
                 if let Some(view) = app.text(screen) {
                     lines.push((heading.to_string(), bold()));
-                    lines.extend(view.lines.iter().take(8).map(|l| plain(l.clone())));
+                    lines.extend(view.lines.iter().map(|l| plain(l.clone())));
                 }
             }
-            lines
+            // Tab and n/p scroll the dashboard like any text screen.
+            let scroll = app.text(Screen::Dashboard).map_or(0, |v| v.scroll);
+            lines.into_iter().skip(scroll).take(height).collect()
         }
         Screen::Power => alloc::vec![
             plain(String::from("r  reboot this box (asks first)")),
@@ -251,7 +349,7 @@ fn body_lines(app: &App, height: usize) -> Vec<(String, Style)> {
     }
 }
 
-fn tree_lines(app: &App, screen: Screen, height: usize) -> Vec<(String, Style)> {
+fn tree_lines(app: &App, screen: Screen, height: usize, width: usize) -> Vec<(String, Style)> {
     let Some(tree) = app.trees.get(&screen) else {
         return Vec::new();
     };
@@ -278,7 +376,11 @@ fn tree_lines(app: &App, screen: Screen, height: usize) -> Vec<(String, Style)> 
                 EntryKind::Value => ("=", entry.shown.as_str()),
                 EntryKind::Unset => (" ", "(not set)"),
             };
-            let text = format!(" {marker} {:<26} {shown}", entry.segment);
+            let text = format!(
+                " {marker} {:<26} {}",
+                entry.segment,
+                fit(shown, width.saturating_sub(30))
+            );
             let style = if at == tree.selected {
                 reversed()
             } else {
@@ -287,6 +389,20 @@ fn tree_lines(app: &App, screen: Screen, height: usize) -> Vec<(String, Style)> 
             (text, style)
         })
         .collect()
+}
+
+/// `text` in at most `width` characters: cut at a blank before the limit, with `...` saying
+/// that more is there (a value is never shown cut in the middle as if it were whole).
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(width.saturating_sub(4)).collect();
+    let cut = match cut.rfind(' ') {
+        Some(at) if at > 0 => &cut[..at],
+        _ => cut.as_str(),
+    };
+    format!("{cut} ...")
 }
 
 /// Splits text into lines of at most `width` characters at blanks.

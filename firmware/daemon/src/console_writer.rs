@@ -37,6 +37,8 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// The console UI owns the tty: writes are left to the log ring (not counted as drops).
+    muted: std::sync::atomic::AtomicBool,
 }
 
 /// Cloneable handle to one bounded writer.
@@ -63,7 +65,7 @@ impl ConsoleWriter {
 
     /// Queues `bytes` without blocking; false (and counted) when the queue has no room.
     pub fn write(&self, bytes: &[u8]) -> bool {
-        if bytes.is_empty() {
+        if bytes.is_empty() || self.shared.muted.load(std::sync::atomic::Ordering::Relaxed) {
             return true;
         }
         let mut queue = self
@@ -89,6 +91,17 @@ impl ConsoleWriter {
         drop(queue);
         self.shared.ready.notify_one();
         true
+    }
+
+    /// While the console UI draws on the tty, nothing else may write to it (the log goes to
+    /// the UI's log screen); muting waits (at most a second) for what is queued to go out.
+    pub fn set_muted(&self, muted: bool) {
+        if muted {
+            self.drain(std::time::Duration::from_secs(1));
+        }
+        self.shared
+            .muted
+            .store(muted, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Everything dropped since start.

@@ -91,6 +91,8 @@ pub struct Daemon {
     debug_commands: bool,
     /// What pairing gave this box (role, pair id, key); None: not paired.
     identity: Option<PairIdentity>,
+    /// Line commands on the console (false: the console UI owns the tty).
+    console_lines: bool,
     /// Where the identity is stored (None until `open_identity`).
     identity_store: Option<IdentityStore<AnyDevice>>,
     /// Pairing and replication (None until `bring_up`).
@@ -209,6 +211,7 @@ impl Daemon {
             debug_commands: false,
             identity: None,
             identity_store: None,
+            console_lines: true,
             pair_service: None,
             from_pair: None,
         }
@@ -346,6 +349,11 @@ impl Daemon {
         "stored on this box's config disk".to_owned()
     }
 
+    /// The console UI reads the console: no line reader on it.
+    pub fn leave_the_console_to_the_ui(&mut self) {
+        self.console_lines = false;
+    }
+
     /// Reads this box's pair identity from `store` (and keeps the store for pairing).
     pub fn open_identity(&mut self, mut store: IdentityStore<AnyDevice>) {
         match store.load() {
@@ -451,7 +459,8 @@ impl Daemon {
 
     /// Runs until a signal or a command (console or control socket) ends it.
     pub async fn run(mut self, control: mpsc::Receiver<ControlRequest>) -> Exit {
-        let mut commands = Some(console_reader::spawn());
+        // With the console UI on the tty, the UI reads it; the line reader stays off.
+        let mut commands = self.console_lines.then(console_reader::spawn);
         let mut control = Some(control);
         let (Ok(mut terminate), Ok(mut interrupt), Ok(mut child)) = (
             signal(SignalKind::terminate()),

@@ -7,7 +7,9 @@
 mod boot;
 mod config_store;
 mod console;
+mod console_login;
 mod console_reader;
+mod console_ui;
 mod console_writer;
 mod control;
 mod daemon;
@@ -281,6 +283,24 @@ fn appliance_main(started: Instant) -> ! {
             daemon.bring_up().await;
             daemon.start_pair_service();
             let (control_tx, control_rx) = tokio::sync::mpsc::channel(16);
+            let console_tty = daemon.board.map(|b| b.console.tty);
+            match console_ui::choose(&cmdline, console_tty) {
+                console_ui::ConsoleMode::Ui(tty) => {
+                    let store = config_store::identity_store(outcome_config_device, None, &log);
+                    let credential = console_login::ConsoleCredential::new(store, log.clone());
+                    daemon.leave_the_console_to_the_ui();
+                    console_ui::start(
+                        tty,
+                        console_ui::options(&cmdline),
+                        &cmdline,
+                        credential,
+                        control_tx.clone(),
+                        &log,
+                    );
+                }
+                console_ui::ConsoleMode::Lines(Some(why)) => log.line(format!("console: {why}")),
+                console_ui::ConsoleMode::Lines(None) => {}
+            }
             let server = match control::listen(Path::new(control::APPLIANCE_SOCKET), control_tx) {
                 Ok(server) => Some(server),
                 Err(error) => {

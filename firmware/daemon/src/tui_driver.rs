@@ -9,13 +9,17 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::termios::{self, SetArg, Termios};
 use tandem_tui::app::App;
 use tandem_tui::glyphs::GlyphMode;
-use tandem_tui::keys::KeyDecoder;
+use tandem_tui::keys::{Key, KeyDecoder};
+use tandem_tui::login::{Gate, GateRequest};
+
+use crate::console_login::ConsoleCredential;
 use tandem_tui::ratatui_core::layout::Size;
 use tandem_tui::ratatui_core::terminal::Terminal;
 use tandem_tui::serial::{self, SerialBackend};
@@ -27,6 +31,8 @@ pub struct TuiOptions {
     pub glyphs: GlyphMode,
     /// Ask the terminal its size (a cursor-position report, silently 80 x 24 without one).
     pub probe_size: bool,
+    /// An idle session logs out after this long (with a login gate).
+    pub idle_logout: Duration,
 }
 
 impl Default for TuiOptions {
@@ -35,6 +41,7 @@ impl Default for TuiOptions {
             size: Size::new(80, 24),
             glyphs: GlyphMode::Ascii,
             probe_size: false,
+            idle_logout: Duration::from_millis(tandem_tui::login::DEFAULT_IDLE_LOGOUT_MS),
         }
     }
 }
@@ -92,16 +99,52 @@ pub fn run_on_stdio(
     };
     let input = std::io::stdin();
     let output = std::io::stdout();
-    run(options, input, output, ask)
+    run(options, input, output, ask, None)
+}
+
+/// Whether `tty` opens as a terminal (the console UI needs one).
+pub fn is_terminal(tty: &std::path::Path) -> Result<(), String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(tty)
+        .map_err(|e| format!("{}: {e}", tty.display()))?;
+    termios::tcgetattr(file.as_fd())
+        .map(|_| ())
+        .map_err(|e| format!("{}: not a terminal ({e})", tty.display()))
+}
+
+/// The UI on the box's serial console (`tty`, e.g. `/dev/ttyS0`), behind the login gate.
+/// Returns when the tty cannot be used (the caller falls back to line commands).
+pub fn run_on_tty(
+    tty: &std::path::Path,
+    options: TuiOptions,
+    ask: impl Fn(&str) -> String + Send + 'static,
+    credential: &mut ConsoleCredential,
+) -> Result<(), String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(tty)
+        .map_err(|e| format!("{}: {e}", tty.display()))?;
+    let _raw = RawMode::enter(file.as_fd())?;
+    let input = file
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", tty.display()))?;
+    run(options, input, &file, ask, Some(credential))
 }
 
 /// Runs the UI until Logout (or the keyboard closes): `input` gives the terminal's bytes,
-/// `output` takes the frames, `ask` answers one command line.
+/// `output` takes the frames, `ask` answers one command line. With a `credential` the UI sits
+/// behind the login gate and Logout returns to it (the UI then runs until the keyboard closes).
 pub fn run(
     options: TuiOptions,
     mut input: impl Read + Send + 'static,
     mut output: impl Write,
     ask: impl Fn(&str) -> String + Send + 'static,
+    mut credential: Option<&mut ConsoleCredential>,
 ) -> Result<(), String> {
     let started = Instant::now();
     let (events_tx, events) = mpsc::channel::<Event>();
@@ -180,14 +223,37 @@ pub fn run(
     let backend = SerialBackend::new(Vec::with_capacity(4096), size, options.glyphs);
     let mut terminal = Terminal::new(backend).map_err(|e| format!("the terminal: {e}"))?;
     let mut app = App::new(millis(started));
-    for key in typed_early {
-        app.handle_key(key);
-    }
+    let idle_ms = u64::try_from(options.idle_logout.as_millis()).unwrap_or(u64::MAX);
+    let mut gate = credential
+        .as_mut()
+        .map(|credential| Gate::new(credential.is_set(), idle_ms, millis(started)));
     let mut keys = Vec::new();
+    keys.extend(typed_early);
     let mut pending = early.into_iter();
     loop {
         let now = millis(started);
+        for key in keys.drain(..) {
+            if key == Key::Ctrl('l') {
+                terminal.clear().map_err(|e| format!("the terminal: {e}"))?;
+                continue;
+            }
+            match gate.as_mut() {
+                Some(gate) if !gate.is_open() => gate.handle_key(&key, now),
+                Some(gate) => {
+                    gate.handle_key(&key, now);
+                    app.handle_key(key);
+                }
+                None => app.handle_key(key),
+            }
+        }
         app.tick(now);
+        if let Some(gate) = gate.as_mut() {
+            gate.tick(now);
+            if app.wants_quit() {
+                gate.logout("logout");
+                app = App::new(now);
+            }
+        }
         for request in app.take_requests() {
             if requests_tx.send(request).is_err() {
                 return Err("the request thread stopped".into());
@@ -197,7 +263,12 @@ pub fn run(
             terminal.clear().map_err(|e| format!("the terminal: {e}"))?;
         }
         terminal
-            .draw(|frame| tandem_tui::render::render(&app, options.glyphs, frame))
+            .draw(|frame| match &gate {
+                Some(gate) if !gate.is_open() => {
+                    tandem_tui::render::render_gate(&app, gate, options.glyphs, frame);
+                }
+                _ => tandem_tui::render::render(&app, options.glyphs, frame),
+            })
             .map_err(|e| format!("the terminal: {e}"))?;
         let frame = std::mem::take(terminal.backend_mut().writer_mut());
         if !frame.is_empty() {
@@ -205,14 +276,42 @@ pub fn run(
         }
         *terminal.backend_mut().writer_mut() = frame;
         terminal.backend_mut().writer_mut().clear();
-        if app.wants_quit() {
+        // The gate's checks run after the frame that says "Checking ..." is out: Argon2id is
+        // slow on purpose (seconds under emulation), and only this thread waits for it.
+        if let (Some(gate), Some(credential)) = (gate.as_mut(), credential.as_mut()) {
+            let requests = gate.take_requests();
+            let worked = !requests.is_empty();
+            for request in requests {
+                match request {
+                    GateRequest::Check(password) => {
+                        let good = credential.verify(&password);
+                        gate.checked(good, millis(started));
+                    }
+                    GateRequest::Store(password) => {
+                        let stored = credential.set(&password).err();
+                        gate.stored(stored, millis(started));
+                    }
+                }
+            }
+            for line in gate.take_events() {
+                credential.log(line);
+            }
+            if worked {
+                continue;
+            }
+        }
+        if app.wants_quit() && gate.is_none() {
             break;
         }
-        let deadline = [Some(app.poll_timeout()), decoder.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now + 1000);
+        let deadline = [
+            Some(app.poll_timeout()),
+            decoder.poll_timeout(),
+            gate.as_ref().and_then(|g| g.poll_timeout(millis(started))),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + 1000);
         let wait = Duration::from_millis(deadline.saturating_sub(millis(started)).max(1));
         let event = match pending.next() {
             Some(event) => Ok(event),
@@ -230,9 +329,6 @@ pub fn run(
             .is_some_and(|at| at <= millis(started))
         {
             decoder.handle_timeout(millis(started), &mut keys);
-        }
-        for key in keys.drain(..) {
-            app.handle_key(key);
         }
     }
     write(&mut output, serial::exit_sequence())?;

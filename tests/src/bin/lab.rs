@@ -36,24 +36,33 @@ fn main() -> ExitCode {
 /// direct routing to rs1 and rs2, which hold it on loopback and run the lab HTTP responder.
 const VIP: &str = "192.0.2.10";
 
-fn specs() -> Vec<BoxSpec> {
+/// The boxes; `console_ui`: the directors run the console UI on their serial consoles (an
+/// operator attached on a terminal), else line commands (the figures below read log lines).
+fn specs(console_ui: bool) -> Vec<BoxSpec> {
     let director = [Segment::Public, Segment::Private, Segment::Peer];
     let real_server = [Segment::Public, Segment::Private];
+    let ui = |spec: BoxSpec| {
+        if console_ui {
+            spec.with_console_ui()
+        } else {
+            spec
+        }
+    };
     vec![
-        BoxSpec::new("box-a", &director).with_config(&dr_director(
+        ui(BoxSpec::new("box-a", &director).with_config(&dr_director(
             "box-a",
             "192.0.2.1",
             200,
             VIP,
             80,
-        )),
-        BoxSpec::new("box-b", &director).with_config(&dr_director(
+        ))),
+        ui(BoxSpec::new("box-b", &director).with_config(&dr_director(
             "box-b",
             "192.0.2.2",
             100,
             VIP,
             80,
-        )),
+        ))),
         dr_real_server("rs1", "192.0.2.21", VIP, &real_server),
         dr_real_server("rs2", "192.0.2.22", VIP, &real_server),
     ]
@@ -81,7 +90,8 @@ fn balance(client: &tandem_lab::ClientNs) -> (usize, usize, usize) {
 fn run() -> Result<(), String> {
     let mut lab = Lab::new()?;
     let started = Instant::now();
-    for spec in specs() {
+    let attached = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    for spec in specs(attached) {
         lab.start_box(&spec)?;
     }
     let client = lab.add_client("client", Segment::Public)?;
@@ -92,7 +102,7 @@ fn run() -> Result<(), String> {
         lab.id
     );
 
-    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+    if attached {
         return attach(&lab.boxes[0]);
     }
 

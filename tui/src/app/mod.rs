@@ -153,12 +153,14 @@ impl Screen {
             Screen::Menu => "digit/letter or Tab+Enter: open",
             Screen::Pair => "s start  j join CODE  a adopt-peer  u push  c compare peer  x unpair",
             Screen::Commit => {
-                "c commit  t commit-confirm  k confirm  r rollback  h history  v preview  x discard"
+                "c commit t confirmed k confirm r rollback h history v preview x discard"
             }
             Screen::Logs => "f filter  Tab line  n/p page",
             Screen::Diagnostics => "i IPVS table  v VRRP  e probe peer",
             Screen::Power => "r reboot  o power off",
-            _ if self.tree_root().is_some() => "Enter open/edit  a add  d delete  l live  b back",
+            _ if self.tree_root().is_some() => {
+                "Enter open/edit  a add  d delete  l live  b back  r reload"
+            }
             _ => "Tab line  n/p page",
         }
     }
@@ -427,10 +429,7 @@ impl App {
                 self.texts.entry(Screen::Pair).or_default().replace(text);
             }
             Purpose::Count => {
-                self.bar.uncommitted = text
-                    .lines()
-                    .filter(|l| l.starts_with('+') || l.starts_with('-'))
-                    .count();
+                self.bar.uncommitted = count_changes(text);
                 if self.screen == Screen::Commit {
                     self.texts.entry(Screen::Commit).or_default().replace(text);
                 }
@@ -965,6 +964,24 @@ impl App {
 /// its successes of `set`/`delete` say "(candidate; ...").
 fn is_refusal(answer: &str) -> bool {
     !answer.contains("(candidate;")
+}
+
+/// The changes in a `compare` answer: fields changed, added or removed, each once (a field
+/// that changed value shows as a `-` and a `+` line under the same heading).
+fn count_changes(compare: &str) -> usize {
+    let mut heading = "";
+    let mut changed: Vec<(&str, &str)> = Vec::new();
+    for line in compare.lines() {
+        let Some(change) = line.strip_prefix(['+', '-']) else {
+            heading = line;
+            continue;
+        };
+        let key = change.split(" = ").next().unwrap_or(change).trim();
+        if !changed.contains(&(heading, key)) {
+            changed.push((heading, key));
+        }
+    }
+    changed.len()
 }
 
 fn first_line(text: &str) -> String {

@@ -59,7 +59,9 @@ fn starts_on_the_menu_and_asks_for_the_status_bar() {
     assert_eq!(app.confirm_countdown(), Some(("8".into(), 90)));
     // The candidate is changed: the count of changes is asked for and read.
     answer_all(&mut app, daemon);
-    assert_eq!(app.bar.uncommitted, 2);
+    // One field changed: its - and + lines count once.
+    assert_eq!(app.bar.uncommitted, 1);
+    assert_eq!(count_changes("[[vrrp]] name = \"a\"\n- priority = 1\n+ priority = 2\n[[vrrp]] name = \"b\"\n- priority = 1\n+ priority = 2\n+ preempt = false\n"), 3);
     app.tick(30_000);
     assert_eq!(app.confirm_countdown(), Some(("8".into(), 60)));
 }

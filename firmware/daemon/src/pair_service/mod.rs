@@ -22,7 +22,7 @@
 mod seal;
 mod session;
 
-pub use session::{spawn, PairHandle};
+pub use session::{secure_random, spawn, PairHandle};
 
 use std::sync::Arc;
 

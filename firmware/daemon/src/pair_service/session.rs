@@ -274,7 +274,7 @@ fn pair_role(role: ConfigRole) -> PairRole {
 
 /// Fills `buffer` from the kernel's CSPRNG (getrandom(2); blocks only before the pool is
 /// initialised, which is long over when an operator types `pair start`).
-pub(crate) fn secure_random(buffer: &mut [u8]) -> std::io::Result<()> {
+pub fn secure_random(buffer: &mut [u8]) -> std::io::Result<()> {
     let mut filled = 0;
     while filled < buffer.len() {
         let rest = &mut buffer[filled..];

@@ -16,6 +16,7 @@ pub mod lab;
 pub mod netns;
 pub mod pinger;
 pub mod qmp;
+pub mod screen;
 pub mod servers;
 pub mod shell;
 pub mod vrrp_status;

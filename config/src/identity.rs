@@ -5,6 +5,10 @@
 //! right after the two config slots, in two copies written alternately like the slots: a power
 //! cut leaves the old record or the new one. `unpair` writes a record with no role.
 //!
+//! Each copy also holds, at offset 512, the console's admin password hash (a PHC string; see
+//! `encode_credential`), a record of its own with its own sequence, so the box's keys and its
+//! password are written independently and neither ever travels in the blob.
+//!
 //! ```text
 //! offset  size  field (one copy; the second copy starts IDENTITY_COPY_BYTES later)
 //!      0     4  magic "TDID"

@@ -22,8 +22,8 @@ use crate::app::{App, Modal, Screen, MENU};
 use crate::glyphs::GlyphMode;
 use crate::login::{Gate, GateState};
 
-/// ASCII borders: every terminal has them.
-const ASCII_BORDER: border::Set<'static> = border::Set {
+/// The borders drawn in [`GlyphMode::Ascii`]: every terminal has them.
+pub const ASCII_BORDER: border::Set<'static> = border::Set {
     top_left: "+",
     top_right: "+",
     bottom_left: "+",
@@ -56,42 +56,16 @@ pub fn render_gate(app: &App, gate: &Gate, glyphs: GlyphMode, frame: &mut Frame<
 
 /// What [`render_gate`] draws, into a buffer.
 pub fn draw_gate(app: &App, gate: &Gate, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
-    if area.height < 6 || area.width < 20 {
-        buf.set_stringn(
-            area.x,
-            area.y,
-            "terminal too small",
-            usize::from(area.width),
-            bold(),
-        );
-        return;
-    }
-    let width = usize::from(area.width);
-    buf.set_style(Rect { height: 1, ..area }, reversed());
     let name = if app.bar.box_name.is_empty() {
         "-"
     } else {
         app.bar.box_name.as_str()
     };
-    buf.set_stringn(
-        area.x,
-        area.y,
-        format!(" Tandem  {name}  console login"),
-        width,
-        reversed(),
-    );
-    let body = Rect {
-        x: area.x,
-        y: area.y + 1,
-        width: area.width,
-        height: area.height - 3,
+    let title_bar = format!(" Tandem  {name}  console login");
+    let Some(inner) = frame_chrome(area, buf, &title_bar, " Login ", glyphs) else {
+        return;
     };
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_set(border_set(glyphs))
-        .title(" Login ");
-    let inner = block.inner(body);
-    block.render(body, buf);
+    let width = usize::from(area.width);
     let mut row = inner.y + 1;
     for line in wrap(&gate.notice, usize::from(inner.width).saturating_sub(2)) {
         if row >= inner.y + inner.height {
@@ -128,8 +102,17 @@ fn border_set(glyphs: GlyphMode) -> border::Set<'static> {
     }
 }
 
-/// Draws the whole UI into a buffer (what [`render`] does, without a terminal).
-pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
+/// What every screen and the login gate have around them: the title bar in reverse video on
+/// the top row, then a box titled `box_title` down to the third row from the bottom (the
+/// last two rows are the caller's). Returns the inside of the box; `None`, with "terminal
+/// too small" written instead, when `area` has no room for them.
+fn frame_chrome(
+    area: Rect,
+    buf: &mut Buffer,
+    title_bar_text: &str,
+    box_title: &str,
+    glyphs: GlyphMode,
+) -> Option<Rect> {
     if area.height < 6 || area.width < 20 {
         buf.set_stringn(
             area.x,
@@ -138,20 +121,33 @@ pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
             usize::from(area.width),
             bold(),
         );
-        return;
+        return None;
     }
-    let width = usize::from(area.width);
-    // Title bar.
     buf.set_style(Rect { height: 1, ..area }, reversed());
-    buf.set_stringn(area.x, area.y, title_bar(app), width, reversed());
-    // The screen.
+    buf.set_stringn(
+        area.x,
+        area.y,
+        title_bar_text,
+        usize::from(area.width),
+        reversed(),
+    );
     let body = Rect {
         x: area.x,
         y: area.y + 1,
         width: area.width,
         height: area.height - 3,
     };
-    let set = border_set(glyphs);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_set(border_set(glyphs))
+        .title(box_title);
+    let inner = block.inner(body);
+    block.render(body, buf);
+    Some(inner)
+}
+
+/// Draws the whole UI into a buffer (what [`render`] does, without a terminal).
+pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
     let title = match (app.screen, app.trees.get(&app.screen)) {
         (screen, Some(tree)) if !app.live => {
             let path = tree.path();
@@ -164,12 +160,11 @@ pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
         (screen, Some(_)) => format!(" {}: live ", screen.title()),
         (screen, None) => format!(" {} ", screen.title()),
     };
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_set(set)
-        .title(title);
-    let inner = block.inner(body);
-    block.render(body, buf);
+    // The title bar, then the screen in its box.
+    let Some(inner) = frame_chrome(area, buf, &title_bar(app), &title, glyphs) else {
+        return;
+    };
+    let width = usize::from(area.width);
     let lines = body_lines(app, usize::from(inner.height), usize::from(inner.width));
     for (row, (text, style)) in lines.into_iter().enumerate() {
         let Ok(row) = u16::try_from(row) else { break };

@@ -6,33 +6,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use ratatui_core::backend::TestBackend;
-use ratatui_core::buffer::{Buffer, CellWidth};
-use ratatui_core::layout::{Constraint, Layout, Position, Size};
+mod support;
+
+use ratatui_core::layout::{Constraint, Layout, Position};
 use ratatui_core::style::{Color, Modifier, Style};
 use ratatui_core::symbols::border;
-use ratatui_core::terminal::{Frame, Terminal};
+use ratatui_core::terminal::Frame;
 use ratatui_core::text::{Line, Span};
 use ratatui_widgets::block::Block;
 use ratatui_widgets::list::{List, ListState};
 use ratatui_widgets::paragraph::Paragraph;
+use support::{Harness, HEIGHT, WIDTH};
 use tandem_tui::glyphs::GlyphMode;
-use tandem_tui::serial::{init_sequence, SerialBackend};
-
-const WIDTH: u16 = 80;
-const HEIGHT: u16 = 24;
-
-/// The borders the app draws itself in ASCII mode.
-const ASCII_BORDER: border::Set = border::Set {
-    top_left: "+",
-    top_right: "+",
-    bottom_left: "+",
-    bottom_right: "+",
-    vertical_left: "|",
-    vertical_right: "|",
-    horizontal_top: "-",
-    horizontal_bottom: "-",
-};
+use tandem_tui::render::ASCII_BORDER;
+use tandem_tui::serial::init_sequence;
 
 const MENU_ITEMS: [&str; 15] = [
     "Network interfaces",
@@ -123,170 +110,9 @@ fn draw_menu(frame: &mut Frame, screen: &MenuScreen) {
     frame.render_widget(status, status_area);
 }
 
-/// One app drawn through both backends, the serial bytes fed to an emulator.
-struct Harness {
-    glyphs: GlyphMode,
-    expected: Terminal<TestBackend>,
-    serial: Terminal<SerialBackend<Vec<u8>>>,
-    emulator: vt100::Parser,
-    bytes_fed: usize,
-}
-
 impl Harness {
-    /// Starts as the app does: the init sequence, then `Terminal::clear`.
-    fn new(glyphs: GlyphMode) -> Harness {
-        let mut backend = SerialBackend::new(Vec::new(), Size::new(WIDTH, HEIGHT), glyphs);
-        backend.writer_mut().extend_from_slice(init_sequence());
-        let mut serial = Terminal::new(backend).unwrap();
-        serial.clear().unwrap();
-        let mut harness = Harness {
-            glyphs,
-            expected: Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap(),
-            serial,
-            emulator: vt100::Parser::new(HEIGHT.try_into().unwrap(), WIDTH.try_into().unwrap(), 0),
-            bytes_fed: 0,
-        };
-        harness.feed_emulator();
-        harness
-    }
-
-    /// Feeds the bytes sent since the last call to the emulator; returns them.
-    fn feed_emulator(&mut self) -> Vec<u8> {
-        let new_bytes = self.serial.backend().writer()[self.bytes_fed..].to_vec();
-        self.emulator.process(&new_bytes);
-        self.bytes_fed += new_bytes.len();
-        new_bytes
-    }
-
-    /// Draws a frame through both backends; returns the serial bytes it cost.
-    fn draw(&mut self, render: impl Fn(&mut Frame)) -> Vec<u8> {
-        self.expected.draw(&render).unwrap();
-        self.serial.draw(&render).unwrap();
-        self.feed_emulator()
-    }
-
     fn draw_menu(&mut self, screen: MenuScreen) -> Vec<u8> {
         self.draw(|frame| draw_menu(frame, &screen))
-    }
-
-    fn all_bytes(&self) -> &[u8] {
-        self.serial.backend().writer()
-    }
-
-    #[track_caller]
-    fn assert_emulator_shows_expected(&self, context: &str) {
-        assert_screen_shows(
-            self.expected.backend().buffer(),
-            self.emulator.screen(),
-            self.glyphs,
-            context,
-        );
-    }
-}
-
-/// The DEC special graphics letter the emulator shows for a box-drawing symbol: vt100 does
-/// not implement `ESC ( 0`, so it shows the letter itself (`q` for `─`, ...). A real VT100
-/// shows the line.
-fn dec_letter(symbol: &str) -> Option<&'static str> {
-    Some(match symbol {
-        "─" | "━" | "═" => "q",
-        "│" | "┃" | "║" => "x",
-        "┌" | "┏" | "╔" | "╭" => "l",
-        "┐" | "┓" | "╗" | "╮" => "k",
-        "└" | "┗" | "╚" | "╰" => "m",
-        "┘" | "┛" | "╝" | "╯" => "j",
-        _ => return None,
-    })
-}
-
-/// What the terminal must show for a symbol of the buffer in `glyphs` mode.
-fn shown_symbol(symbol: &str, glyphs: GlyphMode) -> &str {
-    match glyphs {
-        GlyphMode::Utf8 => symbol,
-        _ if symbol.is_ascii() => symbol,
-        GlyphMode::DecLineDrawing => dec_letter(symbol).unwrap_or("?"),
-        GlyphMode::Ascii => "?",
-    }
-}
-
-/// The emulator's colour for a named ratatui colour (SGR 30-37 -> 0-7, 90-97 -> 8-15).
-fn emulator_color(color: Color) -> vt100::Color {
-    let index = match color {
-        Color::Reset => return vt100::Color::Default,
-        Color::Black => 0,
-        Color::Red => 1,
-        Color::Green => 2,
-        Color::Yellow => 3,
-        Color::Blue => 4,
-        Color::Magenta => 5,
-        Color::Cyan => 6,
-        Color::Gray => 7,
-        Color::DarkGray => 8,
-        Color::LightRed => 9,
-        Color::LightGreen => 10,
-        Color::LightYellow => 11,
-        Color::LightBlue => 12,
-        Color::LightMagenta => 13,
-        Color::LightCyan => 14,
-        Color::White => 15,
-        other => panic!("the screens compared use named colours only, not {other:?}"),
-    };
-    vt100::Color::Idx(index)
-}
-
-#[track_caller]
-fn assert_screen_shows(
-    expected: &Buffer,
-    screen: &vt100::Screen,
-    glyphs: GlyphMode,
-    context: &str,
-) {
-    for row in 0..HEIGHT {
-        let mut column = 0;
-        while column < WIDTH {
-            let cell = &expected[(column, row)];
-            let shown = screen.cell(row, column).unwrap();
-            let where_ = format!("{context}: column {column}, row {row}");
-            let shown_contents = match shown.contents() {
-                "" => " ",
-                contents => contents,
-            };
-            assert_eq!(
-                shown_contents,
-                shown_symbol(cell.symbol(), glyphs),
-                "symbol at {where_}"
-            );
-            assert_eq!(
-                shown.bold(),
-                cell.modifier.contains(Modifier::BOLD),
-                "bold at {where_}"
-            );
-            assert_eq!(
-                shown.inverse(),
-                cell.modifier.contains(Modifier::REVERSED),
-                "inverse at {where_}"
-            );
-            assert_eq!(shown.fgcolor(), emulator_color(cell.fg), "fg at {where_}");
-            assert_eq!(shown.bgcolor(), emulator_color(cell.bg), "bg at {where_}");
-            let wide = cell.symbol().cell_width() == 2;
-            assert_eq!(
-                shown.is_wide(),
-                wide && glyphs == GlyphMode::Utf8,
-                "width at {where_}"
-            );
-            if wide {
-                // The column a wide symbol covers keeps stale content in the TestBackend
-                // (ratatui never sends it); the emulator has the wide symbol's continuation,
-                // or in the 8-bit modes the blank sent after the `?`.
-                if glyphs != GlyphMode::Utf8 {
-                    let covered = screen.cell(row, column + 1).unwrap();
-                    assert_eq!(covered.contents(), " ", "blank after `?` at {where_}");
-                }
-                column += 2;
-            } else {
-                column += 1;
-            }
-        }
     }
 }
 

@@ -279,6 +279,31 @@ fn body_lines(app: &App, height: usize, width: usize) -> Vec<(String, Style)> {
                 (text, style)
             })
             .collect(),
+        Screen::Ports if !app.live => {
+            // The ports with their carrier, refreshed with the status: plug a cable into the
+            // port meant for a role and watch which one comes up.
+            let mut lines: Vec<(String, Style)> = app
+                .text(Screen::Ports)
+                .map(|view| view.lines.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|line| line.strip_prefix("status: nic "))
+                .map(|nic| (format!("  port {nic}"), Style::default()))
+                .collect();
+            if !lines.is_empty() {
+                lines.insert(
+                    0,
+                    (
+                        String::from("Ports by role, carrier live (plug a cable in to see which):"),
+                        bold(),
+                    ),
+                );
+                lines.push((String::new(), Style::default()));
+            }
+            let room = height.saturating_sub(lines.len()).max(1);
+            lines.extend(tree_lines(app, Screen::Ports, room, width));
+            lines
+        }
         screen if app.trees.contains_key(&screen) && !app.live => {
             tree_lines(app, screen, height, width)
         }

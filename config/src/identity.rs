@@ -236,9 +236,9 @@ impl TwoCopies {
         encode: impl Fn(u64) -> [u8; N],
     ) -> Result<(), IdentityError> {
         self.has_room(device)?;
-        if self.newest.is_none() {
-            self.load(device, decode)?;
-        }
+        // Read again first: another handle on the same disk (the console UI's, the daemon's)
+        // may have written a copy since, and overwriting the newest would lose it.
+        self.load(device, decode)?;
         let (sequence, copy) = match self.newest {
             Some((sequence, copy)) => (sequence + 1, 1 - copy),
             None => (1, 0),

@@ -218,7 +218,14 @@ impl Daemon {
     }
 
     /// This box's side for the pair service.
-    fn local_state(&self) -> LocalState {
+    /// The console's admin password hash as stored now (the console UI's thread writes it).
+    fn stored_credential(&mut self) -> Option<String> {
+        let store = self.identity_store.as_mut()?;
+        store.load_credential().ok().flatten()
+    }
+
+    fn local_state(&mut self) -> LocalState {
+        let credential = self.stored_credential();
         let running = Arc::clone(self.transactions.running());
         let interface = running
             .peer_link
@@ -240,12 +247,35 @@ impl Daemon {
             history: self.transactions.history().clone(),
             running,
             blob: Arc::new(blob),
+            credential,
         }
     }
 
-    fn publish_pair(&self) {
-        if let Some(service) = &self.pair_service {
-            service.publish(self.local_state());
+    /// Takes the partner's admin password hash with its config: one password for the pair.
+    fn take_partner_credential(&mut self, credential: Option<String>) {
+        let Some(hash) = credential else { return };
+        if self.stored_credential().as_deref() == Some(hash.as_str()) {
+            return;
+        }
+        let Some(store) = self.identity_store.as_mut() else {
+            return;
+        };
+        match store.save_credential(Some(&hash)) {
+            Ok(()) => self
+                .log
+                .line("console: the admin password is now the partner's (it came with its config)"),
+            Err(error) => self.log.line(format!(
+                "console: cannot store the partner's admin password: {error}"
+            )),
+        }
+    }
+
+    fn publish_pair(&mut self) {
+        if self.pair_service.is_some() {
+            let state = self.local_state();
+            if let Some(service) = &self.pair_service {
+                service.publish(state);
+            }
         }
     }
 
@@ -286,7 +316,12 @@ impl Daemon {
     /// The pair service's requests: a partner's config to take, a pairing to store.
     fn on_pair_request(&mut self, request: ToDaemon) {
         match request {
-            ToDaemon::Adopt { blob, force, reply } => {
+            ToDaemon::Adopt {
+                blob,
+                credential,
+                force,
+                reply,
+            } => {
                 let Some(identity) = self.identity.clone() else {
                     let _ = reply.send(AdoptAnswer::Invalid("this box is not paired".into()));
                     return;
@@ -299,6 +334,9 @@ impl Daemon {
                     force,
                     transaction::unix_now(),
                 );
+                if matches!(adopted, Ok(_) | Err(TransactionError::AlreadyRunning(_))) {
+                    self.take_partner_credential(credential);
+                }
                 match adopted {
                     Ok((committed, _how)) => {
                         let what = if force { "adopt-peer" } else { "replicated" };

@@ -126,6 +126,47 @@ fn pairing_with_the_code_then_commits_replicate_both_ways() {
     pair.wait("b", &["pair", "status"], "in sync");
 }
 
+/// The console admin password hash stored in a `--state DIR`'s identity file.
+fn stored_credential(state: &Path) -> Option<String> {
+    use tandem_config::identity::IdentityStore;
+    use tandem_config::storage::FileDevice;
+    let device = FileDevice::open(&state.join("pair.identity")).unwrap();
+    IdentityStore::new(device, 0).load_credential().unwrap()
+}
+
+#[test]
+fn the_admin_password_travels_with_the_config() {
+    use tandem_config::identity::{IdentityStore, IDENTITY_BYTES};
+    use tandem_config::storage::FileDevice;
+    let pair = Pair::new("pcr");
+    // A's console password (any PHC-shaped text: it travels and is stored verbatim).
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaC1vZi1h";
+    let a_state = pair.0.state("a");
+    std::fs::create_dir_all(&a_state).unwrap();
+    let device = FileDevice::create(&a_state.join("pair.identity"), IDENTITY_BYTES).unwrap();
+    IdentityStore::new(device, 0)
+        .save_credential(Some(hash))
+        .unwrap();
+    let _a = pair.start("a", Some(A_CONFIG));
+    let b = pair.start("b", None);
+    assert!(pair.pair_up().contains("paired"));
+    pair.wait("b", &["pair", "status"], "in sync");
+    b.console
+        .wait_for("the admin password is now the partner's", LIMIT)
+        .unwrap();
+    assert_eq!(stored_credential(&pair.0.state("b")).as_deref(), Some(hash));
+    // Pairing kept B's own identity record beside it.
+    assert_eq!(
+        stored_identity(&pair.0.state("b")).1,
+        stored_identity(&a_state).1
+    );
+    // A commit on B sends the same password back: A keeps it, nothing is logged twice.
+    let answer = pair.commit_hostname("b", "from-b");
+    assert!(answer.contains("commit:"), "{answer}");
+    pair.wait_hostname("a", "from-b");
+    assert_eq!(stored_credential(&a_state).as_deref(), Some(hash));
+}
+
 #[test]
 fn three_wrong_codes_lock_pairing_on_both_consoles() {
     let pair = Pair::new("prw");

@@ -75,8 +75,10 @@ pub const MAX_DATAGRAM_LEN: usize = crate::peer_message::MAX_DATAGRAM_LEN;
 pub const MAGIC: [u8; 4] = *b"TDRP";
 /// The message format version this codec speaks.
 pub const VERSION: u8 = 1;
-/// The push channel version this firmware speaks (carried in STATE and CHALLENGE).
-pub const CHANNEL_VERSION: u8 = 1;
+/// The push channel version this firmware speaks (carried in STATE and CHALLENGE). 2: the
+/// sealed payload of a PUSH may start with the console's admin password hash (an envelope the
+/// daemon's `pair_service::seal` writes), so firmware that speaks 1 must not receive it.
+pub const CHANNEL_VERSION: u8 = 2;
 /// The header every kind starts with.
 pub const HEADER_LEN: usize = 16;
 /// A STATE message without its tag.

@@ -48,6 +48,8 @@ pub struct LocalState {
     pub running: Arc<Config>,
     /// The running config as a blob, keyed under the pair key (empty before any commit).
     pub blob: Arc<Vec<u8>>,
+    /// The console's admin password hash, sealed with every blob this box sends.
+    pub credential: Option<String>,
 }
 
 /// How the daemon answered a partner's config.
@@ -69,6 +71,8 @@ pub enum ToDaemon {
     /// Store and apply the partner's blob (a fast-forward, or `force`d).
     Adopt {
         blob: Vec<u8>,
+        /// The partner's admin password hash, taken with its config.
+        credential: Option<String>,
         force: bool,
         reply: oneshot::Sender<AdoptAnswer>,
     },

@@ -22,6 +22,45 @@ pub enum Direction {
     ToClient,
 }
 
+/// The envelope's magic: a config blob never starts with it (blobs start with their own).
+const CREDENTIAL_MAGIC: &[u8; 4] = b"TDPW";
+/// The longest admin password hash an envelope carries (as the identity region keeps).
+const MAX_CREDENTIAL: usize = tandem_config::identity::MAX_CREDENTIAL_BYTES;
+
+/// What is sealed: the console's admin password hash travels with the config, so a paired box
+/// takes its partner's password with its partner's config ("TDPW", u16 length, the PHC string,
+/// then the blob); without a hash, the blob alone. Inside the AEAD: never seen on the cable.
+pub fn wrap(credential: Option<&str>, blob: &[u8]) -> Vec<u8> {
+    let Some(hash) = credential.filter(|h| !h.is_empty() && h.len() <= MAX_CREDENTIAL) else {
+        return blob.to_vec();
+    };
+    let mut out = Vec::with_capacity(6 + hash.len() + blob.len());
+    out.extend_from_slice(CREDENTIAL_MAGIC);
+    out.extend_from_slice(&u16::try_from(hash.len()).unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(blob);
+    out
+}
+
+/// The hash (if the payload carries one) and the blob; a malformed envelope is refused.
+pub fn unwrap(mut payload: Vec<u8>) -> Result<(Option<String>, Vec<u8>), &'static str> {
+    if !payload.starts_with(CREDENTIAL_MAGIC) {
+        return Ok((None, payload));
+    }
+    let length = payload
+        .get(4..6)
+        .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+        .ok_or("truncated password envelope")?;
+    if length == 0 || length > MAX_CREDENTIAL || payload.len() < 6 + length {
+        return Err("malformed password envelope");
+    }
+    let hash = core::str::from_utf8(&payload[6..6 + length])
+        .map_err(|_| "password hash not text")?
+        .to_owned();
+    let blob = payload.split_off(6 + length);
+    Ok((Some(hash), blob))
+}
+
 /// Bytes a sealed blob adds (the Poly1305 tag).
 #[cfg(test)]
 const TAG_LEN: usize = 16;
@@ -86,6 +125,25 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_envelope_carries_the_hash_and_leaves_a_bare_blob_alone() {
+        let blob = b"TNDMblob-bytes".to_vec();
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+        let wrapped = wrap(Some(hash), &blob);
+        assert_eq!(
+            unwrap(wrapped).unwrap(),
+            (Some(hash.to_owned()), blob.clone())
+        );
+        assert_eq!(unwrap(wrap(None, &blob)).unwrap(), (None, blob.clone()));
+        let mut truncated = wrap(Some(hash), &blob);
+        truncated.truncate(10);
+        assert!(unwrap(truncated).is_err());
+        assert!(unwrap(b"TDPW".to_vec()).is_err());
+        let mut zero = b"TDPW\0\0".to_vec();
+        zero.extend_from_slice(&blob);
+        assert!(unwrap(zero).is_err());
+    }
 
     #[test]
     fn a_sealed_blob_opens_only_with_its_key_pair_nonce_and_direction() {

@@ -904,6 +904,7 @@ impl Service {
             self.pushing = true;
         }
         let blob = Arc::clone(&self.local.blob);
+        let credential = self.local.credential.clone();
         let done = self.done_tx.clone();
         let address = SocketAddrV6::new(partner.address, partner.push_port, 0, partner.scope);
         let role = pair_role(identity.role);
@@ -913,7 +914,15 @@ impl Service {
             let force = matches!(what, Transfer::ForcePush);
             let result = tokio::time::timeout(
                 TRANSFER_TIMEOUT,
-                transfer(address, &identity, role, &blob, force, pull),
+                transfer(
+                    address,
+                    &identity,
+                    role,
+                    &blob,
+                    credential.as_deref(),
+                    force,
+                    pull,
+                ),
             )
             .await
             .unwrap_or_else(|_| Err("the partner did not answer in time".into()));
@@ -1006,13 +1015,21 @@ impl Service {
             Transfer::AdoptPeer => {
                 let Some(reply) = reply else { return };
                 match result {
-                    Ok(TransferReply::Blob(blob)) => {
+                    Ok(TransferReply::Blob(payload)) => {
                         let to_daemon = self.to_daemon.clone();
                         tokio::spawn(async move {
                             let (answer_tx, answer) = oneshot::channel();
+                            let (credential, blob) = match seal::unwrap(payload) {
+                                Ok(opened) => opened,
+                                Err(error) => {
+                                    let _ = reply.send(format!("pair adopt-peer: {error}\n"));
+                                    return;
+                                }
+                            };
                             let sent = to_daemon
                                 .send(ToDaemon::Adopt {
                                     blob,
+                                    credential,
                                     force: true,
                                     reply: answer_tx,
                                 })
@@ -1045,7 +1062,10 @@ impl Service {
             Transfer::ComparePeer => {
                 let Some(reply) = reply else { return };
                 let text = match result {
-                    Ok(TransferReply::Blob(blob)) => self.compare_text(&blob),
+                    Ok(TransferReply::Blob(payload)) => match seal::unwrap(payload) {
+                        Ok((_, blob)) => self.compare_text(&blob),
+                        Err(error) => format!("compare peer: {error}\n"),
+                    },
                     Ok(TransferReply::Result { message, .. }) => {
                         format!("compare peer: {message}\n")
                     }
@@ -1322,6 +1342,7 @@ async fn transfer(
     identity: &PairIdentity,
     role: PairRole,
     blob: &[u8],
+    credential: Option<&str>,
     force: bool,
     pull: bool,
 ) -> Result<TransferReply, String> {
@@ -1350,7 +1371,7 @@ async fn transfer(
             identity.pair_id,
             &challenge.nonce,
             Direction::ToServer,
-            blob,
+            &seal::wrap(credential, blob),
         )?
     };
     let push = PushRepr {
@@ -1476,7 +1497,7 @@ async fn serve(
             identity.pair_id,
             &nonce,
             Direction::ToClient,
-            &current.blob,
+            &seal::wrap(current.credential.as_deref(), &current.blob),
         )
         .map_err(ServeError::Refused)?;
         let theirs = PushRepr {
@@ -1490,14 +1511,16 @@ async fn serve(
         let _ = write_message(&mut stream, &Message::Push(theirs), &identity.key).await;
         return Ok(Served::Nothing);
     }
-    let blob = match seal::open(
+    let opened = seal::open(
         &identity.key,
         identity.pair_id,
         &nonce,
         Direction::ToServer,
         push.blob,
-    ) {
-        Ok(blob) => blob,
+    )
+    .and_then(seal::unwrap);
+    let (credential, blob) = match opened {
+        Ok(opened) => opened,
         Err(reason) => {
             let result = answer(Outcome::Invalid, reason, local);
             let _ = write_message(&mut stream, &Message::Result(result), &identity.key).await;
@@ -1508,6 +1531,7 @@ async fn serve(
     let sent = to_daemon
         .send(ToDaemon::Adopt {
             blob,
+            credential,
             force: push.force,
             reply,
         })

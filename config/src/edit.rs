@@ -162,33 +162,7 @@ pub fn delete(config: &Config, path: &str) -> Result<Config, EditError> {
     clear(config, &to_tree(config, &segments)?, &segments)
 }
 
-/// What a child of a browsed node is, so a UI knows what Enter does on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    /// A plain value or a list of plain values: edited with `set`.
-    Value,
-    /// A table: browsed further.
-    Table,
-    /// A list of tables (or an empty list): browsed further, items added with `set`.
-    List,
-    /// An item of a list, by its name, address or `#N`.
-    Item,
-    /// A field the model has that holds no value (an optional field left out).
-    Unset,
-}
-
-impl EntryKind {
-    /// The word `browse` answers with.
-    pub fn word(self) -> &'static str {
-        match self {
-            EntryKind::Value => "value",
-            EntryKind::Table => "table",
-            EntryKind::List => "list",
-            EntryKind::Item => "item",
-            EntryKind::Unset => "unset",
-        }
-    }
-}
+pub use crate::entry_kind::EntryKind;
 
 /// One child of a browsed node.
 #[derive(Debug, Clone, PartialEq, Eq)]

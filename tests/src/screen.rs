@@ -171,6 +171,83 @@ impl<'a> Screen<'a> {
             .map(usize::from)
     }
 
+    /// First boot: waits (up to `boot`) for the console UI to ask for the admin password,
+    /// chooses `password` (typed twice) and waits for the main menu.
+    pub fn create_password(
+        &self,
+        password: &str,
+        boot: Duration,
+        step: Duration,
+    ) -> Result<(), String> {
+        self.wait_for("no admin password yet", boot)?;
+        self.press(password)?;
+        self.press("\r")?;
+        self.wait_for("the same again: _", step)?;
+        self.press(password)?;
+        self.press("\r")?;
+        self.wait_for("Main menu", step).map(|_| ())
+    }
+
+    /// Types `password` at the login prompt until the gate answers it: true when it let us in,
+    /// false when it said wrong. `failures` is how many wrong passwords came just before (the
+    /// notice counts them, so a stale notice is never taken for this try's answer); a try the
+    /// back-off dropped is typed again, within `limit`.
+    pub fn try_password(
+        &self,
+        password: &str,
+        failures: u32,
+        step: Duration,
+        limit: Duration,
+    ) -> Result<bool, String> {
+        let refused = format!("Wrong password ({} in a row)", failures + 1);
+        let deadline = Instant::now() + limit;
+        loop {
+            self.press("\x15")?;
+            self.press(password)?;
+            self.press("\r")?;
+            let rows = self.wait_until("an answer to the password", step, |rows| {
+                rows.iter().any(|r| {
+                    r.contains("Main menu")
+                        || r.contains(&refused)
+                        || r.contains("Too many failures")
+                })
+            })?;
+            if rows.iter().any(|r| r.contains("Main menu")) {
+                return Ok(true);
+            }
+            if rows.iter().any(|r| r.contains(&refused)) {
+                return Ok(false);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the back-off never ended:\n{}", self.dump()));
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// Logs in with the right `password`, however many wrong tries came before and whatever
+    /// back-off they left (it caps at 60 s), within `limit`.
+    pub fn log_in(&self, password: &str, step: Duration, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.press("\x15")?;
+            self.press(password)?;
+            self.press("\r")?;
+            let rows = self.wait_until("an answer to the password", step, |rows| {
+                rows.iter().any(|r| {
+                    r.contains("Main menu") || r.contains("wait") || r.contains("Wrong password")
+                })
+            })?;
+            if rows.iter().any(|r| r.contains("Main menu")) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("never logged in:\n{}", self.dump()));
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
     fn console_name(&self) -> String {
         self.console.log_path.display().to_string()
     }

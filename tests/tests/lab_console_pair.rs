@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tandem_lab::screen::Screen;
 use tandem_lab::{BoxSpec, Lab, Segment};
@@ -18,7 +18,8 @@ use tandem_lab::{BoxSpec, Lab, Segment};
 const BOOT: Duration = Duration::from_secs(240);
 const STEP: Duration = Duration::from_secs(30);
 const ENTER: &str = "\r";
-const CTRL_U: &str = "\x15";
+/// How long the back-off may keep dropping tries.
+const LIMIT: Duration = Duration::from_secs(120);
 
 const BOX_A: &str = r#"
 [system]
@@ -28,51 +29,6 @@ hostname = "box-a"
 name = "public"
 addresses = ["192.0.2.1/24"]
 "#;
-
-fn first_boot(screen: &Screen<'_>, password: &str) {
-    screen.wait_for("no admin password yet", BOOT).unwrap();
-    screen.press(password).unwrap();
-    screen.press(ENTER).unwrap();
-    screen.wait_for("the same again: _", STEP).unwrap();
-    screen.press(password).unwrap();
-    screen.press(ENTER).unwrap();
-    screen.wait_for("Main menu", STEP).unwrap();
-}
-
-/// Types `password` at the login prompt until the gate answers it; true when it let us in.
-/// `failures` is how many wrong passwords came just before (the notice counts them, so a
-/// stale notice is never taken for this try's answer); a try dropped by the back-off is
-/// typed again.
-fn try_password(screen: &Screen<'_>, password: &str, failures: u32) -> bool {
-    let refused = format!("Wrong password ({} in a row)", failures + 1);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        screen.press(CTRL_U).unwrap();
-        screen.press(password).unwrap();
-        screen.press(ENTER).unwrap();
-        let rows = screen
-            .wait_until("an answer to the password", STEP, |rows| {
-                rows.iter().any(|r| {
-                    r.contains("Main menu")
-                        || r.contains(&refused)
-                        || r.contains("Too many failures")
-                })
-            })
-            .unwrap();
-        if rows.iter().any(|r| r.contains("Main menu")) {
-            return true;
-        }
-        if rows.iter().any(|r| r.contains(&refused)) {
-            return false;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the back-off never ended:\n{}",
-            screen.dump()
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
-}
 
 #[test]
 fn pairing_from_the_console_ui_brings_the_config_and_the_admin_password() {
@@ -88,8 +44,8 @@ fn pairing_from_the_console_ui_brings_the_config_and_the_admin_password() {
         .unwrap();
     let a = Screen::new(&lab.boxes[0].console);
     let b = Screen::new(&lab.boxes[1].console);
-    first_boot(&a, "password-of-a");
-    first_boot(&b, "password-of-b");
+    a.create_password("password-of-a", BOOT, STEP).unwrap();
+    b.create_password("password-of-b", BOOT, STEP).unwrap();
     a.wait_until("generation 1 on box-a", STEP, |rows| {
         rows[0].contains("gen 1")
     })
@@ -130,12 +86,12 @@ fn pairing_from_the_console_ui_brings_the_config_and_the_admin_password() {
     b.press("q").unwrap();
     b.wait_for("Logged out", STEP).unwrap();
     assert!(
-        !try_password(&b, "password-of-b", 0),
+        !b.try_password("password-of-b", 0, STEP, LIMIT).unwrap(),
         "box-b still took its own password:\n{}",
         b.dump()
     );
     assert!(
-        try_password(&b, "password-of-a", 1),
+        b.try_password("password-of-a", 1, STEP, LIMIT).unwrap(),
         "box-b refused box-a's password:\n{}",
         b.dump()
     );

@@ -70,33 +70,6 @@ fn menu(screen: &Screen<'_>, hotkey: &str, title: &str) {
     screen.wait_for(title, STEP).unwrap();
 }
 
-/// Logs in with the right password, trying again while a back-off drops the tries (it caps at
-/// 60 s), within `limit`.
-fn log_in(screen: &Screen<'_>, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        screen.press(CTRL_U).unwrap();
-        screen.press(PASSWORD).unwrap();
-        screen.press(ENTER).unwrap();
-        let rows = screen
-            .wait_until("an answer to the password", STEP, |rows| {
-                rows.iter().any(|r| {
-                    r.contains("Main menu") || r.contains("wait") || r.contains("Wrong password")
-                })
-            })
-            .unwrap();
-        if rows.iter().any(|r| r.contains("Main menu")) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never logged in:\n{}",
-            screen.dump()
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
-}
-
 /// Requests the VIP until both real servers answered; returns the answers per server.
 fn both_real_servers(client: &tandem_lab::ClientNs) -> (usize, usize) {
     let url = format!("http://{VIP}/");
@@ -132,13 +105,7 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
     let screen = Screen::new(&box_a.console);
 
     // First boot: the password, twice; nothing else is reachable before it.
-    screen.wait_for("no admin password yet", BOOT).unwrap();
-    screen.press(PASSWORD).unwrap();
-    screen.press(ENTER).unwrap();
-    screen.wait_for("the same again: _", STEP).unwrap();
-    screen.press(PASSWORD).unwrap();
-    screen.press(ENTER).unwrap();
-    screen.wait_for("Main menu", STEP).unwrap();
+    screen.create_password(PASSWORD, BOOT, STEP).unwrap();
     screen
         .wait_until("generation 0 in the title bar", STEP, |rows| {
             rows[0].contains("box-a") && rows[0].contains("gen 0")
@@ -237,7 +204,9 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
         })
         .unwrap();
     if !rows.iter().any(|r| r.contains("Main menu")) {
-        log_in(&screen, Duration::from_secs(60));
+        screen
+            .log_in(PASSWORD, STEP, Duration::from_secs(60))
+            .unwrap();
     }
     screen.press("m").unwrap();
     screen.press("q").unwrap();
@@ -257,7 +226,9 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
     }
     // The back-off caps at 60 s; then the right password logs in and the box still runs
     // generation 1 and still serves.
-    log_in(&screen, Duration::from_secs(240));
+    screen
+        .log_in(PASSWORD, STEP, Duration::from_secs(240))
+        .unwrap();
     screen
         .wait_until("generation 1 after the garbage", STEP, |rows| {
             rows[0].contains("gen 1")

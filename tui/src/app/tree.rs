@@ -6,38 +6,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-/// What an entry is, as `browse` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    /// A value or a list of values: Enter edits it.
-    Value,
-    /// A table: Enter opens it.
-    Table,
-    /// A list of tables: Enter opens it, `a` adds an item.
-    List,
-    /// A list item: Enter opens it, `d` deletes it.
-    Item,
-    /// A field with no value: Enter sets it.
-    Unset,
-}
-
-impl EntryKind {
-    fn parse(word: &str) -> Option<EntryKind> {
-        Some(match word {
-            "value" => EntryKind::Value,
-            "table" => EntryKind::Table,
-            "list" => EntryKind::List,
-            "item" => EntryKind::Item,
-            "unset" => EntryKind::Unset,
-            _ => return None,
-        })
-    }
-
-    /// Opens to another level (Enter browses) rather than being edited.
-    pub fn opens(self) -> bool {
-        matches!(self, EntryKind::Table | EntryKind::List | EntryKind::Item)
-    }
-}
+pub use tandem_config::entry_kind::EntryKind;
 
 /// One line of a browsed level.
 #[derive(Debug, Clone, PartialEq, Eq)]

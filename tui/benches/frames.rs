@@ -64,6 +64,8 @@ fn frame_bytes() {
         largest.1,
         largest.0 as f64 * MICROS_PER_BYTE / 1000.0
     );
+    // The lines `make bench` collects.
+    println!("bench: tui_full_frame_bytes_max {} bytes", largest.0);
 }
 
 /// p50 and p99 of `PRESSES` timed Tab presses on `app`, redrawn each time; `reset` puts the
@@ -99,6 +101,12 @@ fn keypress_to_last_byte(
     micros.sort_by(f64::total_cmp);
     let at = |percent: usize| micros[(micros.len() * percent / 100).min(micros.len() - 1)];
     let per_press = bytes as f64 / PRESSES as f64;
+    let slug = label.replace([' ', '(', ')'], "_").replace("__", "_");
+    println!(
+        "bench: tui_keypress_redraw_{slug}_us_p50 {:.1} us",
+        at(50)
+    );
+    println!("bench: tui_keypress_bytes_{slug} {per_press:.0} bytes");
     println!(
         "{label:<22} p50 {:7.1} us  p99 {:7.1} us  max {:8.1} us  {per_press:5.0} bytes/press \
          ({:.1} ms on the wire)",

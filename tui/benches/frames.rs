@@ -102,10 +102,7 @@ fn keypress_to_last_byte(
     let at = |percent: usize| micros[(micros.len() * percent / 100).min(micros.len() - 1)];
     let per_press = bytes as f64 / PRESSES as f64;
     let slug = label.replace([' ', '(', ')'], "_").replace("__", "_");
-    println!(
-        "bench: tui_keypress_redraw_{slug}_us_p50 {:.1} us",
-        at(50)
-    );
+    println!("bench: tui_keypress_redraw_{slug}_us_p50 {:.1} us", at(50));
     println!("bench: tui_keypress_bytes_{slug} {per_press:.0} bytes");
     println!(
         "{label:<22} p50 {:7.1} us  p99 {:7.1} us  max {:8.1} us  {per_press:5.0} bytes/press \

@@ -7,6 +7,7 @@
 //!   (instance `web_vip`, VRID 10 on public, VIP 192.0.2.10), Virtual servers (`web` on the VIP
 //!   port 80, direct routing, a TCP check, real servers rs1 and rs2), then Commit. A client on
 //!   the public segment gets answers from both real servers through the VIP.
+//! - Diagnostics: a ping from the box to rs1 (three replies) and rs1 in the neighbour table.
 //! - Logout; wrong passwords back off (the wait is shown, a try during it is dropped); the
 //!   right one logs in again.
 //! - 1 MB of random bytes at the login prompt: the box keeps running the same generation
@@ -183,6 +184,18 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
         "answers: rs1 {rs1}, rs2 {rs2}\n{}",
         screen.dump()
     );
+
+    // Diagnostics: ping a real server from the box, then its entry in the neighbour table.
+    menu(&screen, "0", "Diagnostics");
+    screen.press("g").unwrap();
+    screen.wait_row(PROMPT_ROW, "ping address", STEP).unwrap();
+    screen.press("192.0.2.21").unwrap();
+    screen.press(ENTER).unwrap();
+    screen
+        .wait_for("ping 192.0.2.21: 3 sent, 3 received, 0% loss", STEP)
+        .unwrap();
+    screen.press("h").unwrap();
+    screen.wait_for("neighbours: 192.0.2.21 ", STEP).unwrap();
 
     // Logout; a wrong password backs off; a try during the back-off is dropped.
     screen.press("m").unwrap();

@@ -17,6 +17,13 @@ pub enum Command {
     Log,
     /// Probe the peer cable now.
     Peer,
+    /// `ping ADDRESS [COUNT]`: ICMP echo, one a second (Diagnostics).
+    Ping {
+        address: std::net::IpAddr,
+        count: u8,
+    },
+    /// `neighbours`: the IPv4 neighbour table (Diagnostics).
+    Neighbours,
     /// Clean power-off (appliance) or stop (run mode).
     Poweroff,
     /// Clean reboot (appliance only).
@@ -81,7 +88,8 @@ pub const ENGINES: [&str; 3] = ["vrrp", "lvs", "realserver"];
 
 /// Help text listing every command.
 pub const HELP: &str =
-    "commands: status | log | peer | vrrp status | lvs status | realserver status
+    "commands: status | log | peer | ping ADDRESS [COUNT] | neighbours
+          vrrp status | lvs status | realserver status
   pair:   pair status | pair start | pair join CODE | unpair | pair adopt-peer | pair push
           compare peer
   config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard
@@ -180,6 +188,25 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
         ("status", _, 0) => Ok(Command::Status),
         ("log", _, 0) => Ok(Command::Log),
         ("peer", _, 0) => Ok(Command::Peer),
+        ("neighbours" | "neighbors" | "arp", _, 0) => Ok(Command::Neighbours),
+        ("ping", _, 1 | 2) => {
+            let address = rest[0].parse().map_err(|_| {
+                usage(&format!(
+                    "ping: `{}` is not an IP address; usage: ping ADDRESS [COUNT]",
+                    rest[0]
+                ))
+            })?;
+            let count = match rest.get(1) {
+                None => 3,
+                Some(count) => count
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|n| (1..=10).contains(n))
+                    .ok_or_else(|| usage("ping: COUNT is 1 to 10"))?,
+            };
+            Ok(Command::Ping { address, count })
+        }
+        ("ping", _, _) => Err(usage("usage: ping ADDRESS [COUNT], e.g. ping 192.0.2.21 3")),
         ("poweroff" | "halt", _, 0) => Ok(Command::Poweroff),
         ("reboot", _, 0) => Ok(Command::Reboot),
         ("show", Some("running"), 1) => Ok(Command::ShowRunning),
@@ -319,6 +346,16 @@ mod tests {
     fn config_commands_keep_the_case_of_their_arguments() {
         assert_eq!(parse("SHOW running"), Ok(Command::ShowRunning));
         assert_eq!(parse("show candidate"), Ok(Command::ShowCandidate));
+        assert_eq!(
+            parse("ping 192.0.2.21"),
+            Ok(Command::Ping {
+                address: "192.0.2.21".parse().unwrap(),
+                count: 3
+            })
+        );
+        assert!(parse("ping 192.0.2.21 11").is_err());
+        assert!(parse("ping nowhere").is_err());
+        assert_eq!(parse("neighbours"), Ok(Command::Neighbours));
         assert_eq!(parse("browse"), Ok(Command::Browse(String::new())));
         assert_eq!(
             parse("browse vrrp.web_vip"),

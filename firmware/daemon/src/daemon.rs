@@ -660,6 +660,37 @@ impl Daemon {
                 text.push('\n');
                 (text, None)
             }
+            Command::Ping { address, count } => {
+                tokio::spawn(async move {
+                    let timeout = Duration::from_secs(2);
+                    let done = tokio::task::spawn_blocking(move || {
+                        tandem_southbound::ping::ping(address, count, timeout)
+                    })
+                    .await;
+                    reply.send(match done {
+                        Ok(Ok(report)) => format!("{}\n", report.line()),
+                        Ok(Err(error)) => format!("ping {address}: {error}\n"),
+                        Err(_) => format!("ping {address}: stopped\n"),
+                    });
+                });
+                return None;
+            }
+            Command::Neighbours => {
+                let text = match tandem_southbound::neigh::ipv4_neighbours() {
+                    Ok(table) if table.is_empty() => "neighbours: none (IPv4)\n".to_owned(),
+                    Ok(table) => table
+                        .iter()
+                        .map(|n| {
+                            format!(
+                                "neighbours: {} {} on {} {}\n",
+                                n.address, n.mac, n.device, n.state
+                            )
+                        })
+                        .collect(),
+                    Err(error) => format!("neighbours: /proc/net/arp: {error}\n"),
+                };
+                (text, None)
+            }
             Command::Peer => {
                 if probe.is_none() {
                     *probe = self.start_probe();

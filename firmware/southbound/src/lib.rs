@@ -9,11 +9,13 @@
 pub mod kmod;
 pub mod lan_probe;
 pub mod link_monitor;
+pub mod neigh;
 pub mod net;
 pub mod nft;
 pub mod nlmsg;
 pub mod packet;
 pub mod peer_socket;
+pub mod ping;
 pub mod probe;
 pub mod route;
 pub mod rtnl;

@@ -142,7 +142,7 @@ impl Screen {
             Screen::Bonds => "Bonds are configured here but not applied yet: the bond engine lands with its issue. The config keeps them.",
             Screen::LoadSharing => "Load-sharing groups are configured here but not applied yet: the nftables engine lands with its issue.",
             Screen::Firmware => "Firmware upgrades (fetch, install, A/B slots) are not there yet: they land with the firmware issue. The running version is in the status below.",
-            Screen::Diagnostics => "Ping and the neighbour table are not there yet. Shown: the IPVS table (i), VRRP (v), peer probe (e).",
+
             _ => return None,
         })
     }
@@ -156,7 +156,7 @@ impl Screen {
                 "c commit t confirmed k confirm r rollback h history v preview x discard"
             }
             Screen::Logs => "f filter  Tab line  n/p page",
-            Screen::Diagnostics => "i IPVS table  v VRRP  e probe peer",
+            Screen::Diagnostics => "i IPVS table  v VRRP  e probe peer  g ping  h neighbours",
             Screen::Power => "r reboot  o power off",
             _ if self.tree_root().is_some() => {
                 "Enter open/edit  a add  d delete  l live  b back  r reload"
@@ -216,6 +216,7 @@ enum PromptFor {
     CommitConfirmSeconds,
     Rollback,
     LogFilter,
+    Ping,
 }
 
 /// A modal on top of the screen.
@@ -695,6 +696,17 @@ impl App {
                 };
                 self.send(&line, Purpose::Action(Screen::Commit));
             }
+            PromptFor::Ping => {
+                if text.is_empty() {
+                    self.message = String::from("cancelled: nothing typed");
+                    return;
+                }
+                self.message = format!("pinging {text} ...");
+                self.send(
+                    &format!("ping {} 3", quote_word(&text)),
+                    Purpose::Action(Screen::Diagnostics),
+                );
+            }
             PromptFor::LogFilter => {
                 self.log_filter = (!text.is_empty()).then_some(text);
                 self.send_refresh("log", Purpose::Text(Screen::Logs));
@@ -937,6 +949,14 @@ impl App {
             (Screen::Diagnostics, 'i') => self.send("lvs status", Purpose::Action(screen)),
             (Screen::Diagnostics, 'v') => self.send("vrrp status", Purpose::Action(screen)),
             (Screen::Diagnostics, 'e') => self.send("peer", Purpose::Action(screen)),
+            (Screen::Diagnostics, 'g') => {
+                self.ask(
+                    "ping address (3 echoes, one a second):",
+                    "",
+                    PromptFor::Ping,
+                );
+            }
+            (Screen::Diagnostics, 'h') => self.send("neighbours", Purpose::Action(screen)),
             (Screen::Power, 'r') => self.confirm(String::from("Reboot this box now?"), "reboot"),
             (Screen::Power, 'o') => {
                 self.confirm(String::from("Power this box off now?"), "poweroff")

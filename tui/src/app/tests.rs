@@ -321,3 +321,21 @@ fn a_stream_of_arbitrary_keys_never_panics() {
         app.tick(step * 10);
     }
 }
+
+#[test]
+fn diagnostics_ping_and_neighbours() {
+    let mut app = App::new(0);
+    app.handle_key(Key::Char('0'));
+    app.take_requests();
+    app.handle_key(Key::Char('g'));
+    keys(&mut app, "192.0.2.21\r");
+    assert_eq!(lines(&mut app), ["ping 192.0.2.21 3"]);
+    app.handle_key(Key::Char('h'));
+    let request = app.take_requests().remove(0);
+    assert_eq!(request.line, "neighbours");
+    app.answer(
+        request.id,
+        "neighbours: 192.0.2.21 52:54:00:00:00:01 on public complete\n",
+    );
+    assert!(app.text(Screen::Diagnostics).unwrap().lines[0].contains("52:54:00"));
+}

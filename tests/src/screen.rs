@@ -114,6 +114,30 @@ impl<'a> Screen<'a> {
         Ok(rows.get(at).cloned().unwrap_or_default())
     }
 
+    /// Waits until nothing has arrived on the console for `quiet` (the box has consumed what
+    /// was sent and drawn its answer), within `timeout`.
+    pub fn wait_quiet(&self, quiet: Duration, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let (_, mut seen, _) = self.console.bytes_since(0);
+        let mut since = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let (_, now, _) = self.console.bytes_since(seen);
+            if now != seen {
+                seen = now;
+                since = Instant::now();
+            } else if since.elapsed() >= quiet {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{}: the console never went quiet for {quiet:?}",
+                    self.console_name()
+                ));
+            }
+        }
+    }
+
     /// Sends keys (bytes) to the console.
     pub fn press(&self, keys: &str) -> Result<(), String> {
         self.console.send(keys.as_bytes())
@@ -199,56 +223,92 @@ impl<'a> Screen<'a> {
         step: Duration,
         limit: Duration,
     ) -> Result<bool, String> {
-        let refused = format!("Wrong password ({} in a row)", failures + 1);
-        let deadline = Instant::now() + limit;
-        loop {
-            self.press("\x15")?;
-            self.press(password)?;
-            self.press("\r")?;
-            let rows = self.wait_until("an answer to the password", step, |rows| {
-                rows.iter().any(|r| {
-                    r.contains("Main menu")
-                        || r.contains(&refused)
-                        || r.contains("Too many failures")
-                })
-            })?;
-            if rows.iter().any(|r| r.contains("Main menu")) {
-                return Ok(true);
-            }
-            if rows.iter().any(|r| r.contains(&refused)) {
-                return Ok(false);
-            }
-            if Instant::now() >= deadline {
-                return Err(format!("the back-off never ended:\n{}", self.dump()));
-            }
-            std::thread::sleep(Duration::from_secs(2));
-        }
+        let _ = failures; // the screen's own count is used: it is what the gate shows
+        self.submit_password(password, step, limit, &["Main menu", "Wrong password"])
+            .map(|shown| shown == "Main menu")
     }
 
     /// Logs in with the right `password`, however many wrong tries came before and whatever
     /// back-off they left (it caps at 60 s), within `limit`.
     pub fn log_in(&self, password: &str, step: Duration, limit: Duration) -> Result<(), String> {
+        self.submit_password(password, step, limit, &["Main menu"])
+            .map(|_| ())
+    }
+
+    /// Types `password` and Enter at the login prompt until one of `outcomes` shows. Each try
+    /// waits for its own answer: the main menu, the refusal that counts one more failure
+    /// than the screen showed before it, or a new back-off notice (the try was dropped: the
+    /// gate drops keys while it backs off, so nothing was submitted). Before typing, a
+    /// back-off the screen announces is waited out. Returns the outcome seen.
+    fn submit_password<'o>(
+        &self,
+        password: &str,
+        step: Duration,
+        limit: Duration,
+        outcomes: &[&'o str],
+    ) -> Result<&'o str, String> {
         let deadline = Instant::now() + limit;
         loop {
+            // A try still being checked: its answer first (keys typed now would reach the
+            // menu if it lets us in).
+            self.wait_until("the password check to end", step, |rows| {
+                !rows.iter().any(|r| r.contains("Checking"))
+            })?;
+            let before = self.rows();
+            if !before[0].contains("console login") {
+                if let Some(menu) = outcomes.iter().find(|o| **o == "Main menu") {
+                    return Ok(menu);
+                }
+            }
+            let notice_before = gate_notice(&before);
+            if let Some(seconds) = notice_before.as_deref().and_then(backoff_seconds) {
+                std::thread::sleep(Duration::from_secs(seconds + 1));
+            }
             self.press("\x15")?;
             self.press(password)?;
             self.press("\r")?;
-            let rows = self.wait_until("an answer to the password", step, |rows| {
-                rows.iter().any(|r| {
-                    r.contains("Main menu") || r.contains("wait") || r.contains("Wrong password")
-                })
-            })?;
-            if rows.iter().any(|r| r.contains("Main menu")) {
-                return Ok(());
+            // A refusal always changes the notice (its count grows); a drop writes one too.
+            let answered = self.wait_until("this try's answer", step, |rows| {
+                let notice = gate_notice(rows);
+                rows.iter().any(|r| r.contains("Main menu"))
+                    || (notice.is_some() && notice != notice_before)
+            });
+            if let Ok(rows) = answered {
+                let menu = rows.iter().any(|r| r.contains("Main menu"));
+                let refused = gate_notice(&rows)
+                    .as_deref()
+                    .is_some_and(|n| n.contains("Wrong password ("));
+                let seen = outcomes.iter().find(|o| {
+                    (menu && **o == "Main menu")
+                        || (!menu && refused && o.starts_with("Wrong password"))
+                });
+                if let Some(seen) = seen {
+                    return Ok(seen);
+                }
             }
             if Instant::now() >= deadline {
-                return Err(format!("never logged in:\n{}", self.dump()));
+                return Err(format!(
+                    "no {outcomes:?} at the login prompt:\n{}",
+                    self.dump()
+                ));
             }
-            std::thread::sleep(Duration::from_secs(2));
         }
     }
 
     fn console_name(&self) -> String {
         self.console.log_path.display().to_string()
     }
+}
+
+/// The login gate's notice line (a refusal, a back-off), if the screen shows one.
+fn gate_notice(rows: &[String]) -> Option<String> {
+    rows.iter()
+        .find(|r| r.contains("Wrong password") || r.contains("Too many failures"))
+        .map(|r| r.trim().to_owned())
+}
+
+/// `wait N s` in a notice.
+fn backoff_seconds(notice: &str) -> Option<u64> {
+    let rest = notice.split("wait ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
 }

@@ -237,8 +237,12 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
     for chunk in garbage.chunks(4096) {
         box_a.console.send(chunk).unwrap();
     }
-    // The back-off caps at 60 s; then the right password logs in and the box still runs
-    // generation 1 and still serves.
+    // The box reads the bytes at its own pace: let it finish (the console goes quiet) before
+    // typing. The back-off caps at 60 s; then the right password logs in and the box still
+    // runs generation 1 and still serves.
+    screen
+        .wait_quiet(Duration::from_secs(3), Duration::from_secs(300))
+        .unwrap();
     screen
         .log_in(PASSWORD, STEP, Duration::from_secs(240))
         .unwrap();

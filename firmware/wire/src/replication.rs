@@ -1385,7 +1385,7 @@ mod tests {
                 0, 0, 0, 0, 0, 0, 0, 5, // sequence
                 0, 0, 0, 0, 0, 0, 0, 7, // generation
                 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1, // digest
-                1, 2, 1, 0, // role a, receiver behind, channel 1, reserved
+                1, 2, 2, 0, // role a, receiver behind, channel 2, reserved
                 0, 3, 0x1b, 0x59, // blob format 3, push port 7001
             ]
         );
@@ -1403,7 +1403,7 @@ mod tests {
         assert_eq!(&bytes[52..], result().message.as_bytes());
         let bytes = encode(&Message::Challenge(challenge()), None);
         assert_eq!(bytes.len(), CHALLENGE_LEN);
-        assert_eq!(&bytes[48..52], &[2, 1, 0, 3]);
+        assert_eq!(&bytes[48..52], &[2, 2, 0, 3]);
     }
 
     /// `bytes` with `at` set to `value`, decoded unkeyed.

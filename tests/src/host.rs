@@ -158,6 +158,16 @@ impl TandemRun<'_> {
         let args = self.args(Some(config), &[])?;
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
+        // Neither end may leak into processes other tests start meanwhile (a daemon holding the
+        // slave open keeps this console alive after its own process ends); the child gets the
+        // slave as fds 0-2 through dup2, which clears the flag there.
+        for fd in [&pty.master, &pty.slave] {
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .map_err(|e| format!("pty: {e}"))?;
+        }
         let slave = std::fs::File::from(pty.slave);
         let mut command = netns_command(netns, self.tandem, &args);
         command

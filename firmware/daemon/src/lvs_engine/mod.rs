@@ -842,13 +842,13 @@ impl Director {
     }
 
     /// The earliest re-entry deadline over all services, with its service.
-    fn next_deadline(&self, now: Instant) -> Option<(Instant, ServiceId)> {
+    fn next_deadline(&self) -> Option<(Instant, ServiceId)> {
         self.live
             .health
             .iter()
             .filter_map(|(id, h)| {
                 let policy = &self.live.plan.service(id)?.policy;
-                h.next_deadline(policy, now).map(|t| (t, *id))
+                h.next_deadline(policy).map(|t| (t, *id))
             })
             .min()
     }
@@ -940,7 +940,7 @@ impl Director {
             None,
         ));
         loop {
-            let deadline = self.next_deadline(Instant::now());
+            let deadline = self.next_deadline();
             let reentry = async {
                 match deadline {
                     Some((at, _)) => {

@@ -61,6 +61,8 @@ struct ServerHealth {
 pub struct ServiceHealth {
     servers: BTreeMap<RealServerId, ServerHealth>,
     quorum_up: Option<bool>,
+    /// The instant of the last `evaluate`: re-entry deadlines up to it are in its answer.
+    evaluated_at: Option<Instant>,
 }
 
 impl ServiceHealth {
@@ -166,6 +168,7 @@ impl ServiceHealth {
             Some(false) => live_weight >= high && live_weight > 0,
         };
         self.quorum_up = Some(up);
+        self.evaluated_at = Some(now);
         if !up {
             if let Some((id, sorry)) = &policy.sorry_server {
                 out.real_servers.clear();
@@ -176,13 +179,16 @@ impl ServiceHealth {
     }
 
     /// The next instant at which `evaluate` may give a different answer without a new health
-    /// event (a recovered server's re-entry time ending), if any.
-    pub fn next_deadline(&self, policy: &ServicePolicy, now: Instant) -> Option<Instant> {
+    /// event (a recovered server's re-entry time ending), if any. Counted from the last
+    /// evaluation, not from the clock: a deadline that passed after the last `evaluate` is still
+    /// returned (already due), so a caller that evaluates, then reads the clock a little later,
+    /// cannot miss a second server whose re-entry ended in between.
+    pub fn next_deadline(&self, policy: &ServicePolicy) -> Option<Instant> {
         self.servers
             .values()
             .filter(|h| h.healthy)
             .filter_map(|h| h.healthy_since.map(|t| t + policy.reentry))
-            .filter(|t| *t > now)
+            .filter(|t| self.evaluated_at.is_none_or(|evaluated| *t > evaluated))
             .min()
     }
 }

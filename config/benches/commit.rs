@@ -86,4 +86,46 @@ fn main() {
         ms(percentile(&mut wall, 99))
     );
     println!("bench: commit_1000x10_payload_bytes {blob_bytes}");
+    partner(&mut transactions, &request);
+}
+
+/// The partner's side of replication for the same change: this box frames its blob for the
+/// partner (keyed), the partner takes it (`adopt`: decode, MAC and CRC checks, the incremental
+/// validation, store, preview). p50 of each over 50 rounds.
+fn partner(a: &mut Transactions<MemDevice>, request: &CommitRequest) {
+    let key = tandem_config::MacKey([9; 32]);
+    let device = MemDevice::erased(usize::try_from(APPLIANCE_SLOT_BYTES * 2).unwrap());
+    let (mut b, _) = Transactions::open(SlotStore::new(device, APPLIANCE_SLOT_BYTES), None, 1);
+    let blob = a.blob_for_partner(Some(&key)).unwrap();
+    b.adopt(&blob, tandem_config::MacPolicy::Require(&key), false, 1)
+        .unwrap();
+    let (mut framing, mut adopting) = (Vec::new(), Vec::new());
+    let mut bytes = 0;
+    for round in 0..50u32 {
+        let mut candidate = (**a.running()).clone();
+        candidate.virtual_services.as_mut_slice()[200]
+            .real_servers
+            .as_mut_slice()[1]
+            .weight = 3 + round % 5;
+        a.load(candidate);
+        a.commit(request, 1_800_000_000, Instant::now()).unwrap();
+        let t = cpu_now();
+        let blob = a.blob_for_partner(Some(&key)).unwrap();
+        framing.push(cpu_now() - t);
+        bytes = blob.len();
+        let t = cpu_now();
+        b.adopt(&blob, tandem_config::MacPolicy::Require(&key), false, 2)
+            .unwrap();
+        adopting.push(cpu_now() - t);
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "bench: replicate_1000x10_frame_for_partner_cpu_p50 {:.3} ms",
+        ms(percentile(&mut framing, 50))
+    );
+    println!(
+        "bench: replicate_1000x10_partner_adopt_cpu_p50 {:.3} ms",
+        ms(percentile(&mut adopting, 50))
+    );
+    println!("bench: replicate_1000x10_blob_bytes {bytes}");
 }

@@ -19,7 +19,7 @@
 //! issues again. The blob inside a PUSH is sealed (ChaCha20-Poly1305, see `seal`): a config
 //! can hold secrets.
 
-mod seal;
+use tandem_seal as seal;
 mod session;
 
 pub use session::{secure_random, spawn, PairHandle};

@@ -7,6 +7,11 @@
 //! 12 bytes with the direction in its first byte, so the one blob each way of a connection
 //! never shares a (key, nonce) pair; the server issues a fresh random challenge per
 //! connection. Associated data: the pair id, so a blob sealed for another pair never opens.
+//!
+//! A crate of its own for one reason: it is compiled at opt-level 3 while the appliance binary
+//! is built at "z". The AEAD is generic all the way down, so its code is generated in the crate
+//! that names the concrete cipher; at "z" that code keeps every SIMD intrinsic out of line and
+//! seals ~80 MB/s (2.5 ms per 1000 x 10 blob, each side); here it runs ~800 MB/s.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;

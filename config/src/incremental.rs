@@ -178,6 +178,7 @@ mod tests {
     //! The incremental results must be the full ones: random chains of edits, each checked
     //! against validation, encoding, equality and preview done from scratch.
 
+    use alloc::boxed::Box;
     use alloc::vec;
     use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -229,9 +230,11 @@ mod tests {
         let mut service = VirtualService {
             address: Some(v4(1, index)),
             port: 80,
-            check: rng.chance(50).then(|| Check {
-                kind: CheckKind::Tcp,
-                ..Check::default()
+            check: rng.chance(50).then(|| {
+                Box::new(Check {
+                    kind: CheckKind::Tcp,
+                    ..Check::default()
+                })
             }),
             ..VirtualService::default()
         };
@@ -384,14 +387,14 @@ mod tests {
             }
             13 => {
                 if let Some(service) = config.virtual_services.as_mut_slice().get_mut(pick) {
-                    service.check = Some(Check {
+                    service.check = Some(Box::new(Check {
                         kind: CheckKind::Tcp,
                         timing: CheckTiming {
                             interval_ms: 0,
                             ..CheckTiming::default()
                         },
                         ..Check::default()
-                    });
+                    }));
                 }
             }
             14 => {

@@ -96,7 +96,7 @@ fn real_server() -> impl Strategy<Value = RealServer> {
                 weight,
                 forwarding,
                 active,
-                check,
+                check: check.map(Box::new),
                 ..RealServer::default()
             },
         )
@@ -138,7 +138,7 @@ fn service() -> impl Strategy<Value = VirtualService> {
                     timeout_s,
                     netmask_prefix,
                 }),
-                check,
+                check: check.map(Box::new),
                 forwarding,
                 on_failure: if quiesce {
                     OnFailure::Quiesce

@@ -898,7 +898,11 @@ fn virtual_server(node: &Node, notes: &mut Notes) -> Option<VirtualService> {
         _ => None,
     };
     for (mut server, check, line) in servers {
-        server.check = if shared.is_some() { None } else { check };
+        server.check = if shared.is_some() {
+            None
+        } else {
+            check.map(Box::new)
+        };
         if service.real_servers.push(server).is_err() {
             notes.invalid(
                 line,
@@ -907,7 +911,7 @@ fn virtual_server(node: &Node, notes: &mut Notes) -> Option<VirtualService> {
             );
         }
     }
-    service.check = shared;
+    service.check = shared.map(Box::new);
     if service.real_servers.is_empty() {
         service.check = None;
     }

@@ -616,11 +616,11 @@ fn virtual_block(
                 .unwrap_or_default(),
         },
     };
-    service.check = Some(Check {
+    service.check = Some(Box::new(Check {
         kind,
         timing,
         ..Check::default()
-    });
+    }));
     for server in &block.servers {
         let mut real = RealServer {
             name: bounded(&server.name, server.line, "server", notes).unwrap_or_default(),

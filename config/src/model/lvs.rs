@@ -3,6 +3,7 @@
 //! Real servers are the bulk of a large config, so their fields are chosen to encode small:
 //! defaults live on the service and a real server only carries overrides (`None` is one byte).
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use core::net::IpAddr;
@@ -336,8 +337,11 @@ pub struct RealServer {
     pub lower_threshold: u32,
     /// None: the service's failure policy (keepalived `inhibit_on_failure` per server).
     pub on_failure: Option<OnFailure>,
-    /// None: the service's check.
-    pub check: Option<Check>,
+    /// None: the service's check. Boxed (here and on the service): a `Check` is ~600 bytes
+    /// inline (heapless strings), and most servers have none; inline, a real server took 672
+    /// bytes, a 1000 x 10 config 6.7 MB of memory that every clone, decode and compare moved
+    /// (88 bytes boxed). The blob encoding is the same either way.
+    pub check: Option<Box<Check>>,
 }
 
 impl Default for RealServer {
@@ -370,7 +374,7 @@ impl RealServer {
 
     /// Check in force for this server.
     pub fn effective_check<'a>(&'a self, service: &'a VirtualService) -> Option<&'a Check> {
-        self.check.as_ref().or(service.check.as_ref())
+        self.check.as_deref().or(service.check.as_deref())
     }
 
     /// Failure policy in force for this server.
@@ -414,7 +418,7 @@ pub struct VirtualService {
     /// Real servers start as down until their first check passes (keepalived `alpha`).
     pub start_down: bool,
     /// Check for real servers that do not have their own.
-    pub check: Option<Check>,
+    pub check: Option<Box<Check>>,
     pub real_servers: BoundedVec<RealServer, { limits::REAL_SERVERS_PER_SERVICE }>,
 }
 

@@ -49,10 +49,10 @@ pub fn generated(services: u32, servers: u32) -> Config {
         let mut service = VirtualService {
             address: Some(vip),
             port: 80,
-            check: Some(Check {
+            check: Some(Box::new(Check {
                 kind: CheckKind::Tcp,
                 ..Check::default()
-            }),
+            })),
             ..VirtualService::default()
         };
         for server in 0..servers {

@@ -31,7 +31,7 @@ fn config(weight: impl Fn(u32, u32) -> u32) -> Config {
             address: Some(IpAddr::V4(Ipv4Addr::new(198, 18, a, b))),
             port: 80,
             on_failure: model::OnFailure::Quiesce,
-            check: Some(model::Check {
+            check: Some(Box::new(model::Check {
                 timing: model::CheckTiming {
                     interval_ms: 1000,
                     timeout_ms: 500,
@@ -39,7 +39,7 @@ fn config(weight: impl Fn(u32, u32) -> u32) -> Config {
                     retry_delay_ms: 200,
                 },
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         for r in 0..PER_SERVICE {

@@ -29,6 +29,10 @@ pub struct RoleAssignment {
     pub missing_optional: Vec<NicSpec>,
     /// NICs no role claimed.
     pub unclaimed: Vec<String>,
+    /// Roles placed by the operator's port map (`ports assign`) rather than the board profile.
+    pub from_operator: Vec<NicRole>,
+    /// What applying the port map found worth saying (a stored port gone, a role that yielded).
+    pub notes: Vec<String>,
 }
 
 impl RoleAssignment {
@@ -47,7 +51,7 @@ impl RoleAssignment {
 
     /// Boot messages: one line per problem, naming what was expected and what was found.
     pub fn messages(&self, board: &BoardProfile, found: &[FoundNic]) -> Vec<String> {
-        let mut lines = Vec::new();
+        let mut lines = self.notes.clone();
         for spec in &self.missing_required {
             lines.push(format!(
                 "board {}: unknown hardware: required {} port ({} driver at {}) not found; \
@@ -120,30 +124,134 @@ fn matches(spec: &NicSpec, nic: &FoundNic) -> bool {
 
 /// Decides which found NIC plays which role of `board`.
 pub fn assign_roles(board: &BoardProfile, found: &[FoundNic]) -> RoleAssignment {
+    assign_roles_with_map(board, found, &[])
+}
+
+/// The stable id of a port: its PCI path, else its MAC (`aa:bb:cc:dd:ee:ff`).
+pub fn port_id(nic: &FoundNic) -> String {
+    nic.pci_path.clone().unwrap_or_else(|| format_mac(&nic.mac))
+}
+
+/// Decides which found NIC plays which role of `board`, the operator's `map` (role -> port id,
+/// see [`port_id`]) first and the board profile for the other roles. A mapped port that is not
+/// there is ignored with a note naming it (its role falls back to the profile); a port plays
+/// one role at most: a profile default whose port the map gave another role yields (its role
+/// stays without a port, with a note).
+pub fn assign_roles_with_map(
+    board: &BoardProfile,
+    found: &[FoundNic],
+    map: &[(NicRole, String)],
+) -> RoleAssignment {
     let mut assignment = RoleAssignment::default();
-    let mut claimed = vec![false; found.len()];
-    for spec in board.nics {
-        let hit = found
-            .iter()
-            .enumerate()
-            .find(|(i, nic)| !claimed.get(*i).copied().unwrap_or(true) && matches(spec, nic));
-        match hit {
-            Some((i, nic)) => {
-                if let Some(slot) = claimed.get_mut(i) {
-                    *slot = true;
-                }
-                assignment.assigned.push((spec.role, nic.name.clone()));
+    let mut claimed: Vec<Option<NicRole>> = vec![None; found.len()];
+    for (role, id) in map {
+        if board.nic(*role).is_none() || assignment.from_operator.contains(role) {
+            assignment.notes.push(format!(
+                "ports: the port map's {role} -> {id} is ignored: board {} has one {role} port at most",
+                board.name
+            ));
+            continue;
+        }
+        match found.iter().position(|nic| port_id(nic) == *id) {
+            None => assignment.notes.push(format!(
+                "ports: port {id} that the port map gives {role} is not on this box any more; \
+                 {role} takes the board profile's port (`ports assign` or `ports reset` to change)"
+            )),
+            Some(at) if claimed[at].is_some() => assignment.notes.push(format!(
+                "ports: the port map gives port {id} a second role ({role}); it stays {}",
+                claimed[at].map_or("-", NicRole::interface_name)
+            )),
+            Some(at) => {
+                claimed[at] = Some(*role);
+                assignment.from_operator.push(*role);
             }
-            None if spec.required => assignment.missing_required.push(*spec),
-            None => assignment.missing_optional.push(*spec),
         }
     }
-    for (nic, was_claimed) in found.iter().zip(claimed) {
-        if !was_claimed {
+    for spec in board.nics {
+        if assignment.from_operator.contains(&spec.role) {
+            continue;
+        }
+        let free = (0..found.len()).find(|at| claimed[*at].is_none() && matches(spec, &found[*at]));
+        if let Some(at) = free {
+            claimed[at] = Some(spec.role);
+            continue;
+        }
+        let taken = (0..found.len()).find(|at| {
+            matches(spec, &found[*at])
+                && claimed[*at].is_some_and(|role| assignment.from_operator.contains(&role))
+        });
+        if let Some(at) = taken {
+            assignment.notes.push(format!(
+                "ports: {0}'s board port {1} plays {2} by the port map; {0} has no port \
+                 (`ports assign {0} PORT` gives it one)",
+                spec.role,
+                port_id(&found[at]),
+                claimed[at].map_or("-", NicRole::interface_name),
+            ));
+        }
+        if spec.required {
+            assignment.missing_required.push(*spec);
+        } else {
+            assignment.missing_optional.push(*spec);
+        }
+    }
+    // In the board's order, whoever placed them.
+    for spec in board.nics {
+        if let Some(at) = claimed.iter().position(|role| *role == Some(spec.role)) {
+            assignment
+                .assigned
+                .push((spec.role, found[at].name.clone()));
+        }
+    }
+    for (nic, role) in found.iter().zip(claimed) {
+        if role.is_none() {
             assignment.unclaimed.push(nic.name.clone());
         }
     }
     assignment
+}
+
+/// The port (by id, current kernel name or MAC, any case) that `word` names.
+pub fn find_port<'a>(found: &'a [FoundNic], word: &str) -> Option<&'a FoundNic> {
+    found.iter().find(|nic| {
+        port_id(nic).eq_ignore_ascii_case(word)
+            || nic.name == word
+            || format_mac(&nic.mac).eq_ignore_ascii_case(word)
+    })
+}
+
+/// An assignment as a port map: role -> port id, in the board's order.
+pub fn port_map_of(assignment: &RoleAssignment, found: &[FoundNic]) -> Vec<(NicRole, String)> {
+    assignment
+        .assigned
+        .iter()
+        .filter_map(|(role, name)| {
+            let nic = found.iter().find(|nic| nic.name == *name)?;
+            Some((*role, port_id(nic)))
+        })
+        .collect()
+}
+
+/// `ports assign ROLE PORT` on a whole map: `role` gets `port`, and the role that had `port`
+/// takes `role`'s old port (or none), so the map stays one port per role and one role per port.
+pub fn assign_port(map: &mut Vec<(NicRole, String)>, role: NicRole, port: &str) {
+    let old_port = map.iter().find(|(r, _)| *r == role).map(|(_, p)| p.clone());
+    map.retain(|(r, _)| *r != role);
+    if let Some(at) = map.iter().position(|(_, p)| p == port) {
+        match old_port {
+            Some(old) => map[at].1 = old,
+            None => {
+                map.remove(at);
+            }
+        }
+    }
+    // Kept in the assign order (no sort: the appliance binary is counted in bytes).
+    let rank = |r: &NicRole| NicRole::ASSIGN_ORDER.iter().position(|a| a == r);
+    let at = map
+        .iter()
+        .position(|(r, _)| rank(r) > rank(&role))
+        .unwrap_or(map.len());
+    map.insert(at, (role, port.to_owned()));
 }
 
 #[cfg(test)]
@@ -216,5 +324,156 @@ mod tests {
         let got = assign_roles(&board, &found);
         assert_eq!(got.assigned.len(), 1);
         assert_eq!(got.missing_required.len(), 1);
+    }
+
+    fn lab_ports() -> [FoundNic; 3] {
+        [
+            nic("eth0", "0000:00:03.0", 1),
+            nic("eth1", "0000:00:04.0", 2),
+            nic("eth2", "0000:00:05.0", 3),
+        ]
+    }
+
+    fn map(pairs: &[(NicRole, &str)]) -> Vec<(NicRole, String)> {
+        pairs.iter().map(|(r, p)| (*r, (*p).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_port_map_moves_roles_and_the_profile_fills_the_rest() {
+        let found = lab_ports();
+        let swapped = map(&[
+            (NicRole::Public, "0000:00:04.0"),
+            (NicRole::Private, "0000:00:03.0"),
+        ]);
+        let got = assign_roles_with_map(&QEMU_LAB, &found, &swapped);
+        assert_eq!(got.nic_for(NicRole::Public), Some("eth1"));
+        assert_eq!(got.nic_for(NicRole::Private), Some("eth0"));
+        assert_eq!(got.nic_for(NicRole::Peer), Some("eth2"), "the profile's");
+        assert_eq!(got.from_operator, [NicRole::Public, NicRole::Private]);
+        assert!(got.notes.is_empty(), "{:?}", got.notes);
+        assert!(got.is_complete());
+        // Back to a map, in the board's order.
+        assert_eq!(
+            port_map_of(&got, &found),
+            map(&[
+                (NicRole::Public, "0000:00:04.0"),
+                (NicRole::Private, "0000:00:03.0"),
+                (NicRole::Peer, "0000:00:05.0"),
+            ])
+        );
+        // No map: the profile alone, as before.
+        assert_eq!(
+            assign_roles_with_map(&QEMU_LAB, &found, &[]),
+            assign_roles(&QEMU_LAB, &found)
+        );
+    }
+
+    #[test]
+    fn a_mapped_port_that_is_gone_is_ignored_and_named() {
+        let found = lab_ports();
+        let gone = map(&[(NicRole::Public, "0000:00:09.0")]);
+        let got = assign_roles_with_map(&QEMU_LAB, &found, &gone);
+        assert_eq!(
+            got.nic_for(NicRole::Public),
+            Some("eth0"),
+            "the profile's port"
+        );
+        assert!(got.from_operator.is_empty());
+        let text = got.messages(&QEMU_LAB, &found).join("\n");
+        assert!(text.contains("port 0000:00:09.0"), "{text}");
+        assert!(text.contains("not on this box any more"), "{text}");
+    }
+
+    #[test]
+    fn a_port_never_plays_two_roles_and_the_profile_default_yields() {
+        let found = lab_ports();
+        // Public on private's board port, private not mapped: private yields, without a port.
+        let got = assign_roles_with_map(
+            &QEMU_LAB,
+            &found,
+            &map(&[(NicRole::Public, "0000:00:04.0")]),
+        );
+        assert_eq!(got.nic_for(NicRole::Public), Some("eth1"));
+        assert_eq!(got.nic_for(NicRole::Private), None);
+        assert_eq!(got.missing_optional.len(), 2, "private and mgmt");
+        assert_eq!(got.unclaimed, ["eth0"]);
+        let text = got.messages(&QEMU_LAB, &found).join("\n");
+        assert!(
+            text.contains("private's board port 0000:00:04.0 plays public"),
+            "{text}"
+        );
+        // Two roles mapped to one port: the first keeps it.
+        let got = assign_roles_with_map(
+            &QEMU_LAB,
+            &found,
+            &map(&[
+                (NicRole::Public, "0000:00:05.0"),
+                (NicRole::Peer, "0000:00:05.0"),
+            ]),
+        );
+        assert_eq!(got.nic_for(NicRole::Public), Some("eth2"));
+        assert_eq!(got.nic_for(NicRole::Peer), None);
+        assert!(
+            got.notes.iter().any(|n| n.contains("second role (peer)")),
+            "{:?}",
+            got.notes
+        );
+        let names: std::collections::BTreeSet<_> = got.assigned.iter().map(|(_, n)| n).collect();
+        assert_eq!(names.len(), got.assigned.len(), "one role per port");
+    }
+
+    #[test]
+    fn assigning_a_port_swaps_with_the_role_that_had_it() {
+        let mut current = map(&[
+            (NicRole::Public, "0000:00:03.0"),
+            (NicRole::Private, "0000:00:04.0"),
+            (NicRole::Peer, "0000:00:05.0"),
+        ]);
+        assign_port(&mut current, NicRole::Public, "0000:00:04.0");
+        assert_eq!(
+            current,
+            map(&[
+                (NicRole::Public, "0000:00:04.0"),
+                (NicRole::Private, "0000:00:03.0"),
+                (NicRole::Peer, "0000:00:05.0"),
+            ])
+        );
+        // A role without a port takes one: the role that had it is left without.
+        assign_port(&mut current, NicRole::Mgmt, "0000:00:05.0");
+        assert_eq!(
+            current,
+            map(&[
+                (NicRole::Public, "0000:00:04.0"),
+                (NicRole::Private, "0000:00:03.0"),
+                (NicRole::Mgmt, "0000:00:05.0"),
+            ])
+        );
+        // The same port again changes nothing.
+        let before = current.clone();
+        assign_port(&mut current, NicRole::Public, "0000:00:04.0");
+        assert_eq!(current, before);
+    }
+
+    #[test]
+    fn ports_are_found_by_id_name_or_mac() {
+        let found = lab_ports();
+        assert_eq!(
+            find_port(&found, "0000:00:04.0").map(|n| n.name.as_str()),
+            Some("eth1")
+        );
+        assert_eq!(
+            find_port(&found, "eth2").map(|n| n.name.as_str()),
+            Some("eth2")
+        );
+        assert_eq!(
+            find_port(&found, "52:54:00:00:00:01").map(|n| n.name.as_str()),
+            Some("eth0")
+        );
+        assert_eq!(find_port(&found, "52:54:00:00:00:0A"), None);
+        let no_pci = FoundNic {
+            pci_path: None,
+            ..nic("usb0", "-", 9)
+        };
+        assert_eq!(port_id(&no_pci), "52:54:00:00:00:09");
     }
 }

@@ -10,7 +10,10 @@ pub mod hardware;
 pub mod modules;
 pub mod profiles;
 
-pub use hardware::{assign_roles, FoundNic, RoleAssignment};
+pub use hardware::{
+    assign_port, assign_roles, assign_roles_with_map, find_port, port_id, port_map_of, FoundNic,
+    RoleAssignment,
+};
 pub use profiles::{by_name, PROFILES};
 
 use serde::{Deserialize, Serialize};
@@ -36,6 +39,14 @@ impl NicRole {
         NicRole::Public,
         NicRole::Private,
         NicRole::Peer,
+    ];
+
+    /// The order in which the operator assigns ports (`ports`, the console UI's steps).
+    pub const ASSIGN_ORDER: [NicRole; 4] = [
+        NicRole::Public,
+        NicRole::Private,
+        NicRole::Peer,
+        NicRole::Mgmt,
     ];
 
     /// The interface name the appliance gives a port with this role.

@@ -9,6 +9,10 @@
 //! `encode_credential`), a record of its own with its own sequence, so the box's keys and its
 //! password are written independently and neither ever travels in the blob.
 //!
+//! At offset 1024 each copy holds the box's port map (which physical port plays which role,
+//! as the operator chose with `ports assign`; see `encode_port_map`), again a record of its own:
+//! a hardware fact of this box, never replicated.
+//!
 //! ```text
 //! offset  size  field (one copy; the second copy starts IDENTITY_COPY_BYTES later)
 //!      0     4  magic "TDID"
@@ -23,6 +27,7 @@
 //! ```
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::crc32::crc32;
@@ -66,6 +71,8 @@ pub enum IdentityError {
     Device(DeviceError),
     #[error("the password hash is {length} bytes, more than the {MAX_CREDENTIAL_BYTES} the config disk keeps: use Argon2id's standard parameters")]
     CredentialTooLong { length: usize },
+    #[error("the port map holds at most {MAX_PORT_MAP_ENTRIES} entries of a role and a port id of at most {MAX_PORT_ID_BYTES} bytes: assign ports by their PCI path or MAC")]
+    PortMapTooLarge,
 }
 
 impl From<DeviceError> for IdentityError {
@@ -178,6 +185,104 @@ fn decode_credential(bytes: &[u8; CREDENTIAL_RECORD_BYTES]) -> Option<(u64, Opti
     ))
 }
 
+/// Where the port-map record sits in each identity copy (after the credential record).
+const PORT_MAP_OFFSET: u64 = 1024;
+/// Entries the port map holds at most (a board has four roles).
+pub const MAX_PORT_MAP_ENTRIES: usize = 8;
+/// The longest role word stored.
+const PORT_MAP_ROLE_BYTES: usize = 8;
+/// The longest port id stored (a PCI path is 12 bytes, a MAC 17).
+pub const MAX_PORT_ID_BYTES: usize = 24;
+const PORT_MAP_ENTRY_BYTES: usize = PORT_MAP_ROLE_BYTES + MAX_PORT_ID_BYTES;
+const PORT_MAP_RECORD_BYTES: usize = 16 + MAX_PORT_MAP_ENTRIES * PORT_MAP_ENTRY_BYTES + 4;
+const PORT_MAP_MAGIC: [u8; 4] = *b"TDPM";
+
+/// The operator's port map as stored: (role word, port id) pairs such as
+/// `("public", "0000:00:04.0")`. The board crate gives them meaning.
+pub type PortMap = Vec<(String, String)>;
+
+/// What the port-map record holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredPortMap {
+    /// Never written (or too small a device): the board profile's ports.
+    Missing,
+    /// Written, but neither copy passes its checks: the board profile's ports, and say so.
+    Corrupt,
+    /// The operator's map (empty after `ports reset`).
+    Map(PortMap),
+}
+
+/// The port-map record:
+///
+/// ```text
+/// offset  size  field
+///      0     4  magic "TDPM"
+///      4     2  version (1)
+///      6     8  sequence
+///     14     1  entries n (at most 8)
+///     15     1  reserved (0)
+///     16   256  8 entries of 32 bytes: role word (8 bytes), port id (24 bytes), zero padded
+///    272     4  CRC-32 of bytes 0..272
+/// ```
+fn encode_port_map(sequence: u64, map: &[(String, String)]) -> [u8; PORT_MAP_RECORD_BYTES] {
+    let mut out = [0u8; PORT_MAP_RECORD_BYTES];
+    let body = PORT_MAP_RECORD_BYTES - 4;
+    out[0..4].copy_from_slice(&PORT_MAP_MAGIC);
+    out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    out[6..14].copy_from_slice(&sequence.to_le_bytes());
+    let count = map.len().min(MAX_PORT_MAP_ENTRIES);
+    out[14] = u8::try_from(count).unwrap_or(0);
+    for (at, (role, port)) in map.iter().take(count).enumerate() {
+        let start = 16 + at * PORT_MAP_ENTRY_BYTES;
+        let role = role.as_bytes();
+        let port = port.as_bytes();
+        let role_len = role.len().min(PORT_MAP_ROLE_BYTES);
+        let port_len = port.len().min(MAX_PORT_ID_BYTES);
+        out[start..start + role_len].copy_from_slice(&role[..role_len]);
+        let port_at = start + PORT_MAP_ROLE_BYTES;
+        out[port_at..port_at + port_len].copy_from_slice(&port[..port_len]);
+    }
+    let crc = crc32(&out[..body]);
+    out[body..].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// A zero-padded text field.
+fn padded_text(bytes: &[u8]) -> Option<String> {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    if bytes[end..].iter().any(|b| *b != 0) {
+        return None;
+    }
+    core::str::from_utf8(&bytes[..end]).ok().map(String::from)
+}
+
+fn decode_port_map(bytes: &[u8; PORT_MAP_RECORD_BYTES]) -> Option<(u64, PortMap)> {
+    let body = PORT_MAP_RECORD_BYTES - 4;
+    if bytes[0..4] != PORT_MAP_MAGIC || bytes[4..6] != VERSION.to_le_bytes() {
+        return None;
+    }
+    if crc32(&bytes[..body]).to_le_bytes() != bytes[body..] {
+        return None;
+    }
+    let count = usize::from(bytes[14]);
+    if count > MAX_PORT_MAP_ENTRIES {
+        return None;
+    }
+    let mut map = PortMap::new();
+    for entry in bytes[16..body]
+        .chunks_exact(PORT_MAP_ENTRY_BYTES)
+        .take(count)
+    {
+        let role = padded_text(&entry[..PORT_MAP_ROLE_BYTES])?;
+        let port = padded_text(&entry[PORT_MAP_ROLE_BYTES..])?;
+        if role.is_empty() || port.is_empty() {
+            return None;
+        }
+        map.push((role, port));
+    }
+    Some((le_u64(&bytes[6..14]), map))
+}
+
 /// Two copies of one fixed-size record at `offset` inside each of the two identity copies,
 /// written alternately with a growing sequence: the newest valid copy wins, so a power cut
 /// leaves the old record or the new one. The identity and the admin credential each use one.
@@ -228,6 +333,14 @@ impl TwoCopies {
         Ok(best.map(|(_, value, _)| value))
     }
 
+    /// Whether either copy starts with `magic` (a record was written there, valid or not).
+    fn written<D: BlockDevice>(&self, device: &mut D, magic: [u8; 4]) -> bool {
+        (0..2).any(|copy| {
+            let mut bytes = [0u8; 4];
+            device.read_at(self.at(copy), &mut bytes).is_ok() && bytes == magic
+        })
+    }
+
     /// Writes `encode(sequence)` into the copy that does not hold the newest record.
     fn save<D: BlockDevice, T, const N: usize>(
         &mut self,
@@ -257,6 +370,8 @@ pub struct IdentityStore<D> {
     copies: TwoCopies,
     /// The admin credential record beside the identity in each copy.
     credential: TwoCopies,
+    /// The operator's port map, the third record of each copy.
+    port_map: TwoCopies,
 }
 
 impl<D: BlockDevice> IdentityStore<D> {
@@ -272,6 +387,11 @@ impl<D: BlockDevice> IdentityStore<D> {
             credential: TwoCopies {
                 base,
                 offset: CREDENTIAL_OFFSET,
+                newest: None,
+            },
+            port_map: TwoCopies {
+                base,
+                offset: PORT_MAP_OFFSET,
                 newest: None,
             },
         }
@@ -311,6 +431,37 @@ impl<D: BlockDevice> IdentityStore<D> {
         self.credential
             .save(&mut self.device, decode_credential, |sequence| {
                 encode_credential(sequence, bytes)
+            })
+    }
+
+    /// The operator's port map. A damaged copy is skipped (the other one counts); with both
+    /// damaged the record reads [`StoredPortMap::Corrupt`] and the board profile's ports apply.
+    pub fn load_port_map(&mut self) -> Result<StoredPortMap, IdentityError> {
+        match self.port_map.load(&mut self.device, decode_port_map)? {
+            Some(map) => Ok(StoredPortMap::Map(map)),
+            None if self.port_map.written(&mut self.device, PORT_MAP_MAGIC) => {
+                Ok(StoredPortMap::Corrupt)
+            }
+            None => Ok(StoredPortMap::Missing),
+        }
+    }
+
+    /// Stores the port map (empty: the board profile's ports) in the copy that does not hold
+    /// the newest record, after reading both again. At most [`MAX_PORT_MAP_ENTRIES`] entries of
+    /// a role word up to 8 bytes and a port id up to [`MAX_PORT_ID_BYTES`].
+    pub fn save_port_map(&mut self, map: &[(String, String)]) -> Result<(), IdentityError> {
+        let too_long = map
+            .iter()
+            .any(|(role, port)| role.len() > PORT_MAP_ROLE_BYTES || port.len() > MAX_PORT_ID_BYTES);
+        if map.len() > MAX_PORT_MAP_ENTRIES
+            || too_long
+            || map.iter().any(|(r, p)| r.is_empty() || p.is_empty())
+        {
+            return Err(IdentityError::PortMapTooLarge);
+        }
+        self.port_map
+            .save(&mut self.device, decode_port_map, |sequence| {
+                encode_port_map(sequence, map)
             })
     }
 
@@ -418,6 +569,117 @@ mod tests {
             let loaded = store.load_credential().unwrap();
             assert!(
                 matches!(loaded.as_deref(), Some("old" | "new")),
+                "cut after {cut_after}: {loaded:?}"
+            );
+        }
+    }
+
+    fn port_map(pairs: &[(&str, &str)]) -> PortMap {
+        pairs
+            .iter()
+            .map(|(role, port)| (String::from(*role), String::from(*port)))
+            .collect()
+    }
+
+    #[test]
+    fn the_port_map_round_trips_beside_the_identity_and_the_credential() {
+        let mut store = IdentityStore::new(MemDevice::erased(4096 + 8192), 4096);
+        assert_eq!(store.load_port_map().unwrap(), StoredPortMap::Missing);
+        let map = port_map(&[
+            ("public", "0000:00:04.0"),
+            ("private", "0000:00:03.0"),
+            ("mgmt", "52:54:00:1a:01:04"),
+        ]);
+        store.save_credential(Some("hash")).unwrap();
+        store.save_port_map(&map).unwrap();
+        store.save(Some(&identity(Role::A))).unwrap();
+        store.save_credential(Some("hash2")).unwrap();
+        let mut store = IdentityStore::new(store.into_device(), 4096);
+        assert_eq!(store.load_port_map().unwrap(), StoredPortMap::Map(map));
+        assert_eq!(store.load_credential().unwrap().as_deref(), Some("hash2"));
+        assert_eq!(store.load().unwrap(), Some(identity(Role::A)));
+        // `ports reset`: an empty map, the board profile's ports.
+        store.save_port_map(&[]).unwrap();
+        let mut store = IdentityStore::new(store.into_device(), 4096);
+        assert_eq!(
+            store.load_port_map().unwrap(),
+            StoredPortMap::Map(PortMap::new())
+        );
+    }
+
+    #[test]
+    fn a_port_map_that_does_not_fit_is_refused() {
+        let mut store = IdentityStore::new(MemDevice::erased(8192), 0);
+        let long = port_map(&[("public", "0000:00:04.0-and-much-more-than-24")]);
+        assert_eq!(
+            store.save_port_map(&long),
+            Err(IdentityError::PortMapTooLarge)
+        );
+        let many: PortMap = (0..9)
+            .map(|n| (String::from("public"), alloc::format!("port{n}")))
+            .collect();
+        assert_eq!(
+            store.save_port_map(&many),
+            Err(IdentityError::PortMapTooLarge)
+        );
+        assert_eq!(store.load_port_map().unwrap(), StoredPortMap::Missing);
+    }
+
+    #[test]
+    fn a_damaged_port_map_copy_falls_back_to_the_other_and_two_read_as_corrupt() {
+        let old = port_map(&[("public", "0000:00:03.0")]);
+        let new = port_map(&[("public", "0000:00:04.0"), ("private", "0000:00:03.0")]);
+        let mut store = IdentityStore::new(MemDevice::erased(8192), 0);
+        store.save_port_map(&old).unwrap(); // copy 0
+        store.save_port_map(&new).unwrap(); // copy 1
+        let mut device = store.into_device();
+        // A flipped bit in the newest copy: the older one counts.
+        let newest = IDENTITY_COPY_BYTES + PORT_MAP_OFFSET + 20;
+        let mut byte = [0u8; 1];
+        device.read_at(newest, &mut byte).unwrap();
+        device.write_at(newest, &[byte[0] ^ 0x10]).unwrap();
+        let mut store = IdentityStore::new(device, 0);
+        assert_eq!(
+            store.load_port_map().unwrap(),
+            StoredPortMap::Map(old.clone())
+        );
+        // The next save replaces the damaged copy and reads back.
+        store.save_port_map(&new).unwrap();
+        let mut store = IdentityStore::new(store.into_device(), 0);
+        assert_eq!(store.load_port_map().unwrap(), StoredPortMap::Map(new));
+        // Both copies damaged: corrupt, never a half map.
+        let mut device = store.into_device();
+        for copy in 0..2 {
+            device
+                .write_at(
+                    IDENTITY_COPY_BYTES * copy + PORT_MAP_OFFSET + 270,
+                    &[0xa5, 0x5a],
+                )
+                .unwrap();
+        }
+        let mut store = IdentityStore::new(device, 0);
+        assert_eq!(store.load_port_map().unwrap(), StoredPortMap::Corrupt);
+        // The identity and credential are untouched by it.
+        assert_eq!(store.load().unwrap(), None);
+    }
+
+    #[test]
+    fn a_power_cut_leaves_the_old_or_the_new_port_map() {
+        let old = port_map(&[("public", "0000:00:03.0")]);
+        let new = port_map(&[("public", "0000:00:04.0"), ("private", "0000:00:03.0")]);
+        for cut_after in 0..8 {
+            let mut store = IdentityStore::new(MemDevice::erased(8192), 0);
+            store.save_port_map(&old).unwrap();
+            let mut faulty = FaultyDevice::new(store.into_device(), 16);
+            faulty.writes_left = Some(cut_after);
+            faulty.torn_bytes = 7;
+            let mut store = IdentityStore::new(faulty, 0);
+            let _ = store.save_port_map(&new);
+            let mut store = IdentityStore::new(store.into_device().inner, 0);
+            let loaded = store.load_port_map().unwrap();
+            assert!(
+                loaded == StoredPortMap::Map(old.clone())
+                    || loaded == StoredPortMap::Map(new.clone()),
                 "cut after {cut_after}: {loaded:?}"
             );
         }

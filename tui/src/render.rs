@@ -16,6 +16,7 @@ use ratatui_core::widgets::Widget;
 use ratatui_widgets::block::Block;
 use ratatui_widgets::borders::Borders;
 
+use crate::app::assign::{AssignFlow, Phase, PortLine};
 use crate::app::prompt::Prompt;
 use crate::app::tree::EntryKind;
 use crate::app::{App, Modal, Screen, MENU};
@@ -149,6 +150,9 @@ fn frame_chrome(
 /// Draws the whole UI into a buffer (what [`render`] does, without a terminal).
 pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
     let title = match (app.screen, app.trees.get(&app.screen)) {
+        (Screen::Ports, _) if app.assign.is_some() => {
+            format!(" {}: assign roles by carrier ", Screen::Ports.title())
+        }
         (screen, Some(tree)) if !app.live => {
             let path = tree.path();
             if path.is_empty() {
@@ -202,7 +206,14 @@ pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
         }
         None => {
             buf.set_stringn(area.x, message_row, &app.message, width, Style::default());
-            let help = if app.screen == Screen::Menu {
+            let help = if let Some(flow) = &app.assign {
+                String::from(match flow.phase {
+                    Phase::Loading => "Esc or Ctrl-C: cancel",
+                    Phase::Watching => "s skip (keep)  Esc or Ctrl-C: cancel",
+                    Phase::Proposed(_) => "Enter yes  n no, keep watching  s skip  Esc: cancel",
+                    Phase::Summary => "Enter save  n or Esc: cancel (nothing changes)",
+                })
+            } else if app.screen == Screen::Menu {
                 format!("{}  |  Ctrl-L repaint", app.screen.help())
             } else {
                 format!("{}  |  m menu", app.screen.help())
@@ -279,26 +290,26 @@ fn body_lines(app: &App, height: usize, width: usize) -> Vec<(String, Style)> {
                 (text, style)
             })
             .collect(),
+        Screen::Ports if app.assign.is_some() => match &app.assign {
+            Some(flow) => assign_lines(app, flow, height),
+            None => Vec::new(),
+        },
         Screen::Ports if !app.live => {
-            // The ports with their carrier, refreshed with the status: plug a cable into the
-            // port meant for a role and watch which one comes up.
-            let mut lines: Vec<(String, Style)> = app
-                .text(Screen::Ports)
-                .map(|view| view.lines.as_slice())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|line| line.strip_prefix("status: nic "))
-                .map(|nic| (format!("  port {nic}"), Style::default()))
-                .collect();
-            if !lines.is_empty() {
-                lines.insert(
-                    0,
-                    (
-                        String::from("Ports by role, carrier live (plug a cable in to see which):"),
-                        bold(),
-                    ),
-                );
-                lines.push((String::new(), Style::default()));
+            // The physical ports with their roles and carrier (`ports`, refreshed with the
+            // status): plug a cable in and watch which port comes up; w assigns roles by it.
+            let mut lines: Vec<(String, Style)> = Vec::new();
+            if !app.ports.ports.is_empty() {
+                lines.push((
+                    String::from("Ports (w: assign roles by carrier, for the next boot):"),
+                    bold(),
+                ));
+                for port in &app.ports.ports {
+                    lines.push(plain(port_line(port)));
+                }
+                for note in &app.ports.notes {
+                    lines.push(plain(format!("  {note}")));
+                }
+                lines.push(plain(String::new()));
             }
             let room = height.saturating_sub(lines.len()).max(1);
             lines.extend(tree_lines(app, Screen::Ports, room, width));
@@ -367,6 +378,127 @@ fn body_lines(app: &App, height: usize, width: usize) -> Vec<(String, Style)> {
             lines
         }
     }
+}
+
+/// A port of the `ports` answer in one line of the Ports screen: id, role (and where it came
+/// from, or the kernel name without one), the role saved for the next boot, carrier, MAC.
+fn port_line(port: &PortLine) -> String {
+    let who = if port.role == "-" || port.role.is_empty() {
+        format!("{} (no role)", port.name)
+    } else {
+        format!("{} ({})", port.role, port.from)
+    };
+    let next = port
+        .next
+        .as_ref()
+        .map_or(String::new(), |next| format!("-> {next}"));
+    format!(
+        "  {:<12}  {who:<18}  {next:<10}  {:<4}  {}",
+        port.id,
+        carrier_word(port.carrier),
+        port.mac
+    )
+}
+
+fn carrier_word(carrier: Option<bool>) -> &'static str {
+    match carrier {
+        Some(true) => "up",
+        Some(false) => "down",
+        None => "-",
+    }
+}
+
+/// The assign flow: the step's instruction (or the proposal, or the new map), then the ports
+/// with their carrier as last polled.
+fn assign_lines(app: &App, flow: &AssignFlow, height: usize) -> Vec<(String, Style)> {
+    let plain = |text: String| (text, Style::default());
+    let mut lines = Vec::new();
+    let total = flow.roles.len();
+    match &flow.phase {
+        Phase::Loading => lines.push(plain(String::from("(asking the daemon for the ports)"))),
+        Phase::Watching | Phase::Proposed(_) => {
+            let role = flow.role().unwrap_or("-");
+            lines.push(plain(format!("Role {} of {total}: {role}", flow.step + 1)));
+            lines.push((
+                format!(
+                    "Plug the cable into the port you want as {}",
+                    role.to_ascii_uppercase()
+                ),
+                bold(),
+            ));
+            lines.push(plain(String::from(
+                "(s: skip and keep, Esc/Ctrl-C: cancel)",
+            )));
+            lines.push(plain(String::from(
+                "A cable already in that port: pull it out, then plug it back in.",
+            )));
+            lines.push(plain(String::new()));
+            if let Phase::Proposed(id) = &flow.phase {
+                let now = app
+                    .ports
+                    .ports
+                    .iter()
+                    .find(|port| port.id == *id)
+                    .map_or("-", |port| port.role.as_str());
+                lines.push((
+                    format!("port {id} (now {now}) as {role}? Enter: yes"),
+                    reversed(),
+                ));
+                lines.push(plain(String::new()));
+            }
+        }
+        Phase::Summary => {
+            lines.push((
+                String::from("New map (takes effect at the next boot):"),
+                bold(),
+            ));
+            for (role, port, how) in flow.new_map(&app.ports) {
+                let now = app
+                    .ports
+                    .ports
+                    .iter()
+                    .find(|p| p.id == port)
+                    .map_or("-", |p| p.role.as_str());
+                let mut text = format!("  {role:<8} {port:<13}  {how:<7}");
+                if now != role {
+                    text.push_str(&format!("  (now {now})"));
+                }
+                lines.push(plain(text));
+            }
+            if flow.chosen.is_empty() {
+                lines.push(plain(String::from(
+                    "Nothing chosen: Enter closes, the map stays as it is.",
+                )));
+            } else {
+                lines.push((
+                    String::from("Save? (takes effect at the next boot)"),
+                    bold(),
+                ));
+            }
+            lines.push(plain(String::new()));
+        }
+    }
+    lines.push(plain(String::from("  port          now        carrier")));
+    for port in &app.ports.ports {
+        let mut text = format!(
+            "  {:<12}  {:<9}  {:<7}",
+            port.id,
+            if port.role == "-" {
+                port.name.as_str()
+            } else {
+                port.role.as_str()
+            },
+            carrier_word(port.carrier)
+        );
+        if let Some(role) = flow.chosen_for_port(&port.id) {
+            text.push_str(&format!("  chosen as {role}"));
+        } else if flow.phase == Phase::Watching && flow.seen_down.contains(&port.id) {
+            text.push_str("  seen down: plug it in");
+        }
+        lines.push(plain(text));
+    }
+    lines.truncate(height);
+    lines
 }
 
 fn tree_lines(app: &App, screen: Screen, height: usize, width: usize) -> Vec<(String, Style)> {

@@ -26,7 +26,7 @@ const FULL_FRAME_BUDGET: usize = 3072;
 const SELECTION_MOVE_BUDGET: usize = 400;
 
 fn is_tree_screen(app: &App) -> bool {
-    app.trees.contains_key(&app.screen) && !app.live && app.modal.is_none()
+    app.trees.contains_key(&app.screen) && !app.live && app.modal.is_none() && app.assign.is_none()
 }
 
 fn buffer_of(app: &App, glyphs: GlyphMode) -> Buffer {

@@ -1,7 +1,7 @@
 //! The appliance boot sequence from `/init` to `ready`.
 //!
 //! Everything here happens once, in order: API filesystems, console, board profile, modules,
-//! NIC roles, loopback. Each step logs what it did; a failed step is logged with its fix and boot
+//! NIC roles (the operator's port map over the board profile: `ports`), loopback. Each step logs what it did; a failed step is logged with its fix and boot
 //! continues, because a box that reaches the console can be diagnosed and one that stops cannot.
 
 use std::path::Path;
@@ -91,7 +91,10 @@ pub async fn boot_appliance(log: &Log) -> BootOutcome {
     }
 
     let roles = match board {
-        Some(board) => assign_nic_roles(log, board, executor.as_ref()).await,
+        Some(board) => {
+            let map = crate::ports::boot_map(board, &cmdline, log);
+            assign_nic_roles(log, board, &map, executor.as_ref()).await
+        }
         None => RoleAssignment::default(),
     };
     BootOutcome { name, board, roles }
@@ -122,17 +125,19 @@ fn load_boot_modules(log: &Log, board: &BoardProfile) {
     }
 }
 
-/// Finds the board's NICs, renames them after their roles and brings them up.
+/// Finds the board's NICs, renames them after their roles (the operator's port `map` over the
+/// board profile) and brings them up.
 async fn assign_nic_roles(
     log: &Log,
     board: &BoardProfile,
+    map: &[(NicRole, String)],
     executor: Option<&NetExecutor>,
 ) -> RoleAssignment {
     let sys_class_net = Path::new("/sys/class/net");
     let settle_until = Instant::now() + NIC_SETTLE;
     let (found, roles) = loop {
         let found = sysfs::physical_nics(sys_class_net).unwrap_or_default();
-        let roles = tandem_board::assign_roles(board, &found);
+        let roles = tandem_board::assign_roles_with_map(board, &found, map);
         // Drivers probe their devices while their module loads, so NICs are normally present
         // at once; only a required port that is late (slow bus) is waited for, within bounds.
         if roles.missing_required.is_empty() || Instant::now() >= settle_until {
@@ -142,6 +147,9 @@ async fn assign_nic_roles(
     };
     for message in roles.messages(board, &found) {
         log.line(message);
+    }
+    if let Some(line) = crate::ports::boot_line(&roles, &found) {
+        log.line(line);
     }
     let Some(executor) = executor else {
         return roles;

@@ -24,6 +24,12 @@ pub enum Command {
     },
     /// `neighbours`: the IPv4 neighbour table (Diagnostics).
     Neighbours,
+    /// `ports`: the physical ports, their roles now and at the next boot, carrier, MAC.
+    Ports,
+    /// `ports assign ROLE PORT [ROLE PORT ...]`: the port map for the next boot.
+    PortsAssign(Vec<(String, String)>),
+    /// `ports reset`: the board profile's ports at the next boot.
+    PortsReset,
     /// Clean power-off (appliance) or stop (run mode).
     Poweroff,
     /// Clean reboot (appliance only).
@@ -89,6 +95,7 @@ pub const ENGINES: [&str; 3] = ["vrrp", "lvs", "realserver"];
 /// Help text listing every command.
 pub const HELP: &str =
     "commands: status | log | peer | ping ADDRESS [COUNT] | neighbours
+          ports | ports assign ROLE PORT [ROLE PORT ...] | ports reset
           vrrp status | lvs status | realserver status
   pair:   pair status | pair start | pair join CODE | unpair | pair adopt-peer | pair push
           compare peer
@@ -207,6 +214,18 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
             Ok(Command::Ping { address, count })
         }
         ("ping", _, _) => Err(usage("usage: ping ADDRESS [COUNT], e.g. ping 192.0.2.21 3")),
+        ("ports", None, 0) => Ok(Command::Ports),
+        ("ports", Some("reset"), 1) => Ok(Command::PortsReset),
+        ("ports", Some("assign"), n) if n >= 3 && n % 2 == 1 => Ok(Command::PortsAssign(
+            words[2..]
+                .chunks_exact(2)
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                .collect(),
+        )),
+        ("ports", _, _) => Err(usage(
+            "usage: ports | ports assign ROLE PORT [ROLE PORT ...] | ports reset, e.g. ports \
+             assign public 0000:00:04.0 (PORT: its id, name or MAC from `ports`)",
+        )),
         ("poweroff" | "halt", _, 0) => Ok(Command::Poweroff),
         ("reboot", _, 0) => Ok(Command::Reboot),
         ("show", Some("running"), 1) => Ok(Command::ShowRunning),
@@ -356,6 +375,21 @@ mod tests {
         assert!(parse("ping 192.0.2.21 11").is_err());
         assert!(parse("ping nowhere").is_err());
         assert_eq!(parse("neighbours"), Ok(Command::Neighbours));
+        assert_eq!(parse("ports"), Ok(Command::Ports));
+        assert_eq!(parse("PORTS reset"), Ok(Command::PortsReset));
+        assert_eq!(
+            parse("ports assign public 0000:00:04.0 private eth0"),
+            Ok(Command::PortsAssign(vec![
+                ("public".into(), "0000:00:04.0".into()),
+                ("private".into(), "eth0".into())
+            ]))
+        );
+        assert!(parse("ports assign public")
+            .unwrap_err()
+            .0
+            .contains("ROLE PORT"));
+        assert!(parse("ports assign public a private").is_err());
+        assert!(parse("ports frobnicate").is_err());
         assert_eq!(parse("browse"), Ok(Command::Browse(String::new())));
         assert_eq!(
             parse("browse vrrp.web_vip"),

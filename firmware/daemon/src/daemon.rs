@@ -691,6 +691,18 @@ impl Daemon {
                 };
                 (text, None)
             }
+            Command::Ports => (
+                crate::ports::list(self.board, &self.roles, self.identity_store.as_mut()),
+                None,
+            ),
+            Command::PortsAssign(pairs) => (
+                crate::ports::assign(self.board, self.identity_store.as_mut(), &pairs, &self.log),
+                None,
+            ),
+            Command::PortsReset => (
+                crate::ports::reset(self.identity_store.as_mut(), &self.log),
+                None,
+            ),
             Command::Peer => {
                 if probe.is_none() {
                     *probe = self.start_probe();

@@ -23,6 +23,7 @@ mod pair_service;
 mod panic_hook;
 mod peer_channel;
 mod peer_monitor;
+mod ports;
 mod realserver_engine;
 mod tui_driver;
 mod vrrp_engine;
@@ -47,7 +48,8 @@ usage: tandem --version
        tandem config check|show|import|export|encode|decode|diff ...
                                    offline config tools (`tandem config` for help)
        tandem [--control SOCKET] status | log | peer | vrrp status | lvs status |
-              realserver status | poweroff | reboot
+              realserver status | poweroff | reboot | ping ADDRESS [COUNT] | neighbours |
+              ports | ports assign ROLE PORT [ROLE PORT ...] | ports reset
        tandem [--control SOCKET] show running | show candidate | load FILE |
               set PATH VALUE | delete PATH | discard | compare | preview |
               commit [--confirm SECONDS] [--comment TEXT] | confirm |

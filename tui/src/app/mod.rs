@@ -11,6 +11,7 @@
 //! prompt or question and never exits; Ctrl-L asks for a repaint. Ctrl-A, Ctrl-] and `~.` are
 //! never bound (console servers, telnet and IPMI SOL use them).
 
+pub mod assign;
 pub mod prompt;
 pub mod tree;
 
@@ -20,6 +21,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::keys::Key;
+use assign::{AssignFlow, FlowOutcome, PortsView};
 use prompt::{Prompt, PromptOutcome};
 use tree::{EntryKind, Tree};
 
@@ -157,6 +159,7 @@ impl Screen {
             }
             Screen::Logs => "f filter  Tab line  n/p page",
             Screen::Diagnostics => "i IPVS table  v VRRP  e probe peer  g ping  h neighbours",
+            Screen::Ports => "w assign by carrier  Enter edit  a add  d delete  l live  b back",
             Screen::Power => "r reboot  o power off",
             _ if self.tree_root().is_some() => {
                 "Enter open/edit  a add  d delete  l live  b back  r reload"
@@ -258,6 +261,10 @@ enum Purpose {
     },
     /// A command whose answer is the message and the screen's text.
     Action(Screen),
+    /// `ports`, polled in the assign flow's step with this serial (0: no flow).
+    Ports(u64),
+    /// `ports assign ...`: the answer is the message.
+    PortsSaved,
 }
 
 /// The status bar's facts, from `status` and `pair status`.
@@ -287,12 +294,20 @@ pub struct App {
     /// The last answer or refusal, one line.
     pub message: String,
     pub modal: Option<Modal>,
+    /// The last `ports` answer (the Ports screen).
+    pub ports: PortsView,
+    /// The Ports screen's "assign roles by carrier" flow, while it runs.
+    pub assign: Option<AssignFlow>,
     pub now_ms: u64,
     next_refresh_ms: u64,
     next_id: u64,
     pending: BTreeMap<u64, Purpose>,
     outbox: Vec<Request>,
     refreshes_in_flight: usize,
+    /// A `ports` request is out (at most one).
+    ports_in_flight: bool,
+    /// When the assign flow polls `ports` next.
+    next_ports_poll_ms: u64,
     quit: bool,
     repaint: bool,
 }
@@ -322,12 +337,16 @@ impl App {
                 "Welcome. Pick a screen by its digit or letter; m is this menu from anywhere.",
             ),
             modal: None,
+            ports: PortsView::default(),
+            assign: None,
             now_ms,
             next_refresh_ms: now_ms,
             next_id: 1,
             pending: BTreeMap::new(),
             outbox: Vec::new(),
             refreshes_in_flight: 0,
+            ports_in_flight: false,
+            next_ports_poll_ms: now_ms,
             quit: false,
             repaint: false,
         };
@@ -352,12 +371,21 @@ impl App {
 
     /// When [`App::tick`] must run next (app clock, ms).
     pub fn poll_timeout(&self) -> u64 {
-        self.next_refresh_ms
+        match &self.assign {
+            Some(flow) if flow.watching() => self.next_refresh_ms.min(self.next_ports_poll_ms),
+            _ => self.next_refresh_ms,
+        }
     }
 
     /// Advances the clock; refreshes what is due.
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
+        if self.assign.as_ref().is_some_and(AssignFlow::watching)
+            && now_ms >= self.next_ports_poll_ms
+        {
+            self.next_ports_poll_ms = now_ms + assign::POLL_MS;
+            self.send_ports();
+        }
         if now_ms < self.next_refresh_ms {
             return;
         }
@@ -375,6 +403,9 @@ impl App {
             self.send_refresh("vrrp status", Purpose::Text(Screen::Vrrp));
             self.send_refresh("lvs status", Purpose::Text(Screen::Services));
         }
+        if self.screen == Screen::Ports && self.assign.is_none() {
+            self.send_ports();
+        }
         let live_text = self.screen.tree_root().is_none() || self.live;
         if live_text {
             match self.screen.live_command() {
@@ -384,6 +415,15 @@ impl App {
                 }
                 Some(_) => {}
             }
+        }
+    }
+
+    /// Asks for `ports` unless an answer is still out.
+    fn send_ports(&mut self) {
+        if !self.ports_in_flight {
+            self.ports_in_flight = true;
+            let serial = self.assign.as_ref().map_or(0, |flow| flow.serial);
+            self.send("ports", Purpose::Ports(serial));
         }
     }
 
@@ -473,6 +513,20 @@ impl App {
                         },
                     );
                 }
+            }
+            Purpose::Ports(serial) => {
+                self.ports_in_flight = false;
+                self.ports = PortsView::parse(text);
+                if let Some(flow) = self.assign.as_mut() {
+                    if let FlowOutcome::Ended(why) = flow.ports_answer(&self.ports, serial) {
+                        self.assign = None;
+                        self.message = String::from(why);
+                    }
+                }
+            }
+            Purpose::PortsSaved => {
+                self.message = first_line(text);
+                self.send_ports();
             }
             Purpose::Action(screen) => {
                 self.message = first_line(text);
@@ -584,6 +638,29 @@ impl App {
         }
         if let Some(modal) = self.modal.take() {
             self.modal_key(modal, &key);
+            return;
+        }
+        if let Some(flow) = self.assign.as_mut() {
+            // Every key belongs to the flow while it runs (Esc and Ctrl-C cancel it).
+            match flow.key(&key) {
+                FlowOutcome::Continue => {}
+                FlowOutcome::Ended(why) => {
+                    self.assign = None;
+                    self.message = String::from(why);
+                }
+                FlowOutcome::Save(line) => {
+                    self.assign = None;
+                    self.message = String::from("saving the port map ...");
+                    self.send(&line, Purpose::PortsSaved);
+                }
+            }
+            return;
+        }
+        if self.screen == Screen::Ports && key == Key::Char('w') {
+            self.assign = Some(AssignFlow::new());
+            self.message = String::from("assign roles by carrier: nothing changes until you save");
+            self.next_ports_poll_ms = self.now_ms;
+            self.tick(self.now_ms);
             return;
         }
         match key {

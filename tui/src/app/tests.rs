@@ -339,3 +339,196 @@ fn diagnostics_ping_and_neighbours() {
     );
     assert!(app.text(Screen::Diagnostics).unwrap().lines[0].contains("52:54:00"));
 }
+
+/// The daemon's `ports` with the carrier of each of three lab ports (public, private, peer).
+fn ports(carriers: [&str; 3]) -> String {
+    let mut text = String::from("ports: board qemu-lab roles public private peer mgmt\n");
+    for (at, (role, carrier)) in ["public", "private", "peer"]
+        .iter()
+        .zip(carriers)
+        .enumerate()
+    {
+        text.push_str(&format!(
+            "ports: 0000:00:0{}.0 name={role} role={role} from=board carrier={carrier} mac=52:54:00:1a:01:0{} driver=virtio_net\n",
+            at + 3,
+            at + 1
+        ));
+    }
+    text.push_str("ports: saved none (the board profile's ports)\nports: end\n");
+    text
+}
+
+/// Answers the queued requests, `ports` with `carriers`; returns the other lines sent.
+fn poll(app: &mut App, carriers: [&str; 3]) -> Vec<String> {
+    let mut others = Vec::new();
+    for request in app.take_requests() {
+        let text = if request.line == "ports" {
+            ports(carriers)
+        } else {
+            others.push(request.line.clone());
+            daemon(&request.line)
+        };
+        app.answer(request.id, &text);
+    }
+    others
+}
+
+/// The Ports screen with the flow started and its first answer in (every port up).
+fn assign_started() -> App {
+    let mut app = App::new(0);
+    answer_all(&mut app, daemon);
+    app.handle_key(Key::Char('2'));
+    poll(&mut app, ["up", "up", "up"]);
+    app.handle_key(Key::Char('w'));
+    assert!(app.assign.is_some());
+    poll(&mut app, ["up", "up", "up"]);
+    assert_eq!(app.assign.as_ref().unwrap().phase, assign::Phase::Watching);
+    app
+}
+
+/// Half a second later, the next poll with `carriers`.
+fn next_poll(app: &mut App, carriers: [&str; 3]) -> Vec<String> {
+    app.tick(app.now_ms + assign::POLL_MS);
+    poll(app, carriers)
+}
+
+fn proposed(app: &App) -> Option<String> {
+    match &app.assign.as_ref()?.phase {
+        assign::Phase::Proposed(id) => Some(id.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_assign_flow_proposes_the_port_whose_carrier_comes_up_and_saves_one_line() {
+    let mut app = assign_started();
+    assert_eq!(
+        app.poll_timeout(),
+        app.now_ms + assign::POLL_MS,
+        "polls every 500 ms"
+    );
+    // A port that was up all along is never proposed.
+    next_poll(&mut app, ["up", "up", "up"]);
+    assert_eq!(proposed(&app), None);
+    // The private cable is pulled, then plugged back: proposed for public.
+    next_poll(&mut app, ["up", "down", "up"]);
+    assert_eq!(proposed(&app), None);
+    next_poll(&mut app, ["up", "up", "up"]);
+    assert_eq!(proposed(&app).as_deref(), Some("0000:00:04.0"));
+    // No polls while the operator decides.
+    app.tick(app.now_ms + 5 * assign::POLL_MS);
+    assert!(!lines(&mut app).contains(&String::from("ports")));
+    app.handle_key(Key::Enter);
+    // Private: the chosen port is not offered again, the public one is.
+    let flow = app.assign.as_ref().unwrap();
+    assert_eq!(flow.role(), Some("private"));
+    next_poll(&mut app, ["down", "down", "up"]);
+    next_poll(&mut app, ["up", "up", "up"]);
+    assert_eq!(proposed(&app).as_deref(), Some("0000:00:03.0"));
+    // n: not that one; it must go down and up again.
+    app.handle_key(Key::Char('n'));
+    next_poll(&mut app, ["up", "up", "up"]);
+    assert_eq!(proposed(&app), None);
+    next_poll(&mut app, ["down", "up", "up"]);
+    next_poll(&mut app, ["up", "up", "up"]);
+    app.handle_key(Key::Enter);
+    // Peer and mgmt skipped.
+    app.handle_key(Key::Char('s'));
+    app.handle_key(Key::Char('s'));
+    let flow = app.assign.as_ref().unwrap();
+    assert_eq!(flow.phase, assign::Phase::Summary);
+    assert_eq!(
+        flow.new_map(&app.ports),
+        [
+            ("public".into(), "0000:00:04.0".into(), "chosen"),
+            ("private".into(), "0000:00:03.0".into(), "chosen"),
+            ("peer".into(), "0000:00:05.0".into(), ""),
+        ]
+    );
+    // Nothing has been sent but polls; Enter saves with one line.
+    app.take_requests();
+    app.handle_key(Key::Enter);
+    assert!(app.assign.is_none());
+    assert_eq!(
+        lines_peek(&app),
+        ["ports assign public 0000:00:04.0 private 0000:00:03.0"]
+    );
+    let requests = app.take_requests();
+    app.answer(
+        requests[0].id,
+        "ports: saved; takes effect at the next boot (reboot from Power, or `reboot`)\nports: next boot: public=0000:00:04.0 private=0000:00:03.0 peer=0000:00:05.0\n",
+    );
+    assert!(
+        app.message.contains("takes effect at the next boot"),
+        "{}",
+        app.message
+    );
+    assert_eq!(lines(&mut app), ["ports"], "the screen's list follows");
+}
+
+#[test]
+fn cancelling_the_assign_flow_at_any_step_sends_nothing() {
+    for cancel in [Key::Esc, Key::Ctrl('c')] {
+        // 0: at the proposal; 1..=3: watching a later role; 4: at the summary.
+        for presses_before in 0..5 {
+            let mut app = assign_started();
+            next_poll(&mut app, ["up", "down", "up"]);
+            next_poll(&mut app, ["up", "up", "up"]);
+            if presses_before > 0 {
+                app.handle_key(Key::Enter);
+            }
+            for _ in 1..presses_before {
+                app.handle_key(Key::Char('s'));
+            }
+            app.take_requests();
+            app.handle_key(cancel);
+            assert!(app.assign.is_none(), "{cancel:?} after {presses_before}");
+            assert!(app.message.starts_with("cancelled"), "{}", app.message);
+            let sent = lines(&mut app);
+            assert!(
+                sent.iter().all(|line| !line.starts_with("ports assign")),
+                "{sent:?}"
+            );
+            // The Ports screen is back, and its keys are the screen's again.
+            assert_eq!(app.screen, Screen::Ports);
+        }
+    }
+    // Skipping every role saves nothing either.
+    let mut app = assign_started();
+    for _ in 0..4 {
+        app.handle_key(Key::Char('s'));
+    }
+    app.handle_key(Key::Enter);
+    assert!(app.assign.is_none());
+    assert!(app.message.starts_with("nothing chosen"), "{}", app.message);
+    assert!(lines(&mut app)
+        .iter()
+        .all(|l| !l.starts_with("ports assign")));
+}
+
+#[test]
+fn a_poll_sent_in_an_earlier_step_does_not_propose_in_the_next() {
+    let mut app = assign_started();
+    next_poll(&mut app, ["up", "down", "up"]);
+    // A poll goes out, then the operator skips before its answer: it shows, it proposes nothing.
+    app.tick(app.now_ms + assign::POLL_MS);
+    let requests = app.take_requests();
+    app.handle_key(Key::Char('s'));
+    for request in requests {
+        app.answer(request.id, &ports(["up", "up", "up"]));
+    }
+    assert_eq!(proposed(&app), None);
+    assert_eq!(app.assign.as_ref().unwrap().role(), Some("private"));
+    assert_eq!(app.ports.ports[1].carrier, Some(true));
+    // Without roles (no board profile) the flow ends at once, saying why.
+    let mut app = App::new(0);
+    answer_all(&mut app, daemon);
+    app.handle_key(Key::Char('2'));
+    answer_all(&mut app, daemon);
+    app.handle_key(Key::Char('w'));
+    for request in app.take_requests() {
+        app.answer(request.id, "ports: saved none\nports: end\n");
+    }
+    assert!(app.assign.is_none());
+    assert!(app.message.contains("no roles"), "{}", app.message);
+}

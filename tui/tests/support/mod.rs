@@ -156,14 +156,33 @@ pub fn answer(line: &str) -> String {
             "browse: web_share\titem\taddress=\"192.0.2.20\" interface=\"eth0\" nodes=2\n\
              browse: end\n"
         }
+        "ports" => return ports_answer("up"),
         "set vrrp.web_vip.priority 300" => REFUSAL,
         other => return format!("{other}: unknown command; `help` lists the commands\n"),
     };
     text.to_string()
 }
 
+/// The daemon's `ports`: a saved map that swaps public and private at the next boot; the
+/// private port's carrier is `private_carrier`.
+pub fn ports_answer(private_carrier: &str) -> String {
+    format!(
+        "ports: board qemu-lab roles public private peer mgmt\n\
+         ports: 0000:00:03.0 name=public role=public from=board next=private carrier=up mac=52:54:00:1a:01:01 driver=virtio_net\n\
+         ports: 0000:00:04.0 name=private role=private from=board next=public carrier={private_carrier} mac=52:54:00:1a:01:02 driver=virtio_net\n\
+         ports: 0000:00:05.0 name=peer role=peer from=board carrier=down mac=52:54:00:1a:01:03 driver=virtio_net\n\
+         ports: saved public=0000:00:04.0 private=0000:00:03.0\n\
+         ports: end\n"
+    )
+}
+
 /// Answers every queued request (and what the answers queue) until nothing is queued.
 pub fn settle(app: &mut App) {
+    settle_with(app, answer);
+}
+
+/// [`settle`] with another daemon.
+pub fn settle_with(app: &mut App, answer: impl Fn(&str) -> String) {
     for _ in 0..16 {
         let requests = app.take_requests();
         if requests.is_empty() {
@@ -238,6 +257,37 @@ pub fn refused_prompt() -> App {
     app
 }
 
+/// The Ports screen's assign flow, watching for PUBLIC: the private port was seen down.
+pub fn assign_watching() -> App {
+    let mut app = started();
+    press(&mut app, Key::Char('2'));
+    app.handle_key(Key::Char('w'));
+    settle_with(&mut app, |line| match line {
+        "ports" => ports_answer("down"),
+        other => answer(other),
+    });
+    assert!(app.assign.is_some(), "w starts the flow");
+    app
+}
+
+/// The private port's carrier came back: proposed as public.
+pub fn assign_proposed() -> App {
+    let mut app = assign_watching();
+    app.tick(app.now_ms + 500);
+    settle(&mut app);
+    app
+}
+
+/// Public taken, the other roles skipped: the new map and the question.
+pub fn assign_summary() -> App {
+    let mut app = assign_proposed();
+    press(&mut app, Key::Enter);
+    for _ in 0..3 {
+        press(&mut app, Key::Char('s'));
+    }
+    app
+}
+
 /// Every screen reachable from the menu, named as its snapshot files are.
 pub fn screens() -> Vec<(String, App)> {
     let mut screens = vec![(String::from("menu"), started())];
@@ -250,6 +300,9 @@ pub fn screens() -> Vec<(String, App)> {
     }
     screens.push((String::from("vrrp-web_vip"), vrrp_item()));
     screens.push((String::from("prompt-refused"), refused_prompt()));
+    screens.push((String::from("ports-assign-watching"), assign_watching()));
+    screens.push((String::from("ports-assign-proposed"), assign_proposed()));
+    screens.push((String::from("ports-assign-summary"), assign_summary()));
     screens
 }
 

@@ -91,7 +91,10 @@ fn main() {
 
 /// The partner's side of replication for the same change: this box frames its blob for the
 /// partner (keyed), the partner takes it (`adopt`: decode, MAC and CRC checks, the incremental
-/// validation, store, preview). p50 of each over 50 rounds.
+/// validation, store, preview); and the same as a delta over the previous generation (what a
+/// push to a partner running that generation sends): made on this box, taken by a second
+/// partner (`adopt_delta`: rebuild from its running config, the same validation and store).
+/// p50 of each over 50 rounds.
 fn partner(a: &mut Transactions<MemDevice>, request: &CommitRequest) {
     let key = tandem_config::MacKey([9; 32]);
     let device = MemDevice::erased(usize::try_from(APPLIANCE_SLOT_BYTES * 2).unwrap());
@@ -99,7 +102,13 @@ fn partner(a: &mut Transactions<MemDevice>, request: &CommitRequest) {
     let blob = a.blob_for_partner(Some(&key)).unwrap();
     b.adopt(&blob, tandem_config::MacPolicy::Require(&key), false, 1)
         .unwrap();
+    let device = MemDevice::erased(usize::try_from(APPLIANCE_SLOT_BYTES * 2).unwrap());
+    let (mut c, _) = Transactions::open(SlotStore::new(device, APPLIANCE_SLOT_BYTES), None, 1);
+    c.adopt(&blob, tandem_config::MacPolicy::Require(&key), false, 1)
+        .unwrap();
     let (mut framing, mut adopting) = (Vec::new(), Vec::new());
+    let (mut delta_making, mut delta_taking) = (Vec::new(), Vec::new());
+    let mut delta_bytes = 0;
     let mut bytes = 0;
     for round in 0..50u32 {
         let mut candidate = (**a.running()).clone();
@@ -108,7 +117,21 @@ fn partner(a: &mut Transactions<MemDevice>, request: &CommitRequest) {
             .as_mut_slice()[1]
             .weight = 3 + round % 5;
         a.load(candidate);
+        let (base, base_generation, base_digest) = (
+            std::sync::Arc::clone(a.running()),
+            a.generation(),
+            a.digest(),
+        );
         a.commit(request, 1_800_000_000, Instant::now()).unwrap();
+        let t = cpu_now();
+        let delta = a
+            .delta_for_partner(&base, base_generation, base_digest)
+            .unwrap();
+        delta_making.push(cpu_now() - t);
+        delta_bytes = delta.len();
+        let t = cpu_now();
+        c.adopt_delta(&delta, 2).unwrap();
+        delta_taking.push(cpu_now() - t);
         let t = cpu_now();
         let blob = a.blob_for_partner(Some(&key)).unwrap();
         framing.push(cpu_now() - t);
@@ -128,4 +151,14 @@ fn partner(a: &mut Transactions<MemDevice>, request: &CommitRequest) {
         ms(percentile(&mut adopting, 50))
     );
     println!("bench: replicate_1000x10_blob_bytes {bytes}");
+    println!(
+        "bench: replicate_1000x10_delta_make_cpu_p50 {:.3} ms",
+        ms(percentile(&mut delta_making, 50))
+    );
+    println!(
+        "bench: replicate_1000x10_partner_adopt_delta_cpu_p50 {:.3} ms",
+        ms(percentile(&mut delta_taking, 50))
+    );
+    println!("bench: replicate_1000x10_delta_bytes {delta_bytes}");
+    assert_eq!((c.generation(), c.digest()), (a.generation(), a.digest()));
 }

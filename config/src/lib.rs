@@ -13,6 +13,7 @@ extern crate alloc;
 pub mod blob;
 pub mod bounded;
 pub mod crc32;
+pub mod delta;
 pub mod entry_kind;
 pub mod history;
 pub mod identity;

@@ -65,6 +65,11 @@ pub enum TransactionError {
     },
     #[error("the partner's config is refused, nothing changed: {0}")]
     PartnerBlob(crate::BlobError),
+    /// A delta that does not apply here; the partner then sends its whole blob.
+    #[error(
+        "the partner's config delta does not apply here ({0}); it sends the whole config instead"
+    )]
+    DeltaRefused(&'static str),
     #[error(
         "--confirm {0} s is outside 1..={max} s",
         max = MAX_CONFIRM.as_secs()
@@ -120,6 +125,15 @@ pub struct Transactions<D> {
     digest: u64,
     /// The generation the running one was made from (the blob header's parent).
     parent_generation: u64,
+}
+
+/// A partner's generation as [`Transactions::take_partner`] takes it.
+struct PartnerConfig {
+    config: Config,
+    meta: BlobMeta,
+    history: History,
+    /// The digest the sender claims (a delta's); the rebuilt config must have it.
+    digest: Option<u64>,
 }
 
 /// What [`Transactions::adopt`] did with the partner's blob.
@@ -334,22 +348,113 @@ impl<D: BlockDevice> Transactions<D> {
         unix_time_s: u64,
     ) -> Result<(Committed, Adoption), TransactionError> {
         let decoded = blob::decode(bytes, policy, None).map_err(TransactionError::PartnerBlob)?;
+        let partner = PartnerConfig {
+            config: decoded.config,
+            meta: BlobMeta {
+                generation: decoded.header.generation,
+                parent_generation: decoded.header.parent_generation,
+                pair_id: decoded.header.pair_id,
+            },
+            history: decoded.history,
+            digest: None,
+        };
+        self.take_partner(partner, force, unix_time_s)
+    }
+
+    /// The delta from `base` (this box's previous generation `base_generation`, digest
+    /// `base_digest`) to the running config, for a partner that runs that base.
+    pub fn delta_for_partner(
+        &self,
+        base: &Config,
+        base_generation: u64,
+        base_digest: u64,
+    ) -> Result<Vec<u8>, TransactionError> {
+        let target = crate::delta::DeltaTarget {
+            generation: self.generation,
+            parent_generation: self.parent_generation,
+            pair_id: self.running.peer_link.as_ref().map_or(0, |p| p.pair_id),
+            digest: self.digest,
+        };
+        crate::delta::encode(
+            base,
+            base_generation,
+            base_digest,
+            &self.running,
+            target,
+            &self.history,
+        )
+        .map_err(|_| TransactionError::DeltaRefused("it cannot be encoded"))
+    }
+
+    /// Takes the partner's commit as a delta (see [`crate::delta`]): only over the running
+    /// config it names, and only a fast-forward; the rebuilt config must have the partner's
+    /// digest. Any mismatch is [`TransactionError::DeltaRefused`] and changes nothing (the
+    /// partner sends its whole blob then). The bytes came sealed under the pair key.
+    pub fn adopt_delta(
+        &mut self,
+        bytes: &[u8],
+        unix_time_s: u64,
+    ) -> Result<(Committed, Adoption), TransactionError> {
+        let delta = crate::delta::decode(bytes)
+            .map_err(|_| TransactionError::DeltaRefused("it does not decode"))?;
+        if (delta.base_generation, delta.base_digest) != (self.generation, self.digest) {
+            if (delta.generation, delta.digest) == (self.generation, self.digest) {
+                return Err(TransactionError::AlreadyRunning(delta.generation));
+            }
+            return Err(TransactionError::DeltaRefused(
+                "it is for another generation than this box runs",
+            ));
+        }
+        let config = delta
+            .apply(&self.running)
+            .map_err(|_| TransactionError::DeltaRefused("it does not fit this box's config"))?;
+        let partner = PartnerConfig {
+            config,
+            meta: BlobMeta {
+                generation: delta.generation,
+                parent_generation: delta.parent_generation,
+                pair_id: delta.pair_id,
+            },
+            history: delta.history,
+            digest: Some(delta.digest),
+        };
+        self.take_partner(partner, false, unix_time_s)
+    }
+
+    /// The partner's config, decoded from its blob or rebuilt from a delta.
+    fn take_partner(
+        &mut self,
+        partner: PartnerConfig,
+        force: bool,
+        unix_time_s: u64,
+    ) -> Result<(Committed, Adoption), TransactionError> {
+        let PartnerConfig {
+            config,
+            meta,
+            history,
+            digest,
+        } = partner;
         // As a commit does: one comparison with the running config, and only the services
         // that changed encoded and validated again (a one-field change of a 1000 x 10 config
         // costs its decode, not a full re-encode and re-validation).
-        let diff = ServiceDiff::new(&self.running, &decoded.config);
+        let diff = ServiceDiff::new(&self.running, &config);
         let (encoded, validation) = match &self.baseline {
             Some(baseline) => (
-                EncodedConfig::encode(&decoded.config, Some((&baseline.encoded, &diff)))?,
-                Validation::incremental(&decoded.config, &baseline.validation, &diff),
+                EncodedConfig::encode(&config, Some((&baseline.encoded, &diff)))?,
+                Validation::incremental(&config, &baseline.validation, &diff),
             ),
             None => (
-                EncodedConfig::encode(&decoded.config, None)?,
-                Validation::full(&decoded.config),
+                EncodedConfig::encode(&config, None)?,
+                Validation::full(&config),
             ),
         };
         let their_digest = config_digest(encoded.bytes());
-        let theirs = decoded.header.generation;
+        if digest.is_some_and(|expected| expected != their_digest) {
+            return Err(TransactionError::DeltaRefused(
+                "the config it rebuilds is not the partner's",
+            ));
+        }
+        let theirs = meta.generation;
         if theirs == self.generation && their_digest == self.digest {
             return Err(TransactionError::AlreadyRunning(theirs));
         }
@@ -361,29 +466,23 @@ impl<D: BlockDevice> Transactions<D> {
             });
         }
         let fast_forward = theirs > self.generation
-            && (self.generation == 0 || decoded.history.contains(self.generation, self.digest));
+            && (self.generation == 0 || history.contains(self.generation, self.digest));
         if fast_forward {
             // Stored with the same generation, parent and history, so both boxes hold the same
             // config under the same name; framed the way this box stores (unkeyed on its own
             // disk, like its own commits) and in this firmware's format.
-            let meta = BlobMeta {
-                generation: theirs,
-                parent_generation: decoded.header.parent_generation,
-                pair_id: decoded.header.pair_id,
-            };
-            let stored =
-                blob::encode_encoded_with_history(encoded.bytes(), &decoded.history, meta, None)?;
+            let stored = blob::encode_encoded_with_history(encoded.bytes(), &history, meta, None)?;
             self.store.save(&stored, MacPolicy::Unkeyed)?;
-            let preview = crate::impact::preview_known(&self.running, &decoded.config, &diff);
+            let preview = crate::impact::preview_known(&self.running, &config, &diff);
             self.baseline = Some(Baseline {
                 encoded,
                 validation,
             });
-            self.parent_generation = decoded.header.parent_generation;
+            self.parent_generation = meta.parent_generation;
             self.generation = theirs;
             self.digest = their_digest;
-            self.history = decoded.history;
-            self.running = Arc::new(decoded.config);
+            self.history = history;
+            self.running = Arc::new(config);
             self.candidate = None;
             self.pending = None;
             let committed = Committed {
@@ -407,7 +506,7 @@ impl<D: BlockDevice> Transactions<D> {
         let ours = self.generation;
         let our_digest = self.digest;
         let saved = (
-            core::mem::replace(&mut self.history, decoded.history),
+            core::mem::replace(&mut self.history, history),
             self.generation,
         );
         self.generation = ours.max(theirs);
@@ -424,7 +523,7 @@ impl<D: BlockDevice> Transactions<D> {
             diff: Some(diff),
             warnings,
         };
-        match self.persist(decoded.config, &request, unix_time_s, known) {
+        match self.persist(config, &request, unix_time_s, known) {
             Ok(committed) => {
                 self.parent_generation = theirs;
                 self.pending = None;
@@ -885,6 +984,60 @@ mod tests {
         tx.commit(&request(None), time, Instant::now())
             .unwrap()
             .generation
+    }
+
+    #[test]
+    fn a_delta_over_the_running_base_lands_as_the_whole_blob_would() {
+        let (mut a, _) = Transactions::open(memory(), Some(config("a", &["10.0.0.1/24"])), 1);
+        let (mut b, _) = Transactions::open(memory(), None, 1);
+        let key = MacKey([7; 32]);
+        b.adopt(
+            &a.blob_for_partner(Some(&key)).unwrap(),
+            MacPolicy::Require(&key),
+            false,
+            2,
+        )
+        .unwrap();
+        let (base, base_generation, base_digest) =
+            (Arc::clone(a.running()), a.generation(), a.digest());
+        commit_hostname(&mut a, "a2", 3);
+        let delta = a
+            .delta_for_partner(&base, base_generation, base_digest)
+            .unwrap();
+        assert!(delta.len() < a.blob_for_partner(Some(&key)).unwrap().len());
+        // A box running something else refuses it and keeps what it runs.
+        let (mut c, _) = Transactions::open(memory(), Some(config("c", &["10.0.0.3/24"])), 1);
+        let before = (c.generation(), c.digest());
+        assert!(matches!(
+            c.adopt_delta(&delta, 4),
+            Err(TransactionError::DeltaRefused(_))
+        ));
+        assert_eq!((c.generation(), c.digest()), before);
+        // The partner running the base takes it: same generation, digest and history as A.
+        let (done, how) = b.adopt_delta(&delta, 4).unwrap();
+        assert_eq!(how, Adoption::FastForward);
+        assert_eq!(done.generation, a.generation());
+        assert_eq!((b.generation(), b.digest()), (a.generation(), a.digest()));
+        assert_eq!(b.history(), a.history());
+        assert_eq!(**b.running(), **a.running());
+        // Again: it runs that generation already.
+        assert!(matches!(
+            b.adopt_delta(&delta, 5),
+            Err(TransactionError::AlreadyRunning(_))
+        ));
+        // A delta whose claimed digest is not what it rebuilds is refused.
+        let mut forged = crate::delta::decode(&delta).unwrap();
+        forged.digest ^= 1;
+        forged.base_generation = b.generation();
+        forged.base_digest = b.digest();
+        forged.generation += 1;
+        let mut bytes = crate::delta::DELTA_MAGIC.to_vec();
+        bytes.extend_from_slice(&postcard::to_allocvec(&forged).unwrap());
+        assert!(matches!(
+            b.adopt_delta(&bytes, 6),
+            Err(TransactionError::DeltaRefused(_))
+        ));
+        assert_eq!((b.generation(), b.digest()), (a.generation(), a.digest()));
     }
 
     #[test]

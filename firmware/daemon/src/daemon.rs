@@ -36,7 +36,7 @@ use tandem_config::identity::{IdentityStore, PairIdentity};
 use tandem_config::transaction::{self, CommitRequest, Committed, TransactionError, Transactions};
 use tandem_config::MacKey;
 
-use crate::pair_service::{AdoptAnswer, Ask, LocalState, PairHandle, ToDaemon};
+use crate::pair_service::{AdoptAnswer, Ask, LocalState, PairHandle, PartnerDelta, ToDaemon};
 
 /// Warnings of one commit written to the log (the rest are counted).
 const WARNINGS_LOGGED: usize = 10;
@@ -99,6 +99,10 @@ pub struct Daemon {
     pair_service: Option<PairHandle>,
     /// What the pair service asks of this loop.
     from_pair: Option<mpsc::Receiver<ToDaemon>>,
+    /// The generation, digest and config last published to the pair service (the base of the
+    /// next delta), and the delta published with it.
+    last_published: Option<(u64, u64, Arc<tandem_config::Config>)>,
+    last_delta: Option<Arc<PartnerDelta>>,
 }
 
 /// Where a command's answer goes.
@@ -214,6 +218,8 @@ impl Daemon {
             console_lines: true,
             pair_service: None,
             from_pair: None,
+            last_published: None,
+            last_delta: None,
         }
     }
 
@@ -239,15 +245,38 @@ impl Daemon {
                 .blob_for_partner(key.as_ref())
                 .unwrap_or_default()
         };
+        let generation = self.transactions.generation();
+        let digest = self.transactions.digest();
+        // A new generation: the delta over the one published before (what a partner that ran
+        // that one needs); the same generation again (identity, credential): the same delta.
+        if let Some((base_generation, base_digest, base)) = &self.last_published {
+            if *base_generation != generation {
+                self.last_delta = self
+                    .transactions
+                    .delta_for_partner(base, *base_generation, *base_digest)
+                    .ok()
+                    .map(|bytes| {
+                        Arc::new(PartnerDelta {
+                            base_generation: *base_generation,
+                            base_digest: *base_digest,
+                            bytes,
+                        })
+                    });
+            }
+        }
+        if generation > 0 {
+            self.last_published = Some((generation, digest, Arc::clone(&running)));
+        }
         LocalState {
             interface,
             identity: self.identity.clone(),
-            generation: self.transactions.generation(),
-            digest: self.transactions.digest(),
+            generation,
+            digest,
             history: self.transactions.history().clone(),
             running,
             blob: Arc::new(blob),
             credential,
+            delta: self.last_delta.clone(),
         }
     }
 
@@ -328,12 +357,17 @@ impl Daemon {
                 };
                 let key = MacKey(identity.key);
                 let old = Arc::clone(self.transactions.running());
-                let adopted = self.transactions.adopt(
-                    &blob,
-                    tandem_config::MacPolicy::Require(&key),
-                    force,
-                    transaction::unix_now(),
-                );
+                let adopted = if tandem_config::delta::is_delta(&blob) && !force {
+                    self.transactions
+                        .adopt_delta(&blob, transaction::unix_now())
+                } else {
+                    self.transactions.adopt(
+                        &blob,
+                        tandem_config::MacPolicy::Require(&key),
+                        force,
+                        transaction::unix_now(),
+                    )
+                };
                 if matches!(adopted, Ok(_) | Err(TransactionError::AlreadyRunning(_))) {
                     self.take_partner_credential(credential);
                 }
@@ -349,6 +383,9 @@ impl Daemon {
                     }
                     Err(TransactionError::AlreadyRunning(_)) => {
                         let _ = reply.send(AdoptAnswer::Already);
+                    }
+                    Err(error @ TransactionError::DeltaRefused(_)) => {
+                        let _ = reply.send(AdoptAnswer::NeedFull(error.to_string()));
                     }
                     Err(error @ TransactionError::Diverged { .. }) => {
                         self.log.line(format!("pair: {error}"));

@@ -107,9 +107,14 @@ fn pairing_with_the_code_then_commits_replicate_both_ways() {
         "{committed}"
     );
     pair.wait_hostname("b", "two");
+    // B ran generation 1, the base of A's new generation: only the delta crossed the cable.
+    let pushed = pair.wait("a", &["pair", "status"], "last push: generation 2 applied");
+    assert!(pushed.contains("(a delta of "), "{pushed}");
     // A commit on B is running on A.
     pair.commit_hostname("b", "three");
     pair.wait_hostname("a", "three");
+    let pushed = pair.wait("b", &["pair", "status"], "last push: generation 3 applied");
+    assert!(pushed.contains("(a delta of "), "{pushed}");
     let history = pair.ask("a", &["history"]);
     assert!(
         history

@@ -952,9 +952,7 @@ mod tests {
         );
         assert!(decision.checks.is_empty());
         let policy = &state.plan.service(&web(1)).unwrap().policy;
-        assert!(state.health[&web(1)]
-            .next_deadline(policy)
-            .is_some());
+        assert!(state.health[&web(1)].next_deadline(policy).is_some());
         assert_eq!(
             decision.lines,
             [

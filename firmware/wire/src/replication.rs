@@ -77,8 +77,10 @@ pub const MAGIC: [u8; 4] = *b"TDRP";
 pub const VERSION: u8 = 1;
 /// The push channel version this firmware speaks (carried in STATE and CHALLENGE). 2: the
 /// sealed payload of a PUSH may start with the console's admin password hash (an envelope the
-/// daemon's `pair_service::seal` writes), so firmware that speaks 1 must not receive it.
-pub const CHANNEL_VERSION: u8 = 2;
+/// daemon's `pair_service::seal` writes), so firmware that speaks 1 must not receive it. 3: that
+/// payload may be a config delta over the generation the receiver runs (`tandem_config::delta`)
+/// and a RESULT may say [`Outcome::NeedFull`].
+pub const CHANNEL_VERSION: u8 = 3;
 /// The header every kind starts with.
 pub const HEADER_LEN: usize = 16;
 /// A STATE message without its tag.
@@ -338,6 +340,9 @@ pub enum Outcome {
     VersionRefused,
     /// Refused: the server is not paired, or the sender's role is not its partner's (byte 6).
     NotPaired,
+    /// A delta the server cannot take (it runs another generation than the delta's base, or
+    /// the rebuilt config is not the sender's): send the whole blob (byte 7).
+    NeedFull,
 }
 
 impl Outcome {
@@ -350,6 +355,7 @@ impl Outcome {
             Outcome::Busy => 4,
             Outcome::VersionRefused => 5,
             Outcome::NotPaired => 6,
+            Outcome::NeedFull => 7,
         }
     }
 
@@ -362,6 +368,7 @@ impl Outcome {
             4 => Ok(Outcome::Busy),
             5 => Ok(Outcome::VersionRefused),
             6 => Ok(Outcome::NotPaired),
+            7 => Ok(Outcome::NeedFull),
             outcome => Err(DecodeError::UnknownOutcome { outcome }),
         }
     }
@@ -376,6 +383,7 @@ impl Outcome {
             Outcome::Busy => "busy",
             Outcome::VersionRefused => "version refused",
             Outcome::NotPaired => "not paired",
+            Outcome::NeedFull => "needs the whole config",
         }
     }
 }
@@ -1385,7 +1393,7 @@ mod tests {
                 0, 0, 0, 0, 0, 0, 0, 5, // sequence
                 0, 0, 0, 0, 0, 0, 0, 7, // generation
                 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1, // digest
-                1, 2, 2, 0, // role a, receiver behind, channel 2, reserved
+                1, 2, 3, 0, // role a, receiver behind, channel 3, reserved
                 0, 3, 0x1b, 0x59, // blob format 3, push port 7001
             ]
         );
@@ -1403,7 +1411,7 @@ mod tests {
         assert_eq!(&bytes[52..], result().message.as_bytes());
         let bytes = encode(&Message::Challenge(challenge()), None);
         assert_eq!(bytes.len(), CHALLENGE_LEN);
-        assert_eq!(&bytes[48..52], &[2, 2, 0, 3]);
+        assert_eq!(&bytes[48..52], &[2, 3, 0, 3]);
     }
 
     /// `bytes` with `at` set to `value`, decoded unkeyed.
@@ -1549,8 +1557,8 @@ mod tests {
 
         let result = encode(&Message::Result(result()), None);
         assert_eq!(
-            patched(&result, 48, 7),
-            DecodeError::UnknownOutcome { outcome: 7 }
+            patched(&result, 48, 8),
+            DecodeError::UnknownOutcome { outcome: 8 }
         );
         assert_eq!(
             patched(&result, 49, 1),

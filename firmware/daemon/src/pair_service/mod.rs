@@ -50,6 +50,18 @@ pub struct LocalState {
     pub blob: Arc<Vec<u8>>,
     /// The console's admin password hash, sealed with every blob this box sends.
     pub credential: Option<String>,
+    /// The running config as a delta over the generation published before it, for a partner
+    /// that runs that one (the usual push after a commit).
+    pub delta: Option<Arc<PartnerDelta>>,
+}
+
+/// A delta from `base_generation` (digest `base_digest`) to the published generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerDelta {
+    pub base_generation: u64,
+    pub base_digest: u64,
+    /// `tandem_config::delta`'s encoding.
+    pub bytes: Vec<u8>,
 }
 
 /// How the daemon answered a partner's config.
@@ -63,6 +75,8 @@ pub enum AdoptAnswer {
     Diverged(String),
     /// Refused: bad blob or invalid config (the message says why).
     Invalid(String),
+    /// A delta this box cannot take: the partner should send its whole blob.
+    NeedFull(String),
 }
 
 /// What the service asks of the daemon.
@@ -70,6 +84,7 @@ pub enum AdoptAnswer {
 pub enum ToDaemon {
     /// Store and apply the partner's blob (a fast-forward, or `force`d).
     Adopt {
+        /// A config blob, or a config delta (`tandem_config::delta::is_delta`).
         blob: Vec<u8>,
         /// The partner's admin password hash, taken with its config.
         credential: Option<String>,

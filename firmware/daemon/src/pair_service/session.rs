@@ -31,7 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::seal::{self, Direction};
-use super::{AdoptAnswer, Ask, LocalState, ToDaemon, PAIR_PORT, STATE_PERIOD};
+use super::{AdoptAnswer, Ask, LocalState, PartnerDelta, ToDaemon, PAIR_PORT, STATE_PERIOD};
 use crate::logring::Log;
 
 /// A push of the same config to the same partner is retried after this long.
@@ -201,9 +201,31 @@ enum TransferReply {
         generation: u64,
         digest: u64,
         message: String,
+        /// What crossed the cable: a delta or the whole blob, and its sealed size.
+        sent: Sent,
     },
     /// The partner's blob (a pull).
     Blob(Vec<u8>),
+}
+
+/// What a push sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Nothing,
+    /// A delta over the generation the partner ran, this many bytes.
+    Delta(usize),
+    /// The whole blob, this many bytes.
+    Whole(usize),
+}
+
+impl std::fmt::Display for Sent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sent::Nothing => Ok(()),
+            Sent::Delta(bytes) => write!(f, " (a delta of {bytes} bytes)"),
+            Sent::Whole(bytes) => write!(f, " (the whole config, {bytes} bytes)"),
+        }
+    }
 }
 
 /// Counters for `pair status`.
@@ -904,6 +926,7 @@ impl Service {
             self.pushing = true;
         }
         let blob = Arc::clone(&self.local.blob);
+        let delta = self.local.delta.clone();
         let credential = self.local.credential.clone();
         let done = self.done_tx.clone();
         let address = SocketAddrV6::new(partner.address, partner.push_port, 0, partner.scope);
@@ -912,20 +935,34 @@ impl Service {
             let began = Instant::now();
             let pull = matches!(what, Transfer::AdoptPeer | Transfer::ComparePeer);
             let force = matches!(what, Transfer::ForcePush);
-            let result = tokio::time::timeout(
-                TRANSFER_TIMEOUT,
-                transfer(
-                    address,
-                    &identity,
-                    role,
-                    &blob,
-                    credential.as_deref(),
-                    force,
-                    pull,
-                ),
-            )
-            .await
-            .unwrap_or_else(|_| Err("the partner did not answer in time".into()));
+            let attempt = |delta: Option<Arc<PartnerDelta>>| {
+                let (identity, blob, credential) = (&identity, &blob, &credential);
+                async move {
+                    let outgoing = Outgoing {
+                        blob,
+                        delta: delta.as_deref(),
+                        credential: credential.as_deref(),
+                        force,
+                        pull,
+                    };
+                    tokio::time::timeout(
+                        TRANSFER_TIMEOUT,
+                        transfer(address, identity, role, outgoing),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err("the partner did not answer in time".into()))
+                }
+            };
+            let mut result = attempt(delta).await;
+            // The partner could not take the delta (it missed a push, or runs something
+            // else): the whole blob, at once, on a new connection.
+            if let Ok(TransferReply::Result {
+                outcome: Outcome::NeedFull,
+                ..
+            }) = &result
+            {
+                result = attempt(None).await;
+            }
             let _ = done
                 .send(TransferDone {
                     what,
@@ -960,6 +997,7 @@ impl Service {
                         generation: theirs,
                         digest: their_digest,
                         message,
+                        sent,
                     }) => {
                         let mut counters = self
                             .counters
@@ -982,7 +1020,7 @@ impl Service {
                         }
                         if good {
                             format!(
-                                "generation {generation} {} on the partner in {millis:.1} ms",
+                                "generation {generation} {} on the partner in {millis:.1} ms{sent}",
                                 outcome.as_str()
                             )
                         } else {
@@ -1336,16 +1374,34 @@ async fn write_message(
         .map_err(|e| format!("cannot send to the partner: {e}"))
 }
 
+/// What a transfer sends.
+#[derive(Debug, Clone, Copy)]
+struct Outgoing<'a> {
+    /// This box's blob (keyed).
+    blob: &'a [u8],
+    /// The delta to send instead when the partner runs its base.
+    delta: Option<&'a PartnerDelta>,
+    /// The admin password hash sealed with it.
+    credential: Option<&'a str>,
+    force: bool,
+    /// Fetch the partner's blob instead of sending this box's.
+    pull: bool,
+}
+
 /// The client side of a transfer: connect, take the challenge, push (or pull), read the answer.
 async fn transfer(
     address: SocketAddrV6,
     identity: &PairIdentity,
     role: PairRole,
-    blob: &[u8],
-    credential: Option<&str>,
-    force: bool,
-    pull: bool,
+    outgoing: Outgoing<'_>,
 ) -> Result<TransferReply, String> {
+    let Outgoing {
+        blob,
+        delta,
+        credential,
+        force,
+        pull,
+    } = outgoing;
     let policy = KeyPolicy::Require(&identity.key);
     let mut stream = TcpStream::connect(address)
         .await
@@ -1363,6 +1419,13 @@ async fn transfer(
     if !pull && blob.is_empty() {
         return Err("this box has no config to push".into());
     }
+    // The partner runs the delta's base (its challenge says what it runs): the delta will do.
+    let delta = delta.filter(|d| {
+        !pull
+            && !force
+            && (challenge.generation, challenge.digest) == (d.base_generation, d.base_digest)
+    });
+    let payload = delta.map_or(blob, |d| d.bytes.as_slice());
     let sealed = if pull {
         Vec::new()
     } else {
@@ -1371,8 +1434,13 @@ async fn transfer(
             identity.pair_id,
             &challenge.nonce,
             Direction::ToServer,
-            &seal::wrap(credential, blob),
+            &seal::wrap(credential, payload),
         )?
+    };
+    let sent = match (pull, delta) {
+        (true, _) => Sent::Nothing,
+        (false, Some(_)) => Sent::Delta(sealed.len()),
+        (false, None) => Sent::Whole(sealed.len()),
     };
     let push = PushRepr {
         pair_id: identity.pair_id,
@@ -1392,6 +1460,7 @@ async fn transfer(
                 generation: result.generation,
                 digest: result.digest,
                 message: result.message.to_owned(),
+                sent,
             })
         }
         Ok(Message::Push(theirs)) if pull && theirs.nonce == challenge.nonce => seal::open(
@@ -1554,6 +1623,7 @@ async fn serve(
             text.clone(),
             Served::Refused(Outcome::Diverged, text),
         ),
+        AdoptAnswer::NeedFull(text) => (Outcome::NeedFull, text, Served::Nothing),
         AdoptAnswer::Invalid(text) => (
             Outcome::Invalid,
             text.clone(),

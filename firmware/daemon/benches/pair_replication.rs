@@ -12,8 +12,9 @@
 //!   once the peer link's link-local addresses left duplicate address detection.
 //! - `pair_initial_sync_ms`: from that answer until B runs A's whole config (B's `pair status`
 //!   says in sync; polled every 5 ms, so the figure is up to 5 ms late).
-//! - `pair_replicate_one_field_ms_{p50,p99}`: `commit` of one changed field sent on A until A's
-//!   console prints that the generation was applied on the partner (commit, local apply, push
+//! - `pair_replicate_one_field_ms_{p50,p99}`: `commit` of one changed field sent on A's control
+//!   socket (by this bench, not a client process) until A's console prints that the generation
+//!   was applied on the partner (commit, local apply, push
 //!   over TCP, B's decode, validation, store and apply, and B's answer),
 //!   `PAIR_BENCH_COMMITS` (default 20) commits.
 //! - `pair_replicate_full_ms_{p50,p99}`: the same for a commit that changes every real server
@@ -108,6 +109,17 @@ fn reported_ms(line: &str) -> Option<f64> {
         .ok()
 }
 
+/// `line` on the control socket at `path`, spoken here rather than through a `tandem` client
+/// process (whose start would be part of every figure); the daemon's answer.
+fn control_request(path: &Path, line: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(path).unwrap();
+    stream.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 /// `commit` on box a until a's console says the partner applied it, in ms; what a reported
 /// for the transfer itself goes to `reported`.
 fn commit_until_applied_on_partner(
@@ -117,7 +129,7 @@ fn commit_until_applied_on_partner(
 ) -> f64 {
     let mark = a.console.mark();
     let t = Instant::now();
-    let committed = pair.ask("a", &["commit"]);
+    let committed = control_request(&pair.control("a"), "commit");
     assert!(committed.contains("applied"), "{committed}");
     let line = a
         .console

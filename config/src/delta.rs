@@ -72,41 +72,9 @@ pub struct DeltaTarget {
     pub digest: u64,
 }
 
-/// `config` without its virtual services (destructured, so a new top-level field does not
-/// compile until it is carried).
+/// `config` without its virtual services.
 fn rest_of(config: &Config) -> Config {
-    let Config {
-        system,
-        management,
-        peer_link,
-        notify,
-        interfaces,
-        bonds,
-        vrrp,
-        sync_groups,
-        virtual_services: _,
-        fwmark_rules,
-        nat_gateway,
-        real_server,
-        clusterip,
-        pair,
-    } = config;
-    Config {
-        system: system.clone(),
-        management: management.clone(),
-        peer_link: peer_link.clone(),
-        notify: notify.clone(),
-        interfaces: interfaces.clone(),
-        bonds: bonds.clone(),
-        vrrp: vrrp.clone(),
-        sync_groups: sync_groups.clone(),
-        virtual_services: BoundedVec::default(),
-        fwmark_rules: fwmark_rules.clone(),
-        nat_gateway: nat_gateway.clone(),
-        real_server: real_server.clone(),
-        clusterip: clusterip.clone(),
-        pair: pair.clone(),
-    }
+    Config::clone_parts(config, false, true)
 }
 
 /// The delta from `base` (generation `base_generation`, digest `base_digest`) to `new`,

@@ -206,6 +206,12 @@ impl Config {
     }
 
     fn clone_without_pair(config: &Config) -> Config {
+        Config::clone_parts(config, true, false)
+    }
+
+    /// A copy of `config`, with its virtual services and its `pair` section only if asked for
+    /// (the rest always).
+    pub(crate) fn clone_parts(config: &Config, services: bool, with_pair: bool) -> Config {
         // Destructured so that a new top-level field does not compile until it is carried.
         let Config {
             system,
@@ -221,7 +227,7 @@ impl Config {
             nat_gateway,
             real_server,
             clusterip,
-            pair: _,
+            pair,
         } = config;
         Config {
             system: system.clone(),
@@ -232,12 +238,16 @@ impl Config {
             bonds: bonds.clone(),
             vrrp: vrrp.clone(),
             sync_groups: sync_groups.clone(),
-            virtual_services: virtual_services.clone(),
+            virtual_services: if services {
+                virtual_services.clone()
+            } else {
+                BoundedVec::default()
+            },
             fwmark_rules: fwmark_rules.clone(),
             nat_gateway: nat_gateway.clone(),
             real_server: real_server.clone(),
             clusterip: clusterip.clone(),
-            pair: None,
+            pair: if with_pair { pair.clone() } else { None },
         }
     }
 }

@@ -40,8 +40,13 @@ deps:
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# Appliance only: it aborts on panic (the panic hook logs and reboots; it prints no backtrace)
+# and is stripped, so nothing reads its unwind tables (~470 KB of the 4 MiB budget). Passed to
+# the final link only (cargo rustc), so dependencies stay shared with the other builds, whose
+# tests need unwinding.
+TANDEM_LINK_ARGS := -C link-arg=-Wl,--no-eh-frame-hdr -C link-arg=-Wl,-T,$(CURDIR)/firmware/daemon/no-unwind-tables.ld
 tandem:
-	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --target $(TARGET) -p tandem-daemon --no-default-features
+	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo rustc --release --target $(TARGET) -p tandem-daemon --bin tandem --no-default-features -- $(TANDEM_LINK_ARGS)
 	@file $(TANDEM) | grep -q 'statically linked' || { echo "$(TANDEM) is not static"; exit 1; }
 
 image: deps tandem

@@ -19,12 +19,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
-};
-use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
-use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
-use netlink_packet_sock_diag::SockDiagMessage;
+use crate::nlmsg;
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket, SocketAddr as NetlinkAddr};
 
@@ -62,6 +57,16 @@ pub fn established_tcp(local: &BTreeSet<IpAddr>) -> io::Result<Vec<TcpEndpoints>
     Ok(found.into_iter().collect())
 }
 
+/// `SOCK_DIAG_BY_FAMILY`: the message type of an `inet_diag_req_v2` and of its replies.
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const IPPROTO_TCP: u8 = 6;
+/// `1 << TCP_ESTABLISHED`.
+const STATES_ESTABLISHED: u32 = 1 << 1;
+/// `struct inet_diag_req_v2`: family, protocol, ext, pad, states, `inet_diag_sockid` (48 bytes).
+const REQUEST_LEN: usize = 56;
+
 fn dump_family(
     socket: &Socket,
     family: u8,
@@ -69,71 +74,73 @@ fn dump_family(
     local: &BTreeSet<IpAddr>,
     found: &mut BTreeSet<TcpEndpoints>,
 ) -> io::Result<()> {
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    header.sequence_number = sequence;
-    let socket_id = if family == AF_INET {
-        SocketId::new_v4()
-    } else {
-        SocketId::new_v6()
-    };
-    let mut request = NetlinkMessage::new(
-        header,
-        SockDiagMessage::InetRequest(InetRequest {
-            family,
-            protocol: IPPROTO_TCP,
-            extensions: ExtensionFlags::empty(),
-            states: StateFlags::ESTABLISHED,
-            socket_id,
-        })
-        .into(),
-    );
-    request.finalize();
-    let mut bytes = vec![0u8; request.buffer_len()];
-    request.serialize(&mut bytes);
+    let mut fixed = [0u8; REQUEST_LEN];
+    fixed[0] = family;
+    fixed[1] = IPPROTO_TCP;
+    fixed[4..8].copy_from_slice(&STATES_ESTABLISHED.to_ne_bytes());
+    let bytes = nlmsg::Request::new(
+        SOCK_DIAG_BY_FAMILY,
+        nlmsg::NLM_F_REQUEST | nlmsg::NLM_F_DUMP,
+        &fixed,
+    )
+    .finish(sequence)
+    .unwrap_or_default();
     socket.send(&bytes, 0)?;
     let mut buffer = vec![0u8; RECEIVE_BUFFER];
     loop {
         let length = socket.recv(&mut &mut buffer[..], 0)?;
-        let mut offset = 0;
-        while offset < length {
-            let chunk = buffer.get(offset..length).unwrap_or_default();
-            let message = NetlinkMessage::<SockDiagMessage>::deserialize(chunk).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("sock_diag reply: {e}"))
+        for message in nlmsg::messages(buffer.get(..length).unwrap_or_default()) {
+            let message = message.map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidData, "sock_diag reply: malformed")
             })?;
-            let advance = usize::try_from(message.header.length).unwrap_or(0);
-            if message.header.sequence_number == sequence {
-                match message.payload {
-                    NetlinkPayload::Done(_) => return Ok(()),
-                    NetlinkPayload::Error(error) => {
-                        if let Some(code) = error.code {
-                            return Err(io::Error::from_raw_os_error(-code.get()));
-                        }
+            if message.sequence != sequence {
+                continue;
+            }
+            match message.kind {
+                nlmsg::NLMSG_DONE => return Ok(()),
+                nlmsg::NLMSG_ERROR => {
+                    let code = nlmsg::error_code(message.payload).unwrap_or(0);
+                    if code != 0 {
+                        return Err(io::Error::from_raw_os_error(-code));
                     }
-                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
-                        let id = &response.header.socket_id;
-                        let endpoints = TcpEndpoints {
-                            local: SocketAddr::new(unmapped(id.source_address), id.source_port),
-                            remote: SocketAddr::new(
-                                unmapped(id.destination_address),
-                                id.destination_port,
-                            ),
-                        };
+                }
+                SOCK_DIAG_BY_FAMILY => {
+                    if let Some(endpoints) = endpoints(message.payload) {
                         if local.contains(&endpoints.local.ip())
                             && endpoints.local.is_ipv4() == endpoints.remote.is_ipv4()
                         {
                             found.insert(endpoints);
                         }
                     }
-                    _ => {}
                 }
+                _ => {}
             }
-            if advance == 0 {
-                break;
-            }
-            offset += advance;
         }
     }
+}
+
+/// The two ends of an `inet_diag_msg` (family at 0, `inet_diag_sockid` at 4: ports big-endian,
+/// then source and destination, 16 bytes each).
+fn endpoints(payload: &[u8]) -> Option<TcpEndpoints> {
+    let family = *payload.first()?;
+    let port = |at: usize| -> Option<u16> {
+        Some(u16::from_be_bytes(payload.get(at..at + 2)?.try_into().ok()?))
+    };
+    let address = |at: usize| -> Option<IpAddr> {
+        if family == AF_INET {
+            let raw: [u8; 4] = payload.get(at..at + 4)?.try_into().ok()?;
+            Some(IpAddr::from(raw))
+        } else if family == AF_INET6 {
+            let raw: [u8; 16] = payload.get(at..at + 16)?.try_into().ok()?;
+            Some(unmapped(IpAddr::from(raw)))
+        } else {
+            None
+        }
+    };
+    Some(TcpEndpoints {
+        local: SocketAddr::new(address(8)?, port(4)?),
+        remote: SocketAddr::new(address(24)?, port(6)?),
+    })
 }
 
 /// `::ffff:a.b.c.d` as `a.b.c.d`; every other address unchanged.
@@ -319,5 +326,22 @@ TCP ZZZZZZZZ 0045 C000020A 1F90 0A004FB6 1F91 ESTABLISHED     57
         }));
         let elsewhere: BTreeSet<IpAddr> = ["192.0.2.77".parse().unwrap()].into();
         assert!(established_tcp(&elsewhere).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_kernel_dump_finds_an_established_ipv6_socket() {
+        use std::net::{TcpListener, TcpStream};
+        let Ok(listener) = TcpListener::bind("[::1]:0") else {
+            return;
+        };
+        let server = listener.local_addr().unwrap();
+        let client = TcpStream::connect(server).unwrap();
+        let (_accepted, _) = listener.accept().unwrap();
+        let local: BTreeSet<IpAddr> = [server.ip()].into();
+        let found = established_tcp(&local).unwrap();
+        assert!(found.contains(&TcpEndpoints {
+            local: server,
+            remote: client.local_addr().unwrap(),
+        }), "{found:?}");
     }
 }

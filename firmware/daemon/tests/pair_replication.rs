@@ -85,9 +85,9 @@ const A_CONFIG: &str = "[system]\nhostname = \"one\"\n\n[peer_link]\ninterface =
 #[test]
 fn pairing_with_the_code_then_commits_replicate_both_ways() {
     let pair = Pair::new("prp");
-    let _a = pair.start("a", Some(A_CONFIG));
+    let a = pair.start("a", Some(A_CONFIG));
     // B is factory-fresh: no config at all.
-    let _b = pair.start("b", None);
+    let b = pair.start("b", None);
     let joined = pair.pair_up();
     assert!(joined.contains("paired: this box is b"), "{joined}");
     assert!(
@@ -108,12 +108,18 @@ fn pairing_with_the_code_then_commits_replicate_both_ways() {
     );
     pair.wait_hostname("b", "two");
     // B ran generation 1, the base of A's new generation: only the delta crossed the cable.
-    let pushed = pair.wait("a", &["pair", "status"], "last push: generation 2 applied");
+    let pushed = a
+        .console
+        .wait_for("generation 2 applied on the partner in", LIMIT)
+        .unwrap();
     assert!(pushed.contains("(a delta of "), "{pushed}");
     // A commit on B is running on A.
     pair.commit_hostname("b", "three");
     pair.wait_hostname("a", "three");
-    let pushed = pair.wait("b", &["pair", "status"], "last push: generation 3 applied");
+    let pushed = b
+        .console
+        .wait_for("generation 3 applied on the partner in", LIMIT)
+        .unwrap();
     assert!(pushed.contains("(a delta of "), "{pushed}");
     let history = pair.ask("a", &["history"]);
     assert!(
@@ -125,7 +131,7 @@ fn pairing_with_the_code_then_commits_replicate_both_ways() {
     let status = pair.wait("b", &["pair", "status"], "in sync");
     assert!(status.contains("pushes applied=1"), "{status}");
     // The pairing survives a restart of B (it is on B's config disk).
-    drop(_b);
+    drop(b);
     let _b = pair.start("b", None);
     pair.wait("b", &["pair", "status"], "pair: paired: this box is b");
     pair.wait("b", &["pair", "status"], "in sync");

@@ -124,7 +124,9 @@ fn dump_family(
 fn endpoints(payload: &[u8]) -> Option<TcpEndpoints> {
     let family = *payload.first()?;
     let port = |at: usize| -> Option<u16> {
-        Some(u16::from_be_bytes(payload.get(at..at + 2)?.try_into().ok()?))
+        Some(u16::from_be_bytes(
+            payload.get(at..at + 2)?.try_into().ok()?,
+        ))
     };
     let address = |at: usize| -> Option<IpAddr> {
         if family == AF_INET {
@@ -339,9 +341,12 @@ TCP ZZZZZZZZ 0045 C000020A 1F90 0A004FB6 1F91 ESTABLISHED     57
         let (_accepted, _) = listener.accept().unwrap();
         let local: BTreeSet<IpAddr> = [server.ip()].into();
         let found = established_tcp(&local).unwrap();
-        assert!(found.contains(&TcpEndpoints {
-            local: server,
-            remote: client.local_addr().unwrap(),
-        }), "{found:?}");
+        assert!(
+            found.contains(&TcpEndpoints {
+                local: server,
+                remote: client.local_addr().unwrap(),
+            }),
+            "{found:?}"
+        );
     }
 }

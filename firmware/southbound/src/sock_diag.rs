@@ -303,27 +303,32 @@ TCP ZZZZZZZZ 0045 C000020A 1F90 0A004FB6 1F91 ESTABLISHED     57
         assert_eq!(unmapped(v6), v6);
     }
 
-    /// A real dump in a fresh namespace: an established loopback connection is found when its
-    /// local address is asked for, and not otherwise.
-    #[test]
-    fn the_kernel_dump_finds_an_established_socket() {
+    /// An established loopback connection on `bind` (its listener's address, its client's), and
+    /// what a real dump finds for the listener's local address.
+    fn dump_on(bind: &str) -> (SocketAddr, SocketAddr, Vec<TcpEndpoints>) {
         use std::net::{TcpListener, TcpStream};
-        let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
-            return;
-        };
+        let listener = TcpListener::bind(bind).unwrap();
         let server = listener.local_addr().unwrap();
         let client = TcpStream::connect(server).unwrap();
         let (_accepted, _) = listener.accept().unwrap();
         let local: BTreeSet<IpAddr> = [server.ip()].into();
         let found = established_tcp(&local).unwrap();
+        (server, client.local_addr().unwrap(), found)
+    }
+
+    /// A real dump: an established loopback connection is found when its local address is asked
+    /// for, and not otherwise.
+    #[test]
+    fn the_kernel_dump_finds_an_established_socket() {
+        let (server, client, found) = dump_on("127.0.0.1:0");
         let expected = TcpEndpoints {
             local: server,
-            remote: client.local_addr().unwrap(),
+            remote: client,
         };
         assert!(found.contains(&expected), "{found:?}");
         // The client's own socket (local = 127.0.0.1 too) is there as the reverse pair.
         assert!(found.contains(&TcpEndpoints {
-            local: client.local_addr().unwrap(),
+            local: client,
             remote: server,
         }));
         let elsewhere: BTreeSet<IpAddr> = ["192.0.2.77".parse().unwrap()].into();
@@ -332,19 +337,11 @@ TCP ZZZZZZZZ 0045 C000020A 1F90 0A004FB6 1F91 ESTABLISHED     57
 
     #[test]
     fn the_kernel_dump_finds_an_established_ipv6_socket() {
-        use std::net::{TcpListener, TcpStream};
-        let Ok(listener) = TcpListener::bind("[::1]:0") else {
-            return;
-        };
-        let server = listener.local_addr().unwrap();
-        let client = TcpStream::connect(server).unwrap();
-        let (_accepted, _) = listener.accept().unwrap();
-        let local: BTreeSet<IpAddr> = [server.ip()].into();
-        let found = established_tcp(&local).unwrap();
+        let (server, client, found) = dump_on("[::1]:0");
         assert!(
             found.contains(&TcpEndpoints {
                 local: server,
-                remote: client.local_addr().unwrap(),
+                remote: client,
             }),
             "{found:?}"
         );

@@ -80,6 +80,16 @@ pub fn state_dir_device(dir: &Path) -> std::io::Result<AnyDevice> {
 /// The identity file inside `--state DIR` (the pair key stays out of the config slots).
 pub const IDENTITY_FILE: &str = "pair.identity";
 
+/// The identity region of the appliance's config disk (after the two config slots): the pair
+/// identity, the admin password hash and the port map.
+pub fn appliance_identity_store(disk: &str) -> std::io::Result<IdentityStore<AnyDevice>> {
+    let file = FileDevice::open(Path::new(disk))?;
+    Ok(IdentityStore::new(
+        AnyDevice::new(Box::new(file), disk),
+        2 * APPLIANCE_SLOT_BYTES,
+    ))
+}
+
 /// Where the pair identity lives: after the two config slots on the appliance's config disk,
 /// in `--state DIR`'s [`IDENTITY_FILE`] on a host, else in memory (pairing lasts until a stop).
 pub fn identity_store(
@@ -88,13 +98,8 @@ pub fn identity_store(
     log: &Log,
 ) -> IdentityStore<AnyDevice> {
     if let Some(disk) = appliance_disk {
-        match FileDevice::open(Path::new(disk)) {
-            Ok(file) => {
-                return IdentityStore::new(
-                    AnyDevice::new(Box::new(file), disk),
-                    2 * APPLIANCE_SLOT_BYTES,
-                )
-            }
+        match appliance_identity_store(disk) {
+            Ok(store) => return store,
             Err(error) => log.line(format!(
                 "pair: cannot open config disk {disk} for the pair identity: {error}; a pairing \
                  lasts until the next boot"

@@ -15,7 +15,6 @@ use std::path::Path;
 use tandem_board::hardware::format_mac;
 use tandem_board::{BoardProfile, FoundNic, NicRole, RoleAssignment};
 use tandem_config::identity::{IdentityStore, PortMap, StoredPortMap};
-use tandem_config::storage::{FileDevice, APPLIANCE_SLOT_BYTES};
 use tandem_southbound::sysfs;
 
 use crate::config_store::AnyDevice;
@@ -71,8 +70,8 @@ pub fn boot_map(board: &BoardProfile, cmdline: &str, log: &Log) -> RoleMap {
     let Some(disk) = board.config_device else {
         return Vec::new();
     };
-    let file = match FileDevice::open(Path::new(disk)) {
-        Ok(file) => file,
+    let mut store = match crate::config_store::appliance_identity_store(disk) {
+        Ok(store) => store,
         Err(error) => {
             log.line(format!(
                 "ports: cannot open config disk {disk} for the port map: {error}; the board \
@@ -81,10 +80,6 @@ pub fn boot_map(board: &BoardProfile, cmdline: &str, log: &Log) -> RoleMap {
             return Vec::new();
         }
     };
-    let mut store = IdentityStore::new(
-        AnyDevice::new(Box::new(file), disk),
-        2 * APPLIANCE_SLOT_BYTES,
-    );
     if crate::init::cmdline_value(cmdline, RESET_FLAG) == Some("1") {
         log.line(match store.save_port_map(&[]) {
             Ok(()) => format!(

@@ -54,8 +54,9 @@ image: deps tandem
 		--out $(IMAGE_DIR) --install-kernel
 
 # Lab image: adds /lab/lab-httpd (static), started only by `tandem.lab_exec=` on the cmdline.
-# It also carries tandem-ipvs's kernel test binary (/lab/ipvs-kernel-tests): the host kernel has
-# no IPVS, so tests/tests/lab_ipvs_kernel.rs runs it in a box.
+# It also carries tandem-ipvs's kernel test binary (/lab/ipvs-kernel-tests) and southbound's
+# bond one (/lab/bond-kernel-tests): the host kernel has neither IPVS nor bonding, so
+# tests/tests/lab_ipvs_kernel.rs and lab_bond_kernel.rs run them in a box.
 lab-image: image
 	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --target $(TARGET) -p tandem-lab \
 		--bin lab-httpd --bin lab-lvs-bench
@@ -63,12 +64,18 @@ lab-image: image
 		--test kernel --no-run --message-format=json > target/ipvs-kernel-tests.json
 	@sed -n 's/.*"executable":"\([^"]*\/kernel-[^"]*\)".*/\1/p' target/ipvs-kernel-tests.json \
 		| tail -1 > target/ipvs-kernel-tests.path
-	@for b in $(LAB_HTTPD) $(LAB_LVS_BENCH) $$(cat target/ipvs-kernel-tests.path); do \
+	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo test --release --target $(TARGET) -p tandem-southbound \
+		--test bond_kernel --no-run --message-format=json > target/bond-kernel-tests.json
+	@sed -n 's/.*"executable":"\([^"]*\/bond_kernel-[^"]*\)".*/\1/p' target/bond-kernel-tests.json \
+		| tail -1 > target/bond-kernel-tests.path
+	@for b in $(LAB_HTTPD) $(LAB_LVS_BENCH) $$(cat target/ipvs-kernel-tests.path) \
+		$$(cat target/bond-kernel-tests.path); do \
 		file $$b | grep -q 'statically linked' || { echo "$$b is not static"; exit 1; }; done
 	cargo run --quiet --release -p tandem-image -- build --board $(BOARD) --tandem $(TANDEM) \
 		--out $(LAB_IMAGE_DIR) --extra $(LAB_HTTPD):lab/lab-httpd \
 		--extra $(LAB_LVS_BENCH):lab/lab-lvs-bench \
-		--extra $$(cat target/ipvs-kernel-tests.path):lab/ipvs-kernel-tests
+		--extra $$(cat target/ipvs-kernel-tests.path):lab/ipvs-kernel-tests \
+		--extra $$(cat target/bond-kernel-tests.path):lab/bond-kernel-tests
 
 # Bench image: the lab image plus /lab/ipvsadm with the libraries `ldd` names (and ld.so), so the
 # IPVS bench can time `ipvsadm -R` in the same boot as Tandem's loader.
@@ -106,6 +113,7 @@ bench: image lab-image bench-image
 	@grep '^bench:' $(IMAGE_DIR)/manifest.txt
 	cargo run --quiet --release -p tandem-lab --bin bootbench
 	cargo run --quiet --release -p tandem-lab --bin lvsbench
+	cargo run --quiet --release -p tandem-lab --bin bondbench
 	cargo bench --workspace --quiet 2>/dev/null | grep '^bench:' || true
 
 clean-lab:

@@ -136,7 +136,9 @@ pub fn port_id(nic: &FoundNic) -> String {
 /// see [`port_id`]) first and the board profile for the other roles. A mapped port that is not
 /// there is ignored with a note naming it (its role falls back to the profile); a port plays
 /// one role at most: a profile default whose port the map gave another role yields (its role
-/// stays without a port, with a note).
+/// stays without a port, with a note, and is not reported missing: the port is there, the
+/// operator gave it another job). The map may also place a role of the board's
+/// [`BoardProfile::extra_roles`], which has no port of its own.
 pub fn assign_roles_with_map(
     board: &BoardProfile,
     found: &[FoundNic],
@@ -145,7 +147,7 @@ pub fn assign_roles_with_map(
     let mut assignment = RoleAssignment::default();
     let mut claimed: Vec<Option<NicRole>> = vec![None; found.len()];
     for (role, id) in map {
-        if board.nic(*role).is_none() || assignment.from_operator.contains(role) {
+        if !board.has_role(*role) || assignment.from_operator.contains(role) {
             assignment.notes.push(format!(
                 "ports: the port map's {role} -> {id} is ignored: board {} has one {role} port at most",
                 board.name
@@ -188,6 +190,8 @@ pub fn assign_roles_with_map(
                 port_id(&found[at]),
                 claimed[at].map_or("-", NicRole::interface_name),
             ));
+            // Not missing hardware: boot neither waits for it nor calls the box unknown.
+            continue;
         }
         if spec.required {
             assignment.missing_required.push(*spec);
@@ -195,12 +199,11 @@ pub fn assign_roles_with_map(
             assignment.missing_optional.push(*spec);
         }
     }
-    // In the board's order, whoever placed them.
-    for spec in board.nics {
-        if let Some(at) = claimed.iter().position(|role| *role == Some(spec.role)) {
-            assignment
-                .assigned
-                .push((spec.role, found[at].name.clone()));
+    // In the board's order, whoever placed them, then the extra roles the operator placed.
+    let roles = board.nics.iter().map(|spec| spec.role);
+    for role in roles.chain(board.extra_roles.iter().copied()) {
+        if let Some(at) = claimed.iter().position(|claim| *claim == Some(role)) {
+            assignment.assigned.push((role, found[at].name.clone()));
         }
     }
     for (nic, role) in found.iter().zip(claimed) {
@@ -278,7 +281,7 @@ mod tests {
         assert_eq!(got.nic_for(NicRole::Peer), Some("eth0"));
         assert_eq!(got.nic_for(NicRole::Public), Some("eth1"));
         assert!(got.is_complete(), "public is the only required lab port");
-        assert_eq!(got.missing_optional.len(), 2);
+        assert_eq!(got.missing_optional.len(), 3, "private, mgmt, public2");
         assert!(got.unclaimed.is_empty());
     }
 
@@ -395,7 +398,12 @@ mod tests {
         );
         assert_eq!(got.nic_for(NicRole::Public), Some("eth1"));
         assert_eq!(got.nic_for(NicRole::Private), None);
-        assert_eq!(got.missing_optional.len(), 2, "private and mgmt");
+        // Private yielded (named in a note, not missing); mgmt and public2 are absent.
+        assert_eq!(got.missing_optional.len(), 2, "mgmt and public2");
+        assert!(got
+            .missing_optional
+            .iter()
+            .all(|spec| spec.role != NicRole::Private));
         assert_eq!(got.unclaimed, ["eth0"]);
         let text = got.messages(&QEMU_LAB, &found).join("\n");
         assert!(
@@ -452,6 +460,106 @@ mod tests {
         let before = current.clone();
         assign_port(&mut current, NicRole::Public, "0000:00:04.0");
         assert_eq!(current, before);
+    }
+
+    #[test]
+    fn the_lab_box_names_a_fifth_nic_public2() {
+        let found = [
+            nic("eth0", "0000:00:03.0", 1),
+            nic("eth1", "0000:00:05.0", 2),
+            nic("eth2", "0000:00:07.0", 3),
+        ];
+        let got = assign_roles(&QEMU_LAB, &found);
+        assert_eq!(got.nic_for(NicRole::Public), Some("eth0"));
+        assert_eq!(got.nic_for(NicRole::Public2), Some("eth2"));
+        assert_eq!(got.nic_for(NicRole::Peer), Some("eth1"));
+        assert!(got.is_complete());
+        assert!(got.unclaimed.is_empty());
+        assert!(got.notes.is_empty(), "{:?}", got.notes);
+    }
+
+    fn igb_ports() -> [FoundNic; 4] {
+        [
+            nic("eth0", "0000:01:00.0", 1),
+            nic("eth1", "0000:02:00.0", 2),
+            nic("eth2", "0000:03:00.0", 3),
+            nic("eth3", "0000:04:00.0", 4),
+        ]
+    }
+
+    /// The 4-port box has no fifth port: `ports assign public2 MGMT-PORT` gives its mgmt port
+    /// the second public role; mgmt is then without a port, which is the operator's choice, not
+    /// missing hardware (boot does not wait for it nor call the box unknown).
+    #[test]
+    fn the_4_port_box_bonds_its_public_side_on_the_mgmt_port() {
+        let found = igb_ports();
+        assert!(
+            X86_1U_4PORT_IGB.nic(NicRole::Public2).is_none(),
+            "no fake port"
+        );
+        assert!(X86_1U_4PORT_IGB.has_role(NicRole::Public2));
+        let defaults = port_map_of(&assign_roles(&X86_1U_4PORT_IGB, &found), &found);
+        assert_eq!(defaults.len(), 4);
+        let mut current = defaults.clone();
+        assign_port(&mut current, NicRole::Public2, "0000:01:00.0");
+        assert_eq!(
+            current,
+            map(&[
+                (NicRole::Public, "0000:02:00.0"),
+                (NicRole::Private, "0000:03:00.0"),
+                (NicRole::Peer, "0000:04:00.0"),
+                (NicRole::Public2, "0000:01:00.0"),
+            ]),
+            "one role per port: mgmt gave its port up"
+        );
+        // What `ports assign` stores: only what differs from the profile.
+        let stored: Vec<_> = current
+            .iter()
+            .filter(|entry| !defaults.contains(entry))
+            .cloned()
+            .collect();
+        assert_eq!(stored, map(&[(NicRole::Public2, "0000:01:00.0")]));
+        let got = assign_roles_with_map(&X86_1U_4PORT_IGB, &found, &stored);
+        assert_eq!(got.nic_for(NicRole::Public2), Some("eth0"));
+        assert_eq!(got.nic_for(NicRole::Public), Some("eth1"));
+        assert_eq!(got.nic_for(NicRole::Mgmt), None);
+        assert!(got.is_complete(), "{:?}", got.missing_required);
+        assert!(got.missing_optional.is_empty());
+        assert_eq!(got.from_operator, [NicRole::Public2]);
+        assert_eq!(port_map_of(&got, &found), current, "public2 listed last");
+        let text = got.messages(&X86_1U_4PORT_IGB, &found).join("\n");
+        assert!(
+            text.contains("mgmt's board port 0000:01:00.0 plays public2 by the port map"),
+            "{text}"
+        );
+        assert!(!text.contains("unknown hardware"), "{text}");
+        // Back: mgmt takes its port again and public2 is left without one.
+        assign_port(&mut current, NicRole::Mgmt, "0000:01:00.0");
+        let mut sorted_defaults = defaults.clone();
+        sorted_defaults.sort();
+        current.sort();
+        assert_eq!(current, sorted_defaults);
+    }
+
+    #[test]
+    fn a_mapped_role_the_board_cannot_play_is_ignored_and_named() {
+        let found = lab_ports();
+        let board = BoardProfile {
+            nics: &QEMU_LAB.nics[..4],
+            ..QEMU_LAB
+        };
+        let got =
+            assign_roles_with_map(&board, &found, &map(&[(NicRole::Public2, "0000:00:04.0")]));
+        assert_eq!(got.nic_for(NicRole::Public2), None);
+        assert_eq!(got.nic_for(NicRole::Private), Some("eth1"));
+        assert!(got.from_operator.is_empty());
+        assert!(
+            got.notes
+                .iter()
+                .any(|n| n.contains("public2 -> 0000:00:04.0 is ignored")),
+            "{:?}",
+            got.notes
+        );
     }
 
     #[test]

@@ -30,23 +30,30 @@ pub enum NicRole {
     Private,
     /// The dedicated cable to the partner box (pairing, replication, heartbeat, IPVS sync).
     Peer,
+    /// The second public port, for a bonded public side (two cables to the service LAN's
+    /// switch, or to two stacked switches). Optional: most boxes have none.
+    Public2,
 }
 
 impl NicRole {
     /// Every role, in the order the status table lists them.
-    pub const ALL: [NicRole; 4] = [
+    pub const ALL: [NicRole; 5] = [
         NicRole::Mgmt,
         NicRole::Public,
+        NicRole::Public2,
         NicRole::Private,
         NicRole::Peer,
     ];
 
-    /// The order in which the operator assigns ports (`ports`, the console UI's steps).
-    pub const ASSIGN_ORDER: [NicRole; 4] = [
+    /// The order in which the operator assigns ports (`ports`, the console UI's steps). The
+    /// optional second public port comes last, so a box without one skips a final step and
+    /// the usual steps stay as they were.
+    pub const ASSIGN_ORDER: [NicRole; 5] = [
         NicRole::Public,
         NicRole::Private,
         NicRole::Peer,
         NicRole::Mgmt,
+        NicRole::Public2,
     ];
 
     /// The interface name the appliance gives a port with this role.
@@ -56,6 +63,7 @@ impl NicRole {
             NicRole::Public => "public",
             NicRole::Private => "private",
             NicRole::Peer => "peer",
+            NicRole::Public2 => "public2",
         }
     }
 
@@ -119,6 +127,10 @@ pub struct BoardProfile {
     pub name: &'static str,
     pub description: &'static str,
     pub nics: &'static [NicSpec],
+    /// Roles without a port of their own that the operator may give one of the board's ports
+    /// (`ports assign ROLE PORT`; the port's profile role then has none): the 4-port box's
+    /// bonded public side takes its mgmt port as `public2`.
+    pub extra_roles: &'static [NicRole],
     pub console: ConsoleSpec,
     /// Modules loaded at boot, before `ready` (drivers for the NICs, disk and watchdog).
     pub boot_modules: &'static [&'static str],
@@ -142,5 +154,11 @@ impl BoardProfile {
     /// The port spec for a role, if the board has one.
     pub fn nic(&self, role: NicRole) -> Option<&NicSpec> {
         self.nics.iter().find(|nic| nic.role == role)
+    }
+
+    /// Whether a port of this board can play `role`: the profile has a port for it, or the
+    /// operator may give it one ([`BoardProfile::extra_roles`]).
+    pub fn has_role(&self, role: NicRole) -> bool {
+        self.nic(role).is_some() || self.extra_roles.contains(&role)
     }
 }

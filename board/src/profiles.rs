@@ -3,6 +3,10 @@
 //! `qemu-lab` is the virtual box of the test lab (virtio NICs in fixed PCI slots, so role
 //! assignment is exercised exactly as on hardware); `x86-1u-4port-igb` is a common 4-port Intel
 //! i210 1U appliance with its console on the front RJ45 (ttyS1).
+//!
+//! A bonded public side needs a second public port (`public2`): the lab box has one of its own;
+//! the 4-port box has no fifth port, so it offers the role for its mgmt port
+//! (`ports assign public2 0000:01:00.0`, the box then has no mgmt port).
 
 use crate::{BoardProfile, ConsoleSpec, NicMatch, NicRole, NicSpec, WatchdogSpec};
 
@@ -48,7 +52,7 @@ pub const FEATURE_MODULES: &[&str] = &[
     "tcp_diag",
 ];
 
-static QEMU_LAB_NICS: [NicSpec; 4] = [
+static QEMU_LAB_NICS: [NicSpec; 5] = [
     NicSpec {
         role: NicRole::Public,
         matcher: NicMatch::PciPath("0000:00:03.0"),
@@ -73,14 +77,22 @@ static QEMU_LAB_NICS: [NicSpec; 4] = [
         driver: "virtio_net",
         required: false,
     },
+    NicSpec {
+        role: NicRole::Public2,
+        matcher: NicMatch::PciPath("0000:00:07.0"),
+        driver: "virtio_net",
+        required: false,
+    },
 ];
 
 /// The qemu box of the lab: virtio-net NICs in PCI slots 3 (public), 4 (private), 5 (peer),
-/// 6 (mgmt); a virtio disk for the config slots; an i6300esb watchdog.
+/// 6 (mgmt), 7 (public2, the second port of a bonded public side); a virtio disk for the config
+/// slots; an i6300esb watchdog.
 pub const QEMU_LAB: BoardProfile = BoardProfile {
     name: "qemu-lab",
-    description: "qemu lab box: virtio-net in PCI slots 3-6, virtio-blk config disk, i6300esb",
+    description: "qemu lab box: virtio-net in PCI slots 3-7, virtio-blk config disk, i6300esb",
     nics: &QEMU_LAB_NICS,
+    extra_roles: &[],
     console: ConsoleSpec {
         tty: "ttyS0",
         baud: 115_200,
@@ -123,11 +135,15 @@ static X86_1U_NICS: [NicSpec; 4] = [
 ];
 
 /// A 4-port Intel i210 (igb) 1U box with an Intel chipset watchdog (iTCO) and a small SATA/eMMC
-/// partition for the config slots; console on the front RJ45 as ttyS1 at 115200.
+/// partition for the config slots; console on the front RJ45 as ttyS1 at 115200. It offers a
+/// bonded public side: `ports assign public2 0000:01:00.0` makes the mgmt port the second public
+/// port (from the next boot; the box then has no mgmt port).
 pub const X86_1U_4PORT_IGB: BoardProfile = BoardProfile {
     name: "x86-1u-4port-igb",
     description: "4x Intel i210 (igb) 1U appliance, console ttyS1 115200, iTCO watchdog",
     nics: &X86_1U_NICS,
+    // Four ports, all with a role: a second public port takes the mgmt port.
+    extra_roles: &[NicRole::Public2],
     console: ConsoleSpec {
         tty: "ttyS1",
         baud: 115_200,
@@ -162,6 +178,9 @@ mod tests {
             assert!(names.insert(board.name));
             let roles: BTreeSet<_> = board.nics.iter().map(|nic| nic.role).collect();
             assert_eq!(roles.len(), board.nics.len(), "{}", board.name);
+            for role in board.extra_roles {
+                assert!(board.nic(*role).is_none(), "{}: {role} twice", board.name);
+            }
             assert!(by_name(board.name).is_some());
         }
         assert!(by_name("no-such-board").is_none());

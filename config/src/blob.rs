@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic "TNDC"
-//!      4     2  format version, little endian (this firmware writes 3, reads 1 to 3)
+//!      4     2  format version, little endian (this firmware writes 4, reads 1 to 4)
 //!      6     2  flags: bit 0 = the MAC slot holds a keyed MAC
 //!      8     8  generation (every commit increments it)
 //!     16     8  parent generation (the generation the edit started from)
@@ -29,6 +29,8 @@
 //! of appended fields only, so instead of a `v2` copy of the model (tens of KB of the 4 MiB
 //! appliance binary) one decoder reads every format, each by its layout (`layout`); formats 1
 //! and 2 decode to `pair: None` and no uplink probes, with `migrated_from: Some(1)` / `Some(2)`.
+//! Format 4 appended the bond options `primary_reselect`, `fail_over_mac`, `ad_select` and
+//! `mtu` the same way; a format 3 blob decodes with the kernel's defaults for them.
 
 use alloc::vec::Vec;
 
@@ -44,7 +46,7 @@ mod layout;
 /// Blob magic.
 pub const MAGIC: [u8; 4] = *b"TNDC";
 /// The format version this firmware writes.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// Oldest format version this firmware can read.
 pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// Bytes before the payload.
@@ -430,7 +432,7 @@ fn decode_payload(
             }
             Ok((config, History::default(), Some(1)))
         }
-        2 | 3 => {
+        2..=4 => {
             let config =
                 serde::de::DeserializeSeed::deserialize(seed, &mut decoder).map_err(reason)?;
             let rest = decoder.finalize().map_err(reason)?;
@@ -553,13 +555,14 @@ mod tests {
     #[test]
     fn refuses_newer_version_after_crc() {
         let mut blob = encode(&sample(), BlobMeta::default(), None).unwrap();
-        blob[4] = 4;
+        let newer = FORMAT_VERSION + 1;
+        blob[4..6].copy_from_slice(&newer.to_le_bytes());
         let crc_at = blob.len() - MAC_BYTES - CRC_BYTES;
         let crc = crc32(&blob[..crc_at]);
         blob[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             decode(&blob, MacPolicy::Inspect, None),
-            Err(BlobError::UnsupportedVersion { version: 4, .. })
+            Err(BlobError::UnsupportedVersion { version, .. }) if version == newer
         ));
     }
 }

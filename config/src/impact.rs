@@ -27,7 +27,8 @@
 //!   but its existing connections keep the old method.
 //! - **Interface** (by name): an added address is hitless, a removed one stops its traffic; a new
 //!   role moves the name to another port; an MTU change may reset the link (driver-dependent).
-//! - **Bond** (by name): a new mode recreates the bond (link flaps); a removed slave fails its
+//! - **Bond** (by name): a new mode, lacp_rate, ad_select or fail_over_mac takes the bond down
+//!   and re-enslaves its ports (link flaps); a removed slave fails its
 //!   traffic over; other settings change in place.
 //! - **Firewall-mark rules**: one nftables transaction, hitless. **NAT gateway** and
 //!   **real-server role** VIPs: added hitless, removed or moved disruptive. **Peer link**: any
@@ -615,12 +616,17 @@ fn bond_changes(out: &mut Out, pair: (Option<&Bond>, Option<&Bond>)) {
         (Some(old), Some(new)) if old != new => {
             let prefix = format!("bond {}", new.name);
             let mut fields = Fields::default();
+            // What the kernel takes only from a bond that is down (mode, lacp_rate, ad_select)
+            // or has no ports (mode, fail_over_mac): its ports are released and taken again.
             fields.show("mode", &old.mode.kernel_name(), &new.mode.kernel_name());
+            fields.variant("lacp_rate", &old.lacp_rate, &new.lacp_rate);
+            fields.variant("ad_select", &old.ad_select, &new.ad_select);
+            fields.variant("fail_over_mac", &old.fail_over_mac, &new.fail_over_mac);
             out.fields(
                 Engine::Bonds,
                 &prefix,
                 fields,
-                Some("bond recreated, link flaps"),
+                Some("bond taken down and its ports re-enslaved: link flaps"),
             );
             for pair in pair_by(&old.slaves, &new.slaves, |slave| slave.as_str()) {
                 match pair {
@@ -642,7 +648,6 @@ fn bond_changes(out: &mut Out, pair: (Option<&Bond>, Option<&Bond>)) {
             fields.changed("monitor", &old.monitor, &new.monitor);
             fields.show("up_delay_ms", &old.up_delay_ms, &new.up_delay_ms);
             fields.show("down_delay_ms", &old.down_delay_ms, &new.down_delay_ms);
-            fields.variant("lacp_rate", &old.lacp_rate, &new.lacp_rate);
             fields.variant(
                 "xmit_hash_policy",
                 &old.xmit_hash_policy,
@@ -650,6 +655,12 @@ fn bond_changes(out: &mut Out, pair: (Option<&Bond>, Option<&Bond>)) {
             );
             fields.opt("primary", &old.primary, &new.primary);
             fields.show("min_links", &old.min_links, &new.min_links);
+            fields.variant(
+                "primary_reselect",
+                &old.primary_reselect,
+                &new.primary_reselect,
+            );
+            fields.opt("mtu", &old.mtu, &new.mtu);
             out.fields(Engine::Bonds, &prefix, fields, None);
         }
         _ => {}
@@ -1378,7 +1389,7 @@ mod tests {
         assert_eq!(
             lines(&["bonds.bond0.mode 802.3ad", "bonds.bond0.slaves eth4", "bonds.bond0.min_links 1"]),
             [
-                "bonds: bond bond0: mode active-backup -> 802.3ad: disruptive: bond recreated, link flaps",
+                "bonds: bond bond0: mode active-backup -> 802.3ad: disruptive: bond taken down and its ports re-enslaved: link flaps",
                 "bonds: bond bond0: slave eth4 added: hitless",
                 "bonds: bond bond0: min_links 0 -> 1: hitless",
             ]

@@ -8,6 +8,7 @@
 //! or a removal the services behind it are simply treated as changed (redone, never reused), so
 //! the results are those of the full computation in every case; tests compare the two.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::Range;
 
@@ -20,6 +21,9 @@ use crate::model::Config;
 pub(crate) struct ServiceDiff {
     /// Every field but `virtual_services` is equal.
     rest_equal: bool,
+    /// The fields outside the services that a service's own checks read are equal (see
+    /// [`ServiceDiff::service_context_equal`]).
+    service_context_equal: bool,
     /// Both have as many services.
     same_len: bool,
     /// Per service of `new`: equal to `old`'s service at the same index.
@@ -45,18 +49,23 @@ impl ServiceDiff {
             clusterip,
             pair,
         } = new;
-        let rest_equal = old.system == *system
+        // What `validate::check_service` reads outside the service: interface and bond names,
+        // interface addresses (connected subnets), VRRP and load-sharing VIPs (floating
+        // addresses), firewall-mark rules. A change of the host name, the peer link or the
+        // management plane leaves every unchanged service's issues as they were.
+        let service_context_equal = old.interfaces == *interfaces
+            && old.bonds == *bonds
+            && old.vrrp == *vrrp
+            && old.clusterip == *clusterip
+            && old.fwmark_rules == *fwmark_rules;
+        let rest_equal = service_context_equal
+            && old.system == *system
             && old.management == *management
             && old.peer_link == *peer_link
             && old.notify == *notify
-            && old.interfaces == *interfaces
-            && old.bonds == *bonds
-            && old.vrrp == *vrrp
             && old.sync_groups == *sync_groups
-            && old.fwmark_rules == *fwmark_rules
             && old.nat_gateway == *nat_gateway
             && old.real_server == *real_server
-            && old.clusterip == *clusterip
             && old.pair == *pair;
         let unchanged = virtual_services
             .iter()
@@ -65,6 +74,7 @@ impl ServiceDiff {
             .collect();
         ServiceDiff {
             rest_equal,
+            service_context_equal,
             same_len: old.virtual_services.len() == virtual_services.len(),
             unchanged,
         }
@@ -78,6 +88,12 @@ impl ServiceDiff {
     /// Everything but the virtual services is equal.
     pub(crate) fn rest_equal(&self) -> bool {
         self.rest_equal
+    }
+
+    /// What the services' own checks read outside the services is equal, so an unchanged
+    /// service's validation issues are still its issues.
+    pub(crate) fn service_context_equal(&self) -> bool {
+        self.service_context_equal
     }
 
     /// Both configs have as many virtual services.
@@ -95,7 +111,8 @@ impl ServiceDiff {
 /// service's bytes are in it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EncodedConfig {
-    bytes: Vec<u8>,
+    /// Shared with what frames the running config for the partner (framed only when asked).
+    bytes: Arc<Vec<u8>>,
     services: Vec<Range<usize>>,
 }
 
@@ -164,12 +181,20 @@ impl EncodedConfig {
         }
         let after = (fwmark_rules, nat_gateway, real_server, clusterip, pair);
         bytes = postcard::to_extend(&after, bytes).map_err(encode_error)?;
-        Ok(EncodedConfig { bytes, services })
+        Ok(EncodedConfig {
+            bytes: Arc::new(bytes),
+            services,
+        })
     }
 
     /// The payload: the postcard of the model.
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The bytes, shared.
+    pub(crate) fn shared_bytes(&self) -> Arc<Vec<u8>> {
+        Arc::clone(&self.bytes)
     }
 }
 
@@ -342,6 +367,14 @@ mod tests {
                     all.swap(pick, other);
                 }
                 config.virtual_services = BoundedVec::from_vec(all).unwrap();
+            }
+            // Outside the services and outside what their checks read.
+            17 => {
+                config.system.hostname = alloc::format!("h{}", rng.below(4))
+                    .as_str()
+                    .try_into()
+                    .unwrap();
+                config.peer_link = rng.chance(50).then(crate::model::PeerLink::default);
             }
             // A real server listed twice.
             8 => {

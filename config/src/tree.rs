@@ -438,6 +438,9 @@ mod tests {
                 "lacp_rate = \"slow\"",
                 "xmit_hash_policy = \"layer2\"",
                 "min_links = 0",
+                "primary_reselect = \"always\"",
+                "fail_over_mac = \"none\"",
+                "ad_select = \"stable\"",
             ]
         );
         let auth = VrrpAuth::Pass("a\"b\n".try_into().unwrap());

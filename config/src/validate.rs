@@ -131,10 +131,11 @@ impl Validation {
         }
         let mut report = Report(Vec::new());
         let ctx = Context::new(config);
-        // Outside the services the two configs are equal, so the facts the services' checks
-        // read (links, addresses, VIPs, marking rules) are too.
-        let base =
-            base.filter(|(base, diff)| base.reusable && ctx.any_addresses() && diff.rest_equal());
+        // The facts the services' checks read outside the services (links, addresses, VIPs,
+        // marking rules) are equal in the two configs.
+        let base = base.filter(|(base, diff)| {
+            base.reusable && ctx.any_addresses() && diff.service_context_equal()
+        });
         check_system(config, &mut report);
         check_interfaces(config, &ctx, &mut report);
         check_bonds(config, &ctx, &mut report);
@@ -485,7 +486,23 @@ fn check_bonds(config: &Config, ctx: &Context<'_>, report: &mut Report) {
         if bond.slaves.is_empty() {
             report.error(&path, "has no slaves; list the ports under slaves");
         }
+        let peer_link = config
+            .peer_link
+            .as_ref()
+            .map_or("peer", |link| link.interface.as_str());
         for slave in &bond.slaves {
+            if slave.as_str() == peer_link {
+                report.error(&path, format!("slave \"{slave}\" is the peer link (the cable to the partner box: heartbeat, replication, IPVS sync); bond service ports only"));
+            }
+            if config.bond(slave).is_some() {
+                report.error(
+                    &path,
+                    format!("slave \"{slave}\" is a bond; a bond's ports must be board ports"),
+                );
+            }
+            if config.interface(slave).is_some_and(|i| i.mtu.is_some()) {
+                report.warn(&path, format!("slave \"{slave}\" has an MTU of its own; the bond sets its ports' MTU: set mtu on the bond instead"));
+            }
             if config.interface(slave).is_none() {
                 report.error(&path, format!("slave \"{slave}\" is not a configured interface; add it under [[interfaces]]"));
             } else if config
@@ -529,7 +546,7 @@ fn check_bonds(config: &Config, ctx: &Context<'_>, report: &mut Report) {
             LinkMonitor::Arp {
                 interval_ms,
                 targets,
-                ..
+                validate,
             } => {
                 if matches!(
                     bond.mode,
@@ -552,10 +569,76 @@ fn check_bonds(config: &Config, ctx: &Context<'_>, report: &mut Report) {
                 if *interval_ms == 0 {
                     report.error(&path, "ARP monitor interval 0 disables it; set interval_ms");
                 }
+                if *validate == crate::model::ArpValidate::None
+                    && bond.mode == BondMode::ActiveBackup
+                {
+                    report.warn(
+                        &path,
+                        "ARP monitor without validation: ARP traffic of other hosts keeps a port with a dead path looking up; set validate = \"all\"",
+                    );
+                }
             }
         }
         if bond.lacp_rate == crate::model::LacpRate::Fast && bond.mode != BondMode::Ieee8023ad {
             report.warn(&path, "lacp_rate applies to mode 802.3ad only");
+        }
+        if bond.ad_select != crate::model::AdSelect::default() && bond.mode != BondMode::Ieee8023ad
+        {
+            report.warn(&path, "ad_select applies to mode 802.3ad only");
+        }
+        if bond.fail_over_mac != crate::model::FailOverMac::default()
+            && bond.mode != BondMode::ActiveBackup
+        {
+            report.error(
+                &path,
+                format!(
+                    "fail_over_mac {} is for mode active-backup only (in {} every port must keep the bond's MAC); remove fail_over_mac",
+                    bond.fail_over_mac.kernel_name(),
+                    bond.mode.kernel_name()
+                ),
+            );
+        }
+        if bond.primary_reselect != crate::model::PrimaryReselect::default()
+            && !bond.mode.has_primary()
+        {
+            report.warn(
+                &path,
+                format!(
+                    "primary_reselect applies to modes with a primary (active-backup, balance-tlb, balance-alb), not {}",
+                    bond.mode.kernel_name()
+                ),
+            );
+        }
+        if bond.xmit_hash_policy != crate::model::XmitHashPolicy::default()
+            && !matches!(
+                bond.mode,
+                BondMode::BalanceXor
+                    | BondMode::Ieee8023ad
+                    | BondMode::BalanceTlb
+                    | BondMode::BalanceAlb
+            )
+        {
+            report.warn(
+                &path,
+                format!(
+                    "xmit_hash_policy applies to balance-xor, 802.3ad, balance-tlb and balance-alb, not {}",
+                    bond.mode.kernel_name()
+                ),
+            );
+        }
+        if let Some(mtu) = bond.mtu {
+            if mtu < 68 {
+                report.error(&path, format!("mtu {mtu} is below 68, the smallest IPv4 allows; use 1500 or leave it unset"));
+            }
+        }
+        if bond.min_links > 0 && bond.mode != BondMode::Ieee8023ad {
+            report.warn(
+                &path,
+                format!(
+                    "min_links: the kernel drops the carrier of an 802.3ad bond only; in {} Tandem's VRRP tracking counts the ports itself",
+                    bond.mode.kernel_name()
+                ),
+            );
         }
         if usize::from(bond.min_links) > bond.slaves.len() {
             report.error(

@@ -227,6 +227,60 @@ fn golden_history() -> History {
     golden_history_of(true)
 }
 
+/// Checks the golden vector `name` of format `version` (history `history`, header `meta`,
+/// keyed with `key`): it decodes to the frozen text beside it with its header and history; an
+/// older format decodes as migrated and is written again in the current one, the current format
+/// is written again to exactly the frozen bytes. With `TANDEM_WRITE_GOLDEN` set, the current
+/// format's files are written first from `config` (only when adding a new format version).
+fn check_golden(
+    name: &str,
+    version: u16,
+    config: Option<&Config>,
+    history: &History,
+    key: Option<&MacKey>,
+    meta: BlobMeta,
+) {
+    let path = format!("{}/{name}", golden_dir());
+    let current = version == blob::FORMAT_VERSION;
+    if let (true, Some(config), Some(_)) =
+        (current, config, std::env::var_os("TANDEM_WRITE_GOLDEN"))
+    {
+        let bytes = blob::encode_with_history(config, history, meta, key).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let text = tandem_config::text::to_toml(config).unwrap();
+        std::fs::write(format!("{path}.toml"), text).unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let policy = key.map_or(MacPolicy::Unkeyed, MacPolicy::Require);
+    // The expected model is the frozen text next to the blob, not today's importer.
+    let text = std::fs::read_to_string(format!("{path}.toml")).unwrap();
+    let expected = tandem_config::text::from_toml(&text).unwrap();
+    let decoded = blob::decode(&bytes, policy, None).unwrap();
+    assert_eq!(decoded.header.format_version, version, "{name}");
+    assert_eq!(decoded.header.generation, meta.generation, "{name}");
+    assert_eq!(decoded.header.pair_id, meta.pair_id, "{name}");
+    assert_eq!(decoded.config, expected, "{name}");
+    if let Some(config) = config {
+        assert_eq!(decoded.config, *config, "{name}");
+    }
+    assert_eq!(decoded.history, *history, "{name}");
+    if current {
+        assert_eq!(decoded.migrated_from, None, "{name}");
+        assert_eq!(
+            blob::encode_with_history(&expected, history, meta, key).unwrap(),
+            bytes,
+            "{name} encoding changed"
+        );
+    } else {
+        assert_eq!(decoded.migrated_from, Some(version), "{name}");
+        let again = blob::encode_with_history(&decoded.config, history, meta, key).unwrap();
+        let redecoded = blob::decode(&again, policy, None).unwrap();
+        assert_eq!(redecoded.header.format_version, blob::FORMAT_VERSION);
+        assert_eq!(redecoded.config, expected, "{name}");
+        assert_eq!(redecoded.migrated_from, None);
+    }
+}
+
 /// Golden vectors freeze format version 2 (model, then commit history), written by earlier
 /// firmware: they decode forever, migrated to today's model (`pair: None`, no uplink probes),
 /// and re-encode as format 3. They are never regenerated.
@@ -262,26 +316,9 @@ fn golden_vectors_of_format_2_decode() {
         ),
     ];
     for (name, history, key, meta) in cases {
-        let path = format!("{}/{name}", golden_dir());
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let policy = key.map_or(MacPolicy::Unkeyed, MacPolicy::Require);
-        // The expected model is the frozen text next to the blob, not today's importer.
-        let text = std::fs::read_to_string(format!("{path}.toml")).unwrap();
-        let expected = tandem_config::text::from_toml(&text).unwrap();
-        assert_eq!(expected.pair, None);
-        let decoded = blob::decode(&bytes, policy, None).unwrap();
-        assert_eq!(decoded.header.format_version, 2);
-        assert_eq!(decoded.header.generation, meta.generation);
-        assert_eq!(decoded.header.pair_id, meta.pair_id);
-        assert_eq!(decoded.config, expected, "{name}");
-        assert_eq!(decoded.history, history, "{name}");
-        assert_eq!(decoded.migrated_from, Some(2));
-        // Written again, it is a format 3 blob of the same config.
-        let again = blob::encode_with_history(&decoded.config, &history, meta, key).unwrap();
-        let redecoded = blob::decode(&again, policy, None).unwrap();
-        assert_eq!(redecoded.header.format_version, 3);
-        assert_eq!(redecoded.config, expected, "{name}");
-        assert_eq!(redecoded.migrated_from, None);
+        check_golden(name, 2, None, &history, key, meta);
+        let text = std::fs::read_to_string(format!("{}/{name}.toml", golden_dir())).unwrap();
+        assert_eq!(tandem_config::text::from_toml(&text).unwrap().pair, None);
     }
 }
 
@@ -329,8 +366,8 @@ fn director_pair() -> Config {
 }
 
 /// Golden vectors freeze format version 3 (model with pair halves and uplink probes, then commit
-/// history). Regenerate them only when adding a new format version (`TANDEM_WRITE_GOLDEN=1`
-/// writes the v3 files), never to change v3.
+/// history). Never regenerated: format 4 is written since, and these bytes are what boxes that
+/// ran format 3 firmware hold on their disks.
 #[test]
 fn golden_vectors_of_format_3_decode() {
     let key = golden_key();
@@ -377,30 +414,128 @@ fn golden_vectors_of_format_3_decode() {
         ),
     ];
     for (name, config, history, key, meta) in cases {
-        let path = format!("{}/{name}", golden_dir());
-        if std::env::var_os("TANDEM_WRITE_GOLDEN").is_some() {
-            let bytes = blob::encode_with_history(&config, &history, meta, key).unwrap();
-            std::fs::write(&path, bytes).unwrap();
-            let text = tandem_config::text::to_toml(&config).unwrap();
-            std::fs::write(format!("{path}.toml"), text).unwrap();
-        }
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let policy = key.map_or(MacPolicy::Unkeyed, MacPolicy::Require);
-        let text = std::fs::read_to_string(format!("{path}.toml")).unwrap();
-        let expected = tandem_config::text::from_toml(&text).unwrap();
-        let decoded = blob::decode(&bytes, policy, None).unwrap();
-        assert_eq!(decoded.header.format_version, 3);
-        assert_eq!(decoded.header.generation, meta.generation);
-        assert_eq!(decoded.header.pair_id, meta.pair_id);
-        assert_eq!(decoded.config, expected, "{name}");
-        assert_eq!(decoded.history, history, "{name}");
-        assert_eq!(decoded.migrated_from, None);
-        // The encoder still writes exactly the frozen bytes for format 3.
-        assert_eq!(
-            blob::encode_with_history(&expected, &history, meta, key).unwrap(),
-            bytes,
-            "{name} encoding changed"
-        );
+        check_golden(name, 3, Some(&config), &history, key, meta);
+    }
+}
+
+/// A pair config whose public side is an 802.3ad bond of two ports with every bond option
+/// format 4 appended away from its default, beside an active-backup bond at the defaults.
+fn director_bonded() -> Config {
+    let mut config = director_pair();
+    let bonds = r#"
+        [[bonds]]
+        name = "bond0"
+        mode = "802.3ad"
+        slaves = ["eth0", "eth2"]
+        lacp_rate = "fast"
+        xmit_hash_policy = "layer3+4"
+        min_links = 1
+        ad_select = "count"
+        mtu = 9000
+
+        [[bonds]]
+        name = "bond1"
+        slaves = ["eth3", "eth4"]
+        primary = "eth3"
+        primary_reselect = "failure"
+        fail_over_mac = "active"
+        monitor = { arp = { interval_ms = 200, targets = ["10.0.0.254"], validate = "all" } }
+    "#;
+    config.bonds = tandem_config::text::from_toml(bonds).unwrap().bonds;
+    config
+}
+
+/// Golden vectors freeze format version 4 (format 3 plus the bond options primary_reselect,
+/// fail_over_mac, ad_select and mtu). Regenerate them only when adding a new format version
+/// (`TANDEM_WRITE_GOLDEN=1` writes the v4 files), never to change v4.
+#[test]
+fn golden_vectors_of_format_4_decode() {
+    let key = golden_key();
+    let cases: [(&str, Config, History, Option<&MacKey>, BlobMeta); 3] = [
+        (
+            "v4_empty.blob",
+            Config::default(),
+            History::default(),
+            None,
+            BlobMeta::default(),
+        ),
+        (
+            "v4_director_bonded_history.blob",
+            director_bonded(),
+            golden_history(),
+            None,
+            BlobMeta {
+                generation: 16,
+                parent_generation: 15,
+                pair_id: 0x1234_5678_9abc_def0,
+            },
+        ),
+        (
+            "v4_director_bonded_history_keyed.blob",
+            director_bonded(),
+            golden_history(),
+            Some(&key),
+            BlobMeta {
+                generation: 17,
+                parent_generation: 16,
+                pair_id: 0x1234_5678_9abc_def0,
+            },
+        ),
+    ];
+    for (name, config, history, key, meta) in cases {
+        check_golden(name, 4, Some(&config), &history, key, meta);
+    }
+}
+
+/// A config giving interfaces every board port role `PortRole` had before `public2` (issue 13):
+/// postcard writes an enum variant as its index, so a new role is appended and these bytes,
+/// written by the encoder of that time, decode to the same roles forever. Never regenerated
+/// (`TANDEM_WRITE_GOLDEN_ROLES=1` wrote them once, before `public2` existed).
+#[test]
+fn golden_vector_of_the_four_port_roles_decodes_after_roles_were_appended() {
+    let path = format!("{}/v3_port_roles.blob", golden_dir());
+    let text = r#"
+        [[interfaces]]
+        name = "mgmt"
+        role = "mgmt"
+        [[interfaces]]
+        name = "public"
+        role = "public"
+        addresses = ["10.0.0.2/24"]
+        [[interfaces]]
+        name = "private"
+        role = "private"
+        [[interfaces]]
+        name = "peer"
+        role = "peer"
+    "#;
+    let config = tandem_config::text::from_toml(text).unwrap();
+    let meta = BlobMeta {
+        generation: 3,
+        parent_generation: 2,
+        pair_id: 0,
+    };
+    if std::env::var_os("TANDEM_WRITE_GOLDEN_ROLES").is_some() {
+        let bytes = blob::encode_with_history(&config, &History::default(), meta, None).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let decoded = blob::decode(&bytes, MacPolicy::Unkeyed, None).unwrap();
+    assert_eq!(decoded.header.format_version, 3);
+    assert_eq!(decoded.config, config);
+    let roles: Vec<&str> = decoded
+        .config
+        .interfaces
+        .iter()
+        .map(|interface| interface.role.map_or("-", |role| role.as_str()))
+        .collect();
+    assert_eq!(roles, ["mgmt", "public", "private", "peer"]);
+    // The roles' indexes today (the blob's framing may change with a new format version; the
+    // model's postcard bytes of a role may not).
+    for (role, index) in [("mgmt", 0u8), ("public", 1), ("private", 2), ("peer", 3)] {
+        let interface = decoded.config.interfaces.iter().find(|i| i.name == role);
+        let role = interface.and_then(|i| i.role).unwrap();
+        assert_eq!(postcard::to_allocvec(&role).unwrap(), [index]);
     }
 }
 

@@ -195,3 +195,114 @@ fn every_problem_is_reported_at_once() {
         "{found:#?}"
     );
 }
+
+/// Two public ports bonded, the bond carrying the address; `bond_extra` is appended to the
+/// bond (its own `slaves` line replaces the two ports), `rest` to the config.
+fn bonded(bond_extra: &str, rest: &str) -> Vec<Issue> {
+    let slaves = if bond_extra.contains("slaves") {
+        ""
+    } else {
+        "slaves = [\"public\", \"public2\"]"
+    };
+    let text = format!(
+        r#"
+[system]
+hostname = "lb1"
+
+[[interfaces]]
+name = "public"
+role = "public"
+
+[[interfaces]]
+name = "public2"
+role = "public2"
+
+[[interfaces]]
+name = "peer"
+role = "peer"
+
+[[interfaces]]
+name = "bond0"
+addresses = ["192.0.2.2/24"]
+
+[[bonds]]
+name = "bond0"
+{slaves}
+{bond_extra}
+{rest}
+"#
+    );
+    validate(&text::from_toml(&text).unwrap())
+}
+
+fn only(issues: &[Issue], severity: Severity, words: &str) {
+    assert!(
+        issues.iter().any(|i| i.severity == severity
+            && i.path == "bond \"bond0\""
+            && i.message.contains(words)),
+        "no {severity:?} naming bond \"bond0\" with {words:?} in {issues:#?}"
+    );
+}
+
+#[test]
+fn a_bond_of_two_ports_with_nothing_but_its_ports_is_clean() {
+    let issues = bonded("", "");
+    assert!(issues.is_empty(), "{issues:#?}");
+}
+
+#[test]
+fn bond_combinations_the_kernel_or_the_pair_would_refuse_are_errors_with_their_path() {
+    let issues = bonded("mode = \"802.3ad\"\nfail_over_mac = \"active\"", "");
+    only(&issues, Severity::Error, "remove fail_over_mac");
+    let issues = bonded(
+        "monitor = { arp = { interval_ms = 100, targets = [], validate = \"all\" } }",
+        "",
+    );
+    only(
+        &issues,
+        Severity::Error,
+        "add at least one address to targets",
+    );
+    let issues = bonded("", "[[bonds]]\nname = \"bond1\"\nslaves = [\"public2\"]\n");
+    assert!(
+        issues.iter().any(|i| i.severity == Severity::Error
+            && i.path == "bond \"bond1\""
+            && i.message.contains("a port can be in one bond only")),
+        "{issues:#?}"
+    );
+    let issues = bonded("slaves = [\"public\", \"peer\"]", "");
+    only(&issues, Severity::Error, "is the peer link");
+    let issues = bonded("mtu = 40", "");
+    only(&issues, Severity::Error, "mtu 40");
+    assert!(has_errors(&bonded(
+        "mode = \"balance-rr\"\nprimary = \"public\"",
+        ""
+    )));
+}
+
+#[test]
+fn bond_settings_that_silently_do_nothing_are_warned_about() {
+    only(
+        &bonded("monitor = { mii = { interval_ms = 0 } }", ""),
+        Severity::Warning,
+        "disables link monitoring",
+    );
+    only(
+        &bonded(
+            "monitor = { arp = { interval_ms = 100, targets = [\"192.0.2.1\"], validate = \"none\" } }",
+            "",
+        ),
+        Severity::Warning,
+        "validate = \"all\"",
+    );
+    only(
+        &bonded("ad_select = \"count\"", ""),
+        Severity::Warning,
+        "802.3ad only",
+    );
+    only(
+        &bonded("mode = \"balance-rr\"\nprimary_reselect = \"failure\"", ""),
+        Severity::Warning,
+        "modes with a primary",
+    );
+}

@@ -1,5 +1,6 @@
 //! Lab topology: the namespace, its segments, the boxes and the client namespaces.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -17,25 +18,34 @@ use crate::shell::{ip, ip_in};
 pub const LAB_RUN_DIR: &str = "/tmp/tandem-lab";
 /// Prefix of every lab namespace name: `tlab-<pid>-<n>`.
 const PREFIX: &str = "tlab-";
+/// The first UDP port of the direct links' ends, on the loopback of the lab's own namespace
+/// (so two labs never collide).
+const FIRST_CABLE_PORT: u16 = 40000;
 
 /// An error of the harness, with the step that failed.
 pub type LabError = String;
 
-/// A lab network segment: one bridge in the lab namespace.
+/// A lab network segment: one bridge in the lab namespace, and the box NIC on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Segment {
     Public,
     Private,
     Peer,
     Mgmt,
+    /// A box's second public NIC (role `public2`, PCI slot 7): on the public bridge too, as
+    /// two cables of a bonded public side to one switch (or two stacked ones) are. Its QMP id
+    /// is `nic-public2`, so each public port's cable can be pulled on its own.
+    Public2,
 }
 
 impl Segment {
-    pub const ALL: [Segment; 4] = [
+    /// Every segment; a NIC's MAC ends in its position here plus one.
+    pub const ALL: [Segment; 5] = [
         Segment::Public,
         Segment::Private,
         Segment::Peer,
         Segment::Mgmt,
+        Segment::Public2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,11 +59,16 @@ impl Segment {
             Segment::Private => NicRole::Private,
             Segment::Peer => NicRole::Peer,
             Segment::Mgmt => NicRole::Mgmt,
+            Segment::Public2 => NicRole::Public2,
         }
     }
 
+    /// The bridge of the segment's LAN: both public NICs of a box are on the public one.
     fn bridge(self) -> String {
-        format!("br-{}", self.name())
+        match self {
+            Segment::Public2 => Segment::Public.bridge(),
+            _ => format!("br-{}", self.name()),
+        }
     }
 
     /// The PCI slot the `qemu-lab` board expects this segment's NIC in.
@@ -90,6 +105,9 @@ pub struct BoxSpec {
     /// The console UI on the serial console (the product's default); false keeps the line
     /// commands (`tandem.console=lines`) that most lab tests type.
     pub console_ui: bool,
+    /// NICs cabled straight to another box's NIC on the same segment instead of to the
+    /// segment's bridge: (segment, peer box name). See [`BoxSpec::with_direct_link`].
+    pub direct_links: Vec<(Segment, String)>,
 }
 
 /// The images a lab box can boot.
@@ -116,7 +134,36 @@ impl BoxSpec {
             config: None,
             image: ImageKind::Production,
             console_ui: false,
+            direct_links: Vec::new(),
         }
+    }
+
+    /// The same box with its NIC on `segment` cabled straight to box `peer`'s NIC on the same
+    /// segment (the NIC is added if `segments` lacks it), as two routers' ports joined by a
+    /// crossover cable: no bridge in between, so every frame passes, the slow-protocols
+    /// multicast `01:80:c2:00:00:02` of LACP included, which a Linux bridge never forwards.
+    /// `peer`'s spec must name this box the same way. The cable is a pair of qemu UDP socket
+    /// netdevs on the lab namespace's loopback (ports the lab hands out per box and segment,
+    /// kept across [`Lab::restart_box`]), so the NIC keeps its QMP id `nic-<segment>`:
+    /// [`QemuBox::set_cable`] pulls this end only (the peer's NIC keeps its carrier and
+    /// receives nothing, as behind a media converter); pull both ends for a dead cable. A
+    /// client added on that segment sits on its bridge, which this NIC is not on, and
+    /// [`Lab::block_port`] refuses the NIC (no bridge port).
+    pub fn with_direct_link(mut self, segment: Segment, peer: &str) -> BoxSpec {
+        if !self.segments.contains(&segment) {
+            self.segments.push(segment);
+        }
+        self.direct_links.retain(|(s, _)| *s != segment);
+        self.direct_links.push((segment, peer.to_owned()));
+        self
+    }
+
+    /// The peer box of this box's direct link on `segment`, if it has one.
+    fn direct_peer(&self, segment: Segment) -> Option<&str> {
+        self.direct_links
+            .iter()
+            .find(|(s, _)| *s == segment)
+            .map(|(_, peer)| peer.as_str())
     }
 
     /// The same box with the console UI on its serial console, as it ships.
@@ -171,6 +218,8 @@ pub struct QemuBox {
     pub name: String,
     pub console: Console,
     pub segments: Vec<Segment>,
+    /// The segments whose NIC is cabled straight to another box: (segment, peer box name).
+    pub direct_links: Vec<(Segment, String)>,
     child: Child,
     qmp_socket: PathBuf,
 }
@@ -352,6 +401,9 @@ pub struct Lab {
     pub boxes: Vec<QemuBox>,
     pub clients: Vec<ClientNs>,
     segments: Vec<Segment>,
+    /// The UDP port of each direct-link end, by box name and segment: the address its qemu
+    /// socket netdev binds on the lab namespace's loopback, and where its peer sends.
+    cable_ports: BTreeMap<(String, Segment), u16>,
 }
 
 static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
@@ -374,6 +426,7 @@ impl Lab {
             boxes: Vec::new(),
             clients: Vec::new(),
             segments: Vec::new(),
+            cable_ports: BTreeMap::new(),
         };
         ip_in(&lab.id, &["link", "set", "lo", "up"])?;
         // Bridges and taps are wires, not hosts: without IPv6 they cannot answer the boxes'
@@ -388,10 +441,11 @@ impl Lab {
     }
 
     fn ensure_segment(&mut self, segment: Segment) -> Result<(), LabError> {
-        if self.segments.contains(&segment) {
+        let bridge = segment.bridge();
+        // Public2 shares the public bridge: made once, by whichever segment comes first.
+        if self.segments.iter().any(|s| s.bridge() == bridge) {
             return Ok(());
         }
-        let bridge = segment.bridge();
         ip_in(
             &self.id,
             &[
@@ -441,6 +495,59 @@ impl Lab {
             return Err(format!("{name} is still running; stop it first"));
         }
         write_config_disk(&self.dir.join(format!("{name}.config.img")), None)
+    }
+
+    /// The UDP port of box `name`'s end of its direct link on `segment` in the lab namespace:
+    /// handed out on first use, the same for the rest of the lab's life.
+    fn cable_port(&mut self, name: &str, segment: Segment) -> Result<u16, LabError> {
+        let next = u16::try_from(self.cable_ports.len())
+            .ok()
+            .and_then(|n| FIRST_CABLE_PORT.checked_add(n))
+            .ok_or("too many direct links in one lab")?;
+        Ok(*self
+            .cable_ports
+            .entry((name.to_owned(), segment))
+            .or_insert(next))
+    }
+
+    /// The `-netdev` of box `spec`'s NIC on `segment`, cabled straight to box `peer`.
+    fn direct_netdev(
+        &mut self,
+        spec: &BoxSpec,
+        segment: Segment,
+        peer: &str,
+    ) -> Result<String, LabError> {
+        if peer == spec.name {
+            return Err(format!(
+                "{}: a direct link on {} to itself",
+                spec.name,
+                segment.name()
+            ));
+        }
+        // A peer already running must have named this box on the same segment, or the two
+        // ends would not meet.
+        if let Some(other) = self.boxes.iter().find(|b| b.name == peer) {
+            let back = other
+                .direct_links
+                .iter()
+                .any(|(s, p)| *s == segment && *p == spec.name);
+            if !back {
+                return Err(format!(
+                    "{}: direct link on {} to {peer}, but {peer} is not cabled back to it \
+                     (with_direct_link({:?}, {:?}) on {peer}'s spec)",
+                    spec.name,
+                    segment.name(),
+                    segment,
+                    spec.name
+                ));
+            }
+        }
+        let local = self.cable_port(&spec.name, segment)?;
+        let remote = self.cable_port(peer, segment)?;
+        Ok(format!(
+            "socket,id=net-{},udp=127.0.0.1:{remote},localaddr=127.0.0.1:{local}",
+            segment.name()
+        ))
     }
 
     /// Starts qemu for `spec` as box number `index`; `fresh` writes its config disk and taps.
@@ -527,32 +634,41 @@ impl Lab {
                 .to_string(),
         ]);
         for segment in &spec.segments {
-            self.ensure_segment(*segment)?;
-            let tap = format!("{}-{}", spec.name, segment.name());
-            if tap.len() > 15 {
-                return Err(format!(
-                    "box name {} too long for tap {tap} (15 chars max)",
-                    spec.name
-                ));
-            }
-            if fresh {
-                ip_in(&self.id, &["tuntap", "add", "dev", &tap, "mode", "tap"])?;
-            }
-            ip_in(
-                &self.id,
-                &["link", "set", &tap, "master", &segment.bridge(), "up"],
-            )?;
-            let role_index = Segment::ALL.iter().position(|s| s == segment).unwrap_or(0);
-            let mac = format!("52:54:00:1a:{:02x}:{:02x}", index + 1, role_index + 1);
-            args.extend([
-                "-netdev".into(),
+            let netdev = if let Some(peer) = spec.direct_peer(*segment) {
+                self.direct_netdev(spec, *segment, peer)?
+            } else {
+                self.ensure_segment(*segment)?;
+                let tap = format!("{}-{}", spec.name, segment.name());
+                if tap.len() > 15 {
+                    return Err(format!(
+                        "box name {} too long for tap {tap} (15 chars max)",
+                        spec.name
+                    ));
+                }
+                if fresh {
+                    ip_in(&self.id, &["tuntap", "add", "dev", &tap, "mode", "tap"])?;
+                }
+                ip_in(
+                    &self.id,
+                    &["link", "set", &tap, "master", &segment.bridge(), "up"],
+                )?;
                 format!(
                     "tap,id=net-{0},ifname={tap},script=no,downscript=no",
                     segment.name()
-                ),
+                )
+            };
+            let role_index = Segment::ALL.iter().position(|s| s == segment).unwrap_or(0);
+            let mac = format!("52:54:00:1a:{:02x}:{:02x}", index + 1, role_index + 1);
+            // The NIC reports a speed and duplex, as hardware does: without them the bonding
+            // driver keeps a port down in 802.3ad, balance-tlb and balance-alb ("failed to
+            // get link speed/duplex"), and LACP keys ports by their speed.
+            args.extend([
+                "-netdev".into(),
+                netdev,
                 "-device".into(),
                 format!(
-                    "virtio-net-pci,netdev=net-{0},id=nic-{0},mac={mac},addr={1},romfile=",
+                    "virtio-net-pci,netdev=net-{0},id=nic-{0},mac={mac},addr={1},romfile=,\
+                     speed=1000,duplex=full",
                     segment.name(),
                     segment.pci_slot()?
                 ),
@@ -590,6 +706,7 @@ impl Lab {
             name: spec.name.clone(),
             console,
             segments: spec.segments.clone(),
+            direct_links: spec.direct_links.clone(),
             child,
             qmp_socket,
         })
@@ -629,6 +746,13 @@ impl Lab {
             .ok_or_else(|| format!("no box {name} in this lab"))?;
         if !qemu_box.segments.contains(&segment) {
             return Err(format!("{name} has no NIC on {}", segment.name()));
+        }
+        if let Some((_, peer)) = qemu_box.direct_links.iter().find(|(s, _)| *s == segment) {
+            return Err(format!(
+                "{name}'s {} NIC is cabled straight to {peer}: no bridge port to block \
+                 (pull the cable with set_cable)",
+                segment.name()
+            ));
         }
         let tap = format!("{name}-{}", segment.name());
         let state = if blocked { "0" } else { "3" };
@@ -752,5 +876,40 @@ mod tests {
     fn segments_map_to_the_board_pci_slots() {
         assert_eq!(Segment::Public.pci_slot().unwrap(), "0x3");
         assert_eq!(Segment::Peer.pci_slot().unwrap(), "0x5");
+        assert_eq!(Segment::Mgmt.pci_slot().unwrap(), "0x6");
+        assert_eq!(Segment::Public2.pci_slot().unwrap(), "0x7");
+    }
+
+    #[test]
+    fn a_direct_link_adds_its_nic_and_names_one_peer_per_segment() {
+        let spec = BoxSpec::new("box-a", &[Segment::Public, Segment::Peer])
+            .with_direct_link(Segment::Public, "box-c")
+            .with_direct_link(Segment::Public2, "box-b")
+            .with_direct_link(Segment::Public, "box-b");
+        assert_eq!(
+            spec.segments,
+            [Segment::Public, Segment::Peer, Segment::Public2],
+            "the NIC is added once, in the order asked"
+        );
+        assert_eq!(spec.direct_peer(Segment::Public), Some("box-b"));
+        assert_eq!(spec.direct_peer(Segment::Public2), Some("box-b"));
+        assert_eq!(spec.direct_peer(Segment::Peer), None, "bridged as before");
+        assert!(BoxSpec::new("box-a", &[Segment::Public])
+            .direct_links
+            .is_empty());
+    }
+
+    #[test]
+    fn the_second_public_nic_is_on_the_public_bridge_with_its_own_names() {
+        assert_eq!(Segment::Public2.bridge(), "br-public");
+        assert_eq!(Segment::Public.bridge(), "br-public");
+        assert_eq!(Segment::Private.bridge(), "br-private");
+        assert_eq!(
+            Segment::Public2.name(),
+            "public2",
+            "QMP id nic-public2, tap box-public2"
+        );
+        let names: std::collections::BTreeSet<_> = Segment::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names.len(), Segment::ALL.len());
     }
 }

@@ -73,13 +73,7 @@ impl Netns {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<std::thread::JoinHandle<Result<T, String>>, String> {
-        let path = format!("/run/netns/{}", self.name);
-        let file = File::open(&path).map_err(|e| format!("{path}: {e}"))?;
-        Ok(std::thread::spawn(move || {
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("setns: {e}"))?;
-            Ok(f())
-        }))
+        spawn_in(&self.name, f)
     }
 
     /// Interface index of `link` inside the namespace.
@@ -90,6 +84,21 @@ impl Netns {
             .and_then(|n| n.trim().parse().ok())
             .ok_or_else(|| format!("no ifindex in {out:?}"))
     }
+}
+
+/// Spawns `f` on a thread inside the named namespace (one this process did not create, such
+/// as a lab client's) and returns its handle.
+pub fn spawn_in<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<Result<T, String>>, String> {
+    let path = format!("/run/netns/{name}");
+    let file = File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(std::thread::spawn(move || {
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("setns: {e}"))?;
+        Ok(f())
+    }))
 }
 
 impl Drop for Netns {

@@ -60,10 +60,15 @@ pub fn now_unix() -> f64 {
 impl Pinger {
     /// Starts probing `target` from inside `client`.
     pub fn start(client: &Netns, target: Ipv4Addr) -> Result<Pinger, String> {
+        Pinger::start_in(&client.name, target)
+    }
+
+    /// Starts probing `target` from inside the namespace called `netns` (a lab client's).
+    pub fn start_in(netns: &str, target: Ipv4Addr) -> Result<Pinger, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let record = Arc::new(Mutex::new(Record::default()));
         let (stop_flag, sink) = (Arc::clone(&stop), Arc::clone(&record));
-        let thread = client.spawn(move || probe_loop(target, &stop_flag, &sink))?;
+        let thread = crate::netns::spawn_in(netns, move || probe_loop(target, &stop_flag, &sink))?;
         Ok(Pinger {
             stop,
             record,

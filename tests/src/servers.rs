@@ -137,15 +137,56 @@ pub fn wait_real_server_ready(rs: &QemuBox, timeout: Duration) -> Result<Vec<Str
 /// `accept_mode` stays false (the RFC default): the service's packets are IPVS's at LOCAL_IN
 /// priority 99, before the Accept_Mode filter at 110 drops the rest.
 pub fn dr_director(name: &str, own: &str, priority: u8, vip: &str, port: u16) -> String {
+    let public = format!(
+        r#"
+[[interfaces]]
+name = "public"
+addresses = ["{own}/24"]
+"#
+    );
+    director(name, &public, "public", priority, vip, port)
+}
+
+/// [`dr_director`] with its public side bonded, as `make run`'s pair has it: an active-backup
+/// bond `bond0` (the kernel's defaults: MII every 100 ms, `public` the primary) of the NICs
+/// `public` and `public2` (boxes with [`Segment::Public2`] too), holding `own` and, through the
+/// VRRP instance on `bond0`, the VIP.
+pub fn dr_director_bonded(name: &str, own: &str, priority: u8, vip: &str, port: u16) -> String {
+    let public = format!(
+        r#"
+[[interfaces]]
+name = "public"
+
+[[interfaces]]
+name = "public2"
+
+[[interfaces]]
+name = "bond0"
+addresses = ["{own}/24"]
+
+[[bonds]]
+name = "bond0"
+slaves = ["public", "public2"]
+"#
+    );
+    director(name, &public, "bond0", priority, vip, port)
+}
+
+/// A director's config: `public` (the public side's interfaces and bonds) and the VRRP
+/// instance on `service_interface`.
+fn director(
+    name: &str,
+    public: &str,
+    service_interface: &str,
+    priority: u8,
+    vip: &str,
+    port: u16,
+) -> String {
     format!(
         r#"
 [system]
 hostname = "{name}"
-
-[[interfaces]]
-name = "public"
-addresses = ["{own}/24"]
-
+{public}
 [[interfaces]]
 name = "peer"
 
@@ -161,7 +202,7 @@ dead_after_ms = 500
 name = "web_vip"
 version = "v3"
 vrid = 10
-interface = "public"
+interface = "{service_interface}"
 priority = {priority}
 advert_interval_cs = 100
 
@@ -185,4 +226,25 @@ address = "192.0.2.21"
 address = "192.0.2.22"
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The directors' configs load and validate without errors (warnings printed), bonded or not.
+    #[test]
+    fn director_configs_validate() {
+        for text in [
+            dr_director("box-a", "192.0.2.1", 200, "192.0.2.10", 80),
+            dr_director_bonded("box-b", "192.0.2.2", 100, "192.0.2.10", 80),
+        ] {
+            let config = tandem_config::text::from_toml(&text).unwrap();
+            let issues = tandem_config::validate::validate(&config);
+            for issue in &issues {
+                println!("{issue}");
+            }
+            assert!(!tandem_config::validate::has_errors(&issues), "{issues:?}");
+        }
+    }
 }

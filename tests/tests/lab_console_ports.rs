@@ -6,7 +6,7 @@
 //!   profile names them `public` and `private`. First boot: the admin password.
 //! - Ports screen: both ports with their board roles. The private segment's cable is pulled;
 //!   `w` starts the flow; the cable goes back in: port 0000:00:04.0 is proposed as public and
-//!   taken; private, peer and mgmt are skipped; the new map is saved.
+//!   taken; private, peer, mgmt and the optional public2 are skipped; the new map is saved.
 //! - The Ports screen (`ports`) shows the saved map: 0000:00:04.0 -> public, 0000:00:03.0 ->
 //!   private, still under their old names until the next boot.
 //! - Reboot from Power; the box boots again from the same disk: the boot log places the roles
@@ -84,8 +84,8 @@ fn a_port_chosen_by_carrier_takes_its_role_at_the_next_boot() {
             )
             .unwrap();
         screen.press(ENTER).unwrap();
-        // The other roles keep what they have.
-        for role in ["PRIVATE", "PEER", "MGMT"] {
+        // The other roles keep what they have (public2, the optional last step, included).
+        for role in ["PRIVATE", "PEER", "MGMT", "PUBLIC2"] {
             screen
                 .wait_for(
                     &format!("Plug the cable into the port you want as {role}"),

@@ -1,6 +1,6 @@
 //! `make run </dev/null`: the lab binary boots box-a, box-b, rs1 and rs2, prints one status table
-//! with every box ready and the peer cable reachable, shows box-a balancing the VIP over rs1 and
-//! rs2, exits 0, and leaves nothing behind.
+//! with every box ready and the peer cable reachable, each director's public bond with both
+//! ports up, shows box-a balancing the VIP over rs1 and rs2, exits 0, and leaves nothing behind.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
@@ -30,6 +30,19 @@ fn lab_without_a_terminal_prints_four_ready_boxes_and_cleans_up() {
         }
     }
     assert!(stdout.contains("all 4 boxes ready"), "{stdout}");
+    // The directors' public side is an active-backup bond of two NICs, both up.
+    for name in ["box-a", "box-b"] {
+        let bond = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}: bond bond0: ")))
+            .unwrap_or_else(|| panic!("no bond line for {name}:\n{stdout}"));
+        assert!(
+            bond.contains("up mode active-backup")
+                && bond.contains("carrier yes")
+                && bond.contains("2 of 2 ports up"),
+            "{bond}"
+        );
+    }
     // box-a balances the lab's VIP over both real servers.
     let balance = stdout
         .lines()

@@ -429,6 +429,12 @@ fn assign_lines(app: &App, flow: &AssignFlow, height: usize) -> Vec<(String, Sty
             lines.push(plain(String::from(
                 "(s: skip and keep, Esc/Ctrl-C: cancel)",
             )));
+            if role == "public2" {
+                // The one optional step: most boxes have no bonded public side.
+                lines.push(plain(String::from(
+                    "Optional: the second public port of a bonded public side; none: s.",
+                )));
+            }
             lines.push(plain(String::from(
                 "A cable already in that port: pull it out, then plug it back in.",
             )));

@@ -2,8 +2,10 @@
 //! the same code as a current one (a second copy of the model's decoder would cost the
 //! appliance binary tens of KB of its 4 MiB). Format 3 appended one field to [`Config`]
 //! (`pair`) and one to [`PeerLink`] (`uplink_probes`); a format 1 or 2 payload simply lacks
-//! them, and they decode as their defaults: `pair: None`, no uplink probes. A later format that
-//! changes more than appended fields gets a decode-only `vN` module of the old types instead.
+//! them, and they decode as their defaults: `pair: None`, no uplink probes. Format 4 appended
+//! four fields to [`Bond`] (`primary_reselect`, `fail_over_mac`, `ad_select`, `mtu`), which an
+//! older payload's bonds decode as the kernel's defaults. A later format that changes more than
+//! appended fields gets a decode-only `vN` module of the old types instead.
 
 use core::fmt;
 
@@ -11,10 +13,12 @@ use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::bounded::BoundedVec;
-use crate::model::{Config, PeerLink};
+use crate::model::{limits, Bond, Config, PeerLink};
 
 /// The first format with `Config::pair` and `PeerLink::uplink_probes`.
 const PAIR_FORMAT: u16 = 3;
+/// The first format with `Bond::{primary_reselect, fail_over_mac, ad_select, mtu}`.
+const BOND_OPTIONS_FORMAT: u16 = 4;
 
 /// Decodes a [`Config`] as format `version` lays it out.
 #[derive(Clone, Copy)]
@@ -56,7 +60,9 @@ impl<'de> Visitor<'de> for ConfigIn {
                 .ok_or_else(|| A::Error::custom("payload ends early"))?,
             notify: next(&mut seq)?,
             interfaces: next(&mut seq)?,
-            bonds: next(&mut seq)?,
+            bonds: seq
+                .next_element_seed(BondsIn(self.0))?
+                .ok_or_else(|| A::Error::custom("payload ends early"))?,
             vrrp: next(&mut seq)?,
             sync_groups: next(&mut seq)?,
             virtual_services: next(&mut seq)?,
@@ -128,5 +134,154 @@ impl<'de> Visitor<'de> for PeerLinkFields {
                 BoundedVec::new()
             },
         })
+    }
+}
+
+/// Decodes the bond list as format `version` lays each bond out.
+#[derive(Clone, Copy)]
+struct BondsIn(u16);
+
+type Bonds = BoundedVec<Bond, { limits::BONDS }>;
+
+impl<'de> DeserializeSeed<'de> for BondsIn {
+    type Value = Bonds;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Bonds, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BondsIn {
+    type Value = Bonds;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a list of at most {} bonds", limits::BONDS)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bonds, A::Error> {
+        let mut bonds = Bonds::new();
+        while let Some(bond) = seq.next_element_seed(BondIn(self.0))? {
+            bonds.push(bond).map_err(|_| {
+                A::Error::custom(format_args!(
+                    "list is longer than the maximum of {} bonds",
+                    limits::BONDS
+                ))
+            })?;
+        }
+        Ok(bonds)
+    }
+}
+
+/// Decodes one bond as format `version` lays it out.
+#[derive(Clone, Copy)]
+struct BondIn(u16);
+
+impl<'de> DeserializeSeed<'de> for BondIn {
+    type Value = Bond;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Bond, D::Error> {
+        const FIELDS: [&str; 14] = [""; 14];
+        let count = if self.0 >= BOND_OPTIONS_FORMAT {
+            14
+        } else {
+            10
+        };
+        deserializer.deserialize_struct("Bond", &FIELDS[..count], self)
+    }
+}
+
+impl<'de> Visitor<'de> for BondIn {
+    type Value = Bond;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a bond")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bond, A::Error> {
+        let mut bond = Bond {
+            name: next(&mut seq)?,
+            mode: next(&mut seq)?,
+            slaves: next(&mut seq)?,
+            monitor: next(&mut seq)?,
+            up_delay_ms: next(&mut seq)?,
+            down_delay_ms: next(&mut seq)?,
+            lacp_rate: next(&mut seq)?,
+            xmit_hash_policy: next(&mut seq)?,
+            primary: next(&mut seq)?,
+            min_links: next(&mut seq)?,
+            ..Bond::default()
+        };
+        if self.0 >= BOND_OPTIONS_FORMAT {
+            bond.primary_reselect = next(&mut seq)?;
+            bond.fail_over_mac = next(&mut seq)?;
+            bond.ad_select = next(&mut seq)?;
+            bond.mtu = next(&mut seq)?;
+        }
+        Ok(bond)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AdSelect, BondMode, FailOverMac, PrimaryReselect};
+    use alloc::vec::Vec;
+
+    fn config_with(bonds: Vec<Bond>) -> Config {
+        Config {
+            bonds: BoundedVec::from_vec(bonds).unwrap(),
+            ..Config::default()
+        }
+    }
+
+    fn bond(name: &str) -> Bond {
+        Bond {
+            name: name.try_into().unwrap(),
+            mode: BondMode::Ieee8023ad,
+            slaves: BoundedVec::from_vec(vec!["public".try_into().unwrap()]).unwrap(),
+            min_links: 1,
+            ..Bond::default()
+        }
+    }
+
+    fn decode(version: u16, payload: &[u8]) -> Config {
+        let mut decoder = postcard::Deserializer::from_bytes(payload);
+        let config = ConfigIn(version).deserialize(&mut decoder).unwrap();
+        assert!(decoder.finalize().unwrap().is_empty());
+        config
+    }
+
+    #[test]
+    fn a_format_3_bond_decodes_with_the_kernel_defaults_of_the_appended_options() {
+        let config = config_with(vec![bond("bond0"), bond("bond1")]);
+        let payload = postcard::to_allocvec(&config).unwrap();
+        // The format 3 layout: each bond without its last four fields, which at their defaults
+        // are one byte each (three enum variant indexes 0, then None).
+        let mut old = payload.clone();
+        for name in ["bond1", "bond0"] {
+            let one = postcard::to_allocvec(&bond(name)).unwrap();
+            assert_eq!(one[one.len() - 4..], [0, 0, 0, 0]);
+            let at = old
+                .windows(one.len())
+                .position(|window| window == one.as_slice())
+                .unwrap();
+            old.drain(at + one.len() - 4..at + one.len());
+        }
+        assert_eq!(old.len(), payload.len() - 8);
+        assert_eq!(decode(3, &old), config);
+        // The same bytes read as format 4 do not pass for a config.
+        let mut decoder = postcard::Deserializer::from_bytes(&old);
+        let as_new = ConfigIn(4).deserialize(&mut decoder);
+        assert!(as_new.is_err() || !decoder.finalize().unwrap_or_default().is_empty());
+    }
+
+    #[test]
+    fn format_4_carries_the_bond_options() {
+        let mut one = bond("bond0");
+        one.primary_reselect = PrimaryReselect::Failure;
+        one.fail_over_mac = FailOverMac::Follow;
+        one.ad_select = AdSelect::Count;
+        one.mtu = Some(9000);
+        let config = config_with(vec![one]);
+        let payload = postcard::to_allocvec(&config).unwrap();
+        assert_eq!(decode(4, &payload), config);
     }
 }

@@ -118,6 +118,77 @@ pub enum XmitHashPolicy {
     VlanSrcmac,
 }
 
+/// When the primary port becomes the active one again after it recovers
+/// (`primary_reselect`; active-backup, balance-tlb and balance-alb).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrimaryReselect {
+    /// As soon as it is up again (the kernel's default).
+    #[default]
+    Always,
+    /// Only if it is better (speed, duplex) than the active port.
+    Better,
+    /// Only when the active port fails.
+    Failure,
+}
+
+impl PrimaryReselect {
+    pub fn kernel_name(self) -> &'static str {
+        match self {
+            PrimaryReselect::Always => "always",
+            PrimaryReselect::Better => "better",
+            PrimaryReselect::Failure => "failure",
+        }
+    }
+}
+
+/// Which MAC address the bond and its ports use on a failover (`fail_over_mac`;
+/// active-backup only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailOverMac {
+    /// Every port takes the bond's MAC (the kernel's default).
+    #[default]
+    None,
+    /// The bond takes the active port's MAC.
+    Active,
+    /// The new active port takes the bond's MAC, the old one the new one's.
+    Follow,
+}
+
+impl FailOverMac {
+    pub fn kernel_name(self) -> &'static str {
+        match self {
+            FailOverMac::None => "none",
+            FailOverMac::Active => "active",
+            FailOverMac::Follow => "follow",
+        }
+    }
+}
+
+/// How an 802.3ad bond picks its active aggregator (`ad_select`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdSelect {
+    /// The one with the most bandwidth, kept until all its ports are down (kernel default).
+    #[default]
+    Stable,
+    /// The one with the most bandwidth, re-chosen on every change.
+    Bandwidth,
+    /// The one with the most ports, re-chosen on every change.
+    Count,
+}
+
+impl AdSelect {
+    pub fn kernel_name(self) -> &'static str {
+        match self {
+            AdSelect::Stable => "stable",
+            AdSelect::Bandwidth => "bandwidth",
+            AdSelect::Count => "count",
+        }
+    }
+}
+
 /// A bond of board ports.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -136,4 +207,25 @@ pub struct Bond {
     pub primary: Option<IfName>,
     /// Minimum number of active slaves before the bond reports carrier (`min_links`).
     pub min_links: u16,
+    // Blob format 4 appended the fields below (`blob::layout`).
+    /// When a recovered primary becomes active again.
+    pub primary_reselect: PrimaryReselect,
+    /// MAC address handling on failover (active-backup).
+    pub fail_over_mac: FailOverMac,
+    /// Aggregator selection (802.3ad).
+    pub ad_select: AdSelect,
+    /// MTU of the bond, which the kernel gives its ports too; None keeps the kernel's default.
+    pub mtu: Option<u16>,
+}
+
+impl Bond {
+    /// The primary port the bond runs with: the configured one, else, in a mode that has a
+    /// primary, the first port listed (so a recovered first port becomes active again instead
+    /// of whichever came up first staying active).
+    pub fn effective_primary(&self) -> Option<&IfName> {
+        if !self.mode.has_primary() {
+            return None;
+        }
+        self.primary.as_ref().or_else(|| self.slaves.first())
+    }
 }

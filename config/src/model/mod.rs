@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use cluster::{ClusterIpGroup, HashTuple, NatGateway, RealServerRole};
 pub use interfaces::{
-    ArpValidate, Bond, BondMode, Interface, LacpRate, LinkMonitor, XmitHashPolicy,
+    AdSelect, ArpValidate, Bond, BondMode, FailOverMac, Interface, LacpRate, LinkMonitor,
+    PrimaryReselect, XmitHashPolicy,
 };
 pub use lvs::{
     Check, CheckKind, CheckTiming, Forwarding, FwmarkRule, HttpBody, OnFailure, Persistence,

@@ -21,6 +21,9 @@ pub enum PortRole {
     Private,
     /// The dedicated cable to the partner box.
     Peer,
+    /// The second public port, for a bonded public side. Appended last: postcard writes a
+    /// variant as its index, so every role of a stored blob keeps its meaning.
+    Public2,
 }
 
 impl PortRole {
@@ -31,6 +34,7 @@ impl PortRole {
             PortRole::Public => "public",
             PortRole::Private => "private",
             PortRole::Peer => "peer",
+            PortRole::Public2 => "public2",
         }
     }
 }
@@ -166,5 +170,29 @@ mod pair_id_text {
         } else {
             u64::deserialize(deserializer)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PortRole;
+
+    /// Postcard writes a variant as its index: roles are only ever appended, so the index of
+    /// every role a stored blob holds never changes.
+    #[test]
+    fn port_roles_keep_their_blob_index() {
+        let roles = [
+            (PortRole::Mgmt, 0u8, "mgmt"),
+            (PortRole::Public, 1, "public"),
+            (PortRole::Private, 2, "private"),
+            (PortRole::Peer, 3, "peer"),
+            (PortRole::Public2, 4, "public2"),
+        ];
+        for (role, index, name) in roles {
+            assert_eq!(postcard::to_allocvec(&role).unwrap(), [index], "{name}");
+            assert_eq!(postcard::from_bytes::<PortRole>(&[index]).unwrap(), role);
+            assert_eq!(role.as_str(), name);
+        }
+        assert!(postcard::from_bytes::<PortRole>(&[5]).is_err());
     }
 }

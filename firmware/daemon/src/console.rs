@@ -38,6 +38,8 @@ pub enum Command {
     Nothing,
     /// `<engine> status`: an engine's status text.
     EngineStatus(&'static str),
+    /// `bond status`: every configured bond as the kernel runs it.
+    BondStatus,
     /// `pair status`: pairing, replication, the pair heartbeat, the partner's report.
     PairStatus,
     /// `pair start`: show a pairing code for the other box's `pair join CODE`.
@@ -96,7 +98,7 @@ pub const ENGINES: [&str; 3] = ["vrrp", "lvs", "realserver"];
 pub const HELP: &str =
     "commands: status | log | peer | ping ADDRESS [COUNT] | neighbours
           ports | ports assign ROLE PORT [ROLE PORT ...] | ports reset
-          vrrp status | lvs status | realserver status
+          vrrp status | lvs status | realserver status | bond status
   pair:   pair status | pair start | pair join CODE | unpair | pair adopt-peer | pair push
           compare peer
   config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard
@@ -214,6 +216,8 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
             Ok(Command::Ping { address, count })
         }
         ("ping", _, _) => Err(usage("usage: ping ADDRESS [COUNT], e.g. ping 192.0.2.21 3")),
+        ("bond" | "bonds", Some("status"), 1) => Ok(Command::BondStatus),
+        ("bond" | "bonds", _, _) => Err(usage("usage: bond status")),
         ("ports", None, 0) => Ok(Command::Ports),
         ("ports", Some("reset"), 1) => Ok(Command::PortsReset),
         ("ports", Some("assign"), n) if n >= 3 && n % 2 == 1 => Ok(Command::PortsAssign(
@@ -376,6 +380,8 @@ mod tests {
         assert!(parse("ping nowhere").is_err());
         assert_eq!(parse("neighbours"), Ok(Command::Neighbours));
         assert_eq!(parse("ports"), Ok(Command::Ports));
+        assert_eq!(parse("bond status"), Ok(Command::BondStatus));
+        assert!(parse("bond").is_err());
         assert_eq!(parse("PORTS reset"), Ok(Command::PortsReset));
         assert_eq!(
             parse("ports assign public 0000:00:04.0 private eth0"),

@@ -36,7 +36,9 @@ use tandem_config::identity::{IdentityStore, PairIdentity};
 use tandem_config::transaction::{self, CommitRequest, Committed, TransactionError, Transactions};
 use tandem_config::MacKey;
 
-use crate::pair_service::{AdoptAnswer, Ask, LocalState, PairHandle, PartnerDelta, ToDaemon};
+use crate::pair_service::{
+    AdoptAnswer, Ask, LocalState, PairHandle, PartnerDelta, ToDaemon, WholeBlob,
+};
 
 /// Warnings of one commit written to the log (the rest are counted).
 const WARNINGS_LOGGED: usize = 10;
@@ -75,6 +77,10 @@ pub struct Daemon {
     peer: PeerMonitor,
     probe_sequence: u16,
     carriers: Vec<(String, Option<bool>)>,
+    /// Per configured bond: its carrier and failover count in the last link table, and the
+    /// active port the last failover left (shared with the task that reads it).
+    bonds_seen: std::collections::BTreeMap<String, (bool, u32)>,
+    bond_active: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
     /// Link changes from rtnetlink (None: netlink unavailable, carriers are polled instead).
     links: Option<LinkWatch>,
 
@@ -205,6 +211,8 @@ impl Daemon {
             peer: PeerMonitor::default(),
             probe_sequence: 0,
             carriers,
+            bonds_seen: std::collections::BTreeMap::new(),
+            bond_active: Arc::default(),
             links: None,
             watchdog: None,
             engines: Vec::new(),
@@ -238,13 +246,12 @@ impl Daemon {
             .as_ref()
             .map_or_else(|| "peer".to_owned(), |l| l.interface.as_str().to_owned());
         let key = self.identity.as_ref().map(|i| MacKey(i.key));
-        let blob = if self.transactions.generation() == 0 {
-            Vec::new()
+        let source = if self.transactions.generation() == 0 {
+            None
         } else {
-            self.transactions
-                .blob_for_partner(key.as_ref())
-                .unwrap_or_default()
+            self.transactions.partner_blob().ok()
         };
+        let blob = source.map_or_else(WholeBlob::default, |source| WholeBlob::new(source, key));
         let generation = self.transactions.generation();
         let digest = self.transactions.digest();
         // A new generation: the delta over the one published before (what a partner that ran
@@ -806,6 +813,11 @@ impl Daemon {
                     )
                 }
             }
+            Command::BondStatus => {
+                let running = self.effective(self.transactions.running());
+                tokio::spawn(async move { reply.send(crate::bonds::status(&running).await) });
+                return None;
+            }
             Command::EngineStatus(name) => {
                 match self.engines.iter().find(|engine| engine.name == name) {
                     Some(engine) => {
@@ -1116,6 +1128,52 @@ impl Daemon {
             })
             .collect();
         self.on_carriers(&now, false);
+        self.on_bond_links(table);
+    }
+
+    /// Logs a configured bond's carrier changes and failovers, with the cause: the active port
+    /// the kernel chose and what happened to the one before (read from the kernel off the
+    /// loop).
+    fn on_bond_links(&mut self, table: &LinkTable) {
+        let running = Arc::clone(self.transactions.running());
+        for bond in running.bonds.iter() {
+            let name = bond.name.as_str();
+            let Some(state) = table.get(name) else {
+                self.bonds_seen.remove(name);
+                continue;
+            };
+            let now = (state.carrier && state.admin_up, state.failovers);
+            let Some(before) = self.bonds_seen.insert(name.to_owned(), now) else {
+                // First seen: learn its active port, so the first failover can name the cause.
+                let (known, name) = (Arc::clone(&self.bond_active), name.to_owned());
+                tokio::spawn(async move { crate::bonds::failover_line(&name, &known).await });
+                continue;
+            };
+            if now.0 != before.0 {
+                self.log.line(if now.0 {
+                    format!("bond {name}: carrier up")
+                } else {
+                    format!(
+                        "bond {name}: carrier down: no port has link{}",
+                        if bond.min_links > 1 {
+                            format!(" or fewer than min_links {}", bond.min_links)
+                        } else {
+                            String::new()
+                        }
+                    )
+                });
+            }
+            if now.1 != before.1 {
+                let (log, known, name) = (
+                    self.log.clone(),
+                    Arc::clone(&self.bond_active),
+                    name.to_owned(),
+                );
+                tokio::spawn(async move {
+                    log.line(crate::bonds::failover_line(&name, &known).await);
+                });
+            }
+        }
     }
 
     /// Logs board NICs' carrier changes; `track` also tells the engines (polling mode).

@@ -4,6 +4,7 @@
 //! in the foreground (`tandem run`) or answers `--version`. Everything else lives in libraries;
 //! this crate wires them together.
 
+mod bonds;
 mod boot;
 mod config_store;
 mod console;

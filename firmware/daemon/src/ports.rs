@@ -151,7 +151,7 @@ fn list_on(
     if let Some(board) = board {
         let roles: Vec<&str> = NicRole::ASSIGN_ORDER
             .iter()
-            .filter(|role| board.nic(**role).is_some())
+            .filter(|role| board.has_role(**role))
             .map(|role| role.interface_name())
             .collect();
         text.push_str(&format!(
@@ -242,11 +242,11 @@ fn assign_on(
     let mut map = tandem_board::port_map_of(&next, found);
     for (role_word, port_word) in pairs {
         let role = NicRole::from_interface_name(&role_word.to_ascii_lowercase())
-            .filter(|role| board.nic(*role).is_some());
+            .filter(|role| board.has_role(*role));
         let Some(role) = role else {
             let valid: Vec<&str> = NicRole::ASSIGN_ORDER
                 .iter()
-                .filter(|role| board.nic(**role).is_some())
+                .filter(|role| board.has_role(**role))
                 .map(|role| role.interface_name())
                 .collect();
             return format!(
@@ -358,7 +358,7 @@ mod tests {
         let boot = tandem_board::assign_roles(&QEMU_LAB, &found);
         let before = list_on(Some(&QEMU_LAB), &boot, Some(&mut store), &found);
         assert!(
-            before.starts_with("ports: board qemu-lab roles public private peer mgmt\n"),
+            before.starts_with("ports: board qemu-lab roles public private peer mgmt public2\n"),
             "{before}"
         );
         assert!(before.contains("ports: 0000:00:04.0 name=private role=private from=board carrier=- mac=52:54:00:1a:01:02 driver=virtio_net\n"), "{before}");
@@ -444,7 +444,7 @@ mod tests {
         );
         assert!(text.contains("ROLE `wan`"), "{text}");
         assert!(
-            text.contains("valid: public, private, peer, mgmt"),
+            text.contains("valid: public, private, peer, mgmt, public2"),
             "{text}"
         );
         let text = assign_on(
@@ -505,5 +505,124 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ports: saved none"), "{text}");
+    }
+
+    /// A port-map record exactly as the firmware before `public2` wrote it (TDPM version 1,
+    /// role words, built here byte by byte from the documented layout): it reads the same,
+    /// since the record stores role words and `public2` only adds a word.
+    #[test]
+    fn a_record_written_before_public2_still_reads() {
+        use tandem_config::storage::BlockDevice;
+        let mut record = [0u8; 276];
+        record[0..4].copy_from_slice(b"TDPM");
+        record[4..6].copy_from_slice(&1u16.to_le_bytes());
+        record[6..14].copy_from_slice(&7u64.to_le_bytes());
+        record[14] = 2;
+        for (at, (role, port)) in [("public", "0000:00:04.0"), ("private", "0000:00:03.0")]
+            .iter()
+            .enumerate()
+        {
+            let start = 16 + at * 32;
+            record[start..start + role.len()].copy_from_slice(role.as_bytes());
+            record[start + 8..start + 8 + port.len()].copy_from_slice(port.as_bytes());
+        }
+        let crc = tandem_config::crc32::crc32(&record[..272]);
+        record[272..].copy_from_slice(&crc.to_le_bytes());
+        let mut device = AnyDevice::new(Box::new(MemDevice::erased(8192)), "memory");
+        device.write_at(1024, &record).unwrap();
+        let mut store = IdentityStore::new(device, 0);
+        let (map, note) = read_map(&mut store);
+        assert_eq!(note, None);
+        assert_eq!(
+            map,
+            vec![
+                (NicRole::Public, "0000:00:04.0".to_owned()),
+                (NicRole::Private, "0000:00:03.0".to_owned()),
+            ]
+        );
+        // The lab box now has a fifth port: the old map places the same two roles.
+        let mut found = found();
+        found.push(FoundNic {
+            name: "eth4".into(),
+            pci_path: Some("0000:00:07.0".into()),
+            mac: [0x52, 0x54, 0, 0x1a, 1, 5],
+            driver: Some("virtio_net".into()),
+        });
+        let booted = tandem_board::assign_roles_with_map(&QEMU_LAB, &found, &map);
+        assert_eq!(booted.nic_for(NicRole::Public), Some("private"));
+        assert_eq!(booted.nic_for(NicRole::Private), Some("public"));
+        assert_eq!(booted.nic_for(NicRole::Public2), Some("eth4"));
+        assert!(booted.notes.is_empty(), "{:?}", booted.notes);
+    }
+
+    /// The 4-port box: `ports assign public2 mgmt` stores public2 on the mgmt port; `ports`
+    /// shows it for the next boot, which names that port public2 and leaves mgmt without one.
+    #[test]
+    fn the_4_port_box_gives_its_mgmt_port_the_public2_role() {
+        use tandem_board::profiles::X86_1U_4PORT_IGB;
+        let (mut store, log) = (store(), Log::default());
+        let found: Vec<FoundNic> = ["mgmt", "public", "private", "peer"]
+            .iter()
+            .enumerate()
+            .map(|(at, name)| FoundNic {
+                name: (*name).to_owned(),
+                pci_path: Some(format!("0000:0{}:00.0", at + 1)),
+                mac: [0x00, 0x1b, 0x21, 0, 0, u8::try_from(at + 1).unwrap()],
+                driver: Some("igb".into()),
+            })
+            .collect();
+        let boot = tandem_board::assign_roles(&X86_1U_4PORT_IGB, &found);
+        let before = list_on(Some(&X86_1U_4PORT_IGB), &boot, Some(&mut store), &found);
+        assert!(
+            before.starts_with(
+                "ports: board x86-1u-4port-igb roles public private peer mgmt public2\n"
+            ),
+            "{before}"
+        );
+        let text = assign_on(
+            Some(&X86_1U_4PORT_IGB),
+            Some(&mut store),
+            &pairs(&[("public2", "mgmt")]),
+            &found,
+            &log,
+        );
+        assert!(
+            text.contains(
+                "next boot: public=0000:02:00.0 private=0000:03:00.0 peer=0000:04:00.0 \
+                 public2=0000:01:00.0"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            store.load_port_map().unwrap(),
+            StoredPortMap::Map(vec![("public2".into(), "0000:01:00.0".into())])
+        );
+        let after = list_on(Some(&X86_1U_4PORT_IGB), &boot, Some(&mut store), &found);
+        assert!(
+            after.contains("ports: 0000:01:00.0 name=mgmt role=mgmt from=board next=public2 "),
+            "{after}"
+        );
+        let (map, _) = read_map(&mut store);
+        let booted = tandem_board::assign_roles_with_map(&X86_1U_4PORT_IGB, &found, &map);
+        assert!(booted.is_complete(), "mgmt gave its port up: not missing");
+        assert_eq!(
+            boot_line(&booted, &found).as_deref(),
+            Some(
+                "ports: public=0000:02:00.0 (board) private=0000:03:00.0 (board) \
+                 peer=0000:04:00.0 (board) public2=0000:01:00.0 (operator)"
+            )
+        );
+        // And back: mgmt takes its port again; nothing differs from the profile.
+        assign_on(
+            Some(&X86_1U_4PORT_IGB),
+            Some(&mut store),
+            &pairs(&[("mgmt", "0000:01:00.0")]),
+            &found,
+            &log,
+        );
+        assert_eq!(
+            store.load_port_map().unwrap(),
+            StoredPortMap::Map(Vec::new())
+        );
     }
 }

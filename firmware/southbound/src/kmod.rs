@@ -1,5 +1,6 @@
 //! Loading kernel modules with `finit_module(2)`, in dependency order, without modprobe.
 
+use std::ffi::CStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -52,6 +53,17 @@ impl core::fmt::Display for KmodError {
 }
 
 impl std::error::Error for KmodError {}
+
+/// Parameters a module is loaded with (what modprobe.d would hold on a distribution).
+/// `bonding`: no bond of its own (`bond0`) at load; bonds are the config's alone.
+const MODULE_PARAMETERS: &[(&str, &CStr)] = &[("bonding", c"max_bonds=0")];
+
+fn parameters(name: &str) -> &'static CStr {
+    MODULE_PARAMETERS
+        .iter()
+        .find(|(module, _)| *module == name)
+        .map_or(c"", |(_, parameters)| parameters)
+}
 
 /// The modules of the running kernel, as the image ships them under `/lib/modules/<release>`.
 #[derive(Debug)]
@@ -112,7 +124,7 @@ impl ModuleLoader {
                 path: path.clone(),
                 source,
             })?;
-            match finit_module(&file, c"", ModuleInitFlags::empty()) {
+            match finit_module(&file, parameters(&name), ModuleInitFlags::empty()) {
                 Ok(()) => report.loaded.push(name),
                 Err(Errno::EEXIST) => report.already.push(name),
                 Err(errno) => return Err(KmodError::Load { path, errno }),

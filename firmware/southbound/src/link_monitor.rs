@@ -35,6 +35,9 @@ pub struct LinkState {
     pub admin_up: bool,
     /// IFF_LOWER_UP / carrier: the cable (or the partner port) is there.
     pub carrier: bool,
+    /// Bonding failover notifications (`IFLA_EVENT_BONDING_FAILOVER`: the bond's active port
+    /// changed) the table saw for this link. In a decoded notification: 1 when it is one.
+    pub failovers: u32,
 }
 
 impl LinkState {
@@ -69,6 +72,9 @@ pub fn link_state(payload: &[u8]) -> Option<LinkState> {
         // Carrier is only meaningful while up; LOWER_UP says the same where the attribute is
         // missing (older kernels, some virtual links).
         carrier: link.carrier.unwrap_or(false) || link.flags & IFF_LOWER_UP != 0,
+        failovers: u32::from(
+            crate::bond::read_link(payload).is_some_and(|read| read.is_failover()),
+        ),
     })
 }
 
@@ -85,6 +91,11 @@ pub fn decode(kind: u16, payload: &[u8]) -> Option<LinkChange> {
 pub fn apply(table: &mut LinkTable, change: &LinkChange) -> bool {
     match change {
         LinkChange::New(state) => {
+            // The table counts failovers; a notification says whether it is one.
+            let mut state = state.clone();
+            let seen = table.get(&state.name).map_or(0, |old| old.failovers);
+            state.failovers = seen.wrapping_add(state.failovers);
+            let state = &state;
             // A rename arrives as a NEWLINK with the same index and a new name.
             let renamed: Vec<String> = table
                 .iter()
@@ -234,7 +245,41 @@ mod tests {
             name: name.to_owned(),
             admin_up,
             carrier,
+            failovers: 0,
         })
+    }
+
+    #[test]
+    fn the_table_counts_a_bonds_failover_notifications() {
+        let mut table = LinkTable::new();
+        assert!(apply(&mut table, &state(7, "bond0", true, true)));
+        let failover = |index| {
+            let mut info = nlmsg::Request::new(
+                RTM_NEWLINK,
+                0,
+                &nlmsg::ifinfomsg(index, IFF_UP | IFF_LOWER_UP, 0),
+            )
+            .string(nlmsg::IFLA_IFNAME, "bond0")
+            .attribute(
+                crate::bond::IFLA_EVENT,
+                &crate::bond::IFLA_EVENT_BONDING_FAILOVER.to_ne_bytes(),
+            );
+            info = info.nested(crate::bond::IFLA_LINKINFO, |r| {
+                r.string(crate::bond::IFLA_INFO_KIND, "bond")
+            });
+            let bytes = info.finish(0).unwrap();
+            decode(RTM_NEWLINK, &bytes[nlmsg::HEADER_LEN..]).unwrap()
+        };
+        let LinkChange::New(decoded) = failover(7) else {
+            panic!("not a link state");
+        };
+        assert_eq!(decoded.failovers, 1);
+        assert!(apply(&mut table, &failover(7)));
+        assert!(apply(&mut table, &failover(7)));
+        assert_eq!(table["bond0"].failovers, 2);
+        // A plain notification keeps the count.
+        assert!(!apply(&mut table, &state(7, "bond0", true, true)));
+        assert_eq!(table["bond0"].failovers, 2);
     }
 
     #[test]

@@ -291,7 +291,7 @@ impl NetExecutor {
 }
 
 /// An `RTM_SETLINK` for link `index` setting the `IFF_*` `flags` selected by `change`.
-fn link_request(index: u32, flags: u32, change: u32) -> Request {
+pub(crate) fn link_request(index: u32, flags: u32, change: u32) -> Request {
     // NLM_F_EXCL | NLM_F_CREATE as rtnetlink sent them (RTM_SETLINK ignores both).
     Request::new(
         RTM_SETLINK,

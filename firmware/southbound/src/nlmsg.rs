@@ -51,6 +51,9 @@ pub const NLM_F_CREATE: u16 = 0x400;
 
 /// Attribute types carry two flag bits (nested, network byte order) above the type.
 const NLA_TYPE_MASK: u16 = 0x3fff;
+/// The flag bit saying an attribute holds attributes ([`Request::nested`] sets it; the kernel's
+/// strict parsers want it, the others ignore it, and the readers mask it off).
+pub const NLA_F_NESTED: u16 = 0x8000;
 
 // Attributes.
 pub const IFLA_IFNAME: u16 = 3;
@@ -313,6 +316,31 @@ impl Request {
         self
     }
 
+    /// Appends attribute `kind` with [`NLA_F_NESTED`] holding the attributes `inner` appends to
+    /// the request it is handed (`IFLA_LINKINFO`); its length covers them with their padding,
+    /// as the kernel's `nla_nest_end` writes it.
+    pub fn nested(mut self, kind: u16, inner: impl FnOnce(Request) -> Request) -> Request {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(&[0; ATTRIBUTE_HEADER_LEN]);
+        let mut request = inner(self);
+        let length = request
+            .bytes
+            .len()
+            .checked_sub(start)
+            .and_then(|length| u16::try_from(length).ok());
+        let header = request
+            .bytes
+            .get_mut(start..start.saturating_add(ATTRIBUTE_HEADER_LEN));
+        match (length, header) {
+            (Some(length), Some(header)) => {
+                header[..2].copy_from_slice(&length.to_ne_bytes());
+                header[2..].copy_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+            }
+            _ => request.oversized = true,
+        }
+        request
+    }
+
     /// Appends a string attribute with its terminating NUL (`IFLA_IFNAME`).
     pub fn string(self, kind: u16, value: &str) -> Request {
         let mut terminated = Vec::with_capacity(value.len() + 1);
@@ -417,6 +445,7 @@ mod tests {
             (NLM_F_EXCL, libc::NLM_F_EXCL),
             (NLM_F_CREATE, libc::NLM_F_CREATE),
             (NLA_TYPE_MASK, libc::NLA_TYPE_MASK & 0xffff),
+            (NLA_F_NESTED, libc::NLA_F_NESTED),
             (AF_INET.into(), libc::AF_INET),
             (AF_INET6.into(), libc::AF_INET6),
         ];
@@ -604,6 +633,44 @@ mod tests {
         assert!(Request::new(RTM_SETLINK, 0, &[])
             .attribute(IFLA_IFNAME, &too_long)
             .finish(1)
+            .is_none());
+    }
+
+    #[test]
+    fn nested_attributes_carry_the_flag_and_cover_their_padded_contents() {
+        // IFLA_LINKINFO (18) { IFLA_INFO_KIND (1) "bond\0", IFLA_INFO_DATA (2) { 1: u8 1 } }
+        let request = Request::new(RTM_NEWLINK, NLM_F_REQUEST, &[])
+            .nested(18, |r| {
+                r.string(1, "bond").nested(2, |r| r.attribute(1, &[1]))
+            })
+            .attribute(IFLA_CARRIER, &[1])
+            .finish(5)
+            .unwrap();
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            28, 0, 18, 0x80,
+                9, 0, 1, 0, b'b', b'o', b'n', b'd', 0, 0, 0, 0,
+                12, 0, 2, 0x80,
+                    5, 0, 1, 0, 1, 0, 0, 0,
+            5, 0, 33, 0, 1, 0, 0, 0,
+        ];
+        assert_eq!(&request[HEADER_LEN..], expected);
+        // The readers mask the flag and walk into the nest.
+        let [(kind, value), (carrier, _)] =
+            attributes(&request[HEADER_LEN..]).collect::<Vec<_>>()[..]
+        else {
+            panic!()
+        };
+        assert_eq!((kind, carrier), (18, IFLA_CARRIER));
+        let inner: Vec<_> = attributes(value).map(|(kind, _)| kind).collect();
+        assert_eq!(inner, [1, 2]);
+        // An empty nest is a bare header; one over 64 KiB fails like a long attribute.
+        let empty = Request::new(0, 0, &[]).nested(2, |r| r).finish(0).unwrap();
+        assert_eq!(&empty[HEADER_LEN..], &[4, 0, 2, 0x80]);
+        let too_long = vec![b'x'; 40_000];
+        assert!(Request::new(0, 0, &[])
+            .nested(2, |r| r.attribute(1, &too_long).attribute(1, &too_long))
+            .finish(0)
             .is_none());
     }
 

@@ -1,16 +1,17 @@
 //! `lab`: boots the Tandem lab pair for `make run`.
 //!
-//! box-a and box-b (public, private, peer) holding a VRRP VIP and balancing it by LVS direct
-//! routing over rs1 and rs2 (public, private; the lab image, real-server role plus the lab HTTP
-//! responder), and a client namespace on the public segment. On a terminal it attaches
-//! to box-a's console until you press Ctrl-] (which tears the lab down); without one it waits
-//! for every box, prints one status table and exits.
+//! box-a and box-b (public, public2, private, peer; their public side an active-backup bond
+//! `bond0` of public and public2) holding a VRRP VIP and balancing it by LVS direct routing over
+//! rs1 and rs2 (public, private; the lab image, real-server role plus the lab HTTP responder),
+//! and a client namespace on the public segment. On a terminal it attaches to box-a's console
+//! until you press Ctrl-] (which tears the lab down); without one it waits for every box,
+//! prints one status table and each director's bond, and exits.
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tandem_lab::servers::{dr_director, dr_real_server};
+use tandem_lab::servers::{dr_director_bonded, dr_real_server};
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -39,7 +40,12 @@ const VIP: &str = "192.0.2.10";
 /// The boxes; `console_ui`: the directors run the console UI on their serial consoles (an
 /// operator attached on a terminal), else line commands (the figures below read log lines).
 fn specs(console_ui: bool) -> Vec<BoxSpec> {
-    let director = [Segment::Public, Segment::Private, Segment::Peer];
+    let director = [
+        Segment::Public,
+        Segment::Public2,
+        Segment::Private,
+        Segment::Peer,
+    ];
     let real_server = [Segment::Public, Segment::Private];
     let ui = |spec: BoxSpec| {
         if console_ui {
@@ -49,20 +55,24 @@ fn specs(console_ui: bool) -> Vec<BoxSpec> {
         }
     };
     vec![
-        ui(BoxSpec::new("box-a", &director).with_config(&dr_director(
-            "box-a",
-            "192.0.2.1",
-            200,
-            VIP,
-            80,
-        ))),
-        ui(BoxSpec::new("box-b", &director).with_config(&dr_director(
-            "box-b",
-            "192.0.2.2",
-            100,
-            VIP,
-            80,
-        ))),
+        ui(
+            BoxSpec::new("box-a", &director).with_config(&dr_director_bonded(
+                "box-a",
+                "192.0.2.1",
+                200,
+                VIP,
+                80,
+            )),
+        ),
+        ui(
+            BoxSpec::new("box-b", &director).with_config(&dr_director_bonded(
+                "box-b",
+                "192.0.2.2",
+                100,
+                VIP,
+                80,
+            )),
+        ),
         dr_real_server("rs1", "192.0.2.21", VIP, &real_server),
         dr_real_server("rs2", "192.0.2.22", VIP, &real_server),
     ]
@@ -144,6 +154,18 @@ fn run() -> Result<(), String> {
         "all {} boxes ready; lab booted in {boot_wall:.1} s wall time",
         rows.len()
     );
+    // The directors' public side: both ports of the bond up, one of them active.
+    for b in lab
+        .boxes
+        .iter()
+        .filter(|b| b.segments.contains(&Segment::Public2))
+    {
+        let line = b.wait_reply("bond status", "2 of 2 ports up", NICS_WAIT)?;
+        let status = line
+            .get(line.find("bond bond0:").unwrap_or(0)..)
+            .unwrap_or(&line);
+        println!("{}: {status}", b.name);
+    }
     let box_a = lab.boxes.first().ok_or("no box-a")?;
     box_a
         .console

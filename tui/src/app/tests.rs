@@ -532,3 +532,50 @@ fn a_poll_sent_in_an_earlier_step_does_not_propose_in_the_next() {
     assert!(app.assign.is_none());
     assert!(app.message.contains("no roles"), "{}", app.message);
 }
+
+/// The 4-port box offers public2 last: the usual roles skipped, the mgmt port plugged in for
+/// public2; the new map gives public2 that port and mgmt none (`ports assign`'s swap with a
+/// role that had no port), saved with one line.
+#[test]
+fn the_optional_public2_step_comes_last_and_takes_the_mgmt_port() {
+    let answer = |mgmt: &str| {
+        let mut text =
+            String::from("ports: board x86-1u-4port-igb roles public private peer mgmt public2\n");
+        for (at, role) in ["mgmt", "public", "private", "peer"].iter().enumerate() {
+            let carrier = if at == 0 { mgmt } else { "up" };
+            text.push_str(&format!(
+                "ports: 0000:0{}:00.0 name={role} role={role} from=board carrier={carrier} mac=00:1b:21:00:00:0{} driver=igb\n",
+                at + 1,
+                at + 1
+            ));
+        }
+        text.push_str("ports: end\n");
+        PortsView::parse(&text)
+    };
+    let mut flow = AssignFlow::new();
+    assert_eq!(flow.ports_answer(&answer("up"), 0), FlowOutcome::Continue);
+    assert_eq!(flow.roles, ["public", "private", "peer", "mgmt", "public2"]);
+    for role in ["public", "private", "peer", "mgmt"] {
+        assert_eq!(flow.role(), Some(role));
+        assert_eq!(flow.key(&Key::Char('s')), FlowOutcome::Continue);
+    }
+    assert_eq!(flow.role(), Some("public2"));
+    flow.ports_answer(&answer("down"), flow.serial);
+    flow.ports_answer(&answer("up"), flow.serial);
+    assert_eq!(flow.phase, assign::Phase::Proposed("0000:01:00.0".into()));
+    flow.key(&Key::Enter);
+    assert_eq!(flow.phase, assign::Phase::Summary);
+    assert_eq!(
+        flow.new_map(&answer("up")),
+        [
+            ("public".into(), "0000:02:00.0".into(), ""),
+            ("private".into(), "0000:03:00.0".into(), ""),
+            ("peer".into(), "0000:04:00.0".into(), ""),
+            ("public2".into(), "0000:01:00.0".into(), "chosen"),
+        ]
+    );
+    assert_eq!(
+        flow.key(&Key::Enter),
+        FlowOutcome::Save("ports assign public2 0000:01:00.0".into())
+    );
+}

@@ -288,6 +288,48 @@ pub fn assign_summary() -> App {
     app
 }
 
+/// The `ports` of a 4-port box (`x86-1u-4port-igb`: four ports, each with a role, and public2
+/// offered for any of them); the mgmt port's carrier is `mgmt_carrier`.
+pub fn igb_ports_answer(mgmt_carrier: &str) -> String {
+    format!(
+        "ports: board x86-1u-4port-igb roles public private peer mgmt public2\n\
+         ports: 0000:01:00.0 name=mgmt role=mgmt from=board carrier={mgmt_carrier} mac=00:1b:21:00:00:01 driver=igb\n\
+         ports: 0000:02:00.0 name=public role=public from=board carrier=up mac=00:1b:21:00:00:02 driver=igb\n\
+         ports: 0000:03:00.0 name=private role=private from=board carrier=up mac=00:1b:21:00:00:03 driver=igb\n\
+         ports: 0000:04:00.0 name=peer role=peer from=board carrier=up mac=00:1b:21:00:00:04 driver=igb\n\
+         ports: saved none (the board profile's ports)\n\
+         ports: end\n"
+    )
+}
+
+/// The 4-port box's assign flow at its last step, the optional public2: the four usual roles
+/// skipped, the mgmt port's cable pulled and plugged back, proposed as public2.
+pub fn assign_public2() -> App {
+    let mut app = started();
+    press(&mut app, Key::Char('2'));
+    let igb = |carrier: &'static str| {
+        move |line: &str| match line {
+            "ports" => igb_ports_answer(carrier),
+            other => answer(other),
+        }
+    };
+    app.handle_key(Key::Char('w'));
+    settle_with(&mut app, igb("up"));
+    for _ in 0..4 {
+        app.handle_key(Key::Char('s'));
+        settle_with(&mut app, igb("up"));
+    }
+    assert_eq!(
+        app.assign.as_ref().and_then(|flow| flow.role()),
+        Some("public2")
+    );
+    for carrier in ["down", "up"] {
+        app.tick(app.now_ms + 500);
+        settle_with(&mut app, igb(carrier));
+    }
+    app
+}
+
 /// Every screen reachable from the menu, named as its snapshot files are.
 pub fn screens() -> Vec<(String, App)> {
     let mut screens = vec![(String::from("menu"), started())];
@@ -303,6 +345,7 @@ pub fn screens() -> Vec<(String, App)> {
     screens.push((String::from("ports-assign-watching"), assign_watching()));
     screens.push((String::from("ports-assign-proposed"), assign_proposed()));
     screens.push((String::from("ports-assign-summary"), assign_summary()));
+    screens.push((String::from("ports-assign-public2"), assign_public2()));
     screens
 }
 

@@ -127,6 +127,14 @@ pub async fn apply_addresses(
 /// Applies the config's interface settings and starts its engines (boot).
 pub async fn bring_up(config: &Config, context: &EngineContext) -> Vec<EngineHandle> {
     crate::realserver_engine::lab_hook::spawn_if_requested(&context.log);
+    // Bonds first: addresses and engines sit on them.
+    let bonds = crate::bonds::apply(None, config, &context.log).await;
+    for line in &bonds.lines {
+        context.log.line(format!("config: {line}"));
+    }
+    if let Some(summary) = bonds.summary() {
+        context.log.line(format!("config: {summary}"));
+    }
     apply_addresses(None, config, context).await;
     let engines: Vec<EngineHandle> = KINDS
         .iter()
@@ -176,7 +184,12 @@ pub fn plan_apply(
     applying.sort_by_key(|engine| APPLY_ORDER.iter().position(|name| *name == engine.name));
     let context = context.clone();
     async move {
-        let mut report = apply_addresses(Some(&old), &new, &context).await;
+        let bonds = crate::bonds::apply(Some(&old), &new, &context.log).await;
+        if let Some(summary) = bonds.summary() {
+            context.log.line(format!("config: {summary}"));
+        }
+        let mut report = bonds.lines;
+        report.extend(apply_addresses(Some(&old), &new, &context).await);
         for engine in stopping {
             // The engine removes what the config no longer asks for (IPVS services, VIPs, nft
             // tables): a plain shutdown leaves the IPVS table for a restarted daemon to adopt.

@@ -1401,7 +1401,7 @@ async fn write_message(
 #[derive(Debug, Clone, Copy)]
 struct Outgoing<'a> {
     /// This box's blob (keyed).
-    blob: &'a [u8],
+    blob: &'a super::WholeBlob,
     /// The delta to send instead when the partner runs its base.
     delta: Option<&'a PartnerDelta>,
     /// The admin password hash sealed with it.
@@ -1448,7 +1448,8 @@ async fn transfer(
             && !force
             && (challenge.generation, challenge.digest) == (d.base_generation, d.base_digest)
     });
-    let payload = delta.map_or(blob, |d| d.bytes.as_slice());
+    // Framed only now, and only when the whole config goes.
+    let payload = delta.map_or_else(|| blob.bytes(), |d| d.bytes.as_slice());
     let sealed = if pull {
         Vec::new()
     } else {
@@ -1589,7 +1590,7 @@ async fn serve(
             identity.pair_id,
             &nonce,
             Direction::ToClient,
-            &seal::wrap(current.credential.as_deref(), &current.blob),
+            &seal::wrap(current.credential.as_deref(), current.blob.bytes()),
         )
         .map_err(ServeError::Refused)?;
         let theirs = PushRepr {

@@ -204,6 +204,10 @@ struct Engine {
     /// addresses have none.
     schedule: AnnounceSchedule,
     tracked: Vec<(String, bool)>,
+    /// Per configured bond with `min_links`: its ports and how many must have carrier. The
+    /// kernel drops the carrier of an 802.3ad bond below min_links only; a tracked bond of any
+    /// mode counts as down below it here.
+    bond_quorum: Vec<(String, Vec<String>, usize)>,
     next_track_poll: Option<Instant>,
     /// Errors of the last (re)configuration, for status.
     refused: Vec<String>,
@@ -245,6 +249,7 @@ impl Engine {
             frames: HashMap::new(),
             schedule: AnnounceSchedule::default(),
             tracked: Vec::new(),
+            bond_quorum: Vec::new(),
             next_track_poll: None,
             refused: Vec::new(),
             expiring: None,
@@ -328,6 +333,19 @@ impl Engine {
         if let Some(pair) = self.pair.as_mut() {
             pair.reconfigure(config, now);
         }
+        self.bond_quorum = config
+            .bonds
+            .iter()
+            .filter(|bond| bond.min_links > 0)
+            .map(|bond| {
+                let ports = bond.slaves.iter().map(|p| p.as_str().to_owned()).collect();
+                (
+                    bond.name.as_str().to_owned(),
+                    ports,
+                    usize::from(bond.min_links),
+                )
+            })
+            .collect();
         // What the speaker is asked for: each plan, or the running instance's old parameters
         // when the new ones cannot be planned (it keeps running as it was).
         let mut wanted = Vec::new();
@@ -809,22 +827,34 @@ impl Engine {
             .as_ref()
             .map(|links| links.borrow().clone());
         let mut changes = Vec::new();
+        let has_carrier = |name: &str| match &table {
+            Some(table) => table.get(name).is_some_and(|state| state.is_up()),
+            None => sysfs::carrier(sys, name) == Some(true),
+        };
         for (name, up) in &mut self.tracked {
-            let carrier = match &table {
-                Some(table) => table.get(name).is_some_and(|state| state.is_up()),
-                None => sysfs::carrier(sys, name) == Some(true),
-            };
+            // A bond with min_links: (ports with carrier, min_links).
+            let quorum = self
+                .bond_quorum
+                .iter()
+                .find(|(bond, _, _)| bond == name)
+                .map(|(_, ports, min)| (ports.iter().filter(|p| has_carrier(p)).count(), *min));
+            let link = has_carrier(name);
+            let carrier = link && quorum.is_none_or(|(with, min)| with >= min);
             if carrier != *up {
                 *up = carrier;
-                changes.push((name.clone(), carrier));
+                let why = match quorum {
+                    _ if carrier => "has carrier".to_owned(),
+                    Some((with, min)) if link => {
+                        format!("is below min_links {min}: {with} of its ports with carrier")
+                    }
+                    _ => "lost carrier".to_owned(),
+                };
+                changes.push((name.clone(), carrier, why));
             }
         }
-        for (name, up) in changes {
+        for (name, up, why) in changes {
             self.speaker.handle_track_event(now, &name, up);
-            self.log(format!(
-                "tracked {name} {}",
-                if up { "has carrier" } else { "lost carrier" }
-            ));
+            self.log(format!("tracked {name} {why}"));
         }
         self.next_track_poll = if self.context.links.is_some() || self.tracked.is_empty() {
             None

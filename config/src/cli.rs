@@ -24,8 +24,9 @@ use crate::validate::{self, Severity};
 const USAGE: &str = "usage: tandem config <command>
   check FILE                       validate a config (TOML text or blob)
   show FILE                        print the canonical text
-  import FILE [FILE_B] [--format keepalived|lvs] [-o OUT]
-                                   convert keepalived.conf or lvs.cf; lists what is not carried over.
+  import FILE [FILE_B] [--format keepalived|lvs|iptables] [-o OUT]
+                                   convert keepalived.conf, lvs.cf or iptables rules (their
+                                   CLUSTERIP rules); lists what is not carried over.
                                    Two keepalived.conf files (the pair's two directors, box a's
                                    first) give one pair config: the shared part plus [pair.a] and
                                    [pair.b]; an lvs.cf with an active backup gives one too
@@ -237,10 +238,9 @@ fn import_command(
 ) -> Result<i32, String> {
     options.check_known(&["--format", "-o"])?;
     let format = match options.get("--format") {
-        Some(name) => Some(
-            Format::from_name(name)
-                .ok_or_else(|| format!("unknown format \"{name}\"; use keepalived or lvs"))?,
-        ),
+        Some(name) => Some(Format::from_name(name).ok_or_else(|| {
+            format!("unknown format \"{name}\"; use keepalived, lvs or iptables")
+        })?),
         None => None,
     };
     let read =
@@ -325,6 +325,9 @@ fn export_command(
         }
     };
     match (format, role) {
+        (Format::Iptables, _) => Err(String::from(
+            "export writes keepalived.conf or lvs.cf; iptables is an import format only",
+        )),
         (Format::Lvs, Some(_)) => Err(String::from(
             "--box applies to --format keepalived: lvs.cf describes both routers in one file",
         )),

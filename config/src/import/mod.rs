@@ -1,4 +1,5 @@
-//! Import of keepalived.conf and Piranha lvs.cf into the Tandem model.
+//! Import of keepalived.conf, Piranha lvs.cf and iptables (CLUSTERIP rules) into the Tandem
+//! model.
 //!
 //! Import maps everything it can and reports every keyword it did not carry over, with its line:
 //! nothing is dropped silently. A keyword whose effect Tandem keeps in another form (e.g. `serial_no`
@@ -6,7 +7,10 @@
 //!
 //! One keepalived.conf is one box; [`pair::import_pair`] makes one pair config of the two
 //! directors' files. One lvs.cf with an active backup is already a pair ([`lvs_pair`]).
+//! An iptables file (iptables-save output or `iptables` command lines) gives a box's CLUSTERIP
+//! load-sharing groups ([`iptables`]).
 
+pub mod iptables;
 pub mod keepalived;
 pub mod lvs;
 pub(crate) mod lvs_pair;
@@ -82,7 +86,7 @@ pub enum ImportError {
     TooLarge { len: usize, max: usize },
     #[error("line {line}: {message}")]
     Syntax { line: usize, message: String },
-    #[error("cannot tell whether this is keepalived.conf or lvs.cf; pass --format keepalived or --format lvs")]
+    #[error("cannot tell whether this is keepalived.conf, lvs.cf or iptables rules; pass --format keepalived, --format lvs or --format iptables")]
     UnknownFormat,
 }
 
@@ -91,20 +95,26 @@ pub enum ImportError {
 pub enum Format {
     Keepalived,
     Lvs,
+    /// iptables-save output or a file of `iptables` command lines; only CLUSTERIP rules map.
+    Iptables,
 }
 
 impl Format {
-    /// Parses `keepalived` or `lvs`.
+    /// Parses `keepalived`, `lvs` or `iptables`.
     pub fn from_name(name: &str) -> Option<Format> {
         match name {
             "keepalived" | "keepalived.conf" => Some(Format::Keepalived),
             "lvs" | "lvs.cf" | "piranha" => Some(Format::Lvs),
+            "iptables" | "iptables-save" => Some(Format::Iptables),
             _ => None,
         }
     }
 }
 
-/// Guesses the format of `text`: lvs.cf uses `key = value`, keepalived.conf does not.
+/// Guesses the format of `text` from its first statement: lvs.cf uses `key = value`,
+/// keepalived.conf blocks, iptables-save `*table`, `:CHAIN` and `-A` lines (or `iptables`
+/// commands). A file whose first statement is none of these (a shell script that sets an address
+/// before its `iptables` lines) is iptables if any line is an iptables rule.
 pub fn detect(text: &str) -> Option<Format> {
     for line in text.lines() {
         let line = line.trim();
@@ -139,10 +149,16 @@ pub fn detect(text: &str) -> Option<Format> {
         ) {
             return Some(Format::Lvs);
         }
+        if iptables::is_iptables_line(line) {
+            return Some(Format::Iptables);
+        }
         if line.contains('=') {
             return Some(Format::Lvs);
         }
-        return None;
+        return text
+            .lines()
+            .any(|line| iptables::is_iptables_line(line.trim()))
+            .then_some(Format::Iptables);
     }
     None
 }
@@ -152,6 +168,7 @@ pub fn import(text: &str, format: Option<Format>) -> Result<Imported, ImportErro
     match format.or_else(|| detect(text)) {
         Some(Format::Keepalived) => keepalived::import(text),
         Some(Format::Lvs) => lvs::import(text),
+        Some(Format::Iptables) => iptables::import(text),
         None => Err(ImportError::UnknownFormat),
     }
 }

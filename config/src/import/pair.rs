@@ -79,6 +79,7 @@ fn format_name(format: Format) -> &'static str {
     match format {
         Format::Keepalived => "keepalived.conf",
         Format::Lvs => "lvs.cf",
+        Format::Iptables => "iptables rules",
     }
 }
 

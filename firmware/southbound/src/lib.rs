@@ -7,6 +7,7 @@
 //! `modprobe` or `sysctl`.
 
 pub mod bond;
+pub mod cluster_filter;
 pub mod kmod;
 pub mod lan_probe;
 pub mod link_monitor;

@@ -9,7 +9,10 @@
 //! none, and packets never see a half-built table. Nothing outside the table is touched.
 //!
 //! The encoder underneath ([`encode_table_replace`], the expression builders, [`run_batch`],
-//! [`counter_packets`]) is shared with [`crate::vip_filter`], which owns its own table.
+//! [`counter_packets`]) is shared with [`crate::vip_filter`], [`crate::snat`] and
+//! [`crate::cluster_filter`], which own their own tables. [`Batch`] builds transactions over
+//! tables of any family (`inet`, `ip`, `arp`, `netdev`), with sets and set elements, for those
+//! that need more than one `inet` chain.
 
 use std::io;
 use std::net::IpAddr;
@@ -41,6 +44,83 @@ const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
 const NLM_F_DUMP: u16 = 0x300;
 const NFT_MSG_GETGEN: u16 = 16;
+const NFT_MSG_NEWSET: u16 = 9;
+const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
+const NFPROTO_ARP: u8 = 3;
+const NFPROTO_NETDEV: u8 = 5;
+const NFTA_HOOK_DEV: u16 = 3;
+const NFTA_SET_TABLE: u16 = 1;
+const NFTA_SET_NAME: u16 = 2;
+const NFTA_SET_FLAGS: u16 = 3;
+const NFTA_SET_KEY_TYPE: u16 = 4;
+const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_ID: u16 = 10;
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_LOOKUP_SET: u16 = 1;
+const NFTA_LOOKUP_SREG: u16 = 2;
+const NFTA_HASH_SREG: u16 = 1;
+const NFTA_HASH_DREG: u16 = 2;
+const NFTA_HASH_LEN: u16 = 3;
+const NFTA_HASH_MODULUS: u16 = 4;
+const NFTA_HASH_SEED: u16 = 5;
+const NFTA_HASH_TYPE: u16 = 7;
+const NFT_HASH_JENKINS: u32 = 0;
+const NFTA_CT_DREG: u16 = 1;
+const NFTA_CT_KEY: u16 = 2;
+const NFTA_CT_SREG: u16 = 4;
+const NFT_CT_STATE: u32 = 0;
+const NFT_CT_MARK: u32 = 3;
+/// `NF_CT_STATE_BIT(IP_CT_NEW)`: bit `IP_CT_NEW + 1` of the `ct state` word.
+const CT_STATE_NEW: u32 = 1 << 3;
+const NFTA_PAYLOAD_SREG: u16 = 5;
+const NFTA_PAYLOAD_CSUM_TYPE: u16 = 6;
+const NFT_PAYLOAD_LL_HEADER: u32 = 0;
+const NFT_PAYLOAD_CSUM_NONE: u32 = 0;
+const NFT_META_IIFNAME: u32 = 6;
+const NFT_META_IIFTYPE: u32 = 8;
+const NFT_META_PKTTYPE: u32 = 19;
+/// `ARPHRD_ETHER`: `meta iiftype` of an Ethernet port (nft checks it before reading the link
+/// header, and so do the rules here).
+const ARPHRD_ETHER: u16 = 1;
+/// The 16-byte register 2, which is also 32-bit register `NFT_REG32_04`: the first of the
+/// registers a concatenation is loaded into (register 1 holds the hash).
+const NFT_REG_2: u32 = 2;
+const NFT_REG32_04: u32 = 12;
+/// The last 32-bit register (`NFT_REG32_15`).
+const NFT_REG32_15: u32 = 23;
+const NFTA_SET_USERDATA: u16 = 13;
+/// nft's set user data (libnftnl `NFTNL_UDATA_SET_KEYBYTEORDER`, nft `BYTEORDER_HOST_ENDIAN`):
+/// how `nft list` reads the keys back. Informational, like the key type.
+const UDATA_SET_KEYBYTEORDER: u8 = 0;
+const BYTEORDER_HOST_ENDIAN: u32 = 1;
+
+/// The key of a set: nft's datatype number (informational for the kernel: `nft list` prints
+/// with it), length in bytes, and whether the keys are host byte order (values a `hash` or
+/// `meta` expression leaves in a register) rather than network byte order (packet bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetKey {
+    pub datatype: u32,
+    pub len: u32,
+    pub host_order: bool,
+}
+
+/// A 4-byte host-order integer key (a bucket number; nft 1.0.6 lists such a set as `type 0`
+/// with decimal elements).
+pub const SET_KEY_U32: SetKey = SetKey {
+    datatype: 4,
+    len: 4,
+    host_order: true,
+};
+/// `NF_ARP_OUT`: the hook of an `arp` output chain.
+pub const HOOK_ARP_OUT: u32 = 1;
+/// `NF_NETDEV_INGRESS`: the hook of a `netdev` ingress chain.
+pub const HOOK_NETDEV_INGRESS: u32 = 0;
+/// `PACKET_HOST`: `meta pkttype host`.
+pub const PACKET_HOST: u8 = 0;
 const NFPROTO_UNSPEC: u8 = 0;
 const NFPROTO_INET: u8 = 1;
 const NFPROTO_IPV4: u8 = 2;
@@ -149,6 +229,20 @@ pub enum NftError {
     Refused { index: usize, error: io::Error },
     #[error("malformed netlink reply from the kernel")]
     Reply,
+    #[error("load-sharing group {group}: {buckets} buckets is outside 1..=64; fix the group's bucket count")]
+    Buckets { group: usize, buckets: u32 },
+    #[error("interface name {name:?} is empty or longer than 15 bytes; fix the interface name")]
+    Interface { name: String },
+    #[error(
+        "a hash over {len} bytes of fields does not fit nftables' registers; hash fewer fields"
+    )]
+    HashFields { len: u32 },
+    #[error("table {table} holds {rules} counted rules, not the {expected} of the groups asked for; replace the table (it was changed outside Tandem, or the group count is stale)")]
+    Layout {
+        table: &'static str,
+        rules: usize,
+        expected: usize,
+    },
 }
 
 /// What a base chain does: filter (accept, drop, mark) or NAT (sees the first packet of each
@@ -169,7 +263,224 @@ impl ChainKind {
     }
 }
 
-/// A base chain of an `inet` table: where it hooks in and at which priority.
+/// The family of an nftables table (`NFPROTO_*`): which packets its chains see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 and IPv6 (`inet`).
+    Inet,
+    /// IPv4 only (`ip`).
+    Ip,
+    /// ARP (`arp`): hooks `NF_ARP_IN` / [`HOOK_ARP_OUT`].
+    Arp,
+    /// Per device, before any protocol (`netdev`): hook [`HOOK_NETDEV_INGRESS`] on one device.
+    Netdev,
+}
+
+impl Family {
+    fn number(self) -> u8 {
+        match self {
+            Family::Inet => NFPROTO_INET,
+            Family::Ip => NFPROTO_IPV4,
+            Family::Arp => NFPROTO_ARP,
+            Family::Netdev => NFPROTO_NETDEV,
+        }
+    }
+}
+
+/// Where a payload offset counts from (`NFT_PAYLOAD_*_HEADER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadBase {
+    /// The link-layer (Ethernet) header; readable in `ip`/`inet` prerouting and `netdev`.
+    Link,
+    /// The network header (IP, or the ARP header in an `arp` table).
+    Network,
+    /// The transport header (`th`): TCP/UDP ports, ICMP type and code, ...
+    Transport,
+}
+
+impl PayloadBase {
+    fn number(self) -> u32 {
+        match self {
+            PayloadBase::Link => NFT_PAYLOAD_LL_HEADER,
+            PayloadBase::Network => NFT_PAYLOAD_NETWORK_HEADER,
+            PayloadBase::Transport => NFT_PAYLOAD_TRANSPORT_HEADER,
+        }
+    }
+}
+
+/// One field of a hashed concatenation: `len` bytes at `offset` from `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadField {
+    pub base: PayloadBase,
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// One nf_tables transaction being built: `BATCH_BEGIN`, the messages, `BATCH_END`. The kernel
+/// applies all of it or none. Sequence numbers run from the `seq` given to [`Batch::new`] (the
+/// begin message takes the first; batch ends carry 0 on the wire); [`Batch::finish`] says how
+/// many it used, for [`run_batch`].
+#[derive(Debug, Clone)]
+pub struct Batch {
+    out: Vec<u8>,
+    first: u32,
+    next: u32,
+    /// `NFTA_SET_ID` of the next set added: sets are named in the transaction by id and name.
+    set_id: u32,
+}
+
+impl Batch {
+    /// A transaction numbered from `seq`.
+    pub fn new(seq: u32) -> Batch {
+        let mut batch = Batch {
+            out: Vec::with_capacity(1024),
+            first: seq,
+            next: seq,
+            set_id: 1,
+        };
+        batch.message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, NFPROTO_UNSPEC, &[]);
+        batch
+    }
+
+    fn message(&mut self, ty: u16, flags: u16, family: u8, body: &[u8]) {
+        let seq = if ty == NFNL_MSG_BATCH_BEGIN || ty == NFNL_MSG_BATCH_END {
+            0
+        } else {
+            self.next
+        };
+        self.next = self.next.wrapping_add(1);
+        push_message(&mut self.out, ty, flags, seq, family, body);
+    }
+
+    fn nft(&mut self, msg: u16, flags: u16, family: Family, body: &[u8]) {
+        self.message(
+            (NFNL_SUBSYS_NFTABLES << 8) | msg,
+            NLM_F_REQUEST | NLM_F_ACK | flags,
+            family.number(),
+            body,
+        );
+    }
+
+    /// How many messages (counting begin, not end) are in so far.
+    pub fn len(&self) -> u32 {
+        self.next.wrapping_sub(self.first)
+    }
+
+    /// Whether nothing but the begin message is in.
+    pub fn is_empty(&self) -> bool {
+        self.len() <= 1
+    }
+
+    /// Removes table `family name` and everything in it, whether it exists or not: add (no
+    /// `EXCL`: a no-op when present), then delete.
+    pub fn remove_table(&mut self, family: Family, table: &str) {
+        let mut body = Vec::new();
+        push_str(&mut body, NFTA_TABLE_NAME, table);
+        self.nft(NFT_MSG_NEWTABLE, NLM_F_CREATE, family, &body);
+        self.nft(NFT_MSG_DELTABLE, 0, family, &body);
+    }
+
+    /// Adds table `family name` (after [`Batch::remove_table`]: a new, empty one).
+    pub fn add_table(&mut self, family: Family, table: &str) {
+        let mut body = Vec::new();
+        push_str(&mut body, NFTA_TABLE_NAME, table);
+        self.nft(NFT_MSG_NEWTABLE, NLM_F_CREATE, family, &body);
+    }
+
+    /// Adds base chain `chain` to its table of `family`; `device` is the device a `netdev`
+    /// chain hooks (`NFTA_HOOK_DEV`), `None` for the other families.
+    pub fn add_chain(&mut self, family: Family, chain: &BaseChain<'_>, device: Option<&str>) {
+        let mut body = Vec::new();
+        push_str(&mut body, NFTA_CHAIN_TABLE, chain.table);
+        push_str(&mut body, NFTA_CHAIN_NAME, chain.name);
+        let mut hook = Vec::new();
+        push_u32(&mut hook, NFTA_HOOK_HOOKNUM, chain.hook);
+        push_attr(&mut hook, NFTA_HOOK_PRIORITY, &chain.priority.to_be_bytes());
+        if let Some(device) = device {
+            push_str(&mut hook, NFTA_HOOK_DEV, device);
+        }
+        push_attr(&mut body, NFTA_CHAIN_HOOK | NLA_F_NESTED, &hook);
+        push_str(&mut body, NFTA_CHAIN_TYPE, chain.kind.type_name());
+        self.nft(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, &body);
+    }
+
+    /// Adds a plain hash set `name` (no flags: elements can be added and deleted while rules
+    /// look it up) with keys like `key` ([`SET_KEY_U32`]).
+    pub fn add_set(&mut self, family: Family, table: &str, name: &str, key: SetKey) {
+        let mut body = Vec::new();
+        push_str(&mut body, NFTA_SET_TABLE, table);
+        push_str(&mut body, NFTA_SET_NAME, name);
+        push_u32(&mut body, NFTA_SET_FLAGS, 0);
+        push_u32(&mut body, NFTA_SET_KEY_TYPE, key.datatype);
+        push_u32(&mut body, NFTA_SET_KEY_LEN, key.len);
+        push_u32(&mut body, NFTA_SET_ID, self.set_id);
+        if key.host_order {
+            let mut userdata = vec![UDATA_SET_KEYBYTEORDER, 4];
+            userdata.extend_from_slice(&BYTEORDER_HOST_ENDIAN.to_ne_bytes());
+            push_attr(&mut body, NFTA_SET_USERDATA, &userdata);
+        }
+        self.set_id = self.set_id.wrapping_add(1);
+        self.nft(NFT_MSG_NEWSET, NLM_F_CREATE, family, &body);
+    }
+
+    /// Adds `keys` to set `table`.`set` (nothing when `keys` is empty; a key already there is
+    /// no error).
+    pub fn add_elements(&mut self, family: Family, table: &str, set: &str, keys: &[Vec<u8>]) {
+        self.elements(NFT_MSG_NEWSETELEM, NLM_F_CREATE, family, table, set, keys);
+    }
+
+    /// Deletes `keys` from set `table`.`set` (nothing when `keys` is empty; a key that is not
+    /// there makes the kernel refuse the whole transaction with `ENOENT`).
+    pub fn delete_elements(&mut self, family: Family, table: &str, set: &str, keys: &[Vec<u8>]) {
+        self.elements(NFT_MSG_DELSETELEM, 0, family, table, set, keys);
+    }
+
+    fn elements(
+        &mut self,
+        msg: u16,
+        flags: u16,
+        family: Family,
+        table: &str,
+        set: &str,
+        keys: &[Vec<u8>],
+    ) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut list = Vec::new();
+        for key in keys {
+            let mut element = Vec::new();
+            push_data(&mut element, NFTA_SET_ELEM_KEY, key);
+            push_attr(&mut list, NFTA_LIST_ELEM | NLA_F_NESTED, &element);
+        }
+        let mut body = Vec::new();
+        push_str(&mut body, NFTA_SET_ELEM_LIST_TABLE, table);
+        push_str(&mut body, NFTA_SET_ELEM_LIST_SET, set);
+        push_attr(&mut body, NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED, &list);
+        self.nft(msg, flags, family, &body);
+    }
+
+    /// Appends a rule (its expression list, from [`RuleBuilder::build`]) to `table`.`chain`.
+    pub fn add_rule(&mut self, family: Family, table: &str, chain: &str, expressions: &[u8]) {
+        let mut body = Vec::new();
+        push_str(&mut body, NFTA_RULE_TABLE, table);
+        push_str(&mut body, NFTA_RULE_CHAIN, chain);
+        push_attr(&mut body, NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, expressions);
+        self.nft(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, family, &body);
+    }
+
+    /// Closes the transaction: the bytes to send and how many sequence numbers it used
+    /// (`seq..seq+count`, for [`run_batch`]).
+    pub fn finish(mut self) -> (Vec<u8>, u32) {
+        self.message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, NFPROTO_UNSPEC, &[]);
+        let count = self.len();
+        (self.out, count)
+    }
+}
+
+/// A base chain: its table and name, where it hooks in and at which priority. The table's
+/// family is given where the chain is added ([`Batch::add_chain`]);
+/// [`encode_table_replace`] puts it in an `inet` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BaseChain<'a> {
     pub table: &'a str,
@@ -203,85 +514,19 @@ pub fn encode_replace(rules: &[MarkRule], seq: u32) -> Result<(Vec<u8>, u32), Nf
 
 /// Builds one transaction replacing table `inet <chain.table>` with the base chain `chain`
 /// holding one rule per entry of `rules` (each the rule's encoded expression list, as built with
-/// [`push_expr`]). No rules: the table is only removed. Returns the batch and how many
+/// [`RuleBuilder`]). No rules: the table is only removed. Returns the batch and how many
 /// sequence numbers it used (`seq..seq+count`).
 pub fn encode_table_replace(chain: &BaseChain<'_>, rules: &[Vec<u8>], seq: u32) -> (Vec<u8>, u32) {
-    let mut out = Vec::with_capacity(512 + rules.iter().map(|r| r.len() + 64).sum::<usize>());
-    let mut next = seq;
-    let mut message = |out: &mut Vec<u8>, ty: u16, flags: u16, family: u8, body: &[u8]| {
-        let mut seq_here = next;
-        next = next.wrapping_add(1);
-        if ty == NFNL_MSG_BATCH_BEGIN || ty == NFNL_MSG_BATCH_END {
-            seq_here = 0;
-        }
-        push_message(out, ty, flags, seq_here, family, body);
-    };
-    let nft = |msg: u16| (NFNL_SUBSYS_NFTABLES << 8) | msg;
-    let begin_end_family = NFPROTO_UNSPEC;
-    message(
-        &mut out,
-        NFNL_MSG_BATCH_BEGIN,
-        NLM_F_REQUEST,
-        begin_end_family,
-        &[],
-    );
-    let mut table = Vec::new();
-    push_str(&mut table, NFTA_TABLE_NAME, chain.table);
-    let ack = NLM_F_REQUEST | NLM_F_ACK;
-    // Add (no EXCL: a no-op when present) then delete: the table is gone whatever was there.
-    message(
-        &mut out,
-        nft(NFT_MSG_NEWTABLE),
-        ack | NLM_F_CREATE,
-        NFPROTO_INET,
-        &table,
-    );
-    message(&mut out, nft(NFT_MSG_DELTABLE), ack, NFPROTO_INET, &table);
+    let mut batch = Batch::new(seq);
+    batch.remove_table(Family::Inet, chain.table);
     if !rules.is_empty() {
-        message(
-            &mut out,
-            nft(NFT_MSG_NEWTABLE),
-            ack | NLM_F_CREATE,
-            NFPROTO_INET,
-            &table,
-        );
-        let mut body = Vec::new();
-        push_str(&mut body, NFTA_CHAIN_TABLE, chain.table);
-        push_str(&mut body, NFTA_CHAIN_NAME, chain.name);
-        let mut hook = Vec::new();
-        push_u32(&mut hook, NFTA_HOOK_HOOKNUM, chain.hook);
-        push_attr(&mut hook, NFTA_HOOK_PRIORITY, &chain.priority.to_be_bytes());
-        push_attr(&mut body, NFTA_CHAIN_HOOK | NLA_F_NESTED, &hook);
-        push_str(&mut body, NFTA_CHAIN_TYPE, chain.kind.type_name());
-        message(
-            &mut out,
-            nft(NFT_MSG_NEWCHAIN),
-            ack | NLM_F_CREATE,
-            NFPROTO_INET,
-            &body,
-        );
+        batch.add_table(Family::Inet, chain.table);
+        batch.add_chain(Family::Inet, chain, None);
         for expressions in rules {
-            let mut body = Vec::new();
-            push_str(&mut body, NFTA_RULE_TABLE, chain.table);
-            push_str(&mut body, NFTA_RULE_CHAIN, chain.name);
-            push_attr(&mut body, NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, expressions);
-            message(
-                &mut out,
-                nft(NFT_MSG_NEWRULE),
-                ack | NLM_F_CREATE | NLM_F_APPEND,
-                NFPROTO_INET,
-                &body,
-            );
+            batch.add_rule(Family::Inet, chain.table, chain.name, expressions);
         }
     }
-    message(
-        &mut out,
-        NFNL_MSG_BATCH_END,
-        NLM_F_REQUEST,
-        begin_end_family,
-        &[],
-    );
-    (out, next.wrapping_sub(seq))
+    batch.finish()
 }
 
 /// Replaces table `inet tandem` in the running kernel with one holding `rules` (none: removes
@@ -345,6 +590,15 @@ pub fn run_batch(batch: &[u8], first: u32, count: u32) -> Result<(), NftError> {
 /// The packets counted by every `counter` expression of the rules in table `inet <table>`,
 /// summed (0 when the table does not exist). One rule dump: cheap enough for a status request.
 pub fn counter_packets(table: &str) -> Result<u64, NftError> {
+    Ok(rule_counters(Family::Inet, table)?
+        .into_iter()
+        .fold(0u64, u64::saturating_add))
+}
+
+/// The packets counted by each rule of table `family table`, in the kernel's dump order (chain
+/// by chain, each in rule order; 0 for a rule without a `counter`). Empty when the table does
+/// not exist. One rule dump.
+pub fn rule_counters(family: Family, table: &str) -> Result<Vec<u64>, NftError> {
     let sock = open_socket()?;
     let seq = 1u32;
     let mut body = Vec::new();
@@ -355,22 +609,22 @@ pub fn counter_packets(table: &str) -> Result<u64, NftError> {
         (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE,
         NLM_F_REQUEST | NLM_F_DUMP,
         seq,
-        NFPROTO_INET,
+        family.number(),
         &body,
     );
     sock.send(&request, 0).map_err(NftError::Socket)?;
-    let mut total = 0u64;
+    let mut counters = Vec::new();
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
         buf.clear();
         sock.recv(&mut buf, 0).map_err(NftError::Socket)?;
         for (ty, _, message) in messages(&buf)? {
             match ty {
-                NLMSG_DONE => return Ok(total),
+                NLMSG_DONE => return Ok(counters),
                 NLMSG_ERROR => {
                     let code = error_code(message)?;
                     if code == -libc::ENOENT {
-                        return Ok(0);
+                        return Ok(Vec::new());
                     }
                     if code != 0 {
                         return Err(NftError::Refused {
@@ -378,11 +632,11 @@ pub fn counter_packets(table: &str) -> Result<u64, NftError> {
                             error: io::Error::from_raw_os_error(code.saturating_neg()),
                         });
                     }
-                    return Ok(total);
+                    return Ok(counters);
                 }
                 _ => {
                     let rule_attributes = message.get(20..).ok_or(NftError::Reply)?;
-                    total = total.saturating_add(rule_counter_packets(rule_attributes)?);
+                    counters.push(rule_counter_packets(rule_attributes)?);
                 }
             }
         }
@@ -660,13 +914,202 @@ impl RuleBuilder {
 
     /// `oifname != "<name>"`: the packet leaves through any other interface.
     pub fn output_interface_not(mut self, name: &str) -> RuleBuilder {
-        let mut padded = [0u8; IFNAMSIZ];
-        let bytes = name.as_bytes();
-        let len = bytes.len().min(IFNAMSIZ - 1);
-        padded[..len].copy_from_slice(&bytes[..len]);
         push_expr(&mut self.expressions, "meta", &meta_load(NFT_META_OIFNAME));
-        push_expr(&mut self.expressions, "cmp", &cmp(NFT_CMP_NEQ, &padded));
+        push_expr(
+            &mut self.expressions,
+            "cmp",
+            &cmp(NFT_CMP_NEQ, &padded_ifname(name)),
+        );
         self
+    }
+
+    /// `oifname "<name>"`: the packet leaves through this interface.
+    pub fn output_interface(mut self, name: &str) -> RuleBuilder {
+        push_expr(&mut self.expressions, "meta", &meta_load(NFT_META_OIFNAME));
+        push_expr(
+            &mut self.expressions,
+            "cmp",
+            &cmp(NFT_CMP_EQ, &padded_ifname(name)),
+        );
+        self
+    }
+
+    /// `iifname "<name>"`: the packet came in through this interface.
+    pub fn input_interface(mut self, name: &str) -> RuleBuilder {
+        push_expr(&mut self.expressions, "meta", &meta_load(NFT_META_IIFNAME));
+        push_expr(
+            &mut self.expressions,
+            "cmp",
+            &cmp(NFT_CMP_EQ, &padded_ifname(name)),
+        );
+        self
+    }
+
+    /// `ether daddr <mac>`, after nft's own dependency `meta iiftype ether` (the link header is
+    /// only read from an Ethernet port).
+    pub fn ether_destination(mut self, mac: [u8; 6]) -> RuleBuilder {
+        push_expr(&mut self.expressions, "meta", &meta_load(NFT_META_IIFTYPE));
+        push_expr(
+            &mut self.expressions,
+            "cmp",
+            &cmp(NFT_CMP_EQ, &ARPHRD_ETHER.to_ne_bytes()),
+        );
+        self.payload_equals(PayloadBase::Link, 0, &mac)
+    }
+
+    /// The payload bytes at `offset` from `base` equal `value` (e.g. `arp saddr ip X`).
+    pub fn payload_equals(mut self, base: PayloadBase, offset: u32, value: &[u8]) -> RuleBuilder {
+        let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+        push_expr(
+            &mut self.expressions,
+            "payload",
+            &payload_load(base.number(), offset, len),
+        );
+        push_expr(&mut self.expressions, "cmp", &cmp(NFT_CMP_EQ, value));
+        self
+    }
+
+    /// `meta l4proto != <number>`.
+    pub fn l4proto_not(mut self, number: u8) -> RuleBuilder {
+        push_expr(&mut self.expressions, "meta", &meta_load(NFT_META_L4PROTO));
+        push_expr(&mut self.expressions, "cmp", &cmp(NFT_CMP_NEQ, &[number]));
+        self
+    }
+
+    /// `ct mark <mark>`: the packet's connection carries this mark (a packet without one, or
+    /// untracked, does not match).
+    pub fn ct_mark(mut self, mark: u32) -> RuleBuilder {
+        let mut load = Vec::new();
+        push_u32(&mut load, NFTA_CT_KEY, NFT_CT_MARK);
+        push_u32(&mut load, NFTA_CT_DREG, NFT_REG_1);
+        push_expr(&mut self.expressions, "ct", &load);
+        push_expr(
+            &mut self.expressions,
+            "cmp",
+            &cmp(NFT_CMP_EQ, &mark.to_ne_bytes()),
+        );
+        self
+    }
+
+    /// `ct state new`: the packet would open a connection conntrack has not seen (for TCP this
+    /// includes a mid-stream segment picked up loosely, not only a SYN).
+    pub fn ct_state_new(mut self) -> RuleBuilder {
+        let mut load = Vec::new();
+        push_u32(&mut load, NFTA_CT_KEY, NFT_CT_STATE);
+        push_u32(&mut load, NFTA_CT_DREG, NFT_REG_1);
+        push_expr(&mut self.expressions, "ct", &load);
+        let mut bitwise = Vec::new();
+        push_u32(&mut bitwise, NFTA_BITWISE_SREG, NFT_REG_1);
+        push_u32(&mut bitwise, NFTA_BITWISE_DREG, NFT_REG_1);
+        push_u32(&mut bitwise, NFTA_BITWISE_LEN, 4);
+        push_data(&mut bitwise, NFTA_BITWISE_MASK, &CT_STATE_NEW.to_ne_bytes());
+        push_data(&mut bitwise, NFTA_BITWISE_XOR, &[0; 4]);
+        push_expr(&mut self.expressions, "bitwise", &bitwise);
+        push_expr(&mut self.expressions, "cmp", &cmp(NFT_CMP_NEQ, &[0; 4]));
+        self
+    }
+
+    /// `jhash <fields joined with .> mod <modulus> seed <seed> @<set>`: the Jenkins hash of the
+    /// concatenated fields, reduced to `0..modulus`, is an element of `set` (4-byte host-order
+    /// keys). As nft lays a concatenation out, every field starts a fresh 32-bit register from
+    /// register 2 on, zero-padded to 4 bytes, and the hash runs over the padded bytes. Refused
+    /// when the fields do not fit the registers.
+    pub fn hash_in_set(
+        mut self,
+        fields: &[PayloadField],
+        seed: u32,
+        modulus: u32,
+        set: &str,
+    ) -> Result<RuleBuilder, NftError> {
+        let words: u32 = fields
+            .iter()
+            .map(|f| f.len.div_ceil(4))
+            .fold(0, u32::saturating_add);
+        if fields.is_empty()
+            || fields.iter().any(|f| f.len == 0)
+            || words > NFT_REG32_15 + 1 - NFT_REG32_04
+        {
+            return Err(NftError::HashFields {
+                len: words.saturating_mul(4),
+            });
+        }
+        let mut register = NFT_REG32_04;
+        for field in fields {
+            // nft names the first register by its 16-byte number; the kernel takes either.
+            let named = if register == NFT_REG32_04 {
+                NFT_REG_2
+            } else {
+                register
+            };
+            let mut load = Vec::new();
+            push_u32(&mut load, NFTA_PAYLOAD_DREG, named);
+            push_u32(&mut load, NFTA_PAYLOAD_BASE, field.base.number());
+            push_u32(&mut load, NFTA_PAYLOAD_OFFSET, field.offset);
+            push_u32(&mut load, NFTA_PAYLOAD_LEN, field.len);
+            push_expr(&mut self.expressions, "payload", &load);
+            register += field.len.div_ceil(4);
+        }
+        let mut hash = Vec::new();
+        push_u32(&mut hash, NFTA_HASH_SREG, NFT_REG_2);
+        push_u32(&mut hash, NFTA_HASH_DREG, NFT_REG_1);
+        push_u32(&mut hash, NFTA_HASH_LEN, words * 4);
+        push_u32(&mut hash, NFTA_HASH_MODULUS, modulus);
+        push_u32(&mut hash, NFTA_HASH_SEED, seed);
+        push_u32(&mut hash, NFTA_HASH_TYPE, NFT_HASH_JENKINS);
+        push_expr(&mut self.expressions, "hash", &hash);
+        let mut lookup = Vec::new();
+        push_str(&mut lookup, NFTA_LOOKUP_SET, set);
+        push_u32(&mut lookup, NFTA_LOOKUP_SREG, NFT_REG_1);
+        push_expr(&mut self.expressions, "lookup", &lookup);
+        Ok(self)
+    }
+
+    /// `ct mark set <mark>`: the packet's connection is marked (kept for all its later packets,
+    /// and read back by [`RuleBuilder::ct_mark`]).
+    pub fn set_ct_mark(mut self, mark: u32) -> RuleBuilder {
+        self.load_immediate(&mark.to_ne_bytes());
+        let mut set = Vec::new();
+        push_u32(&mut set, NFTA_CT_KEY, NFT_CT_MARK);
+        push_u32(&mut set, NFTA_CT_SREG, NFT_REG_1);
+        push_expr(&mut self.expressions, "ct", &set);
+        self
+    }
+
+    /// `meta pkttype set <pkttype>` ([`PACKET_HOST`]): only in prerouting (ip, inet, bridge)
+    /// and netdev ingress chains; the kernel refuses it elsewhere.
+    pub fn set_pkttype(mut self, pkttype: u8) -> RuleBuilder {
+        self.load_immediate(&[pkttype]);
+        let mut set = Vec::new();
+        push_u32(&mut set, NFTA_META_KEY, NFT_META_PKTTYPE);
+        push_u32(&mut set, NFTA_META_SREG, NFT_REG_1);
+        push_expr(&mut self.expressions, "meta", &set);
+        self
+    }
+
+    /// Writes `value` over the payload at `offset` from `base`, with no checksum update (e.g.
+    /// `arp saddr ether set <mac>`; an IP or transport field would need one).
+    pub fn payload_write(mut self, base: PayloadBase, offset: u32, value: &[u8]) -> RuleBuilder {
+        self.load_immediate(value);
+        let mut write = Vec::new();
+        push_u32(&mut write, NFTA_PAYLOAD_SREG, NFT_REG_1);
+        push_u32(&mut write, NFTA_PAYLOAD_BASE, base.number());
+        push_u32(&mut write, NFTA_PAYLOAD_OFFSET, offset);
+        push_u32(
+            &mut write,
+            NFTA_PAYLOAD_LEN,
+            u32::try_from(value.len()).unwrap_or(u32::MAX),
+        );
+        push_u32(&mut write, NFTA_PAYLOAD_CSUM_TYPE, NFT_PAYLOAD_CSUM_NONE);
+        push_expr(&mut self.expressions, "payload", &write);
+        self
+    }
+
+    /// `immediate`: `value` into register 1, for a statement that reads it.
+    fn load_immediate(&mut self, value: &[u8]) {
+        let mut immediate = Vec::new();
+        push_u32(&mut immediate, NFTA_IMMEDIATE_DREG, NFT_REG_1);
+        push_data(&mut immediate, NFTA_IMMEDIATE_DATA, value);
+        push_expr(&mut self.expressions, "immediate", &immediate);
     }
 
     /// `masquerade`: rewrite the source to the output interface's address (NAT chains only).
@@ -698,6 +1141,16 @@ impl RuleBuilder {
     pub fn build(self) -> Vec<u8> {
         self.expressions
     }
+}
+
+/// An interface name as nft compares it: `IFNAMSIZ` bytes, zero-padded (a longer name is cut
+/// to 15 bytes, which no interface has).
+fn padded_ifname(name: &str) -> [u8; IFNAMSIZ] {
+    let mut padded = [0u8; IFNAMSIZ];
+    let bytes = name.as_bytes();
+    let len = bytes.len().min(IFNAMSIZ - 1);
+    padded[..len].copy_from_slice(&bytes[..len]);
+    padded
 }
 
 fn meta_load(key: u32) -> Vec<u8> {

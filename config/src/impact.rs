@@ -32,8 +32,8 @@
 //!   traffic over; other settings change in place.
 //! - **Firewall-mark rules**: one nftables transaction, hitless. **NAT gateway** and
 //!   **real-server role** VIPs: added hitless, removed or moved disruptive. **Peer link**: any
-//!   change restarts connection sync. **CLUSTERIP** groups (by name): any change is disruptive,
-//!   with the reason. **System** and **notification** settings are hitless; a new management
+//!   change restarts connection sync. **CLUSTERIP** groups (by name): a new address, interface or
+//!   MAC is disruptive; hash and bucket changes are hitless (each box keeps the flows it has). **System** and **notification** settings are hitless; a new management
 //!   address drops the sessions on the old one.
 //! - **Pair halves** (`[pair.a]`, `[pair.b]`): each box is previewed on its effective config
 //!   ([`Config::for_box`]) with the rules above; what only one box sees is listed for that box
@@ -1150,18 +1150,21 @@ fn clusterip_changes(out: &mut Out, pair: (Option<&ClusterIpGroup>, Option<&Clus
             fields.show("vip", &old.vip, &new.vip);
             fields.show("interface", &old.interface, &new.interface);
             fields.show("multicast_mac", &old.multicast_mac, &new.multicast_mac);
+            fields.opt(
+                "unicast_flood_mac",
+                &old.unicast_flood_mac,
+                &new.unicast_flood_mac,
+            );
             let why = "the shared address is added again: its connections on this box are reset";
             out.fields(Engine::ClusterIp, &prefix, fields, Some(why));
+            // Each box keeps accepting the flows it has (conntrack marks them), whatever bucket
+            // they hash to now; only new flows follow the new buckets.
             let mut fields = Fields::default();
             fields.variant("hash", &old.hash, &new.hash);
             fields.show("hash_init", &old.hash_init, &new.hash_init);
             fields.show("total_nodes", &old.total_nodes, &new.total_nodes);
-            let why = "connections are hashed anew: those that land on the other box are reset";
-            out.fields(Engine::ClusterIp, &prefix, fields, Some(why));
-            let mut fields = Fields::default();
             fields.changed("local_nodes", &old.local_nodes, &new.local_nodes);
-            let why = "buckets move between the boxes: their connections are reset";
-            out.fields(Engine::ClusterIp, &prefix, fields, Some(why));
+            out.fields(Engine::ClusterIp, &prefix, fields, None);
         }
         _ => {}
     }
@@ -1451,7 +1454,7 @@ mod tests {
             changes,
             [
                 "real-server: VIP 10.0.0.10 removed: disruptive: traffic from the director to it is no longer accepted",
-                "clusterip: group web: local_nodes changed: disruptive: buckets move between the boxes: their connections are reset",
+                "clusterip: group web: local_nodes changed: hitless",
             ]
         );
     }

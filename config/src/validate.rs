@@ -161,6 +161,11 @@ impl Validation {
         for role in Role::BOTH {
             check_half_refs(config, role, pair.half(role), &mut report);
         }
+        for group in &config.clusterip {
+            if !group.local_nodes.is_empty() {
+                report.error(format!("clusterip \"{}\".local_nodes", group.name), "lists buckets in a pair config, where both boxes would serve them; leave it empty: box a serves the odd buckets and box b the even ones");
+            }
+        }
         let boxes = Role::BOTH.map(|role| config.for_box(role));
         let [a, b] = [&boxes[0], &boxes[1]].map(|one| Self::run(one, None).issues);
         let mut only_b: Vec<Option<Issue>> = b.into_iter().map(Some).collect();
@@ -1283,19 +1288,55 @@ fn check_roles(config: &Config, ctx: &Context<'_>, report: &mut Report) {
         }
     }
     let mut names: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut vips: BTreeMap<IpAddr, &str> = BTreeMap::new();
     for group in &config.clusterip {
         let path = format!("clusterip \"{}\"", group.name);
         if names.insert(group.name.as_str(), ()).is_some() {
             report.error(&path, "is defined twice");
         }
-        if !group.multicast_mac.is_multicast() {
-            report.error(&path, format!("MAC {} is not a multicast MAC (lowest bit of the first byte); use e.g. 01:00:5e:...", group.multicast_mac));
+        if !group.vip.is_ipv4() || group.vip.is_unspecified() {
+            report.error(&path, format!("vip {} cannot be shared: load sharing takes a unicast IPv4 address (ARP carries the shared MAC; IPv6 neighbour discovery is not rewritten); use a VRRP instance for an IPv6 address", group.vip));
+        }
+        if let Some(other) = vips.insert(group.vip, group.name.as_str()) {
+            report.error(&path, format!("vip {} is also the address of group \"{other}\"; each group shares its own address", group.vip));
+        }
+        if config
+            .vrrp
+            .iter()
+            .any(|v| v.vips.iter().any(|vip| vip.address == group.vip))
+        {
+            report.error(&path, format!("vip {} is also a VRRP virtual address: one box would hold it alone while both share it; remove it from one of the two", group.vip));
+        }
+        if ctx.subnets.iter().any(|(_, net)| net.addr == group.vip) {
+            report.error(
+                &path,
+                format!(
+                    "vip {} is an interface address; share an address no box has of its own",
+                    group.vip
+                ),
+            );
+        }
+        match group.unicast_flood_mac {
+            None if !group.multicast_mac.is_multicast() => {
+                report.error(&path, format!("MAC {} is not a multicast MAC (lowest bit of the first byte); use e.g. 01:00:5e:..., or set unicast_flood_mac for unicast flooding mode", group.multicast_mac));
+            }
+            None => {}
+            Some(mac) if mac.is_multicast() || mac.0 == [0; 6] => {
+                report.error(&path, format!("unicast_flood_mac {mac} is not a unicast MAC (lowest bit of the first byte must be 0); use a locally administered one such as 02:54:44:00:00:01"));
+            }
+            Some(mac) if mac.0[0] & 0x02 == 0 => {
+                report.warn(&path, format!("unicast_flood_mac {mac} is a globally administered MAC: if a device on the LAN owns it, switches learn it and stop flooding; use a locally administered one (second-lowest bit of the first byte set, e.g. 02:...)"));
+            }
+            Some(_) => {}
         }
         if group.total_nodes == 0 || group.total_nodes > 64 {
             report.error(
                 &path,
                 format!("total_nodes {} is outside 1 to 64", group.total_nodes),
             );
+        }
+        if group.local_nodes.is_empty() && group.total_nodes > 0 {
+            report.warn(&path, "local_nodes is empty: this box serves every bucket; in a pair config the boxes split them (pair them, or list this box's buckets in local_nodes and the partner's on the partner)");
         }
         let mut seen = 0u64;
         for &node in &group.local_nodes {

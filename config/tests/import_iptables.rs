@@ -486,3 +486,38 @@ fn groups_past_the_limit_are_refused_with_a_note() {
     )));
     runs_as_it_is(&imported.config);
 }
+
+#[test]
+fn the_two_tum_boxes_import_as_one_pair_that_splits_the_buckets() {
+    let pair =
+        import::import_pair(&fixture("tum_box1.rules"), &fixture("tum_box2.rules"), None).unwrap();
+    assert!(
+        pair.merge
+            .iter()
+            .all(|note| !note.path.contains("clusterip")),
+        "{:?}",
+        pair.merge
+    );
+    let config = pair.config;
+    assert!(config.clusterip[0].local_nodes.is_empty());
+    assert!(errors(&config).is_empty(), "{:?}", errors(&config));
+    // Box a serves node 1, box b node 2, as the two files did.
+    let a = config.for_box(tandem_config::model::Role::A);
+    let b = config.for_box(tandem_config::model::Role::B);
+    assert_eq!(
+        a.clusterip[0]
+            .local_nodes
+            .iter()
+            .copied()
+            .collect::<Vec<u8>>(),
+        [1]
+    );
+    assert_eq!(
+        b.clusterip[0]
+            .local_nodes
+            .iter()
+            .copied()
+            .collect::<Vec<u8>>(),
+        [2]
+    );
+}

@@ -306,3 +306,99 @@ fn bond_settings_that_silently_do_nothing_are_warned_about() {
         "modes with a primary",
     );
 }
+
+/// `CLEAN` with one load-sharing group appended (`extra` lines inside it).
+fn with_group(extra: &str) -> String {
+    format!(
+        "{CLEAN}\n[[clusterip]]\nname = \"share\"\nvip = \"192.0.2.50\"\ninterface = \"eth0\"\nlocal_nodes = [1, 3]\ntotal_nodes = 4\n{extra}\n"
+    )
+}
+
+#[test]
+fn load_sharing_groups_name_the_field_and_the_fix() {
+    assert_eq!(issues(&with_group("")), vec![]);
+    expect_only(
+        &with_group("unicast_flood_mac = \"03:54:44:00:00:01\""),
+        Severity::Error,
+        "clusterip \"share\"",
+        &["not a unicast MAC", "02:54:44:00:00:01"],
+    );
+    expect_only(
+        &with_group("unicast_flood_mac = \"00:54:44:00:00:01\""),
+        Severity::Warning,
+        "clusterip \"share\"",
+        &["globally administered", "locally administered"],
+    );
+    assert_eq!(
+        issues(&with_group("unicast_flood_mac = \"02:54:44:00:00:01\"")),
+        vec![]
+    );
+    expect_only(
+        &with_group("multicast_mac = \"00:00:5e:00:00:01\""),
+        Severity::Error,
+        "clusterip \"share\"",
+        &["not a multicast MAC", "unicast_flood_mac"],
+    );
+    // The shared address may be no VRRP address and no interface address.
+    let found = issues(&with_group("").replace("vip = \"192.0.2.50\"", "vip = \"192.0.2.10\""));
+    assert!(
+        found.iter().any(|i| i.path.contains("clusterip \"share\"")
+            && i.message.contains("also a VRRP virtual address")),
+        "{found:#?}"
+    );
+    let found = issues(&with_group("").replace("vip = \"192.0.2.50\"", "vip = \"192.0.2.2\""));
+    assert!(
+        found
+            .iter()
+            .any(|i| i.message.contains("is an interface address")),
+        "{found:#?}"
+    );
+    expect_only(
+        &with_group("").replace("local_nodes = [1, 3]\n", ""),
+        Severity::Warning,
+        "clusterip \"share\"",
+        &["local_nodes is empty", "serves every bucket"],
+    );
+}
+
+#[test]
+fn a_pair_config_splits_the_buckets_and_refuses_shared_local_nodes() {
+    let pair = "\n[pair.a]\nhostname = \"lb1\"\n\n[pair.b]\nhostname = \"lb2\"\n";
+    let listed = format!("{}{pair}", with_group(""));
+    let found = issues(&listed);
+    assert!(
+        found.iter().any(|i| i.severity == Severity::Error
+            && i.path == "clusterip \"share\".local_nodes"
+            && i.message.contains("box a serves the odd buckets")),
+        "{found:#?}"
+    );
+    let split = format!(
+        "{}{pair}",
+        with_group("").replace("local_nodes = [1, 3]\n", "")
+    );
+    // The pair's other findings (both boxes with one address) are not about the group.
+    let found = issues(&split);
+    assert!(
+        !found.iter().any(|i| i.path.contains("clusterip")),
+        "{found:#?}"
+    );
+    let config = text::from_toml(&split).unwrap();
+    let a = config.for_box(tandem_config::model::Role::A);
+    let b = config.for_box(tandem_config::model::Role::B);
+    assert_eq!(
+        a.clusterip[0]
+            .local_nodes
+            .iter()
+            .copied()
+            .collect::<Vec<u8>>(),
+        [1, 3]
+    );
+    assert_eq!(
+        b.clusterip[0]
+            .local_nodes
+            .iter()
+            .copied()
+            .collect::<Vec<u8>>(),
+        [2, 4]
+    );
+}

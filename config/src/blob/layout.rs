@@ -4,7 +4,8 @@
 //! (`pair`) and one to [`PeerLink`] (`uplink_probes`); a format 1 or 2 payload simply lacks
 //! them, and they decode as their defaults: `pair: None`, no uplink probes. Format 4 appended
 //! four fields to [`Bond`] (`primary_reselect`, `fail_over_mac`, `ad_select`, `mtu`), which an
-//! older payload's bonds decode as the kernel's defaults. A later format that changes more than
+//! older payload's bonds decode as the kernel's defaults, and one to [`ClusterIpGroup`]
+//! (`unicast_flood_mac`: absent, multicast mode). A later format that changes more than
 //! appended fields gets a decode-only `vN` module of the old types instead.
 
 use core::fmt;
@@ -13,11 +14,12 @@ use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::bounded::BoundedVec;
-use crate::model::{limits, Bond, Config, PeerLink};
+use crate::model::{limits, Bond, ClusterIpGroup, Config, PeerLink};
 
 /// The first format with `Config::pair` and `PeerLink::uplink_probes`.
 const PAIR_FORMAT: u16 = 3;
-/// The first format with `Bond::{primary_reselect, fail_over_mac, ad_select, mtu}`.
+/// The first format with `Bond::{primary_reselect, fail_over_mac, ad_select, mtu}` and
+/// `ClusterIpGroup::unicast_flood_mac`.
 const BOND_OPTIONS_FORMAT: u16 = 4;
 
 /// Decodes a [`Config`] as format `version` lays it out.
@@ -69,7 +71,9 @@ impl<'de> Visitor<'de> for ConfigIn {
             fwmark_rules: next(&mut seq)?,
             nat_gateway: next(&mut seq)?,
             real_server: next(&mut seq)?,
-            clusterip: next(&mut seq)?,
+            clusterip: seq
+                .next_element_seed(ClusterGroupsIn(self.0))?
+                .ok_or_else(|| A::Error::custom("payload ends early"))?,
             pair: if self.0 >= PAIR_FORMAT {
                 next(&mut seq)?
             } else {
@@ -219,10 +223,91 @@ impl<'de> Visitor<'de> for BondIn {
     }
 }
 
+/// Decodes the load-sharing groups as format `version` lays each group out.
+#[derive(Clone, Copy)]
+struct ClusterGroupsIn(u16);
+
+type ClusterGroups = BoundedVec<ClusterIpGroup, { limits::CLUSTERIP_GROUPS }>;
+
+impl<'de> DeserializeSeed<'de> for ClusterGroupsIn {
+    type Value = ClusterGroups;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ClusterGroups, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClusterGroupsIn {
+    type Value = ClusterGroups;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a list of at most {} load-sharing groups",
+            limits::CLUSTERIP_GROUPS
+        )
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ClusterGroups, A::Error> {
+        let mut groups = ClusterGroups::new();
+        while let Some(group) = seq.next_element_seed(ClusterGroupIn(self.0))? {
+            groups.push(group).map_err(|_| {
+                A::Error::custom(format_args!(
+                    "list is longer than the maximum of {} load-sharing groups",
+                    limits::CLUSTERIP_GROUPS
+                ))
+            })?;
+        }
+        Ok(groups)
+    }
+}
+
+/// Decodes one load-sharing group as format `version` lays it out.
+#[derive(Clone, Copy)]
+struct ClusterGroupIn(u16);
+
+impl<'de> DeserializeSeed<'de> for ClusterGroupIn {
+    type Value = ClusterIpGroup;
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<ClusterIpGroup, D::Error> {
+        const FIELDS: [&str; 9] = [""; 9];
+        let count = if self.0 >= BOND_OPTIONS_FORMAT { 9 } else { 8 };
+        deserializer.deserialize_struct("ClusterIpGroup", &FIELDS[..count], self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClusterGroupIn {
+    type Value = ClusterIpGroup;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a load-sharing group")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ClusterIpGroup, A::Error> {
+        Ok(ClusterIpGroup {
+            name: next(&mut seq)?,
+            vip: next(&mut seq)?,
+            interface: next(&mut seq)?,
+            multicast_mac: next(&mut seq)?,
+            hash: next(&mut seq)?,
+            hash_init: next(&mut seq)?,
+            total_nodes: next(&mut seq)?,
+            local_nodes: next(&mut seq)?,
+            unicast_flood_mac: if self.0 >= BOND_OPTIONS_FORMAT {
+                next(&mut seq)?
+            } else {
+                None
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{AdSelect, BondMode, FailOverMac, PrimaryReselect};
+    use crate::net::MacAddr;
     use alloc::vec::Vec;
 
     fn config_with(bonds: Vec<Bond>) -> Config {
@@ -283,5 +368,45 @@ mod tests {
         let config = config_with(vec![one]);
         let payload = postcard::to_allocvec(&config).unwrap();
         assert_eq!(decode(4, &payload), config);
+    }
+
+    fn group(name: &str, unicast: Option<MacAddr>) -> ClusterIpGroup {
+        ClusterIpGroup {
+            name: name.try_into().unwrap(),
+            vip: "10.0.0.20".parse().unwrap(),
+            interface: "public".try_into().unwrap(),
+            unicast_flood_mac: unicast,
+            ..ClusterIpGroup::default()
+        }
+    }
+
+    #[test]
+    fn a_format_3_load_sharing_group_decodes_in_multicast_mode() {
+        let groups = vec![group("web", None), group("dns", None)];
+        let config = Config {
+            clusterip: BoundedVec::from_vec(groups).unwrap(),
+            ..Config::default()
+        };
+        let payload = postcard::to_allocvec(&config).unwrap();
+        // Format 3 lays each group out without `unicast_flood_mac` (None: one byte 0).
+        let mut old = payload.clone();
+        for name in ["dns", "web"] {
+            let one = postcard::to_allocvec(&group(name, None)).unwrap();
+            assert_eq!(one[one.len() - 1], 0);
+            let at = old
+                .windows(one.len())
+                .position(|window| window == one.as_slice())
+                .unwrap();
+            old.remove(at + one.len() - 1);
+        }
+        assert_eq!(decode(3, &old), config);
+        let unicast = MacAddr([0x02, 0x54, 0x44, 0, 0, 1]);
+        let config = Config {
+            clusterip: BoundedVec::from_vec(vec![group("web", Some(unicast))]).unwrap(),
+            ..Config::default()
+        };
+        let payload = postcard::to_allocvec(&config).unwrap();
+        assert_eq!(decode(4, &payload), config);
+        assert_eq!(config.clusterip[0].shared_mac(), (unicast, true));
     }
 }

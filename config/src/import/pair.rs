@@ -212,6 +212,43 @@ fn halves(a: &Config, b: &Config, notes: &mut Vec<MergeNote>) -> Config {
         }
     }
 
+    // Load sharing: a pair config lists no buckets per group (box a serves the odd ones,
+    // box b the even ones: `Config::for_box`), so each file's `local_nodes` go.
+    for group in shared.clusterip.as_mut_slice() {
+        let theirs = other
+            .clusterip
+            .as_mut_slice()
+            .iter_mut()
+            .find(|g| g.name == group.name);
+        let mine: Vec<u8> = group.local_nodes.iter().copied().collect();
+        let split_a: Vec<u8> = (1..=group.total_nodes).step_by(2).collect();
+        let split_b: Vec<u8> = (2..=group.total_nodes).step_by(2).collect();
+        let same_split = match &theirs {
+            Some(theirs) => {
+                let mut a_sorted = mine.clone();
+                a_sorted.sort_unstable();
+                let mut b_sorted: Vec<u8> = theirs.local_nodes.iter().copied().collect();
+                b_sorted.sort_unstable();
+                a_sorted == split_a && b_sorted == split_b
+            }
+            None => false,
+        };
+        if !mine.is_empty() && !same_split {
+            notes.push(MergeNote {
+                path: format!("[[clusterip]] {} local_nodes", group.name),
+                kind: MergeKind::Warning,
+                message: format!(
+                    "the files split the {} buckets their own way ({mine:?} on the first box); the pair splits them odd to box a, even to box b",
+                    group.total_nodes
+                ),
+            });
+        }
+        group.local_nodes = Default::default();
+        if let Some(theirs) = theirs {
+            theirs.local_nodes = Default::default();
+        }
+    }
+
     differences(&shared, &other, notes);
     shared.pair = Some(pair);
     shared

@@ -66,8 +66,9 @@ pub mod limits {
     pub const REAL_SERVER_VIPS: usize = 64;
     /// CLUSTERIP groups.
     pub const CLUSTERIP_GROUPS: usize = 16;
-    /// Local nodes (hash buckets) one box serves in a CLUSTERIP group.
-    pub const CLUSTERIP_LOCAL_NODES: usize = 16;
+    /// Local nodes (hash buckets) one box serves in a CLUSTERIP group (every bucket of the
+    /// largest group, 64).
+    pub const CLUSTERIP_LOCAL_NODES: usize = 64;
     /// Notification e-mail recipients.
     pub const EMAIL_RECIPIENTS: usize = 8;
     /// Upstream routers one box ARP/NS-probes to score its uplink (`peer_link.uplink_probes`).

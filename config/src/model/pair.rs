@@ -174,6 +174,18 @@ impl Config {
                 interface.addresses = over.addresses.clone();
             }
         }
+        // Load sharing: a group that lists no buckets is split, odd to a and even to b.
+        let first = match role {
+            Role::A => 1,
+            Role::B => 2,
+        };
+        for group in config.clusterip.as_mut_slice() {
+            if group.local_nodes.is_empty() {
+                for bucket in (first..=group.total_nodes.min(64)).step_by(2) {
+                    let _ = group.local_nodes.push(bucket);
+                }
+            }
+        }
         for over in &half.vrrp {
             let Some(instance) = config
                 .vrrp

@@ -92,13 +92,13 @@ pub enum Command {
 }
 
 /// The engines that answer `<engine> status`.
-pub const ENGINES: [&str; 3] = ["vrrp", "lvs", "realserver"];
+pub const ENGINES: [&str; 4] = ["vrrp", "lvs", "realserver", "cluster"];
 
 /// Help text listing every command.
 pub const HELP: &str =
     "commands: status | log | peer | ping ADDRESS [COUNT] | neighbours
           ports | ports assign ROLE PORT [ROLE PORT ...] | ports reset
-          vrrp status | lvs status | realserver status | bond status
+          vrrp status | lvs status | realserver status | bond status | cluster status
   pair:   pair status | pair start | pair join CODE | unpair | pair adopt-peer | pair push
           compare peer
   config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard

@@ -26,6 +26,8 @@ mod peer_channel;
 mod peer_monitor;
 mod ports;
 mod realserver_engine;
+mod sharing_board;
+mod sharing_engine;
 mod tui_driver;
 mod vrrp_engine;
 
@@ -367,6 +369,7 @@ fn engine_context(
             peer: peer_channel::PeerSlot::default(),
             links,
             pair: pair_board::PairBoard::default(),
+            sharing: sharing_board::SharingBoard::default(),
         }),
         Err(error) => {
             log.line(format!("error: {error}; no config can be applied"));

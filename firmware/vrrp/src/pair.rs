@@ -32,7 +32,8 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use tandem_wire::heartbeat::{
-    self, HeartbeatHeader, InstanceHealth, KeyPolicy, PairKey, PeerState, MAX_DATAGRAM_LEN,
+    self, HeartbeatHeader, InstanceHealth, KeyPolicy, PairKey, PeerState, SharingHealth,
+    MAX_DATAGRAM_LEN, MAX_SHARING_GROUPS,
 };
 
 use crate::status::{Cause, PartnerCause, State};
@@ -123,9 +124,28 @@ pub struct PartnerReport {
     pub handover: bool,
     pub truncated: bool,
     pub instances: Vec<PartnerInstance>,
+    /// The partner's load-sharing groups: which buckets it holds.
+    pub sharing: Vec<PartnerGroup>,
+}
+
+/// One load-sharing group as the partner reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerGroup {
+    pub name: String,
+    /// The group runs on the partner.
+    pub active: bool,
+    /// Buckets the partner accepts new flows in (bit i = bucket i).
+    pub held: u64,
+    /// The partner's own address on the group's LAN (unspecified: none).
+    pub address: core::net::Ipv4Addr,
 }
 
 impl PartnerReport {
+    /// The partner's view of load-sharing group `name`.
+    pub fn group(&self, name: &str) -> Option<&PartnerGroup> {
+        self.sharing.iter().find(|g| g.name == name)
+    }
+
     /// The partner's view of instance `name`.
     pub fn instance(&self, name: &str) -> Option<&PartnerInstance> {
         self.instances.iter().find(|i| i.name == name)
@@ -141,6 +161,8 @@ pub struct LocalHealth<'a> {
     pub tracked_down: u8,
     pub handover: bool,
     pub instances: &'a [InstanceHealth<'a>],
+    /// This box's load-sharing groups (sent before instances when room is short).
+    pub sharing: &'a [SharingHealth<'a>],
 }
 
 /// Counters, for status.
@@ -385,7 +407,28 @@ impl HeartbeatLink {
             None => (0, 0, Duration::ZERO),
         };
         let keyed = self.key.is_some();
-        let fit = heartbeat::entries_that_fit(health.instances, keyed);
+        // Load-sharing groups first (a handful of small entries; the bucket owners must know),
+        // then as many instances as the rest of the datagram holds.
+        let mut groups = health
+            .sharing
+            .get(..MAX_SHARING_GROUPS)
+            .unwrap_or(health.sharing);
+        while heartbeat::buffer_len_with(&[], groups, keyed) > MAX_DATAGRAM_LEN {
+            groups = groups
+                .get(..groups.len().saturating_sub(1))
+                .unwrap_or_default();
+        }
+        let room = MAX_DATAGRAM_LEN - heartbeat::sharing_len(groups);
+        let mut fit = heartbeat::entries_that_fit(health.instances, keyed);
+        while fit > 0
+            && heartbeat::buffer_len_with(
+                health.instances.get(..fit).unwrap_or_default(),
+                &[],
+                keyed,
+            ) > room
+        {
+            fit -= 1;
+        }
         let header = HeartbeatHeader {
             pair_id: self.settings.pair_id,
             session: self.session,
@@ -399,10 +442,10 @@ impl HeartbeatLink {
             uplink: health.uplink,
             tracked_down: health.tracked_down,
             handover: health.handover,
-            truncated: fit < health.instances.len(),
+            truncated: fit < health.instances.len() || groups.len() < health.sharing.len(),
         };
         let instances = health.instances.get(..fit).unwrap_or_default();
-        let len = heartbeat::emit(&header, instances, buffer, self.key.as_ref())?;
+        let len = heartbeat::emit_with(&header, instances, groups, buffer, self.key.as_ref())?;
         if self.sent.len() == SENT_REMEMBERED {
             self.sent.pop_front();
         }
@@ -515,6 +558,15 @@ impl HeartbeatLink {
                     hears_master: entry.hears_master,
                     held_back: entry.held_back,
                     source: entry.source,
+                })
+                .collect(),
+            sharing: packet
+                .sharing()
+                .map(|group| PartnerGroup {
+                    name: group.name.to_string(),
+                    active: group.active,
+                    held: group.held,
+                    address: group.address,
                 })
                 .collect(),
         };
@@ -688,7 +740,47 @@ mod tests {
             tracked_down: 0,
             handover: false,
             instances,
+            sharing: &[],
         }
+    }
+
+    #[test]
+    fn the_partners_load_sharing_groups_reach_its_report_before_its_instances() {
+        let mut a = HeartbeatLink::new(SETTINGS, None, 11, ms(0));
+        let mut b = HeartbeatLink::new(SETTINGS, None, 22, ms(0));
+        let mut buffer = [0u8; MAX_DATAGRAM_LEN];
+        // Instances enough to fill a datagram on their own.
+        let names: Vec<String> = (0..40)
+            .map(|i| format!("instance-with-a-long-name-{i:02}"))
+            .collect();
+        let many: Vec<InstanceHealth<'_>> = names
+            .iter()
+            .map(|name| InstanceHealth {
+                name,
+                ..master("x")
+            })
+            .collect();
+        let groups = [SharingHealth {
+            name: "web",
+            active: true,
+            held: 0b1010,
+            address: Ipv4Addr::new(10, 0, 0, 2),
+        }];
+        let with_groups = |instances| LocalHealth {
+            sharing: &groups,
+            ..health(instances)
+        };
+        let len = a.emit(ms(0), &health(&[]), &mut buffer).unwrap();
+        b.handle_datagram(ms(1), META, &buffer[..len]).unwrap();
+        let len = b.emit(ms(2), &with_groups(&many), &mut buffer).unwrap();
+        assert!(len <= MAX_DATAGRAM_LEN);
+        a.handle_datagram(ms(3), META, &buffer[..len]).unwrap();
+        let report = a.report().unwrap();
+        assert!(report.truncated);
+        assert!(!report.instances.is_empty() && report.instances.len() < many.len());
+        let group = report.group("web").unwrap();
+        assert_eq!((group.active, group.held), (true, 0b1010));
+        assert_eq!(group.address, Ipv4Addr::new(10, 0, 0, 2));
     }
 
     fn master(name: &'static str) -> InstanceHealth<'static> {

@@ -19,6 +19,10 @@
 //!         state (0 initialize, 1 backup, 2 master, 3 fault), effective priority,
 //!         entry flags (bit 0: hears the master's adverts, bit 1: held back),
 //!         the sender's own address on the instance's LAN (4 or 16 bytes)
+//! then, with FLAG_SHARING only, the load-sharing section: group count (1 byte), and per
+//!         group: name length n (1..=64), name (UTF-8), group flags (bit 0: the group runs on
+//!         the sender), the buckets the sender holds (64-bit mask, bit i = bucket i), the
+//!         sender's own IPv4 address on the group's LAN (0.0.0.0: none)
 //! end-32..end  HMAC-SHA256 over everything before it, present only when keyed
 //! ```
 //!
@@ -53,7 +57,15 @@ pub const FLAG_HANDOVER: u8 = 0x02;
 pub const FLAG_TRUNCATED: u8 = 0x04;
 /// Flag: the uplink score was measured (else the sender has no gateway to probe).
 pub const FLAG_UPLINK_MEASURED: u8 = 0x08;
-const KNOWN_FLAGS: u8 = FLAG_KEYED | FLAG_HANDOVER | FLAG_TRUNCATED | FLAG_UPLINK_MEASURED;
+/// Flag: a load-sharing section follows the instance entries.
+pub const FLAG_SHARING: u8 = 0x10;
+const KNOWN_FLAGS: u8 =
+    FLAG_KEYED | FLAG_HANDOVER | FLAG_TRUNCATED | FLAG_UPLINK_MEASURED | FLAG_SHARING;
+/// Group flag: the load-sharing group runs on the sender (its address and rules are in place).
+pub const GROUP_ACTIVE: u8 = 0x01;
+const KNOWN_GROUP_FLAGS: u8 = GROUP_ACTIVE;
+/// Most load-sharing groups one heartbeat carries.
+pub const MAX_SHARING_GROUPS: usize = 16;
 
 /// Entry flag: a backup hears the current master's adverts on the LAN.
 pub const ENTRY_HEARS_MASTER: u8 = 0x01;
@@ -147,6 +159,26 @@ impl InstanceHealth<'_> {
                 IpAddr::V4(_) => 4,
                 IpAddr::V6(_) => 16,
             }
+    }
+}
+
+/// One load-sharing group as its box reports it: which hash buckets it holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharingHealth<'a> {
+    /// The group's name in the config.
+    pub name: &'a str,
+    /// The group runs on the sender (address, shared MAC and rules in place).
+    pub active: bool,
+    /// Buckets the sender accepts new flows in (bit i = bucket i).
+    pub held: u64,
+    /// The sender's own address on the group's LAN (a second path to probe it by).
+    pub address: Ipv4Addr,
+}
+
+impl SharingHealth<'_> {
+    /// Bytes the entry takes on the wire.
+    pub fn wire_len(&self) -> usize {
+        1 + self.name.len() + 1 + 8 + 4
     }
 }
 
@@ -300,10 +332,56 @@ impl<T: AsRef<[u8]>> HeartbeatPacket<T> {
             let (_, next) = read_entry(bytes, at, end)?;
             at = next;
         }
+        if flags & FLAG_SHARING != 0 {
+            let count = usize::from(*bytes.get(at).ok_or(HeartbeatError::BadEntries)?);
+            // A section is sent only with groups in it.
+            if at >= end || count == 0 || count > MAX_SHARING_GROUPS {
+                return Err(HeartbeatError::BadEntries);
+            }
+            at += 1;
+            for _ in 0..count {
+                let (_, next) = read_group(bytes, at, end)?;
+                at = next;
+            }
+        }
         if at != end {
             return Err(HeartbeatError::BadEntries);
         }
         Ok(())
+    }
+
+    /// Where the load-sharing section's count byte sits (None without one).
+    fn sharing_at(&self) -> Option<usize> {
+        if self.flags() & FLAG_SHARING == 0 {
+            return None;
+        }
+        let bytes = self.buffer.as_ref();
+        let end = self.entries_end()?;
+        let mut at = HEADER_LEN;
+        for _ in 0..self.entry_count() {
+            at = read_entry(bytes, at, end).ok()?.1;
+        }
+        Some(at)
+    }
+
+    /// The load-sharing groups (after [`HeartbeatPacket::new_checked`]; none without the
+    /// section).
+    pub fn sharing(&self) -> Groups<'_> {
+        let bytes = self.buffer.as_ref();
+        match self.sharing_at() {
+            Some(at) => Groups {
+                bytes,
+                at: at + 1,
+                end: self.entries_end().unwrap_or(0),
+                left: bytes.get(at).copied().unwrap_or(0),
+            },
+            None => Groups {
+                bytes,
+                at: 0,
+                end: 0,
+                left: 0,
+            },
+        }
     }
 
     fn byte(&self, at: usize) -> u8 {
@@ -443,6 +521,68 @@ impl<'a> Iterator for Entries<'a> {
     }
 }
 
+/// Reads the load-sharing entry at `at` (ending before `end`).
+fn read_group(
+    bytes: &[u8],
+    at: usize,
+    end: usize,
+) -> Result<(SharingHealth<'_>, usize), HeartbeatError> {
+    let within = |from: usize, len: usize| -> Result<&[u8], HeartbeatError> {
+        let to = from.checked_add(len).ok_or(HeartbeatError::BadEntries)?;
+        if to > end {
+            return Err(HeartbeatError::BadEntries);
+        }
+        bytes.get(from..to).ok_or(HeartbeatError::BadEntries)
+    };
+    let name_len = usize::from(*within(at, 1)?.first().ok_or(HeartbeatError::BadEntries)?);
+    if name_len == 0 || name_len > MAX_NAME_LEN {
+        return Err(HeartbeatError::BadEntry);
+    }
+    let name =
+        core::str::from_utf8(within(at + 1, name_len)?).map_err(|_| HeartbeatError::BadEntry)?;
+    let fixed = within(at + 1 + name_len, 13)?;
+    let flags = fixed[0];
+    if flags & !KNOWN_GROUP_FLAGS != 0 {
+        return Err(HeartbeatError::BadEntry);
+    }
+    let held = u64::from_be_bytes(
+        <[u8; 8]>::try_from(&fixed[1..9]).map_err(|_| HeartbeatError::BadEntries)?,
+    );
+    let address = <[u8; 4]>::try_from(&fixed[9..13]).map_err(|_| HeartbeatError::BadEntries)?;
+    Ok((
+        SharingHealth {
+            name,
+            active: flags & GROUP_ACTIVE != 0,
+            held,
+            address: Ipv4Addr::from(address),
+        },
+        at + 1 + name_len + 13,
+    ))
+}
+
+/// Iterator over the load-sharing groups of a checked heartbeat.
+#[derive(Debug, Clone)]
+pub struct Groups<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    end: usize,
+    left: u8,
+}
+
+impl<'a> Iterator for Groups<'a> {
+    type Item = SharingHealth<'a>;
+
+    fn next(&mut self) -> Option<SharingHealth<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let (group, next) = read_group(self.bytes, self.at, self.end).ok()?;
+        self.at = next;
+        Some(group)
+    }
+}
+
 /// A heartbeat's fixed fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HeartbeatHeader {
@@ -522,11 +662,30 @@ pub fn entries_that_fit(instances: &[InstanceHealth<'_>], keyed: bool) -> usize 
 
 /// Bytes a heartbeat with `instances` takes.
 pub fn buffer_len(instances: &[InstanceHealth<'_>], keyed: bool) -> usize {
+    buffer_len_with(instances, &[], keyed)
+}
+
+/// Bytes the load-sharing section of `groups` takes (0 for none).
+pub fn sharing_len(groups: &[SharingHealth<'_>]) -> usize {
+    if groups.is_empty() {
+        0
+    } else {
+        1 + groups.iter().map(SharingHealth::wire_len).sum::<usize>()
+    }
+}
+
+/// Bytes a heartbeat with `instances` and the load-sharing `groups` takes.
+pub fn buffer_len_with(
+    instances: &[InstanceHealth<'_>],
+    groups: &[SharingHealth<'_>],
+    keyed: bool,
+) -> usize {
     HEADER_LEN
         + instances
             .iter()
             .map(InstanceHealth::wire_len)
             .sum::<usize>()
+        + sharing_len(groups)
         + if keyed { MAC_LEN } else { 0 }
 }
 
@@ -537,10 +696,24 @@ pub fn emit(
     buffer: &mut [u8],
     key: Option<&PairKey>,
 ) -> Result<usize, HeartbeatError> {
+    emit_with(header, instances, &[], buffer, key)
+}
+
+/// Writes a heartbeat with a load-sharing section for `groups` (none when empty).
+pub fn emit_with(
+    header: &HeartbeatHeader,
+    instances: &[InstanceHealth<'_>],
+    groups: &[SharingHealth<'_>],
+    buffer: &mut [u8],
+    key: Option<&PairKey>,
+) -> Result<usize, HeartbeatError> {
     if header.session == 0 || header.sequence == 0 {
         return Err(HeartbeatError::BadSession);
     }
-    let needed = buffer_len(instances, key.is_some());
+    if groups.len() > MAX_SHARING_GROUPS {
+        return Err(HeartbeatError::TooManyEntries);
+    }
+    let needed = buffer_len_with(instances, groups, key.is_some());
     let count = u16::try_from(instances.len()).map_err(|_| HeartbeatError::TooManyEntries)?;
     if needed > MAX_DATAGRAM_LEN {
         return Err(HeartbeatError::TooManyEntries);
@@ -562,6 +735,9 @@ pub fn emit(
     }
     if header.uplink.is_some() {
         flags |= FLAG_UPLINK_MEASURED;
+    }
+    if !groups.is_empty() {
+        flags |= FLAG_SHARING;
     }
     out[field::MAGIC].copy_from_slice(&MAGIC);
     out[field::VERSION] = VERSION;
@@ -613,6 +789,27 @@ pub fn emit(
             }
         }
         at += entry.wire_len();
+    }
+    if !groups.is_empty() {
+        out[at] = u8::try_from(groups.len()).map_err(|_| HeartbeatError::TooManyEntries)?;
+        at += 1;
+        for group in groups {
+            let name = group.name.as_bytes();
+            let name_len = u8::try_from(name.len())
+                .ok()
+                .filter(|n| (1..=MAX_NAME_LEN).contains(&usize::from(*n)))
+                .ok_or(HeartbeatError::BadEntry)?;
+            let slot = out
+                .get_mut(at..at + group.wire_len())
+                .ok_or(HeartbeatError::TooManyEntries)?;
+            slot[0] = name_len;
+            let (name_slot, rest) = slot[1..].split_at_mut(name.len());
+            name_slot.copy_from_slice(name);
+            rest[0] = if group.active { GROUP_ACTIVE } else { 0 };
+            rest[1..9].copy_from_slice(&group.held.to_be_bytes());
+            rest[9..13].copy_from_slice(&group.address.octets());
+            at += group.wire_len();
+        }
     }
     if let Some(key) = key {
         let tag = keyed::tag(key, &out[..at]);
@@ -681,6 +878,81 @@ mod tests {
             let parsed: std::vec::Vec<_> = packet.entries().collect();
             assert_eq!(parsed, list);
         }
+    }
+
+    fn groups() -> [SharingHealth<'static>; 2] {
+        [
+            SharingHealth {
+                name: "web",
+                active: true,
+                held: 0x5555_5555_5555_5555,
+                address: Ipv4Addr::new(10, 0, 0, 2),
+            },
+            SharingHealth {
+                name: "dns",
+                active: false,
+                held: 0,
+                address: Ipv4Addr::UNSPECIFIED,
+            },
+        ]
+    }
+
+    #[test]
+    fn the_sharing_section_round_trips_after_the_instances() {
+        let list = instances();
+        let shared = groups();
+        for key in [None, Some(&KEY)] {
+            let mut buffer = [0u8; MAX_DATAGRAM_LEN];
+            let len = emit_with(&header(), &list, &shared, &mut buffer, key).unwrap();
+            assert_eq!(len, buffer_len_with(&list, &shared, key.is_some()));
+            let policy = key.map_or(KeyPolicy::Unkeyed, KeyPolicy::Require);
+            let packet = decode(&buffer[..len], policy, 0xa5).unwrap();
+            assert_eq!(packet.header(), header());
+            assert_eq!(packet.entries().collect::<std::vec::Vec<_>>(), list);
+            assert_eq!(packet.sharing().collect::<std::vec::Vec<_>>(), shared);
+            // Without the section: no groups.
+            let len = emit(&header(), &list, &mut buffer, key).unwrap();
+            let packet = decode(&buffer[..len], policy, 0xa5).unwrap();
+            assert_eq!(packet.sharing().count(), 0);
+        }
+    }
+
+    #[test]
+    fn a_damaged_sharing_section_is_refused() {
+        let shared = groups();
+        let mut buffer = [0u8; MAX_DATAGRAM_LEN];
+        let len = emit_with(&header(), &[], &shared, &mut buffer, None).unwrap();
+        // The count byte says 3 groups where 2 follow.
+        let mut bad = buffer;
+        bad[HEADER_LEN] = 3;
+        assert_eq!(
+            decode(&bad[..len], KeyPolicy::Unkeyed, 0xa5).unwrap_err(),
+            HeartbeatError::BadEntries
+        );
+        // An undefined group flag.
+        let mut bad = buffer;
+        bad[HEADER_LEN + 1 + 1 + 3] = 0x80;
+        assert_eq!(
+            decode(&bad[..len], KeyPolicy::Unkeyed, 0xa5).unwrap_err(),
+            HeartbeatError::BadEntry
+        );
+        // The flag without a section.
+        let len = emit(&header(), &[], &mut buffer, None).unwrap();
+        buffer[5] |= FLAG_SHARING;
+        assert_eq!(
+            decode(&buffer[..len], KeyPolicy::Unkeyed, 0xa5).unwrap_err(),
+            HeartbeatError::BadEntries
+        );
+        // Every truncation of a section is refused, never a panic.
+        let len = emit_with(&header(), &[], &shared, &mut buffer, None).unwrap();
+        for cut in HEADER_LEN..len {
+            assert!(decode(&buffer[..cut], KeyPolicy::Unkeyed, 0xa5).is_err());
+        }
+        let many = [shared[0]; MAX_SHARING_GROUPS + 1];
+        assert_eq!(
+            emit_with(&header(), &[], &many, &mut buffer, None).unwrap_err(),
+            HeartbeatError::TooManyEntries
+        );
     }
 
     #[test]

@@ -23,9 +23,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let header = packet.header();
         let entries: Vec<InstanceHealth<'_>> = packet.entries().collect();
         assert_eq!(entries.len(), usize::from(packet.entry_count()));
+        let groups: Vec<heartbeat::SharingHealth<'_>> = packet.sharing().collect();
         let mut out = [0u8; MAX_DATAGRAM_LEN];
         if header.session != 0 && header.sequence != 0 {
-            let n = heartbeat::emit(&header, &entries, &mut out, None).expect("accepted re-emits");
+            let n = heartbeat::emit_with(&header, &entries, &groups, &mut out, None)
+                .expect("accepted re-emits");
             assert_eq!(&out[..n], data);
         }
     }
@@ -59,7 +61,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                     handover: false,
                     instances: &[],
                 };
-                link.emit(now, &health, &mut buffer).expect("an empty heartbeat fits");
+                link.emit(now, &health, &mut buffer)
+                    .expect("an empty heartbeat fits");
             }
             while link.poll_event().is_some() {}
             let counters = link.counters();

@@ -28,6 +28,8 @@ pub struct EngineContext {
     pub links: Option<tandem_southbound::link_monitor::LinkWatch>,
     /// The pair's notice board (`pair status`; the heartbeat reads the generation from it).
     pub pair: crate::pair_board::PairBoard,
+    /// What the load-sharing engine and the pair heartbeat tell each other.
+    pub sharing: crate::sharing_board::SharingBoard,
 }
 
 /// One kind of role engine.
@@ -41,7 +43,7 @@ pub struct EngineKind {
 }
 
 /// Every engine, in start order.
-pub const KINDS: [EngineKind; 3] = [
+pub const KINDS: [EngineKind; 4] = [
     EngineKind {
         name: "lvs",
         wanted: |config| config.virtual_services.iter().any(|vs| vs.active),
@@ -54,13 +56,19 @@ pub const KINDS: [EngineKind; 3] = [
     },
     EngineKind {
         name: "vrrp",
-        wanted: |config| !config.vrrp.is_empty(),
+        // Also for load sharing alone: the pair heartbeat runs on the VRRP engine's thread.
+        wanted: |config| !config.vrrp.is_empty() || !config.clusterip.is_empty(),
         start: crate::vrrp_engine::start,
+    },
+    EngineKind {
+        name: crate::sharing_engine::NAME,
+        wanted: |config| !config.clusterip.is_empty(),
+        start: crate::sharing_engine::start,
     },
 ];
 
 /// The order running engines get a new config in.
-const APPLY_ORDER: [&str; 3] = ["vrrp", "realserver", "lvs"];
+const APPLY_ORDER: [&str; 4] = ["vrrp", "realserver", "lvs", "cluster"];
 
 /// Loads the kernel modules an engine needs, in dependency order, on the appliance only: as
 /// PID 1 the kernel is ours; under `tandem run` on a host, module loading is the host's. What

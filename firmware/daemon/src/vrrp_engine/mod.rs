@@ -66,9 +66,10 @@ const PRIMARY_WAIT: Duration = Duration::from_secs(5);
 /// Largest datagram read from a VRRP socket (an IPv6 advert with 255 addresses fits).
 const RECEIVE_BUFFER: usize = 4096;
 
-/// Starts the VRRP engine when the config has instances.
+/// Starts the VRRP engine when the config has instances or load-sharing groups (whose
+/// buckets the pair heartbeat on this engine's thread agrees).
 pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
-    if config.vrrp.is_empty() {
+    if config.vrrp.is_empty() && config.clusterip.is_empty() {
         return None;
     }
     let config = config.clone();
@@ -88,6 +89,7 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
                 peer: shared.peer.clone(),
                 links: shared.links.clone(),
                 pair: shared.pair.clone(),
+                sharing: shared.sharing.clone(),
             },
             Err(error) => {
                 shared.log.line(format!(

@@ -31,9 +31,10 @@ use tandem_vrrp::pair::{
     LocalHealth, LocalInstance, LostWhy, Step,
 };
 use tandem_vrrp::{Cause, InstanceId, Instant, PartnerCause, State};
-use tandem_wire::heartbeat::{InstanceHealth, PeerState, MAX_DATAGRAM_LEN};
+use tandem_wire::heartbeat::{InstanceHealth, PeerState, SharingHealth, MAX_DATAGRAM_LEN};
 
 use crate::pair_board::{HeartbeatView, PairBoard, UplinkView};
+use crate::sharing_board::{PartnerGroup, Presence};
 
 use super::uplink::{Uplink, UplinkOutcome};
 use super::{Engine, SYS_CLASS_NET};
@@ -556,6 +557,17 @@ impl Engine {
                 },
             )
             .collect();
+        let groups = self.context.sharing.local();
+        let sharing: Vec<SharingHealth<'_>> = groups
+            .iter()
+            .filter(|group| !group.name.is_empty() && group.name.len() <= 64)
+            .map(|group| SharingHealth {
+                name: &group.name,
+                active: group.active,
+                held: group.held,
+                address: group.address,
+            })
+            .collect();
         let uplink = self.pair_uplink();
         let tracked_down =
             u8::try_from(self.tracked.iter().filter(|(_, up)| !up).count()).unwrap_or(u8::MAX);
@@ -570,6 +582,7 @@ impl Engine {
             tracked_down,
             handover: pair.handover,
             instances: &entries,
+            sharing: &sharing,
         };
         let mut buffer = [0u8; MAX_DATAGRAM_LEN];
         let Ok(length) = pair.link.emit(now, &local, &mut buffer) else {
@@ -635,11 +648,18 @@ impl Engine {
             match event {
                 LinkEvent::Up => {
                     // The probes a takeover will need, opened now rather than on its path.
-                    let interfaces: BTreeSet<String> = self
+                    let mut interfaces: BTreeSet<String> = self
                         .plans
                         .values()
                         .map(|plan| plan.params.interface.clone())
                         .collect();
+                    interfaces.extend(
+                        self.context
+                            .sharing
+                            .local()
+                            .into_iter()
+                            .map(|group| group.interface),
+                    );
                     let Some(pair) = self.pair.as_mut() else {
                         return;
                     };
@@ -664,9 +684,13 @@ impl Engine {
                         ))
                     );
                     self.context.log.line(line);
+                    self.publish_partner_groups("partner heartbeat up");
                     self.pair_arbitrate().await;
                 }
-                LinkEvent::Report => self.pair_arbitrate().await,
+                LinkEvent::Report => {
+                    self.publish_partner_groups("partner report");
+                    self.pair_arbitrate().await;
+                }
                 LinkEvent::Lost { why, last_heard } => self.pair_lost(why, last_heard),
             }
         }
@@ -760,6 +784,36 @@ impl Engine {
         self.drain_actions().await;
     }
 
+    /// The partner's load-sharing groups, from its report, for the load-sharing engine.
+    fn publish_partner_groups(&self, cause: &str) {
+        let Some(pair) = self.pair.as_ref() else {
+            return;
+        };
+        if !pair.link.is_up() {
+            return;
+        }
+        let groups = pair
+            .link
+            .report()
+            .map(|report| {
+                report
+                    .sharing
+                    .iter()
+                    .map(|group| PartnerGroup {
+                        name: group.name.clone(),
+                        // A partner handing over (a clean shutdown) leaves every bucket here.
+                        active: group.active && !report.handover,
+                        held: group.held,
+                        address: group.address,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.context
+            .sharing
+            .set_partner(Presence::Up(groups), cause);
+    }
+
     /// The heartbeat died: probe the partner on the service LANs before acting.
     fn pair_lost(&mut self, why: LostWhy, last_heard: Instant) {
         let locals = self.pair_locals();
@@ -791,6 +845,22 @@ impl Engine {
                 }
                 targets.push((plan.params.interface.clone(), partner.source, source));
             }
+            // Load sharing: the partner's own address on each group's LAN, from this box's
+            // own address there.
+            let local = self.context.sharing.local();
+            for partner in &report.sharing {
+                let Some(here) = local.iter().find(|g| g.name == partner.name) else {
+                    continue;
+                };
+                let (target, source) = (IpAddr::V4(partner.address), IpAddr::V4(here.address));
+                if partner.address.is_unspecified()
+                    || here.address.is_unspecified()
+                    || targets.iter().any(|(_, t, _)| *t == target)
+                {
+                    continue;
+                }
+                targets.push((here.interface.clone(), target, source));
+            }
         }
         pair.next_round += 1;
         let round = pair.next_round;
@@ -805,6 +875,10 @@ impl Engine {
             pair.decide(format!(
                 "partner heartbeat lost ({why}); nothing to take over, nothing to probe"
             ));
+            self.context.sharing.set_partner(
+                Presence::Alive,
+                format!("partner heartbeat lost ({why}), no address of it to probe: nobody takes its buckets"),
+            );
             return;
         }
         pair.probe = Some(ProbeRound {
@@ -924,6 +998,9 @@ impl Engine {
             self.context
                 .log
                 .line(format!("pair heartbeat: ALARM: {line}"));
+            self.context
+                .sharing
+                .set_partner(Presence::Alive, line.clone());
             pair.alarm = Some(line.clone());
             pair.decide(line);
         } else if !outcome.errors.is_empty() {
@@ -933,6 +1010,9 @@ impl Engine {
                 round.why
             );
             self.context.log.line(format!("pair heartbeat: {line}"));
+            self.context
+                .sharing
+                .set_partner(Presence::Alive, line.clone());
             pair.alarm = Some(line.clone());
             pair.decide(line);
         } else {
@@ -960,6 +1040,13 @@ impl Engine {
                 silent.as_millis()
             );
             self.context.log.line(format!("pair heartbeat: {line}"));
+            self.context.sharing.set_partner(
+                Presence::Lost,
+                format!(
+                    "partner heartbeat lost ({}), partner silent on the service LAN",
+                    round.why
+                ),
+            );
             pair.alarm = None;
             pair.decide(line);
         }

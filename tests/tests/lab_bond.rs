@@ -130,6 +130,12 @@ fn an_active_backup_bond_fails_over_and_honours_primary_reselect() {
     // Back: the primary is active again (primary_reselect always, the kernel's default).
     a.set_cable(Segment::Public, true).unwrap();
     bond_status(a, "active public, 2 of 2 ports up");
+    a.console
+        .wait_for_any_time(
+            "bond bond0: failover: active port now public (the primary port is back; public2 stays up as the backup)",
+            STEP,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", a.console.transcript()));
     assert!(pinger.wait_reply_after(now_unix(), STEP));
 
     // Live: primary_reselect failure keeps the port that took over.

@@ -641,16 +641,31 @@ pub async fn failover_line(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(name.to_owned(), active.clone());
+    let primary = kernel
+        .info
+        .options
+        .primary
+        .and_then(|index| kernel.ports.iter().find(|p| p.index == index))
+        .map(|port| port.name.clone());
     let cause = before
         .filter(|old| *old != active)
         .and_then(|old| kernel.ports.iter().find(|p| p.name == old))
         .map(|old| {
-            format!(
-                " ({}: mii {}, link failures {})",
-                old.name,
-                old.info.mii_status.map_or("?", MiiStatus::kernel_name),
-                number(old.info.link_failure_count)
-            )
+            let mii = old.info.mii_status;
+            if mii == Some(MiiStatus::Up) && primary.as_deref() == Some(active.as_str()) {
+                // Not a failure: the primary came back and primary_reselect took it.
+                format!(
+                    " (the primary port is back; {} stays up as the backup)",
+                    old.name
+                )
+            } else {
+                format!(
+                    " ({}: mii {}, link failures {})",
+                    old.name,
+                    mii.map_or("?", MiiStatus::kernel_name),
+                    number(old.info.link_failure_count)
+                )
+            }
         })
         .unwrap_or_default();
     format!("bond {name}: failover: active port now {active}{cause}")

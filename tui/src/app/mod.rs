@@ -134,15 +134,15 @@ impl Screen {
             Screen::Commit => "compare",
             Screen::Logs => "log",
             Screen::Diagnostics => "lvs status",
-            Screen::Menu | Screen::Bonds | Screen::LoadSharing | Screen::Power => return None,
+            Screen::Bonds => "bond status",
+            Screen::LoadSharing => "cluster status",
+            Screen::Menu | Screen::Power => return None,
         })
     }
 
     /// What the screen says about features that have not landed.
     pub fn not_there_yet(self) -> Option<&'static str> {
         Some(match self {
-            Screen::Bonds => "Bonds are configured here but not applied yet: the bond engine lands with its issue. The config keeps them.",
-            Screen::LoadSharing => "Load-sharing groups are configured here but not applied yet: the nftables engine lands with its issue.",
             Screen::Firmware => "Firmware upgrades (fetch, install, A/B slots) are not there yet: they land with the firmware issue. The running version is in the status below.",
 
             _ => return None,

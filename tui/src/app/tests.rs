@@ -579,3 +579,21 @@ fn the_optional_public2_step_comes_last_and_takes_the_mgmt_port() {
         FlowOutcome::Save("ports assign public2 0000:01:00.0".into())
     );
 }
+
+#[test]
+fn the_bonds_and_load_sharing_screens_show_their_engines_live() {
+    for (hotkey, command) in [('3', "bond status"), ('6', "cluster status")] {
+        let mut app = App::new(0);
+        app.take_requests();
+        app.handle_key(Key::Char(hotkey));
+        answer_all(&mut app, daemon);
+        app.handle_key(Key::Char('l'));
+        assert!(app.live, "{command}");
+        app.tick(5_000);
+        let sent = lines(&mut app);
+        assert!(
+            sent.iter().any(|line| line == command),
+            "{command} not asked for: {sent:?}"
+        );
+    }
+}

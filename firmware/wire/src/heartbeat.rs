@@ -444,25 +444,38 @@ impl<T: AsRef<[u8]>> HeartbeatPacket<T> {
     }
 }
 
+/// `len` bytes at `from`, all before `end`.
+fn within(bytes: &[u8], end: usize, from: usize, len: usize) -> Result<&[u8], HeartbeatError> {
+    let to = from.checked_add(len).ok_or(HeartbeatError::BadEntries)?;
+    if to > end {
+        return Err(HeartbeatError::BadEntries);
+    }
+    bytes.get(from..to).ok_or(HeartbeatError::BadEntries)
+}
+
+/// The length-prefixed name (1..=MAX_NAME_LEN bytes of UTF-8) an entry starts with.
+fn read_name(bytes: &[u8], at: usize, end: usize) -> Result<&str, HeartbeatError> {
+    let name_len = usize::from(
+        *within(bytes, end, at, 1)?
+            .first()
+            .ok_or(HeartbeatError::BadEntries)?,
+    );
+    if name_len == 0 || name_len > MAX_NAME_LEN {
+        return Err(HeartbeatError::BadEntry);
+    }
+    core::str::from_utf8(within(bytes, end, at + 1, name_len)?)
+        .map_err(|_| HeartbeatError::BadEntry)
+}
+
 /// Reads the entry at `at` (ending before `end`); returns it and where the next one starts.
 fn read_entry(
     bytes: &[u8],
     at: usize,
     end: usize,
 ) -> Result<(InstanceHealth<'_>, usize), HeartbeatError> {
-    let within = |from: usize, len: usize| -> Result<&[u8], HeartbeatError> {
-        let to = from.checked_add(len).ok_or(HeartbeatError::BadEntries)?;
-        if to > end {
-            return Err(HeartbeatError::BadEntries);
-        }
-        bytes.get(from..to).ok_or(HeartbeatError::BadEntries)
-    };
-    let name_len = usize::from(*within(at, 1)?.first().ok_or(HeartbeatError::BadEntries)?);
-    if name_len == 0 || name_len > MAX_NAME_LEN {
-        return Err(HeartbeatError::BadEntry);
-    }
-    let name =
-        core::str::from_utf8(within(at + 1, name_len)?).map_err(|_| HeartbeatError::BadEntry)?;
+    let within = |from: usize, len: usize| within(bytes, end, from, len);
+    let name = read_name(bytes, at, end)?;
+    let name_len = name.len();
     let fixed = within(at + 1 + name_len, 5)?;
     let [vrid, family, state, priority, flags] =
         <[u8; 5]>::try_from(fixed).map_err(|_| HeartbeatError::BadEntries)?;
@@ -527,19 +540,9 @@ fn read_group(
     at: usize,
     end: usize,
 ) -> Result<(SharingHealth<'_>, usize), HeartbeatError> {
-    let within = |from: usize, len: usize| -> Result<&[u8], HeartbeatError> {
-        let to = from.checked_add(len).ok_or(HeartbeatError::BadEntries)?;
-        if to > end {
-            return Err(HeartbeatError::BadEntries);
-        }
-        bytes.get(from..to).ok_or(HeartbeatError::BadEntries)
-    };
-    let name_len = usize::from(*within(at, 1)?.first().ok_or(HeartbeatError::BadEntries)?);
-    if name_len == 0 || name_len > MAX_NAME_LEN {
-        return Err(HeartbeatError::BadEntry);
-    }
-    let name =
-        core::str::from_utf8(within(at + 1, name_len)?).map_err(|_| HeartbeatError::BadEntry)?;
+    let within = |from: usize, len: usize| within(bytes, end, from, len);
+    let name = read_name(bytes, at, end)?;
+    let name_len = name.len();
     let fixed = within(at + 1 + name_len, 13)?;
     let flags = fixed[0];
     if flags & !KNOWN_GROUP_FLAGS != 0 {

@@ -59,6 +59,19 @@ struct Group {
     active: bool,
 }
 
+impl Group {
+    /// The group as the heartbeat reports it.
+    fn report(&self, active: bool, held: u64) -> LocalGroup {
+        LocalGroup {
+            name: self.config.name.as_str().to_owned(),
+            active,
+            held,
+            address: self.address,
+            interface: self.config.interface.as_str().to_owned(),
+        }
+    }
+}
+
 /// What `cluster status` shows of the last moves.
 #[derive(Debug, Clone)]
 struct Move {
@@ -335,13 +348,7 @@ impl Engine {
         self.board.set_local(
             self.groups
                 .iter()
-                .map(|group| LocalGroup {
-                    name: group.config.name.as_str().to_owned(),
-                    active: group.active,
-                    held: group.sets.mine,
-                    address: group.address,
-                    interface: group.config.interface.as_str().to_owned(),
-                })
+                .map(|group| group.report(group.active, group.sets.mine))
                 .collect(),
         );
     }
@@ -509,18 +516,8 @@ impl Engine {
         for group in groups.iter().filter(|g| g.active) {
             self.release(group, &mut lines).await;
         }
-        self.board.set_local(
-            groups
-                .iter()
-                .map(|group| LocalGroup {
-                    name: group.config.name.as_str().to_owned(),
-                    active: false,
-                    held: 0,
-                    address: group.address,
-                    interface: group.config.interface.as_str().to_owned(),
-                })
-                .collect(),
-        );
+        self.board
+            .set_local(groups.iter().map(|group| group.report(false, 0)).collect());
         for line in lines {
             self.context.log.line(format!("cluster: {line}"));
         }

@@ -398,8 +398,7 @@ impl Engine {
             }
             self.groups = groups;
             self.publish();
-            let cause = self.board.partner().cause;
-            self.rebalance(&cause);
+            self.rebalance("the committed config");
             return lines;
         }
         // Gone or changed groups: their address and MAC go first.
@@ -446,8 +445,7 @@ impl Engine {
         }
         self.groups = groups;
         self.publish();
-        let cause = self.board.partner().cause;
-        self.rebalance(&cause);
+        self.rebalance("the committed config");
         lines
     }
 

@@ -63,8 +63,10 @@ pub enum Partner {
     Starting,
     /// On the heartbeat, running the group, holding `held`.
     Holding { held: u64, yields: bool },
-    /// On the heartbeat but not running the group (not configured there, or shutting down),
-    /// still holding `held` until its rules are gone: every other bucket is this box's.
+    /// On the heartbeat but not running the group (not configured there, starting, or
+    /// shutting down), still holding `held` until its rules are gone: every other bucket is
+    /// this box's for new flows. Not for flows under way: a partner whose daemon restarts
+    /// keeps serving the connections its kernel has, and this box must not reset them.
     Leaving { held: u64 },
 }
 
@@ -83,7 +85,7 @@ pub fn decide(shares: Shares, partner: Partner, current: BucketSets) -> BucketSe
         Partner::Starting => BucketSets::default(),
         Partner::Leaving { held } => BucketSets {
             mine: all & !held,
-            taken_over: all & !assigned & !held,
+            taken_over: 0,
         },
         Partner::Holding { held, yields } => {
             let keep = if yields { !held } else { !held | current.mine };
@@ -223,7 +225,7 @@ mod tests {
         );
         assert_eq!(
             decide(a, Partner::Leaving { held: 0 }, sets(ODD, 0)),
-            sets(u64::MAX, EVEN)
+            sets(u64::MAX, 0)
         );
     }
 

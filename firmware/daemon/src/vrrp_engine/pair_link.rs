@@ -1032,10 +1032,14 @@ impl Engine {
                 "partner heartbeat lost ({}), partner silent on the service LAN (probed for {:.1} ms): {} {} ms after its last heartbeat",
                 round.why,
                 outcome.took.as_secs_f64() * 1000.0,
-                if taken.is_empty() {
-                    "nothing to take over".to_owned()
-                } else {
-                    format!("took over {}", taken.join(", "))
+                match (taken.is_empty(), self.context.sharing.local().is_empty()) {
+                    (true, true) => "nothing to take over".to_owned(),
+                    (true, false) => "the load-sharing groups take its buckets".to_owned(),
+                    (false, true) => format!("took over {}", taken.join(", ")),
+                    (false, false) => format!(
+                        "took over {}; the load-sharing groups take its buckets",
+                        taken.join(", ")
+                    ),
                 },
                 silent.as_millis()
             );

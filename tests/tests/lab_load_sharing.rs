@@ -130,6 +130,7 @@ fn two_boxes_share_an_address_and_the_survivor_takes_the_dead_boxs_buckets_on_th
         .unwrap()
         .engine_status("cluster", SETTLE)
         .unwrap();
+    eprintln!("box-a `cluster status`:\n{}", status.join("\n"));
     assert!(
         status
             .iter()

@@ -290,3 +290,31 @@ fn two_boxes_share_one_address_take_over_a_dead_partner_and_give_its_buckets_bac
     a.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
     let _ = a.wait(Duration::from_secs(5));
 }
+
+#[test]
+fn rules_that_vanished_from_the_kernel_are_rebuilt_at_the_next_move() {
+    let pair = Pair::new("lsr");
+    let _a = pair.start("a");
+    // Alone past the boot grace: a serves every bucket.
+    pair.wait_holding("a", BUCKETS);
+    // Someone removes the table behind the engine's back.
+    pair.a
+        .exec("nft", &["delete", "table", "ip", "tandem_cluster"])
+        .unwrap();
+    // b arrives: a's release fails on the missing sets, a rebuilds its rules from the
+    // running config and the move completes.
+    let _b = pair.start("b");
+    pair.wait("a", &["log"], "the failed move", |text| {
+        text.contains("cluster: moving buckets failed")
+    });
+    pair.wait_holding("a", 8);
+    pair.wait_holding("b", 8);
+    let rules = pair
+        .a
+        .exec("nft", &["list", "table", "ip", "tandem_cluster"])
+        .unwrap();
+    assert!(rules.contains("jhash"), "{rules}");
+    let connections = pair.connect(60);
+    assert_eq!(connections.len(), 60);
+    assert!(served_by(&connections, "a") > 0 && served_by(&connections, "b") > 0);
+}

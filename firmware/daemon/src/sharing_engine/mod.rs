@@ -41,8 +41,10 @@ pub const NAME: &str = "cluster";
 const BOOT_GRACE: Duration = Duration::from_secs(3);
 /// Moves kept for status.
 const MOVES_KEPT: usize = 8;
-/// How often the engine looks again without news (the boot grace, a failed move's retry).
+/// How often the engine looks again without news (the boot grace, a retry due).
 const TICK: Duration = Duration::from_millis(500);
+/// How long after a failed apply or move the engine rebuilds everything.
+const RETRY: Duration = Duration::from_secs(5);
 const SYS_CLASS_NET: &str = "/sys/class/net";
 
 /// One running group.
@@ -85,10 +87,16 @@ struct Engine {
     groups: Vec<Group>,
     started: Instant,
     moves: VecDeque<Move>,
-    /// The last error applying rules or moving buckets (retried every tick).
+    /// The last error applying rules or moving buckets.
     error: Option<String>,
     /// The grace ran out without a word from the partner (logged once).
     grace_over: bool,
+    /// The config being run (a failed apply or move is retried from it).
+    config: Option<Arc<Config>>,
+    /// When to rebuild everything from `config` after a failure.
+    retry_at: Option<Instant>,
+    /// What the last retry reported (a retry that fails the same way logs nothing new).
+    retry_report: Vec<String>,
 }
 
 /// Starts the engine when the config has load-sharing groups.
@@ -116,7 +124,8 @@ pub fn start(config: &Config, context: &EngineContext) -> Option<EngineHandle> {
                         &["nf_tables", "nft_ct", "nft_hash"],
                     );
                     let mut engine = Engine::new(engine_context);
-                    let lines = engine.apply(&config).await;
+                    let lines = engine.apply(&config, false).await;
+                    engine.config = Some(config);
                     for line in lines {
                         engine.context.log.line(format!("cluster: {line}"));
                     }
@@ -188,6 +197,9 @@ impl Engine {
             moves: VecDeque::new(),
             error: None,
             grace_over: false,
+            config: None,
+            retry_at: None,
+            retry_report: Vec::new(),
         }
     }
 
@@ -202,7 +214,8 @@ impl Engine {
                         let _ = reply.send(self.status_text());
                     }
                     Some(EngineRequest::Apply { config, reply }) => {
-                        let lines = self.apply(&config).await;
+                        let lines = self.apply(&config, false).await;
+                        self.config = Some(config);
                         let text: String = lines.iter().map(|l| format!("cluster: {l}\n")).collect();
                         let _ = reply.send(text);
                     }
@@ -225,6 +238,9 @@ impl Engine {
                     self.rebalance(&view.cause);
                 }
                 _ = tick.tick() => {
+                    if self.retry_at.is_some_and(|at| at <= Instant::now()) {
+                        self.retry().await;
+                    }
                     let cause = self.board.partner().cause;
                     self.rebalance(&cause);
                 }
@@ -334,11 +350,15 @@ impl Engine {
                 self.publish();
             }
             Err(error) => {
-                let line = format!("moving buckets failed: {error}; retrying");
+                let line = format!(
+                    "moving buckets failed: {error}; the rules are rebuilt in {} s",
+                    RETRY.as_secs()
+                );
                 if self.error.as_deref() != Some(line.as_str()) {
                     self.context.log.line(format!("cluster: {line}"));
                 }
                 self.error = Some(line);
+                self.retry_at.get_or_insert(Instant::now() + RETRY);
             }
         }
     }
@@ -355,7 +375,7 @@ impl Engine {
 
     /// Reconciles to `config`: groups gone are removed (address, MAC), the rest keep the
     /// buckets they hold, new ones start from what the partner leaves them.
-    async fn apply(&mut self, config: &Config) -> Vec<String> {
+    async fn apply(&mut self, config: &Config, rebuild: bool) -> Vec<String> {
         let mut lines = Vec::new();
         let old = std::mem::take(&mut self.groups);
         let mut groups = Vec::new();
@@ -385,7 +405,8 @@ impl Engine {
                 active: false,
             });
         }
-        let unchanged = old.len() == groups.len()
+        let unchanged = !rebuild
+            && old.len() == groups.len()
             && old
                 .iter()
                 .zip(&groups)
@@ -419,6 +440,7 @@ impl Engine {
             self.error = Some(error.to_string());
             self.groups = groups;
             self.publish();
+            self.retry_at = Some(Instant::now() + RETRY);
             return lines;
         }
         for group in &mut groups {
@@ -444,9 +466,31 @@ impl Engine {
             }
         }
         self.groups = groups;
+        self.error = None;
+        self.retry_at = self
+            .groups
+            .iter()
+            .any(|g| !g.active)
+            .then(|| Instant::now() + RETRY);
         self.publish();
         self.rebalance("the committed config");
         lines
+    }
+
+    /// Rebuilds everything from the running config after a failure; logs only what differs
+    /// from the last retry's report.
+    async fn retry(&mut self) {
+        self.retry_at = None;
+        let Some(config) = self.config.clone() else {
+            return;
+        };
+        let lines = self.apply(&config, true).await;
+        if lines != self.retry_report {
+            for line in &lines {
+                self.context.log.line(format!("cluster: retry: {line}"));
+            }
+        }
+        self.retry_report = lines;
     }
 
     /// Puts a group's address on its interface and joins its MAC; false (with the reason in

@@ -247,8 +247,13 @@ fn import_command(
         |path: &str| std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"));
     let (config, invalid) = match options.positional.as_slice() {
         [path] => {
-            let imported =
-                import::import(&read(path)?, format).map_err(|e| format!("{path}: {e}"))?;
+            let text = read(path)?;
+            // A keepalived.conf is read with the files it includes (relative to it).
+            let imported = match format.or_else(|| import::detect(&text)) {
+                Some(Format::Keepalived) => import::keepalived::import_file(Path::new(path), &text),
+                other => import::import(&text, other),
+            }
+            .map_err(|e| format!("{path}: {e}"))?;
             for note in &imported.notes {
                 let _ = writeln!(err, "{path}: {note}");
             }

@@ -121,7 +121,13 @@ pub fn detect(text: &str) -> Option<Format> {
         if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
             continue;
         }
-        let first = line.split_whitespace().next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let mut first = words.next().unwrap_or("");
+        // keepalived's `@ID ...` lines (read when it runs with `-i ID`).
+        if first.starts_with('@') {
+            first = words.next().unwrap_or("");
+        }
+        // keepalived's top-level keywords (`install_keyword_root`) and `include`.
         if matches!(
             first,
             "global_defs"
@@ -131,8 +137,30 @@ pub fn detect(text: &str) -> Option<Format> {
                 | "virtual_server_group"
                 | "vrrp_script"
                 | "include"
+                | "includer"
+                | "includem"
+                | "includew"
+                | "includeb"
+                | "includea"
                 | "static_ipaddress"
                 | "static_routes"
+                | "static_rules"
+                | "net_namespace"
+                | "net_namespace_ipvs"
+                | "namespace_with_ipsets"
+                | "instance"
+                | "use_pid_dir"
+                | "child_wait_time"
+                | "linkbeat_use_polling"
+                | "linkbeat_interfaces"
+                | "interface_up_down_delays"
+                | "track_file"
+                | "vrrp_track_file"
+                | "vrrp_track_process"
+                | "track_group"
+                | "garp_group"
+                | "bfd_instance"
+                | "SSL"
         ) {
             return Some(Format::Keepalived);
         }

@@ -1133,17 +1133,10 @@ fn check_real_server(
             ),
         );
     }
+    // A real server of a fwmark service without a port (or with port 0) keeps each packet's
+    // destination port, NAT included (IPVS: `dest->port ? dest->port : vport`): how one
+    // fwmark service balances many ports to the same servers.
     let forwarding = server.effective_forwarding(service);
-    if forwarding == Forwarding::Nat
-        && service.fwmark.is_some()
-        && server.port.is_none()
-        && service.port == 0
-    {
-        report.error(
-            path(),
-            "a NAT real server of a fwmark service needs a port; set port",
-        );
-    }
     if port == 0 && forwarding == Forwarding::Nat && service.fwmark.is_none() {
         report.error(
             path(),

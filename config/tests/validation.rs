@@ -407,10 +407,8 @@ fn a_pair_config_splits_the_buckets_and_refuses_shared_local_nodes() {
 fn a_fwmark_nat_service_may_leave_its_real_servers_port_to_the_packet() {
     // One fwmark service balancing ports 80 and 443 by NAT to servers without a port: IPVS
     // keeps each packet's destination port (`dest->port ? dest->port : vport`).
-    let toml = CLEAN.replace(
-        "forwarding = \"dr\"",
-        "forwarding = \"nat\"",
-    ) + r#"
+    let toml = CLEAN.replace("forwarding = \"dr\"", "forwarding = \"nat\"")
+        + r#"
 [[fwmark_rules]]
 mark = 7
 protocol = "tcp"
@@ -440,7 +438,9 @@ address = "198.51.100.22"
 "#;
     let found = issues(&toml);
     assert!(
-        !found.iter().any(|i| i.path.contains("web-ports") || i.message.contains("port")),
+        !found
+            .iter()
+            .any(|i| i.path.contains("web-ports") || i.message.contains("port")),
         "{found:#?}"
     );
 }

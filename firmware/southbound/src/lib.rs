@@ -19,6 +19,7 @@ pub mod packet;
 pub mod peer_socket;
 pub mod ping;
 pub mod probe;
+pub mod process;
 pub mod route;
 pub mod rtnl;
 pub mod snat;

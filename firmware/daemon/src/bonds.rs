@@ -697,6 +697,83 @@ pub async fn status(config: &Config) -> String {
     text
 }
 
+/// The bonds' metric families, from `kernel` (every bond as just read): per configured bond
+/// its carrier and ports with MII up; per port its MII status (one-hot), whether it is active
+/// and its link failures; configured bonds and ports the kernel does not have count as
+/// `tandem_engine_errors{engine="bonds"}`.
+pub fn metrics(config: &Config, kernel: &[KernelBond]) -> crate::metrics::Families {
+    use crate::metrics::{Families, Family, Labels};
+    let mut up = Family::gauge(
+        "tandem_bond_up",
+        "1 when the bond is up with carrier (at least min_links ports with link).",
+    );
+    let mut ports_up = Family::gauge("tandem_bond_ports_up", "Ports of the bond with MII up.");
+    let mut mii = Family::gauge(
+        "tandem_bond_port_mii_status",
+        "A bond port's link as the bond's monitor sees it, one-hot: up, going_down, down, going_back.",
+    );
+    let mut active = Family::gauge(
+        "tandem_bond_port_active",
+        "1 when the port carries the bond's traffic (active), 0 when it is a backup.",
+    );
+    let mut failures = Family::counter(
+        "tandem_bond_port_link_failures_total",
+        "Link failures the bond counted on the port since it was enslaved.",
+    );
+    let mut missing = 0usize;
+    for bond in config.bonds.iter() {
+        let name = bond.name.as_str();
+        let labels = Labels::of(&[("bond", name)]);
+        let Some(present) = kernel.iter().find(|k| k.name == name) else {
+            missing += 1;
+            up.add(labels, false);
+            continue;
+        };
+        up.add(labels.clone(), present.up && present.lower_up);
+        ports_up.add(
+            labels.clone(),
+            present
+                .ports
+                .iter()
+                .filter(|p| p.info.mii_status == Some(MiiStatus::Up))
+                .count(),
+        );
+        for port in &present.ports {
+            let labels = labels.and("port", &port.name);
+            if let Some(status) = port.info.mii_status {
+                mii.add_each(
+                    &labels,
+                    "status",
+                    [
+                        ("up", MiiStatus::Up),
+                        ("going_down", MiiStatus::GoingDown),
+                        ("down", MiiStatus::Down),
+                        ("going_back", MiiStatus::GoingBack),
+                    ]
+                    .map(|(word, s)| (word, s == status)),
+                );
+            }
+            if let Some(state) = port.info.state {
+                active.add(labels.clone(), state == PortState::Active);
+            }
+            if let Some(count) = port.info.link_failure_count {
+                failures.add(labels, count);
+            }
+        }
+        missing += bond
+            .slaves
+            .iter()
+            .filter(|configured| !present.ports.iter().any(|p| p.name == configured.as_str()))
+            .count();
+    }
+    let mut families = Families::new();
+    for family in [up, ports_up, mii, active, failures] {
+        families.push(family);
+    }
+    families.push(crate::metrics::engine_errors("bonds", missing));
+    families
+}
+
 /// One bond's lines of `bond status`.
 pub fn status_of(bond: &model::Bond, kernel: &KernelBond) -> String {
     let options = &kernel.info.options;
@@ -907,6 +984,53 @@ slaves = ["public", "public2"]
 "#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn metrics_name_each_port_state_and_count_what_the_kernel_lacks() {
+        let config = bonded_config();
+        let Some(configured) = config.bonds.iter().next() else {
+            panic!("no bond in the test config");
+        };
+        let mut kernel = running(configured);
+        kernel.ports[0].info = kernel::PortInfo {
+            state: Some(PortState::Active),
+            mii_status: Some(MiiStatus::Up),
+            link_failure_count: Some(2),
+            ..kernel::PortInfo::default()
+        };
+        kernel.ports[1].info = kernel::PortInfo {
+            state: Some(PortState::Backup),
+            mii_status: Some(MiiStatus::Down),
+            link_failure_count: Some(5),
+            ..kernel::PortInfo::default()
+        };
+        let mut text = Vec::new();
+        metrics(&config, &[kernel]).render(crate::metrics::Format::Prometheus, &mut text);
+        let text = String::from_utf8(text).unwrap();
+        for line in [
+            "tandem_bond_up{bond=\"bond0\"} 1\n",
+            "tandem_bond_ports_up{bond=\"bond0\"} 1\n",
+            "tandem_bond_port_mii_status{bond=\"bond0\",port=\"public\",status=\"up\"} 1\n",
+            "tandem_bond_port_mii_status{bond=\"bond0\",port=\"public2\",status=\"down\"} 1\n",
+            "tandem_bond_port_mii_status{bond=\"bond0\",port=\"public2\",status=\"up\"} 0\n",
+            "tandem_bond_port_active{bond=\"bond0\",port=\"public2\"} 0\n",
+            "tandem_bond_port_link_failures_total{bond=\"bond0\",port=\"public2\"} 5\n",
+            "tandem_engine_errors{engine=\"bonds\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        let mut text = Vec::new();
+        metrics(&config, &[]).render(crate::metrics::Format::Prometheus, &mut text);
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("tandem_bond_up{bond=\"bond0\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tandem_engine_errors{engine=\"bonds\"} 1\n"),
+            "{text}"
+        );
     }
 
     /// bond0 as the kernel reports it after an apply of `bond` (public is index 2, public2 3).

@@ -109,6 +109,9 @@ pub struct Daemon {
     /// next delta), and the delta published with it.
     last_published: Option<(u64, u64, Arc<tandem_config::Config>)>,
     last_delta: Option<Arc<PartnerDelta>>,
+    /// The metrics endpoint (None until `start_metrics`), and its scrapes' questions.
+    metrics: Option<crate::metrics::MetricsHandle>,
+    metrics_asks: Option<mpsc::Receiver<crate::metrics::DaemonAsk>>,
 }
 
 /// Where a command's answer goes.
@@ -228,6 +231,8 @@ impl Daemon {
             from_pair: None,
             last_published: None,
             last_delta: None,
+            metrics: None,
+            metrics_asks: None,
         }
     }
 
@@ -324,6 +329,143 @@ impl Daemon {
             self.log.clone(),
         ));
         self.from_pair = Some(from_pair);
+    }
+
+    /// Starts the metrics endpoint's thread and points it at the running config's address.
+    /// `started`: when the daemon started (its uptime).
+    pub fn start_metrics(&mut self, started: std::time::Instant) {
+        let (asks, inbox) = mpsc::channel(2);
+        self.metrics = crate::metrics::spawn(asks, self.log.clone(), started);
+        self.metrics_asks = Some(inbox);
+        self.follow_metrics();
+    }
+
+    /// The metrics endpoint serves where the running config says (`management.metrics`, a
+    /// shared setting: the same on both boxes of a pair), once that config passed validation.
+    fn follow_metrics(&self) {
+        if let Some(metrics) = &self.metrics {
+            let running = self.transactions.running();
+            metrics.follow(self.applied.then_some(running.management.metrics).flatten());
+        }
+    }
+
+    /// A scrape's snapshot of what this loop owns: its families and whom else to ask.
+    fn metrics_view(&self) -> crate::metrics::DaemonView {
+        let running = Arc::clone(self.transactions.running());
+        crate::metrics::DaemonView {
+            engines: self.engines.clone(),
+            families: self.box_metrics(),
+            pair: self.context.as_ref().map(|c| c.pair.clone()),
+            replication: self.pair_service.clone(),
+            bonds: (!running.bonds.is_empty()).then_some(running),
+        }
+    }
+
+    /// The loop's own families: the config, the engines running, the board's NICs, the peer
+    /// probe, console and control input refused.
+    fn box_metrics(&self) -> crate::metrics::Families {
+        use crate::metrics::{Families, Family, Labels};
+        let mut families = Families::new();
+        let transactions = &self.transactions;
+        families.push(
+            Family::gauge(
+                "tandem_config_generation",
+                "Generation of the running config (0: none committed yet).",
+            )
+            .with(transactions.generation()),
+        );
+        families.push(
+            Family::gauge(
+                "tandem_config_applied",
+                "1 when the running config passed validation and went to the engines.",
+            )
+            .with(self.applied),
+        );
+        families.push(
+            Family::gauge(
+                "tandem_config_candidate_changed",
+                "1 when the candidate holds changes not committed.",
+            )
+            .with(transactions.has_changes()),
+        );
+        families.push(
+            Family::gauge(
+                "tandem_config_confirm_pending",
+                "1 while a `commit --confirm` waits for `confirm` (else it is rolled back).",
+            )
+            .with(transactions.pending().is_some()),
+        );
+        let mut running = Family::gauge(
+            "tandem_engine_running",
+            "Role engines the running config asks for (1 per engine running).",
+        );
+        for engine in &self.engines {
+            running.add(Labels::of(&[("engine", engine.name)]), 1u64);
+        }
+        families.push(running);
+        let mut carrier = Family::gauge(
+            "tandem_nic_carrier",
+            "Carrier of each board NIC by role: 1 link, 0 none (the NIC down or absent counts as 0).",
+        );
+        for ((role, _), (name, up)) in self.roles.assigned.iter().zip(&self.carriers) {
+            carrier.add(
+                Labels::of(&[("role", &role.to_string()), ("nic", name)]),
+                *up == Some(true),
+            );
+        }
+        families.push(carrier);
+        if self.roles.nic_for(NicRole::Peer).is_some() {
+            let (reachable, rtt) = match self.peer.state() {
+                PeerState::Reachable { rtt, .. } => (true, Some(rtt)),
+                PeerState::Unknown | PeerState::Unreachable { .. } => (false, None),
+            };
+            families.push(
+                Family::gauge(
+                    "tandem_peer_reachable",
+                    "1 while the partner answers the ICMPv6 probe on the peer link (every second, lost after 3 misses).",
+                )
+                .with(reachable),
+            );
+            if let Some(rtt) = rtt {
+                families.push(
+                    Family::gauge(
+                        "tandem_peer_probe_rtt_seconds",
+                        "Round trip of the last answered peer-link probe.",
+                    )
+                    .with(rtt),
+                );
+            }
+        }
+        let noise = &self.console_noise;
+        let mut discarded = Family::counter(
+            "tandem_console_lines_discarded_total",
+            "Console lines thrown away: too long, holding control characters, or not a command.",
+        );
+        discarded.add_each(
+            &Labels::NONE,
+            "reason",
+            [
+                ("too_long", noise.too_long),
+                ("control_characters", noise.control),
+                ("unknown", noise.unknown),
+            ],
+        );
+        families.push(discarded);
+        families.push(
+            Family::counter(
+                "tandem_console_output_dropped_total",
+                "Console messages dropped because the console could not keep up.",
+            )
+            .with(crate::console_writer::console().dropped().messages),
+        );
+        families.push(
+            Family::counter(
+                "tandem_control_requests_refused_total",
+                "Control socket requests refused for their form (too long, control characters).",
+            )
+            .with(crate::control::discarded()),
+        );
+        families
     }
 
     /// Runs the current config again after the pair identity changed (role, pair id, key):
@@ -520,6 +662,7 @@ impl Daemon {
             .set_generation(self.transactions.generation(), self.transactions.digest());
         self.engines = crate::engine::bring_up(&config, context).await;
         self.applied = true;
+        self.follow_metrics();
     }
 
     /// Opens and starts petting the board's hardware watchdog, if it has one.
@@ -620,6 +763,14 @@ impl Daemon {
                     match request {
                         Some(request) => self.on_pair_request(request),
                         None => self.from_pair = None,
+                    }
+                }
+                ask = recv_or_pending(&mut self.metrics_asks) => {
+                    match ask {
+                        Some(reply) => {
+                            let _ = reply.send(self.metrics_view());
+                        }
+                        None => self.metrics_asks = None,
                     }
                 }
                 _ = tick.tick() => self.on_tick(&mut probe),
@@ -1068,6 +1219,7 @@ impl Daemon {
             Arc::new(tandem_config::Config::default())
         };
         self.applied = true;
+        self.follow_metrics();
         context
             .pair
             .set_generation(generation, self.transactions.digest());

@@ -18,6 +18,7 @@ mod engine;
 mod init;
 mod logring;
 mod lvs_engine;
+mod metrics;
 mod netconfig;
 mod pair_board;
 mod pair_service;
@@ -287,6 +288,7 @@ fn appliance_main(started: Instant) -> ! {
             daemon.arm_watchdog();
             daemon.bring_up().await;
             daemon.start_pair_service();
+            daemon.start_metrics(started);
             let (control_tx, control_rx) = tokio::sync::mpsc::channel(16);
             let console_tty = daemon.board.map(|b| b.console.tty);
             match console_ui::choose(&cmdline, console_tty) {
@@ -483,6 +485,7 @@ fn foreground_main(
         }
         daemon.bring_up().await;
         daemon.start_pair_service();
+        daemon.start_metrics(started);
         daemon.run(control_rx).await;
         server.drain().await;
         let _ = std::fs::remove_file(&control_path);

@@ -3,6 +3,8 @@
 //! `pair status` answers from the daemon's loop without asking the VRRP thread anything and
 //! the heartbeat reads the generation without waiting on the daemon.
 //!
+//! The metrics endpoint reads it the same way (its own thread, a copy under the lock).
+//!
 //! Both sides hold the lock only to copy plain data; the VRRP side only ever `try_lock`s, so a
 //! status dump can never delay a heartbeat.
 
@@ -12,6 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tandem_vrrp::pair::{HeartbeatCounters, LinkState, PartnerReport};
+
+use crate::metrics::{Families, Family, Labels};
 
 /// The board, shared by the daemon and the VRRP engine.
 #[derive(Debug, Clone, Default)]
@@ -164,11 +168,139 @@ impl PairBoard {
         )
     }
 
+    /// The heartbeat's metric families ([`metrics`]).
+    pub fn metrics(&self) -> Families {
+        let board = self.lock().clone();
+        metrics(&board)
+    }
+
     /// `pair status`.
     pub fn status_text(&self) -> String {
         let board = self.lock().clone();
         render(&board, Instant::now())
     }
+}
+
+/// The heartbeat's metric families (none while no heartbeat runs): whether the partner is
+/// alive on it, the round trip, datagrams counted, the peer link's carrier, a standing alarm,
+/// the uplink scores and each probed router, the partner's config generation.
+pub fn metrics(board: &Board) -> Families {
+    let mut families = Families::new();
+    let Some(view) = &board.heartbeat else {
+        return families;
+    };
+    families.push(
+        Family::gauge(
+            "tandem_pair_heartbeat_up",
+            "1 while the pair heartbeat is up both ways (each box echoes the other's session).",
+        )
+        .with(view.state == LinkState::Up),
+    );
+    families.push(
+        Family::gauge(
+            "tandem_pair_heartbeat_socket_open",
+            "1 when the heartbeat's socket is open on the peer link (`pair status` says why not).",
+        )
+        .with(view.closed.is_none()),
+    );
+    if let Some(rtt) = view.rtt {
+        families.push(
+            Family::gauge(
+                "tandem_pair_heartbeat_rtt_seconds",
+                "Round trip of the pair heartbeat, last measured.",
+            )
+            .with(rtt),
+        );
+    }
+    let c = &view.counters;
+    families.push(
+        Family::counter(
+            "tandem_pair_heartbeat_sent_total",
+            "Heartbeat datagrams sent on the peer link.",
+        )
+        .with(c.sent),
+    );
+    families.push(
+        Family::counter(
+            "tandem_pair_heartbeat_received_total",
+            "Heartbeat datagrams accepted from the partner.",
+        )
+        .with(c.received),
+    );
+    families.push(
+        Family::counter(
+            "tandem_pair_heartbeat_losses_total",
+            "Times the partner was declared dead (silence or the peer link's carrier lost).",
+        )
+        .with(c.losses),
+    );
+    let mut refused = Family::counter(
+        "tandem_pair_heartbeat_refused_total",
+        "Heartbeat datagrams refused, by reason (stale, foreign pair, off-link, bad MAC, ...).",
+    );
+    for (reason, count) in &c.refused {
+        refused.add(Labels::of(&[("reason", reason)]), *count);
+    }
+    families.push(refused);
+    families.push(
+        Family::gauge(
+            "tandem_pair_peer_link_carrier",
+            "1 when the peer link (the pair's own cable) has carrier.",
+        )
+        .with(view.carrier),
+    );
+    families.push(
+        Family::gauge(
+            "tandem_pair_alarm",
+            "1 while a pair alarm stands (cable cut, service LAN split); `pair status` says which.",
+        )
+        .with(view.alarm.is_some()),
+    );
+    if let Some(score) = view.uplink.score {
+        families.push(
+            Family::gauge(
+                "tandem_pair_uplink_score",
+                "This box's uplink score: upstream routers answering, or service LANs with carrier.",
+            )
+            .with(score),
+        );
+    }
+    if let Some(score) = view.partner.as_ref().and_then(|p| p.uplink) {
+        families.push(
+            Family::gauge(
+                "tandem_pair_partner_uplink_score",
+                "The partner's uplink score as its heartbeat reports it.",
+            )
+            .with(score),
+        );
+    }
+    let mut router_up = Family::gauge(
+        "tandem_pair_uplink_router_up",
+        "1 while an upstream router of peer_link.uplink_probes counts as up (answering, with carrier).",
+    );
+    let mut router_rtt = Family::gauge(
+        "tandem_pair_uplink_router_rtt_seconds",
+        "Round trip of the last answer from an upstream router.",
+    );
+    for gateway in &view.uplink.gateways {
+        let labels = Labels::of(&[("router", &gateway.address.to_string())]);
+        router_up.add(labels.clone(), gateway.answering && gateway.carrier);
+        if let Some(rtt) = gateway.rtt {
+            router_rtt.add(labels, rtt);
+        }
+    }
+    families.push(router_up);
+    families.push(router_rtt);
+    if let Some(partner) = &view.partner {
+        families.push(
+            Family::gauge(
+                "tandem_pair_partner_config_generation",
+                "The config generation the partner runs, as its heartbeat reports it.",
+            )
+            .with(partner.generation),
+        );
+    }
+    families
 }
 
 fn millis(span: Duration) -> String {

@@ -5,7 +5,8 @@
 //! threads and runtimes of their own, so a slow apply in one never delays another's timers.
 //! The event loop only ever sends it [`EngineRequest`]s: status text for the console and the
 //! control socket, tracking events, a new config to reconcile to, and the shutdown that must
-//! finish (VRRP priority 0, VIPs removed) before the box powers off.
+//! finish (VRRP priority 0, VIPs removed) before the box powers off; the metrics endpoint asks
+//! for metric families the same way.
 
 mod kinds;
 
@@ -17,11 +18,16 @@ use std::time::Duration;
 use tandem_config::Config;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::Families;
+
 /// What the event loop asks of an engine.
 #[derive(Debug)]
 pub enum EngineRequest {
     /// Status text for `<engine> status`.
     Status(oneshot::Sender<String>),
+    /// The engine's metric families for the metrics endpoint (`crate::metrics`): plain data
+    /// copied from what the engine keeps anyway, answered in its request loop like `Status`.
+    Metrics(oneshot::Sender<Families>),
     /// A tracked object (interface, bond, pool) went up or down.
     Track { object: String, up: bool },
     /// Leave cleanly (hand over, remove what was added); answer when done.
@@ -64,6 +70,18 @@ impl EngineHandle {
             Ok(Ok(text)) => text,
             _ => format!("{}: engine did not answer\n", self.name),
         }
+    }
+
+    /// Asks for the engine's metric families within `limit`; None when it is gone, does not
+    /// answer in time, or has half its queue taken already (a stuck engine's queue never
+    /// fills with scrapes: the daemon's own requests keep their room).
+    pub async fn metrics(&self, limit: Duration) -> Option<Families> {
+        if self.requests.capacity() <= self.requests.max_capacity() / 2 {
+            return None;
+        }
+        let (reply, answer) = oneshot::channel();
+        self.requests.try_send(EngineRequest::Metrics(reply)).ok()?;
+        tokio::time::timeout(limit, answer).await.ok()?.ok()
     }
 
     /// Asks the engine to leave cleanly and waits up to [`SHUTDOWN_GRACE`].

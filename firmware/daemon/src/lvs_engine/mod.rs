@@ -321,6 +321,11 @@ async fn answer_until_shutdown(mut inbox: mpsc::Receiver<EngineRequest>, why: St
             EngineRequest::Status(reply) => {
                 let _ = reply.send(format!("lvs: not running: {why}\n"));
             }
+            EngineRequest::Metrics(reply) => {
+                let mut families = crate::metrics::Families::new();
+                families.push(crate::metrics::engine_errors("lvs", 1));
+                let _ = reply.send(families);
+            }
             EngineRequest::Apply { reply, .. } => {
                 let _ = reply.send(format!(
                     "lvs: not applied: the director engine is not running ({why}); fix that (see `log`) and restart the box to load the IPVS table\n"
@@ -355,6 +360,8 @@ struct CheckState {
     up: bool,
     since: Option<Instant>,
     reason: Option<String>,
+    /// Down verdicts since the check started (kept when a config change replaces it).
+    failures: u64,
 }
 
 struct Director {
@@ -657,6 +664,9 @@ impl Director {
         };
         state.up = event.up;
         state.since = Some(event.at);
+        if !event.up {
+            state.failures = state.failures.saturating_add(1);
+        }
         if let Some(reason) = &event.reason {
             state.reason = Some(reason.to_string());
         }
@@ -692,11 +702,12 @@ impl Director {
                 .check(&subscribe.slot)
                 .map_or_else(|| "check".to_owned(), |c| c.what.to_string());
             let up = subscribe.spec.timing.start_up;
-            let (since, reason) = match replaced.remove(&subscribe.slot) {
-                Some(old) if subscribe.replaces.is_some() => (old.since, old.reason),
+            let (since, reason, failures) = match replaced.remove(&subscribe.slot) {
+                Some(old) if subscribe.replaces.is_some() => (old.since, old.reason, old.failures),
                 _ => (
                     None,
                     (!up).then(|| "not checked yet (start_down)".to_owned()),
+                    0,
                 ),
             };
             self.checks.insert(
@@ -708,6 +719,7 @@ impl Director {
                     up,
                     since,
                     reason,
+                    failures,
                 },
             );
         }
@@ -874,6 +886,46 @@ impl Director {
         }
     }
 
+    /// The metric families: the kernel's table as just read, the checks' verdicts; a table
+    /// that cannot be read or a stale one counts as an engine error.
+    fn metrics(&mut self) -> crate::metrics::Families {
+        let table = self.exec.table();
+        let checks: BTreeMap<(ServiceKey, RealServerId), status::CheckMetrics> = self
+            .checks
+            .values()
+            .map(|state| {
+                (
+                    (state.service, state.server),
+                    status::CheckMetrics {
+                        up: state.up,
+                        failures: state.failures,
+                    },
+                )
+            })
+            .collect();
+        let quorum: Vec<(ServiceKey, bool)> = self
+            .live
+            .health
+            .iter()
+            .filter_map(|(id, h)| h.quorum_up().map(|holds| (*id, holds)))
+            .collect();
+        let plan = &self.live.plan;
+        let configured = |key: &ServiceKey, id: &RealServerId| {
+            plan.service(key)
+                .and_then(|s| s.service.real_servers.get(id))
+                .map(|r| r.weight)
+        };
+        let errors = usize::from(self.stale) + usize::from(table.is_err());
+        let mut families = status::metrics(
+            table.as_deref().unwrap_or_default(),
+            &configured,
+            &checks,
+            &quorum,
+        );
+        families.push(crate::metrics::engine_errors("lvs", errors));
+        families
+    }
+
     fn status_text(&mut self) -> String {
         let table = match self.exec.table() {
             Ok(table) => table,
@@ -953,6 +1005,9 @@ impl Director {
                 request = inbox.recv() => match request {
                     Some(EngineRequest::Status(reply)) => {
                         let _ = reply.send(self.status_text());
+                    }
+                    Some(EngineRequest::Metrics(reply)) => {
+                        let _ = reply.send(self.metrics());
                     }
                     Some(EngineRequest::Apply { config, reply }) => {
                         let text = self.apply_config(config, &mut events).await;

@@ -83,9 +83,95 @@ pub struct PairHandle {
     /// When the partner was last heard, in ms since `epoch` + 1 (0: never; kept by the service).
     partner_heard: Arc<AtomicU64>,
     epoch: Instant,
+    counters: Arc<std::sync::Mutex<Counters>>,
 }
 
 impl PairHandle {
+    /// The replication metric families: where it stands (one-hot), STATEs and pushes counted,
+    /// refusals by reason.
+    pub fn metrics(&self) -> crate::metrics::Families {
+        use crate::metrics::{Families, Family, Labels};
+        let c = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut families = Families::new();
+        families.push(
+            Family::gauge(
+                "tandem_pair_paired",
+                "1 when this box is paired (a pair role and key from `pair start` / `pair join`).",
+            )
+            .with(c.standing != Standing::Unpaired),
+        );
+        let mut state = Family::gauge(
+            "tandem_pair_replication_state",
+            "Config replication with the partner, one-hot: unpaired, partner_not_heard, in_sync, partner_behind, this_box_behind, diverged, comparing.",
+        );
+        state.add_each(
+            &Labels::NONE,
+            "state",
+            Standing::ALL.map(|s| (s.word(), s == c.standing)),
+        );
+        families.push(state);
+        families.push(
+            Family::counter(
+                "tandem_pair_replication_states_sent_total",
+                "Replication STATE datagrams sent to the partner.",
+            )
+            .with(c.states_sent),
+        );
+        families.push(
+            Family::counter(
+                "tandem_pair_replication_states_received_total",
+                "Replication STATE datagrams accepted from the partner.",
+            )
+            .with(c.states_received),
+        );
+        let mut pushes = Family::counter(
+            "tandem_pair_replication_pushes_total",
+            "Config pushes this box made to the partner, by outcome.",
+        );
+        pushes.add_each(
+            &Labels::NONE,
+            "outcome",
+            [
+                ("applied", c.pushes_applied),
+                ("refused", c.pushes_refused),
+                ("failed", c.pushes_failed),
+            ],
+        );
+        families.push(pushes);
+        let mut received = Family::counter(
+            "tandem_pair_replication_received_total",
+            "Config pushes received from the partner, by outcome.",
+        );
+        received.add_each(
+            &Labels::NONE,
+            "outcome",
+            [
+                ("applied", c.received_applied),
+                ("refused", c.received_refused),
+            ],
+        );
+        families.push(received);
+        let mut refused = Family::counter(
+            "tandem_pair_replication_refused_total",
+            "Datagrams and connections the pair service refused, by reason.",
+        );
+        for (reason, count) in &c.refused {
+            refused.add(Labels::of(&[("reason", reason)]), *count);
+        }
+        families.push(refused);
+        families.push(
+            Family::counter(
+                "tandem_pair_replication_send_errors_total",
+                "Datagrams the kernel refused to send on the peer link.",
+            )
+            .with(c.send_errors),
+        );
+        families
+    }
+
     /// Publishes this box's side after a change (never blocks).
     pub fn publish(&self, state: LocalState) {
         self.state.send_replace(state);
@@ -124,6 +210,7 @@ pub fn spawn(initial: LocalState, to_daemon: mpsc::Sender<ToDaemon>, log: Log) -
     let partner_heard = Arc::new(AtomicU64::new(0));
     let service = Service::new(state_rx, to_daemon, Arc::clone(&partner_heard), log.clone());
     let epoch = service.epoch;
+    let counters = Arc::clone(&service.counters);
     // A thread and runtime of its own: the daemon's loop does a commit's follow-up work (the
     // engines' apply, the log) before it yields, and a push waiting for that took ~4 ms more
     // after a big commit; a partner's transfer never waits for this box's console either.
@@ -153,6 +240,7 @@ pub fn spawn(initial: LocalState, to_daemon: mpsc::Sender<ToDaemon>, log: Log) -
         state: Arc::new(state),
         partner_heard,
         epoch,
+        counters,
     }
 }
 
@@ -251,9 +339,50 @@ impl std::fmt::Display for Sent {
     }
 }
 
-/// Counters for `pair status`.
+/// Where replication stands with the partner, as `pair status` words it and the metrics
+/// count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Standing {
+    #[default]
+    Unpaired,
+    PartnerNotHeard,
+    InSync,
+    PartnerBehind,
+    ThisBoxBehind,
+    Diverged,
+    Comparing,
+}
+
+impl Standing {
+    const ALL: [Standing; 7] = [
+        Standing::Unpaired,
+        Standing::PartnerNotHeard,
+        Standing::InSync,
+        Standing::PartnerBehind,
+        Standing::ThisBoxBehind,
+        Standing::Diverged,
+        Standing::Comparing,
+    ];
+
+    /// The metrics' label value.
+    fn word(self) -> &'static str {
+        match self {
+            Standing::Unpaired => "unpaired",
+            Standing::PartnerNotHeard => "partner_not_heard",
+            Standing::InSync => "in_sync",
+            Standing::PartnerBehind => "partner_behind",
+            Standing::ThisBoxBehind => "this_box_behind",
+            Standing::Diverged => "diverged",
+            Standing::Comparing => "comparing",
+        }
+    }
+}
+
+/// Counters for `pair status` (and the metrics, through [`PairHandle::metrics`]).
 #[derive(Debug, Default)]
 struct Counters {
+    /// Where replication stood at the last STATE period.
+    standing: Standing,
     states_sent: u64,
     states_received: u64,
     send_errors: u64,
@@ -482,6 +611,7 @@ impl Service {
                     self.on_pairing_timeout().await;
                 }
                 _ = tick.tick() => {
+                    self.note_standing();
                     self.send_state().await;
                     self.consider_push();
                 }
@@ -821,6 +951,31 @@ impl Service {
         }
         self.check_divergence();
         self.consider_push();
+    }
+
+    /// Where replication stands with `partner` (heard recently).
+    fn standing_with(&self, partner: &Partner) -> Standing {
+        let ours = relation(&self.local, partner.generation, partner.digest);
+        match (ours, partner.relation_to_us) {
+            (Relation::InSync, _) => Standing::InSync,
+            (Relation::ReceiverBehind, _) => Standing::PartnerBehind,
+            (_, Relation::ReceiverBehind) => Standing::ThisBoxBehind,
+            (Relation::ReceiverNotInHistory, Relation::ReceiverNotInHistory) => Standing::Diverged,
+            _ => Standing::Comparing,
+        }
+    }
+
+    /// Records where replication stands for the metrics.
+    fn note_standing(&self) {
+        let standing = match (&self.local.identity, self.partner_fresh()) {
+            (None, _) => Standing::Unpaired,
+            (Some(_), None) => Standing::PartnerNotHeard,
+            (Some(_), Some(partner)) => self.standing_with(partner),
+        };
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .standing = standing;
     }
 
     fn partner_fresh(&self) -> Option<&Partner> {
@@ -1263,15 +1418,14 @@ impl Service {
         );
         match self.partner_fresh() {
             Some(partner) => {
-                let ours = relation(&self.local, partner.generation, partner.digest);
-                let state = match (ours, partner.relation_to_us) {
-                    (Relation::InSync, _) => "in sync".to_owned(),
-                    (Relation::ReceiverBehind, _) => "partner behind (pushing)".to_owned(),
-                    (_, Relation::ReceiverBehind) => "this box behind (the partner pushes)".to_owned(),
-                    (Relation::ReceiverNotInHistory, Relation::ReceiverNotInHistory) => {
-                        "DIVERGED: settle with `pair adopt-peer` or `pair push` (`compare peer` shows the difference)".to_owned()
+                let state = match self.standing_with(partner) {
+                    Standing::InSync => "in sync",
+                    Standing::PartnerBehind => "partner behind (pushing)",
+                    Standing::ThisBoxBehind => "this box behind (the partner pushes)",
+                    Standing::Diverged => {
+                        "DIVERGED: settle with `pair adopt-peer` or `pair push` (`compare peer` shows the difference)"
                     }
-                    _ => "comparing".to_owned(),
+                    _ => "comparing",
                 };
                 if let Some(skew) = partner.version_skew() {
                     let _ = writeln!(text, "pair: VERSION SKEW: {skew}");

@@ -451,6 +451,9 @@ async fn run(
             EngineRequest::Status(reply) => {
                 let _ = reply.send(status_text(role.as_ref(), &context).await);
             }
+            EngineRequest::Metrics(reply) => {
+                let _ = reply.send(metrics(role.as_ref(), &context).await);
+            }
             EngineRequest::Apply { config, reply } => {
                 let new = Role::of(&config);
                 let lines = reconcile(role.as_ref(), new.as_ref(), &context).await;
@@ -470,6 +473,26 @@ async fn run(
             }
         }
     }
+}
+
+/// The metric families: the VIPs of the role, and what the self-check finds missing as the
+/// engine's errors.
+async fn metrics(role: Option<&Role>, context: &EngineContext) -> crate::metrics::Families {
+    use crate::metrics::{Families, Family};
+    let missing = match role {
+        Some(role) => self_check(role, context).await.len(),
+        None => 0,
+    };
+    let mut families = Families::new();
+    families.push(
+        Family::gauge(
+            "tandem_realserver_vips",
+            "Virtual addresses this real server accepts traffic for (on lo, and tunl0 for TUN).",
+        )
+        .with(role.map_or(0, |role| role.vips.len())),
+    );
+    families.push(crate::metrics::engine_errors("realserver", missing));
+    families
 }
 
 /// `realserver status`: the role and the self-check.

@@ -87,6 +87,8 @@ struct Engine {
     groups: Vec<Group>,
     started: Instant,
     moves: VecDeque<Move>,
+    /// Bucket moves made since the engine started (any group).
+    moves_made: u64,
     /// The last error applying rules or moving buckets.
     error: Option<String>,
     /// The grace ran out without a word from the partner (logged once).
@@ -195,6 +197,7 @@ impl Engine {
             groups: Vec::new(),
             started: Instant::now(),
             moves: VecDeque::new(),
+            moves_made: 0,
             error: None,
             grace_over: false,
             config: None,
@@ -212,6 +215,9 @@ impl Engine {
                 request = inbox.recv() => match request {
                     Some(EngineRequest::Status(reply)) => {
                         let _ = reply.send(self.status_text());
+                    }
+                    Some(EngineRequest::Metrics(reply)) => {
+                        let _ = reply.send(self.metrics());
                     }
                     Some(EngineRequest::Apply { config, reply }) => {
                         let lines = self.apply(&config, false).await;
@@ -346,6 +352,7 @@ impl Engine {
                         at: Instant::now(),
                         line,
                     });
+                    self.moves_made = self.moves_made.saturating_add(1);
                 }
                 self.publish();
             }
@@ -563,6 +570,91 @@ impl Engine {
         for line in lines {
             self.context.log.line(format!("cluster: {line}"));
         }
+    }
+
+    /// The metric families: per group the buckets this box holds, has taken over and the
+    /// partner holds, and the packet counters of its rules; the partner's presence.
+    fn metrics(&self) -> crate::metrics::Families {
+        use crate::metrics::{Families, Family, Labels};
+        let view = self.board.partner();
+        let mut presence = Family::gauge(
+            "tandem_cluster_partner_presence",
+            "The partner as the load-sharing engine sees it, one-hot: unknown, up (heartbeat), alive (service LAN only), lost.",
+        );
+        let now = match &view.presence {
+            Presence::Unknown => "unknown",
+            Presence::Up(_) => "up",
+            Presence::Alive => "alive",
+            Presence::Lost => "lost",
+        };
+        presence.add_each(
+            &Labels::NONE,
+            "presence",
+            ["unknown", "up", "alive", "lost"].map(|p| (p, p == now)),
+        );
+        let mut running = Family::gauge(
+            "tandem_cluster_group_running",
+            "1 when the group's shared address and MAC are in place on this box.",
+        );
+        let mut buckets = Family::gauge(
+            "tandem_cluster_buckets",
+            "Hash buckets of the load-sharing group.",
+        );
+        let mut held = Family::gauge(
+            "tandem_cluster_buckets_held",
+            "Buckets this box accepts new flows in (its own and taken over).",
+        );
+        let mut taken = Family::gauge(
+            "tandem_cluster_buckets_taken_over",
+            "Buckets this box took over from the partner.",
+        );
+        let mut partner = Family::gauge(
+            "tandem_cluster_partner_buckets_held",
+            "Buckets the partner reports holding over the heartbeat (while it is up).",
+        );
+        let mut packets = Family::counter(
+            "tandem_cluster_packets_total",
+            "Packets to the shared address by verdict: established (flows this box accepted), new_accepted, taken_over, dropped (left to the partner).",
+        );
+        let counters = cluster_filter::counters(self.groups.len()).ok();
+        for (index, group) in self.groups.iter().enumerate() {
+            let labels = Labels::of(&[("group", group.config.name.as_str())]);
+            running.add(labels.clone(), group.active);
+            buckets.add(labels.clone(), group.shares.all.count_ones());
+            held.add(labels.clone(), group.sets.mine.count_ones());
+            taken.add(labels.clone(), group.sets.taken_over.count_ones());
+            if let Presence::Up(groups) = &view.presence {
+                if let Some(g) = groups.iter().find(|g| g.name == group.config.name.as_str()) {
+                    partner.add(labels.clone(), g.held.count_ones());
+                }
+            }
+            if let Some(c) = counters.as_ref().and_then(|c| c.get(index)) {
+                packets.add_each(
+                    &labels,
+                    "verdict",
+                    [
+                        ("established", c.established),
+                        ("new_accepted", c.new_accepted),
+                        ("taken_over", c.taken_over),
+                        ("dropped", c.dropped),
+                    ],
+                );
+            }
+        }
+        let moves = Family::counter(
+            "tandem_cluster_bucket_moves_total",
+            "Bucket moves (one nftables transaction each) since the engine started.",
+        )
+        .with(self.moves_made);
+        let errors = usize::from(self.error.is_some()) + usize::from(counters.is_none());
+        let mut families = Families::new();
+        for family in [
+            presence, running, buckets, held, taken, partner, packets, moves,
+        ] {
+            families.push(family);
+        }
+        families.push(crate::metrics::engine_errors(NAME, errors));
+        families
     }
 
     fn status_text(&self) -> String {

@@ -216,6 +216,8 @@ struct Engine {
     /// The timer deadline being handled (None outside timeout handling).
     expiring: Option<Instant>,
     act: Option<ActTiming>,
+    /// Each instance's last takeover by timer (for the metrics).
+    takeovers: BTreeMap<InstanceId, status::TakeoverLatency>,
     /// Accept_Mode enforcement (nftables), applied after each batch of actions.
     accept: accept::AcceptMode,
     /// Tickle ACKs for the partner's clients after a takeover (and the peer channel).
@@ -256,6 +258,7 @@ impl Engine {
             refused: Vec::new(),
             expiring: None,
             act: None,
+            takeovers: BTreeMap::new(),
             accept: accept::AcceptMode::default(),
             tickle: tickle::Tickler::default(),
             planned: None,
@@ -417,6 +420,7 @@ impl Engine {
         self.retired.clear();
         for id in &out.removed {
             self.held.remove(id);
+            self.takeovers.remove(id);
             self.accept.forget(*id);
             self.schedule.cancel(*id);
         }
@@ -740,6 +744,9 @@ impl Engine {
                     Some(EngineRequest::Status(reply)) => {
                         let _ = reply.send(self.status_text());
                     }
+                    Some(EngineRequest::Metrics(reply)) => {
+                        let _ = reply.send(self.metrics());
+                    }
                     Some(EngineRequest::Track { object, up }) => {
                         let now = self.now();
                         if self.speaker.handle_track_event(now, &object, up) > 0 {
@@ -985,8 +992,15 @@ impl Engine {
                         self.act.take(),
                     ) {
                         if act.instance == id {
-                            let micros =
-                                |at: Instant| at.saturating_duration_since(expiry).as_micros();
+                            let since = |at: Instant| at.saturating_duration_since(expiry);
+                            self.takeovers.insert(
+                                id,
+                                status::TakeoverLatency {
+                                    vips_added: since(act.vips_added),
+                                    announced: act.announced.map(since),
+                                },
+                            );
+                            let micros = |at: Instant| since(at).as_micros();
                             self.context.log.line(format!(
                                 "vrrp: {name}: act latency: timer expiry -> VIPs added {} us -> first announce {} us",
                                 micros(act.vips_added),
@@ -1152,6 +1166,24 @@ impl Engine {
         if let Some(error) = errors.first() {
             self.log(format!("{name}: {error}"));
         }
+    }
+
+    /// The metric families: counters and states as `vrrp status` shows them.
+    fn metrics(&self) -> crate::metrics::Families {
+        let instances: Vec<_> = self
+            .speaker
+            .instances()
+            .filter(|(id, _)| self.plans.contains_key(id))
+            .map(|(id, instance)| (instance.status(), self.takeovers.get(&id).copied()))
+            .collect();
+        let sockets: Vec<SocketCounters> =
+            self.sockets.values().map(|s| s.counters.clone()).collect();
+        status::metrics(
+            &instances,
+            self.speaker.counters(),
+            &sockets,
+            self.refused.len(),
+        )
     }
 
     fn status_text(&self) -> String {

@@ -4,7 +4,12 @@
 
 use std::fmt::Write;
 
-use tandem_vrrp::{AddressListGrace, InstancePlan, Instant, SpeakerCounters, State, Status};
+use tandem_vrrp::{
+    AddressListGrace, CauseKind, DiscardReason, InstancePlan, Instant, SpeakerCounters, State,
+    Status,
+};
+
+use crate::metrics::{Families, Family, Labels};
 
 /// Counters of one VRRP socket (interface and family), for what never reaches an instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -213,6 +218,228 @@ pub fn engine_text(
     out
 }
 
+/// The last takeover by timer of one instance: from the timer's expiry to the virtual
+/// addresses added and to the first gratuitous ARP / NA sent (the act latency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TakeoverLatency {
+    pub vips_added: core::time::Duration,
+    pub announced: Option<core::time::Duration>,
+}
+
+fn state_word(state: State) -> &'static str {
+    match state {
+        State::Initialize => "initialize",
+        State::Backup => "backup",
+        State::Master => "master",
+        State::Fault => "fault",
+    }
+}
+
+/// The label value of a transition cause.
+fn cause_word(kind: CauseKind) -> &'static str {
+    match kind {
+        CauseKind::Startup => "startup",
+        CauseKind::AddressOwner => "address_owner",
+        CauseKind::MasterSilent => "master_silent",
+        CauseKind::MasterLeft => "master_left",
+        CauseKind::Preempted => "preempted",
+        CauseKind::HigherPriority => "higher_priority",
+        CauseKind::EqualPriorityHigherAddress => "equal_priority_higher_address",
+        CauseKind::Shutdown => "shutdown",
+        CauseKind::TrackDown => "track_down",
+        CauseKind::FaultCleared => "fault_cleared",
+        CauseKind::SyncGroup => "sync_group",
+        CauseKind::Partner => "partner",
+    }
+}
+
+/// The label value of a discard reason.
+fn discard_word(reason: DiscardReason) -> &'static str {
+    match reason {
+        DiscardReason::TtlNot255 => "ttl_not_255",
+        DiscardReason::VersionMismatch => "version_mismatch",
+        DiscardReason::UnknownType => "unknown_type",
+        DiscardReason::Truncated => "truncated",
+        DiscardReason::TooShortForAddressCount => "too_short_for_address_count",
+        DiscardReason::BadChecksum => "bad_checksum",
+        DiscardReason::VridNotConfigured => "vrid_not_configured",
+        DiscardReason::LocalIsOwner => "local_is_owner",
+        DiscardReason::AuthTypeMismatch => "auth_type_mismatch",
+        DiscardReason::AuthFailure => "auth_failure",
+        DiscardReason::IntervalMismatch => "interval_mismatch",
+        DiscardReason::IntervalZero => "interval_zero",
+        DiscardReason::AddressListMismatch => "address_list_mismatch",
+        DiscardReason::FamilyMismatch => "family_mismatch",
+        DiscardReason::OwnAdvert => "own_advert",
+    }
+}
+
+/// The engine's metric families (its answer to `EngineRequest::Metrics`): per instance the
+/// state (one-hot over `initialize`, `backup`, `master`, `fault`), priorities, advert
+/// interval, advert counters, transitions by cause, discards by reason, tracked objects and
+/// the last takeover's act latency; per socket what never reached an instance; the config
+/// lines the engine refused as its `tandem_engine_errors`.
+pub fn metrics(
+    instances: &[(Status, Option<TakeoverLatency>)],
+    speaker: &SpeakerCounters,
+    sockets: &[SocketCounters],
+    refused: usize,
+) -> Families {
+    let mut state = Family::gauge(
+        "tandem_vrrp_state",
+        "VRRP instance state, one-hot: 1 for the state the instance is in.",
+    );
+    let mut priority = Family::gauge(
+        "tandem_vrrp_priority",
+        "VRRP priority the instance advertises (after tracking weights).",
+    );
+    let mut configured = Family::gauge(
+        "tandem_vrrp_configured_priority",
+        "VRRP priority configured for the instance.",
+    );
+    let mut interval = Family::gauge(
+        "tandem_vrrp_advert_interval_seconds",
+        "Advertisement interval in force (v3: the master's).",
+    );
+    let mut sent = Family::counter(
+        "tandem_vrrp_adverts_sent_total",
+        "VRRP advertisements sent, priority 0 included.",
+    );
+    let mut received = Family::counter(
+        "tandem_vrrp_adverts_received_total",
+        "Valid VRRP advertisements received and processed.",
+    );
+    let mut zero_sent = Family::counter(
+        "tandem_vrrp_priority_zero_sent_total",
+        "Priority-0 advertisements sent (this box leaving master).",
+    );
+    let mut zero_received = Family::counter(
+        "tandem_vrrp_priority_zero_received_total",
+        "Priority-0 advertisements received (the master leaving).",
+    );
+    let mut transitions = Family::counter(
+        "tandem_vrrp_transitions_total",
+        "VRRP state transitions by cause.",
+    );
+    let mut discards = Family::counter(
+        "tandem_vrrp_discards_total",
+        "Received VRRP packets discarded, by reason.",
+    );
+    let mut tracked = Family::gauge(
+        "tandem_vrrp_tracked_object_up",
+        "Tracked object (interface, bond) as the instance sees it: 1 up, 0 down.",
+    );
+    let mut latency = Family::gauge(
+        "tandem_vrrp_takeover_latency_seconds",
+        "Last takeover by timer: from the timer's expiry to the VIPs added and to the first GARP/NA.",
+    );
+    for (status, takeover) in instances {
+        let labels = Labels::of(&[("vrrp_instance", &status.name)]);
+        state.add_each(
+            &labels,
+            "state",
+            [
+                State::Initialize,
+                State::Backup,
+                State::Master,
+                State::Fault,
+            ]
+            .map(|s| (state_word(s), status.state == s)),
+        );
+        priority.add(labels.clone(), status.effective_priority);
+        configured.add(labels.clone(), status.base_priority);
+        interval.add(
+            labels.clone(),
+            f64::from(status.master_adver_interval_cs) / 100.0,
+        );
+        let c = &status.counters;
+        sent.add(labels.clone(), c.adverts_sent);
+        received.add(labels.clone(), c.adverts_received);
+        zero_sent.add(labels.clone(), c.priority_zero_sent);
+        zero_received.add(labels.clone(), c.priority_zero_received);
+        transitions.add_each(
+            &labels,
+            "cause",
+            c.transitions_by_cause().map(|(k, n)| (cause_word(k), n)),
+        );
+        discards.add_each(
+            &labels,
+            "reason",
+            c.discards().map(|(r, n)| (discard_word(r), n)),
+        );
+        for (object, up) in &status.tracks {
+            tracked.add(labels.and("object", object), *up);
+        }
+        if let Some(takeover) = takeover {
+            latency.add(labels.and("step", "vips_added"), takeover.vips_added);
+            if let Some(announced) = takeover.announced {
+                latency.add(labels.and("step", "first_announce"), announced);
+            }
+        }
+    }
+    let mut socket_received = Family::counter(
+        "tandem_vrrp_socket_received_total",
+        "Datagrams read from a VRRP socket (per interface and family).",
+    );
+    let mut socket_errors = Family::counter(
+        "tandem_vrrp_socket_errors_total",
+        "VRRP socket errors: malformed deliveries, unicast adverts from unknown peers, refused sends.",
+    );
+    for s in sockets {
+        let labels = Labels::of(&[
+            ("interface", &s.interface),
+            ("family", if s.ipv6 { "ipv6" } else { "ipv4" }),
+        ]);
+        socket_received.add(labels.clone(), s.received);
+        socket_errors.add_each(
+            &labels,
+            "error",
+            [
+                ("bad_ipv4_header", s.bad_ipv4_header),
+                ("missing_ancillary_data", s.missing_ancillary_data),
+                ("unknown_unicast_peer", s.unknown_unicast_peer),
+                ("send", s.send_errors),
+            ],
+        );
+    }
+    let mut unmatched = Family::counter(
+        "tandem_vrrp_unmatched_total",
+        "Received VRRP packets no instance matched, by reason.",
+    );
+    unmatched.add_each(
+        &Labels::NONE,
+        "reason",
+        [
+            ("vrid_not_configured", speaker.vrid_not_configured),
+            ("truncated", speaker.truncated),
+            ("family_mismatch", speaker.family_mismatch),
+        ],
+    );
+    let errors = crate::metrics::engine_errors("vrrp", refused);
+    let mut families = Families::new();
+    for family in [
+        state,
+        priority,
+        configured,
+        interval,
+        sent,
+        received,
+        zero_sent,
+        zero_received,
+        transitions,
+        discards,
+        tracked,
+        latency,
+        socket_received,
+        socket_errors,
+        unmatched,
+        errors,
+    ] {
+        families.push(family);
+    }
+    families
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +511,62 @@ mod tests {
         assert!(text.contains("bad checksum: 1"), "{text}");
         assert!(text.contains("bad IPv4 header 2"), "{text}");
         assert!(text.contains("192.0.2.100/24 on eth0"), "{text}");
+    }
+
+    #[test]
+    fn metrics_show_the_state_one_hot_and_count_by_cause_and_reason() {
+        let params = InstanceParams::v3(
+            "web",
+            "eth0",
+            20,
+            100,
+            "192.0.2.2".parse().unwrap(),
+            vec!["192.0.2.100".parse().unwrap()],
+        );
+        let mut speaker = Speaker::new();
+        speaker.add_instance(params, Instant::ZERO).unwrap();
+        let meta = RxMeta {
+            src: "192.0.2.3".parse().unwrap(),
+            dst: "224.0.0.18".parse().unwrap(),
+            ttl: 64,
+        };
+        // An advert with the wrong TTL: discarded and counted by reason.
+        let mut payload = vec![0x31, 20, 200, 1, 0, 100, 0, 0];
+        payload.extend_from_slice(&[192, 0, 2, 100]);
+        let _ = speaker.handle_packet(Instant::from_secs(1), "eth0", meta, &payload);
+        let status = speaker.instances().next().unwrap().1.status();
+        let sockets = [SocketCounters {
+            interface: "eth0".into(),
+            received: 4,
+            send_errors: 1,
+            ..Default::default()
+        }];
+        let takeover = TakeoverLatency {
+            vips_added: core::time::Duration::from_micros(120),
+            announced: Some(core::time::Duration::from_micros(450)),
+        };
+        let mut out = Vec::new();
+        let duplicates = metrics(&[(status, Some(takeover))], speaker.counters(), &sockets, 2)
+            .render(crate::metrics::Format::Prometheus, &mut out);
+        assert_eq!(duplicates, 0);
+        let text = String::from_utf8(out).unwrap();
+        for line in [
+            "tandem_vrrp_state{vrrp_instance=\"web\",state=\"backup\"} 1\n",
+            "tandem_vrrp_state{vrrp_instance=\"web\",state=\"master\"} 0\n",
+            "tandem_vrrp_state{vrrp_instance=\"web\",state=\"initialize\"} 0\n",
+            "tandem_vrrp_priority{vrrp_instance=\"web\"} 100\n",
+            "tandem_vrrp_advert_interval_seconds{vrrp_instance=\"web\"} 1\n",
+            "tandem_vrrp_transitions_total{vrrp_instance=\"web\",cause=\"startup\"} 1\n",
+            "tandem_vrrp_discards_total{vrrp_instance=\"web\",reason=\"ttl_not_255\"} 1\n",
+            "tandem_vrrp_discards_total{vrrp_instance=\"web\",reason=\"bad_checksum\"} 0\n",
+            "tandem_vrrp_takeover_latency_seconds{vrrp_instance=\"web\",step=\"vips_added\"} 0.00012\n",
+            "tandem_vrrp_socket_errors_total{interface=\"eth0\",family=\"ipv4\",error=\"send\"} 1\n",
+            "tandem_vrrp_socket_received_total{interface=\"eth0\",family=\"ipv4\"} 4\n",
+            "tandem_engine_errors{engine=\"vrrp\"} 2\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE tandem_vrrp_state gauge").count(), 1);
     }
 
     #[test]

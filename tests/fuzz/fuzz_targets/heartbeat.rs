@@ -17,6 +17,14 @@ const SETTINGS: HeartbeatSettings = HeartbeatSettings {
     dead_after: Duration::from_millis(30),
 };
 
+/// One load-sharing group, so every emitted heartbeat carries the section.
+const SHARING: [heartbeat::SharingHealth<'static>; 1] = [heartbeat::SharingHealth {
+    name: "web",
+    active: true,
+    held: 0x5555,
+    address: std::net::Ipv4Addr::new(192, 0, 2, 1),
+}];
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // The codec: accepted bytes re-emit identically.
     if let Ok(packet) = heartbeat::decode(data, KeyPolicy::Unkeyed, 0) {
@@ -60,9 +68,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                     tracked_down: 0,
                     handover: false,
                     instances: &[],
+                    sharing: &SHARING,
                 };
                 link.emit(now, &health, &mut buffer)
-                    .expect("an empty heartbeat fits");
+                    .expect("a heartbeat with one load-sharing group fits");
             }
             while link.poll_event().is_some() {}
             let counters = link.counters();

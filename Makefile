@@ -114,6 +114,7 @@ bench: image lab-image bench-image
 	cargo run --quiet --release -p tandem-lab --bin bootbench
 	cargo run --quiet --release -p tandem-lab --bin lvsbench
 	cargo run --quiet --release -p tandem-lab --bin bondbench
+	cargo run --quiet --release -p tandem-lab --bin metricsbench
 	cargo bench --workspace --quiet 2>/dev/null | grep '^bench:' || true
 
 clean-lab:

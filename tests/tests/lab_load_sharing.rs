@@ -6,13 +6,15 @@
 //!   fails, both boxes serve (the image's kernel has the nftables modules: jhash, conntrack).
 //! - box-b dies (QMP `quit`): box-a's heartbeat goes silent, its ARP probe to box-b is not
 //!   answered, it takes box-b's buckets (the cause names it) and answers every new connection.
+//! - box-b boots again: the buckets move back (each box holds 8), the long-lived connections
+//!   box-a opened while alone (half of them in box-b's buckets) all still echo through box-a,
+//!   and new connections are split again.
 //!
-//! The host tier (`firmware/daemon/tests/load_sharing.rs`) covers the return of the partner
-//! and the connections that live through it; timing figures live in the benches.
+//! Timing figures live in the benches.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -156,4 +158,82 @@ fn two_boxes_share_an_address_and_the_survivor_takes_the_dead_boxs_buckets_on_th
         .unwrap();
     let alone = requests(&client, 40);
     assert_eq!(count(&alone, "box-a"), 40, "{alone:?}");
+
+    // Long-lived connections opened while box-a is alone (half of them in box-b's buckets),
+    // then box-b boots again: the buckets move back and every one of them lives on.
+    let mut long_lived = echo_connections(&client, 20);
+    for (i, connection) in long_lived.iter_mut().enumerate() {
+        assert_eq!(connection.echo(&format!("alone-{i}")).unwrap(), "box-a");
+    }
+    let spec_b = BoxSpec::new("box-b", &nics)
+        .with_config(&config("box-b", "192.0.2.2", "2, 4, 6, 8, 10, 12, 14, 16"))
+        .with_lab_program("/lab/lab-httpd");
+    lab.restart_box(&spec_b, BOOT).unwrap();
+    for name in ["box-a", "box-b"] {
+        lab.box_named(name)
+            .unwrap()
+            .wait_reply("cluster status", "this box: 8 bucket(s)", SETTLE)
+            .unwrap();
+    }
+    for (i, connection) in long_lived.iter_mut().enumerate() {
+        let served = connection
+            .echo(&format!("back-{i}"))
+            .unwrap_or_else(|e| panic!("connection {i} opened while box-a was alone: {e}"));
+        assert_eq!(served, "box-a", "connection {i}");
+    }
+    let again = requests(&client, 60);
+    let failed: Vec<&String> = again.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failed.is_empty(), "failed connections: {failed:?}");
+    let (on_a, on_b) = (count(&again, "box-a"), count(&again, "box-b"));
+    eprintln!("split after box-b's return: box-a {on_a}, box-b {on_b}");
+    assert!(on_a >= 10 && on_b >= 10, "split {on_a} / {on_b}");
+}
+
+/// One connection to the lab responder's line echo (port 7).
+struct Echo {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Echo {
+    /// Sends `text`, returns the box that echoed it (`served-by <box> <text>`).
+    fn echo(&mut self, text: &str) -> Result<String, String> {
+        self.stream
+            .write_all(format!("{text}\n").as_bytes())
+            .map_err(|e| format!("write: {e}"))?;
+        let mut line = String::new();
+        self.reader
+            .read_line(&mut line)
+            .map_err(|e| format!("read: {e}"))?;
+        let rest = line
+            .trim_end()
+            .strip_prefix("served-by ")
+            .ok_or_else(|| format!("echo {line:?}"))?;
+        match rest.split_once(' ') {
+            Some((name, echoed)) if echoed == text => Ok(name.to_owned()),
+            _ => Err(format!("echo {line:?} for {text:?}")),
+        }
+    }
+}
+
+/// `count` connections to the shared address's echo port from the client netns.
+fn echo_connections(client: &str, count: usize) -> Vec<Echo> {
+    spawn_in(client, move || {
+        (0..count)
+            .map(|i| {
+                let address: SocketAddr = format!("{VIP}:7").parse().unwrap();
+                let stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))
+                    .unwrap_or_else(|e| panic!("echo connection {i}: {e}"));
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                let reader = BufReader::new(stream.try_clone().unwrap());
+                Echo { stream, reader }
+            })
+            .collect()
+    })
+    .unwrap()
+    .join()
+    .unwrap()
+    .unwrap()
 }

@@ -377,10 +377,18 @@ fn check_system(config: &Config, report: &mut Report) {
     }
     if let Some(notify) = &config.notify {
         for address in notify.email_to.iter().chain(notify.email_from.iter()) {
-            if !address.contains('@') {
+            // A local mailbox (`acassen`) is a valid address to the relay, which adds its own
+            // domain: keepalived and every MTA accept it.
+            let (local, domain) = address.split_once('@').unwrap_or((address, "x"));
+            let bad = |part: &str| {
+                part.is_empty()
+                    || part.contains('@')
+                    || part.chars().any(|c| c.is_whitespace() || c.is_control())
+            };
+            if bad(local) || bad(domain) {
                 report.error(
                     "notify",
-                    format!("\"{address}\" is not an e-mail address; write it as user@domain"),
+                    format!("\"{address}\" is not a mailbox; write it as user@domain (or a local user name the relay knows)"),
                 );
             }
         }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use tandem_config::export;
 use tandem_config::import::{self, keepalived, Format, ImportError, Imported, NoteKind};
-use tandem_config::model::{CheckKind, HttpBody, OnFailure, VirtualService};
+use tandem_config::model::{CheckKind, OnFailure, VirtualService};
 use tandem_config::validate::{validate, Severity};
 use tandem_config::Config;
 
@@ -43,7 +43,7 @@ const fn sample(file: &'static str, notes: &'static [&'static str]) -> Sample {
 const CORPUS: &[Sample] = &[
     sample(
         "import/keepalived/samples/keepalived.conf.HTTP_GET.port",
-        &["NC notification_email 5"],
+        &["A SSL_GET 22"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.IPv6",
@@ -51,7 +51,7 @@ const CORPUS: &[Sample] = &[
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.PING_CHECK",
-        &["NC PING_CHECK 23", "NC notification_email 6"],
+        &["NC PING_CHECK 23"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.SMTP_CHECK",
@@ -62,22 +62,22 @@ const CORPUS: &[Sample] = &[
             "NC host 68",
             "NC host 72",
             "NC host 95",
-            "NC notification_email 17",
         ],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.SSL_GET",
         &[
+            "A SSL_GET 39",
             "A accept 13",
+            "A digest 64",
             "NC auth_type 20",
-            "NC notification_email 5",
             "NC url 44",
             "NC url 69",
         ],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.UDP_CHECK",
-        &["NC UDP_CHECK 23", "NC notification_email 6"],
+        &["NC UDP_CHECK 23"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.conditional_conf",
@@ -102,15 +102,15 @@ const CORPUS: &[Sample] = &[
     },
     sample(
         "import/keepalived/samples/keepalived.conf.inhibit",
-        &["NC notification_email 5"],
+        &["A digest 23"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.misc_check",
-        &["NC MISC_CHECK 23", "NC notification_email 6"],
+        &["NC MISC_CHECK 23"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.misc_check_arg",
-        &["NC MISC_CHECK 22", "NC notification_email 5"],
+        &["NC MISC_CHECK 22"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.quorum",
@@ -118,11 +118,11 @@ const CORPUS: &[Sample] = &[
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.sample",
-        &["A accept 13", "NC notification_email 5"],
+        &["A accept 13", "A digest 37"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.status_code",
-        &["NC notification_email 6", "NC status_code 26", "NC url 28"],
+        &["A SSL_GET 23", "NC status_code 26", "NC url 28"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.track_interface",
@@ -130,13 +130,13 @@ const CORPUS: &[Sample] = &[
     ),
     Sample {
         file: "import/keepalived/samples/keepalived.conf.virtual_server_group",
-        notes: &["A virtual_server group 22", "NC notification_email 5"],
+        notes: &["A digest 31", "A digest 44", "A virtual_server group 22"],
         errors: &[NO_MARKING_RULE_1, NO_MARKING_RULE_2],
         export_notes: &[],
     },
     sample(
         "import/keepalived/samples/keepalived.conf.virtualhost",
-        &["NC notification_email 5", "NC url 29"],
+        &["A SSL_GET 24", "NC url 29"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.vrrp",
@@ -149,7 +149,6 @@ const CORPUS: &[Sample] = &[
             "A smtp_alert 38",
             "A smtp_alert 52",
             "A smtp_alert 69",
-            "NC notification_email 5",
         ],
     ),
     sample(
@@ -436,12 +435,18 @@ fn every_corpus_file_exports_back_to_the_same_config() {
 /// What the corpus files import to, beyond their notes.
 #[test]
 fn the_samples_import_what_keepalived_runs() {
-    // A local mailbox is left out with a note; the rest of the notification settings stay.
+    // A local mailbox is imported as it is (the relay adds its domain), with the rest of the
+    // notification settings, and validates.
     let http_port = import_corpus("import/keepalived/samples/keepalived.conf.HTTP_GET.port");
-    let note = &http_port.notes[0];
-    assert_eq!(note.message, "\"acassen\" is a local mailbox without a domain, which Tandem's [notify] does not take (model change needed); not imported: write it as acassen@<the relay's domain>");
     let notify = http_port.config.notify.as_ref().unwrap();
-    assert!(notify.email_to.is_empty());
+    assert_eq!(
+        notify
+            .email_to
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>(),
+        ["acassen"]
+    );
     assert_eq!(
         notify.email_from.as_deref(),
         Some("Alexandre.Cassen@firewall.loc")
@@ -453,10 +458,12 @@ fn the_samples_import_what_keepalived_runs() {
         .as_deref()
         .unwrap();
     assert_eq!(check.connect_port, Some(444));
-    assert!(matches!(
-        &check.kind,
-        CheckKind::Http { tls: true, body: Some(HttpBody::Md5(_)), path, .. } if path == "/"
-    ));
+    // SSL_GET runs as a TCP connect to its port until the firmware runs TLS checks (the
+    // import says so).
+    assert!(matches!(&check.kind, CheckKind::Tcp));
+    assert!(http_port.notes.iter().any(|n| n.keyword == "SSL_GET"
+        && n.message
+            .contains("checked by a TCP connect to the same port")));
     assert_eq!(
         (
             check.timing.interval_ms,
@@ -496,7 +503,9 @@ fn the_samples_import_what_keepalived_runs() {
     // status_code 200-299 400-499 503 505: the 2xx range is kept, the rest is reported.
     let status = import_corpus("import/keepalived/samples/keepalived.conf.status_code");
     let check = status.config.virtual_services[0].check.as_deref().unwrap();
-    assert!(matches!(&check.kind, CheckKind::Http { status: None, path, .. } if path == "/"));
+    // (Its checker is an SSL_GET: a TCP connect until TLS checks run; the note still says
+    // what an HTTP check would keep.)
+    assert!(matches!(&check.kind, CheckKind::Tcp));
     let note = status
         .notes
         .iter()
@@ -614,18 +623,24 @@ fn notification_settings_never_make_the_import_invalid() {
             .iter()
             .map(|(_, k, l)| (k.as_str(), *l))
             .collect::<Vec<_>>(),
+        // The over-long address, the unreadable timeout and router_id; the local mailbox
+        // `acassen` and the local sender `keepalived` are imported.
         [
-            ("notification_email", 3),
             ("notification_email", 5),
-            ("notification_email_from", 7),
             ("smtp_connect_timeout", 9),
             ("router_id", 10),
         ]
     );
     let notify = imported.config.notify.as_ref().unwrap();
-    assert_eq!(notify.email_to.len(), 1);
-    assert_eq!(notify.email_to[0].as_str(), "ops@example.com");
-    assert_eq!(notify.email_from, None);
+    assert_eq!(
+        notify
+            .email_to
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>(),
+        ["acassen", "ops@example.com"]
+    );
+    assert_eq!(notify.email_from.as_deref(), Some("keepalived"));
     assert_eq!(
         (
             notify.smtp_server,

@@ -444,3 +444,23 @@ address = "198.51.100.22"
         "{found:#?}"
     );
 }
+
+#[test]
+fn notification_addresses_may_be_local_mailboxes_but_not_garbage() {
+    let with =
+        |to: &str| format!("{CLEAN}\n[notify]\nemail_to = [{to}]\nsmtp_server = \"192.0.2.25\"\n");
+    assert_eq!(issues(&with("\"acassen\", \"ops@example.com\"")), vec![]);
+    for bad in [
+        "\"ops@\"",
+        "\"@example.com\"",
+        "\"a b@example.com\"",
+        "\"a@b@c\"",
+    ] {
+        expect_only(
+            &with(bad),
+            Severity::Error,
+            "notify",
+            &["is not a mailbox", "user@domain"],
+        );
+    }
+}

@@ -1195,10 +1195,9 @@ fn global_defs(node: &Node, config: &mut Config, notes: &mut Notes) {
             "notification_email_from" => {
                 any_notify = true;
                 match child.arg(1) {
-                    Some(from) if from.contains('@') => {
+                    Some(from) => {
                         notify.email_from = bounded(from, line, "notification_email_from", &mut local);
                     }
-                    Some(from) => local.not_carried(line, "notification_email_from", format!("\"{from}\" is a local name without a domain, which Tandem's [notify] does not take (model change needed); not imported: write it as {from}@<domain>")),
                     None => local.not_carried(line, "notification_email_from", "no address given"),
                 }
             }
@@ -1244,13 +1243,9 @@ fn global_defs(node: &Node, config: &mut Config, notes: &mut Notes) {
     }
 }
 
-/// One `notification_email` entry: a local mailbox (`acassen`, which keepalived and every MTA
-/// take) is reported and left out, as Tandem's [notify] takes user@domain addresses only.
+/// One `notification_email` entry: user@domain, or a local mailbox (`acassen`, which
+/// keepalived and every MTA take: the relay adds its domain).
 fn recipient(word: &str, line: usize, notify: &mut Notify, notes: &mut Notes) {
-    if !word.contains('@') {
-        notes.not_carried(line, "notification_email", format!("\"{word}\" is a local mailbox without a domain, which Tandem's [notify] does not take (model change needed); not imported: write it as {word}@<the relay's domain>"));
-        return;
-    }
     if let Some(value) = bounded(word, line, "notification_email", notes) {
         if notify.email_to.push(value).is_err() {
             notes.not_carried(
@@ -2276,12 +2271,26 @@ fn health_check(
                 notes.not_carried(node.line, node.keyword(), "has no url with a path, so keepalived ignores this checker (\"no urls specified\"); not imported, the real server is not checked");
                 return None;
             };
-            CheckKind::Http {
-                path: url.path,
-                status: url.status,
-                body: url.body,
-                virtual_host: url.virtual_host.or(vhost),
-                tls: node.keyword() == "SSL_GET",
+            // What the firmware's checks cannot run yet is imported as the nearest check that
+            // runs, and said so here: an import that succeeds must run.
+            if node.keyword() == "SSL_GET" {
+                notes.adjusted(node.line, "SSL_GET", "this firmware does not run TLS checks yet: the real server is checked by a TCP connect to the same port instead (its url, status and digest are not checked)");
+                CheckKind::Tcp
+            } else {
+                let body = match url.body {
+                    Some(HttpBody::Md5(_)) => {
+                        notes.adjusted(node.line, "digest", "this firmware does not compare MD5 digests yet: the url's status code is checked, its body is not");
+                        None
+                    }
+                    other => other,
+                };
+                CheckKind::Http {
+                    path: url.path,
+                    status: url.status,
+                    body,
+                    virtual_host: url.virtual_host.or(vhost),
+                    tls: false,
+                }
             }
         }
         "SMTP_CHECK" => CheckKind::Smtp { helo_name: helo },

@@ -11,6 +11,7 @@
 pub mod address_monitor;
 pub mod cable_pair;
 pub mod console;
+pub mod figures;
 pub mod host;
 pub mod kernel_tests;
 pub mod lab;

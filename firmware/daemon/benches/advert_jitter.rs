@@ -210,15 +210,6 @@ fn advert_vrid(packet: &[u8]) -> Option<u8> {
         .then_some(vrrp[1])
 }
 
-/// Nearest-rank percentile `p` (0-100) of sorted `values`.
-fn percentile(sorted: &[f64], p: usize) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() - 1) * p + 50) / 100;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 /// Prints a phase's figures from the adverts inside its `windows` (ns); returns its p99 (ms).
 fn report(phase: Phase, captured: &Captured, windows: &[(i128, i128)]) -> f64 {
     let name = format!("vrrp_advert_jitter_10ms_{}", phase.name);
@@ -273,8 +264,11 @@ fn report(phase: Phase, captured: &Captured, windows: &[(i128, i128)]) -> f64 {
         gaps_ns.first().copied().unwrap_or(0) as f64 / 1e6,
         gaps_ns.last().copied().unwrap_or(0) as f64 / 1e6,
     );
-    let p99 = percentile(&deviations, 99);
-    println!("bench: {name}_p50 {:.3} ms", percentile(&deviations, 50));
+    let p99 = tandem_lab::figures::percentile_sorted(&deviations, 99);
+    println!(
+        "bench: {name}_p50 {:.3} ms",
+        tandem_lab::figures::percentile_sorted(&deviations, 50)
+    );
     println!("bench: {name}_p99 {p99:.3} ms");
     println!(
         "bench: {name}_max {:.3} ms",

@@ -805,25 +805,8 @@ fn planned_move(pair: &Pair, count: usize) -> (usize, usize, f64, f64) {
     (survivors, count, move_ms, unowned_ms)
 }
 
-/// Nearest-rank percentile `p` (0-100) of `values`.
-fn percentile(values: &mut [f64], p: usize) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((values.len() - 1) * p + 50) / 100;
-    values[rank.min(values.len() - 1)]
-}
-
 fn report(name: &str, values: &mut [f64], unit: &str) {
-    if std::env::var_os("LS_BENCH_RAW").is_some() {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let text: Vec<String> = sorted.iter().map(|v| format!("{v:.1}")).collect();
-        eprintln!("{name} ({unit}): {}", text.join(" "));
-    }
-    println!("bench: {name}_p50 {:.1} {unit}", percentile(values, 50));
-    println!("bench: {name}_p99 {:.1} {unit}", percentile(values, 99));
+    tandem_lab::figures::report(name, values, unit, "LS_BENCH_RAW");
 }
 
 fn env_number<T: std::str::FromStr>(key: &str, default: T) -> T {

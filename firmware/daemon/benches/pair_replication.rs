@@ -84,19 +84,16 @@ fn big_config(services: usize, servers: usize, weight: u32) -> String {
 /// Virtual addresses the services of [`big_config`] share.
 const VIRTUAL_ADDRESSES: usize = 15;
 
-/// The `p`-th percentile (0..=100) of sorted samples, nearest rank.
-fn percentile(sorted: &[f64], p: usize) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() - 1) * p + 50) / 100;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 fn report(name: &str, mut samples: Vec<f64>) {
     samples.sort_by(f64::total_cmp);
-    println!("bench: {name}_p50 {:.2} ms", percentile(&samples, 50));
-    println!("bench: {name}_p99 {:.2} ms", percentile(&samples, 99));
+    println!(
+        "bench: {name}_p50 {:.2} ms",
+        tandem_lab::figures::percentile_sorted(&samples, 50)
+    );
+    println!(
+        "bench: {name}_p99 {:.2} ms",
+        tandem_lab::figures::percentile_sorted(&samples, 99)
+    );
 }
 
 /// "pair: generation 7 applied on the partner in 3.2 ms" -> 3.2

@@ -254,25 +254,8 @@ fn parse_act(line: &str) -> Option<(f64, f64)> {
     ))
 }
 
-/// Nearest-rank percentile `p` (0-100) of `values`.
-fn percentile(values: &mut [f64], p: usize) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((values.len() - 1) * p + 50) / 100;
-    values[rank.min(values.len() - 1)]
-}
-
 fn report(name: &str, values: &mut [f64], unit: &str) {
-    if std::env::var_os("VRRP_BENCH_RAW").is_some() {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let text: Vec<String> = sorted.iter().map(|v| format!("{v:.1}")).collect();
-        eprintln!("{name} ({unit}): {}", text.join(" "));
-    }
-    println!("bench: {name}_p50 {:.1} {unit}", percentile(values, 50));
-    println!("bench: {name}_p99 {:.1} {unit}", percentile(values, 99));
+    tandem_lab::figures::report(name, values, unit, "VRRP_BENCH_RAW");
 }
 
 fn interval_name(cs: u16) -> &'static str {

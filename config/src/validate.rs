@@ -1362,6 +1362,13 @@ fn check_roles(config: &Config, ctx: &Context<'_>, report: &mut Report) {
                 &path,
                 format!("interface \"{}\" is not configured", group.interface),
             );
+        } else if !ctx
+            .link_addresses(&group.interface)
+            .any(|cidr| cidr.addr.is_ipv4())
+        {
+            // The heartbeat carries this box's own address on the group's LAN: it is what the
+            // partner probes before it takes this box's buckets over.
+            report.warn(&path, format!("interface \"{}\" has no IPv4 address of this box's own, so after a heartbeat loss the partner cannot probe this box on that LAN and never takes its buckets over; give the interface an address", group.interface));
         }
     }
 }

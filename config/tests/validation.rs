@@ -464,3 +464,19 @@ fn notification_addresses_may_be_local_mailboxes_but_not_garbage() {
         );
     }
 }
+
+#[test]
+fn a_load_sharing_interface_without_an_own_address_is_warned_about() {
+    let toml = with_group("").replace(
+        "name = \"eth0\"\naddresses = [\"192.0.2.2/24\"]",
+        "name = \"eth0\"\naddresses = [\"2001:db8::2/64\"]",
+    );
+    let found = issues(&toml);
+    assert!(
+        found.iter().any(|i| i.severity == Severity::Warning
+            && i.path.contains("clusterip \"share\"")
+            && i.message.contains("no IPv4 address of this box's own")
+            && i.message.contains("give the interface an address")),
+        "{found:#?}"
+    );
+}

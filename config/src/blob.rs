@@ -31,6 +31,8 @@
 //! and 2 decode to `pair: None` and no uplink probes, with `migrated_from: Some(1)` / `Some(2)`.
 //! Format 4 appended the bond options `primary_reselect`, `fail_over_mac`, `ad_select` and
 //! `mtu` the same way; a format 3 blob decodes with the kernel's defaults for them.
+//! Format 5 appended the management plane's `syslog` and `time_servers` and the VRRP
+//! instance's `use_vmac` and `vmac_interface`; a format 4 blob decodes without them.
 
 use alloc::vec::Vec;
 
@@ -46,7 +48,7 @@ mod layout;
 /// Blob magic.
 pub const MAGIC: [u8; 4] = *b"TNDC";
 /// The format version this firmware writes.
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 /// Oldest format version this firmware can read.
 pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// Bytes before the payload.
@@ -432,7 +434,7 @@ fn decode_payload(
             }
             Ok((config, History::default(), Some(1)))
         }
-        2..=4 => {
+        2..=FORMAT_VERSION => {
             let config =
                 serde::de::DeserializeSeed::deserialize(seed, &mut decoder).map_err(reason)?;
             let rest = decoder.finalize().map_err(reason)?;

@@ -15,7 +15,7 @@ use core::ops::Range;
 use crate::incremental::ServiceDiff;
 use crate::model::{
     limits, BondMode, BoxHalf, CheckKind, Config, Forwarding, LinkMonitor, PairHalves, Protocol,
-    Role, VirtualService, VrrpAuth, VrrpVersion,
+    Role, VirtualService, VrrpAuth, VrrpInstance, VrrpVersion,
 };
 use crate::net::{Family, IpCidr};
 
@@ -404,6 +404,58 @@ fn check_system(config: &Config, report: &mut Report) {
             );
         }
     }
+    check_management_services(&config.management, report);
+}
+
+/// Syslog servers and time servers: real unicast destinations, each listed once.
+fn check_management_services(management: &crate::model::Management, report: &mut Report) {
+    for (index, target) in management.syslog.iter().enumerate() {
+        let path = format!("management.syslog[{index}]");
+        let address = target.address.ip();
+        if address.is_unspecified() || address.is_multicast() || is_broadcast(address) {
+            report.error(
+                &path,
+                format!(
+                    "{address} is not a syslog server's address; give the server's unicast address"
+                ),
+            );
+        }
+        if target.address.port() == 0 {
+            report.error(
+                &path,
+                "port 0 cannot be sent to; syslog servers listen on 514 (UDP and TCP)",
+            );
+        }
+        let earlier = management.syslog[..index]
+            .iter()
+            .any(|other| (other.address, other.transport) == (target.address, target.transport));
+        if earlier {
+            report.error(
+                &path,
+                format!(
+                    "{} over {} is listed twice; every line would be sent twice: remove one",
+                    target.address,
+                    target.transport.as_str()
+                ),
+            );
+        }
+    }
+    for (index, server) in management.time_servers.iter().enumerate() {
+        let path = format!("management.time_servers[{index}]");
+        if server.is_unspecified() || server.is_multicast() || is_broadcast(*server) {
+            report.error(
+                &path,
+                format!("{server} is not a time server's address; give the NTP server's unicast address"),
+            );
+        }
+        if management.time_servers[..index].contains(server) {
+            report.error(&path, format!("{server} is listed twice; remove one"));
+        }
+    }
+}
+
+fn is_broadcast(address: IpAddr) -> bool {
+    matches!(address, IpAddr::V4(v4) if v4.is_broadcast())
 }
 
 fn check_interfaces(config: &Config, ctx: &Context<'_>, report: &mut Report) {
@@ -733,6 +785,7 @@ fn check_vrrp(config: &Config, ctx: &Context<'_>, report: &mut Report) {
                 );
             }
         }
+        check_vmac(instance, ctx, &path, report);
         if instance.vips.is_empty() {
             report.error(
                 &path,
@@ -854,6 +907,39 @@ fn check_vrrp(config: &Config, ctx: &Context<'_>, report: &mut Report) {
         if !instance.preempt && instance.preempt_delay_s > 0 {
             report.warn(&path, "preempt_delay_s has no effect with preempt = false");
         }
+    }
+}
+
+/// `use_vmac` and its macvlan's name.
+fn check_vmac(instance: &VrrpInstance, ctx: &Context<'_>, path: &str, report: &mut Report) {
+    if let Some(name) = &instance.vmac_interface {
+        if !instance.use_vmac {
+            report.warn(
+                path,
+                "vmac_interface is set but use_vmac is off, so no macvlan is made; set use_vmac = true or remove vmac_interface",
+            );
+        }
+        if name.is_empty()
+            || name.contains(['/', ' ', ':'])
+            || name.as_str() == "."
+            || name.as_str() == ".."
+        {
+            report.error(
+                path,
+                format!("vmac_interface \"{name}\" is not a valid interface name"),
+            );
+        } else if ctx.link_exists(name) {
+            report.error(
+                path,
+                format!("vmac_interface \"{name}\" is already an interface of this config; give the macvlan a name of its own, such as vrrp.{}", instance.vrid),
+            );
+        }
+    }
+    if instance.use_vmac {
+        report.error(
+            path,
+            "use_vmac is not carried out by this firmware yet (the macvlan with the virtual MAC is not built); remove use_vmac, the virtual addresses then live on the interface with its own MAC",
+        );
     }
 }
 

@@ -446,8 +446,8 @@ fn director_bonded() -> Config {
 }
 
 /// Golden vectors freeze format version 4 (format 3 plus the bond options primary_reselect,
-/// fail_over_mac, ad_select and mtu). Regenerate them only when adding a new format version
-/// (`TANDEM_WRITE_GOLDEN=1` writes the v4 files), never to change v4.
+/// fail_over_mac, ad_select and mtu). Never regenerated: format 5 is written since, and these
+/// bytes are what boxes that ran format 4 firmware hold on their disks.
 #[test]
 fn golden_vectors_of_format_4_decode() {
     let key = golden_key();
@@ -484,6 +484,80 @@ fn golden_vectors_of_format_4_decode() {
     ];
     for (name, config, history, key, meta) in cases {
         check_golden(name, 4, Some(&config), &history, key, meta);
+    }
+}
+
+/// The bonded pair config with format 5's management plane (two syslog servers, two time
+/// servers) and a VRRP instance on a macvlan with the virtual MAC.
+fn director_managed() -> Config {
+    let mut config = director_bonded();
+    let extra = r#"
+        [management]
+        interface = "eth5"
+        address = "192.168.100.10/24"
+        metrics = "192.168.100.10:9100"
+        syslog = [
+            { address = "192.168.100.5:514" },
+            { address = "[2001:db8::5]:6514", transport = "tcp", facility = "local4" },
+        ]
+        time_servers = ["192.168.100.1", "2001:db8::123"]
+
+        [[vrrp]]
+        name = "lan_vip"
+        vrid = 61
+        interface = "eth3"
+        use_vmac = true
+        vmac_interface = "vrrp.lan"
+        vips = [{ address = "10.0.3.100", prefix = 24 }]
+    "#;
+    let extra = tandem_config::text::from_toml(extra).unwrap();
+    config.management = extra.management;
+    for instance in extra.vrrp.iter() {
+        config.vrrp.push(instance.clone()).unwrap();
+    }
+    config
+}
+
+/// Golden vectors freeze format version 5 (format 4 plus `management.syslog`,
+/// `management.time_servers` and the VRRP instance's `use_vmac` and `vmac_interface`).
+/// Regenerate them only when adding a new format version (`TANDEM_WRITE_GOLDEN=1` writes the
+/// current format's files), never to change v5.
+#[test]
+fn golden_vectors_of_format_5_decode() {
+    let key = golden_key();
+    let cases: [(&str, Config, History, Option<&MacKey>, BlobMeta); 3] = [
+        (
+            "v5_empty.blob",
+            Config::default(),
+            History::default(),
+            None,
+            BlobMeta::default(),
+        ),
+        (
+            "v5_director_managed_history.blob",
+            director_managed(),
+            golden_history(),
+            None,
+            BlobMeta {
+                generation: 18,
+                parent_generation: 17,
+                pair_id: 0x1234_5678_9abc_def0,
+            },
+        ),
+        (
+            "v5_director_managed_history_keyed.blob",
+            director_managed(),
+            golden_history(),
+            Some(&key),
+            BlobMeta {
+                generation: 19,
+                parent_generation: 18,
+                pair_id: 0x1234_5678_9abc_def0,
+            },
+        ),
+    ];
+    for (name, config, history, key, meta) in cases {
+        check_golden(name, 5, Some(&config), &history, key, meta);
     }
 }
 

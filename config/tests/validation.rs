@@ -480,3 +480,76 @@ fn a_load_sharing_interface_without_an_own_address_is_warned_about() {
         "{found:#?}"
     );
 }
+
+#[test]
+fn syslog_and_time_servers_must_be_unicast_and_listed_once() {
+    let managed = |extra: &str| {
+        broken(
+            "[system]\n",
+            &format!("[management]\n{extra}\n\n[system]\n"),
+        )
+    };
+    let clean = managed(
+        r#"syslog = [{ address = "198.51.100.5:514" }, { address = "198.51.100.5:514", transport = "tcp" }]
+time_servers = ["198.51.100.1", "2001:db8::1"]"#,
+    );
+    assert_eq!(issues(&clean), vec![]);
+    expect_only(
+        &managed(r#"syslog = [{ address = "0.0.0.0:514" }]"#),
+        Severity::Error,
+        "management.syslog[0]",
+        &["not a syslog server's address", "unicast"],
+    );
+    expect_only(
+        &managed(r#"syslog = [{ address = "198.51.100.5:0" }]"#),
+        Severity::Error,
+        "management.syslog[0]",
+        &["port 0", "514"],
+    );
+    expect_only(
+        &managed(
+            r#"syslog = [{ address = "198.51.100.5:514" }, { address = "198.51.100.5:514" }]"#,
+        ),
+        Severity::Error,
+        "management.syslog[1]",
+        &["listed twice", "udp"],
+    );
+    expect_only(
+        &managed(r#"time_servers = ["224.0.1.1"]"#),
+        Severity::Error,
+        "management.time_servers[0]",
+        &["not a time server's address"],
+    );
+    expect_only(
+        &managed(r#"time_servers = ["198.51.100.1", "198.51.100.1"]"#),
+        Severity::Error,
+        "management.time_servers[1]",
+        &["listed twice"],
+    );
+    // Unknown keys and facilities are refused by the parser, naming them.
+    let typo = managed(r#"syslog = [{ address = "198.51.100.5:514", facility = "local9" }]"#);
+    let error = text::from_toml(&typo).unwrap_err().to_string();
+    assert!(error.contains("local9"), "{error}");
+}
+
+#[test]
+fn a_vmac_name_must_be_its_own_and_needs_use_vmac() {
+    expect_only(
+        &broken(
+            "advert_interval_cs = 100\n",
+            "advert_interval_cs = 100\nvmac_interface = \"vrrp.10\"\n",
+        ),
+        Severity::Warning,
+        "vrrp \"web\"",
+        &["use_vmac is off", "set use_vmac = true"],
+    );
+    let clash = issues(&broken(
+        "advert_interval_cs = 100\n",
+        "advert_interval_cs = 100\nuse_vmac = true\nvmac_interface = \"eth1\"\n",
+    ));
+    assert!(
+        clash.iter().any(|issue| issue.severity == Severity::Error
+            && issue.message.contains("already an interface")),
+        "{clash:?}"
+    );
+}

@@ -5,22 +5,28 @@
 //! them, and they decode as their defaults: `pair: None`, no uplink probes. Format 4 appended
 //! four fields to [`Bond`] (`primary_reselect`, `fail_over_mac`, `ad_select`, `mtu`), which an
 //! older payload's bonds decode as the kernel's defaults, and one to [`ClusterIpGroup`]
-//! (`unicast_flood_mac`: absent, multicast mode). A later format that changes more than
-//! appended fields gets a decode-only `vN` module of the old types instead.
+//! (`unicast_flood_mac`: absent, multicast mode). Format 5 appended two fields to
+//! [`Management`] (`syslog`, `time_servers`: none) and two to [`VrrpInstance`] (`use_vmac`:
+//! off, `vmac_interface`: None). A later format that changes more than appended fields gets a
+//! decode-only `vN` module of the old types instead.
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::bounded::BoundedVec;
-use crate::model::{limits, Bond, ClusterIpGroup, Config, PeerLink};
+use crate::model::{Bond, ClusterIpGroup, Config, Management, PeerLink, VrrpInstance};
 
 /// The first format with `Config::pair` and `PeerLink::uplink_probes`.
 const PAIR_FORMAT: u16 = 3;
 /// The first format with `Bond::{primary_reselect, fail_over_mac, ad_select, mtu}` and
 /// `ClusterIpGroup::unicast_flood_mac`.
 const BOND_OPTIONS_FORMAT: u16 = 4;
+/// The first format with `Management::{syslog, time_servers}` and
+/// `VrrpInstance::{use_vmac, vmac_interface}`.
+const MANAGEMENT_FORMAT: u16 = 5;
 
 /// Decodes a [`Config`] as format `version` lays it out.
 #[derive(Clone, Copy)]
@@ -56,23 +62,27 @@ impl<'de> Visitor<'de> for ConfigIn {
         // Fields in model order (struct expressions evaluate in the order written).
         Ok(Config {
             system: next(&mut seq)?,
-            management: next(&mut seq)?,
+            management: seq
+                .next_element_seed(ManagementIn(self.0))?
+                .ok_or_else(|| A::Error::custom("payload ends early"))?,
             peer_link: seq
                 .next_element_seed(PeerLinkIn(self.0))?
                 .ok_or_else(|| A::Error::custom("payload ends early"))?,
             notify: next(&mut seq)?,
             interfaces: next(&mut seq)?,
             bonds: seq
-                .next_element_seed(BondsIn(self.0))?
+                .next_element_seed(ListIn::new(BondIn(self.0), "bonds"))?
                 .ok_or_else(|| A::Error::custom("payload ends early"))?,
-            vrrp: next(&mut seq)?,
+            vrrp: seq
+                .next_element_seed(ListIn::new(VrrpInstanceIn(self.0), "VRRP instances"))?
+                .ok_or_else(|| A::Error::custom("payload ends early"))?,
             sync_groups: next(&mut seq)?,
             virtual_services: next(&mut seq)?,
             fwmark_rules: next(&mut seq)?,
             nat_gateway: next(&mut seq)?,
             real_server: next(&mut seq)?,
             clusterip: seq
-                .next_element_seed(ClusterGroupsIn(self.0))?
+                .next_element_seed(ListIn::new(ClusterGroupIn(self.0), "load-sharing groups"))?
                 .ok_or_else(|| A::Error::custom("payload ends early"))?,
             pair: if self.0 >= PAIR_FORMAT {
                 next(&mut seq)?
@@ -141,37 +151,141 @@ impl<'de> Visitor<'de> for PeerLinkFields {
     }
 }
 
-/// Decodes the bond list as format `version` lays each bond out.
-#[derive(Clone, Copy)]
-struct BondsIn(u16);
+/// Decodes a bounded list whose elements each decode with `seed` (a per-format element
+/// decoder such as [`BondIn`]).
+struct ListIn<S, T, const N: usize> {
+    seed: S,
+    /// What the list holds, plural, for the error of a list that is too long.
+    what: &'static str,
+    element: PhantomData<T>,
+}
 
-type Bonds = BoundedVec<Bond, { limits::BONDS }>;
+impl<S, T, const N: usize> ListIn<S, T, N> {
+    fn new(seed: S, what: &'static str) -> Self {
+        ListIn {
+            seed,
+            what,
+            element: PhantomData,
+        }
+    }
+}
 
-impl<'de> DeserializeSeed<'de> for BondsIn {
-    type Value = Bonds;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Bonds, D::Error> {
+impl<'de, S, T, const N: usize> DeserializeSeed<'de> for ListIn<S, T, N>
+where
+    S: DeserializeSeed<'de, Value = T> + Copy,
+{
+    type Value = BoundedVec<T, N>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for BondsIn {
-    type Value = Bonds;
+impl<'de, S, T, const N: usize> Visitor<'de> for ListIn<S, T, N>
+where
+    S: DeserializeSeed<'de, Value = T> + Copy,
+{
+    type Value = BoundedVec<T, N>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a list of at most {} bonds", limits::BONDS)
+        write!(f, "a list of at most {N} {}", self.what)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bonds, A::Error> {
-        let mut bonds = Bonds::new();
-        while let Some(bond) = seq.next_element_seed(BondIn(self.0))? {
-            bonds.push(bond).map_err(|_| {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut list = BoundedVec::new();
+        while let Some(element) = seq.next_element_seed(self.seed)? {
+            list.push(element).map_err(|_| {
                 A::Error::custom(format_args!(
-                    "list is longer than the maximum of {} bonds",
-                    limits::BONDS
+                    "list is longer than the maximum of {N} {}",
+                    self.what
                 ))
             })?;
         }
-        Ok(bonds)
+        Ok(list)
+    }
+}
+
+/// Decodes the management settings as format `version` lays them out.
+#[derive(Clone, Copy)]
+struct ManagementIn(u16);
+
+impl<'de> DeserializeSeed<'de> for ManagementIn {
+    type Value = Management;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Management, D::Error> {
+        const FIELDS: [&str; 6] = [""; 6];
+        let count = if self.0 >= MANAGEMENT_FORMAT { 6 } else { 4 };
+        deserializer.deserialize_struct("Management", &FIELDS[..count], self)
+    }
+}
+
+impl<'de> Visitor<'de> for ManagementIn {
+    type Value = Management;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("management settings")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Management, A::Error> {
+        let mut management = Management {
+            interface: next(&mut seq)?,
+            address: next(&mut seq)?,
+            gateway: next(&mut seq)?,
+            metrics: next(&mut seq)?,
+            ..Management::default()
+        };
+        if self.0 >= MANAGEMENT_FORMAT {
+            management.syslog = next(&mut seq)?;
+            management.time_servers = next(&mut seq)?;
+        }
+        Ok(management)
+    }
+}
+
+/// Decodes one VRRP instance as format `version` lays it out.
+#[derive(Clone, Copy)]
+struct VrrpInstanceIn(u16);
+
+impl<'de> DeserializeSeed<'de> for VrrpInstanceIn {
+    type Value = VrrpInstance;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<VrrpInstance, D::Error> {
+        const FIELDS: [&str; 19] = [""; 19];
+        let count = if self.0 >= MANAGEMENT_FORMAT { 19 } else { 17 };
+        deserializer.deserialize_struct("VrrpInstance", &FIELDS[..count], self)
+    }
+}
+
+impl<'de> Visitor<'de> for VrrpInstanceIn {
+    type Value = VrrpInstance;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a VRRP instance")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<VrrpInstance, A::Error> {
+        let mut instance = VrrpInstance {
+            name: next(&mut seq)?,
+            version: next(&mut seq)?,
+            vrid: next(&mut seq)?,
+            interface: next(&mut seq)?,
+            priority: next(&mut seq)?,
+            advert_interval_cs: next(&mut seq)?,
+            initial_state: next(&mut seq)?,
+            auth: next(&mut seq)?,
+            preempt: next(&mut seq)?,
+            preempt_delay_s: next(&mut seq)?,
+            accept_mode: next(&mut seq)?,
+            vips: next(&mut seq)?,
+            unicast_source: next(&mut seq)?,
+            unicast_peers: next(&mut seq)?,
+            track_interfaces: next(&mut seq)?,
+            track_bonds: next(&mut seq)?,
+            garp: next(&mut seq)?,
+            ..VrrpInstance::default()
+        };
+        if self.0 >= MANAGEMENT_FORMAT {
+            instance.use_vmac = next(&mut seq)?;
+            instance.vmac_interface = next(&mut seq)?;
+        }
+        Ok(instance)
     }
 }
 
@@ -220,44 +334,6 @@ impl<'de> Visitor<'de> for BondIn {
             bond.mtu = next(&mut seq)?;
         }
         Ok(bond)
-    }
-}
-
-/// Decodes the load-sharing groups as format `version` lays each group out.
-#[derive(Clone, Copy)]
-struct ClusterGroupsIn(u16);
-
-type ClusterGroups = BoundedVec<ClusterIpGroup, { limits::CLUSTERIP_GROUPS }>;
-
-impl<'de> DeserializeSeed<'de> for ClusterGroupsIn {
-    type Value = ClusterGroups;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ClusterGroups, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ClusterGroupsIn {
-    type Value = ClusterGroups;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "a list of at most {} load-sharing groups",
-            limits::CLUSTERIP_GROUPS
-        )
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ClusterGroups, A::Error> {
-        let mut groups = ClusterGroups::new();
-        while let Some(group) = seq.next_element_seed(ClusterGroupIn(self.0))? {
-            groups.push(group).map_err(|_| {
-                A::Error::custom(format_args!(
-                    "list is longer than the maximum of {} load-sharing groups",
-                    limits::CLUSTERIP_GROUPS
-                ))
-            })?;
-        }
-        Ok(groups)
     }
 }
 
@@ -327,6 +403,31 @@ mod tests {
         }
     }
 
+    /// `config` laid out as format 4 wrote it: without format 5's two management fields and
+    /// two fields of each VRRP instance (the tests' configs hold no VRRP instance).
+    fn format_4_payload(config: &Config) -> Vec<u8> {
+        assert!(config.vrrp.is_empty());
+        let current = postcard::to_allocvec(config).unwrap();
+        let before = postcard::to_allocvec(&config.system).unwrap().len();
+        let management = &config.management;
+        let old_management = postcard::to_allocvec(&(
+            &management.interface,
+            &management.address,
+            &management.gateway,
+            &management.metrics,
+        ))
+        .unwrap();
+        let new_management = postcard::to_allocvec(management).unwrap();
+        assert_eq!(
+            current[before..before + new_management.len()],
+            new_management[..]
+        );
+        let mut old = current[..before].to_vec();
+        old.extend_from_slice(&old_management);
+        old.extend_from_slice(&current[before + new_management.len()..]);
+        old
+    }
+
     fn decode(version: u16, payload: &[u8]) -> Config {
         let mut decoder = postcard::Deserializer::from_bytes(payload);
         let config = ConfigIn(version).deserialize(&mut decoder).unwrap();
@@ -337,7 +438,7 @@ mod tests {
     #[test]
     fn a_format_3_bond_decodes_with_the_kernel_defaults_of_the_appended_options() {
         let config = config_with(vec![bond("bond0"), bond("bond1")]);
-        let payload = postcard::to_allocvec(&config).unwrap();
+        let payload = format_4_payload(&config);
         // The format 3 layout: each bond without its last four fields, which at their defaults
         // are one byte each (three enum variant indexes 0, then None).
         let mut old = payload.clone();
@@ -366,8 +467,9 @@ mod tests {
         one.ad_select = AdSelect::Count;
         one.mtu = Some(9000);
         let config = config_with(vec![one]);
-        let payload = postcard::to_allocvec(&config).unwrap();
+        let payload = format_4_payload(&config);
         assert_eq!(decode(4, &payload), config);
+        assert_eq!(decode(5, &postcard::to_allocvec(&config).unwrap()), config);
     }
 
     fn group(name: &str, unicast: Option<MacAddr>) -> ClusterIpGroup {
@@ -387,7 +489,7 @@ mod tests {
             clusterip: BoundedVec::from_vec(groups).unwrap(),
             ..Config::default()
         };
-        let payload = postcard::to_allocvec(&config).unwrap();
+        let payload = format_4_payload(&config);
         // Format 3 lays each group out without `unicast_flood_mac` (None: one byte 0).
         let mut old = payload.clone();
         for name in ["dns", "web"] {
@@ -405,8 +507,68 @@ mod tests {
             clusterip: BoundedVec::from_vec(vec![group("web", Some(unicast))]).unwrap(),
             ..Config::default()
         };
-        let payload = postcard::to_allocvec(&config).unwrap();
+        let payload = format_4_payload(&config);
         assert_eq!(decode(4, &payload), config);
         assert_eq!(config.clusterip[0].shared_mac(), (unicast, true));
+    }
+
+    fn instance(name: &str, vrid: u8) -> VrrpInstance {
+        VrrpInstance {
+            name: name.try_into().unwrap(),
+            vrid,
+            interface: "public".try_into().unwrap(),
+            ..VrrpInstance::default()
+        }
+    }
+
+    #[test]
+    fn format_5_carries_syslog_time_servers_and_vmac_and_format_4_decodes_without_them() {
+        use crate::model::{SyslogFacility, SyslogTarget, SyslogTransport};
+        let mut config = Config {
+            vrrp: BoundedVec::from_vec(vec![instance("web", 51), instance("db", 52)]).unwrap(),
+            ..Config::default()
+        };
+        config.management.metrics = Some("192.0.2.1:9100".parse().unwrap());
+        // Format 4: each instance without its last two fields (false, None: bytes 0, 0) and
+        // the management settings without theirs (two empty lists: 0, 0).
+        let current = postcard::to_allocvec(&config).unwrap();
+        let mut old = current.clone();
+        for name in ["db", "web"] {
+            let one =
+                postcard::to_allocvec(&instance(name, if name == "db" { 52 } else { 51 })).unwrap();
+            assert_eq!(one[one.len() - 2..], [0, 0]);
+            let at = old
+                .windows(one.len())
+                .position(|window| window == one.as_slice())
+                .unwrap();
+            old.drain(at + one.len() - 2..at + one.len());
+        }
+        let management = postcard::to_allocvec(&config.management).unwrap();
+        let at = old
+            .windows(management.len())
+            .position(|window| window == management.as_slice())
+            .unwrap();
+        old.drain(at + management.len() - 2..at + management.len());
+        assert_eq!(old.len(), current.len() - 6);
+        assert_eq!(decode(4, &old), config);
+
+        config.management.syslog = BoundedVec::from_vec(vec![SyslogTarget {
+            address: "192.0.2.5:514".parse().unwrap(),
+            transport: SyslogTransport::Tcp,
+            facility: SyslogFacility::Local3,
+        }])
+        .unwrap();
+        config.management.time_servers =
+            BoundedVec::from_vec(vec!["192.0.2.123".parse().unwrap()]).unwrap();
+        config.vrrp.as_mut_slice()[1].use_vmac = true;
+        config.vrrp.as_mut_slice()[1].vmac_interface = Some("vrrp.52".try_into().unwrap());
+        let payload = postcard::to_allocvec(&config).unwrap();
+        assert_eq!(decode(5, &payload), config);
+        // Facilities travel as their RFC 5424 code.
+        assert_eq!(SyslogFacility::Local3.code(), 19);
+        assert_eq!(
+            postcard::to_allocvec(&SyslogFacility::Local3).unwrap(),
+            [19]
+        );
     }
 }

@@ -23,7 +23,10 @@ pub use lvs::{
     Protocol, RealServer, Scheduler, SchedulerFlags, SorryServer, VirtualService,
 };
 pub use pair::{BoxHalf, PairHalves, Role, VrrpOverride};
-pub use system::{Management, Notify, PeerLink, PeerNode, PortRole, System};
+pub use system::{
+    Management, Notify, PeerLink, PeerNode, PortRole, SyslogFacility, SyslogTarget,
+    SyslogTransport, System,
+};
 pub use vrrp::{
     Garp, InitialState, SyncGroup, TrackedLink, Vip, VrrpAuth, VrrpInstance, VrrpVersion,
 };
@@ -73,6 +76,10 @@ pub mod limits {
     pub const EMAIL_RECIPIENTS: usize = 8;
     /// Upstream routers one box ARP/NS-probes to score its uplink (`peer_link.uplink_probes`).
     pub const UPLINK_PROBES: usize = 4;
+    /// Remote syslog servers (`management.syslog`).
+    pub const SYSLOG_TARGETS: usize = 4;
+    /// SNTP servers (`management.time_servers`).
+    pub const TIME_SERVERS: usize = 4;
     /// Bytes of a name (VRRP instance, virtual service, real server, sync group).
     pub const NAME_BYTES: usize = 32;
     /// Bytes of an interface name (the kernel's IFNAMSIZ less the NUL).

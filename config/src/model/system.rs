@@ -61,6 +61,82 @@ pub struct Management {
     pub gateway: Option<IpAddr>,
     /// Where the metrics endpoint listens (address and TCP port).
     pub metrics: Option<SocketAddr>,
+    /// Remote syslog servers the log is forwarded to (RFC 5424). Format 5.
+    pub syslog: BoundedVec<SyslogTarget, { limits::SYSLOG_TARGETS }>,
+    /// SNTP servers (UDP port 123) the box takes wall-clock time from. Format 5.
+    pub time_servers: BoundedVec<IpAddr, { limits::TIME_SERVERS }>,
+}
+
+/// A remote syslog server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogTarget {
+    /// Address and port of the server (`"192.0.2.5:514"`).
+    pub address: SocketAddr,
+    /// UDP (RFC 5426, one line per datagram) or TCP (RFC 6587 octet counting).
+    #[serde(default)]
+    pub transport: SyslogTransport,
+    /// The facility every line is sent with.
+    #[serde(default)]
+    pub facility: SyslogFacility,
+}
+
+/// How lines travel to a syslog server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogTransport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+impl SyslogTransport {
+    /// The lowercase name, as in the text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyslogTransport::Udp => "udp",
+            SyslogTransport::Tcp => "tcp",
+        }
+    }
+}
+
+/// The syslog facilities of RFC 5424 section 6.2.1, in code order (postcard writes the index,
+/// which is the facility's code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogFacility {
+    Kern,
+    User,
+    Mail,
+    #[default]
+    Daemon,
+    Auth,
+    Syslog,
+    Lpr,
+    News,
+    Uucp,
+    Cron,
+    Authpriv,
+    Ftp,
+    Ntp,
+    Security,
+    Console,
+    Clock,
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+impl SyslogFacility {
+    /// The facility's numeric code (0..=23).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
 }
 
 /// The addresses one director of a pair has (Piranha `primary`/`backup` and their `_private`).

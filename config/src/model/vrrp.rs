@@ -120,6 +120,12 @@ pub struct VrrpInstance {
     pub track_interfaces: BoundedVec<TrackedLink, { limits::TRACKED_LINKS }>,
     pub track_bonds: BoundedVec<TrackedLink, { limits::TRACKED_LINKS }>,
     pub garp: Garp,
+    /// Hold the virtual addresses on a macvlan of `interface` that carries the RFC's virtual
+    /// router MAC (00-00-5E-00-01-{VRID}, IPv6 00-00-5E-00-02-{VRID}) and send adverts from it,
+    /// so switches learn the virtual MAC (keepalived `use_vmac`). Format 5.
+    pub use_vmac: bool,
+    /// Name of that macvlan; None: `vrrp.{vrid}` (IPv4) / `vrrp6.{vrid}` (IPv6). Format 5.
+    pub vmac_interface: Option<IfName>,
 }
 
 impl Default for VrrpInstance {
@@ -142,6 +148,8 @@ impl Default for VrrpInstance {
             track_interfaces: BoundedVec::new(),
             track_bonds: BoundedVec::new(),
             garp: Garp::default(),
+            use_vmac: false,
+            vmac_interface: None,
         }
     }
 }

@@ -56,6 +56,7 @@ pub fn compare(running: &Config, candidate: &Config) -> Vec<String> {
         real_server,
         clusterip,
         pair,
+        tls_trust,
     } = candidate;
     let old = running;
     diff.section("system", Some(&old.system), Some(system));
@@ -88,6 +89,9 @@ pub fn compare(running: &Config, candidate: &Config) -> Vec<String> {
         Id::Name(&c.name)
     });
     diff.section("pair", old.pair.as_ref(), pair.as_ref());
+    diff.list("tls_trust", &old.tls_trust, tls_trust, |t| {
+        Id::Name(&t.name)
+    });
     diff.lines
 }
 

@@ -542,7 +542,7 @@ macro_rules! top_level {
 
 top_level!(
     required: system, management, interfaces, bonds, vrrp, sync_groups, virtual_services,
-        fwmark_rules, clusterip;
+        fwmark_rules, clusterip, tls_trust;
     optional: peer_link, notify, nat_gateway, real_server, pair
 );
 

@@ -50,7 +50,7 @@ use core::net::IpAddr;
 use crate::incremental::ServiceDiff;
 use crate::model::{
     Bond, ClusterIpGroup, Config, FwmarkRule, Interface, Management, NatGateway, Notify, PeerLink,
-    RealServer, RealServerRole, Role, SyncGroup, System, VirtualService, VrrpInstance,
+    RealServer, RealServerRole, Role, SyncGroup, System, TlsTrust, VirtualService, VrrpInstance,
 };
 use crate::net::Family;
 
@@ -189,6 +189,7 @@ pub(crate) fn preview_known(running: &Config, candidate: &Config, diff: &Service
         real_server,
         clusterip,
         pair: _,
+        tls_trust,
     } = candidate;
     let old = running;
     system_changes(&mut out, old, system, notify);
@@ -219,6 +220,9 @@ pub(crate) fn preview_known(running: &Config, candidate: &Config, diff: &Service
     real_server_role_changes(&mut out, old.real_server.as_ref(), real_server.as_ref());
     for pair in pair_by(&old.clusterip, clusterip, |c| c.name.as_str()) {
         clusterip_changes(&mut out, pair);
+    }
+    for pair in pair_by(&old.tls_trust, tls_trust, |t| t.name.as_str()) {
+        tls_trust_changes(&mut out, pair);
     }
     Preview { changes: out.0 }
 }
@@ -283,7 +287,34 @@ fn management_changes(out: &mut Out, was: &Management, is: &Management) {
     let mut fields = Fields::default();
     fields.opt("gateway", &was.gateway, &is.gateway);
     fields.opt("metrics", &was.metrics, &is.metrics);
+    fields.changed("syslog", &was.syslog, &is.syslog);
+    fields.changed("time_servers", &was.time_servers, &is.time_servers);
     out.fields(Engine::Management, "", fields, None);
+}
+
+/// A trust set: the TLS checks naming it verify against the new anchors from their next run.
+fn tls_trust_changes(out: &mut Out, pair: (Option<&TlsTrust>, Option<&TlsTrust>)) {
+    match pair {
+        (None, Some(new)) => out.hitless(
+            Engine::Lvs,
+            ImpactKind::Added,
+            format!("TLS trust set {} added", new.name),
+        ),
+        (Some(old), None) => out.hitless(
+            Engine::Lvs,
+            ImpactKind::Removed,
+            format!("TLS trust set {} removed", old.name),
+        ),
+        (Some(old), Some(new)) if old != new => out.hitless(
+            Engine::Lvs,
+            ImpactKind::Changed,
+            format!(
+                "TLS trust set {}: certificates changed (checks naming it verify against them from their next run)",
+                new.name
+            ),
+        ),
+        _ => {}
+    }
 }
 
 fn fwmark_changes(out: &mut Out, old: &[FwmarkRule], new: &[FwmarkRule]) {

@@ -48,6 +48,7 @@ impl ServiceDiff {
             real_server,
             clusterip,
             pair,
+            tls_trust,
         } = new;
         // What `validate::check_service` reads outside the service: interface and bond names,
         // interface addresses (connected subnets), VRRP and load-sharing VIPs (floating
@@ -57,7 +58,8 @@ impl ServiceDiff {
             && old.bonds == *bonds
             && old.vrrp == *vrrp
             && old.clusterip == *clusterip
-            && old.fwmark_rules == *fwmark_rules;
+            && old.fwmark_rules == *fwmark_rules
+            && old.tls_trust == *tls_trust;
         let rest_equal = service_context_equal
             && old.system == *system
             && old.management == *management
@@ -148,6 +150,7 @@ impl EncodedConfig {
             real_server,
             clusterip,
             pair,
+            tls_trust,
         } = config;
         let room = base.map_or(4096, |(base, _)| base.bytes.len() + 4096);
         let mut bytes = Vec::with_capacity(room);
@@ -179,7 +182,14 @@ impl EncodedConfig {
             }
             services.push(start..bytes.len());
         }
-        let after = (fwmark_rules, nat_gateway, real_server, clusterip, pair);
+        let after = (
+            fwmark_rules,
+            nat_gateway,
+            real_server,
+            clusterip,
+            pair,
+            tls_trust,
+        );
         bytes = postcard::to_extend(&after, bytes).map_err(encode_error)?;
         Ok(EncodedConfig {
             bytes: Arc::new(bytes),

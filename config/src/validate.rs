@@ -141,6 +141,7 @@ impl Validation {
         check_bonds(config, &ctx, &mut report);
         check_vrrp(config, &ctx, &mut report);
         check_sync_groups(config, &mut report);
+        check_tls_trust(config, &mut report);
         let services = check_services(config, &ctx, &mut report, base);
         check_fwmark_rules(config, &mut report);
         check_roles(config, &ctx, &mut report);
@@ -1142,7 +1143,7 @@ fn check_service(
         }
     }
     if let Some(check) = &service.check {
-        check_check(path, check, report);
+        check_check(path, check, &config.tls_trust, report);
     }
     if let Some(sorry) = &service.sorry_server {
         if Family::of(&sorry.address) != family
@@ -1281,11 +1282,16 @@ fn check_real_server(
         }
     }
     if let Some(check) = &server.check {
-        check_check(path, check, report);
+        check_check(path, check, &ctx.config.tls_trust, report);
     }
 }
 
-fn check_check(path: impl Fn() -> String, check: &crate::model::Check, report: &mut Report) {
+fn check_check(
+    path: impl Fn() -> String,
+    check: &crate::model::Check,
+    trust: &[crate::model::TlsTrust],
+    report: &mut Report,
+) {
     if check.timing.interval_ms == 0 {
         report.error(
             path(),
@@ -1298,23 +1304,145 @@ fn check_check(path: impl Fn() -> String, check: &crate::model::Check, report: &
             "check timeout 0 fails every check; set timing.timeout_ms",
         );
     }
-    if let CheckKind::Http {
-        path: url, status, ..
-    } = &check.kind
-    {
-        if !url.starts_with('/') {
-            report.error(
-                path(),
-                format!("HTTP check path \"{url}\" must start with /"),
-            );
+    match &check.kind {
+        CheckKind::Http {
+            path: url,
+            status,
+            tls,
+            more_urls,
+            tls_ca,
+            ..
+        } => {
+            check_url(&path, url, status.as_ref(), report);
+            for extra in more_urls {
+                check_url(&path, &extra.path, extra.status.as_ref(), report);
+            }
+            if let Some(name) = tls_ca {
+                if !*tls {
+                    report.error(
+                        path(),
+                        format!("tls_ca \"{name}\" is set on a plain HTTP check; set tls = true or remove tls_ca"),
+                    );
+                }
+                if !trust.iter().any(|set| set.name == *name) {
+                    report.error(
+                        path(),
+                        format!("tls_ca \"{name}\" names no [[tls_trust]] set; add one with the CA certificates in PEM, or remove tls_ca to check without verifying"),
+                    );
+                }
+            }
         }
-        if let Some(code) = status {
-            if !(100..=599).contains(code) {
-                report.error(
+        CheckKind::Udp {
+            require_reply,
+            expect,
+            ..
+        } => {
+            if !expect.is_empty() && !*require_reply {
+                report.warn(
                     path(),
-                    format!("HTTP status {code} is not an HTTP status code"),
+                    "a UDP check's expect is only compared when require_reply = true; set it or remove expect",
                 );
             }
+        }
+        CheckKind::Dns { name, .. } => {
+            if let Err(why) = dns_name_problem(name) {
+                report.error(path(), format!("DNS check name \"{name}\" {why}"));
+            }
+        }
+        CheckKind::Tcp
+        | CheckKind::Smtp { .. }
+        | CheckKind::SendExpect { .. }
+        | CheckKind::Ping => {}
+    }
+}
+
+/// One URL of an HTTP check: an absolute path and real status codes.
+fn check_url(
+    path: &impl Fn() -> String,
+    url: &str,
+    status: Option<&crate::model::StatusCodes>,
+    report: &mut Report,
+) {
+    if !url.starts_with('/') {
+        report.error(
+            path(),
+            format!("HTTP check path \"{url}\" must start with /"),
+        );
+    }
+    for range in status.map(|codes| &codes.0[..]).unwrap_or_default() {
+        if !(100..=599).contains(&range.first) || !(100..=599).contains(&range.last) {
+            report.error(
+                path(),
+                format!(
+                    "HTTP status {}-{} is not within the HTTP status codes 100 to 599",
+                    range.first, range.last
+                ),
+            );
+        } else if range.first > range.last {
+            report.error(
+                path(),
+                format!(
+                    "HTTP status range {}-{} runs backwards; write {}-{}",
+                    range.first, range.last, range.last, range.first
+                ),
+            );
+        }
+    }
+}
+
+/// Why `name` is not a DNS name a query can carry (RFC 1035: labels of 1 to 63 bytes, 255 in
+/// all), if it is not. "." is the root.
+fn dns_name_problem(name: &str) -> Result<(), &'static str> {
+    if name == "." {
+        return Ok(());
+    }
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    if trimmed.is_empty() || trimmed.len() > 253 {
+        return Err("is not a DNS name; write a name such as example.com or . for the root");
+    }
+    if trimmed
+        .split('.')
+        .any(|label| label.is_empty() || label.len() > 63)
+    {
+        return Err("has an empty label or one longer than 63 bytes");
+    }
+    if !trimmed.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("has spaces or non-ASCII bytes; write it in ASCII (punycode for IDNs)");
+    }
+    Ok(())
+}
+
+/// The trust sets TLS checks verify against: named once, each with at least one certificate.
+fn check_tls_trust(config: &Config, report: &mut Report) {
+    for (index, set) in config.tls_trust.iter().enumerate() {
+        let path = format!("tls_trust \"{}\"", set.name);
+        if set.name.is_empty() {
+            report.error(
+                format!("tls_trust[{index}]"),
+                "a trust set has no name; name it so checks can refer to it with tls_ca",
+            );
+        }
+        if config.tls_trust[..index]
+            .iter()
+            .any(|other| other.name == set.name)
+        {
+            report.error(&path, "is defined twice; rename one");
+        }
+        if set.pem.len() > limits::TLS_TRUST_PEM_BYTES {
+            report.error(
+                &path,
+                format!(
+                    "pem is {} bytes, more than the {} a set may hold; keep only the CA certificates the checks need",
+                    set.pem.len(),
+                    limits::TLS_TRUST_PEM_BYTES
+                ),
+            );
+        }
+        if !set.pem.contains("-----BEGIN CERTIFICATE-----") {
+            report.error(
+                &path,
+                "pem holds no certificate; paste the CA certificates as -----BEGIN CERTIFICATE----- blocks",
+            );
         }
     }
 }

@@ -488,7 +488,9 @@ fn golden_vectors_of_format_4_decode() {
 }
 
 /// The bonded pair config with format 5's management plane (two syslog servers, two time
-/// servers) and a VRRP instance on a macvlan with the virtual MAC.
+/// servers), a VRRP instance on a macvlan with the virtual MAC, and format 5's checks: an
+/// HTTPS check of two URLs with status ranges verified against a trust set, a ping, a UDP and
+/// a DNS check.
 fn director_managed() -> Config {
     let mut config = director_bonded();
     let extra = r#"
@@ -509,17 +511,55 @@ fn director_managed() -> Config {
         use_vmac = true
         vmac_interface = "vrrp.lan"
         vips = [{ address = "10.0.3.100", prefix = 24 }]
+
+        [[tls_trust]]
+        name = "internal"
+        pem = """
+-----BEGIN CERTIFICATE-----
+MIIBszCCAVmgAwIBAgIUYm9ndXMtYnV0LXdlbGwtZm9ybWVkMAoGCCqGSM49BAMC
+-----END CERTIFICATE-----
+"""
+
+        [[virtual_services]]
+        name = "api"
+        address = "10.0.0.50"
+        port = 443
+        forwarding = "dr"
+        [virtual_services.check.kind.http]
+        path = "/healthz"
+        status = "200-299 401 503"
+        tls = true
+        tls_ca = "internal"
+        virtual_host = "api.example"
+        [[virtual_services.check.kind.http.more_urls]]
+        path = "/readyz"
+        status = 200
+        body = { md5 = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] }
+        [[virtual_services.real_servers]]
+        address = "10.0.0.51"
+        check = { kind = "ping" }
+        [[virtual_services.real_servers]]
+        address = "10.0.0.52"
+        check = { kind = { udp = { payload = "0a0b", require_reply = true, expect = "0c" } } }
+        [[virtual_services.real_servers]]
+        address = "10.0.0.53"
+        check = { kind = { dns = { name = "example.org", record_type = "AAAA" } } }
     "#;
     let extra = tandem_config::text::from_toml(extra).unwrap();
     config.management = extra.management;
+    config.tls_trust = extra.tls_trust;
     for instance in extra.vrrp.iter() {
         config.vrrp.push(instance.clone()).unwrap();
+    }
+    for service in extra.virtual_services.iter() {
+        config.virtual_services.push(service.clone()).unwrap();
     }
     config
 }
 
 /// Golden vectors freeze format version 5 (format 4 plus `management.syslog`,
-/// `management.time_servers` and the VRRP instance's `use_vmac` and `vmac_interface`).
+/// `management.time_servers`, the VRRP instance's `use_vmac` and `vmac_interface`, the trust
+/// sets, and the check kinds: HTTP status ranges, `more_urls`, `tls_ca`, ping, UDP, DNS).
 /// Regenerate them only when adding a new format version (`TANDEM_WRITE_GOLDEN=1` writes the
 /// current format's files), never to change v5.
 #[test]

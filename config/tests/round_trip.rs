@@ -43,16 +43,60 @@ fn check() -> impl Strategy<Value = Check> {
         Just(CheckKind::Tcp),
         (
             "/[a-z]{0,10}",
-            proptest::option::of(200u16..600),
+            proptest::option::of(proptest::collection::vec((200u16..600, 0u16..50), 1..4)),
             any::<bool>(),
-            proptest::option::of(any::<[u8; 16]>())
+            proptest::option::of(any::<[u8; 16]>()),
+            proptest::collection::vec("/[a-z]{0,10}", 0..3),
         )
-            .prop_map(|(path, status, tls, md5)| CheckKind::Http {
+            .prop_map(|(path, status, tls, md5, more)| CheckKind::Http {
                 path: path.as_str().try_into().unwrap(),
-                status,
+                status: status.map(|ranges| {
+                    StatusCodes(
+                        BoundedVec::from_vec(
+                            ranges
+                                .into_iter()
+                                .map(|(first, span)| StatusRange {
+                                    first,
+                                    last: first + span,
+                                })
+                                .collect(),
+                        )
+                        .unwrap(),
+                    )
+                }),
                 body: md5.map(HttpBody::Md5),
                 virtual_host: None,
                 tls,
+                more_urls: BoundedVec::from_vec(
+                    more.iter()
+                        .map(|path| HttpUrl {
+                            path: path.as_str().try_into().unwrap(),
+                            ..HttpUrl::default()
+                        })
+                        .collect(),
+                )
+                .unwrap(),
+                tls_ca: None,
+            }),
+        Just(CheckKind::Ping),
+        (proptest::collection::vec(any::<u8>(), 0..8), any::<bool>()).prop_map(
+            |(payload, require_reply)| CheckKind::Udp {
+                payload: heapless::Vec::from_slice(&payload).unwrap(),
+                require_reply,
+                expect: heapless::Vec::from_slice(&payload[..payload.len().min(2)]).unwrap(),
+            }
+        ),
+        (
+            "[a-z]{1,10}\\.example",
+            prop_oneof![
+                Just(DnsRecordType::A),
+                Just(DnsRecordType::Soa),
+                Just(DnsRecordType::Aaaa)
+            ]
+        )
+            .prop_map(|(name, record_type)| CheckKind::Dns {
+                name: name.as_str().try_into().unwrap(),
+                record_type,
             }),
         Just(CheckKind::Smtp { helo_name: None }),
         ("[ -~]{0,20}", "[ -~]{1,10}").prop_map(|(send, expect)| CheckKind::SendExpect {

@@ -553,3 +553,67 @@ fn a_vmac_name_must_be_its_own_and_needs_use_vmac() {
         "{clash:?}"
     );
 }
+
+#[test]
+fn http_status_ranges_trust_sets_and_dns_names_are_checked() {
+    let with_check = |check: &str| broken("[virtual_services.check]\nkind = \"tcp\"\n", check);
+    let https = r#"[virtual_services.check.kind.http]
+path = "/health"
+status = "200-299 401"
+tls = true
+tls_ca = "internal"
+"#;
+    let trust = "\n[[tls_trust]]\nname = \"internal\"\npem = \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"\n";
+    assert_eq!(issues(&(with_check(https) + trust)), vec![]);
+    expect_only(
+        &with_check(https),
+        Severity::Error,
+        "virtual_server \"192.0.2.10:80/tcp\"",
+        &["tls_ca \"internal\" names no [[tls_trust]] set"],
+    );
+    expect_only(
+        &(with_check(&https.replace("200-299 401", "200-700")) + trust),
+        Severity::Error,
+        "virtual_server \"192.0.2.10:80/tcp\"",
+        &["200-700", "100 to 599"],
+    );
+    expect_only(
+        &(with_check(&https.replace("200-299 401", "299-200")) + trust),
+        Severity::Error,
+        "virtual_server \"192.0.2.10:80/tcp\"",
+        &["runs backwards", "200-299"],
+    );
+    expect_only(
+        &(with_check(&https.replace("tls = true", "tls = false")) + trust),
+        Severity::Error,
+        "virtual_server \"192.0.2.10:80/tcp\"",
+        &["plain HTTP check", "tls = true"],
+    );
+    expect_only(
+        &(with_check(https) + &trust.replace("-----BEGIN CERTIFICATE-----", "garbage")),
+        Severity::Error,
+        "tls_trust \"internal\"",
+        &["no certificate"],
+    );
+    let bad_status = text::from_toml(&with_check(&https.replace("200-299 401", "2xx")));
+    assert!(bad_status
+        .unwrap_err()
+        .to_string()
+        .contains("\"2xx\" is not an HTTP status code"),);
+    expect_only(
+        &with_check("[virtual_services.check.kind.dns]\nname = \"bad..name\"\n"),
+        Severity::Error,
+        "virtual_server \"192.0.2.10:80/tcp\"",
+        &["DNS check name \"bad..name\"", "empty label"],
+    );
+    assert_eq!(
+        issues(&with_check(
+            "[virtual_services.check.kind.dns]\nrecord_type = \"A\"\n"
+        )),
+        vec![]
+    );
+    assert_eq!(
+        issues(&broken("kind = \"tcp\"\n", "kind = \"ping\"\n")),
+        vec![]
+    );
+}

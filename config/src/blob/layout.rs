@@ -7,17 +7,26 @@
 //! older payload's bonds decode as the kernel's defaults, and one to [`ClusterIpGroup`]
 //! (`unicast_flood_mac`: absent, multicast mode). Format 5 appended two fields to
 //! [`Management`] (`syslog`, `time_servers`: none) and two to [`VrrpInstance`] (`use_vmac`:
-//! off, `vmac_interface`: None). A later format that changes more than appended fields gets a
-//! decode-only `vN` module of the old types instead.
+//! off, `vmac_interface`: None), one to [`Config`] (`tls_trust`: none), and changed the
+//! health check's kind: an HTTP check's `status` became a set of ranges and it gained
+//! `more_urls` and `tls_ca`; `Ping`, `Udp` and `Dns` were appended. The checks of an older
+//! payload decode through [`v4::CheckKind`], the old kind, into today's (the seeds below walk
+//! the services and real servers down to their checks; a format 5 payload's services decode
+//! with the model's own decoder).
 
 use core::fmt;
 use core::marker::PhantomData;
+
+use alloc::boxed::Box;
 
 use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::bounded::BoundedVec;
-use crate::model::{Bond, ClusterIpGroup, Config, Management, PeerLink, VrrpInstance};
+use crate::model::{
+    Bond, Check, ClusterIpGroup, Config, Management, PeerLink, RealServer, VirtualService,
+    VrrpInstance,
+};
 
 /// The first format with `Config::pair` and `PeerLink::uplink_probes`.
 const PAIR_FORMAT: u16 = 3;
@@ -45,8 +54,14 @@ impl<'de> DeserializeSeed<'de> for ConfigIn {
     type Value = Config;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Config, D::Error> {
         // Postcard reads a struct as a tuple of this many fields; the names are not read.
-        const FIELDS: [&str; 14] = [""; 14];
-        let count = if self.0 >= PAIR_FORMAT { 14 } else { 13 };
+        const FIELDS: [&str; 15] = [""; 15];
+        let count = if self.0 >= MANAGEMENT_FORMAT {
+            15
+        } else if self.0 >= PAIR_FORMAT {
+            14
+        } else {
+            13
+        };
         deserializer.deserialize_struct("Config", &FIELDS[..count], self)
     }
 }
@@ -77,7 +92,12 @@ impl<'de> Visitor<'de> for ConfigIn {
                 .next_element_seed(ListIn::new(VrrpInstanceIn(self.0), "VRRP instances"))?
                 .ok_or_else(|| A::Error::custom("payload ends early"))?,
             sync_groups: next(&mut seq)?,
-            virtual_services: next(&mut seq)?,
+            virtual_services: if self.0 >= MANAGEMENT_FORMAT {
+                next(&mut seq)?
+            } else {
+                seq.next_element_seed(ListIn::new(VirtualServiceIn, "virtual services"))?
+                    .ok_or_else(|| A::Error::custom("payload ends early"))?
+            },
             fwmark_rules: next(&mut seq)?,
             nat_gateway: next(&mut seq)?,
             real_server: next(&mut seq)?,
@@ -88,6 +108,11 @@ impl<'de> Visitor<'de> for ConfigIn {
                 next(&mut seq)?
             } else {
                 None
+            },
+            tls_trust: if self.0 >= MANAGEMENT_FORMAT {
+                next(&mut seq)?
+            } else {
+                BoundedVec::new()
             },
         })
     }
@@ -379,6 +404,205 @@ impl<'de> Visitor<'de> for ClusterGroupIn {
     }
 }
 
+/// Decodes one virtual service of a format 4 or older payload (its checks in the old layout).
+#[derive(Clone, Copy)]
+struct VirtualServiceIn;
+
+impl<'de> DeserializeSeed<'de> for VirtualServiceIn {
+    type Value = VirtualService;
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<VirtualService, D::Error> {
+        const FIELDS: [&str; 20] = [""; 20];
+        deserializer.deserialize_struct("VirtualService", &FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for VirtualServiceIn {
+    type Value = VirtualService;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a virtual service")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<VirtualService, A::Error> {
+        Ok(VirtualService {
+            name: next(&mut seq)?,
+            active: next(&mut seq)?,
+            address: next(&mut seq)?,
+            address_prefix: next(&mut seq)?,
+            interface: next(&mut seq)?,
+            port: next(&mut seq)?,
+            protocol: next(&mut seq)?,
+            fwmark: next(&mut seq)?,
+            scheduler: next(&mut seq)?,
+            scheduler_flags: next(&mut seq)?,
+            persistence: next(&mut seq)?,
+            forwarding: next(&mut seq)?,
+            quorum: next(&mut seq)?,
+            hysteresis: next(&mut seq)?,
+            sorry_server: next(&mut seq)?,
+            on_failure: next(&mut seq)?,
+            reentry_s: next(&mut seq)?,
+            start_down: next(&mut seq)?,
+            check: seq
+                .next_element_seed(CheckIn)?
+                .ok_or_else(|| A::Error::custom("payload ends early"))?,
+            real_servers: seq
+                .next_element_seed(ListIn::new(RealServerIn, "real servers"))?
+                .ok_or_else(|| A::Error::custom("payload ends early"))?,
+        })
+    }
+}
+
+/// Decodes one real server of a format 4 or older payload.
+#[derive(Clone, Copy)]
+struct RealServerIn;
+
+impl<'de> DeserializeSeed<'de> for RealServerIn {
+    type Value = RealServer;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RealServer, D::Error> {
+        const FIELDS: [&str; 10] = [""; 10];
+        deserializer.deserialize_struct("RealServer", &FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for RealServerIn {
+    type Value = RealServer;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a real server")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RealServer, A::Error> {
+        Ok(RealServer {
+            name: next(&mut seq)?,
+            address: next(&mut seq)?,
+            port: next(&mut seq)?,
+            weight: next(&mut seq)?,
+            forwarding: next(&mut seq)?,
+            active: next(&mut seq)?,
+            upper_threshold: next(&mut seq)?,
+            lower_threshold: next(&mut seq)?,
+            on_failure: next(&mut seq)?,
+            check: seq
+                .next_element_seed(CheckIn)?
+                .ok_or_else(|| A::Error::custom("payload ends early"))?,
+        })
+    }
+}
+
+/// Decodes an optional (boxed) check of a format 4 or older payload.
+#[derive(Clone, Copy)]
+struct CheckIn;
+
+impl<'de> DeserializeSeed<'de> for CheckIn {
+    type Value = Option<Box<Check>>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CheckIn {
+    type Value = Option<Box<Check>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an optional health check")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        const FIELDS: [&str; 5] = [""; 5];
+        deserializer
+            .deserialize_struct("Check", &FIELDS, CheckFields)
+            .map(|check| Some(Box::new(check)))
+    }
+}
+
+/// The fields of a present check of a format 4 or older payload.
+struct CheckFields;
+
+impl<'de> Visitor<'de> for CheckFields {
+    type Value = Check;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a health check")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Check, A::Error> {
+        let kind: v4::CheckKind = next(&mut seq)?;
+        Ok(Check {
+            kind: kind.into(),
+            timing: next(&mut seq)?,
+            connect_port: next(&mut seq)?,
+            connect_address: next(&mut seq)?,
+            bind_address: next(&mut seq)?,
+        })
+    }
+}
+
+/// The health check kind as formats 1 to 4 laid it out, decode only.
+mod v4 {
+    use serde::Deserialize;
+
+    use crate::bounded::BoundedVec;
+    use crate::model::{self, limits, HttpBody, StatusCodes};
+
+    type Text = heapless::String<{ limits::URL_BYTES }>;
+    type SendExpectText = heapless::String<{ limits::SEND_EXPECT_BYTES }>;
+
+    /// Variants in their order of then (postcard writes the index).
+    #[derive(Deserialize)]
+    pub(super) enum CheckKind {
+        Tcp,
+        Http {
+            path: Text,
+            status: Option<u16>,
+            body: Option<HttpBody>,
+            virtual_host: Option<Text>,
+            tls: bool,
+        },
+        Smtp {
+            helo_name: Option<Text>,
+        },
+        SendExpect {
+            send: SendExpectText,
+            expect: SendExpectText,
+        },
+    }
+
+    impl From<CheckKind> for model::CheckKind {
+        fn from(old: CheckKind) -> Self {
+            match old {
+                CheckKind::Tcp => model::CheckKind::Tcp,
+                CheckKind::Http {
+                    path,
+                    status,
+                    body,
+                    virtual_host,
+                    tls,
+                } => model::CheckKind::Http {
+                    path,
+                    status: status.map(StatusCodes::single),
+                    body,
+                    virtual_host,
+                    tls,
+                    more_urls: BoundedVec::new(),
+                    tls_ca: None,
+                },
+                CheckKind::Smtp { helo_name } => model::CheckKind::Smtp { helo_name },
+                CheckKind::SendExpect { send, expect } => {
+                    model::CheckKind::SendExpect { send, expect }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,10 +627,12 @@ mod tests {
         }
     }
 
-    /// `config` laid out as format 4 wrote it: without format 5's two management fields and
-    /// two fields of each VRRP instance (the tests' configs hold no VRRP instance).
+    /// `config` laid out as format 4 wrote it: without format 5's two management fields, two
+    /// fields of each VRRP instance and the trust sets (the tests' configs hold no VRRP
+    /// instance, no check and no trust set).
     fn format_4_payload(config: &Config) -> Vec<u8> {
-        assert!(config.vrrp.is_empty());
+        assert!(config.vrrp.is_empty() && config.tls_trust.is_empty());
+        assert!(config.virtual_services.is_empty());
         let current = postcard::to_allocvec(config).unwrap();
         let before = postcard::to_allocvec(&config.system).unwrap().len();
         let management = &config.management;
@@ -425,6 +651,8 @@ mod tests {
         let mut old = current[..before].to_vec();
         old.extend_from_slice(&old_management);
         old.extend_from_slice(&current[before + new_management.len()..]);
+        // The trust sets come last: an empty list is one byte 0.
+        assert_eq!(old.pop(), Some(0));
         old
     }
 
@@ -549,7 +777,8 @@ mod tests {
             .position(|window| window == management.as_slice())
             .unwrap();
         old.drain(at + management.len() - 2..at + management.len());
-        assert_eq!(old.len(), current.len() - 6);
+        assert_eq!(old.pop(), Some(0), "no trust sets");
+        assert_eq!(old.len(), current.len() - 7);
         assert_eq!(decode(4, &old), config);
 
         config.management.syslog = BoundedVec::from_vec(vec![SyslogTarget {

@@ -12,8 +12,8 @@ use std::vec::Vec;
 
 use super::{seconds, Exported, Notes};
 use crate::model::{
-    Check, CheckKind, Config, HttpBody, InitialState, OnFailure, RealServer, Role, VirtualService,
-    VrrpAuth, VrrpInstance, VrrpVersion,
+    Check, CheckKind, Config, HttpBody, HttpUrl, InitialState, OnFailure, RealServer, Role,
+    VirtualService, VrrpAuth, VrrpInstance, VrrpVersion,
 };
 use crate::net::{prefix_to_netmask, Family};
 
@@ -448,6 +448,33 @@ fn real_server(
     let _ = writeln!(out, "    }}");
 }
 
+/// Hex digits of `bytes`, as keepalived's UDP_CHECK writes payloads.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One `url { }` block of an HTTP_GET / SSL_GET.
+fn url_block(url: &HttpUrl, path: &str, out: &mut String, notes: &mut Notes) {
+    let _ = writeln!(out, "            url {{\n                path {}", url.path);
+    if let Some(codes) = &url.status {
+        let _ = writeln!(out, "                status_code {codes}");
+    }
+    match &url.body {
+        Some(HttpBody::Md5(digest)) => {
+            let _ = writeln!(out, "                digest {}", hex(&digest[..]));
+        }
+        Some(HttpBody::Contains(_)) => notes.add(
+            path,
+            "keepalived cannot match body text (only an MD5 digest); dropped",
+        ),
+        None => {}
+    }
+    if let Some(host) = &url.virtual_host {
+        let _ = writeln!(out, "                virtualhost {host}");
+    }
+    let _ = writeln!(out, "            }}");
+}
+
 fn health_check(check: &Check, path: &str, out: &mut String, notes: &mut Notes) {
     let keyword = match &check.kind {
         CheckKind::Tcp => "TCP_CHECK",
@@ -461,35 +488,57 @@ fn health_check(check: &Check, path: &str, out: &mut String, notes: &mut Notes) 
             );
             "TCP_CHECK"
         }
+        CheckKind::Ping => "PING_CHECK",
+        CheckKind::Udp { .. } => "UDP_CHECK",
+        CheckKind::Dns { .. } => "DNS_CHECK",
     };
     let _ = writeln!(out, "        {keyword} {{");
-    if let CheckKind::Http {
-        path: url,
-        status,
-        body,
-        virtual_host,
-        ..
-    } = &check.kind
-    {
-        let _ = writeln!(out, "            url {{\n                path {url}");
-        if let Some(code) = status {
-            let _ = writeln!(out, "                status_code {code}");
-        }
-        match body {
-            Some(HttpBody::Md5(digest)) => {
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-                let _ = writeln!(out, "                digest {hex}");
+    match &check.kind {
+        CheckKind::Http {
+            path: url,
+            status,
+            body,
+            virtual_host,
+            more_urls,
+            tls_ca,
+            ..
+        } => {
+            let first = HttpUrl {
+                path: url.clone(),
+                status: status.clone(),
+                body: body.clone(),
+                virtual_host: None,
+            };
+            for one in core::iter::once(&first).chain(more_urls.iter()) {
+                url_block(one, path, out, notes);
             }
-            Some(HttpBody::Contains(_)) => notes.add(
-                path,
-                "keepalived cannot match body text (only an MD5 digest); dropped",
-            ),
-            None => {}
+            if let Some(host) = virtual_host {
+                let _ = writeln!(out, "            virtualhost {host}");
+            }
+            if let Some(name) = tls_ca {
+                notes.add(
+                    path,
+                    format!("keepalived does not verify certificates: tls_ca \"{name}\" is not carried over"),
+                );
+            }
         }
-        let _ = writeln!(out, "            }}");
-        if let Some(host) = virtual_host {
-            let _ = writeln!(out, "            virtualhost {host}");
+        CheckKind::Udp {
+            payload,
+            require_reply,
+            expect,
+        } => {
+            if !payload.is_empty() {
+                let _ = writeln!(out, "            payload {}", hex(payload));
+            }
+            if *require_reply {
+                let _ = writeln!(out, "            require_reply {}", hex(expect));
+            }
         }
+        CheckKind::Dns { name, record_type } => {
+            let _ = writeln!(out, "            type {record_type:?}");
+            let _ = writeln!(out, "            name {name}");
+        }
+        _ => {}
     }
     if let CheckKind::Smtp {
         helo_name: Some(helo),

@@ -282,6 +282,10 @@ fn virtual_block(
                 "SMTP check written as expect \"220\" (the greeting); HELO is not sent by nanny",
             );
         }
+        Some(CheckKind::Ping | CheckKind::Udp { .. } | CheckKind::Dns { .. }) => notes.add(
+            &path,
+            "nanny has no ping, UDP or DNS check; written without send/expect (nanny connects over TCP)",
+        ),
         None => notes.add(&path, "has no check; nanny always checks (a TCP connect)"),
     }
     let _ = writeln!(out, "     use_regex = 0");

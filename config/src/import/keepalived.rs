@@ -2286,10 +2286,12 @@ fn health_check(
                 };
                 CheckKind::Http {
                     path: url.path,
-                    status: url.status,
+                    status: url.status.map(crate::model::StatusCodes::single),
                     body,
                     virtual_host: url.virtual_host.or(vhost),
                     tls: false,
+                    more_urls: crate::bounded::BoundedVec::new(),
+                    tls_ca: None,
                 }
             }
         }
@@ -2416,6 +2418,8 @@ fn misc_check(node: &Node, outer: Timing, target: Target, notes: &mut Notes) -> 
                     body: None,
                     virtual_host: None,
                     tls: *tls,
+                    more_urls: crate::bounded::BoundedVec::new(),
+                    tls_ca: None,
                 },
             )
         }

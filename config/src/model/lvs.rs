@@ -240,19 +240,196 @@ pub enum HttpBody {
     Contains(heapless::String<{ limits::URL_BYTES }>),
 }
 
+/// One inclusive range of HTTP status codes (`first == last` for a single code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StatusRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// The HTTP status codes a check accepts (keepalived `status_code 200-299 400-499 503`).
+///
+/// The text form is a code (`status = 200`) or ranges and codes in a string
+/// (`status = "200-299 400-499 503"`, commas allowed); the blob carries the ranges.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct StatusCodes(pub BoundedVec<StatusRange, { limits::STATUS_RANGES }>);
+
+impl StatusCodes {
+    /// One code.
+    pub fn single(code: u16) -> Self {
+        let mut ranges = BoundedVec::new();
+        // One element never exceeds the capacity.
+        let _ = ranges.push(StatusRange {
+            first: code,
+            last: code,
+        });
+        StatusCodes(ranges)
+    }
+
+    /// Whether `code` is accepted.
+    pub fn contains(&self, code: u16) -> bool {
+        self.0
+            .iter()
+            .any(|range| (range.first..=range.last).contains(&code))
+    }
+
+    /// Parses `"200-299 400-499 503"` (spaces or commas between items).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut ranges = BoundedVec::new();
+        for item in text.split([' ', ',', '\t']).filter(|item| !item.is_empty()) {
+            let (first, last) = item.split_once('-').unwrap_or((item, item));
+            let code = |part: &str| {
+                part.trim().parse::<u16>().map_err(|_| {
+                    format!("\"{item}\" is not an HTTP status code or range such as 200 or 200-299")
+                })
+            };
+            let range = StatusRange {
+                first: code(first)?,
+                last: code(last)?,
+            };
+            ranges.push(range).map_err(|_| {
+                format!(
+                    "more than {} status codes or ranges; merge neighbouring codes into ranges",
+                    limits::STATUS_RANGES
+                )
+            })?;
+        }
+        if ranges.is_empty() {
+            return Err(
+                "no status code given; write codes or ranges such as \"200-299 503\"".into(),
+            );
+        }
+        Ok(StatusCodes(ranges))
+    }
+}
+
+impl core::fmt::Display for StatusCodes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (index, range) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str(" ")?;
+            }
+            if range.first == range.last {
+                write!(f, "{}", range.first)?;
+            } else {
+                write!(f, "{}-{}", range.first, range.last)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for StatusCodes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            return self.0.serialize(serializer);
+        }
+        match &self.0[..] {
+            [one] if one.first == one.last => serializer.serialize_u16(one.first),
+            _ => serializer.collect_str(self),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusCodes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            return BoundedVec::deserialize(deserializer).map(StatusCodes);
+        }
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = StatusCodes;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("an HTTP status code (200) or codes and ranges (\"200-299 503\")")
+            }
+            fn visit_i64<E: serde::de::Error>(self, code: i64) -> Result<StatusCodes, E> {
+                u16::try_from(code)
+                    .map(StatusCodes::single)
+                    .map_err(|_| E::custom(format!("{code} is not an HTTP status code")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, code: u64) -> Result<StatusCodes, E> {
+                u16::try_from(code)
+                    .map(StatusCodes::single)
+                    .map_err(|_| E::custom(format!("{code} is not an HTTP status code")))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<StatusCodes, E> {
+                StatusCodes::parse(text).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Text)
+    }
+}
+
+/// A further URL of an HTTP check (keepalived checks every `url` block; all must pass).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpUrl {
+    pub path: heapless::String<{ limits::URL_BYTES }>,
+    /// None: any 2xx.
+    pub status: Option<StatusCodes>,
+    pub body: Option<HttpBody>,
+    /// None: the check's virtual host.
+    pub virtual_host: Option<heapless::String<{ limits::URL_BYTES }>>,
+}
+
+/// DNS record types a DNS check may ask for (keepalived `DNS_CHECK` `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DnsRecordType {
+    A,
+    Ns,
+    Cname,
+    #[default]
+    Soa,
+    Mx,
+    Txt,
+    Aaaa,
+}
+
+impl DnsRecordType {
+    /// The record type's code on the wire (RFC 1035, RFC 3596).
+    pub fn code(self) -> u16 {
+        match self {
+            DnsRecordType::A => 1,
+            DnsRecordType::Ns => 2,
+            DnsRecordType::Cname => 5,
+            DnsRecordType::Soa => 6,
+            DnsRecordType::Mx => 15,
+            DnsRecordType::Txt => 16,
+            DnsRecordType::Aaaa => 28,
+        }
+    }
+}
+
 /// The kind of health check.
+///
+/// Format 5 changed `Http` (`status` became [`StatusCodes`]; `more_urls` and `tls_ca` were
+/// appended) and appended `Ping`, `Udp` and `Dns`; a format 4 blob's checks decode through
+/// the blob layout's `v4` types.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
     /// TCP connect succeeds.
     Tcp,
-    /// HTTP(S) GET of `path` answers with `status` (None: any 2xx) and a matching body.
+    /// HTTP(S) GET of `path` (and of every `more_urls` path) answers with a status in `status`
+    /// (None: any 2xx) and a matching body.
     Http {
         path: heapless::String<{ limits::URL_BYTES }>,
-        status: Option<u16>,
+        #[serde(default)]
+        status: Option<StatusCodes>,
+        #[serde(default)]
         body: Option<HttpBody>,
+        #[serde(default)]
         virtual_host: Option<heapless::String<{ limits::URL_BYTES }>>,
+        #[serde(default)]
         tls: bool,
+        /// Further URLs; the check passes when every URL passes.
+        #[serde(default)]
+        more_urls: BoundedVec<HttpUrl, { limits::MORE_URLS }>,
+        /// Verify the server's certificate against the trust anchors of this name
+        /// (`[[tls_trust]]`); None: the certificate is not verified (keepalived's way).
+        #[serde(default)]
+        tls_ca: Option<Name>,
     },
     /// SMTP greeting and HELO succeed.
     Smtp {
@@ -264,6 +441,97 @@ pub enum CheckKind {
         send: heapless::String<{ limits::SEND_EXPECT_BYTES }>,
         expect: heapless::String<{ limits::SEND_EXPECT_BYTES }>,
     },
+    /// ICMP (or ICMPv6) echo is answered (keepalived `PING_CHECK`).
+    Ping,
+    /// A UDP datagram is sent to the port; the server is down when an ICMP port unreachable
+    /// comes back, or, with `require_reply`, when no reply (starting with `expect`) comes
+    /// (keepalived `UDP_CHECK`).
+    Udp {
+        /// The datagram, as hex digits in the text form.
+        #[serde(default, with = "hex_bytes")]
+        payload: heapless::Vec<u8, { limits::SEND_EXPECT_BYTES }>,
+        #[serde(default)]
+        require_reply: bool,
+        /// What the reply must start with (hex); empty: any reply.
+        #[serde(default, with = "hex_bytes")]
+        expect: heapless::Vec<u8, { limits::SEND_EXPECT_BYTES }>,
+    },
+    /// A DNS query over UDP is answered with NOERROR and at least one answer (keepalived
+    /// `DNS_CHECK`).
+    Dns {
+        /// The name asked for; "." by default.
+        #[serde(default = "root_name")]
+        name: heapless::String<{ limits::URL_BYTES }>,
+        #[serde(default)]
+        record_type: DnsRecordType,
+    },
+}
+
+fn root_name() -> heapless::String<{ limits::URL_BYTES }> {
+    let mut name = heapless::String::new();
+    // "." fits in any non-empty capacity.
+    let _ = name.push('.');
+    name
+}
+
+/// Bytes as hex digits in the text form, as a byte sequence in the blob.
+mod hex_bytes {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, const N: usize>(
+        bytes: &heapless::Vec<u8, N>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            return serde::Serialize::serialize(bytes, serializer);
+        }
+        struct Hex<'a>(&'a [u8]);
+        impl core::fmt::Display for Hex<'_> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+            }
+        }
+        serializer.collect_str(&Hex(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        deserializer: D,
+    ) -> Result<heapless::Vec<u8, N>, D::Error> {
+        if !deserializer.is_human_readable() {
+            return heapless::Vec::deserialize(deserializer);
+        }
+        let text = String::deserialize(deserializer)?;
+        let digits: Vec<u8> = text
+            .bytes()
+            .filter(|byte| !byte.is_ascii_whitespace())
+            .collect();
+        if !digits.len().is_multiple_of(2) {
+            return Err(D::Error::custom(
+                "an odd number of hex digits; write two digits per byte",
+            ));
+        }
+        let mut bytes = heapless::Vec::new();
+        for pair in digits.chunks(2) {
+            let text = core::str::from_utf8(pair).map_err(D::Error::custom)?;
+            let byte = u8::from_str_radix(text, 16)
+                .map_err(|_| D::Error::custom(format_args!("\"{text}\" is not a hex byte")))?;
+            bytes
+                .push(byte)
+                .map_err(|_| D::Error::custom(format_args!("longer than {N} bytes")))?;
+        }
+        Ok(bytes)
+    }
+}
+
+/// A named set of trust anchors: CA certificates in PEM, for TLS checks that verify.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsTrust {
+    pub name: Name,
+    /// One or more `-----BEGIN CERTIFICATE-----` blocks (at most
+    /// [`limits::TLS_TRUST_PEM_BYTES`] bytes, checked by validation).
+    pub pem: String,
 }
 
 /// A health check.

@@ -19,8 +19,9 @@ pub use interfaces::{
     PrimaryReselect, XmitHashPolicy,
 };
 pub use lvs::{
-    Check, CheckKind, CheckTiming, Forwarding, FwmarkRule, HttpBody, OnFailure, Persistence,
-    Protocol, RealServer, Scheduler, SchedulerFlags, SorryServer, VirtualService,
+    Check, CheckKind, CheckTiming, DnsRecordType, Forwarding, FwmarkRule, HttpBody, HttpUrl,
+    OnFailure, Persistence, Protocol, RealServer, Scheduler, SchedulerFlags, SorryServer,
+    StatusCodes, StatusRange, TlsTrust, VirtualService,
 };
 pub use pair::{BoxHalf, PairHalves, Role, VrrpOverride};
 pub use system::{
@@ -92,6 +93,14 @@ pub mod limits {
     pub const EMAIL_BYTES: usize = 96;
     /// Bytes of an HTTP check path or virtual host.
     pub const URL_BYTES: usize = 128;
+    /// Status codes or ranges one HTTP check URL accepts.
+    pub const STATUS_RANGES: usize = 16;
+    /// URLs of one HTTP check besides its first.
+    pub const MORE_URLS: usize = 15;
+    /// Named sets of TLS trust anchors (`[[tls_trust]]`).
+    pub const TLS_TRUST_SETS: usize = 8;
+    /// Bytes of one set's PEM text (a few CA certificates).
+    pub const TLS_TRUST_PEM_BYTES: usize = 16384;
     /// Bytes of a send or expect string of a send/expect check.
     pub const SEND_EXPECT_BYTES: usize = 255;
 }
@@ -119,8 +128,11 @@ pub struct Config {
     pub real_server: Option<RealServerRole>,
     pub clusterip: BoundedVec<ClusterIpGroup, { limits::CLUSTERIP_GROUPS }>,
     /// The per-box parts when this config describes a pair (`[pair.a]`, `[pair.b]`); None for
-    /// a single box. Each box runs [`Config::for_box`] of its role. Last in the blob (format 3).
+    /// a single box. Each box runs [`Config::for_box`] of its role. Format 3.
     pub pair: Option<PairHalves>,
+    /// Named sets of trust anchors TLS health checks verify certificates against
+    /// (`tls_ca` of an HTTP check). Format 5.
+    pub tls_trust: BoundedVec<TlsTrust, { limits::TLS_TRUST_SETS }>,
 }
 
 impl Config {

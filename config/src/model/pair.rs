@@ -240,6 +240,7 @@ impl Config {
             real_server,
             clusterip,
             pair,
+            tls_trust,
         } = config;
         Config {
             system: system.clone(),
@@ -260,6 +261,7 @@ impl Config {
             real_server: real_server.clone(),
             clusterip: clusterip.clone(),
             pair: if with_pair { pair.clone() } else { None },
+            tls_trust: tls_trust.clone(),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use tandem_config::export;
 use tandem_config::import::{self, keepalived, Format, ImportError, Imported, NoteKind};
-use tandem_config::model::{CheckKind, OnFailure, VirtualService};
+use tandem_config::model::{CheckKind, HttpBody, OnFailure, VirtualService};
 use tandem_config::validate::{validate, Severity};
 use tandem_config::Config;
 
@@ -43,7 +43,7 @@ const fn sample(file: &'static str, notes: &'static [&'static str]) -> Sample {
 const CORPUS: &[Sample] = &[
     sample(
         "import/keepalived/samples/keepalived.conf.HTTP_GET.port",
-        &["A SSL_GET 22"],
+        &[],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.IPv6",
@@ -66,14 +66,7 @@ const CORPUS: &[Sample] = &[
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.SSL_GET",
-        &[
-            "A SSL_GET 39",
-            "A accept 13",
-            "A digest 64",
-            "NC auth_type 20",
-            "NC url 44",
-            "NC url 69",
-        ],
+        &["A accept 13", "NC auth_type 20", "NC url 44", "NC url 69"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.UDP_CHECK",
@@ -100,10 +93,7 @@ const CORPUS: &[Sample] = &[
         errors: &[NO_MARKING_RULE_1],
         export_notes: &[],
     },
-    sample(
-        "import/keepalived/samples/keepalived.conf.inhibit",
-        &["A digest 23"],
-    ),
+    sample("import/keepalived/samples/keepalived.conf.inhibit", &[]),
     sample(
         "import/keepalived/samples/keepalived.conf.misc_check",
         &["NC MISC_CHECK 23"],
@@ -118,11 +108,11 @@ const CORPUS: &[Sample] = &[
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.sample",
-        &["A accept 13", "A digest 37"],
+        &["A accept 13"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.status_code",
-        &["A SSL_GET 23", "NC status_code 26", "NC url 28"],
+        &["NC status_code 26", "NC url 28"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.track_interface",
@@ -130,7 +120,7 @@ const CORPUS: &[Sample] = &[
     ),
     Sample {
         file: "import/keepalived/samples/keepalived.conf.virtual_server_group",
-        notes: &["A digest 31", "A digest 44", "A virtual_server group 22"],
+        notes: &["A virtual_server group 22"],
         errors: &[NO_MARKING_RULE_1, NO_MARKING_RULE_2],
         export_notes: &[],
     },
@@ -432,6 +422,15 @@ fn every_corpus_file_exports_back_to_the_same_config() {
     }
 }
 
+/// The 16 bytes of a 32-digit hex MD5.
+fn md5_hex(hex: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap();
+    }
+    out
+}
+
 /// What the corpus files import to, beyond their notes.
 #[test]
 fn the_samples_import_what_keepalived_runs() {
@@ -458,12 +457,18 @@ fn the_samples_import_what_keepalived_runs() {
         .as_deref()
         .unwrap();
     assert_eq!(check.connect_port, Some(444));
-    // SSL_GET runs as a TCP connect to its port until the firmware runs TLS checks (the
-    // import says so).
-    assert!(matches!(&check.kind, CheckKind::Tcp));
-    assert!(http_port.notes.iter().any(|n| n.keyword == "SSL_GET"
-        && n.message
-            .contains("checked by a TCP connect to the same port")));
+    // SSL_GET is an HTTPS check of its url and digest, on its connect_port; keepalived's
+    // defaults otherwise (any 2xx, no virtual host, so no SNI).
+    assert!(matches!(
+        &check.kind,
+        CheckKind::Http {
+            tls: true,
+            path,
+            status: None,
+            body: Some(HttpBody::Md5(digest)),
+            virtual_host: None,
+        } if path == "/" && *digest == md5_hex("ff20ad2481f97b1754ef3e12ecd3a9cc")
+    ));
     assert_eq!(
         (
             check.timing.interval_ms,
@@ -480,8 +485,34 @@ fn the_samples_import_what_keepalived_runs() {
     assert!(marked.real_servers.iter().all(|r| r.port == Some(0)));
     assert_eq!(marked.check.as_ref().unwrap().connect_port, Some(80));
 
-    // inhibit_on_failure on a real server: quiesced, not removed.
+    // An HTTP_GET digest is the MD5 the check compares the body with.
     let inhibit = import_corpus("import/keepalived/samples/keepalived.conf.inhibit").config;
+    let check = inhibit.virtual_services[0].real_servers[0]
+        .check
+        .as_deref()
+        .or(inhibit.virtual_services[0].check.as_deref())
+        .unwrap();
+    assert!(matches!(
+        &check.kind,
+        CheckKind::Http {
+            tls: false,
+            body: Some(HttpBody::Md5(_)),
+            ..
+        }
+    ));
+
+    // The virtual host of an SSL_GET is also its TLS server name, which keepalived sends only
+    // with enable_sni: said at import.
+    let vhost = import_corpus("import/keepalived/samples/keepalived.conf.virtualhost");
+    let check = vhost.config.virtual_services[0].check.as_deref().unwrap();
+    assert!(matches!(
+        &check.kind,
+        CheckKind::Http { tls: true, virtual_host: Some(h), .. } if h == "www.firewall.loc"
+    ));
+    let note = vhost.notes.iter().find(|n| n.keyword == "SSL_GET").unwrap();
+    assert_eq!(note.message, "the virtual host is also sent as the TLS server name (SNI), which keepalived does only with enable_sni: a server that picks its certificate by name picks this one's");
+
+    // inhibit_on_failure on a real server: quiesced, not removed.
     assert_eq!(
         inhibit.virtual_services[0].real_servers[0].on_failure,
         Some(OnFailure::Quiesce)
@@ -503,9 +534,9 @@ fn the_samples_import_what_keepalived_runs() {
     // status_code 200-299 400-499 503 505: the 2xx range is kept, the rest is reported.
     let status = import_corpus("import/keepalived/samples/keepalived.conf.status_code");
     let check = status.config.virtual_services[0].check.as_deref().unwrap();
-    // (Its checker is an SSL_GET: a TCP connect until TLS checks run; the note still says
-    // what an HTTP check would keep.)
-    assert!(matches!(&check.kind, CheckKind::Tcp));
+    assert!(
+        matches!(&check.kind, CheckKind::Http { tls: true, status: None, path, .. } if path == "/")
+    );
     let note = status
         .notes
         .iter()
@@ -704,6 +735,59 @@ fn status_code_lists_keep_what_the_model_holds() {
             vec![(NoteKind::Invalid, "status_code".to_string(), 7)]
         )
     );
+}
+
+#[test]
+fn ssl_get_is_an_https_check_with_keepalived_defaults() {
+    let imported = import_text(&one_server(
+        "  SSL_GET {\n   url {\n    path /healthz\n    digest 900150983CD24FB0D6963F7D28E17F72\n   }\n  }",
+    ));
+    let check = only_check(&imported);
+    assert_eq!(
+        check.kind,
+        CheckKind::Http {
+            path: "/healthz".try_into().unwrap(),
+            status: None,
+            body: Some(HttpBody::Md5(md5_hex("900150983cd24fb0d6963f7d28e17f72"))),
+            virtual_host: None,
+            tls: true,
+        }
+    );
+    // The real server's port, keepalived's timing (connect_timeout 5 s, retry 1 after 1 s).
+    assert_eq!(check.connect_port, None);
+    assert_eq!(
+        (
+            check.timing.interval_ms,
+            check.timing.timeout_ms,
+            check.timing.retries,
+            check.timing.retry_delay_ms
+        ),
+        (10_000, 5000, 1, 1000)
+    );
+    assert_eq!(kinds(&imported), []);
+
+    // A virtual host is sent as SNI: silently with enable_sni, said without it.
+    let sni = |extra: &str| {
+        kinds(&import_text(&one_server(&format!(
+            "  SSL_GET {{\n   virtualhost api.example\n{extra}   url {{\n    path /\n   }}\n  }}"
+        ))))
+    };
+    assert_eq!(sni("   enable_sni\n"), []);
+    assert_eq!(sni(""), [(NoteKind::Adjusted, "SSL_GET".to_string(), 4)]);
+
+    // keepalived's SSL block (CA, client certificate) is reported, and the checks still run.
+    let imported = import_text(&format!(
+        "SSL {{\n ca /etc/keepalived/ca.pem\n certificate /etc/keepalived/client.pem\n}}\n{}",
+        one_server("  SSL_GET {\n   url {\n    path /\n   }\n  }")
+    ));
+    assert_eq!(
+        kinds(&imported),
+        [(NoteKind::NotCarried, "SSL".to_string(), 1)]
+    );
+    assert!(matches!(
+        only_check(&imported).kind,
+        CheckKind::Http { tls: true, .. }
+    ));
 }
 
 #[test]

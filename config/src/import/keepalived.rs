@@ -936,6 +936,7 @@ fn import_tree(tree: &[Node], notes: &mut Notes) -> Config {
             "vrrp_script" => vrrp_script(node, notes),
             "static_ipaddress" => notes.not_carried(node.line, "static_ipaddress", "addresses keepalived adds at start are interface addresses in Tandem: give them under [[interfaces]] with their prefix (keepalived's default is /32)"),
             "static_routes" | "static_rules" => notes.not_carried(node.line, node.keyword(), "routes and routing rules are not part of Tandem's config model"),
+            "SSL" => notes.not_carried(node.line, "SSL", "Tandem's SSL_GET checks take any server certificate, as keepalived does without a CA, and present none of their own: this block's CA, client certificate and key are not imported (model change needed)"),
             other => notes.not_carried(node.line, other, "this keepalived block has no Tandem equivalent"),
         }
     }
@@ -2229,6 +2230,7 @@ fn health_check(
     let mut helo = None;
     let mut first_url: Option<Url> = None;
     let mut hosts = Vec::new();
+    let mut enable_sni = false;
     for child in node.children() {
         let line = child.line;
         if connection(child, &mut check, &mut timing, notes) || timing.read(child, notes) {
@@ -2255,6 +2257,7 @@ fn health_check(
                 }
             }
             "host" if node.keyword() == "SMTP_CHECK" => hosts.push(child),
+            "enable_sni" if node.keyword() == "SSL_GET" => enable_sni = flag_arg(child),
             "http_protocol" if matches!(child.arg(1), Some("1.0" | "1.0C" | "1.0c")) => {}
             "http_protocol" => notes.not_carried(
                 line,
@@ -2271,26 +2274,19 @@ fn health_check(
                 notes.not_carried(node.line, node.keyword(), "has no url with a path, so keepalived ignores this checker (\"no urls specified\"); not imported, the real server is not checked");
                 return None;
             };
-            // What the firmware's checks cannot run yet is imported as the nearest check that
-            // runs, and said so here: an import that succeeds must run.
-            if node.keyword() == "SSL_GET" {
-                notes.adjusted(node.line, "SSL_GET", "this firmware does not run TLS checks yet: the real server is checked by a TCP connect to the same port instead (its url, status and digest are not checked)");
-                CheckKind::Tcp
-            } else {
-                let body = match url.body {
-                    Some(HttpBody::Md5(_)) => {
-                        notes.adjusted(node.line, "digest", "this firmware does not compare MD5 digests yet: the url's status code is checked, its body is not");
-                        None
-                    }
-                    other => other,
-                };
-                CheckKind::Http {
-                    path: url.path,
-                    status: url.status,
-                    body,
-                    virtual_host: url.virtual_host.or(vhost),
-                    tls: false,
-                }
+            let tls = node.keyword() == "SSL_GET";
+            let virtual_host = url.virtual_host.or(vhost);
+            // keepalived sends SNI only with `enable_sni`; Tandem's HTTPS check always sends the
+            // virtual host (when it is a name).
+            if tls && virtual_host.is_some() && !enable_sni {
+                notes.adjusted(node.line, "SSL_GET", "the virtual host is also sent as the TLS server name (SNI), which keepalived does only with enable_sni: a server that picks its certificate by name picks this one's");
+            }
+            CheckKind::Http {
+                path: url.path,
+                status: url.status,
+                body: url.body,
+                virtual_host,
+                tls,
             }
         }
         "SMTP_CHECK" => CheckKind::Smtp { helo_name: helo },

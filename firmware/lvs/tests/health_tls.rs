@@ -1,7 +1,8 @@
 //! HTTPS and MD5 digest checks against real TLS servers on 127.0.0.1, started in the test with a
 //! self-signed certificate (rcgen) on rustls: up, down when the server stops, a wrong status and
 //! a changed body seen down with their reasons, a digest match up, certificate trust (none by
-//! default, as keepalived; anchors when given), SNI, and TLS 1.2 servers.
+//! default, as keepalived; anchors when given), SNI, TLS 1.2 servers, and a keepalived `SSL_GET`
+//! imported, planned and run.
 // Test helpers outside #[test] fns may unwrap: a failure is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -337,4 +338,45 @@ async fn certificates_are_verified_only_against_configured_anchors() {
         .await,
         Ok(())
     );
+}
+
+/// keepalived's `SSL_GET` with a `digest`, imported, planned and run against a TLS server.
+#[tokio::test(flavor = "current_thread")]
+async fn an_imported_ssl_get_with_a_digest_runs() {
+    let id = identity(&["api.example"]);
+    let body = b"kube-apiserver ok\n";
+    let page = Page::new(body);
+    let (addr, _server) = https_server(&id, TLS13, page.clone()).await;
+    let text = format!(
+        r#"
+virtual_server 192.0.2.10 6443 {{
+    lb_kind NAT
+    protocol TCP
+    real_server 127.0.0.1 {port} {{
+        SSL_GET {{
+            url {{
+                path /healthz
+                digest {digest}
+            }}
+            connect_timeout 3
+        }}
+    }}
+}}
+"#,
+        port = addr.port(),
+        digest = Hex(md5(body)),
+    );
+    let imported = tandem_config::import::keepalived::import(&text).unwrap();
+    let plan = tandem_lvs::plan::from_config(&imported.config);
+    assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+    let service = plan.services.values().next().unwrap();
+    let check = service.plan.checks.values().next().unwrap();
+    assert_eq!(&*check.what, "https GET /healthz md5");
+    assert_eq!(check.spec.key.target, addr);
+    assert_eq!(probe::run_probe(&check.spec.key).await, Ok(()));
+    *page.body.lock().unwrap() = b"kube-apiserver degraded\n".to_vec();
+    assert!(matches!(
+        probe::run_probe(&check.spec.key).await,
+        Err(FailReason::DigestMismatch { .. })
+    ));
 }

@@ -197,16 +197,24 @@ impl Shared {
                 retry.saturating_duration_since(now).as_secs()
             ),
         };
+        let dropped = match self.dropped() {
+            0 => "dropped=0".to_owned(),
+            dropped => format!(
+                "dropped={dropped} (queue_full={} send_failed={})",
+                self.queue_full.load(Ordering::Relaxed),
+                self.send_failed.load(Ordering::Relaxed)
+            ),
+        };
+        let queued = match self.queued.load(Ordering::Relaxed).min(RING_LINES as u64) {
+            0 => String::new(),
+            queued => format!(" queued={queued}"),
+        };
         format!(
-            "syslog {} {} facility={} sent={} dropped={} (queue_full={} send_failed={}) queued={} {state}",
+            "syslog {} {} facility={} sent={} {dropped}{queued} {state}",
             target.transport.as_str(),
             target.address,
             facility_name(target.facility),
             self.sent.load(Ordering::Relaxed),
-            self.dropped(),
-            self.queue_full.load(Ordering::Relaxed),
-            self.send_failed.load(Ordering::Relaxed),
-            self.queued.load(Ordering::Relaxed).min(RING_LINES as u64),
         )
     }
 }

@@ -19,6 +19,8 @@ pub const FEATURE_MODULES: &[&str] = &[
     // IPIP decapsulation on tunl0 for the real-server role behind a TUN director
     "dummy",
     "ipip",
+    // VRRP use_vmac: a private-mode macvlan per instance carrying the virtual router MAC
+    "macvlan",
     // LVS director and every scheduler this kernel ships. ip_vs (like nf_tables) needs
     // libcrc32c, whose init asks the crypto API for "crc32c": a soft dependency modules.dep
     // does not list, resolved by `modules::SOFT_PRE_DEPENDENCIES` (named here as well).

@@ -911,7 +911,9 @@ fn check_vrrp(config: &Config, ctx: &Context<'_>, report: &mut Report) {
     }
 }
 
-/// `use_vmac` and its macvlan's name.
+/// `use_vmac` and its macvlan's name. Without a name the macvlan is named as keepalived names
+/// it (`vrrp.{vrid}`, else `vrrp6.{vrid}` / `vrrp1.{vrid}` / ..., skipping names configured
+/// here), so only configured names can clash.
 fn check_vmac(instance: &VrrpInstance, ctx: &Context<'_>, path: &str, report: &mut Report) {
     if let Some(name) = &instance.vmac_interface {
         if !instance.use_vmac {
@@ -934,13 +936,34 @@ fn check_vmac(instance: &VrrpInstance, ctx: &Context<'_>, path: &str, report: &m
                 path,
                 format!("vmac_interface \"{name}\" is already an interface of this config; give the macvlan a name of its own, such as vrrp.{}", instance.vrid),
             );
+        } else if instance.use_vmac {
+            // One macvlan carries one virtual MAC: a name is one instance's.
+            let earlier = ctx
+                .config
+                .vrrp
+                .iter()
+                .take_while(|other| !core::ptr::eq(*other, instance))
+                .find(|other| other.use_vmac && other.vmac_interface.as_ref() == Some(name));
+            if let Some(other) = earlier {
+                report.error(
+                    path,
+                    format!("vmac_interface \"{name}\" is also the macvlan of vrrp \"{}\"; each instance needs a macvlan of its own (its virtual MAC differs): rename one, or leave vmac_interface unset for the default name", other.name),
+                );
+            }
         }
     }
-    if instance.use_vmac {
-        report.error(
-            path,
-            "use_vmac is not carried out by this firmware yet (the macvlan with the virtual MAC is not built); remove use_vmac, the virtual addresses then live on the interface with its own MAC",
-        );
+    if !instance.use_vmac {
+        return;
+    }
+    // keepalived: addresses on the instance's interface move to the macvlan; an address given
+    // another interface stays there, with that interface's MAC.
+    for vip in &instance.vips {
+        if let Some(link) = vip.interface.as_ref().filter(|l| **l != instance.interface) {
+            report.warn(
+                path,
+                format!("use_vmac: virtual address {} goes on interface \"{link}\", so it stays there with that interface's own MAC (only the addresses of \"{}\" move to the macvlan with the virtual MAC)", vip.address, instance.interface),
+            );
+        }
     }
 }
 

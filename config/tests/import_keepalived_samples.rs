@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use tandem_config::export;
 use tandem_config::import::{self, keepalived, Format, ImportError, Imported, NoteKind};
-use tandem_config::model::{CheckKind, OnFailure, VirtualService};
+use tandem_config::model::{CheckKind, DnsRecordType, HttpBody, OnFailure, VirtualService};
 use tandem_config::validate::{validate, Severity};
+use tandem_config::BoundedVec;
 use tandem_config::Config;
 
 /// A corpus file: its path under `tests/`, its notes as `"KIND keyword line"` (A adjusted, NC
@@ -43,16 +44,13 @@ const fn sample(file: &'static str, notes: &'static [&'static str]) -> Sample {
 const CORPUS: &[Sample] = &[
     sample(
         "import/keepalived/samples/keepalived.conf.HTTP_GET.port",
-        &["A SSL_GET 22"],
+        &[],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.IPv6",
         &["A virtual_server_group 7"],
     ),
-    sample(
-        "import/keepalived/samples/keepalived.conf.PING_CHECK",
-        &["NC PING_CHECK 23"],
-    ),
+    sample("import/keepalived/samples/keepalived.conf.PING_CHECK", &[]),
     sample(
         "import/keepalived/samples/keepalived.conf.SMTP_CHECK",
         &[
@@ -66,19 +64,9 @@ const CORPUS: &[Sample] = &[
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.SSL_GET",
-        &[
-            "A SSL_GET 39",
-            "A accept 13",
-            "A digest 64",
-            "NC auth_type 20",
-            "NC url 44",
-            "NC url 69",
-        ],
+        &["A accept 13", "NC auth_type 20"],
     ),
-    sample(
-        "import/keepalived/samples/keepalived.conf.UDP_CHECK",
-        &["NC UDP_CHECK 23"],
-    ),
+    sample("import/keepalived/samples/keepalived.conf.UDP_CHECK", &[]),
     sample(
         "import/keepalived/samples/keepalived.conf.conditional_conf",
         &[
@@ -90,7 +78,6 @@ const CORPUS: &[Sample] = &[
             "NC @low 4",
             "NC @low 8",
             "NC track_script 24",
-            "NC use_vmac 23",
             "NC vrrp_script 6",
         ],
     ),
@@ -100,10 +87,7 @@ const CORPUS: &[Sample] = &[
         errors: &[NO_MARKING_RULE_1],
         export_notes: &[],
     },
-    sample(
-        "import/keepalived/samples/keepalived.conf.inhibit",
-        &["A digest 23"],
-    ),
+    sample("import/keepalived/samples/keepalived.conf.inhibit", &[]),
     sample(
         "import/keepalived/samples/keepalived.conf.misc_check",
         &["NC MISC_CHECK 23"],
@@ -118,25 +102,22 @@ const CORPUS: &[Sample] = &[
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.sample",
-        &["A accept 13", "A digest 37"],
+        &["A accept 13"],
     ),
-    sample(
-        "import/keepalived/samples/keepalived.conf.status_code",
-        &["A SSL_GET 23", "NC status_code 26", "NC url 28"],
-    ),
+    sample("import/keepalived/samples/keepalived.conf.status_code", &[]),
     sample(
         "import/keepalived/samples/keepalived.conf.track_interface",
         &["A accept 14", "NC static_routes 7", "NC virtual_routes 28"],
     ),
     Sample {
         file: "import/keepalived/samples/keepalived.conf.virtual_server_group",
-        notes: &["A digest 31", "A digest 44", "A virtual_server group 22"],
+        notes: &["A virtual_server group 22"],
         errors: &[NO_MARKING_RULE_1, NO_MARKING_RULE_2],
         export_notes: &[],
     },
     sample(
         "import/keepalived/samples/keepalived.conf.virtualhost",
-        &["A SSL_GET 24", "NC url 29"],
+        &["A SSL_GET 24"],
     ),
     sample(
         "import/keepalived/samples/keepalived.conf.vrrp",
@@ -432,6 +413,15 @@ fn every_corpus_file_exports_back_to_the_same_config() {
     }
 }
 
+/// The 16 bytes of a 32-digit hex MD5.
+fn md5_hex(hex: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap();
+    }
+    out
+}
+
 /// What the corpus files import to, beyond their notes.
 #[test]
 fn the_samples_import_what_keepalived_runs() {
@@ -458,12 +448,20 @@ fn the_samples_import_what_keepalived_runs() {
         .as_deref()
         .unwrap();
     assert_eq!(check.connect_port, Some(444));
-    // SSL_GET runs as a TCP connect to its port until the firmware runs TLS checks (the
-    // import says so).
-    assert!(matches!(&check.kind, CheckKind::Tcp));
-    assert!(http_port.notes.iter().any(|n| n.keyword == "SSL_GET"
-        && n.message
-            .contains("checked by a TCP connect to the same port")));
+    // SSL_GET is an HTTPS check of its url and digest, on its connect_port; keepalived's
+    // defaults otherwise (any 2xx, no virtual host, so no SNI).
+    assert!(matches!(
+        &check.kind,
+        CheckKind::Http {
+            tls: true,
+            path,
+            status: None,
+            body: Some(HttpBody::Md5(digest)),
+            virtual_host: None,
+            more_urls,
+            tls_ca: None,
+        } if path == "/" && *digest == md5_hex("ff20ad2481f97b1754ef3e12ecd3a9cc") && more_urls.is_empty()
+    ));
     assert_eq!(
         (
             check.timing.interval_ms,
@@ -480,8 +478,34 @@ fn the_samples_import_what_keepalived_runs() {
     assert!(marked.real_servers.iter().all(|r| r.port == Some(0)));
     assert_eq!(marked.check.as_ref().unwrap().connect_port, Some(80));
 
-    // inhibit_on_failure on a real server: quiesced, not removed.
+    // An HTTP_GET digest is the MD5 the check compares the body with.
     let inhibit = import_corpus("import/keepalived/samples/keepalived.conf.inhibit").config;
+    let check = inhibit.virtual_services[0].real_servers[0]
+        .check
+        .as_deref()
+        .or(inhibit.virtual_services[0].check.as_deref())
+        .unwrap();
+    assert!(matches!(
+        &check.kind,
+        CheckKind::Http {
+            tls: false,
+            body: Some(HttpBody::Md5(_)),
+            ..
+        }
+    ));
+
+    // The virtual host of an SSL_GET is also its TLS server name, which keepalived sends only
+    // with enable_sni: said at import.
+    let vhost = import_corpus("import/keepalived/samples/keepalived.conf.virtualhost");
+    let check = vhost.config.virtual_services[0].check.as_deref().unwrap();
+    assert!(matches!(
+        &check.kind,
+        CheckKind::Http { tls: true, virtual_host: Some(h), .. } if h == "www.firewall.loc"
+    ));
+    let note = vhost.notes.iter().find(|n| n.keyword == "SSL_GET").unwrap();
+    assert_eq!(note.message, "the virtual host is also sent as the TLS server name (SNI), which keepalived does only with enable_sni: a server that picks its certificate by name picks this one's");
+
+    // inhibit_on_failure on a real server: quiesced, not removed.
     assert_eq!(
         inhibit.virtual_services[0].real_servers[0].on_failure,
         Some(OnFailure::Quiesce)
@@ -500,18 +524,23 @@ fn the_samples_import_what_keepalived_runs() {
     );
     assert!(!sample.vrrp[0].preempt);
 
-    // status_code 200-299 400-499 503 505: the 2xx range is kept, the rest is reported.
+    // status_code 200-299 400-499 503 505: every range and code is checked.
     let status = import_corpus("import/keepalived/samples/keepalived.conf.status_code");
     let check = status.config.virtual_services[0].check.as_deref().unwrap();
-    // (Its checker is an SSL_GET: a TCP connect until TLS checks run; the note still says
-    // what an HTTP check would keep.)
-    assert!(matches!(&check.kind, CheckKind::Tcp));
-    let note = status
-        .notes
-        .iter()
-        .find(|n| n.keyword == "status_code")
-        .unwrap();
-    assert_eq!(note.message, "200-299 400-499 503 505: Tandem's HTTP check takes one status code or any 2xx (model change needed for lists and ranges); kept any 2xx, so a server answering with another of these codes is seen down where keepalived sees it up");
+    let CheckKind::Http {
+        tls: true,
+        status: Some(codes),
+        path,
+        ..
+    } = &check.kind
+    else {
+        panic!("{:?}", check.kind)
+    };
+    assert_eq!(
+        (path.as_str(), codes.to_string().as_str()),
+        ("/", "200-299 400-499 503 505")
+    );
+    assert!(!status.notes.iter().any(|n| n.keyword == "status_code"));
 
     // virtual_server_group: one service per address and fwmark, all alike.
     let group = import_corpus("import/keepalived/samples/keepalived.conf.virtual_server_group");
@@ -680,34 +709,190 @@ fn one_server(check: &str) -> String {
 }
 
 #[test]
-fn status_code_lists_keep_what_the_model_holds() {
+fn status_code_lists_and_ranges_are_kept_whole() {
     let status = |codes: &str| {
         let imported = import_text(&one_server(&format!(
             "  HTTP_GET {{\n   url {{\n    path /\n    status_code {codes}\n   }}\n  }}"
         )));
-        let CheckKind::Http { status, .. } = only_check(&imported).kind else {
+        let CheckKind::Http { status, .. } = &only_check(&imported).kind else {
             panic!()
         };
-        (status, kinds(&imported))
+        (status.as_ref().map(ToString::to_string), kinds(&imported))
     };
-    assert_eq!(status("200"), (Some(200), vec![]));
+    let text = |s: &str| Some(s.to_string());
+    assert_eq!(status("200"), (text("200"), vec![]));
+    // keepalived's default, any 2xx, is no list at all.
     assert_eq!(status("200-299"), (None, vec![]));
-    assert_eq!(status("200-249 250-299"), (None, vec![]));
-    let reported = vec![(NoteKind::NotCarried, "status_code".to_string(), 7)];
-    assert_eq!(status("200 204"), (Some(200), reported.clone()));
-    assert_eq!(status("500-599"), (Some(500), reported.clone()));
-    assert_eq!(status("200-399"), (None, reported));
+    assert_eq!(status("200-249 250-299"), (text("200-249 250-299"), vec![]));
+    assert_eq!(status("200 204"), (text("200 204"), vec![]));
+    assert_eq!(
+        status("200-299 400-499 503"),
+        (text("200-299 400-499 503"), vec![])
+    );
     assert_eq!(
         status("ok 200"),
         (
-            Some(200),
+            text("200"),
             vec![(NoteKind::Invalid, "status_code".to_string(), 7)]
         )
+    );
+    // More ranges than a URL holds: the rest are reported, not silently dropped.
+    let many: Vec<String> = (0..20).map(|i| (200 + i).to_string()).collect();
+    let (kept, notes) = status(&many.join(" "));
+    assert_eq!(kept.unwrap().split(' ').count(), 16);
+    assert_eq!(
+        notes,
+        [(NoteKind::NotCarried, "status_code".to_string(), 7)]
     );
 }
 
 #[test]
-fn several_urls_keep_the_first_and_name_the_others() {
+fn every_url_of_a_checker_is_checked() {
+    let imported = import_text(&one_server(
+        "  HTTP_GET {\n   url {\n    path /a\n   }\n   url {\n    path /b\n    status_code 200 503\n    virtualhost b.example\n   }\n   url {\n    path /c\n    digest 900150983CD24FB0D6963F7D28E17F72\n   }\n  }",
+    ));
+    assert_eq!(kinds(&imported), []);
+    let CheckKind::Http {
+        path, more_urls, ..
+    } = &only_check(&imported).kind
+    else {
+        panic!()
+    };
+    assert_eq!(path.as_str(), "/a");
+    let more: Vec<(&str, Option<String>, Option<&str>, bool)> = more_urls
+        .iter()
+        .map(|url| {
+            (
+                url.path.as_str(),
+                url.status.as_ref().map(ToString::to_string),
+                url.virtual_host.as_deref(),
+                url.body.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        more,
+        [
+            ("/b", Some("200 503".to_string()), Some("b.example"), false),
+            ("/c", None, None, true)
+        ]
+    );
+}
+
+#[test]
+fn ping_udp_and_dns_checks_import_as_checks_that_run() {
+    let imported = import_text(&one_server("  PING_CHECK {\n   retry 2\n  }"));
+    assert_eq!(kinds(&imported), []);
+    assert_eq!(only_check(&imported).kind, CheckKind::Ping);
+    assert_eq!(only_check(&imported).timing.retries, 2);
+
+    let imported = import_text(&one_server(
+        "  UDP_CHECK {\n   connect_port 53\n   payload 0a0B\n   require_reply 0c\n   min_reply_length 2\n  }",
+    ));
+    assert_eq!(
+        kinds(&imported),
+        [(NoteKind::NotCarried, "min_reply_length".to_string(), 8)]
+    );
+    let check = only_check(&imported);
+    assert_eq!(check.connect_port, Some(53));
+    assert_eq!(
+        check.kind,
+        CheckKind::Udp {
+            payload: heapless::Vec::from_slice(&[0x0a, 0x0b]).unwrap(),
+            require_reply: true,
+            expect: heapless::Vec::from_slice(&[0x0c]).unwrap(),
+        }
+    );
+    let imported = import_text(&one_server("  UDP_CHECK {\n   payload xyz\n  }"));
+    assert_eq!(
+        kinds(&imported),
+        [(NoteKind::Invalid, "payload".to_string(), 5)]
+    );
+
+    let imported = import_text(&one_server(
+        "  DNS_CHECK {\n   type aaaa\n   name example.org\n  }",
+    ));
+    assert_eq!(kinds(&imported), []);
+    assert_eq!(
+        only_check(&imported).kind,
+        CheckKind::Dns {
+            name: "example.org".try_into().unwrap(),
+            record_type: DnsRecordType::Aaaa,
+        }
+    );
+    // keepalived's defaults: SOA of the root.
+    let imported = import_text(&one_server("  DNS_CHECK {\n  }"));
+    assert_eq!(
+        only_check(&imported).kind,
+        CheckKind::Dns {
+            name: ".".try_into().unwrap(),
+            record_type: DnsRecordType::Soa,
+        }
+    );
+    let imported = import_text(&one_server("  DNS_CHECK {\n   type SRV\n  }"));
+    assert_eq!(
+        kinds(&imported),
+        [(NoteKind::Invalid, "type".to_string(), 5)]
+    );
+}
+
+#[test]
+fn ssl_get_is_an_https_check_with_keepalived_defaults() {
+    let imported = import_text(&one_server(
+        "  SSL_GET {\n   url {\n    path /healthz\n    digest 900150983CD24FB0D6963F7D28E17F72\n   }\n  }",
+    ));
+    let check = only_check(&imported);
+    assert_eq!(
+        check.kind,
+        CheckKind::Http {
+            path: "/healthz".try_into().unwrap(),
+            status: None,
+            body: Some(HttpBody::Md5(md5_hex("900150983cd24fb0d6963f7d28e17f72"))),
+            virtual_host: None,
+            tls: true,
+            more_urls: BoundedVec::new(),
+            tls_ca: None,
+        }
+    );
+    // The real server's port, keepalived's timing (connect_timeout 5 s, retry 1 after 1 s).
+    assert_eq!(check.connect_port, None);
+    assert_eq!(
+        (
+            check.timing.interval_ms,
+            check.timing.timeout_ms,
+            check.timing.retries,
+            check.timing.retry_delay_ms
+        ),
+        (10_000, 5000, 1, 1000)
+    );
+    assert_eq!(kinds(&imported), []);
+
+    // A virtual host is sent as SNI: silently with enable_sni, said without it.
+    let sni = |extra: &str| {
+        kinds(&import_text(&one_server(&format!(
+            "  SSL_GET {{\n   virtualhost api.example\n{extra}   url {{\n    path /\n   }}\n  }}"
+        ))))
+    };
+    assert_eq!(sni("   enable_sni\n"), []);
+    assert_eq!(sni(""), [(NoteKind::Adjusted, "SSL_GET".to_string(), 4)]);
+
+    // keepalived's SSL block (CA, client certificate) is reported, and the checks still run.
+    let imported = import_text(&format!(
+        "SSL {{\n ca /etc/keepalived/ca.pem\n certificate /etc/keepalived/client.pem\n}}\n{}",
+        one_server("  SSL_GET {\n   url {\n    path /\n   }\n  }")
+    ));
+    assert_eq!(
+        kinds(&imported),
+        [(NoteKind::NotCarried, "SSL".to_string(), 1)]
+    );
+    assert!(matches!(
+        only_check(&imported).kind,
+        CheckKind::Http { tls: true, .. }
+    ));
+}
+
+#[test]
+fn a_url_without_a_path_is_skipped_and_the_others_are_all_checked() {
     let imported = import_text(&one_server(
         "  HTTP_GET {\n   url {\n    status_code 200\n   }\n   url {\n    path /a\n   }\n   url {\n    path /b\n   }\n  }",
     ));
@@ -715,12 +900,16 @@ fn several_urls_keep_the_first_and_name_the_others() {
         panic!()
     };
     assert_eq!(path.as_str(), "/a");
+    let CheckKind::Http { more_urls, .. } = &only_check(&imported).kind else {
+        panic!()
+    };
+    assert_eq!(more_urls.len(), 1);
+    assert_eq!(more_urls[0].path.as_str(), "/b");
     let notes: Vec<String> = imported.notes.iter().map(|n| n.to_string()).collect();
     assert_eq!(
         notes,
         [
             "line 5: url: not carried over: has no path, so keepalived ignores it (\"url has no path - ignoring\")",
-            "line 11: url: not carried over: /b is not checked: Tandem's HTTP check fetches one URL (model change needed), here /a; keepalived wants every url to pass",
         ]
     );
     // An HTTP_GET without a usable url is ignored by keepalived: no check, said so.
@@ -1198,4 +1387,32 @@ fn hostile_text_gives_a_clear_error_and_never_panics() {
             let _ = import::import(&exported.text, Some(Format::Keepalived));
         }
     }
+}
+
+#[test]
+fn use_vmac_imports_with_its_name_and_the_rest_is_said() {
+    let conf = |extra: &str| {
+        format!("vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 51\n{extra}\n virtual_ipaddress {{\n  10.0.0.10/24\n }}\n}}\n")
+    };
+    // (keepalived's accept default is said for every VRRPv2 instance.)
+    let accept = (NoteKind::Adjusted, "accept".to_string(), 1);
+    let imported = import_text(&conf(" use_vmac"));
+    assert_eq!(kinds(&imported), std::slice::from_ref(&accept));
+    assert!(imported.config.vrrp[0].use_vmac);
+    assert_eq!(imported.config.vrrp[0].vmac_interface, None);
+    let imported = import_text(&conf(" use_vmac vrrp.web\n vmac_xmit_base"));
+    assert_eq!(
+        imported.config.vrrp[0].vmac_interface.as_deref(),
+        Some("vrrp.web")
+    );
+    assert_eq!(
+        kinds(&imported),
+        [
+            (NoteKind::NotCarried, "vmac_xmit_base".to_string(), 5),
+            accept
+        ]
+    );
+    assert!(validate(&imported.config)
+        .iter()
+        .all(|issue| issue.severity != Severity::Error));
 }

@@ -146,6 +146,31 @@ impl TandemRun<'_> {
         Ok(process)
     }
 
+    /// Like [`TandemRun::start`], with `env` (`NAME=VALUE` words, e.g.
+    /// `TANDEM_DEBUG_COMMANDS=1`) in the daemon's environment.
+    pub fn start_with_env(
+        &self,
+        netns: &Netns,
+        config: &str,
+        env: &[&str],
+        ready: &str,
+        timeout: Duration,
+    ) -> Result<HostProcess, String> {
+        let mut args: Vec<String> = env.iter().map(|word| (*word).to_owned()).collect();
+        args.push(
+            self.tandem
+                .to_str()
+                .ok_or("tandem path is not UTF-8")?
+                .to_owned(),
+        );
+        args.extend(self.args(Some(config), &[])?);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let process =
+            HostProcess::start(netns, self.name, Path::new("/usr/bin/env"), &args, self.dir)?;
+        process.console.wait_for(ready, timeout)?;
+        Ok(process)
+    }
+
     /// Like [`TandemRun::start`], but with stdin, stdout and stderr on a new pty instead of a
     /// captured console, and without waiting for anything: returns the process (killed when
     /// this process dies, not when dropped) and the pty's master end, which the caller may

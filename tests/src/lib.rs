@@ -18,9 +18,11 @@ pub mod lab;
 pub mod netns;
 pub mod pinger;
 pub mod qmp;
+pub mod scrape;
 pub mod screen;
 pub mod servers;
 pub mod shell;
+pub mod syslog_receiver;
 pub mod vrrp_status;
 
 pub use console::Console;

@@ -42,9 +42,11 @@ fn the_built_image_holds_only_init_board_data_and_modules() {
         !tandem_image::build::has_interpreter(&init.data),
         "init must be static"
     );
+    // 4 MiB until HTTPS checks (issue 17): rustls on ring, webpki and MD5 cost 786 KB
+    // (3,952,528 -> 4,738,864 bytes); the budget is 6 MiB since.
     assert!(
-        init.data.len() <= 4 * 1024 * 1024,
-        "tandem is {} bytes, over 4 MiB",
+        init.data.len() <= 6 * 1024 * 1024,
+        "tandem is {} bytes, over 6 MiB",
         init.data.len()
     );
     let kernel = std::fs::metadata(dir.join("vmlinuz")).unwrap().len();

@@ -3,7 +3,9 @@
 //! lab-only HTTP responder; a client namespace on the public segment requests the VIPs.
 //! Asserts the scheduler's proportions, draining of a stopped server within the check bound
 //! while requests keep succeeding, re-entry after the re-entry time, persistence, the kernel
-//! table as `lvs status` reads it back, and the real-server self-check.
+//! table as `lvs status` reads it back, and the real-server self-check. A third, firewall-mark
+//! service balances ports 80 and 443 of one VIP by NAT to the same real servers listed without
+//! a port (port 0: IPVS keeps each packet's destination port), as keepalived configs do.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
@@ -19,7 +21,8 @@ const CHECK_BOUND: Duration = Duration::from_secs(60);
 
 /// box-a: a NAT director (its VIPs 192.0.2.10 and .11 on the public port) with these services.
 fn director() -> String {
-    nat_director("box-a", &["192.0.2.1", "192.0.2.10", "192.0.2.11"]) + DIRECTOR_SERVICES
+    nat_director("box-a", &["192.0.2.1", "192.0.2.10", "192.0.2.11", "192.0.2.12"])
+        + DIRECTOR_SERVICES
 }
 
 const DIRECTOR_SERVICES: &str = r#"
@@ -49,6 +52,32 @@ port = 80
 scheduler = "rr"
 forwarding = "nat"
 persistence = { timeout_s = 120 }
+
+[[virtual_services.real_servers]]
+address = "198.51.100.11"
+
+[[virtual_services.real_servers]]
+address = "198.51.100.12"
+
+[[fwmark_rules]]
+mark = 12
+protocol = "tcp"
+destination = "192.0.2.12"
+port_first = 80
+port_last = 80
+
+[[fwmark_rules]]
+mark = 12
+protocol = "tcp"
+destination = "192.0.2.12"
+port_first = 443
+port_last = 443
+
+[[virtual_services]]
+name = "ports"
+fwmark = 12
+scheduler = "rr"
+forwarding = "nat"
 
 [[virtual_services.real_servers]]
 address = "198.51.100.11"
@@ -113,7 +142,7 @@ fn nat_director_balances_drains_readmits_and_persists() {
     director
         .console
         .wait_for_any_time(
-            "lvs: table in sync: 2 services, 2 real servers, 4 ops",
+            "lvs: table in sync: 3 services, 4 real servers, 7 ops",
             BOOT,
         )
         .unwrap();
@@ -156,6 +185,17 @@ fn nat_director_balances_drains_readmits_and_persists() {
     );
     assert!(has(&status, "-> 198.51.100.11:80 Masq 1 "), "{status:?}");
     assert!(has(&status, "-> 198.51.100.12:80 Masq 3 "), "{status:?}");
+    // The fwmark service's servers have port 0 in the kernel: the packet's port is kept.
+    assert!(has(&status, "lvs: FWM  12 rr |"), "{status:?}");
+    assert!(has(&status, "-> 198.51.100.11:0 Masq 1 "), "{status:?}");
+    assert!(has(&status, "-> 198.51.100.12:0 Masq 1 "), "{status:?}");
+
+    // One fwmark service, two ports, the same two servers: each port answers, from the port
+    // the client asked (the responder answers on 80 and 443 alike), rr alternating over both.
+    for port in [80, 443] {
+        let (rs1, rs2, failed) = requests(&lab, &format!("http://192.0.2.12:{port}/"), 8);
+        assert_eq!((rs1, rs2, failed), (4, 4, 0), "fwmark NAT service, port {port}");
+    }
 
     // wrr 1:3 over sequential new connections: exactly one in four goes to rs1.
     let (rs1, rs2, failed) = requests(&lab, "http://192.0.2.10/", 40);

@@ -43,6 +43,14 @@ fn bold() -> Style {
     Style::default().add_modifier(Modifier::BOLD)
 }
 
+/// A `status:` fact of the management plane: the metrics endpoint, a remote syslog server,
+/// the time.
+fn is_management_fact(fact: &str) -> bool {
+    ["metrics ", "syslog ", "time "]
+        .iter()
+        .any(|prefix| fact.starts_with(prefix))
+}
+
 /// Draws the whole UI.
 pub fn render(app: &App, glyphs: GlyphMode, frame: &mut Frame<'_>) {
     let area = frame.area();
@@ -324,10 +332,24 @@ fn body_lines(app: &App, height: usize, width: usize) -> Vec<(String, Style)> {
                 .text(Screen::Dashboard)
                 .map(|v| v.lines.as_slice())
                 .unwrap_or_default();
-            for line in status {
-                if let Some(fact) = line.strip_prefix("status: ") {
-                    if fact != "end" {
-                        lines.push(plain(fact.to_string()));
+            // The box's facts first, then the management plane's (metrics endpoint, remote
+            // syslog servers, time) under their own heading.
+            let facts = status
+                .iter()
+                .filter_map(|line| line.strip_prefix("status: "))
+                .filter(|fact| *fact != "end");
+            let (management, own): (Vec<&str>, Vec<&str>) =
+                facts.partition(|fact| is_management_fact(fact));
+            lines.extend(own.iter().map(|fact| plain(fact.to_string())));
+            if !management.is_empty() {
+                lines.push((String::from("Management"), bold()));
+                // Each fact whole: wrapped, the continuation indented.
+                for fact in management {
+                    for (at, chunk) in wrap(fact, width.saturating_sub(2).max(20))
+                        .into_iter()
+                        .enumerate()
+                    {
+                        lines.push(plain(if at == 0 { chunk } else { format!("  {chunk}") }));
                     }
                 }
             }

@@ -177,6 +177,16 @@ fn vrrp_instance(instance: &VrrpInstance, out: &mut String) {
     };
     let _ = writeln!(out, "    state {state}");
     let _ = writeln!(out, "    interface {}", instance.interface);
+    if instance.use_vmac {
+        match &instance.vmac_interface {
+            Some(name) => {
+                let _ = writeln!(out, "    use_vmac {name}");
+            }
+            None => {
+                let _ = writeln!(out, "    use_vmac");
+            }
+        }
+    }
     let _ = writeln!(out, "    virtual_router_id {}", instance.vrid);
     let _ = writeln!(out, "    priority {}", instance.priority);
     let _ = writeln!(

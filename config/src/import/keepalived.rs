@@ -28,10 +28,12 @@ use super::{
     add_referenced_interfaces, bounded, ImportError, Imported, Note, Notes, MAX_DEPTH,
     MAX_INPUT_BYTES,
 };
+use crate::bounded::BoundedVec;
 use crate::model::{
-    Check, CheckKind, CheckTiming, Config, Forwarding, HttpBody, IfName, InitialState, Notify,
-    OnFailure, Persistence, Protocol, RealServer, Scheduler, SorryServer, SyncGroup, TrackedLink,
-    Vip, VirtualService, VrrpAuth, VrrpInstance, VrrpVersion,
+    limits, Check, CheckKind, CheckTiming, Config, DnsRecordType, Forwarding, HttpBody, HttpUrl,
+    IfName, InitialState, Notify, OnFailure, Persistence, Protocol, RealServer, Scheduler,
+    SorryServer, StatusCodes, StatusRange, SyncGroup, TrackedLink, Vip, VirtualService, VrrpAuth,
+    VrrpInstance, VrrpVersion,
 };
 use crate::net::{netmask_to_prefix, IpCidr};
 
@@ -936,6 +938,7 @@ fn import_tree(tree: &[Node], notes: &mut Notes) -> Config {
             "vrrp_script" => vrrp_script(node, notes),
             "static_ipaddress" => notes.not_carried(node.line, "static_ipaddress", "addresses keepalived adds at start are interface addresses in Tandem: give them under [[interfaces]] with their prefix (keepalived's default is /32)"),
             "static_routes" | "static_rules" => notes.not_carried(node.line, node.keyword(), "routes and routing rules are not part of Tandem's config model"),
+            "SSL" => notes.not_carried(node.line, "SSL", "Tandem's SSL_GET checks take any server certificate, as keepalived does without a CA, and present none of their own: this block's CA, client certificate and key are not imported (model change needed)"),
             other => notes.not_carried(node.line, other, "this keepalived block has no Tandem equivalent"),
         }
     }
@@ -972,7 +975,7 @@ fn tidy_sync_groups(config: &mut Config, lines: &[usize], notes: &mut Notes) {
         }
     }
     // As many groups as before at most: they fit.
-    config.sync_groups = crate::bounded::BoundedVec::from_vec(keep).unwrap_or_default();
+    config.sync_groups = BoundedVec::from_vec(keep).unwrap_or_default();
 }
 
 /// What a script does, when it is one of the common one-liners a built-in check replaces.
@@ -1235,7 +1238,7 @@ fn global_defs(node: &Node, config: &mut Config, notes: &mut Notes) {
     // recipients without a server.
     if !notify.email_to.is_empty() && notify.smtp_server.is_none() {
         local.not_carried(recipients_line.unwrap_or(node.line), "notification_email", "keepalived sends no mail without smtp_server, so the recipients are not imported (Tandem needs a relay for them): add smtp_server <relay address> to keep them");
-        notify.email_to = crate::bounded::BoundedVec::new();
+        notify.email_to = BoundedVec::new();
     }
     cosmetic(local, notes);
     if any_notify {
@@ -1253,7 +1256,7 @@ fn recipient(word: &str, line: usize, notify: &mut Notify, notes: &mut Notes) {
                 "notification_email",
                 format!(
                     "\"{word}\" is not imported: Tandem mails at most {} recipients",
-                    crate::model::limits::EMAIL_RECIPIENTS
+                    limits::EMAIL_RECIPIENTS
                 ),
             );
         }
@@ -1283,8 +1286,7 @@ fn lvs_sync_daemon(node: &Node, config: &mut Config, notes: &mut Notes) {
         );
         return;
     };
-    let Some(interface) =
-        bounded::<{ crate::model::limits::IFNAME_BYTES }>(interface, node.line, keyword, notes)
+    let Some(interface) = bounded::<{ limits::IFNAME_BYTES }>(interface, node.line, keyword, notes)
     else {
         return;
     };
@@ -1454,7 +1456,17 @@ fn vrrp_instance(
                 notes.not_carried(line, "track_script", format!("{NO_SHELL}; the instance does not react to {}: track links with track_interface or bonds instead", scripts.join(", ")));
             }
             "lvs_sync_daemon_interface" => {}
-            "use_vmac" | "use_vmac_addr" | "vmac_xmit_base" => notes.not_carried(line, child.keyword(), "the VRRP virtual MAC (a macvlan interface) is not in Tandem's model yet: the instance keeps the interface's own MAC and moves its addresses by gratuitous ARP"),
+            "use_vmac" => {
+                instance.use_vmac = true;
+                if let Some(name) = child.arg(1) {
+                    match IfName::try_from(name) {
+                        Ok(name) => instance.vmac_interface = Some(name),
+                        Err(_) => notes.invalid(line, "use_vmac", format!("\"{name}\" is longer than an interface name (15 bytes); the macvlan is named vrrp.{{VRID}}")),
+                    }
+                }
+            }
+            "vmac_xmit_base" => notes.not_carried(line, "vmac_xmit_base", "adverts leave from the macvlan with the virtual MAC (keepalived's default for use_vmac), not from the base interface"),
+            "use_vmac_addr" => notes.not_carried(line, "use_vmac_addr", "the macvlan holds the virtual MAC; the base interface keeps its own"),
             "virtual_routes" | "virtual_rules" => notes.not_carried(line, child.keyword(), "routes and routing rules are not part of Tandem's config model"),
             other if other.starts_with("notify") => notes.not_carried(line, other, format!("{NO_SHELL}; state changes are sent by e-mail ([notify]) and on the metrics endpoint")),
             "smtp_alert" => notes.adjusted(line, "smtp_alert", "Tandem mails every state change when [notify] is set"),
@@ -1690,7 +1702,7 @@ enum ServiceKey {
 }
 
 /// Largest address range of one `virtual_server_group` entry: every address becomes a service.
-const MAX_GROUP_RANGE: u128 = crate::model::limits::VIRTUAL_SERVICES as u128;
+const MAX_GROUP_RANGE: u128 = limits::VIRTUAL_SERVICES as u128;
 
 /// The services of a `virtual_server_group` (keepalived's `alloc_vsg_entry`): `IP PORT`,
 /// `IP-LAST PORT` (the last IPv4 byte in decimal, the last IPv6 group in hex), `IP-IP PORT`,
@@ -2081,7 +2093,8 @@ fn real_server(
             "lthreshold" => server.lower_threshold = num(child, 1, notes).unwrap_or(0),
             "lvs_method" => server.forwarding = forwarding(child, notes),
             "smtp_alert" => notes.adjusted(line, "smtp_alert", "Tandem mails every real-server change when [notify] is set"),
-            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "MISC_CHECK" => {
+            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "MISC_CHECK" | "PING_CHECK"
+            | "UDP_CHECK" | "DNS_CHECK" => {
                 if check.is_some() {
                     notes.not_carried(line, child.keyword(), "Tandem runs one check per real server (keepalived wants every check to pass; model change needed); this extra check is not run");
                     continue;
@@ -2092,9 +2105,6 @@ fn real_server(
                     health_check(child, timing, vhost.as_ref(), target, notes)
                 };
             }
-            "PING_CHECK" => notes.not_carried(line, "PING_CHECK", "ICMP echo checks are not built in (model change needed); this check is not run"),
-            "UDP_CHECK" => notes.not_carried(line, "UDP_CHECK", "UDP checks are not built in (model change needed; the built-in checks connect over TCP); this check is not run"),
-            "DNS_CHECK" => notes.not_carried(line, "DNS_CHECK", "DNS query checks are not built in (model change needed); this check is not run"),
             other if other.ends_with("_CHECK") => notes.not_carried(line, other, "this check type is not built in; use TCP_CHECK, HTTP_GET, SMTP_CHECK or a send/expect check"),
             other if other.starts_with("notify") => notes.not_carried(line, other, format!("{NO_SHELL}; real-server changes are sent by e-mail ([notify]) and on the metrics endpoint")),
             other => notes.not_carried(line, other, "real_server setting with no Tandem equivalent"),
@@ -2119,43 +2129,36 @@ struct Target {
 /// keepalived's HTTP status codes (check_http.h): 100 to 599.
 const STATUS_CODES: core::ops::RangeInclusive<u16> = 100..=599;
 
-/// keepalived's `status_code` (codes and ranges: `200-299 400-499 503`). The model holds one
-/// code, or None for any 2xx (keepalived's default, `200-299`).
-fn status_code(entry: &Node, notes: &mut Notes) -> Option<u16> {
-    let mut ranges: Vec<(u16, u16)> = Vec::new();
+/// keepalived's `status_code` (codes and ranges: `200-299 400-499 503`), every valid one kept;
+/// None for none or exactly keepalived's default, `200-299` (any 2xx).
+fn status_code(entry: &Node, notes: &mut Notes) -> Option<StatusCodes> {
+    let mut ranges = BoundedVec::new();
     for word in entry.words.iter().skip(1) {
         let (low, high) = word.split_once('-').unwrap_or((word, word));
         match (low.parse::<u16>(), high.parse::<u16>()) {
-            (Ok(low), Ok(high)) if STATUS_CODES.contains(&low) && STATUS_CODES.contains(&high) && low <= high => ranges.push((low, high)),
+            (Ok(first), Ok(last)) if STATUS_CODES.contains(&first) && STATUS_CODES.contains(&last) && first <= last => {
+                if ranges.push(StatusRange { first, last }).is_err() {
+                    notes.not_carried(entry.line, "status_code", format!("\"{word}\": a URL takes at most {} codes or ranges; merge neighbouring codes into ranges (this one and the rest are not checked)", limits::STATUS_RANGES));
+                    break;
+                }
+            }
             _ => notes.invalid(entry.line, "status_code", format!("\"{word}\" is not a status code from 100 to 599 or a range of them; skipped, as keepalived does")),
         }
     }
-    let covers = |code: u16| {
-        ranges
-            .iter()
-            .any(|&(low, high)| low <= code && code <= high)
-    };
-    let any_2xx = (200..=299).all(covers);
-    match ranges.as_slice() {
-        [] => return None,
-        [(low, high)] if low == high => return Some(*low),
-        _ if any_2xx && ranges.iter().all(|&(low, high)| low >= 200 && high <= 299) => return None,
-        _ => {}
+    match &ranges[..] {
+        [] => None,
+        [StatusRange {
+            first: 200,
+            last: 299,
+        }] => None,
+        _ => Some(StatusCodes(ranges)),
     }
-    let (kept, text) = match ranges.first() {
-        Some(_) if any_2xx => (None, "any 2xx".to_string()),
-        Some(&(low, _)) => (Some(low), low.to_string()),
-        None => (None, "any 2xx".to_string()),
-    };
-    let given: Vec<&str> = entry.words.iter().skip(1).map(String::as_str).collect();
-    notes.not_carried(entry.line, "status_code", format!("{}: Tandem's HTTP check takes one status code or any 2xx (model change needed for lists and ranges); kept {text}, so a server answering with another of these codes is seen down where keepalived sees it up", given.join(" ")));
-    kept
 }
 
 /// One `url { }` of an HTTP check: path, status, digest, its own virtual host.
 struct Url {
     path: heapless::String<128>,
-    status: Option<u16>,
+    status: Option<StatusCodes>,
     body: Option<HttpBody>,
     virtual_host: Option<heapless::String<128>>,
 }
@@ -2228,7 +2231,12 @@ fn health_check(
     let mut vhost = virtualhost.cloned();
     let mut helo = None;
     let mut first_url: Option<Url> = None;
+    let mut more_urls = BoundedVec::new();
+    let (mut udp_payload, mut udp_require_reply, mut udp_expect) =
+        (heapless::Vec::new(), false, heapless::Vec::new());
+    let (mut dns_type, mut dns_name) = (DnsRecordType::default(), None);
     let mut hosts = Vec::new();
+    let mut enable_sni = false;
     for child in node.children() {
         let line = child.line;
         if connection(child, &mut check, &mut timing, notes) || timing.read(child, notes) {
@@ -2249,12 +2257,54 @@ fn health_check(
                 let Some(url) = url(child, notes) else {
                     continue;
                 };
-                match &first_url {
-                    None => first_url = Some(url),
-                    Some(first) => notes.not_carried(line, "url", format!("{} is not checked: Tandem's HTTP check fetches one URL (model change needed), here {}; keepalived wants every url to pass", url.path, first.path)),
+                if first_url.is_none() {
+                    first_url = Some(url);
+                    continue;
+                }
+                let path = url.path.clone();
+                let more = HttpUrl {
+                    path: url.path,
+                    status: url.status,
+                    body: url.body,
+                    virtual_host: url.virtual_host,
+                };
+                if more_urls.push(more).is_err() {
+                    notes.not_carried(line, "url", format!("{path} is not checked: an HTTP check fetches at most {} URLs; split the checker", limits::MORE_URLS + 1));
                 }
             }
             "host" if node.keyword() == "SMTP_CHECK" => hosts.push(child),
+            "payload" if node.keyword() == "UDP_CHECK" => {
+                match child.arg(1).map(hex_bytes) {
+                    Some(Some(bytes)) => udp_payload = bytes,
+                    _ => notes.invalid(line, "payload", format!("not hex digits of at most {} bytes; the check sends an empty datagram", limits::SEND_EXPECT_BYTES)),
+                }
+            }
+            "require_reply" if node.keyword() == "UDP_CHECK" => {
+                udp_require_reply = true;
+                if let Some(text) = child.arg(1) {
+                    match hex_bytes(text) {
+                        Some(bytes) => udp_expect = bytes,
+                        None => notes.invalid(line, "require_reply", "the expected reply is not hex digits of at most 255 bytes; any reply is taken"),
+                    }
+                }
+            }
+            "min_reply_length" | "max_reply_length" if node.keyword() == "UDP_CHECK" => notes.not_carried(line, child.keyword(), "Tandem's UDP check compares the reply's start with require_reply's bytes, not its length"),
+            "type" if node.keyword() == "DNS_CHECK" => match child.arg(1).map(str::to_ascii_uppercase).as_deref() {
+                Some("A") => dns_type = DnsRecordType::A,
+                Some("NS") => dns_type = DnsRecordType::Ns,
+                Some("CNAME") => dns_type = DnsRecordType::Cname,
+                Some("SOA") => dns_type = DnsRecordType::Soa,
+                Some("MX") => dns_type = DnsRecordType::Mx,
+                Some("TXT") => dns_type = DnsRecordType::Txt,
+                Some("AAAA") => dns_type = DnsRecordType::Aaaa,
+                _ => notes.invalid(line, "type", "not one of A, NS, CNAME, SOA, MX, TXT, AAAA (keepalived's); SOA is asked"),
+            },
+            "name" if node.keyword() == "DNS_CHECK" => {
+                if let Some(name) = child.arg(1).and_then(|v| bounded(v, line, "name", notes)) {
+                    dns_name = Some(name);
+                }
+            }
+            "enable_sni" if node.keyword() == "SSL_GET" => enable_sni = flag_arg(child),
             "http_protocol" if matches!(child.arg(1), Some("1.0" | "1.0C" | "1.0c")) => {}
             "http_protocol" => notes.not_carried(
                 line,
@@ -2271,31 +2321,34 @@ fn health_check(
                 notes.not_carried(node.line, node.keyword(), "has no url with a path, so keepalived ignores this checker (\"no urls specified\"); not imported, the real server is not checked");
                 return None;
             };
-            // What the firmware's checks cannot run yet is imported as the nearest check that
-            // runs, and said so here: an import that succeeds must run.
-            if node.keyword() == "SSL_GET" {
-                notes.adjusted(node.line, "SSL_GET", "this firmware does not run TLS checks yet: the real server is checked by a TCP connect to the same port instead (its url, status and digest are not checked)");
-                CheckKind::Tcp
-            } else {
-                let body = match url.body {
-                    Some(HttpBody::Md5(_)) => {
-                        notes.adjusted(node.line, "digest", "this firmware does not compare MD5 digests yet: the url's status code is checked, its body is not");
-                        None
-                    }
-                    other => other,
-                };
-                CheckKind::Http {
-                    path: url.path,
-                    status: url.status.map(crate::model::StatusCodes::single),
-                    body,
-                    virtual_host: url.virtual_host.or(vhost),
-                    tls: false,
-                    more_urls: crate::bounded::BoundedVec::new(),
-                    tls_ca: None,
-                }
+            let tls = node.keyword() == "SSL_GET";
+            let virtual_host = url.virtual_host.or(vhost);
+            // keepalived sends SNI only with `enable_sni`; Tandem's HTTPS check always sends the
+            // virtual host (when it is a name).
+            if tls && virtual_host.is_some() && !enable_sni {
+                notes.adjusted(node.line, "SSL_GET", "the virtual host is also sent as the TLS server name (SNI), which keepalived does only with enable_sni: a server that picks its certificate by name picks this one's");
+            }
+            CheckKind::Http {
+                path: url.path,
+                status: url.status,
+                body: url.body,
+                virtual_host,
+                tls,
+                more_urls,
+                tls_ca: None,
             }
         }
         "SMTP_CHECK" => CheckKind::Smtp { helo_name: helo },
+        "PING_CHECK" => CheckKind::Ping,
+        "UDP_CHECK" => CheckKind::Udp {
+            payload: udp_payload,
+            require_reply: udp_require_reply,
+            expect: udp_expect,
+        },
+        "DNS_CHECK" => CheckKind::Dns {
+            name: dns_name.unwrap_or_else(|| ".".try_into().unwrap_or_default()),
+            record_type: dns_type,
+        },
         _ => CheckKind::Tcp,
     };
     if !hosts.is_empty() {
@@ -2418,7 +2471,7 @@ fn misc_check(node: &Node, outer: Timing, target: Target, notes: &mut Notes) -> 
                     body: None,
                     virtual_host: None,
                     tls: *tls,
-                    more_urls: crate::bounded::BoundedVec::new(),
+                    more_urls: BoundedVec::new(),
                     tls_ca: None,
                 },
             )
@@ -2452,6 +2505,19 @@ fn misc_check(node: &Node, outer: Timing, target: Target, notes: &mut Notes) -> 
         format!("\"{script}\" is {probe}: imported as the built-in check that does the same{http}"),
     );
     Some(check)
+}
+
+/// keepalived's hex bytes (`payload`, `require_reply`): pairs of hex digits, at most 255 bytes.
+fn hex_bytes(text: &str) -> Option<heapless::Vec<u8, { limits::SEND_EXPECT_BYTES }>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut bytes = heapless::Vec::new();
+    for pair in text.as_bytes().chunks(2) {
+        let digits = core::str::from_utf8(pair).ok()?;
+        bytes.push(u8::from_str_radix(digits, 16).ok()?).ok()?;
+    }
+    Some(bytes)
 }
 
 fn parse_md5(text: &str) -> Option<[u8; 16]> {

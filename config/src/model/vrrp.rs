@@ -124,7 +124,9 @@ pub struct VrrpInstance {
     /// router MAC (00-00-5E-00-01-{VRID}, IPv6 00-00-5E-00-02-{VRID}) and send adverts from it,
     /// so switches learn the virtual MAC (keepalived `use_vmac`). Format 5.
     pub use_vmac: bool,
-    /// Name of that macvlan; None: `vrrp.{vrid}` (IPv4) / `vrrp6.{vrid}` (IPv6). Format 5.
+    /// Name of that macvlan; None: named as keepalived names it, `vrrp.{vrid}` unless another
+    /// instance or interface has it, then `vrrp6.{vrid}` (IPv6 only), `vrrp1.{vrid}`,
+    /// `vrrp2.{vrid}`, ... (`tandem_vrrp::plan::vmac_names`). Format 5.
     pub vmac_interface: Option<IfName>,
 }
 

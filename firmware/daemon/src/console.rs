@@ -89,6 +89,9 @@ pub enum Command {
     History,
     /// `debug panic`: a deliberate panic, accepted only where debug commands are enabled.
     DebugPanic,
+    /// `debug log COUNT`: COUNT numbered log lines at once (the remote syslog tests and bench),
+    /// accepted only where debug commands are enabled.
+    DebugLog(u32),
 }
 
 /// The engines that answer `<engine> status`.
@@ -254,6 +257,12 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
             .map_err(|_| usage("usage: rollback [GENERATION] (a number from `history`)")),
         ("history", _, 0) => Ok(Command::History),
         ("debug", Some("panic"), 1) => Ok(Command::DebugPanic),
+        ("debug", Some("log"), 2) => words[2]
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .map(Command::DebugLog)
+            .ok_or_else(|| usage("usage: debug log COUNT (1 to 100000 lines)")),
         ("pair", Some("status"), 1) => Ok(Command::PairStatus),
         ("pair", Some("start"), 1) => Ok(Command::PairStart),
         ("pair", Some("join"), 2) => Ok(Command::PairJoin(words[2].clone())),

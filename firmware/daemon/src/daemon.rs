@@ -112,6 +112,9 @@ pub struct Daemon {
     /// The metrics endpoint (None until `start_metrics`), and its scrapes' questions.
     metrics: Option<crate::metrics::MetricsHandle>,
     metrics_asks: Option<mpsc::Receiver<crate::metrics::DaemonAsk>>,
+    /// Remote syslog and the SNTP client (None until `start_syslog_and_time`).
+    syslog: Option<crate::syslog::SyslogHandle>,
+    time: Option<crate::sntp::TimeHandle>,
 }
 
 /// Where a command's answer goes.
@@ -233,6 +236,8 @@ impl Daemon {
             last_delta: None,
             metrics: None,
             metrics_asks: None,
+            syslog: None,
+            time: None,
         }
     }
 
@@ -338,6 +343,56 @@ impl Daemon {
         self.metrics = crate::metrics::spawn(asks, self.log.clone(), started);
         self.metrics_asks = Some(inbox);
         self.follow_metrics();
+    }
+
+    /// Starts remote syslog and the SNTP client, each on a thread of its own, following the
+    /// running config. The appliance's client steps the real clock; `tandem run`'s never
+    /// touches the host's (it corrects its own view of the time instead).
+    pub fn start_syslog_and_time(&mut self) {
+        let (settings, servers) = self.management_settings();
+        self.syslog = crate::syslog::spawn(self.log.clone(), settings);
+        let clock: Box<dyn crate::sntp::ClockStep> = match self.mode {
+            Mode::Appliance => Box::new(crate::sntp::SystemClock),
+            Mode::Foreground => {
+                crate::sntp::apply_foreground_skew(&self.log);
+                Box::new(crate::sntp::VirtualClock)
+            }
+        };
+        self.time = crate::sntp::spawn(self.log.clone(), servers, clock);
+    }
+
+    /// What remote syslog and the SNTP client take from the running config (nothing until it
+    /// passed validation): this box's name, `management.syslog`, `management.time_servers`.
+    fn management_settings(&self) -> (crate::syslog::Settings, Vec<std::net::IpAddr>) {
+        let mut settings = crate::syslog::Settings {
+            hostname: self.name.clone(),
+            targets: Vec::new(),
+        };
+        if !self.applied {
+            return (settings, Vec::new());
+        }
+        let effective = self.effective(self.transactions.running());
+        if !effective.system.hostname.is_empty() {
+            settings.hostname = effective.system.hostname.as_str().to_owned();
+        }
+        settings.targets = effective.management.syslog.iter().cloned().collect();
+        let servers = effective.management.time_servers.iter().copied().collect();
+        (settings, servers)
+    }
+
+    /// The metrics endpoint, remote syslog and the SNTP client follow the running config.
+    fn follow_management(&self) {
+        self.follow_metrics();
+        if self.syslog.is_none() && self.time.is_none() {
+            return;
+        }
+        let (settings, servers) = self.management_settings();
+        if let Some(syslog) = &self.syslog {
+            syslog.follow(settings);
+        }
+        if let Some(time) = &self.time {
+            time.follow(servers);
+        }
     }
 
     /// The metrics endpoint serves where the running config says (`management.metrics`, a
@@ -465,6 +520,12 @@ impl Daemon {
             )
             .with(crate::control::discarded()),
         );
+        if let Some(syslog) = &self.syslog {
+            families.extend(syslog.metrics());
+        }
+        if let Some(time) = &self.time {
+            families.extend(time.metrics());
+        }
         families
     }
 
@@ -479,6 +540,7 @@ impl Daemon {
         }
         let running = Arc::clone(self.transactions.running());
         let new = self.effective(&running);
+        self.follow_management();
         let peer = crate::peer_channel::reconcile(&context.peer, &new, self.pairing(), &self.log);
         let work = crate::engine::plan_apply(&mut self.engines, old_effective, new, &context);
         let log = self.log.clone();
@@ -662,7 +724,7 @@ impl Daemon {
             .set_generation(self.transactions.generation(), self.transactions.digest());
         self.engines = crate::engine::bring_up(&config, context).await;
         self.applied = true;
-        self.follow_metrics();
+        self.follow_management();
     }
 
     /// Opens and starts petting the board's hardware watchdog, if it has one.
@@ -1001,6 +1063,26 @@ impl Daemon {
                 "debug commands are not enabled on this box\n".to_owned(),
                 None,
             ),
+            Command::DebugLog(count) if self.debug_commands => {
+                let began = std::time::Instant::now();
+                for n in 1..=count {
+                    self.log.at(
+                        crate::logring::Severity::Debug,
+                        format!("debug: line {n} of {count}"),
+                    );
+                }
+                (
+                    format!(
+                        "debug: logged {count} lines in {:.1} ms\n",
+                        began.elapsed().as_secs_f64() * 1e3
+                    ),
+                    None,
+                )
+            }
+            Command::DebugLog(_) => (
+                "debug commands are not enabled on this box\n".to_owned(),
+                None,
+            ),
             // Config commands were handled before.
             _ => (String::new(), None),
         };
@@ -1219,7 +1301,7 @@ impl Daemon {
             Arc::new(tandem_config::Config::default())
         };
         self.applied = true;
-        self.follow_metrics();
+        self.follow_management();
         context
             .pair
             .set_generation(generation, self.transactions.digest());
@@ -1381,6 +1463,25 @@ impl Daemon {
         }
     }
 
+    /// The management plane's `status:` facts: the metrics endpoint, each remote syslog
+    /// server, the time.
+    fn management_status(&self) -> String {
+        let mut facts = Vec::new();
+        if let Some(metrics) = &self.metrics {
+            facts.push(metrics.listening().status_line());
+        }
+        if let Some(syslog) = &self.syslog {
+            facts.extend(syslog.status_lines());
+        }
+        if let Some(time) = &self.time {
+            facts.push(time.status_line());
+        }
+        facts
+            .iter()
+            .map(|fact| format!("status: {fact}\n"))
+            .collect()
+    }
+
     /// The status block: one `status:` line per fact, ending with `status: end`.
     pub fn status_text(&self) -> String {
         let mut text = format!(
@@ -1444,6 +1545,7 @@ impl Daemon {
                         .as_secs_f64()
                 ))
         ));
+        text.push_str(&self.management_status());
         let dropped = crate::console_writer::console().dropped();
         let noise = &self.console_noise;
         text.push_str(&format!(

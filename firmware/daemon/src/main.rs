@@ -29,8 +29,11 @@ mod ports;
 mod realserver_engine;
 mod sharing_board;
 mod sharing_engine;
+mod sntp;
+mod syslog;
 mod tui_driver;
 mod vrrp_engine;
+mod wallclock;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -289,6 +292,7 @@ fn appliance_main(started: Instant) -> ! {
             daemon.bring_up().await;
             daemon.start_pair_service();
             daemon.start_metrics(started);
+            daemon.start_syslog_and_time();
             let (control_tx, control_rx) = tokio::sync::mpsc::channel(16);
             let console_tty = daemon.board.map(|b| b.console.tty);
             match console_ui::choose(&cmdline, console_tty) {
@@ -486,6 +490,7 @@ fn foreground_main(
         daemon.bring_up().await;
         daemon.start_pair_service();
         daemon.start_metrics(started);
+        daemon.start_syslog_and_time();
         daemon.run(control_rx).await;
         server.drain().await;
         let _ = std::fs::remove_file(&control_path);

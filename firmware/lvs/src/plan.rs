@@ -1,8 +1,8 @@
 //! Config → director plan: per virtual service, the table entry the config asks for (every
 //! real server healthy), its health policy and its health checks, keyed by the stable identity
 //! (service, real server) so a new config compares against the running one slot by slot.
-//! Pure, so the mapping is tested without a kernel; what cannot be honoured (TLS checks, MD5
-//! digests, `bindto`) is reported as a note instead of being silently approximated.
+//! Pure, so the mapping is tested without a kernel; what cannot be honoured (`bindto`) is
+//! reported as a note instead of being silently approximated.
 //!
 //! A plan is built per service and shared ([`Arc<ServicePlan>`]): given the previous config and
 //! plan, a service configured exactly as before keeps its plan object, so a live apply skips it
@@ -16,7 +16,8 @@ use std::time::Duration;
 use tandem_config::model::{self, Config};
 
 use crate::health::{
-    CheckKey, CheckSpec, CheckTiming, HttpProbe, OnFailure, Probe, SendExpect, ServicePolicy,
+    BodyCheck, CheckKey, CheckSpec, CheckTiming, HttpProbe, OnFailure, Probe, SendExpect,
+    ServicePolicy, TlsTrust,
 };
 use crate::{
     Family, Forwarding, Persistence, RealServer, RealServerId, Scheduler, SchedulerFlags,
@@ -172,31 +173,32 @@ fn lossy(text: &str) -> Vec<u8> {
     text.as_bytes().to_vec()
 }
 
-/// A configured check's probe and description, or why it cannot be run as configured.
-type Probed = Result<(Probe, Arc<str>), String>;
+/// The longest body an MD5 digest check reads (hashed as it arrives, never buffered); a
+/// longer one fails the check, saying so. Health pages are small; this bounds the time and
+/// bandwidth of one check against a server that sends without end.
+pub const MAX_DIGEST_BODY: u64 = 8 << 20;
 
-/// The probe for a configured check, or why it cannot be run as configured.
+/// A configured check's probe and description.
+type Probed = (Probe, Arc<str>);
+
+/// The probe for a configured check: every kind of check the model holds runs.
 fn probe(kind: &model::CheckKind) -> Probed {
     match kind {
-        model::CheckKind::Tcp => Ok((Probe::Tcp, "tcp".into())),
-        model::CheckKind::Http { tls: true, .. } => {
-            Err("HTTPS checks are not supported yet; use an HTTP or TCP check".into())
-        }
-        model::CheckKind::Http {
-            body: Some(model::HttpBody::Md5(_)),
-            ..
-        } => Err("HTTP MD5 digest checks are not supported yet; use `contains`".into()),
+        model::CheckKind::Tcp => (Probe::Tcp, "tcp".into()),
         model::CheckKind::Http {
             path,
             status,
             body,
             virtual_host,
-            ..
+            tls,
         } => {
-            let body_contains = match body {
-                Some(model::HttpBody::Contains(text)) => Some(lossy(text)),
-                _ => None,
-            };
+            let body = body.as_ref().map(|body| match body {
+                model::HttpBody::Contains(text) => BodyCheck::Contains(lossy(text)),
+                model::HttpBody::Md5(digest) => BodyCheck::Md5 {
+                    digest: *digest,
+                    max_body: MAX_DIGEST_BODY,
+                },
+            });
             let probe = HttpProbe {
                 path: if path.is_empty() {
                     "/".into()
@@ -208,19 +210,29 @@ fn probe(kind: &model::CheckKind) -> Probed {
                     Some(code) => vec![(*code, *code)],
                     None => vec![(200, 299)],
                 },
-                body_contains,
+                body,
+                // The model has no CA yet: keepalived's default, no certificate verification.
+                tls: tls.then_some(TlsTrust::AnyCertificate),
             };
-            let what = format!("http GET {}", probe.path);
-            Ok((Probe::Http(probe), what.into()))
+            let what = format!(
+                "{} GET {}{}",
+                if *tls { "https" } else { "http" },
+                probe.path,
+                match probe.body {
+                    Some(BodyCheck::Md5 { .. }) => " md5",
+                    _ => "",
+                }
+            );
+            (Probe::Http(Box::new(probe)), what.into())
         }
-        model::CheckKind::Smtp { .. } => Ok((Probe::Smtp, "smtp".into())),
-        model::CheckKind::SendExpect { send, expect } => Ok((
+        model::CheckKind::Smtp { .. } => (Probe::Smtp, "smtp".into()),
+        model::CheckKind::SendExpect { send, expect } => (
             Probe::SendExpect(SendExpect {
                 send: lossy(send),
                 expect: lossy(expect),
             }),
             "send/expect".into(),
-        )),
+        ),
     }
 }
 
@@ -248,16 +260,9 @@ fn planned_check(
             vs.label()
         ));
     }
-    let probed = match (&rs.check, service_probe) {
+    let (probe, what) = match (&rs.check, service_probe) {
         (None, Some(probed)) => probed.clone(),
         _ => probe(&check.kind),
-    };
-    let (probe, what) = match probed {
-        Ok(p) => p,
-        Err(why) => {
-            notes.push(format!("{} {server}: {why} (not checked)", vs.label()));
-            return None;
-        }
     };
     let key = CheckKey {
         probe,
@@ -508,22 +513,44 @@ active = false
     }
 
     #[test]
-    fn unsupported_checks_are_noted_not_approximated() {
+    fn https_and_digest_checks_are_planned() {
         let text = r#"
 [[virtual_services]]
 address = "192.0.2.10"
 port = 443
-check = { kind = { http = { path = "/", status = 200, tls = true } } }
+check = { kind = { http = { path = "/", status = 200, tls = true, virtual_host = "api.example", body = { md5 = [144, 1, 80, 152, 60, 210, 79, 176, 214, 150, 63, 125, 40, 225, 127, 114] } } } }
 
 [[virtual_services.real_servers]]
 address = "198.51.100.11"
 "#;
         let config = tandem_config::text::from_toml(text).unwrap();
         let plan = from_config(&config);
-        assert_eq!(plan.check_count(), 0);
-        assert_eq!(plan.notes.len(), 1);
-        assert!(plan.notes[0].contains("HTTPS"), "{}", plan.notes[0]);
-        assert_eq!(plan.table().real_server_count(), 1);
+        assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+        assert_eq!(plan.check_count(), 1);
+        let server = RealServerId {
+            addr: "198.51.100.11".parse().unwrap(),
+            port: 443,
+        };
+        let service = ServiceId::Inet {
+            protocol: crate::Protocol::Tcp,
+            addr: "192.0.2.10".parse().unwrap(),
+            port: 443,
+        };
+        let check = plan.check(&(service, server)).unwrap();
+        assert_eq!(&*check.what, "https GET / md5");
+        let Probe::Http(http) = &check.spec.key.probe else {
+            panic!("{check:?}");
+        };
+        assert_eq!(http.tls, Some(TlsTrust::AnyCertificate));
+        assert_eq!(http.host.as_deref(), Some("api.example"));
+        assert_eq!(http.status, [(200, 200)]);
+        assert_eq!(
+            http.body,
+            Some(BodyCheck::Md5 {
+                digest: crate::health::digest::md5(b"abc"),
+                max_body: MAX_DIGEST_BODY
+            })
+        );
     }
 
     #[test]

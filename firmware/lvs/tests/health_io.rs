@@ -43,12 +43,13 @@ fn key(probe: Probe, target: SocketAddr) -> CheckKey {
 }
 
 fn http(status: Vec<(u16, u16)>, body: Option<&[u8]>) -> Probe {
-    Probe::Http(HttpProbe {
+    Probe::Http(Box::new(HttpProbe {
         path: "/health".into(),
         host: Some("www.example".into()),
         status,
-        body_contains: body.map(<[u8]>::to_vec),
-    })
+        body: body.map(|b| BodyCheck::Contains(b.to_vec())),
+        tls: None,
+    }))
 }
 
 #[tokio::test(flavor = "current_thread")]

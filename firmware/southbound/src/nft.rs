@@ -137,6 +137,8 @@ const NFTA_HOOK_PRIORITY: u16 = 2;
 pub const HOOK_PRE_ROUTING: u32 = 0;
 /// `NF_INET_LOCAL_IN`.
 pub const HOOK_LOCAL_IN: u32 = 1;
+/// `NF_INET_LOCAL_OUT`.
+pub const HOOK_LOCAL_OUT: u32 = 3;
 /// `NF_INET_POST_ROUTING`.
 pub const HOOK_POST_ROUTING: u32 = 4;
 const NFTA_RULE_TABLE: u16 = 1;

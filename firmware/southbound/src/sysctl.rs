@@ -21,10 +21,16 @@ impl core::fmt::Display for SysctlError {
 
 impl std::error::Error for SysctlError {}
 
-/// `net.ipv6.conf.peer.accept_dad` -> `/proc/sys/net/ipv6/conf/peer/accept_dad`.
+/// `net.ipv6.conf.peer.accept_dad` -> `/proc/sys/net/ipv6/conf/peer/accept_dad`. A key
+/// naming a link with a dot in its name (`vrrp.51`) is written with slashes, as `sysctl`
+/// takes it: `net/ipv4/conf/vrrp.51/arp_ignore`.
 pub fn path_of(key: &str) -> PathBuf {
     let mut path = PathBuf::from("/proc/sys");
-    path.extend(key.split('.'));
+    if key.contains('/') {
+        path.extend(key.split('/'));
+    } else {
+        path.extend(key.split('.'));
+    }
     path
 }
 
@@ -55,6 +61,10 @@ mod tests {
         assert_eq!(
             path_of("net.ipv6.conf.peer.accept_dad"),
             PathBuf::from("/proc/sys/net/ipv6/conf/peer/accept_dad")
+        );
+        assert_eq!(
+            path_of("net/ipv4/conf/vrrp.51/arp_ignore"),
+            PathBuf::from("/proc/sys/net/ipv4/conf/vrrp.51/arp_ignore")
         );
     }
 

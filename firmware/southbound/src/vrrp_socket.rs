@@ -4,7 +4,8 @@
 //! received advert comes back with the TTL or hop limit it arrived with, so the state machine
 //! can discard anything that crossed a router (RFC 9568 section 7.1). IPv4 headers are built
 //! here (IP_HDRINCL) so the source address used in the VRRPv3 checksum is the one on the wire;
-//! IPv6 pins its source with IPV6_PKTINFO for the same reason.
+//! IPv6 pins its source with IPV6_PKTINFO for the same reason. A `use_vmac` instance's socket
+//! sits on its macvlan ([`VrrpSocket::open_on_vmac`]).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
@@ -89,6 +90,20 @@ impl VrrpSocket {
             ipv6: true,
             ifindex,
         })
+    }
+
+    /// Opens the socket of a `use_vmac` instance on its macvlan `ifname` (see
+    /// [`crate::macvlan`]): the group is joined there, where the partner's adverts from the same
+    /// virtual MAC arrive, and adverts leave from it, so their source MAC is the virtual MAC.
+    /// Their source address is still the parent's: an IPv6 macvlan has no address of its own,
+    /// so the socket may send from the parent's link-local address (`IPV6_FREEBIND`).
+    pub fn open_on_vmac(ifname: &str, ifindex: u32, ipv6: bool) -> io::Result<VrrpSocket> {
+        if !ipv6 {
+            return VrrpSocket::open_ipv4(ifname, ifindex);
+        }
+        let socket = VrrpSocket::open_ipv6(ifname, ifindex)?;
+        socket.inner.get_ref().set_freebind_v6(true)?;
+        Ok(socket)
     }
 
     /// Waits for the next datagram. `Ok(Err(_))` is a malformed one (count it, keep going).

@@ -14,7 +14,8 @@
 //!   re-announcement with its rate limit).
 //! - [`plan`]: a configured `[[vrrp]]` instance (`tandem_config`) to [`InstancePlan`]: the
 //!   core's [`InstanceParams`] plus where each virtual address goes, the unicast peers and the
-//!   gratuitous ARP settings; the primary address is picked from interface addresses passed in.
+//!   gratuitous ARP settings, the `use_vmac` macvlan; the primary address is picked from
+//!   interface addresses passed in.
 //! - [`announce`]: when a master sends gratuitous ARPs / unsolicited NAs
 //!   ([`AnnounceSchedule`], keepalived's `garp_master_delay` / `repeat` / `refresh`).
 //! - The address-list grace: after a live change of an instance's virtual addresses (here, or
@@ -41,7 +42,7 @@ pub use announce::AnnounceSchedule;
 pub use ingress::{unicast_peer_allowed, Accepted, HealedSplit, REANNOUNCE_GAP};
 pub use instance::{Action, Instance, OutgoingAdvert, RxMeta, Status, ADDRESS_LIST_GRACE};
 pub use params::{InstanceKey, InstanceParams, ParamError, TrackKind, TrackSpec};
-pub use plan::{InstancePlan, PlanError, VipPlacement};
+pub use plan::{InstancePlan, PlanError, VipPlacement, VmacPlan};
 pub use reconcile::{GroupsReconciled, ParamChange, Reconciled, Refused};
 pub use speaker::{GroupId, InstanceId, Speaker, SpeakerCounters};
 pub use status::{

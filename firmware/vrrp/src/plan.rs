@@ -8,14 +8,24 @@
 //! configured one is (new ones may wait for their primary address, running ones do not),
 //! [`candidate_addresses`] keeps a running instance on its primary address and never picks a
 //! virtual address some master holds, and [`plan_changes`] names what changed that only the
-//! engine sees (VIP placement, unicast peers, gratuitous ARP settings).
+//! engine sees (VIP placement, unicast peers, gratuitous ARP settings, the vmac).
+//!
+//! `use_vmac` (keepalived's): the plan names the instance's macvlan ([`VmacPlan`]: its name and
+//! the virtual router MAC) and puts the virtual addresses that would go on the instance's
+//! interface on it instead, as keepalived does (a VIP given another interface stays there).
+//! A macvlan without a configured name is named as keepalived names it, over the whole config
+//! ([`vmac_names`]): `vrrp.{VRID}` when free, else (IPv6) `vrrp6.{VRID}`, then
+//! `vrrp1.{VRID}`, `vrrp2.{VRID}`, ... skipping names taken by configured interfaces, by
+//! configured vmac names and by earlier instances. The engine makes the macvlan; the core never
+//! sees it, so turning `use_vmac` on or off moves a master's addresses and nothing else.
 
 use core::fmt;
 use core::time::Duration;
 use std::net::IpAddr;
 
 use tandem_config::model::{Garp, TrackedLink, VrrpAuth, VrrpInstance, VrrpVersion};
-use tandem_wire::{Auth, Ipv4ChecksumMode, Version};
+use tandem_config::Config;
+use tandem_wire::{virtual_mac, Auth, Family, Ipv4ChecksumMode, MacAddress, Version};
 
 use crate::params::{InstanceKey, InstanceParams, ParamError, TrackKind, TrackSpec};
 
@@ -28,6 +38,15 @@ pub struct VipPlacement {
     pub link: String,
 }
 
+/// The macvlan of a `use_vmac` instance, on the instance's interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmacPlan {
+    /// The macvlan's name.
+    pub name: String,
+    /// The virtual router MAC of the instance's VRID and family.
+    pub mac: MacAddress,
+}
+
 /// Everything the engine needs to run one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstancePlan {
@@ -36,6 +55,8 @@ pub struct InstancePlan {
     /// Adverts go to each of these instead of the multicast group (empty: multicast).
     pub unicast_peers: Vec<IpAddr>,
     pub garp: Garp,
+    /// `use_vmac`: the macvlan adverts leave from and the virtual addresses go on.
+    pub vmac: Option<VmacPlan>,
 }
 
 impl InstancePlan {
@@ -63,6 +84,8 @@ pub enum PlanError {
     },
     /// The core refused the parameters.
     Params { instance: String, error: ParamError },
+    /// The instance's macvlan (`use_vmac`) could not be made; `reason` says why and what to do.
+    Vmac { instance: String, reason: String },
 }
 
 impl PlanError {
@@ -87,6 +110,7 @@ impl PlanError {
                 "interface {interface} has no IPv6 link-local address to send adverts from; bring the link up with IPv6 enabled or set unicast_source"
             ),
             PlanError::Params { error, .. } => error.to_string(),
+            PlanError::Vmac { reason, .. } => format!("use_vmac: {reason}"),
         }
     }
 }
@@ -96,13 +120,64 @@ impl fmt::Display for PlanError {
         let instance = match self {
             PlanError::NoVirtualAddresses { instance }
             | PlanError::NoPrimaryAddress { instance, .. }
-            | PlanError::Params { instance, .. } => instance,
+            | PlanError::Params { instance, .. }
+            | PlanError::Vmac { instance, .. } => instance,
         };
         write!(f, "vrrp \"{instance}\": {}", self.reason())
     }
 }
 
 impl std::error::Error for PlanError {}
+
+/// The name of each instance's macvlan (None without `use_vmac`), in `instances`' order, as
+/// keepalived names them: a configured `vmac_interface` as it is; else `vrrp.{VRID}` if no
+/// configured vmac name, no name in `taken` (the config's interfaces and bonds) and no earlier
+/// instance has it, then (IPv6 first tries `vrrp6.{VRID}`) `vrrp1.{VRID}`, `vrrp2.{VRID}`, ...
+pub fn vmac_names(instances: &[VrrpInstance], taken: &[&str]) -> Vec<Option<String>> {
+    let mut used: Vec<String> = taken.iter().map(|t| (*t).to_owned()).collect();
+    used.extend(
+        instances
+            .iter()
+            .filter(|i| i.use_vmac)
+            .filter_map(|i| i.vmac_interface.as_ref())
+            .map(|name| name.as_str().to_owned()),
+    );
+    let mut out = Vec::with_capacity(instances.len());
+    for instance in instances {
+        if !instance.use_vmac {
+            out.push(None);
+            continue;
+        }
+        if let Some(name) = &instance.vmac_interface {
+            out.push(Some(name.as_str().to_owned()));
+            continue;
+        }
+        let ipv6 = instance_key(instance).is_some_and(|key| key.ipv6);
+        let vrid = instance.vrid;
+        let numbered = (1u16..).filter(|n| !ipv6 || *n != 6);
+        let mut candidates = core::iter::once(format!("vrrp.{vrid}"))
+            .chain(ipv6.then(|| format!("vrrp6.{vrid}")))
+            .chain(numbered.map(|n| format!("vrrp{n}.{vrid}")));
+        let name = candidates
+            .find(|name| !used.contains(name))
+            .unwrap_or_default();
+        used.push(name.clone());
+        out.push(Some(name));
+    }
+    out
+}
+
+/// [`vmac_names`] of a config's instances, with its interfaces and bonds taken.
+pub fn config_vmac_names(config: &Config) -> Vec<Option<String>> {
+    let taken: Vec<&str> = config
+        .interfaces
+        .iter()
+        .map(|i| i.name.as_str())
+        .chain(config.bonds.iter().map(|b| b.name.as_str()))
+        .collect();
+    let instances: Vec<VrrpInstance> = config.vrrp.iter().cloned().collect();
+    vmac_names(&instances, &taken)
+}
 
 /// The address adverts are sent from: `unicast_source` if set, else the interface's primary
 /// address of the instance's family (first IPv4 address that is not one of our virtual
@@ -201,6 +276,13 @@ pub fn plan_changes(old: &InstancePlan, new: &InstancePlan) -> Vec<String> {
             list(&new.unicast_peers)
         ));
     }
+    if old.vmac != new.vmac {
+        let vmac = |v: &Option<VmacPlan>| match v {
+            Some(v) => format!("{} ({})", v.name, mac_text(&v.mac)),
+            None => "none".to_owned(),
+        };
+        out.push(format!("vmac {} -> {}", vmac(&old.vmac), vmac(&new.vmac)));
+    }
     if old.garp != new.garp {
         let garp = |g: &Garp| {
             format!(
@@ -241,10 +323,30 @@ fn own_interface_track(instance: &VrrpInstance) -> Option<TrackSpec> {
     })
 }
 
-/// Maps one configured instance (with its interface's addresses) to an [`InstancePlan`].
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac_text(mac: &MacAddress) -> String {
+    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(":")
+}
+
+/// Maps one configured instance (with its interface's addresses) to an [`InstancePlan`]; a
+/// `use_vmac` instance's macvlan is named as if it were the only instance (see
+/// [`instance_plan_named`]).
 pub fn instance_plan(
     instance: &VrrpInstance,
     interface_addresses: &[(IpAddr, u8)],
+) -> Result<InstancePlan, PlanError> {
+    let names = vmac_names(core::slice::from_ref(instance), &[]);
+    let vmac_name = names.first().and_then(Option::as_deref);
+    instance_plan_named(instance, interface_addresses, vmac_name)
+}
+
+/// [`instance_plan`] with the macvlan's name given (from [`vmac_names`] over the config);
+/// ignored without `use_vmac`.
+pub fn instance_plan_named(
+    instance: &VrrpInstance,
+    interface_addresses: &[(IpAddr, u8)],
+    vmac_name: Option<&str>,
 ) -> Result<InstancePlan, PlanError> {
     let name = instance.name.as_str();
     let primary_address = primary_address(instance, interface_addresses)?;
@@ -286,17 +388,33 @@ pub fn instance_plan(
         instance: name.to_owned(),
         error,
     })?;
+    let family = if primary_address.is_ipv6() {
+        Family::Ipv6
+    } else {
+        Family::Ipv4
+    };
+    let vmac = instance.use_vmac.then(|| VmacPlan {
+        name: vmac_name.map_or_else(|| format!("vrrp.{}", instance.vrid), ToOwned::to_owned),
+        mac: virtual_mac(instance.vrid, family),
+    });
     let vips = instance
         .vips
         .iter()
-        .map(|vip| VipPlacement {
-            address: vip.address,
-            prefix: vip.prefix,
-            link: vip
+        .map(|vip| {
+            let link = vip
                 .interface
                 .as_ref()
-                .map_or(instance.interface.as_str(), |i| i.as_str())
-                .to_owned(),
+                .map_or(instance.interface.as_str(), |i| i.as_str());
+            // keepalived: the instance's own interface means its vmac.
+            let link = match &vmac {
+                Some(vmac) if link == instance.interface.as_str() => vmac.name.as_str(),
+                _ => link,
+            };
+            VipPlacement {
+                address: vip.address,
+                prefix: vip.prefix,
+                link: link.to_owned(),
+            }
         })
         .collect();
     Ok(InstancePlan {
@@ -304,6 +422,7 @@ pub fn instance_plan(
         vips,
         unicast_peers: instance.unicast_peers.iter().copied().collect(),
         garp: instance.garp.clone(),
+        vmac,
     })
 }
 
@@ -496,6 +615,105 @@ mod tests {
             "{error}"
         );
         assert!(error.reason().starts_with("interface eth0"), "{error}");
+    }
+
+    #[test]
+    fn use_vmac_puts_the_instance_interface_vips_on_a_macvlan_with_the_virtual_mac() {
+        let mut inst = instance(&[
+            ("192.0.2.100", 24),
+            ("192.0.2.101", 24),
+            ("198.51.100.1", 24),
+        ]);
+        inst.vips.as_mut_slice()[1].interface = Some("eth0".try_into().unwrap());
+        inst.vips.as_mut_slice()[2].interface = Some("eth1".try_into().unwrap());
+        let plain = instance_plan(&inst, &addrs(&["192.0.2.2"])).unwrap();
+        assert_eq!(plain.vmac, None);
+        inst.use_vmac = true;
+        let plan = instance_plan(&inst, &addrs(&["192.0.2.2"])).unwrap();
+        assert_eq!(
+            plan.vmac,
+            Some(VmacPlan {
+                name: "vrrp.20".into(),
+                mac: [0, 0, 0x5e, 0, 1, 20],
+            })
+        );
+        let links: Vec<&str> = plan.vips.iter().map(|v| v.link.as_str()).collect();
+        assert_eq!(links, ["vrrp.20", "vrrp.20", "eth1"]);
+        // The core sees no difference: only the engine moves the addresses.
+        assert_eq!(plain.params, plan.params);
+        assert_eq!(
+            plan_changes(&plain, &plan),
+            vec![
+                "VIP 192.0.2.100 moved from /24 on eth0 to /24 on vrrp.20".to_owned(),
+                "VIP 192.0.2.101 moved from /24 on eth0 to /24 on vrrp.20".to_owned(),
+                "vmac none -> vrrp.20 (00:00:5e:00:01:14)".to_owned(),
+            ]
+        );
+        let six = instance(&[("2001:db8::100", 64)]);
+        let named = VrrpInstance {
+            use_vmac: true,
+            vmac_interface: Some("v6vmac".try_into().unwrap()),
+            ..six
+        };
+        let plan = instance_plan_named(&named, &addrs(&["fe80::2"]), Some("v6vmac")).unwrap();
+        assert_eq!(plan.vmac.as_ref().unwrap().mac, [0, 0, 0x5e, 0, 2, 20]);
+        assert_eq!(plan.vips[0].link, "v6vmac");
+    }
+
+    #[test]
+    fn vmac_names_follow_keepalived() {
+        let with = |vrid: u8, vip: &str, name: Option<&str>| VrrpInstance {
+            vrid,
+            use_vmac: true,
+            vmac_interface: name.map(|n| n.try_into().unwrap()),
+            ..instance(&[(vip, 24)])
+        };
+        let without = instance(&[("192.0.2.1", 24)]);
+        // IPv4 then IPv6 on one VRID; an IPv6 instance alone is vrrp.{VRID} too.
+        let names = vmac_names(
+            &[
+                with(51, "192.0.2.100", None),
+                without,
+                with(51, "2001:db8::100", None),
+                with(52, "2001:db8::101", None),
+            ],
+            &[],
+        );
+        assert_eq!(
+            names,
+            [
+                Some("vrrp.51".to_owned()),
+                None,
+                Some("vrrp6.51".to_owned()),
+                Some("vrrp.52".to_owned())
+            ]
+        );
+        // IPv6 first: the IPv4 one numbers on. A configured name, even later, and a configured
+        // interface are never taken.
+        let names = vmac_names(
+            &[
+                with(7, "2001:db8::100", None),
+                with(7, "192.0.2.100", None),
+                with(8, "192.0.2.101", None),
+                with(9, "192.0.2.102", Some("vrrp.8")),
+                with(10, "2001:db8::102", None),
+                with(10, "192.0.2.103", None),
+                with(10, "192.0.2.104", None),
+            ],
+            &["vrrp6.10"],
+        );
+        assert_eq!(
+            names,
+            [
+                Some("vrrp.7".to_owned()),
+                Some("vrrp1.7".to_owned()),
+                Some("vrrp1.8".to_owned()),
+                Some("vrrp.8".to_owned()),
+                Some("vrrp.10".to_owned()),
+                Some("vrrp1.10".to_owned()),
+                Some("vrrp2.10".to_owned()),
+            ]
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! - [`replication`]: config replication over the peer cable: each box's config state (UDP),
 //!   and the challenge / push / result of a config push (TCP, length-framed), fuzzed.
 //! - [`keyed`]: the pair id + HMAC-SHA256 rule both peer-cable codecs share.
+//! - [`ntp`]: the NTP header the SNTP client sends and reads (RFC 5905 / RFC 4330), fuzzed.
 #![no_std]
 
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub mod checksum;
 pub mod heartbeat;
 pub mod keyed;
 pub mod ndisc;
+pub mod ntp;
 pub mod pairing;
 pub mod peer_message;
 pub mod replication;

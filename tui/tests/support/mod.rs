@@ -44,6 +44,10 @@ pub fn answer(line: &str) -> String {
              status: peer reachable fe80::1 rtt=0.4ms\n\
              status: pair heartbeat eth2 partner-alive rtt=0.3ms uplink=1\n\
              status: config generation=7 candidate=changed\n\
+             status: metrics serving http://192.168.100.11:9100/metrics\n\
+             status: syslog udp 192.168.100.1:514 facility=daemon sent=412 dropped=0 ready\n\
+             status: syslog tcp 192.168.100.2:601 facility=local0 sent=380 dropped=31 (queue_full=31 send_failed=0) queued=12 connected\n\
+             status: time synchronised to 192.168.100.1 stratum 2 offset +0.000412 s delay 0.000630 s, last sync 37 s ago\n\
              status: end\n"
         }
         "pair status" => {

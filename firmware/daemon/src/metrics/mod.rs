@@ -91,9 +91,46 @@ pub type DaemonAsk = oneshot::Sender<DaemonView>;
 #[derive(Debug, Clone)]
 pub struct MetricsHandle {
     address: Arc<watch::Sender<Option<SocketAddr>>>,
+    listening: Arc<std::sync::Mutex<Listening>>,
+}
+
+/// Where the endpoint is, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Listening {
+    /// `management.metrics` is not set.
+    #[default]
+    Off,
+    Serving(SocketAddr),
+    /// The bind failed; retried every [`RETRY_BIND`].
+    Failing {
+        address: SocketAddr,
+        error: String,
+    },
+}
+
+impl Listening {
+    /// The `status:` fact.
+    pub fn status_line(&self) -> String {
+        match self {
+            Listening::Off => "metrics off (no management.metrics)".to_owned(),
+            Listening::Serving(address) => format!("metrics serving http://{address}/metrics"),
+            Listening::Failing { address, error } => format!(
+                "metrics cannot listen on {address}: {error} (retrying every {} s)",
+                RETRY_BIND.as_secs()
+            ),
+        }
+    }
 }
 
 impl MetricsHandle {
+    /// Where the endpoint is now.
+    pub fn listening(&self) -> Listening {
+        self.listening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Serves on `address` from now on (None: not at all); the same address again changes
     /// nothing.
     pub fn follow(&self, address: Option<SocketAddr>) {
@@ -121,12 +158,14 @@ pub fn engine_errors(engine: &'static str, count: usize) -> Family {
 /// started (`tandem_uptime_seconds`).
 pub fn spawn(daemon: mpsc::Sender<DaemonAsk>, log: Log, started: Instant) -> Option<MetricsHandle> {
     let (address, wanted) = watch::channel(None);
+    let listening = Arc::new(std::sync::Mutex::new(Listening::Off));
     let shared = Arc::new(Shared {
         log: log.clone(),
         daemon,
         started,
         counters: Counters::default(),
         snapshot: tokio::sync::Mutex::new(None),
+        listening: Arc::clone(&listening),
     });
     let thread_log = log.clone();
     let spawned = std::thread::Builder::new()
@@ -150,6 +189,7 @@ pub fn spawn(daemon: mpsc::Sender<DaemonAsk>, log: Log, started: Instant) -> Opt
     }
     Some(MetricsHandle {
         address: Arc::new(address),
+        listening,
     })
 }
 
@@ -303,6 +343,17 @@ struct Shared {
     counters: Counters,
     /// The last snapshot; the lock also makes scrapes wait for the one gathering.
     snapshot: tokio::sync::Mutex<Option<Snapshot>>,
+    /// Where the endpoint is (`status`).
+    listening: Arc<std::sync::Mutex<Listening>>,
+}
+
+impl Shared {
+    fn set_listening(&self, listening: Listening) {
+        *self
+            .listening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = listening;
+    }
 }
 
 impl Shared {
@@ -437,6 +488,7 @@ async fn run(mut wanted: watch::Receiver<Option<SocketAddr>>, shared: Arc<Shared
     loop {
         let address = *wanted.borrow_and_update();
         let Some(address) = address else {
+            shared.set_listening(Listening::Off);
             if wanted.changed().await.is_err() {
                 return;
             }
@@ -445,6 +497,7 @@ async fn run(mut wanted: watch::Receiver<Option<SocketAddr>>, shared: Arc<Shared
         match TcpListener::bind(address).await {
             Ok(listener) => {
                 logged_failure = None;
+                shared.set_listening(Listening::Serving(address));
                 shared.log.line(format!(
                     "metrics: serving http://{address}/metrics (at most {MAX_CONNECTIONS} connections at once)"
                 ));
@@ -457,6 +510,10 @@ async fn run(mut wanted: watch::Receiver<Option<SocketAddr>>, shared: Arc<Shared
                 }
             }
             Err(error) => {
+                shared.set_listening(Listening::Failing {
+                    address,
+                    error: error.to_string(),
+                });
                 if logged_failure != Some(address) {
                     shared.log.line(format!(
                         "metrics: cannot listen on {address}: {error}; management.metrics must be one of this box's addresses (in a pair config write 0.0.0.0:PORT or [::]:PORT so each box listens on its own) and a free port; retrying every {} s",
@@ -676,6 +733,7 @@ mod tests {
             started: Instant::now(),
             counters: Counters::default(),
             snapshot: tokio::sync::Mutex::new(None),
+            listening: Arc::default(),
         })
     }
 

@@ -18,6 +18,15 @@
 //! a master's gained addresses get one announcement burst (no new schedule, no tickles),
 //! sockets and tracked links follow the new set, Accept_Mode is re-synced for the instances
 //! whose filtering may differ, and the answer is one line per change ([`report`]).
+//!
+//! `use_vmac` ([`vmac`]): planning has the worker make each instance's macvlan before the plan
+//! reaches the loop (a macvlan that cannot be made refuses its instance); its addresses go on
+//! the macvlan, its adverts leave from a socket on the macvlan (which also hears the partner's
+//! adverts from the same virtual MAC: the kernel hands those to the macvlan alone), and its
+//! gratuitous ARPs / NAs from the macvlan, with the virtual MAC. The socket on the instance's
+//! interface stays open for unicast adverts and for the group membership the switches see; a
+//! multicast advert it also hears is taken from the macvlan's socket only. Macvlans no plan
+//! names any more are deleted after the apply's last actions, off the loop.
 
 mod accept;
 mod pair_link;
@@ -25,6 +34,7 @@ mod report;
 mod status;
 mod tickle;
 mod uplink;
+mod vmac;
 
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -37,7 +47,8 @@ use tokio::task::JoinHandle;
 
 use tandem_config::model::VrrpInstance;
 use tandem_config::Config;
-use tandem_southbound::net::{NetExecutor, NetOp};
+use tandem_southbound::macvlan::MacvlanSpec;
+use tandem_southbound::net::{NetError, NetExecutor, NetOp};
 use tandem_southbound::packet::FrameSender;
 use tandem_southbound::sysfs;
 use tandem_southbound::timer::PreciseTimer;
@@ -139,6 +150,7 @@ struct Ingress {
 
 #[derive(Debug)]
 struct SocketEntry {
+    /// Bound to `counters.interface`; a vmac's when `counters.vmac_of` is set.
     socket: Arc<VrrpSocket>,
     counters: SocketCounters,
     /// The task reading it (aborted when the socket is closed).
@@ -166,6 +178,8 @@ struct Outcome {
 struct Planned {
     config: Arc<Config>,
     outcomes: Vec<Outcome>,
+    /// Macvlans made anew (new interface index): sockets and senders on them are stale.
+    recreated: Vec<String>,
     reply: oneshot::Sender<String>,
 }
 
@@ -236,6 +250,8 @@ struct Engine {
     state_changed: bool,
     /// This box's states changed: weigh the partner's report again (next turn of the loop).
     rearbitrate: bool,
+    /// The `use_vmac` macvlans' worker (None before set-up).
+    vmacs: Option<vmac::Vmacs>,
 }
 
 impl Engine {
@@ -268,6 +284,7 @@ impl Engine {
             pair_inbox: None,
             state_changed: false,
             rearbitrate: false,
+            vmacs: None,
         }
     }
 
@@ -298,9 +315,20 @@ impl Engine {
         let (pair, inbox) = pair_link::PairLink::new(config, self.context.pair.clone(), self.now());
         self.pair = Some(pair);
         self.pair_inbox = Some(inbox);
+        let vmacs = vmac::Vmacs::start(&self.context.log);
+        self.vmacs = Some(vmacs.clone());
         let instances: Vec<VrrpInstance> = config.vrrp.iter().cloned().collect();
-        let outcomes =
-            plan_instances(self.context.net.clone(), instances, Running::default()).await;
+        let names = plan::config_vmac_names(config);
+        let outcomes = plan_instances(
+            self.context.net.clone(),
+            instances,
+            names,
+            Running::default(),
+        )
+        .await;
+        // The macvlans before anything goes on them; the first job also deletes the ones an
+        // earlier run left that no instance wants.
+        let (outcomes, _) = prepare_vmacs(&vmacs, outcomes, true).await;
         // A crashed predecessor may have left the addresses behind: a backup holds none.
         for plan in outcomes.iter().filter_map(|o| o.plan.as_ref().ok()) {
             for vip in &plan.vips {
@@ -318,7 +346,7 @@ impl Engine {
             outcomes.iter().filter_map(|o| o.plan.as_ref().ok()),
             &self.context.log,
         );
-        let lines = self.reconcile_to(config, outcomes).await;
+        let lines = self.reconcile_to(config, outcomes, Vec::new()).await;
         for line in lines.iter().filter(|l| l.error) {
             self.context.log.line(&line.text);
         }
@@ -333,8 +361,17 @@ impl Engine {
 
     /// Makes the speaker, plans, sockets, tracked links and Accept_Mode those of `config`
     /// (planned as `outcomes`, in config order); returns one line per change.
-    async fn reconcile_to(&mut self, config: &Config, outcomes: Vec<Outcome>) -> Vec<Line> {
+    async fn reconcile_to(
+        &mut self,
+        config: &Config,
+        outcomes: Vec<Outcome>,
+        recreated: Vec<String>,
+    ) -> Vec<Line> {
         let now = self.now();
+        // A macvlan made anew has a new index: what was bound to the old one goes.
+        for name in &recreated {
+            self.forget_link(name);
+        }
         if let Some(pair) = self.pair.as_mut() {
             pair.reconfigure(config, now);
         }
@@ -375,6 +412,7 @@ impl Engine {
         }
         // Owners advertise at once: sockets first.
         self.open_sockets(&candidates);
+        let vmacs_before = self.vmac_names();
         let masters_before: BTreeSet<InstanceId> = self
             .speaker
             .instances()
@@ -435,6 +473,14 @@ impl Engine {
         self.accept.sync();
         self.close_unused_sockets();
         self.update_tracked(now);
+        // Macvlans no plan names: their addresses moved and their last adverts left above.
+        let vmacs_now = self.vmac_names();
+        for gone in vmacs_before.iter().filter(|n| !vmacs_now.contains(n)) {
+            self.forget_link(gone);
+        }
+        if let Some(vmacs) = &self.vmacs {
+            vmacs.keep(vmacs_now);
+        }
 
         // The answer, in config order after the removals.
         let mut lines = Vec::new();
@@ -510,14 +556,27 @@ impl Engine {
         lines
     }
 
-    /// Opens a socket for every (interface, family) of `plans` that has none.
+    /// Opens a socket for every (interface, family) of `plans` that has none, and one on
+    /// every macvlan of a `use_vmac` plan.
     fn open_sockets(&mut self, plans: &[InstancePlan]) {
         let Some(sender) = self.ingress.clone() else {
             return;
         };
         let mut tried: Vec<(String, bool)> = Vec::new();
-        for plan in plans {
-            let pair = (plan.params.interface.clone(), plan.is_ipv6());
+        let wanted = plans.iter().flat_map(|plan| {
+            let base = (plan.params.interface.clone(), plan.is_ipv6(), None);
+            let vmac = plan.vmac.as_ref().map(|vmac| {
+                (
+                    vmac.name.clone(),
+                    plan.is_ipv6(),
+                    Some(plan.params.interface.clone()),
+                )
+            });
+            core::iter::once(base).chain(vmac)
+        });
+        let wanted: Vec<(String, bool, Option<String>)> = wanted.collect();
+        for (interface, ipv6, vmac_of) in wanted {
+            let pair = (interface.clone(), ipv6);
             let open = self
                 .sockets
                 .values()
@@ -525,9 +584,8 @@ impl Engine {
             if open || tried.contains(&pair) {
                 continue;
             }
-            tried.push(pair.clone());
-            let (interface, ipv6) = pair;
-            match open_socket(&interface, ipv6) {
+            tried.push(pair);
+            match open_socket(&interface, ipv6, vmac_of.is_some()) {
                 Ok(socket) => {
                     let socket = Arc::new(socket);
                     let key = self.next_socket;
@@ -545,6 +603,7 @@ impl Engine {
                             counters: SocketCounters {
                                 interface,
                                 ipv6,
+                                vmac_of,
                                 ..SocketCounters::default()
                             },
                             reader,
@@ -564,13 +623,39 @@ impl Engine {
         let plans = &self.plans;
         self.sockets.retain(|_, entry| {
             let used = plans.values().any(|p| {
-                p.params.interface == entry.counters.interface && p.is_ipv6() == entry.counters.ipv6
+                let on = |name: &str| name == entry.counters.interface;
+                p.is_ipv6() == entry.counters.ipv6
+                    && (on(&p.params.interface) || p.vmac.as_ref().is_some_and(|v| on(&v.name)))
             });
             if !used {
                 entry.reader.abort();
             }
             used
         });
+    }
+
+    /// The macvlans of the running plans.
+    fn vmac_names(&self) -> Vec<String> {
+        self.plans
+            .values()
+            .filter_map(|p| p.vmac.as_ref().map(|v| v.name.clone()))
+            .collect()
+    }
+
+    /// Forgets what is bound to link `name` (a macvlan made anew or deleted): its socket is
+    /// closed, its frame sender dropped off the loop (closing a packet socket waits for an RCU
+    /// grace period).
+    fn forget_link(&mut self, name: &str) {
+        self.sockets.retain(|_, entry| {
+            let stale = entry.counters.interface == name && entry.counters.vmac_of.is_some();
+            if stale {
+                entry.reader.abort();
+            }
+            !stale
+        });
+        if let Some(Some(sender)) = self.frames.remove(name) {
+            drop(tokio::task::spawn_blocking(move || drop(sender)));
+        }
     }
 
     /// Tracks the links the plans track: a kept link keeps its state, a new one starts up (as
@@ -628,8 +713,13 @@ impl Engine {
                 },
             ];
             for op in ops {
-                if let Err(error) = self.context.net.apply(std::slice::from_ref(&op)).await {
-                    self.log(format!("VIP {}: {error}", new.address));
+                match self.context.net.apply(std::slice::from_ref(&op)).await {
+                    // The old link is gone (a renamed vmac): so is the address.
+                    Err(NetError::NoSuchLink {
+                        op: NetOp::DelAddress { .. },
+                    }) => {}
+                    Err(error) => self.log(format!("VIP {}: {error}", new.address)),
+                    Ok(()) => {}
                 }
             }
             if let Some(held) = self.held.get_mut(&id) {
@@ -675,13 +765,20 @@ impl Engine {
                 .collect(),
         };
         let net = self.context.net.clone();
+        let vmacs = self.vmacs.clone();
         tokio::spawn(async move {
             let instances: Vec<VrrpInstance> = config.vrrp.iter().cloned().collect();
-            let outcomes = plan_instances(net, instances, running).await;
+            let names = plan::config_vmac_names(&config);
+            let outcomes = plan_instances(net, instances, names, running).await;
+            let (outcomes, recreated) = match &vmacs {
+                Some(vmacs) => prepare_vmacs(vmacs, outcomes, false).await,
+                None => (outcomes, Vec::new()),
+            };
             let _ = sender
                 .send(Planned {
                     config,
                     outcomes,
+                    recreated,
                     reply,
                 })
                 .await;
@@ -761,6 +858,9 @@ impl Engine {
                         self.speaker.handle_shutdown(now);
                         self.drain_actions().await;
                         self.accept.stop().await;
+                        if let Some(vmacs) = &self.vmacs {
+                            vmacs.keep_and_wait(Vec::new()).await;
+                        }
                         self.log("shut down: priority 0 sent, virtual addresses removed");
                         if let Some(pair) = self.pair.as_mut() {
                             pair.stop();
@@ -770,7 +870,9 @@ impl Engine {
                     }
                 },
                 Some(done) = planned.recv() => {
-                    let lines = self.reconcile_to(&done.config, done.outcomes).await;
+                    let lines = self
+                        .reconcile_to(&done.config, done.outcomes, done.recreated)
+                        .await;
                     let text: String = lines.iter().map(|l| format!("{}\n", l.text)).collect();
                     let _ = done.reply.send(text);
                     self.planning = false;
@@ -873,6 +975,12 @@ impl Engine {
     }
 
     fn on_ingress(&mut self, ingress: Ingress) {
+        let vmac_sockets: Vec<(String, bool)> = self
+            .sockets
+            .values()
+            .filter(|s| s.counters.vmac_of.is_some())
+            .map(|s| (s.counters.interface.clone(), s.counters.ipv6))
+            .collect();
         let Some(entry) = self.sockets.get_mut(&ingress.socket) else {
             return;
         };
@@ -888,18 +996,45 @@ impl Engine {
                 return;
             }
         };
-        let interface = entry.counters.interface.clone();
+        // The speaker knows instances by their interface, a macvlan's socket by its parent.
+        let bound = entry.counters.interface.clone();
+        let on_vmac = entry.counters.vmac_of.is_some();
+        let interface = entry
+            .counters
+            .vmac_of
+            .clone()
+            .unwrap_or_else(|| bound.clone());
         let meta = RxMeta {
             src: received.source,
             dst: received.destination,
             ttl: received.ttl,
         };
-        // Unicast adverts are taken only from configured peers (as keepalived does).
-        let stranger = self
+        let owner = self
             .speaker
             .demux(&interface, &meta, &payload)
-            .and_then(|id| self.plans.get(&id))
-            .is_some_and(|plan| !unicast_peer_allowed(&meta, &plan.unicast_peers));
+            .and_then(|id| self.plans.get(&id));
+        let vmac_socket_open = |plan: &InstancePlan| {
+            plan.vmac.as_ref().is_some_and(|vmac| {
+                vmac_sockets
+                    .iter()
+                    .any(|(name, ipv6)| *name == vmac.name && *ipv6 == plan.is_ipv6())
+            })
+        };
+        if on_vmac {
+            // A macvlan hears every multicast advert of the segment: only its instance's count
+            // here (the interface's socket has the rest).
+            if owner
+                .and_then(|p| p.vmac.as_ref())
+                .is_none_or(|v| v.name != bound)
+            {
+                return;
+            }
+        } else if owner.is_some_and(vmac_socket_open) && meta.dst.is_multicast() {
+            // The macvlan's socket hears this one too: taken from there, once.
+            return;
+        }
+        // Unicast adverts are taken only from configured peers (as keepalived does).
+        let stranger = owner.is_some_and(|plan| !unicast_peer_allowed(&meta, &plan.unicast_peers));
         if stranger {
             entry.counters.unknown_unicast_peer += 1;
             return;
@@ -1025,11 +1160,20 @@ impl Engine {
             return;
         };
         let ipv6 = plan.is_ipv6();
-        let Some(entry) = self
+        // From the macvlan (source MAC the virtual MAC), else the interface.
+        let vmac = plan.vmac.as_ref().map(|v| v.name.clone());
+        let key = self
             .sockets
-            .values_mut()
-            .find(|s| s.counters.interface == plan.params.interface && s.counters.ipv6 == ipv6)
-        else {
+            .iter()
+            .filter(|(_, s)| s.counters.ipv6 == ipv6)
+            .find(|(_, s)| Some(&s.counters.interface) == vmac.as_ref())
+            .or_else(|| {
+                self.sockets.iter().find(|(_, s)| {
+                    s.counters.interface == plan.params.interface && s.counters.ipv6 == ipv6
+                })
+            })
+            .map(|(key, _)| *key);
+        let Some(entry) = key.and_then(|key| self.sockets.get_mut(&key)) else {
             return;
         };
         let mut failures = Vec::new();
@@ -1206,6 +1350,10 @@ impl Engine {
             text.push_str(&line);
             text.push('\n');
         }
+        if let Some(line) = self.vmacs.as_ref().and_then(vmac::Vmacs::status_line) {
+            text.push_str(&line);
+            text.push('\n');
+        }
         text.push_str(&self.pair_status_line());
         text.push_str(&self.tickle.status_text(self.plans.iter().map(|(id, p)| {
             (
@@ -1242,6 +1390,7 @@ fn sync_groups(config: &Config) -> Vec<(String, Vec<String>)> {
 async fn plan_instances(
     net: NetExecutor,
     instances: Vec<VrrpInstance>,
+    vmac_names: Vec<Option<String>>,
     running: Running,
 ) -> Vec<Outcome> {
     // No instance takes a virtual address as its primary: a master may hold any of them.
@@ -1254,7 +1403,8 @@ async fn plan_instances(
         }
     }
     let mut outcomes = Vec::new();
-    for instance in &instances {
+    for (index, instance) in instances.iter().enumerate() {
+        let vmac_name = vmac_names.get(index).and_then(Option::as_deref);
         let key = plan::instance_key(instance);
         let current = key
             .as_ref()
@@ -1267,7 +1417,7 @@ async fn plan_instances(
                 .await
                 .unwrap_or_default();
             let candidates = plan::candidate_addresses(&addresses, &exclude, current);
-            match plan::instance_plan(instance, &candidates) {
+            match plan::instance_plan_named(instance, &candidates, vmac_name) {
                 Err(plan::PlanError::NoPrimaryAddress { .. })
                     if current.is_none() && started.elapsed() < PRIMARY_WAIT =>
                 {
@@ -1283,6 +1433,57 @@ async fn plan_instances(
         });
     }
     outcomes
+}
+
+/// Has the vmac worker make the macvlan of every planned `use_vmac` instance (`sweep`: the
+/// first job, which also deletes leftovers); an instance whose macvlan cannot be made is
+/// refused with the reason. Returns the outcomes and the macvlans made anew.
+async fn prepare_vmacs(
+    vmacs: &vmac::Vmacs,
+    mut outcomes: Vec<Outcome>,
+    sweep: bool,
+) -> (Vec<Outcome>, Vec<String>) {
+    let wanted: Vec<MacvlanSpec> = outcomes
+        .iter()
+        .filter_map(|o| o.plan.as_ref().ok())
+        .filter_map(|plan| {
+            plan.vmac.as_ref().map(|vmac| MacvlanSpec {
+                name: vmac.name.clone(),
+                parent: plan.params.interface.clone(),
+                mac: vmac.mac,
+                ipv6: plan.is_ipv6(),
+            })
+        })
+        .collect();
+    if wanted.is_empty() && !sweep {
+        return (outcomes, Vec::new());
+    }
+    let answers = vmacs.ensure(wanted).await;
+    let mut recreated = Vec::new();
+    for outcome in &mut outcomes {
+        let Ok(plan) = &outcome.plan else {
+            continue;
+        };
+        let Some(vmac) = plan.vmac.as_ref() else {
+            continue;
+        };
+        let answer = answers
+            .iter()
+            .find(|(name, _)| *name == vmac.name)
+            .map(|(_, result)| result.clone())
+            .unwrap_or_else(|| Err("the vmac worker did not answer (restart tandem)".to_owned()));
+        match answer {
+            Ok(ensured) if ensured.is_new() => recreated.push(vmac.name.clone()),
+            Ok(_) => {}
+            Err(reason) => {
+                outcome.plan = Err(plan::PlanError::Vmac {
+                    instance: outcome.name.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    (outcomes, recreated)
 }
 
 /// The cached frame sender of `link` with the link's MAC (None, logged once, if unusable).
@@ -1316,7 +1517,8 @@ fn frame_sender<'a>(
         .as_ref()
 }
 
-/// The link's own MAC: gratuitous ARPs carry it, since the virtual MAC is not configured.
+/// The link's own MAC: gratuitous ARPs carry it (a `use_vmac` instance's macvlan has the
+/// virtual MAC, so its announcements carry that).
 fn link_mac(link: &str) -> Option<MacAddress> {
     sysfs::mac(Path::new(SYS_CLASS_NET), link)
 }
@@ -1339,10 +1541,12 @@ async fn sleep_precisely(timer: Option<&PreciseTimer>, at: tokio::time::Instant)
     tokio::time::sleep_until(at).await;
 }
 
-fn open_socket(interface: &str, ipv6: bool) -> std::io::Result<VrrpSocket> {
+fn open_socket(interface: &str, ipv6: bool, vmac: bool) -> std::io::Result<VrrpSocket> {
     let index = sysfs::ifindex(Path::new(SYS_CLASS_NET), interface)
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such interface"))?;
-    if ipv6 {
+    if vmac {
+        VrrpSocket::open_on_vmac(interface, index, ipv6)
+    } else if ipv6 {
         VrrpSocket::open_ipv6(interface, index)
     } else {
         VrrpSocket::open_ipv4(interface, index)
@@ -1411,5 +1615,6 @@ fn test_plan(params: tandem_vrrp::InstanceParams) -> InstancePlan {
         vips,
         unicast_peers: vec![],
         garp: Default::default(),
+        vmac: None,
     }
 }

@@ -16,6 +16,8 @@ use crate::metrics::{Families, Family, Labels};
 pub struct SocketCounters {
     pub interface: String,
     pub ipv6: bool,
+    /// A `use_vmac` instance's socket on its macvlan: the instance's interface.
+    pub vmac_of: Option<String>,
     /// Datagrams read from the socket.
     pub received: u64,
     /// IPv4 header too short or lengths that do not fit.
@@ -79,6 +81,15 @@ pub fn instance_text(out: &mut String, now: Instant, status: &Status, plan: &Ins
         .map(|v| format!("{}/{} on {}", v.address, v.prefix, v.link))
         .collect();
     let _ = writeln!(out, "  virtual addresses: {}", vips.join(", "));
+    if let Some(vmac) = &plan.vmac {
+        let _ = writeln!(
+            out,
+            "  vmac {} ({}) on {}: adverts and gratuitous ARP/NA from the virtual MAC",
+            vmac.name,
+            tandem_vrrp::plan::mac_text(&vmac.mac),
+            plan.params.interface
+        );
+    }
     if !plan.unicast_peers.is_empty() {
         let peers: Vec<String> = plan.unicast_peers.iter().map(|p| p.to_string()).collect();
         let _ = writeln!(
@@ -200,8 +211,12 @@ pub fn engine_text(
     for s in sockets {
         let _ = writeln!(
             out,
-            "socket {} {}: received {}, bad IPv4 header {}, missing IPv6 ancillary data {}, unicast from unknown peer {}, send errors {}",
+            "socket {}{} {}: received {}, bad IPv4 header {}, missing IPv6 ancillary data {}, unicast from unknown peer {}, send errors {}",
             s.interface,
+            s.vmac_of
+                .as_ref()
+                .map(|parent| format!(" (vmac on {parent})"))
+                .unwrap_or_default(),
             if s.ipv6 { "IPv6" } else { "IPv4" },
             s.received,
             s.bad_ipv4_header,

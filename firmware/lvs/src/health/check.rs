@@ -4,30 +4,50 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::tls::TlsTrust;
+
 /// What to do on the connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Probe {
     /// TCP connect succeeds (then reset, leaving no TIME_WAIT).
     Tcp,
-    /// HTTP/1.0 GET with status and optional body match.
-    Http(HttpProbe),
+    /// HTTP/1.0 GET, over TLS or not, with status and optional body match.
+    Http(Box<HttpProbe>),
     /// SMTP greeting must be `220`.
     Smtp,
     /// Piranha nanny style: optionally send bytes, optionally expect bytes in the reply.
     SendExpect(SendExpect),
 }
 
-/// An HTTP GET check.
+/// An HTTP GET check (HTTPS with `tls`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HttpProbe {
     /// Request path (`/health`).
     pub path: String,
-    /// Host header; `None` sends the target's address.
+    /// Host header, and over TLS the server name (SNI) when it is a DNS name; `None` sends the
+    /// target's address as Host and no SNI.
     pub host: Option<String>,
     /// Accepted status ranges, inclusive; empty means 200..=399.
     pub status: Vec<(u16, u16)>,
-    /// Bytes that must appear in the body, if any.
-    pub body_contains: Option<Vec<u8>>,
+    /// What the body must be, if anything.
+    pub body: Option<BodyCheck>,
+    /// `Some`: HTTPS, trusting the server's certificate as this says.
+    pub tls: Option<TlsTrust>,
+}
+
+/// What an HTTP check asks of the body.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BodyCheck {
+    /// These bytes appear in the first [`MAX_REPLY`](super::reply::MAX_REPLY) bytes of the reply.
+    Contains(Vec<u8>),
+    /// The MD5 of the whole body is `digest` (keepalived `digest`); a body longer than
+    /// `max_body` bytes fails the check. The body is hashed as it arrives, never buffered.
+    Md5 {
+        /// The expected digest.
+        digest: [u8; 16],
+        /// Longest body read.
+        max_body: u64,
+    },
 }
 
 /// A send/expect check.

@@ -1,21 +1,26 @@
 //! Health checking of real servers, in process (no fork, no shell).
 //!
 //! - [`check`]: what a check is (TCP connect, HTTP GET, SMTP banner, send/expect) and its timing.
-//! - [`reply`]: pure, incremental verdicts on reply bytes (fuzzed: `health_reply`).
+//! - [`reply`]: pure, incremental verdicts on reply bytes (fuzzed: `health_reply`); [`digest`]:
+//!   the streamed MD5 of an HTTP body.
 //! - [`schedule`]: sans-IO scheduler: dedupes identical checks, jitters starts, retries,
 //!   applies rise/fall per subscriber; time is injected.
 //! - [`policy`]: health → effective service: quiesce or remove, re-entry delay, sorry server,
 //!   quorum with hysteresis.
-//! - [`probe`] and [`runner`]: the tokio side that performs attempts and drives the scheduler.
+//! - [`probe`] and [`runner`]: the tokio side that performs attempts and drives the scheduler;
+//!   [`tls`]: the rustls client of HTTPS checks and how it trusts a server.
 
 pub mod check;
+pub mod digest;
 pub mod policy;
 pub mod probe;
 pub mod reply;
 pub mod runner;
 pub mod schedule;
+pub mod tls;
 
-pub use check::{CheckKey, CheckSpec, CheckTiming, HttpProbe, Probe, SendExpect};
+pub use check::{BodyCheck, CheckKey, CheckSpec, CheckTiming, HttpProbe, Probe, SendExpect};
 pub use policy::{OnFailure, ServiceHealth, ServicePolicy};
 pub use reply::{FailReason, Progress};
 pub use schedule::{Attempt, HealthEvent, HealthScheduler, SubscriberId};
+pub use tls::{TlsSetupError, TlsTrust, TrustAnchors};

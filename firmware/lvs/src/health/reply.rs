@@ -1,8 +1,11 @@
 //! Incremental verdicts on what a real server sent back. Pure functions over the bytes received
 //! so far: they say pass, fail (with the reason) or need more. Garbage never panics (fuzz
-//! target `health_reply`), and the caller caps how much it buffers (`MAX_REPLY`).
+//! target `health_reply`), and the caller caps how much it buffers (`MAX_REPLY`). [`HttpReply`]
+//! takes an HTTP reply chunk by chunk: the head is buffered (up to `MAX_REPLY`), a body whose MD5
+//! is checked is streamed into the hasher ([`super::digest`]).
 
-use super::check::HttpProbe;
+use super::check::{BodyCheck, HttpProbe};
+use super::digest::{BodyDigest, Hex};
 
 /// The most reply bytes a check buffers before giving up.
 pub const MAX_REPLY: usize = 64 * 1024;
@@ -48,6 +51,23 @@ pub enum FailReason {
     /// The reply exceeded the buffer limit.
     #[error("reply longer than {MAX_REPLY} bytes without a verdict")]
     TooLong,
+    /// The TLS handshake failed (an alert, a protocol error, a peer that does not speak TLS).
+    #[error("TLS handshake failed: {0}")]
+    TlsHandshake(String),
+    /// The server's certificate is not trusted (only when trust anchors are configured).
+    #[error("TLS certificate not trusted: {0}")]
+    Certificate(String),
+    /// The body's MD5 is not the expected one.
+    #[error("body MD5 {got} does not match the expected {expected}")]
+    DigestMismatch {
+        /// The configured digest.
+        expected: Hex,
+        /// The body's.
+        got: Hex,
+    },
+    /// The body is longer than an MD5 check reads.
+    #[error("body longer than {0} bytes, the most an MD5 digest check reads; digest a smaller page or use a `contains` check")]
+    BodyTooLong(u64),
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -83,12 +103,15 @@ pub fn http_status(data: &[u8]) -> Option<Result<u16, FailReason>> {
     Some(Ok(status))
 }
 
-/// Verdict on an HTTP reply received so far. `eof` says the server closed the connection.
-pub fn http_verdict(probe: &HttpProbe, data: &[u8], eof: bool) -> Progress {
+/// The status verdict of an HTTP reply received so far: `None` while it is accepted (or not
+/// complete yet: then `Some(NeedMore)`).
+fn status_verdict(probe: &HttpProbe, data: &[u8], eof: bool) -> Option<Progress> {
     let status = match http_status(data) {
-        None if eof || data.len() >= MAX_REPLY => return Progress::Fail(FailReason::BadStatusLine),
-        None => return Progress::NeedMore,
-        Some(Err(e)) => return Progress::Fail(e),
+        None if eof || data.len() >= MAX_REPLY => {
+            return Some(Progress::Fail(FailReason::BadStatusLine))
+        }
+        None => return Some(Progress::NeedMore),
+        Some(Err(e)) => return Some(Progress::Fail(e)),
         Some(Ok(s)) => s,
     };
     let accepted = if probe.status.is_empty() {
@@ -99,19 +122,58 @@ pub fn http_verdict(probe: &HttpProbe, data: &[u8], eof: bool) -> Progress {
             .iter()
             .any(|&(lo, hi)| (lo..=hi).contains(&status))
     };
-    if !accepted {
-        return Progress::Fail(FailReason::Status(status));
+    (!accepted).then_some(Progress::Fail(FailReason::Status(status)))
+}
+
+/// Where the head ends and the body starts (after the blank line), if it does in `data`.
+fn body_start(data: &[u8]) -> Option<usize> {
+    let crlf = find(data, b"\r\n\r\n").map(|p| p + 4);
+    let lf = find(data, b"\n\n").map(|p| p + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
-    let Some(needle) = &probe.body_contains else {
-        return Progress::Pass;
+}
+
+/// The `Content-Length` of a head, when it gives exactly one readable value.
+fn content_length(head: &[u8]) -> Option<u64> {
+    let mut found = None;
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if !line[..colon].eq_ignore_ascii_case(b"content-length") {
+            continue;
+        }
+        let value = std::str::from_utf8(&line[colon + 1..]).ok()?.trim();
+        let n = value.parse::<u64>().ok()?;
+        if found.is_some_and(|f| f != n) {
+            return None;
+        }
+        found = Some(n);
+    }
+    found
+}
+
+/// Verdict on an HTTP reply received so far. `eof` says the server closed the connection.
+/// A body MD5 is taken over the bytes given (at most `MAX_REPLY` of them); the prober streams
+/// longer bodies through [`HttpReply`].
+pub fn http_verdict(probe: &HttpProbe, data: &[u8], eof: bool) -> Progress {
+    if let Some(progress) = status_verdict(probe, data, eof) {
+        return progress;
+    }
+    let needle = match &probe.body {
+        None => return Progress::Pass,
+        Some(BodyCheck::Contains(needle)) => needle,
+        Some(BodyCheck::Md5 { .. }) => {
+            let mut reply = HttpReply::default();
+            return reply.feed(probe, data.get(..MAX_REPLY).unwrap_or(data), eof);
+        }
     };
-    let body = match find(data, b"\r\n\r\n") {
-        Some(p) => &data[p + 4..],
-        None => match find(data, b"\n\n") {
-            Some(p) => &data[p + 2..],
-            None if eof => return Progress::Fail(FailReason::Closed),
-            None => return too_long_or_more(data),
-        },
+    let body = match body_start(data) {
+        Some(p) => &data[p..],
+        None if eof => return Progress::Fail(FailReason::Closed),
+        None => return too_long_or_more(data),
     };
     if find(body, needle).is_some() {
         Progress::Pass
@@ -119,6 +181,64 @@ pub fn http_verdict(probe: &HttpProbe, data: &[u8], eof: bool) -> Progress {
         Progress::Fail(FailReason::NoMatch)
     } else {
         too_long_or_more(data)
+    }
+}
+
+/// An HTTP reply taken chunk by chunk, for every HTTP probe: the head (and, for a `contains`
+/// check, the body) is buffered up to `MAX_REPLY` and judged by [`http_verdict`]; with an MD5
+/// check, the body after the head goes through a [`BodyDigest`] and is never buffered. The
+/// verdict is the same however the reply is cut into chunks.
+#[derive(Debug, Clone, Default)]
+pub struct HttpReply {
+    head: Vec<u8>,
+    digest: Option<BodyDigest>,
+}
+
+impl HttpReply {
+    /// Takes the next `chunk` (empty at end of stream, with `eof`).
+    pub fn feed(&mut self, probe: &HttpProbe, chunk: &[u8], eof: bool) -> Progress {
+        if let Some(digest) = &mut self.digest {
+            let progress = digest.feed(chunk);
+            return match progress {
+                Progress::NeedMore if eof => digest.finish(),
+                other => other,
+            };
+        }
+        let Some(BodyCheck::Md5 {
+            digest: expected,
+            max_body,
+        }) = &probe.body
+        else {
+            let room = MAX_REPLY.saturating_sub(self.head.len());
+            self.head
+                .extend_from_slice(chunk.get(..room).unwrap_or(chunk));
+            return http_verdict(probe, &self.head, eof);
+        };
+        // The head: at most MAX_REPLY bytes are looked at, whatever the chunks.
+        self.head.extend_from_slice(chunk);
+        let view = self.head.get(..MAX_REPLY).unwrap_or(&self.head);
+        if let Some(progress) = status_verdict(probe, view, eof) {
+            return progress;
+        }
+        let Some(start) = body_start(view) else {
+            return if eof {
+                Progress::Fail(FailReason::Closed)
+            } else {
+                too_long_or_more(view)
+            };
+        };
+        let digest = match BodyDigest::new(*expected, *max_body, content_length(&view[..start])) {
+            Ok(d) => d,
+            Err(reason) => return Progress::Fail(reason),
+        };
+        let digest = self.digest.insert(digest);
+        // What came after the head so far (in this chunk or, cut short, in earlier ones).
+        let progress = digest.feed(self.head.get(start..).unwrap_or_default());
+        self.head = Vec::new();
+        match progress {
+            Progress::NeedMore if eof => digest.finish(),
+            other => other,
+        }
     }
 }
 
@@ -170,7 +290,8 @@ mod tests {
             path: "/".into(),
             host: None,
             status,
-            body_contains: body.map(<[u8]>::to_vec),
+            body: body.map(|b| BodyCheck::Contains(b.to_vec())),
+            tls: None,
         }
     }
 
@@ -224,6 +345,88 @@ mod tests {
         assert_eq!(
             http_verdict(&default, b"HTTP/1.1 404 No\r\n", false),
             Progress::Fail(FailReason::Status(404))
+        );
+    }
+
+    fn md5_probe(body: &[u8], max_body: u64) -> HttpProbe {
+        HttpProbe {
+            body: Some(BodyCheck::Md5 {
+                digest: crate::health::digest::md5(body),
+                max_body,
+            }),
+            ..probe(vec![(200, 299)], None)
+        }
+    }
+
+    /// Feeds `reply` in chunks of `size`, then the end of the stream.
+    fn fed_in_chunks(probe: &HttpProbe, reply: &[u8], size: usize) -> Progress {
+        let mut r = HttpReply::default();
+        for chunk in reply.chunks(size) {
+            let p = r.feed(probe, chunk, false);
+            if p != Progress::NeedMore {
+                return p;
+            }
+        }
+        r.feed(probe, b"", true)
+    }
+
+    #[test]
+    fn md5_bodies_streamed_in_any_chunks() {
+        let p = md5_probe(b"hello, world\n", 1000);
+        let close = b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nhello, world\n";
+        let sized = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nhello, world\ntrailing junk";
+        for size in [1, 2, 7, 40, 4096] {
+            assert_eq!(fed_in_chunks(&p, close, size), Progress::Pass, "{size}");
+            assert_eq!(fed_in_chunks(&p, sized, size), Progress::Pass, "{size}");
+            // A changed body, and a status the check does not accept (before any body).
+            let changed = b"HTTP/1.0 200 OK\r\n\r\nhello, World\n";
+            assert!(matches!(
+                fed_in_chunks(&p, changed, size),
+                Progress::Fail(FailReason::DigestMismatch { .. })
+            ));
+            let error = b"HTTP/1.0 500 Oops\r\n\r\nhello, world\n";
+            assert_eq!(
+                fed_in_chunks(&p, error, size),
+                Progress::Fail(FailReason::Status(500))
+            );
+        }
+        // The buffered verdict agrees.
+        assert_eq!(http_verdict(&p, close, true), Progress::Pass);
+        assert_eq!(http_verdict(&p, close, false), Progress::NeedMore);
+        assert_eq!(http_verdict(&p, sized, false), Progress::Pass);
+    }
+
+    #[test]
+    fn md5_bodies_are_bounded() {
+        let p = md5_probe(b"x", 16);
+        let announced = b"HTTP/1.0 200 OK\r\nContent-length: 17\r\n\r\n";
+        assert_eq!(
+            fed_in_chunks(&p, announced, 5),
+            Progress::Fail(FailReason::BodyTooLong(16))
+        );
+        let mut endless = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+        endless.extend_from_slice(&[b'x'; 17]);
+        assert_eq!(
+            fed_in_chunks(&p, &endless, 3),
+            Progress::Fail(FailReason::BodyTooLong(16))
+        );
+        // A cut-short body (fewer bytes than announced) is not hashed as if complete.
+        let short = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nx";
+        assert_eq!(
+            fed_in_chunks(&p, short, 4),
+            Progress::Fail(FailReason::Closed)
+        );
+        // A head that never ends.
+        let head = vec![b'H'; MAX_REPLY + 10];
+        assert_eq!(
+            fed_in_chunks(&p, &head, 4096),
+            Progress::Fail(FailReason::BadStatusLine)
+        );
+        let mut long_head = b"HTTP/1.0 200 OK\r\n".to_vec();
+        long_head.resize(MAX_REPLY + 10, b'h');
+        assert_eq!(
+            fed_in_chunks(&p, &long_head, 4096),
+            Progress::Fail(FailReason::TooLong)
         );
     }
 

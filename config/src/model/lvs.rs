@@ -476,6 +476,9 @@ fn root_name() -> heapless::String<{ limits::URL_BYTES }> {
 
 /// Bytes as hex digits in the text form, as a byte sequence in the blob.
 mod hex_bytes {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -167,6 +167,7 @@ fn http(tls: bool, body: Option<BodyCheck>) -> Probe {
         status: vec![(200, 299)],
         body,
         tls: tls.then_some(TlsTrust::AnyCertificate),
+        more_urls: Vec::new(),
     }))
 }
 

@@ -2,7 +2,9 @@
 //! real server healthy), its health policy and its health checks, keyed by the stable identity
 //! (service, real server) so a new config compares against the running one slot by slot.
 //! Pure, so the mapping is tested without a kernel; what cannot be honoured (`bindto`) is
-//! reported as a note instead of being silently approximated.
+//! reported as a note instead of being silently approximated. The trust anchors of the
+//! `[[tls_trust]]` sets are parsed once per plan (a set whose PEM does not parse is a note
+//! naming it, and the HTTPS checks that name it fail as not trusted).
 //!
 //! A plan is built per service and shared ([`Arc<ServicePlan>`]): given the previous config and
 //! plan, a service configured exactly as before keeps its plan object, so a live apply skips it
@@ -16,8 +18,8 @@ use std::time::Duration;
 use tandem_config::model::{self, Config};
 
 use crate::health::{
-    BodyCheck, CheckKey, CheckSpec, CheckTiming, HttpProbe, OnFailure, Probe, SendExpect,
-    ServicePolicy, TlsTrust,
+    BodyCheck, CheckKey, CheckSpec, CheckTiming, DnsProbe, HttpProbe, HttpUrl, OnFailure, Probe,
+    SendExpect, ServicePolicy, TlsTrust, TrustAnchors, UdpProbe,
 };
 use crate::{
     Family, Forwarding, Persistence, RealServer, RealServerId, Scheduler, SchedulerFlags,
@@ -178,11 +180,100 @@ fn lossy(text: &str) -> Vec<u8> {
 /// bandwidth of one check against a server that sends without end.
 pub const MAX_DIGEST_BODY: u64 = 8 << 20;
 
+/// What a UDP check sends when the config gives no payload: keepalived's filler (its
+/// `set_buf` over 32 bytes), so a server sees what it saw from keepalived.
+pub const UDP_DEFAULT_PAYLOAD: &[u8; 32] = b"keepalived check - keepalived ch";
+
 /// A configured check's probe and description.
 type Probed = (Probe, Arc<str>);
 
+/// The trust of each `[[tls_trust]]` set by name: its anchors, or why they cannot be used.
+type Trusts = BTreeMap<String, TlsTrust>;
+
+/// Parses every trust set once; a set that does not parse is noted, naming it.
+fn trusts(config: &Config, notes: &mut Vec<String>) -> Trusts {
+    config
+        .tls_trust
+        .iter()
+        .map(|set| {
+            let trust = match TrustAnchors::from_pem(set.pem.as_bytes()) {
+                Ok(anchors) => TlsTrust::Anchors(anchors),
+                Err(error) => {
+                    let why = format!("tls_trust \"{}\": {error}", set.name);
+                    notes.push(format!(
+                        "{why}; the HTTPS checks naming it fail (certificate not trusted) until its pem is fixed"
+                    ));
+                    TlsTrust::Unusable(why)
+                }
+            };
+            (set.name.as_str().to_owned(), trust)
+        })
+        .collect()
+}
+
+/// Whether some check of `vs` verifies certificates against a trust set.
+fn names_a_trust_set(vs: &model::VirtualService) -> bool {
+    let verifies = |check: Option<&model::Check>| {
+        matches!(
+            check.map(|c| &c.kind),
+            Some(model::CheckKind::Http {
+                tls_ca: Some(_),
+                ..
+            })
+        )
+    };
+    verifies(vs.check.as_deref()) || vs.real_servers.iter().any(|rs| verifies(rs.check.as_deref()))
+}
+
+fn url_path(path: &str) -> String {
+    if path.is_empty() {
+        "/".into()
+    } else {
+        path.to_owned()
+    }
+}
+
+/// Status ranges of a URL: keepalived's default is any 2xx.
+fn status_ranges(status: Option<&model::StatusCodes>) -> Vec<(u16, u16)> {
+    match status {
+        Some(codes) => codes.0.iter().map(|r| (r.first, r.last)).collect(),
+        None => vec![(200, 299)],
+    }
+}
+
+fn body_check(body: Option<&model::HttpBody>) -> Option<BodyCheck> {
+    body.map(|body| match body {
+        model::HttpBody::Contains(text) => BodyCheck::Contains(lossy(text)),
+        model::HttpBody::Md5(digest) => BodyCheck::Md5 {
+            digest: *digest,
+            max_body: MAX_DIGEST_BODY,
+        },
+    })
+}
+
+/// `GET /path` and ` md5` when the body's digest is checked, for the status.
+fn url_what(path: &str, body: Option<&BodyCheck>) -> String {
+    let md5 = match body {
+        Some(BodyCheck::Md5 { .. }) => " md5",
+        _ => "",
+    };
+    format!("GET {path}{md5}")
+}
+
+fn record_type_name(record_type: model::DnsRecordType) -> &'static str {
+    match record_type {
+        model::DnsRecordType::A => "A",
+        model::DnsRecordType::Ns => "NS",
+        model::DnsRecordType::Cname => "CNAME",
+        model::DnsRecordType::Soa => "SOA",
+        model::DnsRecordType::Mx => "MX",
+        model::DnsRecordType::Txt => "TXT",
+        model::DnsRecordType::Aaaa => "AAAA",
+    }
+}
+
 /// The probe for a configured check: every kind of check the model holds runs.
-fn probe(kind: &model::CheckKind) -> Probed {
+fn probe(kind: &model::CheckKind, trusts: &Trusts) -> Probed {
     match kind {
         model::CheckKind::Tcp => (Probe::Tcp, "tcp".into()),
         model::CheckKind::Http {
@@ -191,38 +282,49 @@ fn probe(kind: &model::CheckKind) -> Probed {
             body,
             virtual_host,
             tls,
+            more_urls,
+            tls_ca,
         } => {
-            let body = body.as_ref().map(|body| match body {
-                model::HttpBody::Contains(text) => BodyCheck::Contains(lossy(text)),
-                model::HttpBody::Md5(digest) => BodyCheck::Md5 {
-                    digest: *digest,
-                    max_body: MAX_DIGEST_BODY,
-                },
+            let host = virtual_host.as_ref().map(|h| h.as_str().to_owned());
+            let trust = tls.then(|| match tls_ca {
+                None => TlsTrust::AnyCertificate,
+                Some(name) => trusts.get(name.as_str()).cloned().unwrap_or_else(|| {
+                    TlsTrust::Unusable(format!("tls_ca \"{name}\" names no tls_trust set"))
+                }),
             });
+            let more_urls: Vec<HttpUrl> = more_urls
+                .iter()
+                .map(|url| HttpUrl {
+                    path: url_path(&url.path),
+                    host: url
+                        .virtual_host
+                        .as_ref()
+                        .map(|h| h.as_str().to_owned())
+                        .or_else(|| host.clone()),
+                    status: status_ranges(url.status.as_ref()),
+                    body: body_check(url.body.as_ref()),
+                })
+                .collect();
             let probe = HttpProbe {
-                path: if path.is_empty() {
-                    "/".into()
-                } else {
-                    path.as_str().to_owned()
-                },
-                host: virtual_host.as_ref().map(|h| h.as_str().to_owned()),
-                status: match status {
-                    Some(code) => vec![(*code, *code)],
-                    None => vec![(200, 299)],
-                },
-                body,
-                // The model has no CA yet: keepalived's default, no certificate verification.
-                tls: tls.then_some(TlsTrust::AnyCertificate),
+                path: url_path(path),
+                host,
+                status: status_ranges(status.as_ref()),
+                body: body_check(body.as_ref()),
+                tls: trust,
+                more_urls,
             };
-            let what = format!(
-                "{} GET {}{}",
+            let mut what = format!(
+                "{} {}",
                 if *tls { "https" } else { "http" },
-                probe.path,
-                match probe.body {
-                    Some(BodyCheck::Md5 { .. }) => " md5",
-                    _ => "",
-                }
+                url_what(&probe.path, probe.body.as_ref())
             );
+            for url in &probe.more_urls {
+                what.push_str(", ");
+                what.push_str(&url_what(&url.path, url.body.as_ref()));
+            }
+            if let (true, Some(name)) = (*tls, tls_ca) {
+                what.push_str(&format!(" (CA {name})"));
+            }
             (Probe::Http(Box::new(probe)), what.into())
         }
         model::CheckKind::Smtp { .. } => (Probe::Smtp, "smtp".into()),
@@ -233,6 +335,34 @@ fn probe(kind: &model::CheckKind) -> Probed {
             }),
             "send/expect".into(),
         ),
+        model::CheckKind::Ping => (Probe::Ping, "ping".into()),
+        model::CheckKind::Udp {
+            payload,
+            require_reply,
+            expect,
+        } => (
+            Probe::Udp(UdpProbe {
+                payload: if payload.is_empty() {
+                    UDP_DEFAULT_PAYLOAD.to_vec()
+                } else {
+                    payload.to_vec()
+                },
+                require_reply: *require_reply,
+                expect: expect.to_vec(),
+            }),
+            if *require_reply {
+                "udp (reply required)".into()
+            } else {
+                "udp".into()
+            },
+        ),
+        model::CheckKind::Dns { name, record_type } => (
+            Probe::Dns(DnsProbe {
+                name: name.as_str().to_owned(),
+                record_type: record_type.code(),
+            }),
+            format!("dns {} {name}", record_type_name(*record_type)).into(),
+        ),
     }
 }
 
@@ -240,6 +370,7 @@ fn probe(kind: &model::CheckKind) -> Probed {
 /// the service's check, probed once for all the servers that use it.
 fn planned_check(
     vs: &model::VirtualService,
+    trusts: &Trusts,
     service_probe: Option<&Probed>,
     rs: &model::RealServer,
     server: RealServerId,
@@ -247,7 +378,8 @@ fn planned_check(
 ) -> Option<PlannedCheck> {
     let check = rs.effective_check(vs)?;
     let target_port = check.connect_port.unwrap_or(server.port);
-    if target_port == 0 {
+    // An ICMP echo has no port.
+    if target_port == 0 && check.kind != model::CheckKind::Ping {
         notes.push(format!(
             "{} {server}: check has no port; set `connect_port` (not checked)",
             vs.label()
@@ -262,7 +394,7 @@ fn planned_check(
     }
     let (probe, what) = match (&rs.check, service_probe) {
         (None, Some(probed)) => probed.clone(),
-        _ => probe(&check.kind),
+        _ => probe(&check.kind, trusts),
     };
     let key = CheckKey {
         probe,
@@ -284,11 +416,11 @@ fn planned_check(
 }
 
 /// The plan of one configured service with id `id`.
-fn plan_service(vs: &model::VirtualService, id: ServiceId) -> ServicePlan {
+fn plan_service(vs: &model::VirtualService, id: ServiceId, trusts: &Trusts) -> ServicePlan {
     let mut notes = Vec::new();
     let mut service = VirtualService::new(settings(vs, id.family()));
     let mut checks = BTreeMap::new();
-    let service_probe = vs.check.as_ref().map(|check| probe(&check.kind));
+    let service_probe = vs.check.as_ref().map(|check| probe(&check.kind, trusts));
     for rs in vs.real_servers.iter().filter(|rs| rs.active) {
         let server = RealServerId {
             addr: rs.address,
@@ -309,7 +441,7 @@ fn plan_service(vs: &model::VirtualService, id: ServiceId) -> ServicePlan {
                 vs.label()
             ));
         }
-        match planned_check(vs, service_probe.as_ref(), rs, server, &mut notes) {
+        match planned_check(vs, trusts, service_probe.as_ref(), rs, server, &mut notes) {
             Some(check) => {
                 checks.insert(server, check);
             }
@@ -353,9 +485,12 @@ pub fn from_config(config: &Config) -> Plan {
 }
 
 /// Builds the director plan of `config`, keeping the plan object of every service configured
-/// exactly as in `previous` (the config the previous plan was built from, and that plan).
+/// exactly as in `previous` (the config the previous plan was built from, and that plan) and,
+/// when it verifies certificates, with the same trust sets.
 pub fn from_config_reusing(config: &Config, previous: Option<(&Config, &Plan)>) -> Plan {
     let mut plan = Plan::default();
+    let trusts = trusts(config, &mut plan.notes);
+    let trust_changed = previous.is_some_and(|(old, _)| old.tls_trust != config.tls_trust);
     for (source, vs) in config.virtual_services.iter().enumerate() {
         if !vs.active {
             continue;
@@ -375,10 +510,11 @@ pub fn from_config_reusing(config: &Config, previous: Option<(&Config, &Plan)>) 
         }
         let reused = previous.and_then(|(config, plan)| {
             let before = plan.services.get(&id)?;
-            (config.virtual_services.get(before.source) == Some(vs))
-                .then(|| Arc::clone(&before.plan))
+            (config.virtual_services.get(before.source) == Some(vs)
+                && !(trust_changed && names_a_trust_set(vs)))
+            .then(|| Arc::clone(&before.plan))
         });
-        let service = reused.unwrap_or_else(|| Arc::new(plan_service(vs, id)));
+        let service = reused.unwrap_or_else(|| Arc::new(plan_service(vs, id, &trusts)));
         plan.notes.extend(service.notes.iter().cloned());
         let scheduler = service.service.settings.scheduler.name();
         if !plan
@@ -604,6 +740,186 @@ address = "198.51.100.12"
             second,
             from_config(&changed),
             "same plan as built from scratch"
+        );
+    }
+
+    fn only_check(plan: &Plan) -> &PlannedCheck {
+        assert_eq!(plan.check_count(), 1, "{plan:?}");
+        plan.services
+            .values()
+            .next()
+            .unwrap()
+            .plan
+            .checks
+            .values()
+            .next()
+            .unwrap()
+    }
+
+    fn one_service(check: &str, extra: &str) -> Config {
+        let text = format!(
+            r#"{extra}
+[[virtual_services]]
+address = "192.0.2.10"
+port = 53
+protocol = "udp"
+check = {check}
+
+[[virtual_services.real_servers]]
+address = "198.51.100.11"
+"#
+        );
+        tandem_config::text::from_toml(&text).unwrap()
+    }
+
+    #[test]
+    fn ping_udp_and_dns_checks_are_planned() {
+        let plan = from_config(&one_service(r#"{ kind = "ping" }"#, ""));
+        let check = only_check(&plan);
+        assert_eq!(check.spec.key.probe, Probe::Ping);
+        assert_eq!(&*check.what, "ping");
+        assert_eq!(
+            check.spec.key.target.ip(),
+            "198.51.100.11".parse::<IpAddr>().unwrap()
+        );
+
+        // A ping has no port: a fwmark service's port-0 server is checked all the same.
+        let text = r#"
+[[virtual_services]]
+fwmark = 3
+check = { kind = "ping" }
+
+[[virtual_services.real_servers]]
+address = "198.51.100.11"
+port = 0
+"#;
+        let plan = from_config(&tandem_config::text::from_toml(text).unwrap());
+        assert_eq!(plan.check_count(), 1, "{:?}", plan.notes);
+        assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+
+        let plan = from_config(&one_service(
+            r#"{ kind = { udp = { payload = "0102", require_reply = true, expect = "41" } } }"#,
+            "",
+        ));
+        let check = only_check(&plan);
+        assert_eq!(
+            check.spec.key.probe,
+            Probe::Udp(UdpProbe {
+                payload: vec![1, 2],
+                require_reply: true,
+                expect: b"A".to_vec()
+            })
+        );
+        assert_eq!(&*check.what, "udp (reply required)");
+        // No payload: keepalived's filler.
+        let plan = from_config(&one_service(r#"{ kind = { udp = {} } }"#, ""));
+        let Probe::Udp(udp) = &only_check(&plan).spec.key.probe else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(udp.payload, UDP_DEFAULT_PAYLOAD);
+        assert!(!udp.require_reply);
+
+        let plan = from_config(&one_service(
+            r#"{ kind = { dns = { name = "example.com", record_type = "A" } } }"#,
+            "",
+        ));
+        let check = only_check(&plan);
+        assert_eq!(
+            check.spec.key.probe,
+            Probe::Dns(DnsProbe {
+                name: "example.com".into(),
+                record_type: 1
+            })
+        );
+        assert_eq!(&*check.what, "dns A example.com");
+        let plan = from_config(&one_service(r#"{ kind = { dns = {} } }"#, ""));
+        assert_eq!(&*only_check(&plan).what, "dns SOA .", "keepalived's default");
+    }
+
+    #[test]
+    fn status_ranges_and_every_url_are_planned() {
+        let plan = from_config(&one_service(
+            r#"{ kind = { http = { path = "/a", status = "200-299 503", virtual_host = "www.example", more_urls = [{ path = "/b", status = 204 }, { path = "/c", virtual_host = "c.example", body = { contains = "ok" } }] } } }"#,
+            "",
+        ));
+        let check = only_check(&plan);
+        let Probe::Http(http) = &check.spec.key.probe else {
+            panic!("{check:?}");
+        };
+        assert_eq!(http.status, [(200, 299), (503, 503)]);
+        assert_eq!(
+            http.more_urls,
+            [
+                HttpUrl {
+                    path: "/b".into(),
+                    host: Some("www.example".into()),
+                    status: vec![(204, 204)],
+                    body: None,
+                },
+                HttpUrl {
+                    path: "/c".into(),
+                    host: Some("c.example".into()),
+                    status: vec![(200, 299)],
+                    body: Some(BodyCheck::Contains(b"ok".to_vec())),
+                },
+            ]
+        );
+        assert_eq!(&*check.what, "http GET /a, GET /b, GET /c");
+    }
+
+    fn ca_pem() -> String {
+        let made = rcgen::generate_simple_self_signed(vec!["ca.example".to_owned()]).unwrap();
+        made.cert.pem()
+    }
+
+    fn trust_set(name: &str, pem: &str) -> String {
+        format!("[[tls_trust]]\nname = \"{name}\"\npem = '''\n{pem}'''\n")
+    }
+
+    #[test]
+    fn tls_ca_verifies_against_the_named_set_built_once() {
+        let check = r#"{ kind = { http = { path = "/", tls = true, tls_ca = "corp" } } }"#;
+        let config = one_service(check, &trust_set("corp", &ca_pem()));
+        let plan = from_config(&config);
+        assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+        let planned = only_check(&plan);
+        let Probe::Http(http) = &planned.spec.key.probe else {
+            panic!("{planned:?}");
+        };
+        let Some(TlsTrust::Anchors(anchors)) = &http.tls else {
+            panic!("{http:?}");
+        };
+        assert_eq!(anchors.len(), 1);
+        assert_eq!(&*planned.what, "https GET / (CA corp)");
+
+        // The same config again reuses the service's plan; a changed set re-plans it.
+        let first = &plan.services.values().next().unwrap().plan;
+        let again = from_config_reusing(&config, Some((&config, &plan)));
+        assert!(Arc::ptr_eq(first, &again.services.values().next().unwrap().plan));
+        let renewed = one_service(check, &trust_set("corp", &ca_pem()));
+        let replanned = from_config_reusing(&renewed, Some((&config, &plan)));
+        assert!(!Arc::ptr_eq(first, &replanned.services.values().next().unwrap().plan));
+        assert_ne!(only_check(&replanned).spec, planned.spec, "the new CA is used");
+    }
+
+    #[test]
+    fn a_trust_set_that_does_not_parse_is_a_note_and_its_checks_fail() {
+        let broken = "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n";
+        let config = one_service(
+            r#"{ kind = { http = { path = "/", tls = true, tls_ca = "corp" } } }"#,
+            &trust_set("corp", broken),
+        );
+        let plan = from_config(&config);
+        assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+        assert!(plan.notes[0].starts_with("tls_trust \"corp\": "), "{:?}", plan.notes);
+        assert!(plan.notes[0].contains("fail"), "{:?}", plan.notes);
+        let planned = only_check(&plan);
+        let Probe::Http(http) = &planned.spec.key.probe else {
+            panic!("{planned:?}");
+        };
+        assert!(
+            matches!(&http.tls, Some(TlsTrust::Unusable(why)) if why.starts_with("tls_trust \"corp\"")),
+            "{http:?}"
         );
     }
 }

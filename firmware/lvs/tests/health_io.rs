@@ -49,6 +49,7 @@ fn http(status: Vec<(u16, u16)>, body: Option<&[u8]>) -> Probe {
         status,
         body: body.map(|b| BodyCheck::Contains(b.to_vec())),
         tls: None,
+        more_urls: Vec::new(),
     }))
 }
 

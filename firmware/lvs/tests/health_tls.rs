@@ -121,6 +121,7 @@ fn https(host: Option<&str>, body: Option<BodyCheck>, trust: TlsTrust) -> Probe 
         status: vec![(200, 299)],
         body,
         tls: Some(trust),
+        more_urls: Vec::new(),
     }))
 }
 

@@ -25,6 +25,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         status: vec![(200, 299), (301, 302)],
         body: Some(BodyCheck::Contains(b"OK".to_vec())),
         tls: None,
+        more_urls: Vec::new(),
     };
     let _ = http_status(data);
     for eof in [false, true] {

@@ -1,5 +1,7 @@
 //! Check definitions as plain data. [`CheckKey`] is the identity used for deduplication: two
 //! real servers (in different services) with the same probe, target and timeout share one check.
+//! TCP-based probes (TCP, HTTP(S), SMTP, send/expect) connect to the target; the datagram probes
+//! (ICMP echo, UDP, DNS over UDP) send one request and judge what comes back.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,6 +19,13 @@ pub enum Probe {
     Smtp,
     /// Piranha nanny style: optionally send bytes, optionally expect bytes in the reply.
     SendExpect(SendExpect),
+    /// ICMP (IPv4) or ICMPv6 echo is answered (keepalived `PING_CHECK`); the target's port is
+    /// not used.
+    Ping,
+    /// A UDP datagram to the port (keepalived `UDP_CHECK`).
+    Udp(UdpProbe),
+    /// A DNS query over UDP to the port (keepalived `DNS_CHECK`).
+    Dns(DnsProbe),
 }
 
 /// An HTTP GET check (HTTPS with `tls`).
@@ -31,8 +40,75 @@ pub struct HttpProbe {
     pub status: Vec<(u16, u16)>,
     /// What the body must be, if anything.
     pub body: Option<BodyCheck>,
-    /// `Some`: HTTPS, trusting the server's certificate as this says.
+    /// `Some`: HTTPS, trusting the server's certificate as this says (for every URL).
     pub tls: Option<TlsTrust>,
+    /// Further URLs, each fetched on a connection of its own after the first URL passed; the
+    /// check passes when every URL passes (keepalived checks every `url` block).
+    pub more_urls: Vec<HttpUrl>,
+}
+
+/// A further URL of an HTTP check, with what it must answer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HttpUrl {
+    /// Request path.
+    pub path: String,
+    /// Host header and TLS server name, as [`HttpProbe::host`] (already the check's when the
+    /// URL names none).
+    pub host: Option<String>,
+    /// Accepted status ranges, inclusive; empty means 200..=399.
+    pub status: Vec<(u16, u16)>,
+    /// What the body must be, if anything.
+    pub body: Option<BodyCheck>,
+}
+
+/// What an HTTP reply must be: the status codes and the body of one URL. The verdicts of
+/// [`super::reply`] take any URL of a check through this.
+pub trait HttpExpect {
+    /// Accepted status ranges, inclusive; empty means 200..=399.
+    fn status(&self) -> &[(u16, u16)];
+    /// What the body must be, if anything.
+    fn body(&self) -> Option<&BodyCheck>;
+}
+
+impl HttpExpect for HttpProbe {
+    fn status(&self) -> &[(u16, u16)] {
+        &self.status
+    }
+    fn body(&self) -> Option<&BodyCheck> {
+        self.body.as_ref()
+    }
+}
+
+impl HttpExpect for HttpUrl {
+    fn status(&self) -> &[(u16, u16)] {
+        &self.status
+    }
+    fn body(&self) -> Option<&BodyCheck> {
+        self.body.as_ref()
+    }
+}
+
+/// A UDP check (keepalived `UDP_CHECK`): `payload` is sent on a connected socket; an ICMP
+/// unreachable (the socket's `ECONNREFUSED` / `EHOSTUNREACH`) is down. With `require_reply`,
+/// a reply starting with `expect` must come within the timeout; without, any reply or silence
+/// until the timeout is up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UdpProbe {
+    /// The datagram (keepalived's 32-byte filler when the config gives none).
+    pub payload: Vec<u8>,
+    /// A reply must come.
+    pub require_reply: bool,
+    /// What the reply must start with (empty: any reply).
+    pub expect: Vec<u8>,
+}
+
+/// A DNS check (keepalived `DNS_CHECK`): a query for `name` / `record_type`, class IN, RD set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DnsProbe {
+    /// The name asked for ("." is the root).
+    pub name: String,
+    /// The record type's code (6: SOA, keepalived's default).
+    pub record_type: u16,
 }
 
 /// What an HTTP check asks of the body.

@@ -2,10 +2,15 @@
 //! so far: they say pass, fail (with the reason) or need more. Garbage never panics (fuzz
 //! target `health_reply`), and the caller caps how much it buffers (`MAX_REPLY`). [`HttpReply`]
 //! takes an HTTP reply chunk by chunk: the head is buffered (up to `MAX_REPLY`), a body whose MD5
-//! is checked is streamed into the hasher ([`super::digest`]).
+//! is checked is streamed into the hasher ([`super::digest`]). [`udp_verdict`] judges a UDP
+//! check's reply (or silence); the ICMP echo and DNS verdicts live in [`super::icmp`] and
+//! [`super::dns`].
 
-use super::check::{BodyCheck, HttpProbe};
+use std::fmt;
+
+use super::check::{BodyCheck, HttpExpect, UdpProbe};
 use super::digest::{BodyDigest, Hex};
+use super::dns::rcode_name;
 
 /// The most reply bytes a check buffers before giving up.
 pub const MAX_REPLY: usize = 64 * 1024;
@@ -68,6 +73,93 @@ pub enum FailReason {
     /// The body is longer than an MD5 check reads.
     #[error("body longer than {0} bytes, the most an MD5 digest check reads; digest a smaller page or use a `contains` check")]
     BodyTooLong(u64),
+    /// One URL of a check with several URLs failed (the check is down at the first that fails).
+    #[error("GET {path}: {reason}")]
+    Url {
+        /// The URL's path.
+        path: String,
+        /// Why it failed.
+        reason: Box<FailReason>,
+    },
+    /// An ICMP error came back for what the check sent (port, host or network unreachable),
+    /// seen as the socket's error.
+    #[error("{0}")]
+    Unreachable(String),
+    /// No reply within the check's timeout where one is needed (`what` names the reply).
+    #[error("no {0} within the timeout")]
+    NoReply(&'static str),
+    /// A UDP reply that does not start with the expected bytes.
+    #[error("UDP reply {got} does not start with the expected {expected}")]
+    UdpReply {
+        /// What the check expects the reply to start with.
+        expected: Shown,
+        /// The start of what came.
+        got: Shown,
+    },
+    /// The DNS server answered with an error RCODE.
+    #[error("DNS reply {} (RCODE {})", rcode_name(*.0), .0)]
+    DnsRcode(u8),
+    /// The DNS server answered NOERROR without an answer record.
+    #[error("DNS reply NOERROR without answers: the server has no such record for the name asked")]
+    DnsNoAnswer,
+}
+
+/// Bytes shown to the operator: as text in quotes when they are printable ASCII, else as hex;
+/// at most [`Shown::MAX`] of them (then `...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    /// The bytes kept.
+    pub bytes: Vec<u8>,
+    /// Whether there were more.
+    pub cut: bool,
+}
+
+impl Shown {
+    /// The most bytes kept.
+    pub const MAX: usize = 32;
+
+    /// The first [`Shown::MAX`] bytes of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Shown {
+            bytes: bytes.get(..Self::MAX).unwrap_or(bytes).to_vec(),
+            cut: bytes.len() > Self::MAX,
+        }
+    }
+}
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = &self.bytes[..];
+        if bytes.is_empty() {
+            f.write_str("(empty)")?;
+        } else if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+            write!(f, "\"{}\"", String::from_utf8_lossy(bytes))?;
+        } else {
+            f.write_str("0x")?;
+            bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))?;
+        }
+        if self.cut {
+            f.write_str("...")?;
+        }
+        Ok(())
+    }
+}
+
+/// Verdict on a UDP check's reply: `None` is silence until the timeout (up unless a reply is
+/// required, as keepalived's `UDP_CHECK`); a reply must start with `expect` when a reply is
+/// required (any reply is up otherwise).
+pub fn udp_verdict(probe: &UdpProbe, reply: Option<&[u8]>) -> Result<(), FailReason> {
+    match reply {
+        None if probe.require_reply => Err(FailReason::NoReply("UDP reply")),
+        None => Ok(()),
+        Some(data) if probe.require_reply && !data.starts_with(&probe.expect) => {
+            Err(FailReason::UdpReply {
+                expected: Shown::of(&probe.expect),
+                got: Shown::of(data),
+            })
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -105,7 +197,7 @@ pub fn http_status(data: &[u8]) -> Option<Result<u16, FailReason>> {
 
 /// The status verdict of an HTTP reply received so far: `None` while it is accepted (or not
 /// complete yet: then `Some(NeedMore)`).
-fn status_verdict(probe: &HttpProbe, data: &[u8], eof: bool) -> Option<Progress> {
+fn status_verdict<E: HttpExpect + ?Sized>(probe: &E, data: &[u8], eof: bool) -> Option<Progress> {
     let status = match http_status(data) {
         None if eof || data.len() >= MAX_REPLY => {
             return Some(Progress::Fail(FailReason::BadStatusLine))
@@ -114,11 +206,11 @@ fn status_verdict(probe: &HttpProbe, data: &[u8], eof: bool) -> Option<Progress>
         Some(Err(e)) => return Some(Progress::Fail(e)),
         Some(Ok(s)) => s,
     };
-    let accepted = if probe.status.is_empty() {
+    let accepted = if probe.status().is_empty() {
         (200..=399).contains(&status)
     } else {
         probe
-            .status
+            .status()
             .iter()
             .any(|&(lo, hi)| (lo..=hi).contains(&status))
     };
@@ -158,11 +250,11 @@ fn content_length(head: &[u8]) -> Option<u64> {
 /// Verdict on an HTTP reply received so far. `eof` says the server closed the connection.
 /// A body MD5 is taken over the bytes given (at most `MAX_REPLY` of them); the prober streams
 /// longer bodies through [`HttpReply`].
-pub fn http_verdict(probe: &HttpProbe, data: &[u8], eof: bool) -> Progress {
+pub fn http_verdict<E: HttpExpect + ?Sized>(probe: &E, data: &[u8], eof: bool) -> Progress {
     if let Some(progress) = status_verdict(probe, data, eof) {
         return progress;
     }
-    let needle = match &probe.body {
+    let needle = match probe.body() {
         None => return Progress::Pass,
         Some(BodyCheck::Contains(needle)) => needle,
         Some(BodyCheck::Md5 { .. }) => {
@@ -196,7 +288,7 @@ pub struct HttpReply {
 
 impl HttpReply {
     /// Takes the next `chunk` (empty at end of stream, with `eof`).
-    pub fn feed(&mut self, probe: &HttpProbe, chunk: &[u8], eof: bool) -> Progress {
+    pub fn feed<E: HttpExpect + ?Sized>(&mut self, probe: &E, chunk: &[u8], eof: bool) -> Progress {
         if let Some(digest) = &mut self.digest {
             let progress = digest.feed(chunk);
             return match progress {
@@ -207,7 +299,7 @@ impl HttpReply {
         let Some(BodyCheck::Md5 {
             digest: expected,
             max_body,
-        }) = &probe.body
+        }) = probe.body()
         else {
             let room = MAX_REPLY.saturating_sub(self.head.len());
             self.head
@@ -284,6 +376,7 @@ pub fn expect_verdict(expect: &[u8], data: &[u8], eof: bool) -> Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::check::HttpProbe;
 
     fn probe(status: Vec<(u16, u16)>, body: Option<&[u8]>) -> HttpProbe {
         HttpProbe {
@@ -292,6 +385,7 @@ mod tests {
             status,
             body: body.map(|b| BodyCheck::Contains(b.to_vec())),
             tls: None,
+            more_urls: Vec::new(),
         }
     }
 
@@ -472,5 +566,48 @@ mod tests {
             expect_verdict(b"y", &big, false),
             Progress::Fail(FailReason::TooLong)
         );
+    }
+
+    fn udp(require_reply: bool, expect: &[u8]) -> UdpProbe {
+        UdpProbe {
+            payload: b"ping".to_vec(),
+            require_reply,
+            expect: expect.to_vec(),
+        }
+    }
+
+    #[test]
+    fn udp_replies_and_silence_as_keepalived() {
+        // Without require_reply: silence until the timeout and any reply are up.
+        assert_eq!(udp_verdict(&udp(false, b""), None), Ok(()));
+        assert_eq!(udp_verdict(&udp(false, b""), Some(b"whatever")), Ok(()));
+        // With it: silence is down; a reply must start with expect (empty: any reply).
+        assert_eq!(
+            udp_verdict(&udp(true, b""), None),
+            Err(FailReason::NoReply("UDP reply"))
+        );
+        assert_eq!(
+            FailReason::NoReply("UDP reply").to_string(),
+            "no UDP reply within the timeout"
+        );
+        assert_eq!(udp_verdict(&udp(true, b""), Some(b"")), Ok(()));
+        assert_eq!(udp_verdict(&udp(true, b"PONG"), Some(b"PONG 1")), Ok(()));
+        let wrong = udp_verdict(&udp(true, b"PONG"), Some(b"PANG")).unwrap_err();
+        assert_eq!(
+            wrong.to_string(),
+            "UDP reply \"PANG\" does not start with the expected \"PONG\""
+        );
+        // A reply shorter than expect is not a match (keepalived compares only the shorter).
+        assert!(udp_verdict(&udp(true, b"PONG"), Some(b"PO")).is_err());
+        // Binary bytes as hex, long ones cut.
+        let binary = udp_verdict(&udp(true, &[0xde, 0xad]), Some(&[0u8; 40])).unwrap_err();
+        assert_eq!(
+            binary.to_string(),
+            format!(
+                "UDP reply 0x{}... does not start with the expected 0xdead",
+                "00".repeat(32)
+            )
+        );
+        assert_eq!(Shown::of(b"").to_string(), "(empty)");
     }
 }

@@ -37,6 +37,9 @@ pub enum TlsTrust {
     AnyCertificate,
     /// The chain must lead to one of these anchors and name the server.
     Anchors(TrustAnchors),
+    /// Anchors were asked for but cannot be used (this says why, naming the trust set): every
+    /// handshake fails as not trusted, so a server is never taken as verified when it was not.
+    Unusable(String),
 }
 
 /// Trust anchors (CA certificates) for [`TlsTrust::Anchors`]. Compared, hashed and ordered by
@@ -206,6 +209,7 @@ fn build_config(trust: &TlsTrust) -> Result<Arc<ClientConfig>, String> {
         TlsTrust::Anchors(anchors) => builder
             .with_root_certificates(roots(&anchors.inner.der).map_err(|e| e.to_string())?)
             .with_no_client_auth(),
+        TlsTrust::Unusable(why) => return Err(why.clone()),
     };
     config.resumption = Resumption::disabled();
     Ok(Arc::new(config))
@@ -217,6 +221,7 @@ fn client_config(trust: &TlsTrust) -> Result<Arc<ClientConfig>, FailReason> {
     let cell = match trust {
         TlsTrust::AnyCertificate => &ANY,
         TlsTrust::Anchors(anchors) => &anchors.inner.config,
+        TlsTrust::Unusable(why) => return Err(FailReason::Certificate(why.clone())),
     };
     cell.get_or_init(|| build_config(trust))
         .clone()

@@ -915,6 +915,12 @@ fn check_vrrp(config: &Config, ctx: &Context<'_>, report: &mut Report) {
 /// it (`vrrp.{vrid}`, else `vrrp6.{vrid}` / `vrrp1.{vrid}` / ..., skipping names configured
 /// here), so only configured names can clash.
 fn check_vmac(instance: &VrrpInstance, ctx: &Context<'_>, path: &str, report: &mut Report) {
+    if instance.vmac_xmit_base && !instance.use_vmac {
+        report.warn(
+            path,
+            "vmac_xmit_base is set but use_vmac is off, so adverts leave from the interface anyway; set use_vmac = true or remove vmac_xmit_base",
+        );
+    }
     if let Some(name) = &instance.vmac_interface {
         if !instance.use_vmac {
             report.warn(

@@ -510,6 +510,7 @@ fn director_managed() -> Config {
         interface = "eth3"
         use_vmac = true
         vmac_interface = "vrrp.lan"
+        vmac_xmit_base = true
         vips = [{ address = "10.0.3.100", prefix = 24 }]
 
         [[tls_trust]]

@@ -6,8 +6,8 @@
 //! four fields to [`Bond`] (`primary_reselect`, `fail_over_mac`, `ad_select`, `mtu`), which an
 //! older payload's bonds decode as the kernel's defaults, and one to [`ClusterIpGroup`]
 //! (`unicast_flood_mac`: absent, multicast mode). Format 5 appended two fields to
-//! [`Management`] (`syslog`, `time_servers`: none) and two to [`VrrpInstance`] (`use_vmac`:
-//! off, `vmac_interface`: None), one to [`Config`] (`tls_trust`: none), and changed the
+//! [`Management`] (`syslog`, `time_servers`: none) and three to [`VrrpInstance`] (`use_vmac`:
+//! off, `vmac_interface`: None, `vmac_xmit_base`: off), one to [`Config`] (`tls_trust`: none), and changed the
 //! health check's kind: an HTTP check's `status` became a set of ranges and it gained
 //! `more_urls` and `tls_ca`; `Ping`, `Udp` and `Dns` were appended. The checks of an older
 //! payload decode through [`v4::CheckKind`], the old kind, into today's (the seeds below walk
@@ -34,7 +34,7 @@ const PAIR_FORMAT: u16 = 3;
 /// `ClusterIpGroup::unicast_flood_mac`.
 const BOND_OPTIONS_FORMAT: u16 = 4;
 /// The first format with `Management::{syslog, time_servers}` and
-/// `VrrpInstance::{use_vmac, vmac_interface}`.
+/// `VrrpInstance::{use_vmac, vmac_interface, vmac_xmit_base}`.
 const MANAGEMENT_FORMAT: u16 = 5;
 
 /// Decodes a [`Config`] as format `version` lays it out.
@@ -272,8 +272,8 @@ struct VrrpInstanceIn(u16);
 impl<'de> DeserializeSeed<'de> for VrrpInstanceIn {
     type Value = VrrpInstance;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<VrrpInstance, D::Error> {
-        const FIELDS: [&str; 19] = [""; 19];
-        let count = if self.0 >= MANAGEMENT_FORMAT { 19 } else { 17 };
+        const FIELDS: [&str; 20] = [""; 20];
+        let count = if self.0 >= MANAGEMENT_FORMAT { 20 } else { 17 };
         deserializer.deserialize_struct("VrrpInstance", &FIELDS[..count], self)
     }
 }
@@ -309,6 +309,7 @@ impl<'de> Visitor<'de> for VrrpInstanceIn {
         if self.0 >= MANAGEMENT_FORMAT {
             instance.use_vmac = next(&mut seq)?;
             instance.vmac_interface = next(&mut seq)?;
+            instance.vmac_xmit_base = next(&mut seq)?;
         }
         Ok(instance)
     }
@@ -757,19 +758,19 @@ mod tests {
             ..Config::default()
         };
         config.management.metrics = Some("192.0.2.1:9100".parse().unwrap());
-        // Format 4: each instance without its last two fields (false, None: bytes 0, 0) and
+        // Format 4: each instance without its last three fields (false, None, false: 0, 0, 0) and
         // the management settings without theirs (two empty lists: 0, 0).
         let current = postcard::to_allocvec(&config).unwrap();
         let mut old = current.clone();
         for name in ["db", "web"] {
             let one =
                 postcard::to_allocvec(&instance(name, if name == "db" { 52 } else { 51 })).unwrap();
-            assert_eq!(one[one.len() - 2..], [0, 0]);
+            assert_eq!(one[one.len() - 3..], [0, 0, 0]);
             let at = old
                 .windows(one.len())
                 .position(|window| window == one.as_slice())
                 .unwrap();
-            old.drain(at + one.len() - 2..at + one.len());
+            old.drain(at + one.len() - 3..at + one.len());
         }
         let management = postcard::to_allocvec(&config.management).unwrap();
         let at = old
@@ -778,7 +779,7 @@ mod tests {
             .unwrap();
         old.drain(at + management.len() - 2..at + management.len());
         assert_eq!(old.pop(), Some(0), "no trust sets");
-        assert_eq!(old.len(), current.len() - 7);
+        assert_eq!(old.len(), current.len() - 9);
         assert_eq!(decode(4, &old), config);
 
         config.management.syslog = BoundedVec::from_vec(vec![SyslogTarget {
@@ -791,6 +792,7 @@ mod tests {
             BoundedVec::from_vec(vec!["192.0.2.123".parse().unwrap()]).unwrap();
         config.vrrp.as_mut_slice()[1].use_vmac = true;
         config.vrrp.as_mut_slice()[1].vmac_interface = Some("vrrp.52".try_into().unwrap());
+        config.vrrp.as_mut_slice()[1].vmac_xmit_base = true;
         let payload = postcard::to_allocvec(&config).unwrap();
         assert_eq!(decode(5, &payload), config);
         // Facilities travel as their RFC 5424 code.

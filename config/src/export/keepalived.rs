@@ -186,6 +186,9 @@ fn vrrp_instance(instance: &VrrpInstance, out: &mut String) {
                 let _ = writeln!(out, "    use_vmac");
             }
         }
+        if instance.vmac_xmit_base {
+            let _ = writeln!(out, "    vmac_xmit_base");
+        }
     }
     let _ = writeln!(out, "    virtual_router_id {}", instance.vrid);
     let _ = writeln!(out, "    priority {}", instance.priority);

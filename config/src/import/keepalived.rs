@@ -1465,7 +1465,7 @@ fn vrrp_instance(
                     }
                 }
             }
-            "vmac_xmit_base" => notes.not_carried(line, "vmac_xmit_base", "adverts leave from the macvlan with the virtual MAC (keepalived's default for use_vmac), not from the base interface"),
+            "vmac_xmit_base" => instance.vmac_xmit_base = true,
             "use_vmac_addr" => notes.not_carried(line, "use_vmac_addr", "the macvlan holds the virtual MAC; the base interface keeps its own"),
             "virtual_routes" | "virtual_rules" => notes.not_carried(line, child.keyword(), "routes and routing rules are not part of Tandem's config model"),
             other if other.starts_with("notify") => notes.not_carried(line, other, format!("{NO_SHELL}; state changes are sent by e-mail ([notify]) and on the metrics endpoint")),

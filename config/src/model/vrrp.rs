@@ -128,6 +128,10 @@ pub struct VrrpInstance {
     /// instance or interface has it, then `vrrp6.{vrid}` (IPv6 only), `vrrp1.{vrid}`,
     /// `vrrp2.{vrid}`, ... (`tandem_vrrp::plan::vmac_names`). Format 5.
     pub vmac_interface: Option<IfName>,
+    /// With `use_vmac`: send and hear adverts on `interface` itself (its own MAC) while the
+    /// addresses and gratuitous ARPs stay on the macvlan (keepalived `vmac_xmit_base`). Both
+    /// routers of a VRID must agree. Format 5.
+    pub vmac_xmit_base: bool,
 }
 
 impl Default for VrrpInstance {
@@ -152,6 +156,7 @@ impl Default for VrrpInstance {
             garp: Garp::default(),
             use_vmac: false,
             vmac_interface: None,
+            vmac_xmit_base: false,
         }
     }
 }

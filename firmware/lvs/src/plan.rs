@@ -222,7 +222,11 @@ fn names_a_trust_set(vs: &model::VirtualService) -> bool {
             })
         )
     };
-    verifies(vs.check.as_deref()) || vs.real_servers.iter().any(|rs| verifies(rs.check.as_deref()))
+    verifies(vs.check.as_deref())
+        || vs
+            .real_servers
+            .iter()
+            .any(|rs| verifies(rs.check.as_deref()))
 }
 
 fn url_path(path: &str) -> String {
@@ -833,7 +837,11 @@ port = 0
         );
         assert_eq!(&*check.what, "dns A example.com");
         let plan = from_config(&one_service(r#"{ kind = { dns = {} } }"#, ""));
-        assert_eq!(&*only_check(&plan).what, "dns SOA .", "keepalived's default");
+        assert_eq!(
+            &*only_check(&plan).what,
+            "dns SOA .",
+            "keepalived's default"
+        );
     }
 
     #[test]
@@ -895,11 +903,21 @@ port = 0
         // The same config again reuses the service's plan; a changed set re-plans it.
         let first = &plan.services.values().next().unwrap().plan;
         let again = from_config_reusing(&config, Some((&config, &plan)));
-        assert!(Arc::ptr_eq(first, &again.services.values().next().unwrap().plan));
+        assert!(Arc::ptr_eq(
+            first,
+            &again.services.values().next().unwrap().plan
+        ));
         let renewed = one_service(check, &trust_set("corp", &ca_pem()));
         let replanned = from_config_reusing(&renewed, Some((&config, &plan)));
-        assert!(!Arc::ptr_eq(first, &replanned.services.values().next().unwrap().plan));
-        assert_ne!(only_check(&replanned).spec, planned.spec, "the new CA is used");
+        assert!(!Arc::ptr_eq(
+            first,
+            &replanned.services.values().next().unwrap().plan
+        ));
+        assert_ne!(
+            only_check(&replanned).spec,
+            planned.spec,
+            "the new CA is used"
+        );
     }
 
     #[test]
@@ -911,7 +929,11 @@ port = 0
         );
         let plan = from_config(&config);
         assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
-        assert!(plan.notes[0].starts_with("tls_trust \"corp\": "), "{:?}", plan.notes);
+        assert!(
+            plan.notes[0].starts_with("tls_trust \"corp\": "),
+            "{:?}",
+            plan.notes
+        );
         assert!(plan.notes[0].contains("fail"), "{:?}", plan.notes);
         let planned = only_check(&plan);
         let Probe::Http(http) = &planned.spec.key.probe else {

@@ -54,8 +54,12 @@ fn domain(target: IpAddr) -> Domain {
 fn receive_errors(socket: &Socket, target: IpAddr) -> io::Result<()> {
     let fd = socket.as_fd();
     let set = match target {
-        IpAddr::V4(_) => nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv4RecvErr, &true),
-        IpAddr::V6(_) => nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6RecvErr, &true),
+        IpAddr::V4(_) => {
+            nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv4RecvErr, &true)
+        }
+        IpAddr::V6(_) => {
+            nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6RecvErr, &true)
+        }
     };
     set.map_err(io::Error::from)
 }
@@ -109,7 +113,10 @@ fn icmp_of_kind(target: IpAddr, kind: IcmpSocketKind) -> io::Result<(Socket, Fra
         IcmpSocketKind::Datagram => (Type::DGRAM, Framing::Datagram),
         IcmpSocketKind::Raw => (Type::RAW, raw_framing),
     };
-    Ok((connected(ty, protocol, SocketAddr::new(target, 0))?, framing))
+    Ok((
+        connected(ty, protocol, SocketAddr::new(target, 0))?,
+        framing,
+    ))
 }
 
 /// Whether opening a datagram ICMP socket failed for the socket kind (not allowed by

@@ -127,10 +127,7 @@ mod tests {
             Err(NameError::Label("a..b".to_owned()))
         );
         let long_label = "x".repeat(64);
-        assert!(matches!(
-            query(1, &long_label, 1),
-            Err(NameError::Label(_))
-        ));
+        assert!(matches!(query(1, &long_label, 1), Err(NameError::Label(_))));
         let long_name = vec!["y".repeat(63); 5].join(".");
         assert!(matches!(
             query(1, &long_name, 1),
@@ -141,7 +138,10 @@ mod tests {
     #[test]
     fn answers_are_judged_as_keepalived_with_records_required() {
         let sent = query(0x1234, "example.com", 6).unwrap();
-        assert_eq!(reply_verdict(0x1234, &response(&sent, 0, 1)), Progress::Pass);
+        assert_eq!(
+            reply_verdict(0x1234, &response(&sent, 0, 1)),
+            Progress::Pass
+        );
         assert_eq!(
             reply_verdict(0x1234, &response(&sent, 3, 0)),
             Progress::Fail(FailReason::DnsRcode(3))
@@ -172,6 +172,9 @@ mod tests {
             reply_verdict(0x1234, &response(&sent, 0, 1)[..11]),
             Progress::NeedMore
         );
-        assert_eq!(FailReason::DnsRcode(14).to_string(), "DNS reply an error (RCODE 14)");
+        assert_eq!(
+            FailReason::DnsRcode(14).to_string(),
+            "DNS reply an error (RCODE 14)"
+        );
     }
 }

@@ -154,7 +154,9 @@ mod tests {
     }
 
     fn with_ipv4_header(message: &[u8]) -> Vec<u8> {
-        let mut packet = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2];
+        let mut packet = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
+        ];
         packet.extend_from_slice(message);
         packet
     }
@@ -165,11 +167,19 @@ mod tests {
         assert_eq!((request.ident, request.seq), (0x0102, 0x0304));
         let message = request.encode();
         assert_eq!(&message[..2], &[8, 0]);
-        assert_eq!(checksum(&message), 0, "a message with its checksum sums to 0");
+        assert_eq!(
+            checksum(&message),
+            0,
+            "a message with its checksum sums to 0"
+        );
         assert_eq!(&message[8..16], &0x0102_0304_0506_0708u64.to_be_bytes());
         assert!(message.ends_with(FILLER));
         let v6 = EchoRequest::new(true, 7).encode();
-        assert_eq!(&v6[..4], &[128, 0, 0, 0], "ICMPv6 checksum left to the kernel");
+        assert_eq!(
+            &v6[..4],
+            &[128, 0, 0, 0],
+            "ICMPv6 checksum left to the kernel"
+        );
         // RFC 1071's example.
         assert_eq!(
             checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),

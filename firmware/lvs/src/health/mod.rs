@@ -4,7 +4,7 @@
 //!   send/expect, ICMP echo, UDP datagram, DNS query) and its timing.
 //! - [`reply`]: pure, incremental verdicts on reply bytes (fuzzed: `health_reply`); [`digest`]:
 //!   the streamed MD5 of an HTTP body; [`icmp`] and [`dns`]: the echo request and DNS query a
-//!   check sends and the verdict on each datagram back (fuzzed: `health_datagram`).
+//!   check sends and the verdict on each datagram back (fuzzed in `health_reply` too).
 //! - [`schedule`]: sans-IO scheduler: dedupes identical checks, jitters starts, retries,
 //!   applies rise/fall per subscriber; time is injected.
 //! - [`policy`]: health → effective service: quiesce or remove, re-entry delay, sorry server,

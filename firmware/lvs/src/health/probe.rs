@@ -19,12 +19,12 @@ use tokio::time::Instant;
 
 use super::check::{CheckKey, DnsProbe, HttpExpect, HttpProbe, Probe, UdpProbe};
 use super::datagram::{self, IcmpSocketKind};
+use super::dns;
 use super::icmp::{echo_verdict, EchoRequest};
 use super::reply::{
     expect_verdict, smtp_verdict, udp_verdict, FailReason, HttpReply, Progress, MAX_REPLY,
 };
 use super::tls::{self, TlsTrust};
-use super::dns;
 
 /// The largest datagram read: an Ethernet frame's payload (a longer reply is cut to this,
 /// which every verdict allows: they read a header or a prefix).

@@ -19,7 +19,7 @@ LAB_LVS_BENCH := target/$(TARGET)/release/lab-lvs-bench
 STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 FUZZ_SECONDS ?= 20
 DEBIAN_PACKAGES := qemu-system-x86 linux-image-amd64 keepalived tcpdump iproute2 iputils-ping curl \
-	nftables procps file cpio kmod ca-certificates ipvsadm prometheus chrony
+	nftables procps file cpio kmod ca-certificates ipvsadm prometheus chrony dnsmasq-base
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: help deps tandem image lab-image bench-image run test test-unit test-lab lint fuzz fuzz-deps bench clean-lab

@@ -9,6 +9,7 @@
 //!   <text>`, until the client closes it (or 10 minutes pass without a line).
 //! - Port 8081 (control): `GET /stop` closes the service ports (connections are refused, so
 //!   health checks fail), `GET /start` opens them again; the reply says the new state.
+//! - UDP echo on 7, DNS on 53 and `GET /icmp/off|on`: see `lab_httpd_datagram.rs`.
 //!
 //! std only and thread per connection: it serves a handful of test requests, not load.
 
@@ -17,6 +18,9 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+#[path = "../lab_httpd_datagram.rs"]
+mod lab_httpd_datagram;
 
 const SERVICE_PORTS: [u16; 2] = [80, 443];
 const ECHO_PORT: u16 = 7;
@@ -136,6 +140,7 @@ fn main() {
         let (serving, prefix) = (Arc::clone(&serving), format!("served-by {name}"));
         std::thread::spawn(move || service_loop(ECHO_PORT, serving, prefix, serve_echo));
     }
+    lab_httpd_datagram::start(&name, &serving);
     let control = loop {
         match TcpListener::bind(("0.0.0.0", CONTROL_PORT)) {
             Ok(l) => break l,
@@ -153,7 +158,9 @@ fn main() {
         match path {
             "/stop" => serving.store(false, Ordering::SeqCst),
             "/start" => serving.store(true, Ordering::SeqCst),
-            _ => {}
+            path => {
+                lab_httpd_datagram::control(path);
+            }
         }
         // Give the service loop a moment to act before answering.
         std::thread::sleep(Duration::from_millis(50));

@@ -123,14 +123,14 @@ fn imported_ping_udp_and_dns_checks_see_a_real_server_up_and_down() {
 
     // rs1 closes its service ports: the UDP and DNS checks see port unreachable; the box still
     // answers pings.
-    director.console.skip_to_end();
+    let mark = director.console.mark();
     assert!(control(&lab, "stop").contains("rs1 stopped"));
     let director = lab.box_named("box-a").unwrap();
     let unreachable = "failed: down (port unreachable (ICMP): nothing listens on the port)";
     for check in [UDP, DNS] {
         director
             .console
-            .wait_for_any_time(&format!("{check} {unreachable}"), CHECK_BOUND)
+            .wait_for_since(mark, &format!("{check} {unreachable}"), CHECK_BOUND)
             .unwrap();
     }
     let status = director
@@ -150,25 +150,33 @@ fn imported_ping_udp_and_dns_checks_see_a_real_server_up_and_down() {
     }
 
     // rs1 ignores echo requests: the ping check sees no reply.
+    let mark = director.console.mark();
     assert!(control(&lab, "icmp/off").contains("rs1 stopped"));
     let director = lab.box_named("box-a").unwrap();
     director
         .console
-        .wait_for_any_time(
+        .wait_for_since(
+            mark,
             &format!("{PING} failed: down (no ICMP echo reply within the timeout)"),
             CHECK_BOUND,
         )
         .unwrap();
 
     // Serving and answering again: all three up.
-    director.console.skip_to_end();
+    let mark = director.console.mark();
     control(&lab, "icmp/on");
     assert!(control(&lab, "start").contains("rs1 serving"));
     let director = lab.box_named("box-a").unwrap();
     for check in [UDP, DNS, PING] {
         director
             .console
-            .wait_for_any_time(&format!("{check} passed: up"), CHECK_BOUND)
+            .wait_for_since(mark, &format!("{check} passed: up"), CHECK_BOUND)
             .unwrap();
+    }
+    // For the record: the director's check lines.
+    for line in director.console.transcript().lines() {
+        if line.contains(": check ") {
+            eprintln!("box-a: {}", line.trim());
+        }
     }
 }

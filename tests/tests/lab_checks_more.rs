@@ -4,8 +4,8 @@
 //! director's log shows each check see rs1 up; rs1 stops its service ports and the UDP and DNS
 //! checks see it down (ICMP port unreachable) while the ping check keeps it up; rs1 ignores
 //! echo requests and the ping check sees it down (no echo reply); all three see it up again
-//! when it serves and answers again. On the appliance the ping check runs on a raw ICMP socket
-//! (PID 1's network namespace allows no datagram ICMP sockets).
+//! when it serves and answers again. On the appliance the ping check runs on a datagram ICMP
+//! socket (the LVS engine widens `ping_group_range` to root's group, as keepalived does).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 

@@ -419,6 +419,36 @@ fn report(log: &Log, lines: Vec<String>) -> String {
     text
 }
 
+/// The ping checks' ICMP sockets: datagram ICMP sockets (the kernel demultiplexes the replies
+/// by socket) are allowed only to the groups of `net.ipv4.ping_group_range`, none by default,
+/// and the checks fall back to raw sockets, each of which sees every ICMP message from its
+/// target. As keepalived does for `PING_CHECK`, the range is widened to hold group 0 (root,
+/// every process of the appliance); a range that holds it already is left alone.
+fn allow_ping_sockets(log: &Log) {
+    const KEY: &str = "net.ipv4.ping_group_range";
+    let widened = tandem_southbound::sysctl::get(KEY)
+        .map(|range| ping_group_range_with_root(&range));
+    let result = match widened {
+        Ok(Some(range)) => tandem_southbound::sysctl::set(KEY, &range),
+        Ok(None) => Ok(()),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = result {
+        log.line(format!("lvs: {error}; ping checks use raw ICMP sockets"));
+    }
+}
+
+/// `ping_group_range` widened to start at group 0 (keepalived's `set_ping_group_range`: the
+/// upper bound kept, or 0 when the range was empty), or None when it holds group 0 already or
+/// cannot be read.
+fn ping_group_range_with_root(range: &str) -> Option<String> {
+    let mut bounds = range.split_whitespace().map(str::parse::<u32>);
+    let (Some(Ok(low)), Some(Ok(high))) = (bounds.next(), bounds.next()) else {
+        return None;
+    };
+    (low != 0 || high < low).then(|| format!("0 {}", if high < low { 0 } else { high }))
+}
+
 impl Director {
     fn open(
         config: Arc<Config>,
@@ -449,6 +479,7 @@ impl Director {
                 log.line(format!("lvs: {error}"));
             }
         }
+        allow_ping_sockets(&log);
         let begun = Instant::now();
         let applied = Table::from_kernel(&exec.table()?);
         let mut live = LiveState::new();
@@ -1036,5 +1067,21 @@ impl Director {
         }
         self.commands = None;
         health_task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ping_group_range_with_root;
+
+    #[test]
+    fn the_ping_group_range_is_widened_to_root_as_keepalived_does() {
+        // The kernel's default (no group): root only.
+        assert_eq!(ping_group_range_with_root("1\t0\n"), Some("0 0".into()));
+        assert_eq!(ping_group_range_with_root("100 200"), Some("0 200".into()));
+        // Root already in it (Debian's systemd default), or unreadable: left alone.
+        assert_eq!(ping_group_range_with_root("0\t2147483647\n"), None);
+        assert_eq!(ping_group_range_with_root("0 0"), None);
+        assert_eq!(ping_group_range_with_root("junk"), None);
     }
 }

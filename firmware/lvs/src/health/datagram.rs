@@ -6,11 +6,12 @@
 //! ICMP port, host or network unreachable for what the check sent comes back as the socket's
 //! error on the next receive (without it, a connected socket only sees port unreachable).
 //!
-//! Ping checks prefer an unprivileged ICMP datagram socket (`SOCK_DGRAM` / `IPPROTO_ICMP`),
-//! which the kernel allows only to groups in `net.ipv4.ping_group_range` (none by default in a
-//! new network namespace, so usually not on the appliance); else a raw ICMP socket (PID 1 is
-//! root). The choice is made once per process: the first check that finds datagram sockets
-//! refused uses raw sockets, and so does every check after it.
+//! Ping checks prefer an unprivileged ICMP datagram socket (`SOCK_DGRAM` / `IPPROTO_ICMP`:
+//! the kernel hands each socket only the replies to it), which the kernel allows only to groups
+//! in `net.ipv4.ping_group_range` (none by default; the daemon's LVS engine widens it to root's
+//! group, as keepalived does); else a raw ICMP socket (PID 1 is root), which sees every ICMP
+//! message from its target. The choice is made once per process: the first check that finds
+//! datagram sockets refused uses raw sockets, and so does every check after it.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

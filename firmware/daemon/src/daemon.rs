@@ -112,6 +112,8 @@ pub struct Daemon {
     /// The metrics endpoint (None until `start_metrics`), and its scrapes' questions.
     metrics: Option<crate::metrics::MetricsHandle>,
     metrics_asks: Option<mpsc::Receiver<crate::metrics::DaemonAsk>>,
+    /// The running firmware's version and the slot it booted from (`status`).
+    firmware: crate::firmware_slot::FirmwareBoot,
     /// Remote syslog and the SNTP client (None until `start_syslog_and_time`).
     syslog: Option<crate::syslog::SyslogHandle>,
     time: Option<crate::sntp::TimeHandle>,
@@ -234,6 +236,7 @@ impl Daemon {
             from_pair: None,
             last_published: None,
             last_delta: None,
+            firmware: crate::firmware_slot::FirmwareBoot::not_appliance(),
             metrics: None,
             metrics_asks: None,
             syslog: None,
@@ -1482,6 +1485,11 @@ impl Daemon {
             .collect()
     }
 
+    /// Sets what `status` says of the running firmware (the appliance, at boot).
+    pub fn set_firmware(&mut self, firmware: crate::firmware_slot::FirmwareBoot) {
+        self.firmware = firmware;
+    }
+
     /// The status block: one `status:` line per fact, ending with `status: end`.
     pub fn status_text(&self) -> String {
         let mut text = format!(
@@ -1490,6 +1498,7 @@ impl Daemon {
             self.board.map_or("-", |b| b.name),
             self.ready_seconds
         );
+        text.push_str(&self.firmware.status_line());
         let sys_class_net = Path::new("/sys/class/net");
         for (role, name) in &self.roles.assigned {
             // Admin state from the IFF_UP flag: operstate lags behind it by the kernel's

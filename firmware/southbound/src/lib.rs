@@ -6,6 +6,7 @@
 //! done. Reads come from sysfs and procfs. Nothing here shells out: the image has no `ip`,
 //! `modprobe` or `sysctl`.
 
+pub mod block;
 pub mod bond;
 pub mod cluster_filter;
 pub mod kmod;

@@ -7,7 +7,8 @@
 //! neighbour entry for the VIP is the virtual MAC (also after the master asked the client's MAC
 //! itself), adverts and gratuitous ARPs on the wire come from the virtual MAC and never from a
 //! box's own MAC, no IGMP report of the VRRP group leaves from the virtual MAC, a failover moves
-//! the VIP and the bridge learns the virtual MAC on the other box's port, the macvlan goes when
+//! the VIP and the bridge learns the virtual MAC on the other box's port, a cable pulled from
+//! the master's interface faults it (the macvlan follows its parent), the macvlan goes when
 //! the daemon stops or `use_vmac` is turned off live, and keepalived with `use_vmac` on the
 //! other side elects and fails over with it.
 
@@ -479,6 +480,29 @@ fn a_tandem_pair_serves_the_virtual_mac_and_fails_over() {
     site.wait("the bridge learns the virtual MAC on a's port", || {
         site.learned_port(VMAC4) == site.a.port
     });
+
+    // a's cable pulled: the macvlan follows its parent's carrier, a's tracking of eth0 puts
+    // it in FAULT and b takes over; plugged back, a preempts again.
+    let port = |up: &str| {
+        site.segment
+            .netns
+            .ip(&["link", "set", &site.a.port, up])
+            .unwrap()
+    };
+    port("down");
+    site.wait_status(&site.a, "FAULT", |s| s.contains("state FAULT"));
+    let vmac_link = site.a.ns.ip(&["link", "show", "vrrp.51"]).unwrap();
+    assert!(!vmac_link.contains("LOWER_UP"), "{vmac_link}");
+    assert!(!site.a.holds("vrrp.51", VIP4));
+    site.wait_status(&site.b, "MASTER while a is cut off", |s| {
+        s.contains("state MASTER")
+    });
+    port("up");
+    site.wait_status(&site.a, "MASTER again", |s| s.contains("state MASTER"));
+    site.wait_status(&site.b, "BACKUP again", |s| s.contains("state BACKUP"));
+    site.wait("a holds the VIP again", || site.a.holds("vrrp.51", VIP4));
+    site.client_reaches_vip();
+    assert_eq!(site.client_neighbour(), VMAC4);
 
     // a dies: b takes the VIP; the client keeps its entry and reaches b through it.
     site.crash(a, &site.a);

@@ -195,6 +195,48 @@ fn write_esp(volume: &mut [u8], request: &DiskRequest<'_>) -> Result<(), BuildEr
     fs.unmount().map_err(|e| fat_error("unmount", e))
 }
 
+/// Writes (or replaces) the file `path` on the EFI system partition of a disk image this module
+/// built: how tests put a second slot or a boot-counted name onto a copy of the image, as an
+/// upgrade will.
+pub fn write_esp_file(
+    disk: &mut [u8],
+    path: &str,
+    data: &[u8],
+    timestamp: u64,
+) -> Result<(), BuildError> {
+    let start = usize::try_from(ESP_START).map_err(gpt_error)?;
+    let end = usize::try_from(ESP_START + ESP_BYTES).map_err(gpt_error)?;
+    let len = disk.len();
+    let volume = disk.get_mut(start..end).ok_or_else(|| BuildError::Disk {
+        what: format!("a disk image of {len} bytes has no EFI system partition"),
+    })?;
+    let time: &'static FixedTime = Box::leak(Box::new(FixedTime(fat_time(timestamp))));
+    let fs = fatfs::FileSystem::new(
+        Cursor::new(volume),
+        fatfs::FsOptions::new()
+            .time_provider(time)
+            .update_accessed_date(false),
+    )
+    .map_err(|e| fat_error("mount", e))?;
+    {
+        let (dir_path, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let root = fs.root_dir();
+        let dir = if dir_path.is_empty() {
+            root
+        } else {
+            root.open_dir(dir_path)
+                .map_err(|e| fat_error(&format!("open {dir_path}"), e))?
+        };
+        let mut file = dir
+            .create_file(name)
+            .map_err(|e| fat_error(&format!("create {path}"), e))?;
+        file.truncate().map_err(|e| fat_error(path, e))?;
+        file.write_all(data).map_err(|e| fat_error(path, e))?;
+        file.flush().map_err(|e| fat_error(path, e))?;
+    }
+    fs.unmount().map_err(|e| fat_error("unmount", e))
+}
+
 fn gpt_error(error: impl std::fmt::Display) -> BuildError {
     BuildError::Disk {
         what: format!("partition table: {error}"),

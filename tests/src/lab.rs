@@ -110,6 +110,8 @@ pub struct BoxSpec {
     pub direct_links: Vec<(Segment, String)>,
     /// Boot the flashable disk image under OVMF ([`crate::uefi`]) instead of `-kernel`.
     pub uefi: bool,
+    /// The disk image to boot when `uefi` (None: the one `make image` built).
+    pub disk_image: Option<PathBuf>,
     /// The RTC's start (qemu `-rtc base=`, e.g. `2016-01-01T00:00:00`): the box boots with its
     /// clock there (the kernel sets the clock from the RTC). None: the host's time.
     pub rtc_base: Option<String>,
@@ -141,6 +143,7 @@ impl BoxSpec {
             console_ui: false,
             direct_links: Vec::new(),
             uefi: false,
+            disk_image: None,
             rtc_base: None,
         }
     }
@@ -154,6 +157,14 @@ impl BoxSpec {
         self.uefi = true;
         self.console_ui = true;
         self
+    }
+
+    /// [`BoxSpec::with_uefi_disk`] booting `image` (a copy the test changed, e.g. with a slot b
+    /// on trial) instead of the one `make image` built.
+    pub fn with_uefi_disk_image(self, image: &Path) -> BoxSpec {
+        let mut spec = self.with_uefi_disk();
+        spec.disk_image = Some(image.to_owned());
+        spec
     }
 
     /// The same box with its NIC on `segment` cabled straight to box `peer`'s NIC on the same
@@ -639,7 +650,9 @@ impl Lab {
             Some(crate::uefi::prepare(
                 &self.dir,
                 &spec.name,
-                spec.board,
+                spec.disk_image
+                    .clone()
+                    .unwrap_or_else(|| crate::uefi::disk_image(spec.board)),
                 spec.config.as_deref(),
             )?)
         } else {

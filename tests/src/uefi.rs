@@ -37,15 +37,14 @@ impl UefiFiles {
     }
 }
 
-/// Copies the disk image and the variable store for a fresh box and writes `config` (TOML)
-/// into the image's config partition (None: the erased slots the image ships with).
+/// Copies the disk image `image` and the variable store for a fresh box and writes `config`
+/// (TOML) into the image's config partition (None: the erased slots the image ships with).
 pub fn prepare(
     dir: &Path,
     name: &str,
-    board: &str,
+    image: PathBuf,
     config: Option<&str>,
 ) -> Result<UefiFiles, LabError> {
-    let image = disk_image(board);
     if !image.is_file() {
         return Err(format!(
             "no disk image {}: run `make image` first",

@@ -113,7 +113,7 @@ pub struct Daemon {
     metrics: Option<crate::metrics::MetricsHandle>,
     metrics_asks: Option<mpsc::Receiver<crate::metrics::DaemonAsk>>,
     /// The running firmware's version and the slot it booted from (`status`).
-    firmware: crate::firmware_slot::FirmwareBoot,
+    firmware: crate::firmware_slot::Firmware,
     /// Remote syslog and the SNTP client (None until `start_syslog_and_time`).
     syslog: Option<crate::syslog::SyslogHandle>,
     time: Option<crate::sntp::TimeHandle>,
@@ -236,7 +236,7 @@ impl Daemon {
             from_pair: None,
             last_published: None,
             last_delta: None,
-            firmware: crate::firmware_slot::FirmwareBoot::not_appliance(),
+            firmware: crate::firmware_slot::Firmware::not_appliance(),
             metrics: None,
             metrics_asks: None,
             syslog: None,
@@ -1051,6 +1051,7 @@ impl Daemon {
                     Some(self.end(PowerAction::Poweroff)),
                 )
             }
+            Command::FirmwareStatus => (self.firmware.status_text(std::time::Instant::now()), None),
             Command::Reboot => {
                 self.log.line("reboot requested");
                 (
@@ -1334,6 +1335,8 @@ impl Daemon {
     }
 
     fn on_tick(&mut self, probe: &mut Option<JoinHandle<ProbeResult>>) {
+        self.firmware
+            .tick(std::time::Instant::now(), self.firmware_health(), &self.log);
         if let Some(watchdog) = &mut self.watchdog {
             let _ = watchdog.write_all(b"\0");
         }
@@ -1485,9 +1488,22 @@ impl Daemon {
             .collect()
     }
 
-    /// Sets what `status` says of the running firmware (the appliance, at boot).
-    pub fn set_firmware(&mut self, firmware: crate::firmware_slot::FirmwareBoot) {
+    /// Sets the running firmware (the appliance, at boot): `status`, `firmware status`, bless.
+    pub fn set_firmware(&mut self, firmware: crate::firmware_slot::Firmware) {
         self.firmware = firmware;
+    }
+
+    /// Whether this box is healthy enough to bless the slot it runs on trial: the stored config
+    /// (if any) passed validation and went to the engines, and a paired box hears its partner
+    /// on the peer cable.
+    fn firmware_health(&self) -> Result<(), String> {
+        if self.transactions.generation() > 0 && !self.applied {
+            return Err("the stored config is not applied".to_owned());
+        }
+        if self.identity.is_some() && !matches!(self.peer.state(), PeerState::Reachable { .. }) {
+            return Err("paired, but the partner is not reachable on the peer cable".to_owned());
+        }
+        Ok(())
     }
 
     /// The status block: one `status:` line per fact, ending with `status: end`.

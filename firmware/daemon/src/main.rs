@@ -292,10 +292,7 @@ fn appliance_main(started: Instant) -> ! {
             }
             daemon.open_identity(identity);
             let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-            daemon.set_firmware(firmware_slot::FirmwareBoot::detect(
-                &cmdline,
-                Path::new("/sys/firmware/efi").is_dir(),
-            ));
+            daemon.set_firmware(firmware_slot::Firmware::open(&cmdline, &log));
             if init::cmdline_value(&cmdline, "tandem.debug") == Some("1") {
                 daemon.enable_debug_commands();
             }

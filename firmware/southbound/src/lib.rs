@@ -9,6 +9,7 @@
 pub mod block;
 pub mod bond;
 pub mod cluster_filter;
+pub mod efi;
 pub mod kmod;
 pub mod lan_probe;
 pub mod link_monitor;

@@ -4,8 +4,8 @@
 //! systemd-boot started (each slot's command line names it: `tandem.slot=`); otherwise a direct
 //! kernel boot (the lab's `qemu -kernel`) or a host run (`tandem run`). On a UEFI boot the
 //! daemon also reads systemd-boot's variables (efivarfs: `LoaderEntrySelected`,
-//! `LoaderBootCountPath`) and the slot files on the EFI system partition (mounted as vfat at
-//! [`ESP_MOUNT`]).
+//! `LoaderBootCountPath`) and the slot files on the EFI system partition (mounted read-only as
+//! vfat at [`ESP_MOUNT`]; read-write only while a bless renames a file).
 //!
 //! Boot counting is systemd-boot's (see `tandem_board::boot_disk`): a slot file named
 //! `tandem-<gen>-<slot>+LEFT[-DONE].efi` is on trial; systemd-boot renames it one try down at
@@ -403,7 +403,8 @@ impl Firmware {
         let firmware = self.clone();
         let log = log.clone();
         tokio::task::spawn_blocking(move || {
-            let result = tandem_southbound::efi::rename_flushed(&dir, &from, &to);
+            let result =
+                tandem_southbound::efi::rename_on_esp(Path::new(ESP_MOUNT), &dir, &from, &to);
             let mut state = firmware.lock();
             match result {
                 Ok(()) => {

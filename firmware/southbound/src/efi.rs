@@ -52,15 +52,21 @@ pub fn loader_variable(efivars: &Path, name: &str) -> std::io::Result<Option<Str
     }
 }
 
-/// Mounts the FAT EFI system partition `device` at `target` (created), read-write, long names
-/// kept as written.
+/// The mount flags of the EFI system partition (read-only but for a rename).
+fn esp_flags() -> MsFlags {
+    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+}
+
+/// Mounts the FAT EFI system partition `device` at `target` (created), read-only (FAT has no
+/// journal: it is written only while a slot file is renamed, see [`rename_on_esp`]), long
+/// names kept as written.
 pub fn mount_esp(device: &Path, target: &Path) -> Result<(), String> {
     fs::create_dir_all(target).map_err(|e| format!("mkdir {}: {e}", target.display()))?;
     match mount(
         Some(device),
         target,
         Some("vfat"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        esp_flags() | MsFlags::MS_RDONLY,
         Some("codepage=437,iocharset=ascii,shortname=mixed,errors=remount-ro"),
     ) {
         Ok(()) | Err(Errno::EBUSY) => Ok(()),
@@ -71,6 +77,25 @@ pub fn mount_esp(device: &Path, target: &Path) -> Result<(), String> {
             errno.desc()
         )),
     }
+}
+
+/// Renames `from` to `to` in `dir` on the EFI system partition mounted at `esp`: remounted
+/// read-write for the rename only, flushed, and read-only again (also when the rename failed).
+pub fn rename_on_esp(esp: &Path, dir: &Path, from: &str, to: &str) -> std::io::Result<()> {
+    let remount = |flags: MsFlags| {
+        mount(
+            None::<&str>,
+            esp,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | esp_flags() | flags,
+            None::<&str>,
+        )
+        .map_err(std::io::Error::from)
+    };
+    remount(MsFlags::empty())?;
+    let renamed = rename_flushed(dir, from, to);
+    let read_only = remount(MsFlags::MS_RDONLY);
+    renamed.and(read_only)
 }
 
 /// Renames `from` to `to` in `dir` and flushes the directory, so the new name is on the disk

@@ -19,7 +19,8 @@ LAB_LVS_BENCH := target/$(TARGET)/release/lab-lvs-bench
 STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 FUZZ_SECONDS ?= 20
 DEBIAN_PACKAGES := qemu-system-x86 linux-image-amd64 keepalived tcpdump iproute2 iputils-ping curl \
-	nftables procps file cpio kmod ca-certificates ipvsadm prometheus chrony dnsmasq-base
+	nftables procps file cpio kmod ca-certificates ipvsadm prometheus \
+	binutils systemd-boot-efi ovmf chrony dnsmasq-base
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: help deps tandem image lab-image bench-image run test test-unit test-lab lint fuzz fuzz-deps bench clean-lab
@@ -27,7 +28,7 @@ export CARGO_TERM_COLOR ?= never
 help:
 	@echo "make run    build the image and boot the lab pair (box-a, box-b, rs1, rs2, client)"
 	@echo "make test   install what is needed, then run every test tier"
-	@echo "make image  build target/image/\$$(BOARD)/ (BOARD=$(BOARD))"
+	@echo "make image  build target/image/\$$(BOARD)/ and its disk image tandem-\$$(BOARD).img (BOARD=$(BOARD))"
 	@echo "make bench  print size, boot and engine figures"
 	@echo "make fuzz   run every fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) s"
 
@@ -51,7 +52,7 @@ tandem:
 
 image: deps tandem
 	cargo run --quiet --release -p tandem-image -- build --board $(BOARD) --tandem $(TANDEM) \
-		--out $(IMAGE_DIR) --install-kernel
+		--out $(IMAGE_DIR) --install-kernel --disk
 
 # Lab image: adds /lab/lab-httpd (static), started only by `tandem.lab_exec=` on the cmdline.
 # It also carries tandem-ipvs's kernel test binary (/lab/ipvs-kernel-tests) and southbound's
@@ -115,6 +116,7 @@ bench: image lab-image bench-image
 	cargo run --quiet --release -p tandem-lab --bin lvsbench
 	cargo run --quiet --release -p tandem-lab --bin bondbench
 	cargo run --quiet --release -p tandem-lab --bin metricsbench
+	cargo run --quiet --release -p tandem-lab --bin uefibench
 	cargo bench --workspace --quiet 2>/dev/null | grep '^bench:' || true
 
 clean-lab:

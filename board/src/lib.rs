@@ -6,6 +6,7 @@
 //! appliance uses it at boot to name its NICs after their roles and to say clearly when the
 //! hardware does not look like the board it was built for.
 
+pub mod boot_disk;
 pub mod hardware;
 pub mod modules;
 pub mod profiles;

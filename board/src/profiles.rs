@@ -52,6 +52,12 @@ pub const FEATURE_MODULES: &[&str] = &[
     // AF_INET6, tcp_diag for TCP of both)
     "inet_diag",
     "tcp_diag",
+    // the firmware slots (issue 15): systemd-boot's variables (efivarfs) and the EFI system
+    // partition (vfat, with the code page and character set its mount names)
+    "efivarfs",
+    "vfat",
+    "nls_cp437",
+    "nls_ascii",
 ];
 
 static QEMU_LAB_NICS: [NicSpec; 5] = [

@@ -47,7 +47,13 @@ fn measure(label: &str, text: &str, format: Format, services: usize, servers: us
 fn main() {
     let config = generated(1000, 10);
     let keepalived = export::keepalived::export(&config).text;
-    measure("keepalived.conf", &keepalived, Format::Keepalived, 1000, 10_000);
+    measure(
+        "keepalived.conf",
+        &keepalived,
+        Format::Keepalived,
+        1000,
+        10_000,
+    );
     let lvs = export::lvs::export(&config).text;
     measure("lvs.cf", &lvs, Format::Lvs, 1000, 10_000);
 }

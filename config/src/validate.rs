@@ -961,6 +961,12 @@ fn check_vmac(instance: &VrrpInstance, ctx: &Context<'_>, path: &str, report: &m
     if !instance.use_vmac {
         return;
     }
+    if !instance.unicast_peers.is_empty() {
+        report.warn(
+            path,
+            format!("use_vmac with unicast peers: the adverts leave from \"{}\" with its own MAC (keepalived's vmac_xmit_base, which keepalived sets for unicast too); the virtual addresses and gratuitous ARPs use the virtual MAC", instance.interface),
+        );
+    }
     // keepalived: addresses on the instance's interface move to the macvlan; an address given
     // another interface stays there, with that interface's MAC.
     for vip in &instance.vips {

@@ -184,17 +184,38 @@ fn piranha_imports_without_loss_and_round_trips() {
         ),
         (6000, 18_000, 539)
     );
-    // The slow Piranha times are kept, and the report says how to switch to the fast default.
+    // Each heartbeat field has its note at its own line: the slow Piranha times are kept, and
+    // each says how to switch to the fast default.
+    let field = |keyword: &str| {
+        let notes: Vec<_> = imported
+            .notes
+            .iter()
+            .filter(|n| n.keyword == keyword && n.message.starts_with("peer_link."))
+            .collect();
+        assert_eq!(notes.len(), 1, "{keyword}: {:#?}", imported.notes);
+        assert_eq!(notes[0].kind, NoteKind::Adjusted);
+        (notes[0].line, notes[0].message.clone())
+    };
+    let fast = "on a dedicated peer cable use the fast default (set peer_link.heartbeat_interval_ms 10, set peer_link.dead_after_ms 30)";
+    assert_eq!(
+        field("keepalive"),
+        (13, format!("peer_link.heartbeat_interval_ms: imported Piranha keepalive 6 s (kept as 6000 ms): a heartbeat every 6 s on the peer link; {fast}"))
+    );
+    assert_eq!(
+        field("deadtime"),
+        (14, format!("peer_link.dead_after_ms: imported Piranha deadtime 18 s (kept as 18000 ms): a partner's death is noticed after 18 s; {fast}"))
+    );
+    assert_eq!(
+        field("heartbeat_port"),
+        (12, "peer_link.heartbeat_port = 539: the pair heartbeat's UDP port, sent on the peer link to ff02::1 (IPv6 link-local, hop limit 255), not to the partner's lvs.cf address as pulse sent it".to_owned())
+    );
     let heartbeat = imported
         .notes
         .iter()
-        .find(|n| n.keyword == "keepalive")
+        .find(|n| n.keyword == "heartbeat")
         .unwrap();
-    assert_eq!((heartbeat.line, heartbeat.kind), (13, NoteKind::Adjusted));
-    assert_eq!(
-        heartbeat.message,
-        "peer_link.heartbeat_interval_ms: imported Piranha keepalive 6 s / deadtime 18 s (kept as 6000 ms / 18000 ms): a partner's death is noticed after 18 s; on a dedicated peer cable use the fast default (set peer_link.heartbeat_interval_ms 10, set peer_link.dead_after_ms 30)"
-    );
+    assert_eq!((heartbeat.line, heartbeat.kind), (11, NoteKind::Adjusted));
+    assert_eq!(heartbeat.message, "the pair heartbeat runs on the peer link (peer_link.interface, the cable between the two boxes), always");
     assert!(peer.ipvs_sync);
     let nat = config.nat_gateway.as_ref().unwrap();
     assert_eq!(
@@ -226,6 +247,14 @@ fn piranha_imports_without_loss_and_round_trips() {
     assert!(!http.real_servers[2].active);
     assert_eq!(http.real_servers[1].weight, 2);
     assert_eq!(config.virtual_services[1].real_servers[0].port, Some(21));
+    // The FTP service is NAT on port 21: the director runs it with ip_vs_ftp, and says so.
+    let ftp = imported.notes.iter().find(|n| n.keyword == "port").unwrap();
+    assert_eq!(ftp.line, 59);
+    assert!(
+        ftp.message
+            .starts_with("virtual FTP is FTP (tcp port 21) by NAT: the director loads ip_vs_ftp"),
+        "{ftp}"
+    );
     // The fwmark service got the marking rule Piranha documents, so it validates.
     assert_eq!(config.fwmark_rules.len(), 1);
     assert_eq!(errors(config), Vec::<String>::new());
@@ -257,42 +286,57 @@ fn piranha_heartbeat_times_are_kept_and_reported() {
             check.timing.interval_ms,
         )
     };
-    let note = |imported: &import::Imported| {
+    // The heartbeat notes, as (line, keyword, message).
+    let notes = |imported: &import::Imported| -> Vec<(usize, String, String)> {
         imported
             .notes
             .iter()
-            .find(|n| n.message.starts_with("peer_link.heartbeat_interval_ms: "))
-            .cloned()
+            .filter(|n| n.message.starts_with("peer_link."))
+            .map(|n| (n.line, n.keyword.clone(), n.message.clone()))
+            .collect()
     };
 
+    // Both fields: a note each, at its own line.
     let both = import_lvs("primary = 10.0.0.1\nkeepalive = 2\ndeadtime = 10\n");
     assert_eq!(times(&both), (2000, 10_000, 2000));
-    let both_note = note(&both).unwrap();
+    let both_notes = notes(&both);
     assert_eq!(
-        (both_note.line, both_note.keyword.as_str()),
-        (2, "keepalive")
+        both_notes
+            .iter()
+            .map(|(line, keyword, _)| (*line, keyword.as_str()))
+            .collect::<Vec<_>>(),
+        [(2, "keepalive"), (3, "deadtime")]
     );
     assert!(
-        both_note.message.contains("keepalive 2 s / deadtime 10 s")
-            && both_note.message.contains("noticed after 10 s"),
-        "{both_note}"
+        both_notes[0].2.contains("keepalive 2 s (kept as 2000 ms)"),
+        "{both_notes:?}"
+    );
+    assert!(
+        both_notes[1].2.contains("deadtime 10 s (kept as 10000 ms)")
+            && both_notes[1].2.contains("noticed after 10 s"),
+        "{both_notes:?}"
     );
     assert!(both.is_lossless(), "{:#?}", both.notes);
 
+    // One field: its note says what the other became (Piranha's default).
     let only_deadtime = import_lvs("primary = 10.0.0.1\ndeadtime = 30\n");
     assert_eq!(times(&only_deadtime), (6000, 30_000, 6000));
     assert_eq!(
-        note(&only_deadtime).map(|n| (n.line, n.keyword)),
-        Some((2, "deadtime".to_owned()))
+        notes(&only_deadtime),
+        [(2, "deadtime".to_owned(), "peer_link.dead_after_ms: imported Piranha deadtime 30 s (kept as 30000 ms): a partner's death is noticed after 30 s (lvs.cf gives no keepalive: Piranha's 6 s, peer_link.heartbeat_interval_ms 6000); on a dedicated peer cable use the fast default (set peer_link.heartbeat_interval_ms 10, set peer_link.dead_after_ms 30)".to_owned())]
     );
     let only_keepalive = import_lvs("primary = 10.0.0.1\nkeepalive = 3\n");
     assert_eq!(times(&only_keepalive), (3000, 18_000, 3000));
+    assert_eq!(
+        notes(&only_keepalive),
+        [(2, "keepalive".to_owned(), "peer_link.heartbeat_interval_ms: imported Piranha keepalive 3 s (kept as 3000 ms): a heartbeat every 3 s on the peer link (lvs.cf gives no deadtime: Piranha's 18 s, peer_link.dead_after_ms 18000); on a dedicated peer cable use the fast default (set peer_link.heartbeat_interval_ms 10, set peer_link.dead_after_ms 30)".to_owned())]
+    );
 
     // No heartbeat times in the file: Tandem's defaults, no note, and checks stay at Piranha's
     // 6 s rather than the heartbeat's 10 ms.
     let neither = import_lvs("primary = 10.0.0.1\n");
     assert_eq!(times(&neither), (10, 30, 6000));
-    assert_eq!(note(&neither), None);
+    assert_eq!(notes(&neither), []);
 
     for imported in [&both, &only_deadtime, &only_keepalive, &neither] {
         assert_eq!(errors(&imported.config), Vec::<String>::new());

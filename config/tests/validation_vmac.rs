@@ -78,3 +78,11 @@ fn an_address_on_another_interface_keeps_that_interfaces_mac() {
         found[0]
     );
 }
+
+#[test]
+fn unicast_peers_keep_the_adverts_on_the_interface_and_say_so() {
+    let found = config(&[("web", 51, "192.0.2.100", "unicast_peers = [\"192.0.2.3\"]")]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].severity, Severity::Warning);
+    assert!(found[0].message.contains("vmac_xmit_base"), "{}", found[0]);
+}

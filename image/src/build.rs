@@ -69,6 +69,14 @@ pub enum BuildError {
     NotStatic {
         path: PathBuf,
     },
+    /// The unified kernel image could not be assembled.
+    Uki {
+        what: String,
+    },
+    /// The disk image could not be laid out.
+    Disk {
+        what: String,
+    },
 }
 
 impl core::fmt::Display for BuildError {
@@ -89,6 +97,8 @@ impl core::fmt::Display for BuildError {
                  (make tandem does)",
                 path.display()
             ),
+            BuildError::Uki { what } => write!(f, "unified kernel image: {what}"),
+            BuildError::Disk { what } => write!(f, "disk image: {what}"),
         }
     }
 }
@@ -337,6 +347,116 @@ pub fn build_image_with(
         manifest.push('\n');
     }
     write(&request.out.join("manifest.txt"), manifest.as_bytes())?;
+    Ok(report)
+}
+
+/// Where the disk image's EFI parts come from (Debian's `systemd-boot-efi` by default).
+#[derive(Debug, Clone)]
+pub struct DiskInputs {
+    pub stub: PathBuf,
+    pub systemd_boot: PathBuf,
+    /// Seconds since 1970 for every time stamp (`SOURCE_DATE_EPOCH`).
+    pub timestamp: u64,
+    /// The firmware version (the UKI's os-release, the GUIDs).
+    pub version: String,
+}
+
+impl DiskInputs {
+    /// Debian's paths, `SOURCE_DATE_EPOCH` (else 1980-01-01, FAT's first day) and this
+    /// workspace's version.
+    pub fn debian() -> DiskInputs {
+        let timestamp = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(315_532_800);
+        DiskInputs {
+            stub: PathBuf::from(crate::uki::DEBIAN_STUB),
+            systemd_boot: PathBuf::from(crate::disk::DEBIAN_SYSTEMD_BOOT),
+            timestamp,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// What the disk image step wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskReport {
+    pub path: PathBuf,
+    pub disk_bytes: u64,
+    pub uki_bytes: u64,
+    /// The kernel command line of slot a.
+    pub cmdline: String,
+}
+
+impl DiskReport {
+    /// The `bench:`-style size lines.
+    pub fn size_lines(&self) -> Vec<String> {
+        vec![
+            format!("bench: disk_image_bytes {} bytes", self.disk_bytes),
+            format!("bench: uki_bytes {} bytes", self.uki_bytes),
+        ]
+    }
+}
+
+/// The disk image's file name for a board.
+pub fn disk_image_name(board: &str) -> String {
+    format!("tandem-{board}.img")
+}
+
+/// The kernel command line of a slot's UKI: the board's console, quiet, reboot at once on a
+/// panic (a crash then counts as a failed boot), and the slot.
+pub fn slot_cmdline(board: &BoardProfile, slot: tandem_board::boot_disk::Slot) -> String {
+    format!(
+        "console={},{} quiet panic=-1 {}={slot}",
+        board.console.tty,
+        board.console.baud,
+        tandem_board::boot_disk::SLOT_CMDLINE_KEY
+    )
+}
+
+/// Writes `tandem-<board>.img` into `request.out` from the `vmlinuz` and `initramfs.cpio.gz`
+/// [`build_image`] left there, and adds its sizes to `manifest.txt`.
+pub fn build_disk_image(
+    request: &ImageRequest,
+    inputs: &DiskInputs,
+) -> Result<DiskReport, BuildError> {
+    let slot = tandem_board::boot_disk::Slot::A;
+    let cmdline = slot_cmdline(request.board, slot);
+    let work = request.out.join(".uki-work");
+    let uki = crate::uki::build_uki(&crate::uki::UkiRequest {
+        stub: &inputs.stub,
+        kernel: &request.out.join("vmlinuz"),
+        initramfs: &request.out.join("initramfs.cpio.gz"),
+        os_release: crate::uki::os_release(&inputs.version, request.board.name),
+        cmdline: cmdline.clone(),
+        timestamp: inputs.timestamp,
+        work: &work,
+    })?;
+    let _ = std::fs::remove_dir_all(&work);
+    let systemd_boot = read(&inputs.systemd_boot)?;
+    let image = crate::disk::build_disk(&crate::disk::DiskRequest {
+        board: request.board.name,
+        version: &inputs.version,
+        systemd_boot: &systemd_boot,
+        slot_a: &uki,
+        timestamp: inputs.timestamp,
+    })?;
+    let path = request.out.join(disk_image_name(request.board.name));
+    write(&path, &image)?;
+    let report = DiskReport {
+        path,
+        disk_bytes: u64::try_from(image.len()).unwrap_or(u64::MAX),
+        uki_bytes: u64::try_from(uki.len()).unwrap_or(u64::MAX),
+        cmdline,
+    };
+    let manifest_path = request.out.join("manifest.txt");
+    let mut manifest = std::fs::read_to_string(&manifest_path).unwrap_or_default();
+    manifest.push_str(&format!("cmdline {}\n", report.cmdline));
+    for line in report.size_lines() {
+        manifest.push_str(&line);
+        manifest.push('\n');
+    }
+    write(&manifest_path, manifest.as_bytes())?;
     Ok(report)
 }
 

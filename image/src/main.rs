@@ -1,4 +1,5 @@
-//! `tandem-image`: builds `target/image/<board>/{vmlinuz,initramfs.cpio.gz,manifest.txt}`.
+//! `tandem-image`: builds `target/image/<board>/{vmlinuz,initramfs.cpio.gz,manifest.txt}` and,
+//! with `--disk`, the flashable disk image `tandem-<board>.img`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,10 +7,11 @@ use std::process::ExitCode;
 
 use tandem_image::build::ExtraFile;
 use tandem_image::kernel::installed_kernels;
-use tandem_image::{build_image_with, ImageRequest};
+use tandem_image::{build_image_with, DiskInputs, ImageRequest};
 
 const USAGE: &str = "\
 usage: tandem-image build --board NAME --tandem PATH [--out DIR] [--install-kernel]
+                         [--disk]                (also the flashable tandem-<board>.img)
                          [--extra SRC:DEST]...   (lab images only: extra files)
        tandem-image list INITRAMFS.cpio.gz
        tandem-image boards";
@@ -66,6 +68,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
         }
         "build" => {
             let (mut board, mut tandem, mut out, mut install) = (None, None, None, false);
+            let mut disk = false;
             let mut extras = Vec::new();
             while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
                 match arg {
@@ -85,6 +88,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
                         out = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
                     }
                     Long("install-kernel") => install = true,
+                    Long("disk") => disk = true,
                     Long("extra") => extras.push(ExtraFile::parse(
                         &parser
                             .value()
@@ -110,16 +114,13 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
                 "no Debian kernel installed (/boot/vmlinuz-* with /lib/modules/*/modules.dep): \
                  run with --install-kernel as root, or apt-get install linux-image-amd64",
             )?;
-            let report = build_image_with(
-                &ImageRequest {
-                    board,
-                    kernel,
-                    tandem,
-                    out: out.clone(),
-                },
-                &extras,
-            )
-            .map_err(|e| e.to_string())?;
+            let request = ImageRequest {
+                board,
+                kernel,
+                tandem,
+                out: out.clone(),
+            };
+            let report = build_image_with(&request, &extras).map_err(|e| e.to_string())?;
             println!(
                 "image {} for board {} (kernel {}, {} modules, {} initramfs members)",
                 out.display(),
@@ -130,6 +131,14 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
             );
             for line in report.size_lines() {
                 println!("{line}");
+            }
+            if disk {
+                let disk = tandem_image::build_disk_image(&request, &DiskInputs::debian())
+                    .map_err(|e| e.to_string())?;
+                println!("disk image {} ({})", disk.path.display(), disk.cmdline);
+                for line in disk.size_lines() {
+                    println!("{line}");
+                }
             }
             Ok(())
         }

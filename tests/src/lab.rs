@@ -108,6 +108,13 @@ pub struct BoxSpec {
     /// NICs cabled straight to another box's NIC on the same segment instead of to the
     /// segment's bridge: (segment, peer box name). See [`BoxSpec::with_direct_link`].
     pub direct_links: Vec<(Segment, String)>,
+    /// Boot the flashable disk image under OVMF ([`crate::uefi`]) instead of `-kernel`.
+    pub uefi: bool,
+    /// The disk image to boot when `uefi` (None: the one `make image` built).
+    pub disk_image: Option<PathBuf>,
+    /// The RTC's start (qemu `-rtc base=`, e.g. `2016-01-01T00:00:00`): the box boots with its
+    /// clock there (the kernel sets the clock from the RTC). None: the host's time.
+    pub rtc_base: Option<String>,
 }
 
 /// The images a lab box can boot.
@@ -135,7 +142,29 @@ impl BoxSpec {
             image: ImageKind::Production,
             console_ui: false,
             direct_links: Vec::new(),
+            uefi: false,
+            disk_image: None,
+            rtc_base: None,
         }
+    }
+
+    /// The same box booting the production disk image (`make image`) under OVMF, as a box
+    /// boots from its disk: systemd-boot starts slot a's unified kernel image, whose command
+    /// line is the image's own (the console UI, no `tandem.name`: `append` and `console_ui`
+    /// do not apply); the config goes into the image's config partition. A reboot stays in
+    /// qemu (no `-no-reboot`), so boot counting can be watched over several boots.
+    pub fn with_uefi_disk(mut self) -> BoxSpec {
+        self.uefi = true;
+        self.console_ui = true;
+        self
+    }
+
+    /// [`BoxSpec::with_uefi_disk`] booting `image` (a copy the test changed, e.g. with a slot b
+    /// on trial) instead of the one `make image` built.
+    pub fn with_uefi_disk_image(self, image: &Path) -> BoxSpec {
+        let mut spec = self.with_uefi_disk();
+        spec.disk_image = Some(image.to_owned());
+        spec
     }
 
     /// The same box with its NIC on `segment` cabled straight to box `peer`'s NIC on the same
@@ -179,6 +208,13 @@ impl BoxSpec {
         self.append = format!("{} tandem.lab_exec={program}", self.append)
             .trim()
             .to_owned();
+        self
+    }
+
+    /// The same box with its RTC (and so its clock at boot) starting at `base`
+    /// (`2016-01-01T00:00:00`, UTC): a box whose clock is wrong until SNTP sets it.
+    pub fn with_rtc_base(mut self, base: &str) -> BoxSpec {
+        self.rtc_base = Some(base.to_owned());
         self
     }
 
@@ -494,6 +530,10 @@ impl Lab {
         if self.box_named(name)?.is_running() {
             return Err(format!("{name} is still running; stop it first"));
         }
+        let uefi = crate::uefi::UefiFiles::of(&self.dir, name);
+        if uefi.disk.is_file() {
+            return crate::uefi::write_config_partition(&uefi.disk, None);
+        }
         write_config_disk(&self.dir.join(format!("{name}.config.img")), None)
     }
 
@@ -550,50 +590,17 @@ impl Lab {
         ))
     }
 
-    /// Starts qemu for `spec` as box number `index`; `fresh` writes its config disk and taps.
-    fn launch(&mut self, spec: &BoxSpec, index: usize, fresh: bool) -> Result<QemuBox, LabError> {
-        let image = match spec.image {
-            ImageKind::Production => crate::image_dir(spec.board),
-            ImageKind::Lab => crate::lab_image_dir(spec.board),
-            ImageKind::Bench => crate::bench_image_dir(spec.board),
-        };
-        let (kernel, initrd) = (image.join("vmlinuz"), image.join("initramfs.cpio.gz"));
-        if !kernel.is_file() || !initrd.is_file() {
-            return Err(format!(
-                "no image in {}: run `make image` / `make lab-image` (or `make test`, which \
-                 builds both) first",
-                image.display()
-            ));
-        }
-        let console_socket = self.dir.join(format!("{}.console", spec.name));
-        let qmp_socket = self.dir.join(format!("{}.qmp", spec.name));
-        let config_disk = self.dir.join(format!("{}.config.img", spec.name));
-        if fresh {
-            write_config_disk(&config_disk, spec.config.as_deref())?;
-        } else {
-            // The sockets of the box's previous run.
-            let _ = fs::remove_file(&console_socket);
-            let _ = fs::remove_file(&qmp_socket);
-        }
-        let mut args: Vec<String> = [
-            "-accel",
-            "tcg",
-            "-machine",
-            "pc",
-            "-smp",
-            "1",
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        args.extend([
-            "-m".into(),
-            spec.memory_mb.to_string(),
+    /// The qemu arguments of a `-kernel` boot: the image's kernel and initramfs, the lab's
+    /// command line, the raw config disk in PCI slot 8; a reboot ends qemu (`-no-reboot`).
+    fn direct_kernel_args(
+        &self,
+        spec: &BoxSpec,
+        kernel: &Path,
+        initrd: &Path,
+        config_disk: &Path,
+    ) -> Vec<String> {
+        vec![
+            "-no-reboot".into(),
             "-kernel".into(),
             kernel.display().to_string(),
             "-initrd".into(),
@@ -609,6 +616,80 @@ impl Lab {
                 },
                 spec.append
             ),
+            "-drive".into(),
+            format!(
+                "file={},format=raw,if=none,id=config",
+                config_disk.display()
+            ),
+            "-device".into(),
+            "virtio-blk-pci,drive=config,addr=0x8".into(),
+        ]
+    }
+
+    /// Starts qemu for `spec` as box number `index`; `fresh` writes its config disk and taps.
+    fn launch(&mut self, spec: &BoxSpec, index: usize, fresh: bool) -> Result<QemuBox, LabError> {
+        let image = match spec.image {
+            ImageKind::Production => crate::image_dir(spec.board),
+            ImageKind::Lab => crate::lab_image_dir(spec.board),
+            ImageKind::Bench => crate::bench_image_dir(spec.board),
+        };
+        let (kernel, initrd) = (image.join("vmlinuz"), image.join("initramfs.cpio.gz"));
+        if !spec.uefi && (!kernel.is_file() || !initrd.is_file()) {
+            return Err(format!(
+                "no image in {}: run `make image` / `make lab-image` (or `make test`, which \
+                 builds both) first",
+                image.display()
+            ));
+        }
+        let console_socket = self.dir.join(format!("{}.console", spec.name));
+        let qmp_socket = self.dir.join(format!("{}.qmp", spec.name));
+        let config_disk = self.dir.join(format!("{}.config.img", spec.name));
+        let uefi = if !spec.uefi {
+            None
+        } else if fresh {
+            Some(crate::uefi::prepare(
+                &self.dir,
+                &spec.name,
+                spec.disk_image
+                    .clone()
+                    .unwrap_or_else(|| crate::uefi::disk_image(spec.board)),
+                spec.config.as_deref(),
+            )?)
+        } else {
+            Some(crate::uefi::UefiFiles::of(&self.dir, &spec.name))
+        };
+        if fresh && uefi.is_none() {
+            write_config_disk(&config_disk, spec.config.as_deref())?;
+        }
+        if !fresh {
+            // The sockets of the box's previous run.
+            let _ = fs::remove_file(&console_socket);
+            let _ = fs::remove_file(&qmp_socket);
+        }
+        let mut args: Vec<String> = [
+            "-accel",
+            "tcg",
+            "-machine",
+            "pc",
+            "-smp",
+            "1",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        if let Some(base) = &spec.rtc_base {
+            args.extend(["-rtc".into(), format!("base={base}")]);
+        }
+        args.extend(["-m".into(), spec.memory_mb.to_string()]);
+        match &uefi {
+            Some(files) => args.extend(crate::uefi::qemu_args(files)),
+            None => args.extend(self.direct_kernel_args(spec, &kernel, &initrd, &config_disk)),
+        }
+        args.extend([
             "-chardev".into(),
             format!(
                 "socket,id=console,path={},server=on,wait=on",
@@ -620,13 +701,6 @@ impl Lab {
             format!("unix:{},server=on,wait=off", qmp_socket.display()),
             "-device".into(),
             "i6300esb".into(),
-            "-drive".into(),
-            format!(
-                "file={},format=raw,if=none,id=config",
-                config_disk.display()
-            ),
-            "-device".into(),
-            "virtio-blk-pci,drive=config,addr=0x8".into(),
             "-pidfile".into(),
             self.dir
                 .join(format!("{}.pid", spec.name))

@@ -23,6 +23,7 @@ pub mod screen;
 pub mod servers;
 pub mod shell;
 pub mod syslog_receiver;
+pub mod uefi;
 pub mod vrrp_status;
 
 pub use console::Console;

@@ -214,7 +214,12 @@ impl Receiver {
             let socket = UdpSocket::bind(address)
                 .and_then(|socket| {
                     socket.set_read_timeout(Some(Duration::from_millis(50)))?;
-                    Ok(socket)
+                    // Room for bursts of thousands of datagrams (the kernel caps it at
+                    // net.core.rmem_max; a test that counts datagrams should not lose them
+                    // to its own receiver).
+                    let socket = socket2::Socket::from(socket);
+                    socket.set_recv_buffer_size(8 << 20)?;
+                    Ok(UdpSocket::from(socket))
                 })
                 .map_err(|e| format!("bind {address}: {e}"));
             let socket = match socket {

@@ -21,8 +21,10 @@ const CHECK_BOUND: Duration = Duration::from_secs(60);
 
 /// box-a: a NAT director (its VIPs 192.0.2.10 and .11 on the public port) with these services.
 fn director() -> String {
-    nat_director("box-a", &["192.0.2.1", "192.0.2.10", "192.0.2.11", "192.0.2.12"])
-        + DIRECTOR_SERVICES
+    nat_director(
+        "box-a",
+        &["192.0.2.1", "192.0.2.10", "192.0.2.11", "192.0.2.12"],
+    ) + DIRECTOR_SERVICES
 }
 
 const DIRECTOR_SERVICES: &str = r#"
@@ -194,7 +196,11 @@ fn nat_director_balances_drains_readmits_and_persists() {
     // the client asked (the responder answers on 80 and 443 alike), rr alternating over both.
     for port in [80, 443] {
         let (rs1, rs2, failed) = requests(&lab, &format!("http://192.0.2.12:{port}/"), 8);
-        assert_eq!((rs1, rs2, failed), (4, 4, 0), "fwmark NAT service, port {port}");
+        assert_eq!(
+            (rs1, rs2, failed),
+            (4, 4, 0),
+            "fwmark NAT service, port {port}"
+        );
     }
 
     // wrr 1:3 over sequential new connections: exactly one in four goes to rs1.

@@ -180,15 +180,13 @@ fn not_carried(config: &Config, notes: &mut Notes) {
     }
 }
 
-/// Whether `rule` is the one import derives from a fwmark virtual server's address and port
-/// (and so is carried by that virtual server).
+/// Whether `rule` is one that import derives from a fwmark virtual server (its address and
+/// port, and for FTP the guide's passive range), and so is carried by that virtual server.
 fn is_implied_rule(config: &Config, rule: &crate::model::FwmarkRule) -> bool {
-    config.virtual_services.iter().any(|s| {
-        s.fwmark == Some(rule.mark)
-            && s.address.map(crate::net::IpCidr::host) == Some(rule.destination)
-            && s.protocol == rule.protocol
-            && (rule.port_first, rule.port_last) == (s.port, s.port)
-    })
+    config
+        .virtual_services
+        .iter()
+        .any(|s| crate::import::lvs_ftp::implied_fwmark_rules(s).contains(rule))
 }
 
 fn virtual_block(

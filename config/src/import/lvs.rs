@@ -12,6 +12,7 @@ use std::vec::Vec;
 
 use core::net::{IpAddr, Ipv4Addr};
 
+use super::lvs_ftp;
 use super::lvs_pair::{self, Lines};
 use super::{add_referenced_interfaces, bounded, ImportError, Imported, Notes, MAX_INPUT_BYTES};
 use crate::model::{
@@ -270,7 +271,7 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
                     notes.adjusted(
                         line,
                         "heartbeat",
-                        "the heartbeat runs on the dedicated peer port",
+                        "the pair heartbeat runs on the peer link (peer_link.interface, the cable between the two boxes), always",
                     );
                 } else {
                     notes.not_carried(
@@ -282,7 +283,14 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
             }
             "heartbeat_port" => {
                 any_pair = true;
-                peer.heartbeat_port = num(entry, &mut notes).unwrap_or(539);
+                if let Some(port) = num::<u16>(entry, &mut notes) {
+                    peer.heartbeat_port = port;
+                    notes.adjusted(
+                        line,
+                        "heartbeat_port",
+                        format!("peer_link.heartbeat_port = {port}: the pair heartbeat's UDP port, sent on the peer link to ff02::1 (IPv6 link-local, hop limit 255), not to the partner's lvs.cf address as pulse sent it"),
+                    );
+                }
             }
             "keepalive" => {
                 any_pair = true;
@@ -415,6 +423,7 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
             block,
             network,
             check_interval_ms,
+            config.nat_gateway.as_ref(),
             &mut referenced,
             &mut notes,
         ) {
@@ -426,22 +435,19 @@ pub fn import(text: &str) -> Result<Imported, ImportError> {
         }
     }
     // lvs.cf gives no marking rules: mark what the virtual server names (Piranha's documented
-    // iptables rule for its address and port) and ask the operator to add further ports.
+    // iptables rule for its address and port; for FTP also the guide's passive range) and ask
+    // the operator to add further ports.
     for service in config.virtual_services.iter() {
-        let (Some(mark), Some(address)) = (service.fwmark, service.address) else {
-            continue;
-        };
-        if config.fwmark_rules.iter().any(|r| r.mark == mark) {
+        let rules = lvs_ftp::implied_fwmark_rules(service);
+        if rules
+            .first()
+            .is_some_and(|rule| config.fwmark_rules.iter().any(|r| r.mark == rule.mark))
+        {
             continue;
         }
-        let rule = crate::model::FwmarkRule {
-            mark,
-            protocol: service.protocol,
-            destination: crate::net::IpCidr::host(address),
-            port_first: service.port,
-            port_last: service.port,
-        };
-        let _ = config.fwmark_rules.push(rule);
+        for rule in rules {
+            let _ = config.fwmark_rules.push(rule);
+        }
     }
     // With an active backup, float what pulse floated (last: it reads the services and the NAT
     // router).
@@ -462,42 +468,70 @@ const PIRANHA_DEADTIME_S: u32 = 18;
 
 /// Carries `keepalive` / `deadtime` (whole seconds) over unchanged: the import must not change
 /// how fast the pair fails over. A file that gives only one of them gets Piranha's value for the
-/// other, which is what pulse ran with. Because Tandem's heartbeat on the dedicated peer cable
-/// defaults to 10 ms / 30 ms, the note says how slow the imported times are and how to switch.
-/// Without either keyword the peer link keeps Tandem's defaults.
+/// other, which is what pulse ran with. Each given field gets its own note at its own line
+/// (`keepalive` -> `peer_link.heartbeat_interval_ms`, `deadtime` -> `peer_link.dead_after_ms`;
+/// with an active backup `keepalive` is also the VRRP advert interval, noted by
+/// [`lvs_pair`]); because Tandem's heartbeat on the dedicated peer cable defaults to
+/// 10 ms / 30 ms, each says how slow the imported times are and how to switch. Without either
+/// keyword the peer link keeps Tandem's defaults.
 fn heartbeat_times(
     peer: &mut PeerLink,
     keepalive: Option<(usize, u32)>,
     deadtime: Option<(usize, u32)>,
     notes: &mut Notes,
 ) {
-    let (line, keyword) = match (keepalive, deadtime) {
-        (None, None) => return,
-        (Some((line, _)), _) => (line, "keepalive"),
-        (None, Some((line, _))) => (line, "deadtime"),
-    };
+    if keepalive.is_none() && deadtime.is_none() {
+        return;
+    }
     let keepalive_s = keepalive.map_or(PIRANHA_KEEPALIVE_S, |(_, s)| s);
     let deadtime_s = deadtime.map_or(PIRANHA_DEADTIME_S, |(_, s)| s);
     peer.heartbeat_interval_ms = keepalive_s.saturating_mul(1000);
     peer.dead_after_ms = deadtime_s.saturating_mul(1000);
     let fast = PeerLink::default();
-    notes.adjusted(
-        line,
-        keyword,
-        format!(
-            "peer_link.heartbeat_interval_ms: imported Piranha keepalive {keepalive_s} s / deadtime {deadtime_s} s (kept as {} ms / {} ms): a partner's death is noticed after {deadtime_s} s; on a dedicated peer cable use the fast default (set peer_link.heartbeat_interval_ms {}, set peer_link.dead_after_ms {})",
-            peer.heartbeat_interval_ms,
-            peer.dead_after_ms,
-            fast.heartbeat_interval_ms,
-            fast.dead_after_ms,
-        ),
+    let switch = format!(
+        "on a dedicated peer cable use the fast default (set peer_link.heartbeat_interval_ms {}, set peer_link.dead_after_ms {})",
+        fast.heartbeat_interval_ms, fast.dead_after_ms,
     );
+    if let Some((line, _)) = keepalive {
+        let other = if deadtime.is_none() {
+            format!(
+                " (lvs.cf gives no deadtime: Piranha's {deadtime_s} s, peer_link.dead_after_ms {})",
+                peer.dead_after_ms
+            )
+        } else {
+            String::new()
+        };
+        notes.adjusted(
+            line,
+            "keepalive",
+            format!(
+                "peer_link.heartbeat_interval_ms: imported Piranha keepalive {keepalive_s} s (kept as {} ms): a heartbeat every {keepalive_s} s on the peer link{other}; {switch}",
+                peer.heartbeat_interval_ms,
+            ),
+        );
+    }
+    if let Some((line, _)) = deadtime {
+        let other = if keepalive.is_none() {
+            format!(" (lvs.cf gives no keepalive: Piranha's {keepalive_s} s, peer_link.heartbeat_interval_ms {})", peer.heartbeat_interval_ms)
+        } else {
+            String::new()
+        };
+        notes.adjusted(
+            line,
+            "deadtime",
+            format!(
+                "peer_link.dead_after_ms: imported Piranha deadtime {deadtime_s} s (kept as {} ms): a partner's death is noticed after {deadtime_s} s{other}; {switch}",
+                peer.dead_after_ms,
+            ),
+        );
+    }
 }
 
 fn virtual_block(
     block: &Block,
     network: Forwarding,
     check_interval_ms: u32,
+    nat_gateway: Option<&NatGateway>,
     referenced: &mut Vec<IfName>,
     notes: &mut Notes,
 ) -> Option<VirtualService> {
@@ -601,6 +635,19 @@ fn virtual_block(
             ),
         }
     }
+    let line_of = |key: &str| {
+        block
+            .entries
+            .iter()
+            .find(|e| e.key == key)
+            .map_or(block.line, |e| e.line)
+    };
+    let ftp_lines = lvs_ftp::Lines {
+        block: block.line,
+        port: line_of("port"),
+        fwmark: line_of("fwmark"),
+    };
+    lvs_ftp::persistence(&mut service, ftp_lines, notes);
     if let Some(persistence) = &mut service.persistence {
         persistence.netmask_prefix = persistence_prefix;
     } else if persistence_prefix.is_some() {
@@ -657,6 +704,7 @@ fn virtual_block(
             );
         }
     }
+    lvs_ftp::finish(&mut service, ftp_lines, nat_gateway, notes);
     Some(service)
 }
 

@@ -13,6 +13,7 @@
 pub mod iptables;
 pub mod keepalived;
 pub mod lvs;
+pub(crate) mod lvs_ftp;
 pub(crate) mod lvs_pair;
 pub mod pair;
 

@@ -152,6 +152,61 @@ pub fn appliance_device(device: Option<&str>, log: &Log) -> AnyDevice {
     }
 }
 
+/// Where the appliance's config slots are, and the boot log's line saying so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigLocation {
+    /// The device to open (None: none usable, commits last until the next boot).
+    pub device: Option<String>,
+    pub note: String,
+}
+
+/// Finds the config storage: the partition named `tandem-config` on any disk (the flashable
+/// disk image has one), else the board's whole config disk, unless that disk is partitioned
+/// or holds a GPT (a boot disk: slot 0 would overwrite its partition table).
+pub fn find_config_location(
+    board_disk: Option<&str>,
+    sys_class_block: &Path,
+    dev: &Path,
+) -> ConfigLocation {
+    use tandem_board::boot_disk::CONFIG_PARTITION_NAME;
+    use tandem_southbound::block;
+    if let Some(name) = block::partition_named(sys_class_block, CONFIG_PARTITION_NAME) {
+        let device = dev.join(&name).display().to_string();
+        return ConfigLocation {
+            note: format!("config: slots on partition {CONFIG_PARTITION_NAME} ({device})"),
+            device: Some(device),
+        };
+    }
+    let Some(disk) = board_disk else {
+        return ConfigLocation {
+            device: None,
+            note: format!(
+                "config: no {CONFIG_PARTITION_NAME} partition and no config disk on this board"
+            ),
+        };
+    };
+    let kernel_name = Path::new(disk)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partitioned = block::has_partitions(sys_class_block, &kernel_name)
+        || block::holds_gpt(Path::new(disk)).unwrap_or(false);
+    if partitioned {
+        return ConfigLocation {
+            device: None,
+            note: format!(
+                "config: {disk} holds a partition table but no {CONFIG_PARTITION_NAME} \
+                 partition; it is not used for config (that would overwrite the table): \
+                 flash the disk image (make image) or attach a blank config disk"
+            ),
+        };
+    }
+    ConfigLocation {
+        device: Some(disk.to_owned()),
+        note: format!("config: slots on the board's config disk {disk}"),
+    }
+}
+
 /// Opens the transactions on `device`, seeding an empty store with `seed`, and logs the result.
 pub fn open(device: AnyDevice, seed: Option<Config>, log: &Log) -> Transactions<AnyDevice> {
     let what = device.what().to_owned();
@@ -206,4 +261,53 @@ pub fn accept_valid(config: &Config, log: &Log) -> bool {
         ));
     }
     errors == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tandem-cfgloc-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_named_partition_wins_and_a_partitioned_board_disk_is_never_taken() {
+        let root = temp("sysfs");
+        let sys = root.join("sys");
+        let dev = root.join("dev");
+        std::fs::create_dir_all(&dev).unwrap();
+        // A blank board disk (the lab's -kernel boots): used whole.
+        std::fs::create_dir_all(sys.join("vda")).unwrap();
+        std::fs::write(dev.join("vda"), vec![0u8; 8192]).unwrap();
+        let disk = dev.join("vda").display().to_string();
+        let found = find_config_location(Some(&disk), &sys, &dev);
+        assert_eq!(found.device.as_deref(), Some(disk.as_str()));
+        // The same disk with a GPT the kernel did not parse: refused, with the fix.
+        let mut gpt = vec![0u8; 8192];
+        gpt[512..520].copy_from_slice(b"EFI PART");
+        std::fs::write(dev.join("vda"), &gpt).unwrap();
+        let found = find_config_location(Some(&disk), &sys, &dev);
+        assert_eq!(found.device, None);
+        assert!(found.note.contains("make image"), "{}", found.note);
+        // The disk image's config partition: found by its GPT name.
+        std::fs::create_dir_all(sys.join("vda2")).unwrap();
+        std::fs::write(sys.join("vda2/partition"), "2\n").unwrap();
+        std::fs::write(
+            sys.join("vda2/uevent"),
+            "DEVNAME=vda2\nPARTNAME=tandem-config\n",
+        )
+        .unwrap();
+        let found = find_config_location(Some(&disk), &sys, &dev);
+        assert_eq!(found.device, Some(dev.join("vda2").display().to_string()));
+        assert!(found.note.contains("tandem-config"));
+        // No board disk, no partition.
+        std::fs::remove_dir_all(sys.join("vda2")).unwrap();
+        assert_eq!(find_config_location(None, &sys, &dev).device, None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

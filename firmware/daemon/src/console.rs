@@ -34,6 +34,8 @@ pub enum Command {
     Poweroff,
     /// Clean reboot (appliance only).
     Reboot,
+    /// `firmware status`: the running slot, its boot counter and bless, every slot file.
+    FirmwareStatus,
     /// An empty line: nothing to do.
     Nothing,
     /// `<engine> status`: an engine's status text.
@@ -107,7 +109,7 @@ pub const HELP: &str =
   config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard
           compare | preview | commit [--confirm SECONDS] [--comment TEXT] | confirm
           rollback [GENERATION] | history
-  box:    poweroff | reboot | help";
+  box:    firmware status | poweroff | reboot | help";
 
 /// Why a line was not understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +237,8 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
         )),
         ("poweroff" | "halt", _, 0) => Ok(Command::Poweroff),
         ("reboot", _, 0) => Ok(Command::Reboot),
+        ("firmware", Some("status"), 1) => Ok(Command::FirmwareStatus),
+        ("firmware", _, _) => Err(usage("usage: firmware status")),
         ("show", Some("running"), 1) => Ok(Command::ShowRunning),
         ("show", Some("candidate"), 1) => Ok(Command::ShowCandidate),
         ("show", _, _) => Err(usage("usage: show running | show candidate")),

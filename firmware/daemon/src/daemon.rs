@@ -112,6 +112,8 @@ pub struct Daemon {
     /// The metrics endpoint (None until `start_metrics`), and its scrapes' questions.
     metrics: Option<crate::metrics::MetricsHandle>,
     metrics_asks: Option<mpsc::Receiver<crate::metrics::DaemonAsk>>,
+    /// The running firmware's version and the slot it booted from (`status`).
+    firmware: crate::firmware_slot::Firmware,
     /// Remote syslog and the SNTP client (None until `start_syslog_and_time`).
     syslog: Option<crate::syslog::SyslogHandle>,
     time: Option<crate::sntp::TimeHandle>,
@@ -234,6 +236,7 @@ impl Daemon {
             from_pair: None,
             last_published: None,
             last_delta: None,
+            firmware: crate::firmware_slot::Firmware::not_appliance(),
             metrics: None,
             metrics_asks: None,
             syslog: None,
@@ -1048,6 +1051,7 @@ impl Daemon {
                     Some(self.end(PowerAction::Poweroff)),
                 )
             }
+            Command::FirmwareStatus => (self.firmware.status_text(std::time::Instant::now()), None),
             Command::Reboot => {
                 self.log.line("reboot requested");
                 (
@@ -1331,6 +1335,8 @@ impl Daemon {
     }
 
     fn on_tick(&mut self, probe: &mut Option<JoinHandle<ProbeResult>>) {
+        self.firmware
+            .tick(std::time::Instant::now(), self.firmware_health(), &self.log);
         if let Some(watchdog) = &mut self.watchdog {
             let _ = watchdog.write_all(b"\0");
         }
@@ -1482,6 +1488,24 @@ impl Daemon {
             .collect()
     }
 
+    /// Sets the running firmware (the appliance, at boot): `status`, `firmware status`, bless.
+    pub fn set_firmware(&mut self, firmware: crate::firmware_slot::Firmware) {
+        self.firmware = firmware;
+    }
+
+    /// Whether this box is healthy enough to bless the slot it runs on trial: the stored config
+    /// (if any) passed validation and went to the engines, and a paired box hears its partner
+    /// on the peer cable.
+    fn firmware_health(&self) -> Result<(), String> {
+        if self.transactions.generation() > 0 && !self.applied {
+            return Err("the stored config is not applied".to_owned());
+        }
+        if self.identity.is_some() && !matches!(self.peer.state(), PeerState::Reachable { .. }) {
+            return Err("paired, but the partner is not reachable on the peer cable".to_owned());
+        }
+        Ok(())
+    }
+
     /// The status block: one `status:` line per fact, ending with `status: end`.
     pub fn status_text(&self) -> String {
         let mut text = format!(
@@ -1490,6 +1514,7 @@ impl Daemon {
             self.board.map_or("-", |b| b.name),
             self.ready_seconds
         );
+        text.push_str(&self.firmware.status_line());
         let sys_class_net = Path::new("/sys/class/net");
         for (role, name) in &self.roles.assigned {
             // Admin state from the IFF_UP flag: operstate lags behind it by the kernel's

@@ -15,6 +15,7 @@ mod console_writer;
 mod control;
 mod daemon;
 mod engine;
+mod firmware_slot;
 mod init;
 mod logring;
 mod lvs_engine;
@@ -259,7 +260,12 @@ fn appliance_main(started: Instant) -> ! {
     let action = match runtime() {
         Ok(runtime) => runtime.block_on(async {
             let outcome = boot::boot_appliance(&log).await;
-            let outcome_config_device = outcome.board.and_then(|b| b.config_device);
+            let location = config_store::find_config_location(
+                outcome.board.and_then(|b| b.config_device),
+                Path::new("/sys/class/block"),
+                Path::new("/dev"),
+            );
+            let outcome_config_device = location.device.as_deref();
             let ready = started.elapsed().as_secs_f64();
             log.line(format!(
                 "ready {ready:.3} s after /init (kernel up {:.3} s) name={} board={} nics={}",
@@ -268,6 +274,7 @@ fn appliance_main(started: Instant) -> ! {
                 outcome.board.map_or("unknown", |b| b.name),
                 outcome.roles.assigned.len()
             ));
+            log.line(location.note.clone());
             let device = config_store::appliance_device(outcome_config_device, &log);
             let transactions = config_store::open(device, None, &log);
             let identity = config_store::identity_store(outcome_config_device, None, &log);
@@ -285,6 +292,7 @@ fn appliance_main(started: Instant) -> ! {
             }
             daemon.open_identity(identity);
             let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+            daemon.set_firmware(firmware_slot::Firmware::open(&cmdline, &log));
             if init::cmdline_value(&cmdline, "tandem.debug") == Some("1") {
                 daemon.enable_debug_commands();
             }

@@ -67,7 +67,12 @@ fn read_map(store: &mut IdentityStore<AnyDevice>) -> (RoleMap, Option<String>) {
 /// At boot: the operator's map from the board's config disk (empty: the board profile), after
 /// `tandem.reset_ports=1` removed it if the command line asks.
 pub fn boot_map(board: &BoardProfile, cmdline: &str, log: &Log) -> RoleMap {
-    let Some(disk) = board.config_device else {
+    let location = crate::config_store::find_config_location(
+        board.config_device,
+        Path::new("/sys/class/block"),
+        Path::new("/dev"),
+    );
+    let Some(disk) = location.device.as_deref() else {
         return Vec::new();
     };
     let mut store = match crate::config_store::appliance_identity_store(disk) {

@@ -7,7 +7,8 @@
 //! neighbour entry for the VIP is the virtual MAC (also after the master asked the client's MAC
 //! itself), adverts and gratuitous ARPs on the wire come from the virtual MAC and never from a
 //! box's own MAC, no IGMP report of the VRRP group leaves from the virtual MAC, a failover moves
-//! the VIP and the bridge learns the virtual MAC on the other box's port, the macvlan goes when
+//! the VIP and the bridge learns the virtual MAC on the other box's port, a cable pulled from
+//! the master's interface faults it (the macvlan follows its parent), the macvlan goes when
 //! the daemon stops or `use_vmac` is turned off live, and keepalived with `use_vmac` on the
 //! other side elects and fails over with it.
 
@@ -277,6 +278,11 @@ impl Site {
     }
 
     fn tandem_config(&self, node: &Node, priority: u8, use_vmac: bool) -> String {
+        self.tandem_config_with(node, priority, use_vmac, "")
+    }
+
+    /// [`Site::tandem_config`] with `extra` lines in the instance.
+    fn tandem_config_with(&self, node: &Node, priority: u8, use_vmac: bool, extra: &str) -> String {
         let prefix = if self.ipv6 { 64 } else { 24 };
         let v6 = if node.v4.ends_with(".2") {
             "2001:db8::2"
@@ -286,7 +292,7 @@ impl Site {
         format!(
             "[system]\nhostname = \"{}\"\n\n[[interfaces]]\nname = \"eth0\"\naddresses = [\"{}/24\", \"{v6}/64\"]\n\n\
              [[vrrp]]\nname = \"vi\"\nvrid = {VRID}\ninterface = \"eth0\"\npriority = {priority}\nadvert_interval_cs = 10\n\
-             accept_mode = true\nuse_vmac = {use_vmac}\n\n[[vrrp.vips]]\naddress = \"{}\"\nprefix = {prefix}\n\n\
+             accept_mode = true\nuse_vmac = {use_vmac}\n{extra}\n\n[[vrrp.vips]]\naddress = \"{}\"\nprefix = {prefix}\n\n\
              [vrrp.garp]\nmaster_delay_s = 1\nmaster_repeat = 2\n",
             node.ns.name,
             node.v4,
@@ -295,6 +301,10 @@ impl Site {
     }
 
     fn start_tandem(&self, node: &Node, priority: u8, use_vmac: bool) -> HostProcess {
+        self.start_tandem_with(node, &self.tandem_config(node, priority, use_vmac))
+    }
+
+    fn start_tandem_with(&self, node: &Node, config: &str) -> HostProcess {
         let control = self.control(node);
         TandemRun {
             tandem: Path::new(TANDEM),
@@ -302,12 +312,7 @@ impl Site {
             name: &node.ns.name,
             control: Some(&control),
         }
-        .start(
-            &node.ns,
-            &self.tandem_config(node, priority, use_vmac),
-            "vrrp: running",
-            Duration::from_secs(20),
-        )
+        .start(&node.ns, config, "vrrp: running", Duration::from_secs(20))
         .unwrap()
     }
 
@@ -475,6 +480,29 @@ fn a_tandem_pair_serves_the_virtual_mac_and_fails_over() {
     site.wait("the bridge learns the virtual MAC on a's port", || {
         site.learned_port(VMAC4) == site.a.port
     });
+
+    // a's cable pulled: the macvlan follows its parent's carrier, a's tracking of eth0 puts
+    // it in FAULT and b takes over; plugged back, a preempts again.
+    let port = |up: &str| {
+        site.segment
+            .netns
+            .ip(&["link", "set", &site.a.port, up])
+            .unwrap()
+    };
+    port("down");
+    site.wait_status(&site.a, "FAULT", |s| s.contains("state FAULT"));
+    let vmac_link = site.a.ns.ip(&["link", "show", "vrrp.51"]).unwrap();
+    assert!(!vmac_link.contains("LOWER_UP"), "{vmac_link}");
+    assert!(!site.a.holds("vrrp.51", VIP4));
+    site.wait_status(&site.b, "MASTER while a is cut off", |s| {
+        s.contains("state MASTER")
+    });
+    port("up");
+    site.wait_status(&site.a, "MASTER again", |s| s.contains("state MASTER"));
+    site.wait_status(&site.b, "BACKUP again", |s| s.contains("state BACKUP"));
+    site.wait("a holds the VIP again", || site.a.holds("vrrp.51", VIP4));
+    site.client_reaches_vip();
+    assert_eq!(site.client_neighbour(), VMAC4);
 
     // a dies: b takes the VIP; the client keeps its entry and reaches b through it.
     site.crash(a, &site.a);
@@ -712,4 +740,49 @@ fn use_vmac_turns_on_renames_and_turns_off_live() {
     });
     site.client_reaches_vip();
     assert!(site.status(&site.a).contains("state MASTER"));
+}
+
+#[test]
+fn unicast_peers_advertise_from_the_interface_and_keep_the_vip_on_the_virtual_mac() {
+    let site = Site::new("vmu", false);
+    let unicast = |node: &Node, peer: &Node| {
+        format!(
+            "unicast_source = \"{}\"\nunicast_peers = [\"{}\"]",
+            node.v4, peer.v4
+        )
+    };
+    let capture = Capture::start(&site.client.ns);
+    let a = site.start_tandem_with(
+        &site.a,
+        &site.tandem_config_with(&site.a, 200, true, &unicast(&site.a, &site.b)),
+    );
+    site.wait_status(&site.a, "MASTER", |s| s.contains("state MASTER"));
+    let _b = site.start_tandem_with(
+        &site.b,
+        &site.tandem_config_with(&site.b, 100, true, &unicast(&site.b, &site.a)),
+    );
+    // keepalived's vmac_xmit_base: the adverts go between the interfaces (an ARP from the
+    // virtual MAC would reach only the partner's macvlan of that MAC, which never answers).
+    let status = site.wait_status(&site.b, "BACKUP behind a", |s| {
+        s.contains("state BACKUP") && s.contains("master: 192.0.2.2 priority 200")
+    });
+    assert!(
+        status.contains("adverts from eth0 (unicast peers: keepalived's vmac_xmit_base)"),
+        "{status}"
+    );
+    assert!(!status.contains("socket vrrp.51"), "{status}");
+    site.client_reaches_vip();
+    assert_eq!(site.client_neighbour(), VMAC4);
+    site.crash(a, &site.a);
+    site.wait("b holds the VIP on its macvlan", || {
+        site.b.holds("vrrp.51", VIP4)
+    });
+    site.client_reaches_vip();
+    assert_eq!(site.client_neighbour(), VMAC4);
+    let frames = capture.finish();
+    let garps = frames
+        .iter()
+        .filter(|f| f.arp_sender == Some((VMAC4.to_owned(), VIP4.parse().unwrap())))
+        .count();
+    assert!(garps >= 2, "gratuitous ARPs from the virtual MAC: {garps}");
 }

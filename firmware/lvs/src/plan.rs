@@ -70,6 +70,9 @@ pub struct Plan {
     pub services: BTreeMap<ServiceId, PlannedService>,
     /// Scheduler modules the table needs (`ip_vs_wrr`, ...).
     pub scheduler_modules: Vec<String>,
+    /// IPVS application helpers the table needs: `ip_vs_ftp` for a TCP service on port 21
+    /// with a NAT real server (see [`needs_ftp_helper`]).
+    pub app_modules: Vec<String>,
     /// Config parts that were skipped or approximated, for the log and the status.
     pub notes: Vec<String>,
 }
@@ -80,6 +83,11 @@ impl Plan {
         self.services
             .keys()
             .any(|id| matches!(id, ServiceId::Fwmark { .. }))
+    }
+
+    /// Every module the table needs beyond `ip_vs`: schedulers, then application helpers.
+    pub fn module_names(&self) -> impl Iterator<Item = &String> {
+        self.scheduler_modules.iter().chain(&self.app_modules)
     }
 
     /// The plan of one service.
@@ -107,6 +115,38 @@ impl Plan {
                 .collect(),
         }
     }
+}
+
+/// The FTP control port. IPVS binds its FTP helper (`ip_vs_ftp`, loaded) to every NAT
+/// connection whose virtual port is 21, and registers conntrack for a NAT service on port 21
+/// itself (`__ip_vs_update_dest`: "FTP-NAT requires conntrack for mangling").
+pub const FTP_PORT: u16 = 21;
+/// The IPVS FTP helper module.
+pub const FTP_HELPER: &str = "ip_vs_ftp";
+
+/// Whether `vs` (with IPVS id `id`) needs the FTP helper: a TCP service on port 21 with a real
+/// server (or sorry server) forwarded by NAT. The helper follows each control connection: it
+/// rewrites the real server's private address in the PASV reply (227) to the VIP and opens the
+/// data connections of passive (PASV/EPSV) and active (PORT/EPRT, from port 20) mode. DR and
+/// TUN real servers answer the client themselves and need no helper; a firewall-mark service
+/// (port 0) is left to its marking rules (the Red Hat guide's way), not to the helper.
+pub fn needs_ftp_helper(vs: &model::VirtualService, id: &ServiceId) -> bool {
+    let nat = |f: model::Forwarding| f == model::Forwarding::Nat;
+    matches!(
+        id,
+        ServiceId::Inet {
+            protocol: crate::Protocol::Tcp,
+            port: FTP_PORT,
+            ..
+        }
+    ) && (vs
+        .real_servers
+        .iter()
+        .any(|rs| nat(rs.effective_forwarding(vs)))
+        || vs
+            .sorry_server
+            .as_ref()
+            .is_some_and(|s| nat(s.forwarding.unwrap_or(vs.forwarding))))
 }
 
 /// The IPVS service id of a configured virtual service, or why it has none.
@@ -528,6 +568,9 @@ pub fn from_config_reusing(config: &Config, previous: Option<(&Config, &Plan)>) 
         {
             plan.scheduler_modules.push(format!("ip_vs_{scheduler}"));
         }
+        if needs_ftp_helper(vs, &id) && !plan.app_modules.iter().any(|m| m == FTP_HELPER) {
+            plan.app_modules.push(FTP_HELPER.to_owned());
+        }
         plan.services.insert(
             id,
             PlannedService {
@@ -943,5 +986,52 @@ port = 0
             matches!(&http.tls, Some(TlsTrust::Unusable(why)) if why.starts_with("tls_trust \"corp\"")),
             "{http:?}"
         );
+    }
+
+    /// The FTP helper is asked for by a TCP port-21 service with a NAT real server (or NAT sorry
+    /// server), once, and by nothing else: not DR, not UDP, not another port, not a firewall-mark
+    /// service whose marks cover port 21, not an inactive service.
+    #[test]
+    fn the_ftp_helper_is_planned_for_nat_tcp_services_on_port_21_only() {
+        let helper = |services: &str| {
+            let config = tandem_config::text::from_toml(services).unwrap();
+            from_config(&config).app_modules
+        };
+        let service = |header: &str, rs: &str| {
+            format!("[[virtual_services]]\n{header}\n[[virtual_services.real_servers]]\naddress = \"198.51.100.11\"\n{rs}\n")
+        };
+        let ftp = "address = \"192.0.2.10\"\nport = 21\nforwarding = \"nat\"";
+        assert_eq!(helper(&service(ftp, "")), [FTP_HELPER]);
+        // Two FTP services (another VIP, a DR one with a NAT real server): still one module.
+        let two = service(ftp, "")
+            + &service(
+                "address = \"192.0.2.11\"\nport = 21\nforwarding = \"dr\"",
+                "forwarding = \"nat\"",
+            );
+        assert_eq!(helper(&two), [FTP_HELPER]);
+        for (header, rs) in [
+            (ftp, "forwarding = \"dr\""),
+            (
+                "address = \"192.0.2.10\"\nport = 21\nforwarding = \"tun\"",
+                "",
+            ),
+            (
+                "address = \"192.0.2.10\"\nport = 21\nprotocol = \"udp\"\nforwarding = \"nat\"",
+                "",
+            ),
+            (
+                "address = \"192.0.2.10\"\nport = 2121\nforwarding = \"nat\"",
+                "",
+            ),
+            ("fwmark = 21\nforwarding = \"nat\"", "port = 0"),
+            (
+                "address = \"192.0.2.10\"\nport = 21\nforwarding = \"nat\"\nactive = false",
+                "",
+            ),
+        ] {
+            assert!(helper(&service(header, rs)).is_empty(), "{header} / {rs}");
+        }
+        let sorry = "address = \"192.0.2.10\"\nport = 21\nforwarding = \"dr\"\nsorry_server = { address = \"198.51.100.99\", forwarding = \"nat\" }";
+        assert_eq!(helper(&service(sorry, "")), [FTP_HELPER]);
     }
 }

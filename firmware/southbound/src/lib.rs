@@ -6,8 +6,10 @@
 //! done. Reads come from sysfs and procfs. Nothing here shells out: the image has no `ip`,
 //! `modprobe` or `sysctl`.
 
+pub mod block;
 pub mod bond;
 pub mod cluster_filter;
+pub mod efi;
 pub mod kmod;
 pub mod lan_probe;
 pub mod link_monitor;

@@ -318,6 +318,51 @@ pub fn rp_filter_moves(
     (moves, back)
 }
 
+/// One `rp_filter` write of [`move_all_rp_filter`]: the key, the value written, the value
+/// before.
+pub type RpFilterMove = (String, u8, u8);
+
+/// Moves a non-zero `net.ipv4.conf.all.rp_filter` onto `default` and every link
+/// ([`rp_filter_moves`] over what procfs holds now); returns each write, for
+/// [`put_back_rp_filter`]. Nothing when `all` is 0.
+pub fn move_all_rp_filter() -> Result<Vec<RpFilterMove>, SysctlError> {
+    let read = |key: &str| sysctl::get(key).ok().and_then(|v| v.parse::<u8>().ok());
+    let all = read("net/ipv4/conf/all/rp_filter").unwrap_or(0);
+    if all == 0 {
+        return Ok(Vec::new());
+    }
+    let default = read("net/ipv4/conf/default/rp_filter").unwrap_or(0);
+    let mut links = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(sysctl::path_of("net/ipv4/conf")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "all" || name == "default" {
+                continue;
+            }
+            if let Some(value) = read(&format!("net/ipv4/conf/{name}/rp_filter")) {
+                links.push((name, value));
+            }
+        }
+    }
+    let (moves, back) = rp_filter_moves(all, default, &links);
+    let mut done = Vec::new();
+    for ((key, written), (_, before)) in moves.into_iter().zip(back) {
+        sysctl::set(&key, &written.to_string())?;
+        done.push((key, written, before));
+    }
+    Ok(done)
+}
+
+/// Puts back what [`move_all_rp_filter`] wrote, last write first, where the knob still holds
+/// the value written (a link made or changed since keeps its own).
+pub fn put_back_rp_filter(moved: &[RpFilterMove]) {
+    for (key, written, before) in moved.iter().rev() {
+        if sysctl::get(key).ok() == Some(written.to_string()) {
+            let _ = sysctl::set(key, &before.to_string());
+        }
+    }
+}
+
 /// Why a macvlan could not be made, kept or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum MacvlanError {

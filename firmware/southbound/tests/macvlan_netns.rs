@@ -74,7 +74,13 @@ fn macvlans_are_made_kept_fixed_replaced_renamed_and_deleted() {
             facts.mode,
             facts.up
         ),
-        (Some("macvlan"), Some(va), Some(MAC), Some(MODE_PRIVATE), false)
+        (
+            Some("macvlan"),
+            Some(va),
+            Some(MAC),
+            Some(MODE_PRIVATE),
+            false
+        )
     );
     assert_eq!(steps[1].0, Ok(Ensured::Kept));
     let detail = ns.ip(&["-d", "link", "show", "vrrp.51"]).unwrap();
@@ -83,7 +89,14 @@ fn macvlans_are_made_kept_fixed_replaced_renamed_and_deleted() {
 
     // Someone changed its mode and MAC: fixed in place (same index).
     ns.ip(&[
-        "link", "set", "vrrp.51", "address", "02:00:00:00:00:01", "type", "macvlan", "mode",
+        "link",
+        "set",
+        "vrrp.51",
+        "address",
+        "02:00:00:00:00:01",
+        "type",
+        "macvlan",
+        "mode",
         "bridge",
     ])
     .unwrap();
@@ -133,8 +146,13 @@ fn macvlans_are_made_kept_fixed_replaced_renamed_and_deleted() {
         matches!(&refused, MacvlanError::NotMacvlan { kind, .. } if kind == "veth"),
         "{refused}"
     );
-    assert!(refused.to_string().contains("set vmac_interface to another name"));
-    assert!(ns.ip(&["link", "show", "vb"]).is_ok(), "the veth is still there");
+    assert!(refused
+        .to_string()
+        .contains("set vmac_interface to another name"));
+    assert!(
+        ns.ip(&["link", "show", "vb"]).is_ok(),
+        "the veth is still there"
+    );
     assert!(up);
     assert_eq!(listed, ["vmac51"]);
     assert!(deleted && !again);
@@ -198,4 +216,36 @@ fn knobs_reach_a_dotted_name_and_the_filter_drops_the_macvlans_igmp_report() {
     assert!(dropped >= 1, "no IGMP report dropped");
     let tables = ns.exec("nft", &["list", "tables"]).unwrap();
     assert!(!tables.contains("tandem_vmac"), "{tables}");
+}
+
+#[test]
+fn a_strict_all_rp_filter_is_moved_onto_the_links_and_put_back() {
+    let ns = Netns::new("mvr").unwrap();
+    ns.ip(&["link", "add", "va", "type", "veth", "peer", "name", "vb"])
+        .unwrap();
+    let (during, after) = ns
+        .run(|| {
+            let read = |name: &str| {
+                std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"))
+                    .unwrap()
+                    .trim()
+                    .to_owned()
+            };
+            let write = |name: &str, value: &str| {
+                std::fs::write(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"), value).unwrap()
+            };
+            write("all", "1");
+            write("default", "0");
+            write("va", "0");
+            write("vb", "2");
+            let moved = tandem_southbound::macvlan::move_all_rp_filter().unwrap();
+            let during = ["all", "default", "va", "vb"].map(read);
+            tandem_southbound::macvlan::put_back_rp_filter(&moved);
+            let after = ["all", "default", "va", "vb"].map(read);
+            (during, after)
+        })
+        .unwrap();
+    // No link loosened (vb's loose 2 stays), all cleared so a macvlan's 0 counts.
+    assert_eq!(during, ["0", "1", "1", "2"].map(String::from));
+    assert_eq!(after, ["1", "0", "0", "2"].map(String::from));
 }

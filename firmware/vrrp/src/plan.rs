@@ -16,7 +16,8 @@
 //! A macvlan without a configured name is named as keepalived names it, over the whole config
 //! ([`vmac_names`]): `vrrp.{VRID}` when free, else (IPv6) `vrrp6.{VRID}`, then
 //! `vrrp1.{VRID}`, `vrrp2.{VRID}`, ... skipping names taken by configured interfaces, by
-//! configured vmac names and by earlier instances. The engine makes the macvlan; the core never
+//! configured vmac names and by earlier instances. With unicast peers the adverts stay on the
+//! instance's interface ([`VmacPlan::xmit_base`]). The engine makes the macvlan; the core never
 //! sees it, so turning `use_vmac` on or off moves a master's addresses and nothing else.
 
 use core::fmt;
@@ -45,6 +46,12 @@ pub struct VmacPlan {
     pub name: String,
     /// The virtual router MAC of the instance's VRID and family.
     pub mac: MacAddress,
+    /// Adverts are sent and heard on the instance's interface, not the macvlan (keepalived's
+    /// `vmac_xmit_base`); the addresses and announcements stay on the macvlan. Set for unicast
+    /// peers, as keepalived sets it: a unicast advert's ARP from the virtual MAC would reach
+    /// only the partner's own macvlan of that MAC, which never answers for the partner's
+    /// address.
+    pub xmit_base: bool,
 }
 
 /// Everything the engine needs to run one instance.
@@ -396,6 +403,7 @@ pub fn instance_plan_named(
     let vmac = instance.use_vmac.then(|| VmacPlan {
         name: vmac_name.map_or_else(|| format!("vrrp.{}", instance.vrid), ToOwned::to_owned),
         mac: virtual_mac(instance.vrid, family),
+        xmit_base: !instance.unicast_peers.is_empty(),
     });
     let vips = instance
         .vips
@@ -635,6 +643,7 @@ mod tests {
             Some(VmacPlan {
                 name: "vrrp.20".into(),
                 mac: [0, 0, 0x5e, 0, 1, 20],
+                xmit_base: false,
             })
         );
         let links: Vec<&str> = plan.vips.iter().map(|v| v.link.as_str()).collect();
@@ -657,6 +666,16 @@ mod tests {
         };
         let plan = instance_plan_named(&named, &addrs(&["fe80::2"]), Some("v6vmac")).unwrap();
         assert_eq!(plan.vmac.as_ref().unwrap().mac, [0, 0, 0x5e, 0, 2, 20]);
+        assert_eq!(plan.vips[0].link, "v6vmac");
+        // Unicast peers: adverts on the interface (keepalived's vmac_xmit_base), VIPs on the
+        // macvlan all the same.
+        let mut unicast = named.clone();
+        unicast
+            .unicast_peers
+            .push("2001:db8::3".parse().unwrap())
+            .unwrap();
+        let plan = instance_plan_named(&unicast, &addrs(&["fe80::2"]), Some("v6vmac")).unwrap();
+        assert!(plan.vmac.as_ref().unwrap().xmit_base);
         assert_eq!(plan.vips[0].link, "v6vmac");
     }
 

@@ -4,11 +4,15 @@
 //!
 //! - Ports 80 and 443 (plain HTTP on both, for multi-port firewall-mark services): every request
 //!   gets `200 OK` with the body `served-by <box name>\n`.
+//! - Port 8443: the same over TLS 1.2/1.3 (rustls on ring), with a self-signed certificate for
+//!   `<box name>.lab` made at start (for HTTPS / keepalived `SSL_GET` checks).
 //! - Port 7 (line echo, for long-lived connections such as the connection-sync test): the
 //!   connection stays open and every line `<text>` is answered with `served-by <box name>
 //!   <text>`, until the client closes it (or 10 minutes pass without a line).
 //! - Port 8081 (control): `GET /stop` closes the service ports (connections are refused, so
-//!   health checks fail), `GET /start` opens them again; the reply says the new state.
+//!   health checks fail), `GET /start` opens them again; `GET /body/<word>` makes the body
+//!   `served-by <box name> <word>\n` on every service port (digest checks see a changed page),
+//!   `GET /body/` the usual one again; the reply says the new state.
 //! - UDP echo on 7, DNS on 53 and `GET /icmp/off|on`: see `lab_httpd_datagram.rs`.
 //!
 //! std only and thread per connection: it serves a handful of test requests, not load.
@@ -16,13 +20,16 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 #[path = "../lab_httpd_datagram.rs"]
 mod lab_httpd_datagram;
 
 const SERVICE_PORTS: [u16; 2] = [80, 443];
+const TLS_PORT: u16 = 8443;
 const ECHO_PORT: u16 = 7;
 /// An echo connection idle this long is closed.
 const ECHO_IDLE: Duration = Duration::from_secs(600);
@@ -65,10 +72,57 @@ fn respond(stream: &mut TcpStream, body: &str) {
     let _ = stream.write_all(reply.as_bytes());
 }
 
+/// The body every service port answers with, changed by the control port.
+type Body = Arc<Mutex<String>>;
+
+fn body_now(body: &Body) -> String {
+    body.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
 /// One HTTP exchange, then close.
-fn serve_http(mut stream: TcpStream, body: &str) {
+fn serve_http(mut stream: TcpStream, body: &Body) {
     let _ = request_line(&mut stream);
-    respond(&mut stream, body);
+    respond(&mut stream, &body_now(body));
+}
+
+/// The TLS server config: a self-signed ECDSA P-256 certificate for `<name>.lab`.
+fn tls_config(name: &str) -> Result<Arc<rustls::ServerConfig>, String> {
+    let made = rcgen::generate_simple_self_signed(vec![format!("{name}.lab")])
+        .map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(vec![made.cert.der().clone()], key)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(config))
+}
+
+/// One HTTPS exchange, then close_notify and close.
+fn serve_https(stream: TcpStream, body: &Body, config: &Arc<rustls::ServerConfig>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let Ok(conn) = rustls::ServerConnection::new(Arc::clone(config)) else {
+        return;
+    };
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while head.len() < 4096 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tls.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+        }
+    }
+    let body = body_now(body);
+    let reply = format!(
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tls.write_all(reply.as_bytes());
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
 }
 
 /// Answers every line with `<name> <line>` until the client closes or goes idle.
@@ -96,8 +150,12 @@ fn serve_echo(stream: TcpStream, name: &str) {
 }
 
 /// Keeps `port` open while `serving` is set, closed otherwise; each connection is handed to
-/// `handler` with `text` on its own thread.
-fn service_loop(port: u16, serving: Arc<AtomicBool>, text: String, handler: fn(TcpStream, &str)) {
+/// `handler` on its own thread.
+fn service_loop(
+    port: u16,
+    serving: Arc<AtomicBool>,
+    handler: Arc<dyn Fn(TcpStream) + Send + Sync>,
+) {
     let mut listener: Option<TcpListener> = None;
     loop {
         let want = serving.load(Ordering::SeqCst);
@@ -120,8 +178,8 @@ fn service_loop(port: u16, serving: Arc<AtomicBool>, text: String, handler: fn(T
         match listener.as_ref().map(TcpListener::accept) {
             Some(Ok((stream, _))) => {
                 let _ = stream.set_nonblocking(false);
-                let text = text.clone();
-                std::thread::spawn(move || handler(stream, &text));
+                let handler = Arc::clone(&handler);
+                std::thread::spawn(move || handler(stream));
             }
             _ => std::thread::sleep(Duration::from_millis(10)),
         }
@@ -131,14 +189,24 @@ fn service_loop(port: u16, serving: Arc<AtomicBool>, text: String, handler: fn(T
 fn main() {
     let name = box_name();
     let serving = Arc::new(AtomicBool::new(true));
-    let body = format!("served-by {name}\n");
+    let body: Body = Arc::new(Mutex::new(format!("served-by {name}\n")));
     for port in SERVICE_PORTS {
-        let (serving, body) = (Arc::clone(&serving), body.clone());
-        std::thread::spawn(move || service_loop(port, serving, body, serve_http));
+        let (serving, body) = (Arc::clone(&serving), Arc::clone(&body));
+        let handler = Arc::new(move |stream: TcpStream| serve_http(stream, &body));
+        std::thread::spawn(move || service_loop(port, serving, handler));
+    }
+    match tls_config(&name) {
+        Ok(config) => {
+            let (serving, body) = (Arc::clone(&serving), Arc::clone(&body));
+            let handler = Arc::new(move |stream: TcpStream| serve_https(stream, &body, &config));
+            std::thread::spawn(move || service_loop(TLS_PORT, serving, handler));
+        }
+        Err(e) => println!("lab-httpd: no TLS on port {TLS_PORT}: {e}"),
     }
     {
         let (serving, prefix) = (Arc::clone(&serving), format!("served-by {name}"));
-        std::thread::spawn(move || service_loop(ECHO_PORT, serving, prefix, serve_echo));
+        let handler = Arc::new(move |stream: TcpStream| serve_echo(stream, &prefix));
+        std::thread::spawn(move || service_loop(ECHO_PORT, serving, handler));
     }
     lab_httpd_datagram::start(&name, &serving);
     let control = loop {
@@ -159,7 +227,15 @@ fn main() {
             "/stop" => serving.store(false, Ordering::SeqCst),
             "/start" => serving.store(true, Ordering::SeqCst),
             path => {
-                lab_httpd_datagram::control(path);
+                if let Some(word) = path.strip_prefix("/body/") {
+                    let text = match word {
+                        "" => format!("served-by {name}\n"),
+                        word => format!("served-by {name} {word}\n"),
+                    };
+                    *body.lock().unwrap_or_else(PoisonError::into_inner) = text;
+                } else {
+                    lab_httpd_datagram::control(path);
+                }
             }
         }
         // Give the service loop a moment to act before answering.
@@ -169,6 +245,7 @@ fn main() {
         } else {
             "stopped"
         };
-        respond(&mut stream, &format!("{name} {state}\n"));
+        let now = body_now(&body);
+        respond(&mut stream, &format!("{name} {state}, body {now:?}\n"));
     }
 }

@@ -143,7 +143,7 @@ impl Screen {
     /// What the screen says about features that have not landed.
     pub fn not_there_yet(self) -> Option<&'static str> {
         Some(match self {
-            Screen::Firmware => "Firmware upgrades (fetch, install, A/B slots) are not there yet: they land with the firmware issue. The running version is in the status below.",
+            Screen::Firmware => "Installing new firmware (signed bundles: firmware fetch / install) is not there yet. The running version and the slot it booted are in the status below; `firmware status` on the console lists both slots and the boot counting.",
 
             _ => return None,
         })

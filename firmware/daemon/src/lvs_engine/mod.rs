@@ -387,10 +387,13 @@ struct Director {
     commands: Option<mpsc::Sender<runner::Command>>,
 }
 
-/// Loads `ip_vs` and the schedulers (only as PID 1: on a host the kernel is not ours).
+/// Loads `ip_vs`, the schedulers and the application helpers (`ip_vs_ftp` for a NAT FTP
+/// service, with `nf_nat` and conntrack before it) (only as PID 1: on a host the kernel is not
+/// ours).
 fn load_modules(plan: &Plan, marks: bool, log: &Log) {
     let mut names: Vec<&str> = vec![CRC32C_MODULE, "ip_vs"];
     names.extend(plan.scheduler_modules.iter().map(String::as_str));
+    names.extend(plan.app_modules.iter().map(String::as_str));
     if marks {
         names.push("nf_tables");
     }
@@ -814,13 +817,13 @@ impl Director {
                 )),
             }
         }
-        let old_modules = self.live.plan.scheduler_modules.clone();
+        let old_modules: Vec<String> = self.live.plan.module_names().cloned().collect();
         let decision = self.live.apply(Arc::clone(&config), &self.applied, now);
+        // Before the table changes: a new FTP service's first connection finds its helper.
         let new_modules: Vec<&str> = self
             .live
             .plan
-            .scheduler_modules
-            .iter()
+            .module_names()
             .filter(|m| !old_modules.contains(m))
             .map(String::as_str)
             .collect();

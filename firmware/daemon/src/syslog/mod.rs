@@ -365,13 +365,27 @@ async fn run(log: Log, mut wanted: watch::Receiver<Settings>, board: Arc<Mutex<V
             };
             if let Some(at) = running.iter().position(same) {
                 let kept = running.swap_remove(at);
-                *kept
-                    .shared
-                    .target
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = target.clone();
+                let old = std::mem::replace(
+                    &mut *kept
+                        .shared
+                        .target
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner),
+                    target.clone(),
+                );
                 kept.format
                     .send_replace((Arc::clone(&hostname), target.facility));
+                if old.facility != target.facility {
+                    // Logged after the change: this line already goes with the new facility.
+                    log.at(
+                        Severity::Info,
+                        format!(
+                            "syslog: {}: facility {} from now on",
+                            label(target),
+                            facility_name(target.facility)
+                        ),
+                    );
+                }
                 next.push(kept);
                 continue;
             }

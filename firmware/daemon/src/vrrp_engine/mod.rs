@@ -25,8 +25,10 @@
 //! adverts from the same virtual MAC: the kernel hands those to the macvlan alone), and its
 //! gratuitous ARPs / NAs from the macvlan, with the virtual MAC. The socket on the instance's
 //! interface stays open for unicast adverts and for the group membership the switches see; a
-//! multicast advert it also hears is taken from the macvlan's socket only. Macvlans no plan
-//! names any more are deleted after the apply's last actions, off the loop.
+//! multicast advert it also hears is taken from the macvlan's socket only. With unicast peers
+//! the adverts stay on the interface's socket (keepalived's `vmac_xmit_base`, which keepalived
+//! also forces then). Macvlans no plan names any more are deleted after the apply's last
+//! actions, off the loop.
 
 mod accept;
 mod pair_link;
@@ -565,7 +567,7 @@ impl Engine {
         let mut tried: Vec<(String, bool)> = Vec::new();
         let wanted = plans.iter().flat_map(|plan| {
             let base = (plan.params.interface.clone(), plan.is_ipv6(), None);
-            let vmac = plan.vmac.as_ref().map(|vmac| {
+            let vmac = plan.vmac.as_ref().filter(|v| !v.xmit_base).map(|vmac| {
                 (
                     vmac.name.clone(),
                     plan.is_ipv6(),
@@ -624,8 +626,9 @@ impl Engine {
         self.sockets.retain(|_, entry| {
             let used = plans.values().any(|p| {
                 let on = |name: &str| name == entry.counters.interface;
+                let vmac = p.vmac.as_ref().filter(|v| !v.xmit_base);
                 p.is_ipv6() == entry.counters.ipv6
-                    && (on(&p.params.interface) || p.vmac.as_ref().is_some_and(|v| on(&v.name)))
+                    && (on(&p.params.interface) || vmac.is_some_and(|v| on(&v.name)))
             });
             if !used {
                 entry.reader.abort();

@@ -82,9 +82,17 @@ pub fn instance_text(out: &mut String, now: Instant, status: &Status, plan: &Ins
         .collect();
     let _ = writeln!(out, "  virtual addresses: {}", vips.join(", "));
     if let Some(vmac) = &plan.vmac {
+        let adverts = if vmac.xmit_base {
+            format!(
+                "gratuitous ARP/NA from the virtual MAC, adverts from {} (unicast peers: keepalived's vmac_xmit_base)",
+                plan.params.interface
+            )
+        } else {
+            "adverts and gratuitous ARP/NA from the virtual MAC".to_owned()
+        };
         let _ = writeln!(
             out,
-            "  vmac {} ({}) on {}: adverts and gratuitous ARP/NA from the virtual MAC",
+            "  vmac {} ({}) on {}: {adverts}",
             vmac.name,
             tandem_vrrp::plan::mac_text(&vmac.mac),
             plan.params.interface

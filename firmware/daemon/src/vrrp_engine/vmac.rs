@@ -23,8 +23,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use tandem_southbound::macvlan::{
-    self, parent_sysctls, rp_filter_moves, set_sysctl, vmac_sysctls, Ensured, MacvlanExecutor,
-    MacvlanSpec,
+    self, parent_sysctls, set_sysctl, vmac_sysctls, Ensured, MacvlanExecutor, MacvlanSpec,
 };
 use tandem_southbound::{sysctl, vmac_filter};
 
@@ -153,7 +152,7 @@ struct Kernel {
     /// Per parent with an IPv4 macvlan: its knobs (key, written, before; None: unreadable).
     parents: BTreeMap<String, Vec<Written>>,
     /// How `all.rp_filter` was moved (key, written, before), while an IPv4 macvlan is held.
-    rp_filter_moved: Option<Vec<(String, u8, u8)>>,
+    rp_filter_moved: Option<Vec<macvlan::RpFilterMove>>,
     /// The names the report filter holds.
     filtered: Vec<String>,
     /// The first job swept the leftovers.
@@ -318,7 +317,7 @@ impl Kernel {
             self.parents.insert(spec.parent.clone(), saved);
         }
         if self.rp_filter_moved.is_none() {
-            self.rp_filter_moved = Some(move_rp_filter()?);
+            self.rp_filter_moved = Some(macvlan::move_all_rp_filter().map_err(|e| e.to_string())?);
         }
         Ok(())
     }
@@ -407,45 +406,10 @@ impl Kernel {
         }
         if in_use.is_empty() {
             if let Some(moved) = self.rp_filter_moved.take().filter(|m| !m.is_empty()) {
-                // Backwards, and only where nobody changed it since.
-                for (key, written, before) in moved.into_iter().rev() {
-                    if sysctl::get(&key).ok() == Some(written.to_string()) {
-                        let _ = sysctl::set(&key, &before.to_string());
-                    }
-                }
+                macvlan::put_back_rp_filter(&moved);
                 log.line("vrrp: use_vmac: net.ipv4.conf.all.rp_filter put back");
             }
         }
         self.filter(log).or(error)
     }
-}
-
-/// Moves a non-zero `all.rp_filter` onto `default` and every link (see
-/// `macvlan::rp_filter_moves`); returns each write (key, written, before).
-fn move_rp_filter() -> Result<Vec<(String, u8, u8)>, String> {
-    let read = |key: &str| sysctl::get(key).ok().and_then(|v| v.parse::<u8>().ok());
-    let all = read("net/ipv4/conf/all/rp_filter").unwrap_or(0);
-    if all == 0 {
-        return Ok(Vec::new());
-    }
-    let default = read("net/ipv4/conf/default/rp_filter").unwrap_or(0);
-    let mut links = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/proc/sys/net/ipv4/conf") {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name == "all" || name == "default" {
-                continue;
-            }
-            if let Some(value) = read(&format!("net/ipv4/conf/{name}/rp_filter")) {
-                links.push((name, value));
-            }
-        }
-    }
-    let (moves, back) = rp_filter_moves(all, default, &links);
-    let mut done = Vec::new();
-    for ((key, written), (_, before)) in moves.into_iter().zip(back) {
-        sysctl::set(&key, &written.to_string()).map_err(|e| e.to_string())?;
-        done.push((key, written, before));
-    }
-    Ok(done)
 }

@@ -1,0 +1,613 @@
+//! Which firmware this box runs and how it was booted, and blessing a slot on trial.
+//!
+//! The version is this binary's; the slot (`a` or `b`) is the one whose unified kernel image
+//! systemd-boot started (each slot's command line names it: `tandem.slot=`); otherwise a direct
+//! kernel boot (the lab's `qemu -kernel`) or a host run (`tandem run`). On a UEFI boot the
+//! daemon also reads systemd-boot's variables (efivarfs: `LoaderEntrySelected`,
+//! `LoaderBootCountPath`) and the slot files on the EFI system partition (mounted read-only as
+//! vfat at [`ESP_MOUNT`]; read-write only while a bless renames a file).
+//!
+//! Boot counting is systemd-boot's (see `tandem_board::boot_disk`): a slot file named
+//! `tandem-<gen>-<slot>+LEFT[-DONE].efi` is on trial; systemd-boot renames it one try down at
+//! every boot of it and skips it once no try is left. Blessing is renaming the running slot's
+//! file to drop the counter, after the box's health held for `tandem.bless_after=SECONDS`
+//! (default [`DEFAULT_BLESS_AFTER`]; `never` for a test build that must fall back). The
+//! decision is the sans-IO [`BlessClock`]; the rename runs on the blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tandem_board::boot_disk::{
+    boot_order, Slot, SlotFile, ESP_PARTITION_NAME, SLOT_CMDLINE_KEY, SLOT_DIR,
+};
+
+use crate::logring::Log;
+
+/// Where the EFI system partition is mounted on the box.
+pub const ESP_MOUNT: &str = "/boot/efi";
+/// The kernel command-line word that sets how long health must hold before a bless.
+pub const BLESS_AFTER_KEY: &str = "tandem.bless_after";
+/// How long health must hold before a slot on trial is blessed, unless the command line says.
+pub const DEFAULT_BLESS_AFTER: Duration = Duration::from_secs(60);
+/// The modules the slot code needs (in the image's feature modules).
+const MODULES: [&str; 4] = ["efivarfs", "vfat", "nls_cp437", "nls_ascii"];
+
+/// How the running firmware was started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootPath {
+    /// From slot `slot` of the disk image, by UEFI firmware (`/sys/firmware/efi` exists) or not.
+    Slot { slot: Slot, uefi: bool },
+    /// `tandem.slot=` names no slot.
+    BadSlot { value: String },
+    /// Booted by UEFI, but not from a Tandem slot (no `tandem.slot=`).
+    UefiWithoutSlot,
+    /// A kernel started directly (qemu `-kernel`, the lab), no slot.
+    DirectKernel,
+    /// Not PID 1 of the appliance (`tandem run` on a host).
+    NotAppliance,
+}
+
+/// The running firmware: version and boot path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareBoot {
+    pub version: &'static str,
+    pub path: BootPath,
+}
+
+impl FirmwareBoot {
+    /// A daemon that is not the appliance's PID 1.
+    pub fn not_appliance() -> FirmwareBoot {
+        FirmwareBoot {
+            version: env!("CARGO_PKG_VERSION"),
+            path: BootPath::NotAppliance,
+        }
+    }
+
+    /// The appliance's boot, from its kernel command line and whether it was booted by UEFI.
+    pub fn detect(cmdline: &str, uefi: bool) -> FirmwareBoot {
+        let path = match crate::init::cmdline_value(cmdline, SLOT_CMDLINE_KEY) {
+            Some(value) => match Slot::from_letter(value) {
+                Some(slot) => BootPath::Slot { slot, uefi },
+                None => BootPath::BadSlot {
+                    value: value.to_owned(),
+                },
+            },
+            None if uefi => BootPath::UefiWithoutSlot,
+            None => BootPath::DirectKernel,
+        };
+        FirmwareBoot {
+            version: env!("CARGO_PKG_VERSION"),
+            path,
+        }
+    }
+
+    /// The version and how it booted (`0.1.0 slot a (uefi)`).
+    pub fn summary(&self) -> String {
+        let how = match &self.path {
+            BootPath::Slot { slot, uefi: true } => format!("slot {slot} (uefi)"),
+            BootPath::Slot { slot, uefi: false } => {
+                format!("slot {slot} (not booted by UEFI: no slot can be switched)")
+            }
+            BootPath::BadSlot { value } => format!(
+                "slot ?: {SLOT_CMDLINE_KEY}={value} on the kernel command line names no slot \
+                 (a or b); rebuild the disk image with make image"
+            ),
+            BootPath::UefiWithoutSlot => format!(
+                "slot -: booted by UEFI without {SLOT_CMDLINE_KEY}= (not from a Tandem disk \
+                 image slot)"
+            ),
+            BootPath::DirectKernel => "slot -: direct kernel boot".to_owned(),
+            BootPath::NotAppliance => "slot -: not the appliance (tandem run)".to_owned(),
+        };
+        format!("{} {how}", self.version)
+    }
+}
+
+/// How long health must hold before a bless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlessAfter {
+    Held(Duration),
+    /// Never bless (a test build that must fall back).
+    Never,
+}
+
+impl BlessAfter {
+    /// From `tandem.bless_after=SECONDS|never`; a bad value is the default, with a note.
+    pub fn from_cmdline(cmdline: &str) -> (BlessAfter, Option<String>) {
+        match crate::init::cmdline_value(cmdline, BLESS_AFTER_KEY) {
+            None => (BlessAfter::Held(DEFAULT_BLESS_AFTER), None),
+            Some("never") => (BlessAfter::Never, None),
+            Some(value) => match value.parse::<u64>() {
+                Ok(seconds) if seconds <= 86_400 => {
+                    (BlessAfter::Held(Duration::from_secs(seconds)), None)
+                }
+                _ => (
+                    BlessAfter::Held(DEFAULT_BLESS_AFTER),
+                    Some(format!(
+                        "firmware: {BLESS_AFTER_KEY}={value} is not 0..86400 seconds or never; \
+                         blessing after {} s",
+                        DEFAULT_BLESS_AFTER.as_secs()
+                    )),
+                ),
+            },
+        }
+    }
+}
+
+/// When to bless: health must hold for the whole of `after`, without a break.
+#[derive(Debug, Clone)]
+pub struct BlessClock {
+    after: BlessAfter,
+    healthy_since: Option<Instant>,
+}
+
+impl BlessClock {
+    pub fn new(after: BlessAfter) -> BlessClock {
+        BlessClock {
+            after,
+            healthy_since: None,
+        }
+    }
+
+    /// One look at the box's health at `now`; true when it is time to bless.
+    pub fn tick(&mut self, now: Instant, healthy: bool) -> bool {
+        if !healthy {
+            self.healthy_since = None;
+            return false;
+        }
+        let since = *self.healthy_since.get_or_insert(now);
+        match self.after {
+            BlessAfter::Never => false,
+            BlessAfter::Held(after) => now.saturating_duration_since(since) >= after,
+        }
+    }
+
+    /// How long health has held at `now`.
+    pub fn held(&self, now: Instant) -> Option<Duration> {
+        self.healthy_since
+            .map(|since| now.saturating_duration_since(since))
+    }
+}
+
+/// The slot files and what systemd-boot said, as read at boot (and after a bless).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotsView {
+    /// `LoaderEntrySelected`: the entry systemd-boot started, as it was named then.
+    pub selected: Option<String>,
+    /// `LoaderBootCountPath`: what it renamed a counted entry to before starting it.
+    pub count_path: Option<String>,
+    /// The slot files on the EFI system partition (by name, as on the disk).
+    pub files: Vec<String>,
+    /// Why the view is incomplete (no efivarfs, no ESP, ...).
+    pub problem: Option<String>,
+}
+
+impl SlotsView {
+    /// The file name of the running slot as it is now on the disk.
+    pub fn running_file(&self) -> Option<String> {
+        let name = match (&self.count_path, &self.selected) {
+            (Some(path), _) => path.rsplit(['\\', '/']).next()?.to_owned(),
+            (None, Some(selected)) => selected.clone(),
+            (None, None) => return None,
+        };
+        // The ESP's own spelling (FAT keeps the case it was given; the variable is lower case).
+        Some(
+            self.files
+                .iter()
+                .find(|f| f.eq_ignore_ascii_case(&name))
+                .cloned()
+                .unwrap_or(name),
+        )
+    }
+
+    /// The running slot's file, parsed.
+    pub fn running(&self) -> Option<SlotFile> {
+        SlotFile::parse(&self.running_file()?)
+    }
+
+    /// Every slot file, parsed, in the order systemd-boot would boot them.
+    pub fn boot_order(&self) -> Vec<SlotFile> {
+        let parsed: Vec<SlotFile> = self
+            .files
+            .iter()
+            .filter_map(|f| SlotFile::parse(f))
+            .collect();
+        boot_order(&parsed)
+    }
+}
+
+/// The firmware's state the daemon shares with the bless task.
+#[derive(Debug)]
+struct State {
+    boot: FirmwareBoot,
+    view: SlotsView,
+    clock: BlessClock,
+    /// The ESP's slot directory (None: not mounted, nothing can be blessed).
+    slot_dir: Option<PathBuf>,
+    /// A bless is running or done (result in `blessed` / `bless_error`).
+    blessing: bool,
+    blessed: Option<String>,
+    bless_error: Option<String>,
+}
+
+/// The running firmware: what `status` and `firmware status` say, and the bless.
+#[derive(Debug, Clone)]
+pub struct Firmware {
+    state: Arc<Mutex<State>>,
+}
+
+impl Firmware {
+    fn with(
+        boot: FirmwareBoot,
+        view: SlotsView,
+        after: BlessAfter,
+        slot_dir: Option<PathBuf>,
+    ) -> Firmware {
+        Firmware {
+            state: Arc::new(Mutex::new(State {
+                boot,
+                view,
+                clock: BlessClock::new(after),
+                slot_dir,
+                blessing: false,
+                blessed: None,
+                bless_error: None,
+            })),
+        }
+    }
+
+    /// A daemon that is not the appliance's PID 1: nothing to read, nothing to bless.
+    pub fn not_appliance() -> Firmware {
+        Firmware::with(
+            FirmwareBoot::not_appliance(),
+            SlotsView::default(),
+            BlessAfter::Never,
+            None,
+        )
+    }
+
+    /// The appliance at boot: on a UEFI boot from a slot, loads efivarfs and vfat, mounts
+    /// them, reads systemd-boot's variables and the slot files. Problems are logged and leave
+    /// a view that says what is missing.
+    pub fn open(cmdline: &str, log: &Log) -> Firmware {
+        let uefi = Path::new("/sys/firmware/efi").is_dir();
+        let boot = FirmwareBoot::detect(cmdline, uefi);
+        let (after, note) = BlessAfter::from_cmdline(cmdline);
+        if let Some(note) = note {
+            log.line(note);
+        }
+        if !matches!(boot.path, BootPath::Slot { uefi: true, .. }) {
+            return Firmware::with(boot, SlotsView::default(), BlessAfter::Never, None);
+        }
+        crate::engine::load_feature_modules(log, "firmware", &MODULES);
+        let (view, slot_dir) = read_slots(log);
+        let firmware = Firmware::with(boot, view, after, slot_dir);
+        log.line(format!("firmware: {}", firmware.summary_line()));
+        firmware
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `0.1.0 slot b (uefi), on trial as tandem-2-b+2-1.efi`.
+    fn summary_line(&self) -> String {
+        let state = self.lock();
+        let mut line = state.boot.summary();
+        if let Some(blessed) = &state.blessed {
+            line.push_str(&format!(", blessed as {blessed}"));
+        } else if let Some(running) = state.view.running().filter(|r| r.tries.is_some()) {
+            line.push_str(&format!(", on trial as {running}"));
+        }
+        let fallen: Vec<String> = state
+            .view
+            .boot_order()
+            .into_iter()
+            .filter(SlotFile::is_bad)
+            .map(|f| f.file_name())
+            .collect();
+        if !fallen.is_empty() {
+            line.push_str(&format!(
+                " ({} used up its tries: fell back)",
+                fallen.join(", ")
+            ));
+        }
+        line
+    }
+
+    /// The `status` line.
+    pub fn status_line(&self) -> String {
+        format!("status: firmware {}\n", self.summary_line())
+    }
+
+    /// `firmware status`: the running slot, the bless, every slot file, the next boot.
+    pub fn status_text(&self, now: Instant) -> String {
+        let summary = self.summary_line();
+        let state = self.lock();
+        let mut text = format!("firmware: running {summary}\n");
+        if let Some(problem) = &state.view.problem {
+            text.push_str(&format!("firmware: {problem}\n"));
+        }
+        if let Some(selected) = &state.view.selected {
+            text.push_str(&format!(
+                "firmware: systemd-boot started {selected}{}\n",
+                state
+                    .view
+                    .count_path
+                    .as_deref()
+                    .map_or(String::new(), |p| format!(" (boot count: now {p})"))
+            ));
+        }
+        let bless = match (&state.blessed, &state.bless_error, state.view.running()) {
+            (Some(name), _, _) => format!("blessed: renamed to {name}"),
+            (None, Some(error), _) => format!("bless failed: {error}"),
+            (None, None, Some(running)) if running.tries.is_none() => {
+                "blessed (no boot counter on the running slot)".to_owned()
+            }
+            (None, None, Some(_)) => match state.clock.after {
+                BlessAfter::Never => format!("on trial, never blessed ({BLESS_AFTER_KEY}=never)"),
+                BlessAfter::Held(after) => format!(
+                    "on trial, blessed after {} s of health (healthy for {} s)",
+                    after.as_secs(),
+                    state.clock.held(now).map_or(0, |d| d.as_secs())
+                ),
+            },
+            (None, None, None) => "no slot file to bless".to_owned(),
+        };
+        text.push_str(&format!("firmware: {bless}\n"));
+        for slot in [Slot::A, Slot::B] {
+            let files: Vec<String> = state
+                .view
+                .files
+                .iter()
+                .filter(|f| SlotFile::parse(f).is_some_and(|p| p.slot == slot))
+                .cloned()
+                .collect();
+            text.push_str(&format!(
+                "firmware: slot {slot}: {}\n",
+                if files.is_empty() {
+                    "empty".to_owned()
+                } else {
+                    files.join(", ")
+                }
+            ));
+        }
+        if let Some(next) = state.view.boot_order().first() {
+            text.push_str(&format!("firmware: next boot {next}\n"));
+        }
+        text.push_str("firmware: end\n");
+        text
+    }
+
+    /// The 1 s tick: feeds the box's health to the bless clock and, when it says so, renames
+    /// the running slot's file on the blocking pool. `health` is Err(why) when unhealthy.
+    pub fn tick(&self, now: Instant, health: Result<(), String>, log: &Log) {
+        let mut state = self.lock();
+        if state.blessing || state.slot_dir.is_none() {
+            return;
+        }
+        let Some(running) = state.view.running().filter(|r| r.tries.is_some()) else {
+            return;
+        };
+        if !state.clock.tick(now, health.is_ok()) {
+            return;
+        }
+        state.blessing = true;
+        let (Some(dir), Some(from)) = (state.slot_dir.clone(), state.view.running_file()) else {
+            return;
+        };
+        let to = running.bless().file_name();
+        let held = state.clock.held(now).unwrap_or_default().as_secs();
+        drop(state);
+        let firmware = self.clone();
+        let log = log.clone();
+        tokio::task::spawn_blocking(move || {
+            let result =
+                tandem_southbound::efi::rename_on_esp(Path::new(ESP_MOUNT), &dir, &from, &to);
+            let mut state = firmware.lock();
+            match result {
+                Ok(()) => {
+                    log.line(format!(
+                        "firmware: slot {} blessed after {held} s of health: {from} -> {to}",
+                        running.slot
+                    ));
+                    state.view.files.retain(|f| f != &from);
+                    state.view.files.push(to.clone());
+                    state.view.files.sort();
+                    state.view.count_path = None;
+                    state.view.selected = Some(to.clone());
+                    state.blessed = Some(to);
+                }
+                Err(error) => {
+                    log.line(format!(
+                        "firmware: cannot bless slot {}: rename {from} -> {to} in {}: {error}; \
+                         it stays on trial",
+                        running.slot,
+                        dir.display()
+                    ));
+                    state.bless_error = Some(error.to_string());
+                }
+            }
+        });
+    }
+}
+
+/// Mounts efivarfs and the ESP and reads the view (logging what is missing).
+fn read_slots(log: &Log) -> (SlotsView, Option<PathBuf>) {
+    use tandem_southbound::{block, efi};
+    let mut view = SlotsView::default();
+    let mut problems = Vec::new();
+    match efi::mount_efivarfs(Path::new(efi::EFIVARS)) {
+        Ok(()) => {
+            let efivars = Path::new(efi::EFIVARS);
+            match efi::loader_variable(efivars, "LoaderEntrySelected") {
+                Ok(value) => view.selected = value,
+                Err(error) => problems.push(format!("cannot read LoaderEntrySelected: {error}")),
+            }
+            view.count_path = efi::loader_variable(efivars, "LoaderBootCountPath")
+                .ok()
+                .flatten();
+            if view.selected.is_none() {
+                problems.push(
+                    "systemd-boot left no LoaderEntrySelected (not started by systemd-boot?)"
+                        .to_owned(),
+                );
+            }
+        }
+        Err(errno) => problems.push(format!("cannot mount efivarfs: {}", errno.desc())),
+    }
+    let mut slot_dir = None;
+    match block::partition_named(Path::new("/sys/class/block"), ESP_PARTITION_NAME) {
+        None => problems.push(format!(
+            "no {ESP_PARTITION_NAME} partition: the slots cannot be read or blessed"
+        )),
+        Some(name) => {
+            let device = Path::new("/dev").join(&name);
+            match efi::mount_esp(&device, Path::new(ESP_MOUNT)) {
+                Ok(()) => {
+                    let dir = Path::new(ESP_MOUNT).join(SLOT_DIR);
+                    match std::fs::read_dir(&dir) {
+                        Ok(entries) => {
+                            view.files = entries
+                                .flatten()
+                                .map(|e| e.file_name().to_string_lossy().into_owned())
+                                .filter(|n| SlotFile::parse(n).is_some())
+                                .collect();
+                            view.files.sort();
+                            slot_dir = Some(dir);
+                        }
+                        Err(error) => problems.push(format!("{}: {error}", dir.display())),
+                    }
+                }
+                Err(error) => problems.push(error),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        let problem = problems.join("; ");
+        log.line(format!("firmware: {problem}"));
+        view.problem = Some(problem);
+    }
+    (view, slot_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slot_comes_from_the_command_line_and_uefi_from_the_firmware() {
+        let uefi = FirmwareBoot::detect("console=ttyS0,115200 quiet panic=-1 tandem.slot=a", true);
+        assert_eq!(
+            uefi.path,
+            BootPath::Slot {
+                slot: Slot::A,
+                uefi: true
+            }
+        );
+        assert_eq!(
+            uefi.summary(),
+            format!("{} slot a (uefi)", env!("CARGO_PKG_VERSION"))
+        );
+        let direct = FirmwareBoot::detect("console=ttyS0 tandem.name=box-a", false);
+        assert_eq!(direct.path, BootPath::DirectKernel);
+        assert!(direct.summary().ends_with("slot -: direct kernel boot"));
+        let b = FirmwareBoot::detect("tandem.slot=b", false);
+        assert_eq!(
+            b.path,
+            BootPath::Slot {
+                slot: Slot::B,
+                uefi: false
+            }
+        );
+        let bad = FirmwareBoot::detect("tandem.slot=c", true);
+        assert!(bad.summary().contains("names no slot"));
+        assert_eq!(
+            FirmwareBoot::detect("quiet", true).path,
+            BootPath::UefiWithoutSlot
+        );
+        assert!(Firmware::not_appliance()
+            .status_line()
+            .contains("slot -: not the appliance (tandem run)"));
+    }
+
+    #[test]
+    fn bless_after_comes_from_the_command_line() {
+        assert_eq!(
+            BlessAfter::from_cmdline("quiet").0,
+            BlessAfter::Held(DEFAULT_BLESS_AFTER)
+        );
+        assert_eq!(
+            BlessAfter::from_cmdline("tandem.bless_after=5").0,
+            BlessAfter::Held(Duration::from_secs(5))
+        );
+        assert_eq!(
+            BlessAfter::from_cmdline("tandem.bless_after=never").0,
+            BlessAfter::Never
+        );
+        let (after, note) = BlessAfter::from_cmdline("tandem.bless_after=soon");
+        assert_eq!(after, BlessAfter::Held(DEFAULT_BLESS_AFTER));
+        assert!(note.unwrap().contains("tandem.bless_after=soon"));
+    }
+
+    #[test]
+    fn health_must_hold_without_a_break_for_the_whole_time() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut clock = BlessClock::new(BlessAfter::Held(Duration::from_secs(10)));
+        assert!(!clock.tick(at(0), true));
+        assert!(!clock.tick(at(9), true));
+        assert!(!clock.tick(at(10), false), "a break resets the clock");
+        assert_eq!(clock.held(at(10)), None);
+        assert!(!clock.tick(at(11), true));
+        assert!(!clock.tick(at(20), true));
+        assert!(clock.tick(at(21), true));
+        let mut never = BlessClock::new(BlessAfter::Never);
+        assert!(!never.tick(at(0), true));
+        assert!(!never.tick(at(100_000), true));
+        assert_eq!(never.held(at(5)), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn the_running_slot_is_the_boot_counted_name_when_there_is_one() {
+        let view = SlotsView {
+            selected: Some("tandem-2-b+3.efi".into()),
+            count_path: Some("\\EFI\\Linux\\tandem-2-b+2-1.efi".into()),
+            files: vec!["tandem-1-a.efi".into(), "tandem-2-b+2-1.efi".into()],
+            problem: None,
+        };
+        assert_eq!(view.running_file().as_deref(), Some("tandem-2-b+2-1.efi"));
+        let running = view.running().unwrap();
+        assert_eq!(running.slot, Slot::B);
+        assert_eq!(running.bless().file_name(), "tandem-2-b.efi");
+        assert_eq!(view.boot_order()[0], running);
+        let blessed = SlotsView {
+            selected: Some("tandem-1-a.efi".into()),
+            count_path: None,
+            files: vec!["tandem-1-a.efi".into(), "tandem-2-b+0-3.efi".into()],
+            problem: None,
+        };
+        assert_eq!(blessed.running().unwrap().tries, None);
+        assert_eq!(blessed.boot_order()[0].file_name(), "tandem-1-a.efi");
+        let firmware = Firmware::with(
+            FirmwareBoot::detect("tandem.slot=a", true),
+            blessed,
+            BlessAfter::Held(DEFAULT_BLESS_AFTER),
+            None,
+        );
+        assert!(firmware
+            .status_line()
+            .contains("slot a (uefi) (tandem-2-b+0-3.efi used up its tries: fell back)"));
+        let text = firmware.status_text(Instant::now());
+        assert!(
+            text.contains("firmware: slot b: tandem-2-b+0-3.efi\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("firmware: next boot tandem-1-a.efi\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("firmware: end\n"));
+    }
+}

@@ -2276,7 +2276,7 @@ fn health_check(
             "payload" if node.keyword() == "UDP_CHECK" => {
                 match child.arg(1).map(hex_bytes) {
                     Some(Some(bytes)) => udp_payload = bytes,
-                    _ => notes.invalid(line, "payload", format!("not hex digits of at most {} bytes; the check sends an empty datagram", limits::SEND_EXPECT_BYTES)),
+                    _ => notes.invalid(line, "payload", format!("not hex digits of at most {} bytes; the check sends keepalived's default payload", limits::SEND_EXPECT_BYTES)),
                 }
             }
             "require_reply" if node.keyword() == "UDP_CHECK" => {

@@ -403,7 +403,8 @@ pub fn instance_plan_named(
     let vmac = instance.use_vmac.then(|| VmacPlan {
         name: vmac_name.map_or_else(|| format!("vrrp.{}", instance.vrid), ToOwned::to_owned),
         mac: virtual_mac(instance.vrid, family),
-        xmit_base: !instance.unicast_peers.is_empty(),
+        // Configured (keepalived's vmac_xmit_base), or forced for unicast peers.
+        xmit_base: instance.vmac_xmit_base || !instance.unicast_peers.is_empty(),
     });
     let vips = instance
         .vips
@@ -675,6 +676,16 @@ mod tests {
             .push("2001:db8::3".parse().unwrap())
             .unwrap();
         let plan = instance_plan_named(&unicast, &addrs(&["fe80::2"]), Some("v6vmac")).unwrap();
+        assert!(plan.vmac.as_ref().unwrap().xmit_base);
+        assert_eq!(plan.vips[0].link, "v6vmac");
+        // Configured without unicast peers (keepalived's vmac_xmit_base), off by default.
+        let plan = instance_plan_named(&named, &addrs(&["fe80::2"]), Some("v6vmac")).unwrap();
+        assert!(!plan.vmac.as_ref().unwrap().xmit_base);
+        let base = VrrpInstance {
+            vmac_xmit_base: true,
+            ..named
+        };
+        let plan = instance_plan_named(&base, &addrs(&["fe80::2"]), Some("v6vmac")).unwrap();
         assert!(plan.vmac.as_ref().unwrap().xmit_base);
         assert_eq!(plan.vips[0].link, "v6vmac");
     }

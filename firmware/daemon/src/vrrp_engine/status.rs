@@ -83,8 +83,13 @@ pub fn instance_text(out: &mut String, now: Instant, status: &Status, plan: &Ins
     let _ = writeln!(out, "  virtual addresses: {}", vips.join(", "));
     if let Some(vmac) = &plan.vmac {
         let adverts = if vmac.xmit_base {
+            let why = if plan.unicast_peers.is_empty() {
+                "vmac_xmit_base"
+            } else {
+                "unicast peers: keepalived's vmac_xmit_base"
+            };
             format!(
-                "gratuitous ARP/NA from the virtual MAC, adverts from {} (unicast peers: keepalived's vmac_xmit_base)",
+                "gratuitous ARP/NA from the virtual MAC, adverts from {} ({why})",
                 plan.params.interface
             )
         } else {

@@ -429,8 +429,8 @@ fn report(log: &Log, lines: Vec<String>) -> String {
 /// every process of the appliance); a range that holds it already is left alone.
 fn allow_ping_sockets(log: &Log) {
     const KEY: &str = "net.ipv4.ping_group_range";
-    let widened = tandem_southbound::sysctl::get(KEY)
-        .map(|range| ping_group_range_with_root(&range));
+    let widened =
+        tandem_southbound::sysctl::get(KEY).map(|range| ping_group_range_with_root(&range));
     let result = match widened {
         Ok(Some(range)) => tandem_southbound::sysctl::set(KEY, &range),
         Ok(None) => Ok(()),

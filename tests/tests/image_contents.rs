@@ -136,5 +136,16 @@ fn every_feature_module_is_in_the_image_and_resolves_from_its_own_index() {
             let lib = order.iter().position(|m| m == "libcrc32c");
             assert!(lib.is_none() || crc < lib, "{order:?}");
         }
+        // The FTP helper of a NAT FTP service (the LVS engine loads it): nf_nat, conntrack and
+        // IPVS before it.
+        let ftp = names(&["ip_vs_ftp"]);
+        let at = |name: &str| ftp.iter().position(|m| m == name);
+        assert_eq!(ftp.last().map(String::as_str), Some("ip_vs_ftp"), "{ftp:?}");
+        for before in ["nf_conntrack", "nf_nat", "ip_vs"] {
+            assert!(
+                at(before).is_some_and(|i| Some(i) < at("ip_vs_ftp")),
+                "{before}: {ftp:?}"
+            );
+        }
     }
 }

@@ -456,7 +456,7 @@ pub enum CheckKind {
         #[serde(default, with = "hex_bytes")]
         expect: heapless::Vec<u8, { limits::SEND_EXPECT_BYTES }>,
     },
-    /// A DNS query over UDP is answered with NOERROR and at least one answer (keepalived
+    /// A DNS query over UDP is answered with NOERROR, answer records or not (keepalived
     /// `DNS_CHECK`).
     Dns {
         /// The name asked for; "." by default.

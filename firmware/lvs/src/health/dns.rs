@@ -3,10 +3,12 @@
 //!
 //! As keepalived's `check_dns.c`: one question, class IN, RD set, a random ID; a datagram too
 //! short for a header, with another ID, or without QR is not the answer and is ignored (keep
-//! waiting until the timeout); the answer fails on any RCODE but NOERROR. One difference: a
-//! NOERROR answer must also hold at least one answer record (ANCOUNT > 0); keepalived takes a
-//! NOERROR answer without records (NODATA, or a referral) as up, which hides a server that no
-//! longer has the record the check asks for.
+//! waiting until the timeout); the answer fails on any RCODE but NOERROR, and a NOERROR answer
+//! passes with or without answer records. A NOERROR without records (NODATA, or a referral from
+//! an authoritative server asked about a name outside its zones, as keepalived's default SOA
+//! query of "." often gets) is up in keepalived, so it is up here: a server that keepalived
+//! keeps in the table must not leave it when its config is imported. (Session 10 required a
+//! record and turned such servers down; that broke migrations silently.)
 
 use super::reply::{FailReason, Progress};
 
@@ -72,9 +74,6 @@ pub fn reply_verdict(id: u16, data: &[u8]) -> Progress {
     if rcode != 0 {
         return Progress::Fail(FailReason::DnsRcode(rcode));
     }
-    if field(6) == 0 {
-        return Progress::Fail(FailReason::DnsNoAnswer);
-    }
     Progress::Pass
 }
 
@@ -136,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn answers_are_judged_as_keepalived_with_records_required() {
+    fn answers_are_judged_as_keepalived_judges_them() {
         let sent = query(0x1234, "example.com", 6).unwrap();
         assert_eq!(
             reply_verdict(0x1234, &response(&sent, 0, 1)),
@@ -158,9 +157,10 @@ mod tests {
             FailReason::DnsRcode(5).to_string(),
             "DNS reply REFUSED (RCODE 5)"
         );
+        // NOERROR without answer records (NODATA, a referral): up, as in keepalived.
         assert_eq!(
             reply_verdict(0x1234, &response(&sent, 0, 0)),
-            Progress::Fail(FailReason::DnsNoAnswer)
+            Progress::Pass
         );
         // Not the answer: another ID, the query itself (QR clear), a short datagram.
         assert_eq!(

@@ -99,9 +99,6 @@ pub enum FailReason {
     /// The DNS server answered with an error RCODE.
     #[error("DNS reply {} (RCODE {})", rcode_name(*.0), .0)]
     DnsRcode(u8),
-    /// The DNS server answered NOERROR without an answer record.
-    #[error("DNS reply NOERROR without answers: the server has no such record for the name asked")]
-    DnsNoAnswer,
 }
 
 /// Bytes shown to the operator: as text in quotes when they are printable ASCII, else as hex;

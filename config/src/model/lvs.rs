@@ -452,7 +452,8 @@ pub enum CheckKind {
         payload: heapless::Vec<u8, { limits::SEND_EXPECT_BYTES }>,
         #[serde(default)]
         require_reply: bool,
-        /// What the reply must start with (hex); empty: any reply.
+        /// What the reply must agree with over the shorter of the two, as keepalived compares
+        /// (hex); empty: any reply.
         #[serde(default, with = "hex_bytes")]
         expect: heapless::Vec<u8, { limits::SEND_EXPECT_BYTES }>,
     },

@@ -90,8 +90,8 @@ impl HttpExpect for HttpUrl {
 
 /// A UDP check (keepalived `UDP_CHECK`): `payload` is sent on a connected socket; an ICMP
 /// unreachable (the socket's `ECONNREFUSED` / `EHOSTUNREACH`) is down. With `require_reply`,
-/// a reply starting with `expect` must come within the timeout; without, any reply or silence
-/// until the timeout is up.
+/// a reply that agrees with `expect` over the shorter of the two (keepalived's comparison) must
+/// come within the timeout; without, any reply or silence until the timeout is up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UdpProbe {
     /// The datagram (keepalived's 32-byte filler when the config gives none).

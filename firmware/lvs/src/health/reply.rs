@@ -144,12 +144,13 @@ impl fmt::Display for Shown {
 
 /// Verdict on a UDP check's reply: `None` is silence until the timeout (up unless a reply is
 /// required, as keepalived's `UDP_CHECK`); a reply must start with `expect` when a reply is
-/// required (any reply is up otherwise).
+/// required (any reply is up otherwise), compared as keepalived compares it: over the shorter
+/// of the two.
 pub fn udp_verdict(probe: &UdpProbe, reply: Option<&[u8]>) -> Result<(), FailReason> {
     match reply {
         None if probe.require_reply => Err(FailReason::NoReply("UDP reply")),
         None => Ok(()),
-        Some(data) if probe.require_reply && !data.starts_with(&probe.expect) => {
+        Some(data) if probe.require_reply && !agrees_with_expect(data, &probe.expect) => {
             Err(FailReason::UdpReply {
                 expected: Shown::of(&probe.expect),
                 got: Shown::of(data),
@@ -157,6 +158,14 @@ pub fn udp_verdict(probe: &UdpProbe, reply: Option<&[u8]>) -> Result<(), FailRea
         }
         Some(_) => Ok(()),
     }
+}
+
+/// keepalived's `check_udp_reply`: only the shorter of the reply and `expect` is compared, so
+/// a reply cut short (even an empty one) that agrees as far as it goes passes, and bytes after
+/// `expect` are anyone's.
+fn agrees_with_expect(reply: &[u8], expect: &[u8]) -> bool {
+    let compared = reply.len().min(expect.len());
+    reply[..compared] == expect[..compared]
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -594,8 +603,11 @@ mod tests {
             wrong.to_string(),
             "UDP reply \"PANG\" does not start with the expected \"PONG\""
         );
-        // A reply shorter than expect is not a match (keepalived compares only the shorter).
-        assert!(udp_verdict(&udp(true, b"PONG"), Some(b"PO")).is_err());
+        // keepalived compares only the shorter of reply and expect: a reply cut short that
+        // agrees as far as it goes is up (even an empty one), one that disagrees is down.
+        assert_eq!(udp_verdict(&udp(true, b"PONG"), Some(b"PO")), Ok(()));
+        assert_eq!(udp_verdict(&udp(true, b"PONG"), Some(b"")), Ok(()));
+        assert!(udp_verdict(&udp(true, b"PONG"), Some(b"PA")).is_err());
         // Binary bytes as hex, long ones cut.
         let binary = udp_verdict(&udp(true, &[0xde, 0xad]), Some(&[0u8; 40])).unwrap_err();
         assert_eq!(

@@ -1288,7 +1288,8 @@ fn check_real_server(
             if !ctx.is_connected(&server.address) {
                 report.error(path(), "is not on a directly connected subnet, which direct routing (DR) needs; put it on a connected segment or use TUN");
             }
-            if service.port != 0 && server.port.is_some_and(|p| p != service.port) {
+            // Port 0 keeps the packet's port: nothing to change.
+            if service.port != 0 && server.port.is_some_and(|p| p != 0 && p != service.port) {
                 report.error(
                     path(),
                     format!(
@@ -1305,7 +1306,8 @@ fn check_real_server(
         }
         Forwarding::Tun => {
             // The director encapsulates the packet unchanged: the real server sees the VIP's port.
-            if service.port != 0 && server.port.is_some_and(|p| p != service.port) {
+            // Port 0 keeps the packet's port: nothing to change.
+            if service.port != 0 && server.port.is_some_and(|p| p != 0 && p != service.port) {
                 report.error(
                     path(),
                     format!(

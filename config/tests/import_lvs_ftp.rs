@@ -167,7 +167,7 @@ fn fwmark_ftp_by_nat_without_a_nat_router_reports_active_mode() {
 }
 
 /// By direct routing the real servers answer the client themselves: marks and persistence as
-/// the guide says, but their ports stay (no port translation) and nothing is masqueraded.
+/// the guide says, no port translation and nothing masqueraded.
 #[test]
 fn fwmark_ftp_by_direct_routing_gets_marks_and_persistence_only() {
     let imported = import_lvs(&lvs_cf("direct", false, "     fwmark = 21\n"));
@@ -178,8 +178,9 @@ fn fwmark_ftp_by_direct_routing_gets_marks_and_persistence_only() {
     );
     let ftp = &config.virtual_services[0];
     assert!(ftp.persistence.is_some());
-    assert!(ftp.real_servers.iter().all(|rs| rs.port.is_none()));
-    assert_eq!(ftp.check.as_ref().unwrap().connect_port, None);
+    // Port 0 as ipvsadm adds them (direct routing does not change ports either way); checked on 21.
+    assert!(ftp.real_servers.iter().all(|rs| rs.port == Some(0)));
+    assert_eq!(ftp.check.as_ref().unwrap().connect_port, Some(21));
     let fwmark = notes(&imported, &["fwmark"]);
     assert_eq!(fwmark.len(), 1, "{fwmark:#?}");
     assert!(
@@ -234,10 +235,11 @@ fn other_ports_and_udp_are_not_ftp() {
     assert_eq!(imported.config.fwmark_rules.len(), 1);
     assert_eq!(imported.config.fwmark_rules[0].port_first, 80);
     assert_eq!(imported.config.virtual_services[0].persistence, None);
-    assert!(imported.config.virtual_services[0]
-        .real_servers
-        .iter()
-        .all(|rs| rs.port.is_none()));
+    // A fwmark service's real servers take port 0 as ipvsadm adds them (each connection keeps
+    // its port, so a second marked port reaches the servers on that port), checked on 80.
+    let service = &imported.config.virtual_services[0];
+    assert!(service.real_servers.iter().all(|rs| rs.port == Some(0)));
+    assert_eq!(service.check.as_ref().unwrap().connect_port, Some(80));
     assert_eq!(notes(&imported, &["fwmark", "persistent", "port"]), []);
 
     let udp = lvs_cf("nat", true, "").replace("protocol = tcp", "protocol = udp");

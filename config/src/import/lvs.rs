@@ -704,8 +704,28 @@ fn virtual_block(
             );
         }
     }
+    keep_ports_of_marked_packets(&mut service);
     lvs_ftp::finish(&mut service, ftp_lines, nat_gateway, notes);
     Some(service)
+}
+
+/// lvsd adds a fwmark service's real servers with ipvsadm, which gives a destination without a
+/// port the service's port, 0 for a fwmark service: each connection keeps its destination port
+/// (IPVS `dest->port ? dest->port : vport`), NAT included, which is how one mark balances several
+/// ports (the guide's HTTP + HTTPS on mark 80). Nanny checks the virtual server's `port`, so the
+/// check connects there.
+fn keep_ports_of_marked_packets(service: &mut VirtualService) {
+    if service.fwmark.is_none() {
+        return;
+    }
+    for server in service.real_servers.as_mut_slice() {
+        server.port.get_or_insert(0);
+    }
+    if service.port != 0 {
+        if let Some(check) = service.check.as_mut() {
+            check.connect_port.get_or_insert(service.port);
+        }
+    }
 }
 
 #[cfg(test)]

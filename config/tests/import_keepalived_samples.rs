@@ -836,6 +836,33 @@ fn ping_udp_and_dns_checks_import_as_checks_that_run() {
     );
 }
 
+/// Each checker's keepalived defaults for `retry` and `delay_before_retry` (check_api.c and
+/// each checker's handler), and a checker's own values over them.
+#[test]
+fn retry_defaults_are_each_checkers_own() {
+    let timing = |checker: &str| {
+        let url = if checker.ends_with("_GET") {
+            "   url {\n    path /\n   }\n"
+        } else {
+            ""
+        };
+        let imported = import_text(&one_server(&format!("  {checker} {{\n{url}  }}")));
+        let t = only_check(&imported).timing;
+        (t.retries, t.retry_delay_ms)
+    };
+    assert_eq!(timing("TCP_CHECK"), (1, 1000));
+    assert_eq!(timing("HTTP_GET"), (1, 3000));
+    assert_eq!(timing("SSL_GET"), (1, 3000));
+    assert_eq!(timing("PING_CHECK"), (1, 1000));
+    // DNS_CHECK: 3 retries, a delay_loop (10 s here) apart.
+    assert_eq!(timing("DNS_CHECK"), (3, 10_000));
+    let own = import_text(&one_server(
+        "  HTTP_GET {\n   retry 4\n   delay_before_retry 2\n   url {\n    path /\n   }\n  }",
+    ));
+    let t = only_check(&own).timing;
+    assert_eq!((t.retries, t.retry_delay_ms), (4, 2000));
+}
+
 #[test]
 fn ssl_get_is_an_https_check_with_keepalived_defaults() {
     let imported = import_text(&one_server(
@@ -854,7 +881,8 @@ fn ssl_get_is_an_https_check_with_keepalived_defaults() {
             tls_ca: None,
         }
     );
-    // The real server's port, keepalived's timing (connect_timeout 5 s, retry 1 after 1 s).
+    // The real server's port, keepalived's timing for SSL_GET (connect_timeout 5 s, retry 1
+    // after 3 s: check_http.c's delay_before_retry).
     assert_eq!(check.connect_port, None);
     assert_eq!(
         (
@@ -863,7 +891,7 @@ fn ssl_get_is_an_https_check_with_keepalived_defaults() {
             check.timing.retries,
             check.timing.retry_delay_ms
         ),
-        (10_000, 5000, 1, 1000)
+        (10_000, 5000, 1, 3000)
     );
     assert_eq!(kinds(&imported), []);
 

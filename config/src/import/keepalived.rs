@@ -1682,14 +1682,23 @@ impl Timing {
         }
     }
 
-    /// With keepalived's defaults: `delay_loop` 60 s, `connect_timeout` 5 s, `retry` 1,
-    /// `delay_before_retry` 1 s.
-    fn resolve(self) -> CheckTiming {
+    /// With keepalived's defaults for `checker` (the keyword: `HTTP_GET`, `DNS_CHECK`, ...):
+    /// `delay_loop` 60 s, `connect_timeout` 5 s, and as check_api.c's `queue_checker` with each
+    /// checker's own: `retry` 1 and `delay_before_retry` 1 s, but HTTP_GET and SSL_GET wait 3 s
+    /// before a retry, DNS_CHECK retries 3 times a `delay_loop` apart, MISC_CHECK does not retry.
+    fn resolve(self, checker: &str) -> CheckTiming {
+        let interval_ms = self.interval_ms.unwrap_or(60_000);
+        let (retries, retry_delay_ms) = match checker {
+            "HTTP_GET" | "SSL_GET" => (1, 3000),
+            "DNS_CHECK" => (3, interval_ms),
+            "MISC_CHECK" => (0, 1000),
+            _ => (1, 1000),
+        };
         CheckTiming {
-            interval_ms: self.interval_ms.unwrap_or(60_000),
+            interval_ms,
             timeout_ms: self.timeout_ms.unwrap_or(5000),
-            retries: self.retries.unwrap_or(1),
-            retry_delay_ms: self.retry_delay_ms.unwrap_or(1000),
+            retries: self.retries.unwrap_or(retries),
+            retry_delay_ms: self.retry_delay_ms.unwrap_or(retry_delay_ms),
         }
     }
 }
@@ -2361,7 +2370,7 @@ fn health_check(
             notes,
         );
     }
-    check.timing = timing.over(outer).resolve();
+    check.timing = timing.over(outer).resolve(node.keyword());
     Some(check)
 }
 
@@ -2493,7 +2502,7 @@ fn misc_check(node: &Node, outer: Timing, target: Target, notes: &mut Notes) -> 
     // keepalived bounds the script by misc_timeout, else by the delay_loop.
     let mut resolved = timing.over(outer);
     resolved.timeout_ms = script_timeout.or(timeout).or(resolved.interval_ms);
-    check.timing = resolved.resolve();
+    check.timing = resolved.resolve(node.keyword());
     let http = if matches!(probe, ScriptProbe::Http { .. }) {
         " (a 3xx answer counts as down, where the script may have taken it)"
     } else {

@@ -465,6 +465,25 @@ impl<D: BlockDevice> IdentityStore<D> {
             })
     }
 
+    /// Erases the whole identity region (pair key and role, admin credential, port map): both
+    /// copies of every record become 0xFF, what a factory-fresh device reads, synced. The next
+    /// boot is unpaired, asks for a new admin password and uses the board profile's ports. A
+    /// device without room for the region holds nothing to erase.
+    pub fn erase(&mut self) -> Result<(), IdentityError> {
+        if self.copies.has_room(&mut self.device).is_err() {
+            return Ok(());
+        }
+        for record in [&mut self.copies, &mut self.credential, &mut self.port_map] {
+            record.newest = None;
+        }
+        // Both copies: 8 KiB.
+        let erased = [0xFF_u8; 2 * 4096];
+        debug_assert_eq!(erased.len() as u64, IDENTITY_BYTES);
+        self.device.write_at(self.copies.base, &erased)?;
+        self.device.sync()?;
+        Ok(())
+    }
+
     /// The device (tests "reboot" by opening it again).
     pub fn into_device(self) -> D {
         self.device
@@ -497,6 +516,39 @@ mod tests {
         let mut store = IdentityStore::new(store.into_device(), 4096);
         assert_eq!(store.load().unwrap(), None);
         assert!(!format!("{:?}", identity(Role::A)).contains("9, 9"));
+    }
+
+    #[test]
+    fn erase_forgets_identity_credential_and_port_map_and_nothing_outside_the_region() {
+        // The region at 4096 on a device with bytes before and after it.
+        let mut device = MemDevice::erased(4096 + 8192 + 512);
+        device.bytes[..4096].fill(0x11);
+        device.bytes[4096 + 8192..].fill(0x22);
+        let mut store = IdentityStore::new(device, 4096);
+        store.save(Some(&identity(Role::A))).unwrap();
+        store.save(Some(&identity(Role::B))).unwrap();
+        store.save_credential(Some("$argon2id$v=19$x")).unwrap();
+        let ports = [("peer".to_owned(), "eth3".to_owned())];
+        store.save_port_map(&ports).unwrap();
+        store.erase().unwrap();
+        // At once and after a "reboot": nothing of it is left.
+        assert_eq!(store.load().unwrap(), None);
+        assert_eq!(store.load_credential().unwrap(), None);
+        let device = store.into_device();
+        assert!(device.bytes[4096..4096 + 8192].iter().all(|b| *b == 0xFF));
+        assert!(device.bytes[..4096].iter().all(|b| *b == 0x11));
+        assert!(device.bytes[4096 + 8192..].iter().all(|b| *b == 0x22));
+        let mut store = IdentityStore::new(device, 4096);
+        assert_eq!(store.load().unwrap(), None);
+        assert_eq!(store.load_credential().unwrap(), None);
+        assert_eq!(store.load_port_map().unwrap(), StoredPortMap::Missing);
+        // Usable again afterwards.
+        store.save(Some(&identity(Role::A))).unwrap();
+        assert_eq!(store.load().unwrap(), Some(identity(Role::A)));
+        // Too small a device: nothing to erase, no error.
+        IdentityStore::new(MemDevice::erased(4096), 4096)
+            .erase()
+            .unwrap();
     }
 
     #[test]

@@ -292,6 +292,29 @@ impl<D: BlockDevice> SlotStore<D> {
     }
 }
 
+impl<D: BlockDevice> SlotStore<D> {
+    /// Erases both slots: every byte 0xFF (as [`MemDevice::erased`], what a factory-fresh
+    /// store reads), written in pieces and synced, so the next [`SlotStore::load`] finds no
+    /// config and the box starts from its seed (factory reset). Neither slot is kept: the old
+    /// generations (and the secrets they hold) are gone.
+    pub fn erase(&mut self) -> Result<(), StoreError> {
+        self.check_size()?;
+        self.newest = None;
+        const PIECE: usize = 64 * 1024;
+        let erased = vec![0xFF_u8; PIECE];
+        let end = self.slot_bytes.saturating_mul(2);
+        let mut offset = 0;
+        while offset < end {
+            // At most PIECE (the buffer's length), so it fits a usize.
+            let len = usize::try_from(end - offset).map_or(PIECE, |left| left.min(PIECE));
+            self.device.write_at(offset, &erased[..len])?;
+            offset += len as u64;
+        }
+        self.device.sync()?;
+        Ok(())
+    }
+}
+
 /// A device in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemDevice {

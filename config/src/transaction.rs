@@ -296,6 +296,14 @@ impl<D: BlockDevice> Transactions<D> {
         self.store.into_device()
     }
 
+    /// Factory reset of the store: both slots erased (every stored generation and its history
+    /// gone). What runs in memory is untouched; the caller reboots, and the box starts from its
+    /// seed config.
+    pub fn erase_store(&mut self) -> Result<(), TransactionError> {
+        self.store.erase()?;
+        Ok(())
+    }
+
     pub fn running(&self) -> &Arc<Config> {
         &self.running
     }

@@ -205,3 +205,34 @@ fn file_device_round_trip() {
     assert_eq!(loaded.blob.config, config);
     std::fs::remove_file(path).unwrap();
 }
+
+/// Factory reset: both slots erased, nothing loads, every byte reads as a fresh device, and a
+/// generation 1 can be stored again.
+#[test]
+fn erase_leaves_no_config_and_a_store_that_takes_generation_one() {
+    let mut store = SlotStore::new(MemDevice::erased(2 * SLOT as usize + 100), SLOT);
+    store
+        .save(&blob_for(1, None).0, MacPolicy::Unkeyed)
+        .unwrap();
+    store
+        .save(&blob_for(2, None).0, MacPolicy::Unkeyed)
+        .unwrap();
+    store.erase().unwrap();
+    assert_eq!(
+        store.load(MacPolicy::Unkeyed, None).unwrap_err(),
+        StoreError::NoValidSlot {
+            slot0: SlotState::Empty,
+            slot1: SlotState::Empty
+        }
+    );
+    let (first, _) = blob_for(1, None);
+    assert_eq!(store.save(&first, MacPolicy::Unkeyed).unwrap(), 0);
+    let mut device = store.into_device();
+    // Nothing past the two slots is touched.
+    device.bytes[2 * SLOT as usize..].fill(0x5A);
+    let mut again = SlotStore::new(device, SLOT);
+    again.erase().unwrap();
+    let device = again.into_device();
+    assert!(device.bytes[..2 * SLOT as usize].iter().all(|b| *b == 0xFF));
+    assert!(device.bytes[2 * SLOT as usize..].iter().all(|b| *b == 0x5A));
+}

@@ -36,6 +36,11 @@ pub enum Command {
     Reboot,
     /// `firmware status`: the running slot, its boot counter and bless, every slot file.
     FirmwareStatus,
+    /// `factory-reset`: says what a reset erases and arms it; `factory-reset confirm` within
+    /// [`FACTORY_RESET_WINDOW`] erases the config and the keys and reboots (firmware kept).
+    FactoryReset {
+        confirm: bool,
+    },
     /// An empty line: nothing to do.
     Nothing,
     /// `<engine> status`: an engine's status text.
@@ -96,6 +101,9 @@ pub enum Command {
     DebugLog(u32),
 }
 
+/// How long `factory-reset confirm` is accepted after `factory-reset`.
+pub const FACTORY_RESET_WINDOW: Duration = Duration::from_secs(60);
+
 /// The engines that answer `<engine> status`.
 pub const ENGINES: [&str; 4] = ["vrrp", "lvs", "realserver", "cluster"];
 
@@ -109,7 +117,7 @@ pub const HELP: &str =
   config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard
           compare | preview | commit [--confirm SECONDS] [--comment TEXT] | confirm
           rollback [GENERATION] | history
-  box:    firmware status | poweroff | reboot | help";
+  box:    firmware status | factory-reset | poweroff | reboot | help";
 
 /// Why a line was not understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +245,11 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
         )),
         ("poweroff" | "halt", _, 0) => Ok(Command::Poweroff),
         ("reboot", _, 0) => Ok(Command::Reboot),
+        ("factory-reset", None, 0) => Ok(Command::FactoryReset { confirm: false }),
+        ("factory-reset", Some("confirm"), 1) => Ok(Command::FactoryReset { confirm: true }),
+        ("factory-reset", _, _) => Err(usage(
+            "usage: factory-reset (says what it erases), then factory-reset confirm",
+        )),
         ("firmware", Some("status"), 1) => Ok(Command::FirmwareStatus),
         ("firmware", _, _) => Err(usage("usage: firmware status")),
         ("show", Some("running"), 1) => Ok(Command::ShowRunning),
@@ -355,6 +368,21 @@ mod tests {
         assert!(parse("ospf status").is_err());
         assert!(parse("vrrp").is_err());
         assert!(parse("status now").is_err());
+    }
+
+    #[test]
+    fn factory_reset_takes_a_second_confirming_line() {
+        assert_eq!(
+            parse("factory-reset"),
+            Ok(Command::FactoryReset { confirm: false })
+        );
+        assert_eq!(
+            parse("FACTORY-RESET Confirm"),
+            Ok(Command::FactoryReset { confirm: true })
+        );
+        let wrong = parse("factory-reset now").unwrap_err();
+        assert!(wrong.0.contains("factory-reset confirm"), "{}", wrong.0);
+        assert!(HELP.contains("factory-reset"));
     }
 
     #[test]

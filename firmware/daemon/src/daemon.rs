@@ -117,6 +117,26 @@ pub struct Daemon {
     /// Remote syslog and the SNTP client (None until `start_syslog_and_time`).
     syslog: Option<crate::syslog::SyslogHandle>,
     time: Option<crate::sntp::TimeHandle>,
+    /// When `factory-reset` was typed: `factory-reset confirm` is taken until
+    /// [`console::FACTORY_RESET_WINDOW`] after it.
+    factory_reset_armed: Option<std::time::Instant>,
+}
+
+/// What `factory-reset` says before it is confirmed.
+fn factory_reset_warning(paired: bool) -> String {
+    let pair = if paired {
+        " This box is paired: it forgets the pair (the partner keeps running its config; type \
+         `unpair` there, or pair again later)."
+    } else {
+        ""
+    };
+    format!(
+        "factory-reset ERASES this box's config (every stored generation and its history), the \
+         pair key and role, the admin password and the port map, then reboots into the factory \
+         config; the firmware is kept.{pair} Type `factory-reset confirm` within {} s to go on; \
+         without it nothing is erased.\n",
+        console::FACTORY_RESET_WINDOW.as_secs()
+    )
 }
 
 /// Where a command's answer goes.
@@ -237,6 +257,7 @@ impl Daemon {
             last_published: None,
             last_delta: None,
             firmware: crate::firmware_slot::Firmware::not_appliance(),
+            factory_reset_armed: None,
             metrics: None,
             metrics_asks: None,
             syslog: None,
@@ -636,6 +657,43 @@ impl Daemon {
         self.reapply(old_effective, "pair identity");
         self.publish_pair();
         "stored on this box's config disk".to_owned()
+    }
+
+    /// Factory reset: the identity region first (pair key and role, admin password, port map:
+    /// the secrets go first, so a power cut in between leaves no key behind), then both config
+    /// slots; the caller reboots into the seed config. The firmware (the EFI system partition,
+    /// both slots) is not touched. Each step is synced before the next.
+    fn factory_reset(&mut self) -> Result<String, String> {
+        if let Some(store) = self.identity_store.as_mut() {
+            if let Err(error) = store.erase() {
+                self.log.line(format!(
+                    "factory reset: cannot erase the pair key and password: {error}"
+                ));
+                return Err(format!(
+                    "factory reset FAILED, nothing erased: cannot erase the pair key and \
+                     password ({error}); the box keeps running as it was\n"
+                ));
+            }
+        }
+        if let Err(error) = self.transactions.erase_store() {
+            self.log.line(format!(
+                "factory reset: cannot erase the config slots: {error}"
+            ));
+            return Err(format!(
+                "factory reset INCOMPLETE: the pair key, admin password and port map are erased, \
+                 but the config slots are not ({error}); the box keeps running its config \
+                 unpaired after the next boot; type `factory-reset` again\n"
+            ));
+        }
+        self.log.line(
+            "factory reset: config slots, pair key, admin password and port map erased; rebooting",
+        );
+        Ok(
+            "factory reset: the config (every stored generation and its history), the pair key \
+            and role, the admin password and the port map are erased; the firmware is kept. \
+            Rebooting into the factory config.\n"
+                .to_owned(),
+        )
     }
 
     /// The console UI reads the console: no line reader on it.
@@ -1052,6 +1110,29 @@ impl Daemon {
                 )
             }
             Command::FirmwareStatus => (self.firmware.status_text(std::time::Instant::now()), None),
+            Command::FactoryReset { confirm: false } => {
+                self.factory_reset_armed = Some(std::time::Instant::now());
+                self.log
+                    .line("factory reset asked for; waiting for `factory-reset confirm`");
+                (factory_reset_warning(self.identity.is_some()), None)
+            }
+            Command::FactoryReset { confirm: true } => {
+                let armed = self.factory_reset_armed.take();
+                if armed.is_none_or(|at| at.elapsed() > console::FACTORY_RESET_WINDOW) {
+                    (
+                        format!(
+                            "factory-reset confirm: no factory reset was asked for in the last                              {} s; type `factory-reset` first (it says what is erased)\n",
+                            console::FACTORY_RESET_WINDOW.as_secs()
+                        ),
+                        None,
+                    )
+                } else {
+                    match self.factory_reset() {
+                        Ok(what) => (what, Some(self.end(PowerAction::Reboot))),
+                        Err(error) => (error, None),
+                    }
+                }
+            }
             Command::Reboot => {
                 self.log.line("reboot requested");
                 (

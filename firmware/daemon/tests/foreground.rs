@@ -192,3 +192,92 @@ fn foreground_poweroff_stops_and_closed_stdin_keeps_running() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot reach the tandem daemon"));
 }
+
+/// Asks the daemon on `control` over the control socket, as a second tandem process does.
+fn ask(control: &str, words: &[&str]) -> String {
+    let output = tandem()
+        .arg("--control")
+        .arg(control)
+        .args(words)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `factory-reset` says what it erases and erases nothing; `factory-reset confirm` without it
+/// is refused; with it the state's config slots and identity region are erased and the daemon
+/// stops (the appliance reboots); started again on the same `--state` with its seed, the box
+/// runs the seed as generation 1, its history gone.
+#[test]
+fn factory_reset_asks_first_then_erases_config_and_keys() {
+    let dir = std::env::temp_dir().join(format!("tandem-reset-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let seed = dir.join("seed.toml");
+    std::fs::write(&seed, "[system]\nhostname = \"factory\"\n").unwrap();
+    let state = dir.join("state");
+    let control = socket("reset");
+    let args = [
+        "--control",
+        control.as_str(),
+        "-c",
+        seed.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ];
+    let (mut child, _stdout) = start(&args, Stdio::null());
+    let set = ask(&control, &["set", "system.hostname", "changed"]);
+    assert!(set.starts_with("set: system.hostname"), "{set}");
+    let committed = ask(&control, &["commit", "--comment", "before reset"]);
+    assert!(committed.contains("generation 2"), "{committed}");
+
+    // Not asked for: refused, nothing happens.
+    let early = ask(&control, &["factory-reset", "confirm"]);
+    assert!(early.contains("type `factory-reset` first"), "{early}");
+    assert!(ask(&control, &["show", "running"]).contains("hostname = \"changed\""));
+    // Asked for: the warning names what goes and what stays.
+    let warning = ask(&control, &["factory-reset"]);
+    for word in [
+        "ERASES",
+        "pair key",
+        "admin password",
+        "firmware is kept",
+        "factory-reset confirm",
+    ] {
+        assert!(warning.contains(word), "{word}: {warning}");
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the warning alone stopped the daemon"
+    );
+    let done = ask(&control, &["factory-reset", "confirm"]);
+    assert!(
+        done.contains("erased") && done.contains("Rebooting"),
+        "{done}"
+    );
+    assert!(child.wait().unwrap().success());
+
+    // Every byte of the state's config slots and identity region reads as a fresh device.
+    let mut erased = 0usize;
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(bytes.iter().all(|b| *b == 0xFF), "a state file keeps data");
+        erased += bytes.len();
+    }
+    assert!(erased > 0, "no state file found");
+
+    // Started again: the seed runs as generation 1, the old history is gone.
+    let (mut child, _stdout) = start(&args, Stdio::null());
+    assert!(ask(&control, &["show", "running"]).contains("hostname = \"factory\""));
+    let history = ask(&control, &["history"]);
+    assert!(!history.contains("before reset"), "{history}");
+    let generations: Vec<&str> = history.lines().collect();
+    assert_eq!(generations.len(), 1, "{history}");
+    assert!(
+        generations[0].starts_with("history:     1 (running)"),
+        "{history}"
+    );
+    let _ = ask(&control, &["poweroff"]);
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

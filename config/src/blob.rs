@@ -33,6 +33,8 @@
 //! `mtu` the same way; a format 3 blob decodes with the kernel's defaults for them.
 //! Format 5 appended the management plane's `syslog` and `time_servers` and the VRRP
 //! instance's `use_vmac` and `vmac_interface`; a format 4 blob decodes without them.
+//! Format 6 appended `more_checks` to real servers and services and `track_checks` to VRRP
+//! instances; a format 5 blob decodes with them empty.
 
 use alloc::vec::Vec;
 
@@ -48,7 +50,7 @@ mod layout;
 /// Blob magic.
 pub const MAGIC: [u8; 4] = *b"TNDC";
 /// The format version this firmware writes.
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 /// Oldest format version this firmware can read.
 pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// Bytes before the payload.

@@ -389,6 +389,7 @@ mod tests {
                 "- active = true",
                 "- upper_threshold = 0",
                 "- lower_threshold = 0",
+                "- more_checks = []",
                 "[[virtual_services.real_servers]] name = \"rs2\"",
                 "- weight = 1",
                 "+ weight = 5",
@@ -399,6 +400,7 @@ mod tests {
                 "+ active = true",
                 "+ upper_threshold = 0",
                 "+ lower_threshold = 0",
+                "+ more_checks = []",
             ]
         );
     }

@@ -602,6 +602,125 @@ fn golden_vectors_of_format_5_decode() {
     }
 }
 
+/// The managed pair config with format 6's checks: a service whose real servers without a
+/// check of their own run an HTTP and a TCP check, a real server with three checks of its own,
+/// and a VRRP instance tracking a TCP connect (weight -30), an HTTP GET (weight 0: FAULT) and a
+/// ping (weight +10, rise/fall as the check's timing).
+fn director_checked() -> Config {
+    let mut config = director_managed();
+    let extra = r#"
+        [[vrrp]]
+        name = "db_vip"
+        vrid = 62
+        interface = "eth3"
+        vips = [{ address = "10.0.3.101", prefix = 24 }]
+        [[vrrp.track_checks]]
+        name = "chk_db"
+        address = "127.0.0.1"
+        port = 5432
+        weight = -30
+        check = { kind = "tcp", timing = { interval_ms = 2000, timeout_ms = 1000, retries = 2 } }
+        [[vrrp.track_checks]]
+        name = "chk_api"
+        address = "10.0.3.7"
+        port = 8080
+        weight = 0
+        [vrrp.track_checks.check.kind.http]
+        path = "/health"
+        status = 200
+        [[vrrp.track_checks]]
+        name = "chk_gw"
+        address = "10.0.3.1"
+        weight = 10
+        check = { kind = "ping" }
+
+        [[virtual_services]]
+        name = "shop"
+        address = "10.0.0.60"
+        port = 80
+        check = { kind = { http = { path = "/" } } }
+        more_checks = [{ kind = "tcp", connect_port = 5432 }]
+        [[virtual_services.real_servers]]
+        address = "10.0.0.61"
+        [[virtual_services.real_servers]]
+        address = "10.0.0.62"
+        check = { kind = "tcp" }
+        more_checks = [
+            { kind = "ping" },
+            { kind = { http = { path = "/ready", status = "200-204" } } },
+            { kind = "tcp", connect_port = 9000, connect_address = "10.0.1.62" },
+        ]
+    "#;
+    let extra = tandem_config::text::from_toml(extra).unwrap();
+    for instance in extra.vrrp.iter() {
+        config.vrrp.push(instance.clone()).unwrap();
+    }
+    for service in extra.virtual_services.iter() {
+        config.virtual_services.push(service.clone()).unwrap();
+    }
+    config
+}
+
+/// Golden vectors freeze format version 6 (format 5 plus `more_checks` of real servers and
+/// services, and `track_checks` of VRRP instances). Regenerate them only when adding a new
+/// format version (`TANDEM_WRITE_GOLDEN=1` writes the current format's files), never to change
+/// v6.
+#[test]
+fn golden_vectors_of_format_6_decode() {
+    let key = golden_key();
+    let cases: [(&str, Config, History, Option<&MacKey>, BlobMeta); 3] = [
+        (
+            "v6_empty.blob",
+            Config::default(),
+            History::default(),
+            None,
+            BlobMeta::default(),
+        ),
+        (
+            "v6_director_checked_history.blob",
+            director_checked(),
+            golden_history(),
+            None,
+            BlobMeta {
+                generation: 20,
+                parent_generation: 19,
+                pair_id: 0x1234_5678_9abc_def0,
+            },
+        ),
+        (
+            "v6_director_checked_history_keyed.blob",
+            director_checked(),
+            golden_history(),
+            Some(&key),
+            BlobMeta {
+                generation: 21,
+                parent_generation: 20,
+                pair_id: 0x1234_5678_9abc_def0,
+            },
+        ),
+    ];
+    for (name, config, history, key, meta) in cases {
+        check_golden(name, 6, Some(&config), &history, key, meta);
+    }
+    let config = director_checked();
+    let shop = config
+        .virtual_services
+        .iter()
+        .find(|s| s.name == "shop")
+        .unwrap();
+    let kinds = |server: &tandem_config::model::RealServer| -> Vec<String> {
+        server
+            .effective_checks(shop)
+            .map(|check| format!("{:?}", check.kind).chars().take(4).collect())
+            .collect()
+    };
+    assert_eq!(kinds(&shop.real_servers[0]), ["Http", "Tcp"]);
+    assert_eq!(kinds(&shop.real_servers[1]), ["Tcp", "Ping", "Http", "Tcp"]);
+    let db = config.vrrp_instance("db_vip").unwrap();
+    assert_eq!(db.track_checks.len(), 3);
+    assert_eq!(db.track_checks[0].check.timing.interval_ms, 2000);
+}
+
 /// A config giving interfaces every board port role `PortRole` had before `public2` (issue 13):
 /// postcard writes an enum variant as its index, so a new role is appended and these bytes,
 /// written by the encoder of that time, decode to the same roles forever. Never regenerated

@@ -385,7 +385,7 @@ fn what_a_half_cannot_hold_is_noted_with_both_values() {
     assert_eq!(extra.kind, MergeKind::Differs);
     assert_eq!(
         extra.to_string(),
-        "(top level): differs: only the second file has [[virtual_services]] address = \"123.123.123.2\", port = 443, protocol = \"tcp\" (and 27 more lines of it); it is NOT in the pair config (a [pair] half cannot hold it): add it to the shared part if both boxes should have it"
+        "(top level): differs: only the second file has [[virtual_services]] address = \"123.123.123.2\", port = 443, protocol = \"tcp\" (and 29 more lines of it); it is NOT in the pair config (a [pair] half cannot hold it): add it to the shared part if both boxes should have it"
     );
     // The first file's values are kept.
     let config = &imported.config;

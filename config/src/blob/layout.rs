@@ -12,7 +12,10 @@
 //! `more_urls` and `tls_ca`; `Ping`, `Udp` and `Dns` were appended. The checks of an older
 //! payload decode through [`v4::CheckKind`], the old kind, into today's (the seeds below walk
 //! the services and real servers down to their checks; a format 5 payload's services decode
-//! with the model's own decoder).
+//! with the model's own decoder). Format 6 appended `more_checks` to [`RealServer`] and to
+//! [`VirtualService`] (several checks per real server) and `track_checks` to [`VrrpInstance`]
+//! (keepalived's `track_script` as built-in checks); an older payload's services and real
+//! servers decode through [`VirtualServiceIn`] and [`RealServerIn`] without them.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -36,6 +39,9 @@ const BOND_OPTIONS_FORMAT: u16 = 4;
 /// The first format with `Management::{syslog, time_servers}` and
 /// `VrrpInstance::{use_vmac, vmac_interface, vmac_xmit_base}`.
 const MANAGEMENT_FORMAT: u16 = 5;
+/// The first format with `RealServer::more_checks`, `VirtualService::more_checks` and
+/// `VrrpInstance::track_checks`.
+const MORE_CHECKS_FORMAT: u16 = 6;
 
 /// Decodes a [`Config`] as format `version` lays it out.
 #[derive(Clone, Copy)]
@@ -92,10 +98,10 @@ impl<'de> Visitor<'de> for ConfigIn {
                 .next_element_seed(ListIn::new(VrrpInstanceIn(self.0), "VRRP instances"))?
                 .ok_or_else(|| A::Error::custom("payload ends early"))?,
             sync_groups: next(&mut seq)?,
-            virtual_services: if self.0 >= MANAGEMENT_FORMAT {
+            virtual_services: if self.0 >= MORE_CHECKS_FORMAT {
                 next(&mut seq)?
             } else {
-                seq.next_element_seed(ListIn::new(VirtualServiceIn, "virtual services"))?
+                seq.next_element_seed(ListIn::new(VirtualServiceIn(self.0), "virtual services"))?
                     .ok_or_else(|| A::Error::custom("payload ends early"))?
             },
             fwmark_rules: next(&mut seq)?,
@@ -272,8 +278,14 @@ struct VrrpInstanceIn(u16);
 impl<'de> DeserializeSeed<'de> for VrrpInstanceIn {
     type Value = VrrpInstance;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<VrrpInstance, D::Error> {
-        const FIELDS: [&str; 20] = [""; 20];
-        let count = if self.0 >= MANAGEMENT_FORMAT { 20 } else { 17 };
+        const FIELDS: [&str; 21] = [""; 21];
+        let count = if self.0 >= MORE_CHECKS_FORMAT {
+            21
+        } else if self.0 >= MANAGEMENT_FORMAT {
+            20
+        } else {
+            17
+        };
         deserializer.deserialize_struct("VrrpInstance", &FIELDS[..count], self)
     }
 }
@@ -310,6 +322,9 @@ impl<'de> Visitor<'de> for VrrpInstanceIn {
             instance.use_vmac = next(&mut seq)?;
             instance.vmac_interface = next(&mut seq)?;
             instance.vmac_xmit_base = next(&mut seq)?;
+        }
+        if self.0 >= MORE_CHECKS_FORMAT {
+            instance.track_checks = next(&mut seq)?;
         }
         Ok(instance)
     }
@@ -405,9 +420,10 @@ impl<'de> Visitor<'de> for ClusterGroupIn {
     }
 }
 
-/// Decodes one virtual service of a format 4 or older payload (its checks in the old layout).
+/// Decodes one virtual service of a format 5 or older payload: no `more_checks` (format 6),
+/// its checks in the old layout up to format 4.
 #[derive(Clone, Copy)]
-struct VirtualServiceIn;
+struct VirtualServiceIn(u16);
 
 impl<'de> DeserializeSeed<'de> for VirtualServiceIn {
     type Value = VirtualService;
@@ -448,18 +464,19 @@ impl<'de> Visitor<'de> for VirtualServiceIn {
             reentry_s: next(&mut seq)?,
             start_down: next(&mut seq)?,
             check: seq
-                .next_element_seed(CheckIn)?
+                .next_element_seed(CheckIn(self.0))?
                 .ok_or_else(|| A::Error::custom("payload ends early"))?,
             real_servers: seq
-                .next_element_seed(ListIn::new(RealServerIn, "real servers"))?
+                .next_element_seed(ListIn::new(RealServerIn(self.0), "real servers"))?
                 .ok_or_else(|| A::Error::custom("payload ends early"))?,
+            more_checks: BoundedVec::new(),
         })
     }
 }
 
-/// Decodes one real server of a format 4 or older payload.
+/// Decodes one real server of a format 5 or older payload (no `more_checks`).
 #[derive(Clone, Copy)]
-struct RealServerIn;
+struct RealServerIn(u16);
 
 impl<'de> DeserializeSeed<'de> for RealServerIn {
     type Value = RealServer;
@@ -488,15 +505,17 @@ impl<'de> Visitor<'de> for RealServerIn {
             lower_threshold: next(&mut seq)?,
             on_failure: next(&mut seq)?,
             check: seq
-                .next_element_seed(CheckIn)?
+                .next_element_seed(CheckIn(self.0))?
                 .ok_or_else(|| A::Error::custom("payload ends early"))?,
+            more_checks: BoundedVec::new(),
         })
     }
 }
 
-/// Decodes an optional (boxed) check of a format 4 or older payload.
+/// Decodes an optional (boxed) check of a format 5 or older payload: format 5's with the
+/// model's decoder, older ones' kind through [`v4::CheckKind`].
 #[derive(Clone, Copy)]
-struct CheckIn;
+struct CheckIn(u16);
 
 impl<'de> DeserializeSeed<'de> for CheckIn {
     type Value = Option<Box<Check>>;
@@ -517,6 +536,9 @@ impl<'de> Visitor<'de> for CheckIn {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        if self.0 >= MANAGEMENT_FORMAT {
+            return Box::<Check>::deserialize(deserializer).map(Some);
+        }
         const FIELDS: [&str; 5] = [""; 5];
         deserializer
             .deserialize_struct("Check", &FIELDS, CheckFields)
@@ -750,6 +772,90 @@ mod tests {
         }
     }
 
+    /// Removes the last `n` bytes (zeros: empty lists) of the first copy of `item` in `payload`.
+    fn drain_tail(payload: &mut Vec<u8>, item: &[u8], n: usize) {
+        assert!(item[item.len() - n..].iter().all(|&byte| byte == 0));
+        let at = payload
+            .windows(item.len())
+            .position(|window| window == item)
+            .unwrap();
+        payload.drain(at + item.len() - n..at + item.len());
+    }
+
+    #[test]
+    fn format_6_carries_more_checks_and_tracked_checks_and_format_5_decodes_without_them() {
+        let text = r#"
+            [[vrrp]]
+            name = "web"
+            vrid = 51
+            interface = "public"
+            [[virtual_services]]
+            name = "shop"
+            address = "10.0.0.60"
+            port = 80
+            check = { kind = { http = { path = "/", status = "200-299" } } }
+            [[virtual_services.real_servers]]
+            address = "10.0.0.61"
+            [[virtual_services.real_servers]]
+            address = "10.0.0.62"
+            check = { kind = "tcp", connect_port = 5432 }
+            [[virtual_services]]
+            name = "dns"
+            address = "10.0.0.70"
+            port = 53
+            protocol = "udp"
+            check = { kind = { dns = { name = "example.org" } } }
+            [[virtual_services.real_servers]]
+            address = "10.0.0.71"
+        "#;
+        let config = crate::text::from_toml(text).unwrap();
+        let payload = postcard::to_allocvec(&config).unwrap();
+        assert_eq!(decode(6, &payload), config);
+        // Format 5: every real server and service without `more_checks` and the instance
+        // without `track_checks` (each an empty list, its last byte). Services first (their
+        // bytes hold the real servers'), last to first so earlier copies stay where they were.
+        let mut old = payload.clone();
+        for service in config.virtual_services.iter().rev() {
+            drain_tail(&mut old, &postcard::to_allocvec(service).unwrap(), 1);
+            for server in service.real_servers.iter().rev() {
+                drain_tail(&mut old, &postcard::to_allocvec(server).unwrap(), 1);
+            }
+        }
+        drain_tail(
+            &mut old,
+            &postcard::to_allocvec(&config.vrrp[0]).unwrap(),
+            1,
+        );
+        assert_eq!(old.len(), payload.len() - 6);
+        assert_eq!(decode(5, &old), config);
+        // The format 5 bytes do not pass for format 6, nor the format 6 bytes for format 5.
+        let mut decoder = postcard::Deserializer::from_bytes(&old);
+        let as_new = ConfigIn(6).deserialize(&mut decoder);
+        assert!(as_new.is_err() || !decoder.finalize().unwrap_or_default().is_empty());
+        let mut decoder = postcard::Deserializer::from_bytes(&payload);
+        let as_old = ConfigIn(5).deserialize(&mut decoder);
+        assert!(!matches!(as_old, Ok(c) if c == config));
+
+        // Format 6 with the new fields set round-trips.
+        let mut config = config;
+        let shop = &mut config.virtual_services.as_mut_slice()[0];
+        shop.more_checks.push(Check::default()).unwrap();
+        let server = &mut shop.real_servers.as_mut_slice()[1];
+        server.more_checks.push(Check::default()).unwrap();
+        config.vrrp.as_mut_slice()[0]
+            .track_checks
+            .push(crate::model::TrackedCheck {
+                name: "chk".try_into().unwrap(),
+                address: "127.0.0.1".parse().unwrap(),
+                port: Some(80),
+                check: Check::default(),
+                weight: -20,
+            })
+            .unwrap();
+        let payload = postcard::to_allocvec(&config).unwrap();
+        assert_eq!(decode(6, &payload), config);
+    }
+
     #[test]
     fn format_5_carries_syslog_time_servers_and_vmac_and_format_4_decodes_without_them() {
         use crate::model::{SyslogFacility, SyslogTarget, SyslogTransport};
@@ -758,19 +864,20 @@ mod tests {
             ..Config::default()
         };
         config.management.metrics = Some("192.0.2.1:9100".parse().unwrap());
-        // Format 4: each instance without its last three fields (false, None, false: 0, 0, 0) and
-        // the management settings without theirs (two empty lists: 0, 0).
+        // Format 4: each instance without its last three format 5 fields (false, None, false:
+        // 0, 0, 0) and format 6's `track_checks` (an empty list: 0), and the management settings
+        // without theirs (two empty lists: 0, 0).
         let current = postcard::to_allocvec(&config).unwrap();
         let mut old = current.clone();
         for name in ["db", "web"] {
             let one =
                 postcard::to_allocvec(&instance(name, if name == "db" { 52 } else { 51 })).unwrap();
-            assert_eq!(one[one.len() - 3..], [0, 0, 0]);
+            assert_eq!(one[one.len() - 4..], [0, 0, 0, 0]);
             let at = old
                 .windows(one.len())
                 .position(|window| window == one.as_slice())
                 .unwrap();
-            old.drain(at + one.len() - 3..at + one.len());
+            old.drain(at + one.len() - 4..at + one.len());
         }
         let management = postcard::to_allocvec(&config.management).unwrap();
         let at = old
@@ -779,7 +886,7 @@ mod tests {
             .unwrap();
         old.drain(at + management.len() - 2..at + management.len());
         assert_eq!(old.pop(), Some(0), "no trust sets");
-        assert_eq!(old.len(), current.len() - 9);
+        assert_eq!(old.len(), current.len() - 11);
         assert_eq!(decode(4, &old), config);
 
         config.management.syslog = BoundedVec::from_vec(vec![SyslogTarget {
@@ -794,7 +901,14 @@ mod tests {
         config.vrrp.as_mut_slice()[1].vmac_interface = Some("vrrp.52".try_into().unwrap());
         config.vrrp.as_mut_slice()[1].vmac_xmit_base = true;
         let payload = postcard::to_allocvec(&config).unwrap();
-        assert_eq!(decode(5, &payload), config);
+        assert_eq!(decode(6, &payload), config);
+        // Format 5: each instance without `track_checks` (its last byte, an empty list).
+        let mut old = payload.clone();
+        for one in config.vrrp.iter().rev() {
+            let one = postcard::to_allocvec(one).unwrap();
+            drain_tail(&mut old, &one, 1);
+        }
+        assert_eq!(decode(5, &old), config);
         // Facilities travel as their RFC 5424 code.
         assert_eq!(SyslogFacility::Local3.code(), 19);
         assert_eq!(

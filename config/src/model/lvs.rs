@@ -613,6 +613,10 @@ pub struct RealServer {
     /// bytes, a 1000 x 10 config 6.7 MB of memory that every clone, decode and compare moved
     /// (88 bytes boxed). The blob encoding is the same either way.
     pub check: Option<Box<Check>>,
+    /// Further checks of this server, run beside `check`: the server is up only while `check`
+    /// and every one of these pass (keepalived runs every checker of a real server). Needs
+    /// `check`; empty: `check` alone (or the service's checks when `check` is None). Format 6.
+    pub more_checks: BoundedVec<Check, { limits::MORE_CHECKS }>,
 }
 
 impl Default for RealServer {
@@ -628,6 +632,7 @@ impl Default for RealServer {
             lower_threshold: 0,
             on_failure: None,
             check: None,
+            more_checks: BoundedVec::new(),
         }
     }
 }
@@ -643,9 +648,24 @@ impl RealServer {
         self.port.unwrap_or(service.port)
     }
 
-    /// Check in force for this server.
+    /// Check in force for this server (the first of [`RealServer::effective_checks`]).
     pub fn effective_check<'a>(&'a self, service: &'a VirtualService) -> Option<&'a Check> {
         self.check.as_deref().or(service.check.as_deref())
+    }
+
+    /// Every check in force for this server, its own `check` and `more_checks` when it has a
+    /// `check`, else the service's; the server is up while all of them pass.
+    pub fn effective_checks<'a>(
+        &'a self,
+        service: &'a VirtualService,
+    ) -> impl Iterator<Item = &'a Check> + 'a {
+        let (first, more) = match self.check.as_deref() {
+            Some(own) => (Some(own), &self.more_checks[..]),
+            None => (service.check.as_deref(), &service.more_checks[..]),
+        };
+        // Validation refuses `more_checks` without `check`; should one slip through, none run.
+        let more: &[Check] = if first.is_some() { more } else { &[] };
+        first.into_iter().chain(more.iter())
     }
 
     /// Failure policy in force for this server.
@@ -691,6 +711,9 @@ pub struct VirtualService {
     /// Check for real servers that do not have their own.
     pub check: Option<Box<Check>>,
     pub real_servers: BoundedVec<RealServer, { limits::REAL_SERVERS_PER_SERVICE }>,
+    /// Further checks beside `check` for real servers that do not have their own: such a
+    /// server is up only while `check` and every one of these pass. Needs `check`. Format 6.
+    pub more_checks: BoundedVec<Check, { limits::MORE_CHECKS }>,
 }
 
 impl Default for VirtualService {
@@ -716,6 +739,7 @@ impl Default for VirtualService {
             start_down: false,
             check: None,
             real_servers: BoundedVec::new(),
+            more_checks: BoundedVec::new(),
         }
     }
 }

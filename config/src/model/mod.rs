@@ -29,7 +29,8 @@ pub use system::{
     SyslogTransport, System,
 };
 pub use vrrp::{
-    Garp, InitialState, SyncGroup, TrackedLink, Vip, VrrpAuth, VrrpInstance, VrrpVersion,
+    Garp, InitialState, SyncGroup, TrackedCheck, TrackedLink, Vip, VrrpAuth, VrrpInstance,
+    VrrpVersion,
 };
 
 use crate::bounded::BoundedVec;
@@ -97,6 +98,11 @@ pub mod limits {
     pub const STATUS_RANGES: usize = 16;
     /// URLs of one HTTP check besides its first.
     pub const MORE_URLS: usize = 15;
+    /// Checks of one real server (or service) besides its `check` (keepalived runs every
+    /// checker of a real server; it is up while all pass).
+    pub const MORE_CHECKS: usize = 3;
+    /// Checks one VRRP instance tracks (keepalived `track_script`).
+    pub const TRACKED_CHECKS: usize = 8;
     /// Named sets of TLS trust anchors (`[[tls_trust]]`).
     pub const TLS_TRUST_SETS: usize = 8;
     /// Bytes of one set's PEM text (a few CA certificates).

@@ -4,7 +4,7 @@ use core::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{limits, IfName, Name};
+use super::{limits, Check, IfName, Name};
 use crate::bounded::BoundedVec;
 
 /// The VRRP protocol version an instance speaks.
@@ -64,6 +64,37 @@ pub struct TrackedLink {
     pub name: IfName,
     /// Priority change while the link is down (-254..=254). 0 means "go to fault state".
     pub weight: i16,
+}
+
+/// A health check whose result changes the instance's priority (keepalived `vrrp_script` +
+/// `track_script`, the script replaced by a built-in check). Keepalived's `rise`/`fall` are the
+/// check's timing (`check.timing`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackedCheck {
+    /// The name reports and status use (keepalived's script name); unique within the instance.
+    pub name: Name,
+    /// The address checked (`check.connect_address` still overrides it, as for a real server).
+    pub address: IpAddr,
+    /// The port checked; None only for checks without a port (ping), or with
+    /// `check.connect_port`.
+    pub port: Option<u16>,
+    pub check: Check,
+    /// -254..=254. Above 0: added to the priority while the check passes; below 0: added
+    /// (subtracted) while it fails; 0: the instance is in FAULT while the check fails.
+    pub weight: i16,
+}
+
+impl Default for TrackedCheck {
+    fn default() -> Self {
+        TrackedCheck {
+            name: Name::new(),
+            address: IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+            port: None,
+            check: Check::default(),
+            weight: 0,
+        }
+    }
 }
 
 /// Gratuitous ARP / unsolicited NA settings on becoming master.
@@ -132,6 +163,9 @@ pub struct VrrpInstance {
     /// addresses and gratuitous ARPs stay on the macvlan (keepalived `vmac_xmit_base`). Both
     /// routers of a VRID must agree. Format 5.
     pub vmac_xmit_base: bool,
+    /// Health checks whose result changes the priority, or puts the instance in FAULT
+    /// (keepalived `track_script`). Format 6.
+    pub track_checks: BoundedVec<TrackedCheck, { limits::TRACKED_CHECKS }>,
 }
 
 impl Default for VrrpInstance {
@@ -157,6 +191,7 @@ impl Default for VrrpInstance {
             use_vmac: false,
             vmac_interface: None,
             vmac_xmit_base: false,
+            track_checks: BoundedVec::new(),
         }
     }
 }

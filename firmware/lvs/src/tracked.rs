@@ -112,3 +112,118 @@ pub fn instance_checks(instance: &VrrpInstance, trusts: &TrustSets) -> TrackedCh
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::health::HttpProbe;
+
+    fn instance(checks: &str) -> Config {
+        let text = format!(
+            r#"
+[[vrrp]]
+name = "web"
+vrid = 7
+interface = "eth0"
+
+[[vrrp.vips]]
+address = "192.0.2.100"
+prefix = 24
+{checks}"#
+        );
+        tandem_config::text::from_toml(&text).unwrap()
+    }
+
+    fn planned(config: &Config) -> TrackedChecks {
+        let mut notes = Vec::new();
+        let trusts = trust_sets(config, &mut notes);
+        assert!(notes.is_empty(), "{notes:?}");
+        instance_checks(&config.vrrp[0], &trusts)
+    }
+
+    #[test]
+    fn tcp_and_http_checks_map_to_specs_with_their_target_and_timing() {
+        let config = instance(
+            r#"
+[[vrrp.track_checks]]
+name = "port"
+address = "192.0.2.9"
+port = 8080
+weight = -50
+check = { kind = "tcp", timing = { interval_ms = 2000, timeout_ms = 700, retries = 2, retry_delay_ms = 300 } }
+
+[[vrrp.track_checks]]
+name = "health"
+address = "192.0.2.9"
+port = 80
+weight = 0
+check = { kind = { http = { path = "/health", status = 200 } }, connect_port = 8081, connect_address = "192.0.2.10" }
+
+[[vrrp.track_checks]]
+name = "gw"
+address = "192.0.2.1"
+weight = 10
+check = { kind = "ping" }
+"#,
+        );
+        let out = planned(&config);
+        assert!(out.notes.is_empty(), "{:?}", out.notes);
+        let [port, health, gw] = &out.checks[..] else {
+            panic!("{:?}", out.checks);
+        };
+        assert_eq!((port.name.as_str(), port.weight), ("port", -50));
+        let spec = &port.check.spec;
+        assert_eq!(spec.key.probe, Probe::Tcp);
+        assert_eq!(spec.key.target, "192.0.2.9:8080".parse().unwrap());
+        assert_eq!(spec.key.timeout, Duration::from_millis(700));
+        assert_eq!(spec.timing.interval, Duration::from_secs(2));
+        assert_eq!(spec.timing.retries, 2);
+        assert_eq!(spec.timing.retry_delay, Duration::from_millis(300));
+        assert!(spec.timing.start_up);
+        assert_eq!(&*port.check.what, "tcp 192.0.2.9:8080");
+
+        // connect_address / connect_port override the tracked address and port.
+        assert_eq!(
+            health.check.spec.key.target,
+            "192.0.2.10:8081".parse().unwrap()
+        );
+        let Probe::Http(http) = &health.check.spec.key.probe else {
+            panic!("{:?}", health.check.spec.key.probe);
+        };
+        assert_eq!(
+            **http,
+            HttpProbe {
+                path: "/health".into(),
+                host: None,
+                status: vec![(200, 200)],
+                body: None,
+                tls: None,
+                more_urls: Vec::new(),
+            }
+        );
+        assert_eq!(&*health.check.what, "http GET /health 192.0.2.10:8081");
+        assert_eq!(gw.check.spec.key.probe, Probe::Ping);
+        assert_eq!(&*gw.check.what, "ping 192.0.2.1");
+    }
+
+    #[test]
+    fn a_check_without_a_port_is_a_note_naming_it() {
+        let config = instance(
+            r#"
+[[vrrp.track_checks]]
+name = "port"
+address = "192.0.2.9"
+weight = -50
+check = { kind = "tcp" }
+"#,
+        );
+        let out = planned(&config);
+        assert!(out.checks.is_empty());
+        assert_eq!(
+            out.notes,
+            ["vrrp web: check port has no port; set its `port` (or the check's `connect_port`) (not run)"]
+        );
+    }
+}

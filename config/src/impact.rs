@@ -801,6 +801,7 @@ fn vrrp_changes(out: &mut Out, fate: Fate<'_, VrrpInstance>) {
                 &new.track_interfaces,
             );
             fields.changed("track_bonds", &old.track_bonds, &new.track_bonds);
+            fields.changed("track_checks", &old.track_checks, &new.track_checks);
             fields.changed("garp", &old.garp, &new.garp);
             out.fields(Engine::Vrrp, &prefix, fields, None);
             for pair in pair_by(&old.vips, &new.vips, |vip| vip.address) {
@@ -1000,6 +1001,7 @@ fn service_changes(out: &mut Out, fate: Fate<'_, VirtualService>) {
             fields.show("reentry_s", &old.reentry_s, &new.reentry_s);
             fields.show("start_down", &old.start_down, &new.start_down);
             fields.changed("check", &old.check, &new.check);
+            fields.changed("more_checks", &old.more_checks, &new.more_checks);
             fields.opt("address_prefix", &old.address_prefix, &new.address_prefix);
             fields.opt("interface", &old.interface, &new.interface);
             out.fields(Engine::Lvs, &prefix, fields, None);
@@ -1101,6 +1103,7 @@ fn real_server_changes(out: &mut Out, prefix: &str, old: &VirtualService, new: &
                 fields.show("lower_threshold", &was.lower_threshold, &is.lower_threshold);
                 fields.changed("on_failure", &was.on_failure, &is.on_failure);
                 fields.changed("check", &was.check, &is.check);
+                fields.changed("more_checks", &was.more_checks, &is.more_checks);
                 out.fields(Engine::Lvs, &what, fields, None);
             }
             (None, None) => {}
@@ -1374,6 +1377,48 @@ mod tests {
         assert_eq!(
             lines(&["virtual_services.http.forwarding dr"]),
             ["lvs: service http: forwarding nat -> dr (2 real servers follow it): disruptive: IPVS edits the destination, but its existing connections keep the old forwarding method"]
+        );
+    }
+
+    #[test]
+    fn more_checks_and_tracked_checks_change_in_place() {
+        use crate::model::{Check, CheckKind, TrackedCheck};
+        let running = sample();
+        let mut candidate = running.clone();
+        let ping = Check {
+            kind: CheckKind::Ping,
+            ..Check::default()
+        };
+        let http = &mut candidate.virtual_services.as_mut_slice()[0];
+        http.check = Some(Box::new(Check::default()));
+        http.more_checks.push(ping.clone()).unwrap();
+        let rs2 = &mut http.real_servers.as_mut_slice()[1];
+        rs2.check = Some(Box::new(Check::default()));
+        rs2.more_checks.push(ping.clone()).unwrap();
+        candidate.vrrp.as_mut_slice()[0]
+            .track_checks
+            .push(TrackedCheck {
+                name: "gw".try_into().unwrap(),
+                address: "10.0.0.1".parse().unwrap(),
+                check: ping,
+                weight: -20,
+                ..TrackedCheck::default()
+            })
+            .unwrap();
+        let lines: Vec<String> = preview(&running, &candidate)
+            .changes
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "vrrp: instance web_vip: track_checks changed: hitless",
+                "lvs: service http: check changed: hitless",
+                "lvs: service http: more_checks changed: hitless",
+                "lvs: service http: real server rs2: check changed: hitless",
+                "lvs: service http: real server rs2: more_checks changed: hitless",
+            ]
         );
     }
 

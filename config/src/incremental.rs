@@ -282,6 +282,13 @@ mod tests {
         if rng.chance(10) {
             service.forwarding = Forwarding::Dr;
         }
+        // Further checks, beside a check or (an error) without one.
+        if rng.chance(20) {
+            let _ = service.more_checks.push(Check {
+                kind: CheckKind::Ping,
+                ..Check::default()
+            });
+        }
         for server_index in 0..u8::try_from(rng.below(6)).unwrap() {
             service
                 .real_servers

@@ -905,9 +905,68 @@ fn check_vrrp(config: &Config, ctx: &Context<'_>, report: &mut Report) {
                 );
             }
         }
+        check_track_checks(instance, &config.tls_trust, &path, report);
         if !instance.preempt && instance.preempt_delay_s > 0 {
             report.warn(&path, "preempt_delay_s has no effect with preempt = false");
         }
+    }
+}
+
+/// The checks a VRRP instance tracks (keepalived `track_script`): named once each, a unicast
+/// address, a port unless the check needs none, a weight within -254..=254, and every rule a
+/// real server's check has.
+fn check_track_checks(
+    instance: &VrrpInstance,
+    trust: &[crate::model::TlsTrust],
+    path: &str,
+    report: &mut Report,
+) {
+    let mut names: BTreeMap<&str, ()> = BTreeMap::new();
+    for (index, tracked) in instance.track_checks.iter().enumerate() {
+        let here = || {
+            if tracked.name.is_empty() {
+                format!("{path} track_checks[{index}]")
+            } else {
+                format!("{path} track_checks \"{}\"", tracked.name)
+            }
+        };
+        if tracked.name.is_empty() {
+            report.error(here(), "has no name; name every tracked check");
+        } else if names.insert(tracked.name.as_str(), ()).is_some() {
+            report.error(here(), "is defined twice in this instance; rename one");
+        }
+        let address = tracked.check.connect_address.unwrap_or(tracked.address);
+        if address.is_unspecified() || address.is_multicast() {
+            report.error(
+                here(),
+                format!(
+                    "address {address} is not a unicast address; set address to the host to check"
+                ),
+            );
+        }
+        let needs_port = !matches!(tracked.check.kind, CheckKind::Ping);
+        if needs_port && tracked.port.or(tracked.check.connect_port).is_none() {
+            report.error(
+                here(),
+                "has no port; set port (only a ping check needs none)",
+            );
+        }
+        if tracked.port == Some(0) || tracked.check.connect_port == Some(0) {
+            report.error(
+                here(),
+                "port 0 cannot be checked; set the port the service listens on",
+            );
+        }
+        if !(-254..=254).contains(&tracked.weight) {
+            report.error(
+                here(),
+                format!(
+                    "weight {} is outside -254 to 254 (0: FAULT while the check fails)",
+                    tracked.weight
+                ),
+            );
+        }
+        check_check(here, &tracked.check, trust, report);
     }
 }
 
@@ -1180,6 +1239,13 @@ fn check_service(
     if let Some(check) = &service.check {
         check_check(path, check, &config.tls_trust, report);
     }
+    check_more_checks(
+        path,
+        service.check.is_some(),
+        &service.more_checks,
+        &config.tls_trust,
+        report,
+    );
     if let Some(sorry) = &service.sorry_server {
         if Family::of(&sorry.address) != family
             && sorry.forwarding.unwrap_or(service.forwarding) != Forwarding::Tun
@@ -1318,6 +1384,38 @@ fn check_real_server(
     }
     if let Some(check) = &server.check {
         check_check(path, check, &ctx.config.tls_trust, report);
+    }
+    check_more_checks(
+        path,
+        server.check.is_some(),
+        &server.more_checks,
+        &ctx.config.tls_trust,
+        report,
+    );
+}
+
+/// The further checks of a real server or service: each as `check` is, and only beside a
+/// `check` (the first check lives there).
+fn check_more_checks(
+    path: impl Fn() -> String,
+    has_check: bool,
+    more: &[crate::model::Check],
+    trust: &[crate::model::TlsTrust],
+    report: &mut Report,
+) {
+    if !more.is_empty() && !has_check {
+        report.error(
+            format!("{} more_checks", path()),
+            "is set without check; move the first of them to check",
+        );
+    }
+    for (index, check) in more.iter().enumerate() {
+        check_check(
+            || format!("{} more_checks[{index}]", path()),
+            check,
+            trust,
+            report,
+        );
     }
 }
 

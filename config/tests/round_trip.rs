@@ -131,15 +131,22 @@ fn real_server() -> impl Strategy<Value = RealServer> {
         ]),
         any::<bool>(),
         proptest::option::of(check()),
+        proptest::collection::vec(check(), 0..=3),
     )
         .prop_map(
-            |(name, address, port, weight, forwarding, active, check)| RealServer {
+            |(name, address, port, weight, forwarding, active, check, more)| RealServer {
                 name,
                 address,
                 port,
                 weight,
                 forwarding,
                 active,
+                // Further checks only beside a check (validation's rule).
+                more_checks: if check.is_some() {
+                    BoundedVec::from_vec(more).unwrap()
+                } else {
+                    BoundedVec::new()
+                },
                 check: check.map(Box::new),
                 ..RealServer::default()
             },
@@ -161,6 +168,7 @@ fn service() -> impl Strategy<Value = VirtualService> {
             Just(Forwarding::Tun)
         ],
         (any::<bool>(), 0u32..100),
+        proptest::collection::vec(check(), 0..=2),
     )
         .prop_map(
             |(
@@ -173,7 +181,13 @@ fn service() -> impl Strategy<Value = VirtualService> {
                 servers,
                 forwarding,
                 (quiesce, reentry_s),
+                more,
             )| VirtualService {
+                more_checks: if check.is_some() {
+                    BoundedVec::from_vec(more).unwrap()
+                } else {
+                    BoundedVec::new()
+                },
                 name,
                 address: Some(address),
                 port,
@@ -196,6 +210,23 @@ fn service() -> impl Strategy<Value = VirtualService> {
         )
 }
 
+fn tracked_check() -> impl Strategy<Value = TrackedCheck> {
+    (
+        name(),
+        ip(),
+        proptest::option::of(1u16..),
+        check(),
+        -254i16..=254,
+    )
+        .prop_map(|(name, address, port, check, weight)| TrackedCheck {
+            name,
+            address,
+            port,
+            check,
+            weight,
+        })
+}
+
 fn vrrp() -> impl Strategy<Value = VrrpInstance> {
     (
         name(),
@@ -207,10 +238,12 @@ fn vrrp() -> impl Strategy<Value = VrrpInstance> {
         proptest::collection::vec((ip(), 0u8..=32), 1..4),
         proptest::option::of("[a-zA-Z0-9]{1,8}"),
         any::<bool>(),
+        proptest::collection::vec(tracked_check(), 0..3),
     )
         .prop_map(
-            |(name, vrid, interface, priority, seconds, master, vips, pass, preempt)| {
+            |(name, vrid, interface, priority, seconds, master, vips, pass, preempt, tracked)| {
                 VrrpInstance {
+                    track_checks: BoundedVec::from_vec(tracked).unwrap(),
                     name,
                     vrid,
                     interface,

@@ -10,10 +10,12 @@ use std::format;
 use std::string::String;
 use std::vec::Vec;
 
+use core::net::IpAddr;
+
 use super::{seconds, Exported, Notes};
 use crate::model::{
     Check, CheckKind, Config, HttpBody, HttpUrl, InitialState, OnFailure, RealServer, Role,
-    VirtualService, VrrpAuth, VrrpInstance, VrrpVersion,
+    TrackedCheck, VirtualService, VrrpAuth, VrrpInstance, VrrpVersion,
 };
 use crate::net::{prefix_to_netmask, Family};
 
@@ -47,8 +49,9 @@ pub fn export(config: &Config) -> Exported {
         }
         let _ = writeln!(out, "    }}\n}}\n");
     }
+    let scripts = vrrp_scripts(config, &mut out, &mut notes);
     for instance in &config.vrrp {
-        vrrp_instance(instance, &mut out);
+        vrrp_instance(instance, &scripts, &mut out);
     }
     for service in &config.virtual_services {
         virtual_server(service, &mut out, &mut notes);
@@ -169,7 +172,116 @@ fn sync_daemon_line(config: &Config) -> Option<String> {
     Some(format!("lvs_sync_daemon {interface} {}", instance.name))
 }
 
-fn vrrp_instance(instance: &VrrpInstance, out: &mut String) {
+/// A tracked check as keepalived can run it: a `vrrp_script` whose script does what the check
+/// does (the importer's connect / fetch / ping one-liners, so the file imports back to the same
+/// check), named by the check, or by instance and check when instances track different checks
+/// under one name.
+struct ExportedScript<'a> {
+    instance: &'a str,
+    check: &'a str,
+    script: String,
+}
+
+/// What keepalived's script runs for `tracked`, or why there is none.
+fn script_of(tracked: &TrackedCheck) -> Result<String, &'static str> {
+    let address = tracked.check.connect_address.unwrap_or(tracked.address);
+    let port = tracked.check.connect_port.or(tracked.port);
+    let host = match address {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => format!("{v4}"),
+    };
+    match (&tracked.check.kind, port) {
+        (CheckKind::Tcp, Some(port)) => Ok(format!("/usr/bin/nc -z {address} {port}")),
+        (CheckKind::Ping, _) => Ok(format!("/bin/ping -c 1 {address}")),
+        (CheckKind::Http { path, tls, .. }, Some(port)) => Ok(format!(
+            "/usr/bin/curl -fsS{} -o /dev/null {}://{host}:{port}{path}",
+            if *tls { "k" } else { "" },
+            if *tls { "https" } else { "http" }
+        )),
+        (CheckKind::Tcp | CheckKind::Http { .. }, None) => Err("has no port"),
+        _ => Err("keepalived tracks scripts, and this check has no one-line script equivalent (a TCP connect, an HTTP(S) GET or a ping)"),
+    }
+}
+
+/// The `vrrp_script` blocks of every instance's tracked checks, written before the instances.
+fn vrrp_scripts<'a>(
+    config: &'a Config,
+    out: &mut String,
+    notes: &mut Notes,
+) -> Vec<ExportedScript<'a>> {
+    let mut scripts: Vec<ExportedScript<'a>> = Vec::new();
+    let mut written: Vec<(String, &'a TrackedCheck)> = Vec::new();
+    for instance in &config.vrrp {
+        for tracked in &instance.track_checks {
+            let path = format!(
+                "vrrp \"{}\" track_checks \"{}\"",
+                instance.name, tracked.name
+            );
+            let script = match script_of(tracked) {
+                Ok(script) => script,
+                Err(why) => {
+                    notes.add(&path, format!("not exported: {why}"));
+                    continue;
+                }
+            };
+            if let CheckKind::Http {
+                status,
+                body,
+                virtual_host,
+                more_urls,
+                tls_ca,
+                ..
+            } = &tracked.check.kind
+            {
+                if status.is_some()
+                    || body.is_some()
+                    || virtual_host.is_some()
+                    || !more_urls.is_empty()
+                    || tls_ca.is_some()
+                {
+                    notes.add(&path, "exported as curl --fail of the first URL: its status codes, body, virtual host, further URLs and tls_ca are not carried over");
+                }
+            }
+            let same = |other: &TrackedCheck| {
+                (other.address, other.port, &other.check)
+                    == (tracked.address, tracked.port, &tracked.check)
+            };
+            let shared = config.vrrp.iter().all(|i| {
+                i.track_checks
+                    .iter()
+                    .all(|other| other.name != tracked.name || same(other))
+            });
+            let name = if shared {
+                tracked.name.to_string()
+            } else {
+                format!("{}_{}", instance.name, tracked.name)
+            };
+            if !written.iter().any(|(n, _)| *n == name) {
+                let timing = &tracked.check.timing;
+                let _ = writeln!(out, "vrrp_script {name} {{");
+                let _ = writeln!(out, "    script \"{script}\"");
+                let _ = writeln!(out, "    interval {}", seconds(timing.interval_ms));
+                let _ = writeln!(out, "    timeout {}", seconds(timing.timeout_ms));
+                if timing.retries > 0 {
+                    let _ = writeln!(out, "    fall {}", u32::from(timing.retries) + 1);
+                }
+                let _ = writeln!(out, "}}\n");
+                if timing.retries > 0 && timing.retry_delay_ms != timing.interval_ms {
+                    notes.add(&path, "keepalived retries a script at its interval: the retry delay is not carried over");
+                }
+                written.push((name.clone(), tracked));
+            }
+            scripts.push(ExportedScript {
+                instance: &instance.name,
+                check: &tracked.name,
+                script: name,
+            });
+        }
+    }
+    scripts
+}
+
+fn vrrp_instance(instance: &VrrpInstance, scripts: &[ExportedScript<'_>], out: &mut String) {
     let _ = writeln!(out, "vrrp_instance {} {{", instance.name);
     let state = match instance.initial_state {
         InitialState::Master => "MASTER",
@@ -259,6 +371,27 @@ fn vrrp_instance(instance: &VrrpInstance, out: &mut String) {
                 let _ = writeln!(out, "        {}", link.name);
             } else {
                 let _ = writeln!(out, "        {} weight {}", link.name, link.weight);
+            }
+        }
+        let _ = writeln!(out, "    }}");
+    }
+    let tracked: Vec<(&ExportedScript<'_>, i16)> = instance
+        .track_checks
+        .iter()
+        .filter_map(|t| {
+            scripts
+                .iter()
+                .find(|s| s.instance == instance.name.as_str() && s.check == t.name.as_str())
+                .map(|s| (s, t.weight))
+        })
+        .collect();
+    if !tracked.is_empty() {
+        let _ = writeln!(out, "    track_script {{");
+        for (script, weight) in tracked {
+            if weight == 0 {
+                let _ = writeln!(out, "        {}", script.script);
+            } else {
+                let _ = writeln!(out, "        {} weight {weight}", script.script);
             }
         }
         let _ = writeln!(out, "    }}");
@@ -448,15 +581,25 @@ fn real_server(
     if server.lower_threshold != 0 {
         let _ = writeln!(out, "        lthreshold {}", server.lower_threshold);
     }
-    if let Some(check) = server.effective_check(service) {
-        if Some(check.timing.interval_ms) != service_interval {
-            let _ = writeln!(
-                out,
-                "        delay_loop {}",
-                seconds(check.timing.interval_ms)
-            );
+    // keepalived runs every checker of a real server: each check is one. The real server's
+    // delay_loop is the first check's; a further check with another interval says its own.
+    let mut server_interval = service_interval;
+    for (index, check) in server.effective_checks(service).enumerate() {
+        let interval = Some(check.timing.interval_ms);
+        if index == 0 {
+            if interval != service_interval {
+                let _ = writeln!(
+                    out,
+                    "        delay_loop {}",
+                    seconds(check.timing.interval_ms)
+                );
+            }
+            server_interval = interval;
+            health_check(check, None, &path, out, notes);
+        } else {
+            let own = (interval != server_interval).then_some(check.timing.interval_ms);
+            health_check(check, own, &path, out, notes);
         }
-        health_check(check, &path, out, notes);
     }
     let _ = writeln!(out, "    }}");
 }
@@ -488,7 +631,15 @@ fn url_block(url: &HttpUrl, path: &str, out: &mut String, notes: &mut Notes) {
     let _ = writeln!(out, "            }}");
 }
 
-fn health_check(check: &Check, path: &str, out: &mut String, notes: &mut Notes) {
+/// One checker block; `delay_loop` inside it when `interval_ms` is given (keepalived takes a
+/// checker's own `delay_loop` over the real server's).
+fn health_check(
+    check: &Check,
+    interval_ms: Option<u32>,
+    path: &str,
+    out: &mut String,
+    notes: &mut Notes,
+) {
     let keyword = match &check.kind {
         CheckKind::Tcp => "TCP_CHECK",
         CheckKind::Http { tls: true, .. } => "SSL_GET",
@@ -558,6 +709,9 @@ fn health_check(check: &Check, path: &str, out: &mut String, notes: &mut Notes) 
     } = &check.kind
     {
         let _ = writeln!(out, "            helo_name {helo}");
+    }
+    if let Some(interval_ms) = interval_ms {
+        let _ = writeln!(out, "            delay_loop {}", seconds(interval_ms));
     }
     let _ = writeln!(
         out,

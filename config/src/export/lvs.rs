@@ -244,6 +244,12 @@ fn virtual_block(
             }
         }
     }
+    if !service.more_checks.is_empty() {
+        notes.add(
+            &path,
+            "nanny runs one check per service: the further checks (more_checks) are not part of lvs.cf",
+        );
+    }
     let check = service
         .check
         .as_ref()
@@ -343,6 +349,12 @@ fn virtual_block(
         }
         if server.check.is_some() && service.check.is_some() {
             notes.add(&server_path, "per-server checks are not part of lvs.cf");
+        }
+        if !server.more_checks.is_empty() {
+            notes.add(
+                &server_path,
+                "nanny runs one check per service: the further checks (more_checks) are not part of lvs.cf",
+            );
         }
         if server.upper_threshold != 0 || server.lower_threshold != 0 || server.on_failure.is_some()
         {

@@ -5,9 +5,11 @@
 //! is mapped onto the model. What keepalived accepts imports, or one item is refused with its
 //! line and the reason; the cosmetic settings (notifications, `router_id`, SMTP) give warnings
 //! at most, never an invalid import. Scripts (`notify*`, `vrrp_script`, `track_script`,
-//! `MISC_CHECK`) cannot run on an appliance with no shell: a `MISC_CHECK` whose script is a TCP
-//! connect or an HTTP fetch becomes the built-in check, the others are reported with the
-//! built-in feature to use instead.
+//! `MISC_CHECK`) cannot run on an appliance with no shell: a `MISC_CHECK` or a tracked
+//! `vrrp_script` whose script is a TCP connect, an HTTP fetch or a ping becomes the built-in
+//! check (a real server's check, or a VRRP instance's `track_checks` with the script's weight),
+//! the others are reported with the built-in feature to use instead. Every checker of a real
+//! server is run: the first is its `check`, the others its `more_checks`.
 //!
 //! [`import`] takes text alone: its `include` lines are reported, not read. [`import_file`] is
 //! given the file's path as well and reads what it includes as keepalived does (lib/parser.c):
@@ -32,8 +34,8 @@ use crate::bounded::BoundedVec;
 use crate::model::{
     limits, Check, CheckKind, CheckTiming, Config, DnsRecordType, Forwarding, HttpBody, HttpUrl,
     IfName, InitialState, Notify, OnFailure, Persistence, Protocol, RealServer, Scheduler,
-    SorryServer, StatusCodes, StatusRange, SyncGroup, TrackedLink, Vip, VirtualService, VrrpAuth,
-    VrrpInstance, VrrpVersion,
+    SorryServer, StatusCodes, StatusRange, SyncGroup, TrackedCheck, TrackedLink, Vip,
+    VirtualService, VrrpAuth, VrrpInstance, VrrpVersion,
 };
 use crate::net::{netmask_to_prefix, IpCidr};
 
@@ -899,6 +901,26 @@ fn import_tree(tree: &[Node], notes: &mut Notes) -> Config {
             }
         }
     }
+    // keepalived resolves `track_script` after reading the whole file, too.
+    let mut scripts: Vec<Script<'_>> = Vec::new();
+    for node in tree.iter().filter(|n| n.keyword() == "vrrp_script") {
+        if let Some(mut script) = vrrp_script(node) {
+            if scripts.iter().any(|s| s.name == script.name) {
+                // Kept for its place in the file; `track_script` finds the first.
+                script.notes = Notes::default();
+                script.notes.invalid(
+                    node.line,
+                    "vrrp_script",
+                    format!(
+                        "\"{}\" is defined twice; the first definition is used",
+                        script.name
+                    ),
+                );
+                script.tracked = None;
+            }
+            scripts.push(script);
+        }
+    }
     let mut referenced: Vec<IfName> = Vec::new();
     let mut sync_lines: Vec<usize> = Vec::new();
     for node in tree {
@@ -916,7 +938,7 @@ fn import_tree(tree: &[Node], notes: &mut Notes) -> Config {
                         lvs_sync_daemon(child, &mut config, notes);
                     }
                 }
-                if let Some(mut instance) = vrrp_instance(node, default_version, notes) {
+                if let Some(mut instance) = vrrp_instance(node, default_version, &scripts, notes) {
                     accept_mode(node, &mut instance, strict, notes);
                     referenced.push(instance.interface.clone());
                     referenced.extend(instance.vips.iter().filter_map(|v| v.interface.clone()));
@@ -935,7 +957,12 @@ fn import_tree(tree: &[Node], notes: &mut Notes) -> Config {
                 }
             }
             "virtual_server_group" => {}
-            "vrrp_script" => vrrp_script(node, notes),
+            "vrrp_script" => {
+                match scripts.iter_mut().find(|s| core::ptr::eq(s.node, node)) {
+                    Some(script) => notes.0.append(&mut script.notes.0),
+                    None => notes.invalid(node.line, "vrrp_script", "name missing; keepalived ignores it"),
+                }
+            }
             "static_ipaddress" => notes.not_carried(node.line, "static_ipaddress", "addresses keepalived adds at start are interface addresses in Tandem: give them under [[interfaces]] with their prefix (keepalived's default is /32)"),
             "static_routes" | "static_rules" => notes.not_carried(node.line, node.keyword(), "routes and routing rules are not part of Tandem's config model"),
             "SSL" => notes.not_carried(node.line, "SSL", "Tandem's SSL_GET checks take any server certificate, as keepalived does without a CA, and present none of their own: this block's CA, client certificate and key are not imported (model change needed)"),
@@ -983,6 +1010,8 @@ fn tidy_sync_groups(config: &mut Config, lines: &[usize], notes: &mut Notes) {
 enum ScriptProbe {
     /// `nc -z HOST PORT`, `</dev/tcp/HOST/PORT`: a TCP connect.
     Tcp { host: String, port: u16 },
+    /// `ping -c N HOST`: an ICMP echo.
+    Ping { host: String },
     /// `curl --fail URL`, `wget URL`: an HTTP(S) GET that succeeds on a 2xx answer (or a 3xx).
     Http {
         tls: bool,
@@ -996,6 +1025,7 @@ impl core::fmt::Display for ScriptProbe {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ScriptProbe::Tcp { host, port } => write!(f, "a TCP connect to {host} port {port}"),
+            ScriptProbe::Ping { host } => write!(f, "a ping of {host}"),
             ScriptProbe::Http {
                 tls, host, path, ..
             } => write!(
@@ -1089,6 +1119,49 @@ fn script_probe(script: &str) -> Option<(ScriptProbe, Option<u32>)> {
                 _ => None,
             }
         }
+        "ping" | "ping6" | "fping" => {
+            // `ping -c 1 [-W 1] [-q] HOST`: the options that take a value are skipped with it;
+            // without a count ping never exits, so it is no check.
+            let mut count = command == "fping";
+            let mut positional = Vec::new();
+            let mut iter = args.iter();
+            while let Some(arg) = iter.next() {
+                match arg.strip_prefix('-') {
+                    Some(flags) if flags.starts_with('c') => {
+                        count = true;
+                        if flags.len() == 1 {
+                            iter.next();
+                        }
+                    }
+                    Some(flags) if flags.starts_with('W') || flags.starts_with('w') => {
+                        let value = match flags.get(1..) {
+                            Some(v) if !v.is_empty() => Some(v.to_string()),
+                            _ => iter.next().cloned(),
+                        };
+                        timeout_ms = value
+                            .and_then(|v| v.parse::<u32>().ok())
+                            .map(|s| s.saturating_mul(1000))
+                            .or(timeout_ms);
+                    }
+                    Some(flags)
+                        if matches!(flags, "i" | "I" | "s" | "t" | "p" | "Q" | "l" | "M") =>
+                    {
+                        iter.next();
+                    }
+                    Some(_) => {}
+                    None => positional.push(arg.as_str()),
+                }
+            }
+            match (count, positional.as_slice()) {
+                (true, [host]) => Some((
+                    ScriptProbe::Ping {
+                        host: (*host).to_string(),
+                    },
+                    timeout_ms,
+                )),
+                _ => None,
+            }
+        }
         "curl" | "wget" => {
             let mut fail = command == "wget";
             let mut url = None;
@@ -1146,17 +1219,208 @@ fn script_probe(script: &str) -> Option<(ScriptProbe, Option<u32>)> {
     }
 }
 
-fn vrrp_script(node: &Node, notes: &mut Notes) {
-    let script = node
-        .children()
-        .iter()
-        .find(|c| c.keyword() == "script")
-        .map(|c| c.words.get(1..).unwrap_or_default().join(" "));
-    let what = match script.as_deref().and_then(script_probe) {
-        Some((probe, _)) => format!(" (\"{}\" is {probe})", script.unwrap_or_default()),
-        None => String::new(),
+/// A `vrrp_script`, read before the instances (keepalived resolves `track_script` after reading
+/// the whole file).
+struct Script<'a> {
+    node: &'a Node,
+    name: &'a str,
+    /// The built-in check doing what the script does, when it is a connect, a fetch or a ping
+    /// of an address: what `track_script` tracks (its weight the script's).
+    tracked: Option<TrackedCheck>,
+    /// The notes about the block, given where it stands in the file.
+    notes: Notes,
+}
+
+/// keepalived's `vrrp_script` (vrrp_parser.c): `script`, `interval` (1 s), `timeout` (the
+/// interval), `weight` (0: FAULT while failing), `rise`, `fall` (1 each). The script cannot run;
+/// one that is a connect, a fetch or a ping of an address becomes a tracked built-in check with
+/// the same interval and timeout, `fall` as its retries (one interval apart).
+fn vrrp_script(node: &Node) -> Option<Script<'_>> {
+    let mut notes = Notes::default();
+    // Notes on settings that matter only when the script becomes a tracked check.
+    let mut details = Notes::default();
+    let name = node.arg(1)?;
+    let line = node.line;
+    let mut script = None;
+    let (mut interval_ms, mut timeout_ms) = (1000u32, None);
+    let mut weight: i16 = 0;
+    let mut fall: u32 = 1;
+    for child in node.children() {
+        match child.keyword() {
+            "script" => script = Some(child.words.get(1..).unwrap_or_default().join(" ")),
+            "interval" => {
+                interval_ms = seconds_ms_noted(child, 1, &mut notes).unwrap_or(interval_ms)
+            }
+            "timeout" => timeout_ms = seconds_ms_noted(child, 1, &mut notes).or(timeout_ms),
+            "weight" => {
+                weight = num(child, 1, &mut notes).unwrap_or(0);
+                if child.arg(2) == Some("reverse") {
+                    details.not_carried(child.line, "weight", "reverse is not carried: the weight applies as without it (> 0 added while the check passes, < 0 while it fails)");
+                }
+            }
+            "fall" => fall = num(child, 1, &mut notes).unwrap_or(1).max(1),
+            "rise" => {
+                if num::<u32>(child, 1, &mut notes).is_some_and(|rise| rise > 1) {
+                    details.not_carried(
+                        child.line,
+                        "rise",
+                        "a tracked check counts as passing again at its first pass",
+                    );
+                }
+            }
+            "user" => {}
+            "init_fail" => details.not_carried(
+                child.line,
+                "init_fail",
+                "a tracked check starts as passing until its first run",
+            ),
+            other => notes.not_carried(
+                child.line,
+                other,
+                "vrrp_script setting with no Tandem equivalent",
+            ),
+        }
+    }
+    let Some(script) = script else {
+        notes.not_carried(
+            line,
+            "vrrp_script",
+            format!("\"{name}\" has no script; keepalived ignores it, and so does the import"),
+        );
+        return Some(Script {
+            node,
+            name,
+            tracked: None,
+            notes,
+        });
     };
-    notes.not_carried(node.line, "vrrp_script", format!("{NO_SHELL}{what}; VRRP instances track links (track_interface) and bonds, not checks, so the instances tracking it do not react to it"));
+    let instead = "the instances tracking it do not react to it: track a built-in check instead ([[vrrp.track_checks]]: tcp, http, ping, udp, dns ...)";
+    let Some((probe, probe_timeout)) = script_probe(&script) else {
+        notes.not_carried(
+            line,
+            "vrrp_script",
+            format!("{NO_SHELL}: \"{script}\" is not run; {instead}"),
+        );
+        return Some(Script {
+            node,
+            name,
+            tracked: None,
+            notes,
+        });
+    };
+    let (address, port, kind) = match probe_target(&probe) {
+        Ok(target) => target,
+        Err(ProbeUnfit::LongPath) => {
+            notes.not_carried(
+                line,
+                "vrrp_script",
+                format!(
+                    "\"{script}\" is {probe}, but the path is longer than 128 bytes; {instead}"
+                ),
+            );
+            return Some(Script {
+                node,
+                name,
+                tracked: None,
+                notes,
+            });
+        }
+        Err(ProbeUnfit::HostName(host)) => {
+            notes.not_carried(line, "vrrp_script", format!("\"{script}\" is {probe}, but {host} is a host name and the appliance does no DNS lookups; {instead}"));
+            return Some(Script {
+                node,
+                name,
+                tracked: None,
+                notes,
+            });
+        }
+    };
+    let Some(check_name) = bounded(name, line, "vrrp_script", &mut notes) else {
+        return Some(Script {
+            node,
+            name,
+            tracked: None,
+            notes,
+        });
+    };
+    let check = Check {
+        kind,
+        timing: CheckTiming {
+            interval_ms,
+            timeout_ms: timeout_ms.or(probe_timeout).unwrap_or(interval_ms),
+            retries: u8::try_from(fall - 1).unwrap_or(u8::MAX),
+            retry_delay_ms: interval_ms,
+        },
+        ..Check::default()
+    };
+    let http = if matches!(probe, ScriptProbe::Http { .. }) {
+        " (a 3xx answer counts as failing, where the script may have taken it)"
+    } else {
+        ""
+    };
+    notes.0.append(&mut details.0);
+    notes.adjusted(line, "vrrp_script", format!("\"{script}\" is {probe}: the instances tracking it track the built-in check that does the same (track_checks){http}"));
+    Some(Script {
+        node,
+        name,
+        tracked: Some(TrackedCheck {
+            name: check_name,
+            address,
+            port,
+            check,
+            weight,
+        }),
+        notes,
+    })
+}
+
+/// One instance's `track_script` block: `NAME [weight N [reverse]]` per line, each a tracked
+/// check when its script became one.
+fn track_script(
+    child: &Node,
+    scripts: &[Script<'_>],
+    instance: &mut VrrpInstance,
+    notes: &mut Notes,
+) {
+    for entry in child.children() {
+        let Some(name) = entry.arg(0) else { continue };
+        let Some(script) = scripts.iter().find(|s| s.name == name) else {
+            notes.invalid(entry.line, "track_script", format!("no vrrp_script is called \"{name}\"; keepalived ignores it, and so does the import"));
+            continue;
+        };
+        let Some(mut tracked) = script.tracked.clone() else {
+            notes.not_carried(entry.line, "track_script", format!("\"{name}\": {NO_SHELL}; the instance does not react to it (see the vrrp_script's note)"));
+            continue;
+        };
+        if entry.arg(1) == Some("weight") {
+            tracked.weight = num(entry, 2, notes).unwrap_or(tracked.weight);
+            if entry.arg(3) == Some("reverse") {
+                notes.not_carried(
+                    entry.line,
+                    "track_script",
+                    "reverse is not carried: the weight applies as without it",
+                );
+            }
+        }
+        if instance.track_checks.iter().any(|t| t.name == tracked.name) {
+            notes.adjusted(
+                entry.line,
+                "track_script",
+                format!("\"{name}\" is tracked twice; once is enough"),
+            );
+            continue;
+        }
+        if instance.track_checks.push(tracked).is_err() {
+            notes.invalid(
+                entry.line,
+                "track_script",
+                format!(
+                    "\"{name}\" is not tracked: at most {} tracked checks per instance",
+                    limits::TRACKED_CHECKS
+                ),
+            );
+        }
+    }
 }
 
 /// Keeps the import going past a bad cosmetic value: a note that would mark the import invalid
@@ -1359,6 +1623,7 @@ fn sync_group(node: &Node, config: &mut Config, notes: &mut Notes) -> bool {
 fn vrrp_instance(
     node: &Node,
     default_version: VrrpVersion,
+    scripts: &[Script<'_>],
     notes: &mut Notes,
 ) -> Option<VrrpInstance> {
     let mut instance = VrrpInstance {
@@ -1451,10 +1716,7 @@ fn vrrp_instance(
             "garp_master_repeat" => instance.garp.master_repeat = num(child, 1, notes).unwrap_or(5),
             "garp_master_refresh" => instance.garp.master_refresh_s = num(child, 1, notes).unwrap_or(0),
             "garp_master_refresh_repeat" => instance.garp.master_refresh_repeat = num(child, 1, notes).unwrap_or(1),
-            "track_script" => {
-                let scripts: Vec<&str> = child.children().iter().filter_map(|c| c.arg(0)).collect();
-                notes.not_carried(line, "track_script", format!("{NO_SHELL}; the instance does not react to {}: track links with track_interface or bonds instead", scripts.join(", ")));
-            }
+            "track_script" => track_script(child, scripts, &mut instance, notes),
             "lvs_sync_daemon_interface" => {}
             "use_vmac" => {
                 instance.use_vmac = true;
@@ -1924,7 +2186,7 @@ fn virtual_server(node: &Node, key: ServiceKey, notes: &mut Notes) -> VirtualSer
             _ => {}
         }
     }
-    let mut servers: Vec<(RealServer, Option<Check>, usize)> = Vec::new();
+    let mut servers: Vec<(RealServer, Vec<Check>, usize)> = Vec::new();
     for child in node.children() {
         let line = child.line;
         match child.keyword() {
@@ -2009,19 +2271,18 @@ fn virtual_server(node: &Node, key: ServiceKey, notes: &mut Notes) -> VirtualSer
             ),
         }
     }
-    // Hoist a check every real server shares onto the service (compact, and how people think).
+    // Hoist the checks every real server shares onto the service (compact, and how people
+    // think).
     let shared = match servers.first() {
-        Some((_, Some(first), _)) if servers.iter().all(|(_, c, _)| c.as_ref() == Some(first)) => {
+        Some((_, first, _)) if !first.is_empty() && servers.iter().all(|(_, c, _)| c == first) => {
             Some(first.clone())
         }
         _ => None,
     };
-    for (mut server, check, line) in servers {
-        server.check = if shared.is_some() {
-            None
-        } else {
-            check.map(Box::new)
-        };
+    for (mut server, checks, line) in servers {
+        if shared.is_none() {
+            (server.check, server.more_checks) = split_checks(checks);
+        }
         if service.real_servers.push(server).is_err() {
             notes.invalid(
                 line,
@@ -2030,11 +2291,32 @@ fn virtual_server(node: &Node, key: ServiceKey, notes: &mut Notes) -> VirtualSer
             );
         }
     }
-    service.check = shared.map(Box::new);
+    if let Some(shared) = shared {
+        (service.check, service.more_checks) = split_checks(shared);
+    }
     if service.real_servers.is_empty() {
         service.check = None;
+        service.more_checks = BoundedVec::new();
     }
     service
+}
+
+/// A real server's checks as the model holds them: the first in `check`, the others (at most
+/// [`limits::MORE_CHECKS`], as `real_server` collects them) in `more_checks`.
+fn split_checks(
+    checks: Vec<Check>,
+) -> (
+    Option<Box<Check>>,
+    BoundedVec<Check, { limits::MORE_CHECKS }>,
+) {
+    let mut checks = checks.into_iter();
+    let first = checks.next().map(Box::new);
+    let mut more = BoundedVec::new();
+    for check in checks {
+        // `real_server` keeps no more than fit.
+        let _ = more.push(check);
+    }
+    (first, more)
 }
 
 fn real_server(
@@ -2044,7 +2326,7 @@ fn real_server(
     virtualhost: Option<&heapless::String<128>>,
     weight: Option<u32>,
     notes: &mut Notes,
-) -> Option<(RealServer, Option<Check>)> {
+) -> Option<(RealServer, Vec<Check>)> {
     let address = ip(node, 1, notes)?;
     let port = match node.arg(2) {
         Some(_) => Some(num::<u16>(node, 2, notes)?),
@@ -2080,7 +2362,9 @@ fn real_server(
         address,
         port: port.unwrap_or(service.port),
     };
-    let mut check: Option<Check> = None;
+    // keepalived runs every checker of a real server and keeps it up while all pass: the first
+    // is `check`, the others `more_checks`.
+    let mut checks: Vec<Check> = Vec::new();
     for child in node.children() {
         let line = child.line;
         match child.keyword() {
@@ -2095,15 +2379,18 @@ fn real_server(
             "smtp_alert" => notes.adjusted(line, "smtp_alert", "Tandem mails every real-server change when [notify] is set"),
             "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "MISC_CHECK" | "PING_CHECK"
             | "UDP_CHECK" | "DNS_CHECK" => {
-                if check.is_some() {
-                    notes.not_carried(line, child.keyword(), "Tandem runs one check per real server (keepalived wants every check to pass; model change needed); this extra check is not run");
-                    continue;
-                }
-                check = if child.keyword() == "MISC_CHECK" {
-                    misc_check(child, timing, target, notes)
+                let found = if child.keyword() == "MISC_CHECK" {
+                    misc_check(child, timing, target, notes).into_iter().collect()
                 } else {
                     health_check(child, timing, vhost.as_ref(), target, notes)
                 };
+                for check in found {
+                    if checks.len() > limits::MORE_CHECKS {
+                        notes.not_carried(line, child.keyword(), format!("Tandem runs at most {} checks per real server (check and {} more_checks); this one is not run", limits::MORE_CHECKS + 1, limits::MORE_CHECKS));
+                        break;
+                    }
+                    checks.push(check);
+                }
             }
             other if other.ends_with("_CHECK") => notes.not_carried(line, other, "this check type is not built in; use TCP_CHECK, HTTP_GET, SMTP_CHECK or a send/expect check"),
             other if other.starts_with("notify") => notes.not_carried(line, other, format!("{NO_SHELL}; real-server changes are sent by e-mail ([notify]) and on the metrics endpoint")),
@@ -2116,7 +2403,7 @@ fn real_server(
     if server.on_failure == Some(service.on_failure) {
         server.on_failure = None;
     }
-    Some((server, check))
+    Some((server, checks))
 }
 
 /// Where a real server's checks go unless they say otherwise.
@@ -2225,7 +2512,7 @@ fn health_check(
     virtualhost: Option<&heapless::String<128>>,
     target: Target,
     notes: &mut Notes,
-) -> Option<Check> {
+) -> Vec<Check> {
     let mut check = Check::default();
     let mut timing = Timing::default();
     let mut vhost = virtualhost.cloned();
@@ -2319,7 +2606,7 @@ fn health_check(
         "HTTP_GET" | "SSL_GET" => {
             let Some(url) = first_url else {
                 notes.not_carried(node.line, node.keyword(), "has no url with a path, so keepalived ignores this checker (\"no urls specified\"); not imported, the real server is not checked");
-                return None;
+                return Vec::new();
             };
             let tls = node.keyword() == "SSL_GET";
             let virtual_host = url.virtual_host.or(vhost);
@@ -2351,8 +2638,9 @@ fn health_check(
         },
         _ => CheckKind::Tcp,
     };
+    let mut others = Vec::new();
     if !hosts.is_empty() {
-        smtp_hosts(
+        others = smtp_hosts(
             &hosts,
             &mut check,
             &mut timing,
@@ -2362,12 +2650,18 @@ fn health_check(
         );
     }
     check.timing = timing.over(outer).resolve();
-    Some(check)
+    let mut checks = vec![check];
+    for (mut other, host_timing) in others {
+        other.timing = host_timing.over(timing).over(outer).resolve();
+        checks.push(other);
+    }
+    checks
 }
 
 /// SMTP_CHECK's deprecated `host { }` blocks (check_smtp.c): each host is a checker of its own.
 /// When the checker sets no connection option itself, the first host's options are its own.
-/// Tandem runs one check per real server: the others are reported.
+/// Every other host is a further check of the real server (with the host's timing, the rest of
+/// the checker's), returned for `more_checks`.
 fn smtp_hosts(
     hosts: &[&Node],
     check: &mut Check,
@@ -2375,7 +2669,8 @@ fn smtp_hosts(
     connect_timeout_set: bool,
     target: Target,
     notes: &mut Notes,
-) {
+) -> Vec<(Check, Timing)> {
+    let mut others = Vec::new();
     let own = check.connect_address.is_some()
         || check.connect_port.is_some()
         || check.bind_address.is_some()
@@ -2413,9 +2708,64 @@ fn smtp_hosts(
                 "checks the address and port the check itself checks",
             );
         } else {
-            notes.not_carried(host.line, "host", format!("{address} port {port} is not checked: Tandem runs one check per real server (keepalived wants every host to pass; model change needed)"));
+            others.push((
+                Check {
+                    kind: check.kind.clone(),
+                    connect_address: (address != target.address).then_some(address),
+                    connect_port: (port != target.port).then_some(port),
+                    ..probe
+                },
+                host_timing,
+            ));
         }
     }
+    others
+}
+
+/// Why a recognised script probe cannot become a built-in check.
+#[derive(Debug)]
+enum ProbeUnfit {
+    /// The HTTP path is longer than a check's path (128 bytes).
+    LongPath,
+    /// The script names a host (the appliance does no DNS lookups).
+    HostName(String),
+}
+
+/// The address, port (None for none or the default HTTP(S) port already filled in) and check
+/// kind doing what `probe` does.
+fn probe_target(probe: &ScriptProbe) -> Result<(IpAddr, Option<u16>, CheckKind), ProbeUnfit> {
+    let (host, port, kind) = match probe {
+        ScriptProbe::Tcp { host, port } => (host, Some(*port), CheckKind::Tcp),
+        ScriptProbe::Ping { host } => (host, None, CheckKind::Ping),
+        ScriptProbe::Http {
+            tls,
+            host,
+            port,
+            path,
+        } => {
+            let path =
+                heapless::String::try_from(path.as_str()).map_err(|_| ProbeUnfit::LongPath)?;
+            let port = port.or(Some(if *tls { 443 } else { 80 }));
+            (
+                host,
+                port,
+                CheckKind::Http {
+                    path,
+                    status: None,
+                    body: None,
+                    virtual_host: None,
+                    tls: *tls,
+                    more_urls: BoundedVec::new(),
+                    tls_ca: None,
+                },
+            )
+        }
+    };
+    let address = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+        .map_err(|_| ProbeUnfit::HostName(host.clone()))?;
+    Ok((address, port, kind))
 }
 
 /// MISC_CHECK: the script cannot run; one that is a TCP connect or an HTTP fetch becomes the
@@ -2449,40 +2799,16 @@ fn misc_check(node: &Node, outer: Timing, target: Target, notes: &mut Notes) -> 
         notes.not_carried(node.line, "MISC_CHECK", format!("{NO_SHELL}: \"{script}\" is not run, so the real server is not checked; use the built-in TCP_CHECK, HTTP_GET or SMTP_CHECK, or a send/expect check"));
         return None;
     };
-    let (host, port, kind) = match &probe {
-        ScriptProbe::Tcp { host, port } => (host, Some(*port), CheckKind::Tcp),
-        ScriptProbe::Http {
-            tls,
-            host,
-            port,
-            path,
-        } => {
-            let Ok(path) = heapless::String::try_from(path.as_str()) else {
-                notes.not_carried(node.line, "MISC_CHECK", format!("\"{script}\" is {probe}, but the path is longer than 128 bytes; not imported, the real server is not checked"));
-                return None;
-            };
-            let port = port.or(Some(if *tls { 443 } else { 80 }));
-            (
-                host,
-                port,
-                CheckKind::Http {
-                    path,
-                    status: None,
-                    body: None,
-                    virtual_host: None,
-                    tls: *tls,
-                    more_urls: BoundedVec::new(),
-                    tls_ca: None,
-                },
-            )
+    let (address, port, kind) = match probe_target(&probe) {
+        Ok(target) => target,
+        Err(ProbeUnfit::LongPath) => {
+            notes.not_carried(node.line, "MISC_CHECK", format!("\"{script}\" is {probe}, but the path is longer than 128 bytes; not imported, the real server is not checked"));
+            return None;
         }
-    };
-    let Ok(address) = host
-        .trim_matches(|c| c == '[' || c == ']')
-        .parse::<IpAddr>()
-    else {
-        notes.not_carried(node.line, "MISC_CHECK", format!("\"{script}\" is {probe}, but {host} is a host name and the appliance does no DNS lookups; not imported, the real server is not checked: use a built-in check with connect_ip"));
-        return None;
+        Err(ProbeUnfit::HostName(host)) => {
+            notes.not_carried(node.line, "MISC_CHECK", format!("\"{script}\" is {probe}, but {host} is a host name and the appliance does no DNS lookups; not imported, the real server is not checked: use a built-in check with connect_ip"));
+            return None;
+        }
     };
     let mut check = Check {
         kind,
@@ -2634,5 +2960,20 @@ mod tests {
         );
         assert_eq!(script_probe("killall -0 haproxy"), None);
         assert_eq!(script_probe(""), None);
+        let ping = |host: &str| ScriptProbe::Ping { host: host.into() };
+        assert_eq!(
+            script_probe("/bin/ping -c 1 -W 2 10.0.0.1"),
+            Some((ping("10.0.0.1"), Some(2000)))
+        );
+        assert_eq!(
+            script_probe("ping -q -c1 -i 0.2 gw.example"),
+            Some((ping("gw.example"), None))
+        );
+        assert_eq!(
+            script_probe("fping 2001:db8::1"),
+            Some((ping("2001:db8::1"), None))
+        );
+        // Without a count ping never exits: no check.
+        assert_eq!(script_probe("ping 10.0.0.1"), None);
     }
 }

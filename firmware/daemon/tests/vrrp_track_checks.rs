@@ -250,3 +250,111 @@ fn a_tracked_http_check_hands_the_vip_to_keepalived_and_takes_it_back() {
     assert_eq!(transitions(&before), transitions(&status), "{status}");
     assert!(holds_vip(&tandem_ns));
 }
+
+/// keepalived's own way to say it: a `curl -f` script and an `nc -z` script, tracked.
+const KEEPALIVED_SCRIPTS: &str = r#"
+vrrp_script chk_web {
+    script "/usr/bin/curl -fsS -o /dev/null http://192.0.2.9:8080/health"
+    interval 1
+    weight -100
+}
+vrrp_script chk_port {
+    script "nc -z 192.0.2.9 8080"
+    interval 1
+}
+vrrp_instance VI {
+    state BACKUP
+    interface eth0
+    virtual_router_id 52
+    priority 150
+    advert_int 1
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+    track_script {
+        chk_web
+        chk_port
+    }
+}
+"#;
+
+#[test]
+fn imported_track_scripts_run_as_checks_that_weigh_and_fault() {
+    let imported = tandem_config::import::import(
+        KEEPALIVED_SCRIPTS,
+        Some(tandem_config::import::Format::Keepalived),
+    )
+    .unwrap();
+    let notes: Vec<String> = imported.notes.iter().map(ToString::to_string).collect();
+    let scripts: Vec<&String> = notes.iter().filter(|n| n.contains("vrrp_script")).collect();
+    assert_eq!(scripts.len(), 2, "{notes:?}");
+    assert!(
+        scripts
+            .iter()
+            .all(|n| n.contains("adjusted") && n.contains("built-in check that does the same")),
+        "both scripts are carried as built-in checks: {notes:?}"
+    );
+    let mut config = tandem_config::text::from_toml(
+        "[system]\nhostname = \"tandem\"\n\n[[interfaces]]\nname = \"eth0\"\naddresses = [\"192.0.2.2/24\"]\n",
+    )
+    .unwrap();
+    config.vrrp = imported.config.vrrp;
+    let text = tandem_config::text::to_toml(&config).unwrap();
+
+    let mut segment = HostSegment::new("tcisg").unwrap();
+    let tandem_ns = Netns::new("tci-t").unwrap();
+    let server_ns = Netns::new("tci-s").unwrap();
+    for (ns, address) in [(&tandem_ns, "192.0.2.2"), (&server_ns, "192.0.2.9")] {
+        segment.attach(ns, "eth0").unwrap();
+        ns.ip(&["addr", "add", &format!("{address}/24"), "dev", "eth0"])
+            .unwrap();
+    }
+    let server = WebServer::start(&server_ns);
+    let dir = ScratchDir::new("track-import").unwrap();
+    let control: PathBuf = dir.path.join("t.sock");
+    let _tandem: HostProcess = TandemRun {
+        tandem: Path::new(TANDEM),
+        dir: &dir.path,
+        name: "tandem",
+        control: Some(&control),
+    }
+    .start(&tandem_ns, &text, "vrrp: running", LIMIT)
+    .unwrap();
+    let wait = |what: &str, check: &dyn Fn(&str) -> bool| {
+        wait_tandem_query(TANDEM.as_ref(), &control, &["vrrp", "status"], LIMIT, check)
+            .unwrap_or_else(|last| panic!("never {what}:\n{last}"))
+    };
+    const WEB: &str = "check chk_web: http GET /health 192.0.2.9:8080 every 1000 ms";
+    const PORT: &str = "check chk_port: tcp 192.0.2.9:8080 every 1000 ms";
+
+    wait("master with both checks up", &|t| {
+        t.contains("state MASTER")
+            && t.contains("priority 150 (configured 150)")
+            && t.contains(&format!("{WEB}: up"))
+            && t.contains(&format!("{PORT}: up"))
+    });
+    // curl -f fails on a 503; the port still connects: weight -100, no fault.
+    server.set(FAILING);
+    wait("priority 50", &|t| {
+        t.contains("state MASTER")
+            && t.contains("priority 50 (configured 150)")
+            && t.contains(&format!("{WEB}: down (HTTP status 503 not accepted)"))
+            && t.contains(&format!("{PORT}: up"))
+    });
+    // Nothing listens: `nc -z` fails too, and a script without a weight faults (keepalived's
+    // weight 0).
+    server.set(STOPPED);
+    let status = wait("fault", &|t| {
+        t.contains("state FAULT") && t.contains(&format!("{PORT}: down (connect failed: "))
+    });
+    assert!(
+        status.contains("fault: tracked check chk_port down"),
+        "{status}"
+    );
+    assert!(!holds_vip(&tandem_ns));
+    server.set(SERVE);
+    wait("master again", &|t| {
+        t.contains("state MASTER") && t.contains("priority 150 (configured 150)")
+    });
+    wait_vip(&tandem_ns, true);
+}

@@ -133,8 +133,9 @@ impl TrackedChecks {
             match spawned {
                 Ok(_) => self.commands = Some(commands),
                 Err(error) => {
-                    self.log
-                        .line(format!("vrrp: checks: cannot start the checker thread: {error}"));
+                    self.log.line(format!(
+                        "vrrp: checks: cannot start the checker thread: {error}"
+                    ));
                     return None;
                 }
             }

@@ -706,7 +706,11 @@ impl Engine {
             let Some(instance) = self.speaker.instance(*id) else {
                 continue;
             };
-            let Some(configured) = config.vrrp.iter().find(|i| i.name.as_str() == plan.params.name) else {
+            let Some(configured) = config
+                .vrrp
+                .iter()
+                .find(|i| i.name.as_str() == plan.params.name)
+            else {
                 continue;
             };
             let planned = tandem_lvs::tracked::instance_checks(configured, &trusts);

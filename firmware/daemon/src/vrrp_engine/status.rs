@@ -608,6 +608,37 @@ mod tests {
     }
 
     #[test]
+    fn a_tracked_check_is_a_tracked_object_in_the_metrics() {
+        let mut params = InstanceParams::v3(
+            "web",
+            "eth0",
+            20,
+            100,
+            "192.0.2.2".parse().unwrap(),
+            vec!["192.0.2.100".parse().unwrap()],
+        );
+        params.tracks = vec![tandem_vrrp::TrackSpec {
+            name: tandem_vrrp::check_track_name("api"),
+            kind: tandem_vrrp::TrackKind::Check,
+            weight: -10,
+        }];
+        let mut speaker = Speaker::new();
+        let id = speaker.add_instance(params, Instant::ZERO).unwrap();
+        assert!(speaker.handle_check_event(Instant::from_secs(1), id, "check api", false));
+        let status = speaker.instance(id).unwrap().status();
+        let mut out = Vec::new();
+        metrics(&[(status, None)], speaker.counters(), &[], 0)
+            .render(crate::metrics::Format::Prometheus, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        for line in [
+            "tandem_vrrp_tracked_object_up{vrrp_instance=\"web\",object=\"check api\"} 0\n",
+            "tandem_vrrp_priority{vrrp_instance=\"web\"} 90\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+
+    #[test]
     fn the_address_list_grace_says_what_to_do() {
         let grace = AddressListGrace {
             cause: tandem_vrrp::GraceCause::MasterChanged {

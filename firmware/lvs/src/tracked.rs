@@ -209,6 +209,53 @@ check = { kind = "ping" }
     }
 
     #[test]
+    fn fall_is_retries_an_interval_apart_and_rise_is_one_round() {
+        use crate::health::{FailReason, HealthScheduler, SubscriberId};
+        use std::time::Instant;
+
+        // keepalived `interval 1` + `fall 3`, as the importer maps it: two retries 1 s apart.
+        let config = instance(
+            r#"
+[[vrrp.track_checks]]
+name = "port"
+address = "192.0.2.9"
+port = 80
+weight = -50
+check = { kind = "tcp", timing = { interval_ms = 1000, timeout_ms = 1000, retries = 2, retry_delay_ms = 1000 } }
+"#,
+        );
+        let out = planned(&config);
+        let spec = CheckSpec::clone(&out.checks[0].check.spec);
+        let mut sched = HealthScheduler::new(1);
+        let t0 = Instant::now();
+        let sub = SubscriberId(1);
+        sched.subscribe(sub, spec, t0);
+        let fail = || Err(FailReason::Connect("Connection refused".into()));
+        // Runs the attempt due next, with `result`, and returns when it ran.
+        let mut step = |sched: &mut HealthScheduler, result: Result<(), FailReason>| {
+            let at = sched.poll_timeout().unwrap();
+            let attempt = sched.poll_attempt(at).unwrap();
+            sched.handle_result(attempt.check, result, at);
+            at
+        };
+        let first = step(&mut sched, fail());
+        assert_eq!(sched.poll_event(), None, "one failure is not a fall");
+        let second = step(&mut sched, fail());
+        assert_eq!(second - first, Duration::from_secs(1));
+        assert_eq!(sched.poll_event(), None);
+        let third = step(&mut sched, fail());
+        assert_eq!(third - first, Duration::from_secs(2));
+        let down = sched.poll_event().unwrap();
+        assert!(!down.up, "three failures an interval apart: down");
+        assert_eq!(
+            down.reason.unwrap().to_string(),
+            "connect failed: Connection refused"
+        );
+        step(&mut sched, Ok(()));
+        assert!(sched.poll_event().unwrap().up, "up at the first pass");
+    }
+
+    #[test]
     fn a_check_without_a_port_is_a_note_naming_it() {
         let config = instance(
             r#"

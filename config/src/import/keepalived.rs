@@ -1143,9 +1143,7 @@ fn script_probe(script: &str) -> Option<(ScriptProbe, Option<u32>)> {
                             .map(|s| s.saturating_mul(1000))
                             .or(timeout_ms);
                     }
-                    Some(flags)
-                        if matches!(flags, "i" | "I" | "s" | "t" | "p" | "Q" | "l" | "M") =>
-                    {
+                    Some("i" | "I" | "s" | "t" | "p" | "Q" | "l" | "M") => {
                         iter.next();
                     }
                     Some(_) => {}

@@ -19,7 +19,7 @@ use tandem_config::model::{self, Config};
 
 use crate::health::{
     BodyCheck, CheckKey, CheckSpec, CheckTiming, DnsProbe, HttpProbe, HttpUrl, OnFailure, Probe,
-    SendExpect, ServicePolicy, TlsTrust, TrustAnchors, UdpProbe,
+    SendExpect, ServicePolicy, SubCheck, TlsTrust, TrustAnchors, UdpProbe,
 };
 use crate::{
     Family, Forwarding, Persistence, RealServer, RealServerId, Scheduler, SchedulerFlags,
@@ -263,10 +263,10 @@ fn names_a_trust_set(vs: &model::VirtualService) -> bool {
         )
     };
     verifies(vs.check.as_deref())
-        || vs
-            .real_servers
-            .iter()
-            .any(|rs| verifies(rs.check.as_deref()))
+        || vs.more_checks.iter().any(|c| verifies(Some(c)))
+        || vs.real_servers.iter().any(|rs| {
+            verifies(rs.check.as_deref()) || rs.more_checks.iter().any(|c| verifies(Some(c)))
+        })
 }
 
 fn url_path(path: &str) -> String {
@@ -411,7 +411,10 @@ pub(crate) fn probe(kind: &model::CheckKind, trusts: &Trusts) -> Probed {
 }
 
 /// The check of one real server, or a note saying why it is not checked. `service_probe` is
-/// the service's check, probed once for all the servers that use it.
+/// the service's check, probed once for all the servers that use it. A server with several
+/// checks (`more_checks`) gets one check of [`Probe::Every`] of them, on the first check's
+/// interval and retries: it is up while every one passes, and a failure names the one that
+/// failed.
 fn planned_check(
     vs: &model::VirtualService,
     trusts: &Trusts,
@@ -420,31 +423,13 @@ fn planned_check(
     server: RealServerId,
     notes: &mut Vec<String>,
 ) -> Option<PlannedCheck> {
-    let check = rs.effective_check(vs)?;
-    let target_port = check.connect_port.unwrap_or(server.port);
-    // An ICMP echo has no port.
-    if target_port == 0 && check.kind != model::CheckKind::Ping {
-        notes.push(format!(
-            "{} {server}: check has no port; set `connect_port` (not checked)",
-            vs.label()
-        ));
-        return None;
-    }
-    if check.bind_address.is_some() {
-        notes.push(format!(
-            "{} {server}: check `bind_address` is ignored",
-            vs.label()
-        ));
-    }
-    let (probe, what) = match (&rs.check, service_probe) {
+    let mut checks = rs.effective_checks(vs);
+    let check = checks.next()?;
+    let (first, what) = match (&rs.check, service_probe) {
         (None, Some(probed)) => probed.clone(),
         _ => probe(&check.kind, trusts),
     };
-    let key = CheckKey {
-        probe,
-        target: SocketAddr::new(check.connect_address.unwrap_or(server.addr), target_port),
-        timeout: Duration::from_millis(u64::from(check.timing.timeout_ms.max(1))),
-    };
+    let key = check_key(vs, check, first, server, None, notes)?;
     let timing = CheckTiming {
         interval: Duration::from_millis(u64::from(check.timing.interval_ms.max(100))),
         retries: u32::from(check.timing.retries),
@@ -453,9 +438,104 @@ fn planned_check(
         fall: 1,
         start_up: !vs.start_down,
     };
+    let mut every = Vec::new();
+    let mut whats = vec![what.to_string()];
+    for (index, more) in checks.enumerate() {
+        let (more_probe, more_what) = probe(&more.kind, trusts);
+        let Some(more_key) = check_key(vs, more, more_probe, server, Some(index), notes) else {
+            continue;
+        };
+        if (
+            more.timing.interval_ms,
+            more.timing.retries,
+            more.timing.retry_delay_ms,
+        ) != (
+            check.timing.interval_ms,
+            check.timing.retries,
+            check.timing.retry_delay_ms,
+        ) {
+            let note = format!(
+                "{}: the further checks of a real server run with its first check's interval and retries (all of its checks run together)",
+                vs.label()
+            );
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+        if every.is_empty() {
+            every.push(SubCheck {
+                what: sub_what(&what, &key),
+                key: key.clone(),
+            });
+        }
+        every.push(SubCheck {
+            what: sub_what(&more_what, &more_key),
+            key: more_key,
+        });
+        whats.push(more_what.to_string());
+    }
+    let key = if every.is_empty() {
+        key
+    } else {
+        CheckKey {
+            target: key.target,
+            timeout: every.iter().map(|c| c.key.timeout).sum(),
+            probe: Probe::Every(every),
+        }
+    };
     Some(PlannedCheck {
         spec: Arc::new(CheckSpec { key, timing }),
-        what,
+        what: if whats.len() == 1 {
+            what
+        } else {
+            whats.join(" + ").into()
+        },
+    })
+}
+
+/// How a failure of one of several checks names it: what it is and where it goes.
+fn sub_what(what: &str, key: &CheckKey) -> String {
+    match key.probe {
+        Probe::Ping => format!("{what} {}", key.target.ip()),
+        _ => format!("{what} {}", key.target),
+    }
+}
+
+/// What `check` of `server` connects to, or a note why it cannot (a port-0 target); `more` is
+/// the index of a further check (None: the first, which leaves the server unchecked).
+fn check_key(
+    vs: &model::VirtualService,
+    check: &model::Check,
+    probe: Probe,
+    server: RealServerId,
+    more: Option<usize>,
+    notes: &mut Vec<String>,
+) -> Option<CheckKey> {
+    let which = more.map_or(String::new(), |index| format!("more_checks[{index}]: "));
+    let target_port = check.connect_port.unwrap_or(server.port);
+    // An ICMP echo has no port.
+    if target_port == 0 && check.kind != model::CheckKind::Ping {
+        let what = if more.is_some() {
+            "not run"
+        } else {
+            "not checked"
+        };
+        notes.push(format!(
+            "{} {server}: {which}check has no port; set `connect_port` ({what})",
+            vs.label()
+        ));
+        return None;
+    }
+    if check.bind_address.is_some() {
+        notes.push(format!(
+            "{} {server}: {which}check `bind_address` is ignored",
+            vs.label()
+        ));
+    }
+    Some(CheckKey {
+        probe,
+        target: SocketAddr::new(check.connect_address.unwrap_or(server.addr), target_port),
+        timeout: Duration::from_millis(u64::from(check.timing.timeout_ms.max(1))),
     })
 }
 
@@ -1033,5 +1113,87 @@ port = 0
         }
         let sorry = "address = \"192.0.2.10\"\nport = 21\nforwarding = \"dr\"\nsorry_server = { address = \"198.51.100.99\", forwarding = \"nat\" }";
         assert_eq!(helper(&service(sorry, "")), [FTP_HELPER]);
+    }
+
+    #[test]
+    fn a_real_server_with_several_checks_runs_every_one_of_them() {
+        let text = r#"
+[[virtual_services]]
+address = "192.0.2.10"
+port = 80
+check = { kind = { http = { path = "/health" } }, timing = { timeout_ms = 2000 } }
+more_checks = [{ kind = "tcp", connect_port = 5432, timing = { timeout_ms = 1000 } }]
+
+[[virtual_services.real_servers]]
+address = "198.51.100.11"
+
+[[virtual_services.real_servers]]
+address = "198.51.100.12"
+check = { kind = "tcp" }
+more_checks = [{ kind = "ping" }, { kind = "tcp", connect_port = 0 }]
+"#;
+        let plan = from_config(&tandem_config::text::from_toml(text).unwrap());
+        let service = plan.services.values().next().unwrap();
+        let checks: Vec<&PlannedCheck> = service.plan.checks.values().collect();
+        assert_eq!(checks.len(), 2);
+        // The service's two checks, for the server without its own.
+        let Probe::Every(every) = &checks[0].spec.key.probe else {
+            panic!("{:?}", checks[0]);
+        };
+        let whats: Vec<&str> = every.iter().map(|c| c.what.as_str()).collect();
+        assert_eq!(
+            whats,
+            [
+                "http GET /health 198.51.100.11:80",
+                "tcp 198.51.100.11:5432"
+            ]
+        );
+        assert!(matches!(every[0].key.probe, Probe::Http(_)));
+        assert_eq!(every[1].key.probe, Probe::Tcp);
+        assert_eq!(&*checks[0].what, "http GET /health + tcp");
+        assert_eq!(checks[0].spec.key.timeout, Duration::from_millis(3000));
+        assert_eq!(
+            checks[0].spec.key.target,
+            "198.51.100.11:80".parse::<SocketAddr>().unwrap()
+        );
+        // Its own three, the third without a port: not run, and said so.
+        let Probe::Every(every) = &checks[1].spec.key.probe else {
+            panic!("{:?}", checks[1]);
+        };
+        let whats: Vec<&str> = every.iter().map(|c| c.what.as_str()).collect();
+        assert_eq!(whats, ["tcp 198.51.100.12:80", "ping 198.51.100.12"]);
+        assert!(
+            service.plan.notes.contains(
+                &"192.0.2.10:80/tcp 198.51.100.12:80: more_checks[1]: check has no port; set `connect_port` (not run)"
+                    .to_string()
+            ),
+            "{:?}",
+            service.plan.notes
+        );
+        // A further check with its own interval runs on the first's: noted once per service.
+        let timing_notes = service
+            .plan
+            .notes
+            .iter()
+            .filter(|n| n.contains("first check's interval"))
+            .count();
+        assert_eq!(timing_notes, 0);
+        let text = text.replace(
+            "timing = { timeout_ms = 1000 }",
+            "timing = { timeout_ms = 1000, interval_ms = 1000 }",
+        );
+        let plan = from_config(&tandem_config::text::from_toml(&text).unwrap());
+        let notes = &plan.services.values().next().unwrap().plan.notes;
+        assert_eq!(
+            notes
+                .iter()
+                .filter(|n| n.contains("first check's interval"))
+                .count(),
+            1,
+            "{notes:?}"
+        );
+        // One check alone is planned as before, not as Every.
+        let plan = from_config(&one_service(r#"{ kind = "ping" }"#, ""));
+        assert_eq!(only_check(&plan).spec.key.probe, Probe::Ping);
     }
 }

@@ -1,7 +1,8 @@
 //! Check definitions as plain data. [`CheckKey`] is the identity used for deduplication: two
 //! real servers (in different services) with the same probe, target and timeout share one check.
 //! TCP-based probes (TCP, HTTP(S), SMTP, send/expect) connect to the target; the datagram probes
-//! (ICMP echo, UDP, DNS over UDP) send one request and judge what comes back.
+//! (ICMP echo, UDP, DNS over UDP) send one request and judge what comes back. A real server
+//! with several checks has one check whose probe is [`Probe::Every`] of them.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,6 +27,21 @@ pub enum Probe {
     Udp(UdpProbe),
     /// A DNS query over UDP to the port (keepalived `DNS_CHECK`).
     Dns(DnsProbe),
+    /// Every check of a real server that has several (keepalived runs every checker of a real
+    /// server and keeps it up while all pass): each with its own probe, target and timeout,
+    /// run in turn; the attempt fails at the first that fails, naming it
+    /// ([`FailReason::Check`](super::reply::FailReason::Check)). The key's own target is the
+    /// first check's, its timeout the sum of theirs. Never nested.
+    Every(Vec<SubCheck>),
+}
+
+/// One of the checks of [`Probe::Every`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubCheck {
+    /// How a failure names it (`tcp 10.0.1.1:5432`).
+    pub what: String,
+    /// What it runs, where, within what time.
+    pub key: CheckKey,
 }
 
 /// An HTTP GET check (HTTPS with `tls`).

@@ -1,7 +1,7 @@
 //! Health checking of real servers, in process (no fork, no shell).
 //!
 //! - [`check`]: what a check is (TCP connect, HTTP GET of one or more URLs, SMTP banner,
-//!   send/expect, ICMP echo, UDP datagram, DNS query) and its timing.
+//!   send/expect, ICMP echo, UDP datagram, DNS query, or every one of several) and its timing.
 //! - [`reply`]: pure, incremental verdicts on reply bytes (fuzzed: `health_reply`); [`digest`]:
 //!   the streamed MD5 of an HTTP body; [`icmp`] and [`dns`]: the echo request and DNS query a
 //!   check sends and the verdict on each datagram back (fuzzed in `health_reply` too).
@@ -27,7 +27,7 @@ pub mod tls;
 
 pub use check::{
     BodyCheck, CheckKey, CheckSpec, CheckTiming, DnsProbe, HttpExpect, HttpProbe, HttpUrl, Probe,
-    SendExpect, UdpProbe,
+    SendExpect, SubCheck, UdpProbe,
 };
 pub use policy::{OnFailure, ServiceHealth, ServicePolicy};
 pub use reply::{FailReason, Progress};

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
-use super::check::{CheckKey, DnsProbe, HttpExpect, HttpProbe, Probe, UdpProbe};
+use super::check::{CheckKey, DnsProbe, HttpExpect, HttpProbe, Probe, SubCheck, UdpProbe};
 use super::datagram::{self, IcmpSocketKind};
 use super::dns;
 use super::icmp::{echo_verdict, EchoRequest};
@@ -37,6 +37,7 @@ pub async fn run_probe(key: &CheckKey) -> Result<(), FailReason> {
         Probe::Udp(udp) => udp_check(key.target, udp, key.timeout).await,
         Probe::Dns(query) => dns_check(key.target, query, key.timeout).await,
         Probe::Http(http) if !http.more_urls.is_empty() => every_url(key, http).await,
+        Probe::Every(checks) => every_check(checks).await,
         _ => match tokio::time::timeout(key.timeout, attempt(key)).await {
             Ok(r) => r,
             Err(_) => Err(FailReason::Timeout),
@@ -70,6 +71,21 @@ async fn connect(target: SocketAddr) -> Result<TcpStream, FailReason> {
     // Reset instead of FIN when the socket is dropped: no TIME_WAIT on our side.
     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     Ok(stream)
+}
+
+/// Every check of a real server in turn, each within its own timeout; down at the first that
+/// fails, naming it.
+async fn every_check(checks: &[SubCheck]) -> Result<(), FailReason> {
+    for check in checks {
+        // Boxed: the plan never nests `Every`, but the future type is recursive all the same.
+        Box::pin(run_probe(&check.key))
+            .await
+            .map_err(|reason| FailReason::Check {
+                what: check.what.clone(),
+                reason: Box::new(reason),
+            })?;
+    }
+    Ok(())
 }
 
 /// Every URL of an HTTP check in turn, each on its own connection within the timeout; down
@@ -148,7 +164,12 @@ async fn http_exchange<E: HttpExpect + ?Sized, S: AsyncRead + AsyncWrite + Unpin
 
 async fn exchange(probe: &Probe, stream: &mut TcpStream) -> Result<(), FailReason> {
     match probe {
-        Probe::Tcp | Probe::Http(_) | Probe::Ping | Probe::Udp(_) | Probe::Dns(_) => Ok(()),
+        Probe::Tcp
+        | Probe::Http(_)
+        | Probe::Ping
+        | Probe::Udp(_)
+        | Probe::Dns(_)
+        | Probe::Every(_) => Ok(()),
         Probe::Smtp => {
             let verdict = read_until(stream, smtp_verdict).await;
             if verdict.is_ok() {

@@ -81,6 +81,15 @@ pub enum FailReason {
         /// Why it failed.
         reason: Box<FailReason>,
     },
+    /// One check of a real server with several failed (the server is down at the first that
+    /// fails).
+    #[error("{what}: {reason}")]
+    Check {
+        /// The check (`tcp 10.0.1.1:5432`).
+        what: String,
+        /// Why it failed.
+        reason: Box<FailReason>,
+    },
     /// An ICMP error came back for what the check sent (port, host or network unreachable),
     /// seen as the socket's error.
     #[error("{0}")]

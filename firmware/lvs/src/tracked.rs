@@ -232,7 +232,7 @@ check = { kind = "tcp", timing = { interval_ms = 1000, timeout_ms = 1000, retrie
         sched.subscribe(sub, spec, t0);
         let fail = || Err(FailReason::Connect("Connection refused".into()));
         // Runs the attempt due next, with `result`, and returns when it ran.
-        let mut step = |sched: &mut HealthScheduler, result: Result<(), FailReason>| {
+        let step = |sched: &mut HealthScheduler, result: Result<(), FailReason>| {
             let at = sched.poll_timeout().unwrap();
             let attempt = sched.poll_attempt(at).unwrap();
             sched.handle_result(attempt.check, result, at);

@@ -213,6 +213,14 @@ fn a_tracked_http_check_hands_the_vip_to_keepalived_and_takes_it_back() {
         .console
         .wait_for_any_time("vrrp: vi: check web up", LIMIT)
         .unwrap();
+    // A check is no link: the link tracking never polls it.
+    assert!(
+        tandem
+            .console
+            .wait_for_any_time("vrrp: tracked check web", Duration::from_millis(1))
+            .is_err(),
+        "a check went through the link tracking"
+    );
 
     // A live change of the check's weight: no transition while the state stays.
     let transitions = |t: &str| {

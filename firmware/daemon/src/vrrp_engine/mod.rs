@@ -672,7 +672,8 @@ impl Engine {
     fn update_tracked(&mut self, now: Instant) {
         let mut names: Vec<String> = Vec::new();
         for plan in self.plans.values() {
-            for track in &plan.params.tracks {
+            // Checks report through `checks`, not the link table.
+            for track in plan.params.tracks.iter().filter(|t| !t.kind.is_check()) {
                 if !names.contains(&track.name) {
                     names.push(track.name.clone());
                 }

@@ -225,13 +225,13 @@ pub const MAX_DIGEST_BODY: u64 = 8 << 20;
 pub const UDP_DEFAULT_PAYLOAD: &[u8; 32] = b"keepalived check - keepalived ch";
 
 /// A configured check's probe and description.
-type Probed = (Probe, Arc<str>);
+pub(crate) type Probed = (Probe, Arc<str>);
 
 /// The trust of each `[[tls_trust]]` set by name: its anchors, or why they cannot be used.
-type Trusts = BTreeMap<String, TlsTrust>;
+pub(crate) type Trusts = BTreeMap<String, TlsTrust>;
 
 /// Parses every trust set once; a set that does not parse is noted, naming it.
-fn trusts(config: &Config, notes: &mut Vec<String>) -> Trusts {
+pub(crate) fn trusts(config: &Config, notes: &mut Vec<String>) -> Trusts {
     config
         .tls_trust
         .iter()
@@ -317,7 +317,7 @@ fn record_type_name(record_type: model::DnsRecordType) -> &'static str {
 }
 
 /// The probe for a configured check: every kind of check the model holds runs.
-fn probe(kind: &model::CheckKind, trusts: &Trusts) -> Probed {
+pub(crate) fn probe(kind: &model::CheckKind, trusts: &Trusts) -> Probed {
     match kind {
         model::CheckKind::Tcp => (Probe::Tcp, "tcp".into()),
         model::CheckKind::Http {

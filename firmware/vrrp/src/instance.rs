@@ -246,7 +246,13 @@ impl Instance {
         let tracks_up = params
             .tracks
             .iter()
-            .map(|t| known(&t.name).unwrap_or(true))
+            .map(|t| {
+                // A check is the instance's own: another instance's check of that name is not it.
+                (!t.kind.is_check())
+                    .then(|| known(&t.name))
+                    .flatten()
+                    .unwrap_or(true)
+            })
             .collect();
         let mut instance = Instance {
             effective_priority: params.priority,
@@ -557,11 +563,22 @@ impl Instance {
         }
     }
 
-    /// A tracked object changed state. Returns false when the instance does not track `name`.
+    /// A tracked link or external object changed state. Returns false when the instance does
+    /// not track `name` (its own checks are not reached this way: [`Self::handle_check_event`]).
     pub fn handle_track_event(&mut self, now: Instant, name: &str, up: bool) -> bool {
+        self.set_track(now, name, up, false)
+    }
+
+    /// One of the instance's tracked checks (track name [`crate::check_track_name`]) changed
+    /// state, after its rise / fall counts. Returns false when the instance has no such check.
+    pub fn handle_check_event(&mut self, now: Instant, name: &str, up: bool) -> bool {
+        self.set_track(now, name, up, true)
+    }
+
+    fn set_track(&mut self, now: Instant, name: &str, up: bool, check: bool) -> bool {
         let mut known = false;
         for (track, state) in self.params.tracks.iter().zip(self.tracks_up.iter_mut()) {
-            if track.name == name {
+            if track.name == name && track.kind.is_check() == check {
                 *state = up;
                 known = true;
             }
@@ -742,9 +759,9 @@ impl Instance {
                 old_tracks
                     .iter()
                     .zip(&old_up)
-                    .find(|(old, _)| old.name == t.name)
+                    .find(|(old, _)| old.name == t.name && old.kind.is_check() == t.kind.is_check())
                     .map(|(_, up)| *up)
-                    .or_else(|| known(&t.name))
+                    .or_else(|| (!t.kind.is_check()).then(|| known(&t.name)).flatten())
                     .unwrap_or(true)
             })
             .collect();

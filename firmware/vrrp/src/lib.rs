@@ -41,7 +41,7 @@ pub mod time;
 pub use announce::AnnounceSchedule;
 pub use ingress::{unicast_peer_allowed, Accepted, HealedSplit, REANNOUNCE_GAP};
 pub use instance::{Action, Instance, OutgoingAdvert, RxMeta, Status, ADDRESS_LIST_GRACE};
-pub use params::{InstanceKey, InstanceParams, ParamError, TrackKind, TrackSpec};
+pub use params::{check_track_name, InstanceKey, InstanceParams, ParamError, TrackKind, TrackSpec};
 pub use plan::{InstancePlan, PlanError, VipPlacement, VmacPlan};
 pub use reconcile::{GroupsReconciled, ParamChange, Reconciled, Refused};
 pub use speaker::{GroupId, InstanceId, Speaker, SpeakerCounters};

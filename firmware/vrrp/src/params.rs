@@ -10,7 +10,10 @@ use std::vec::Vec;
 use tandem_wire::vrrp::V3_MAX_INTERVAL_CS;
 use tandem_wire::{Auth, Family, Ipv4ChecksumMode, Version};
 
-/// What a tracked object is (for status display; all kinds behave the same).
+/// What a tracked object is. All kinds weigh and fault alike; they differ in who reports
+/// them: links (interfaces, bonds) and external verdicts by name to every instance tracking
+/// the name ([`crate::Speaker::handle_track_event`]), checks to their own instance only
+/// ([`crate::Speaker::handle_check_event`]: two instances may each define a check of one name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrackKind {
     /// A network interface's carrier / oper state.
@@ -19,6 +22,22 @@ pub enum TrackKind {
     Bond,
     /// Any other engine's verdict, e.g. the health of a real-server pool.
     External,
+    /// A health check the instance runs (keepalived `track_script`, as a built-in check); its
+    /// name is [`check_track_name`] of the check's, never an interface name.
+    Check,
+}
+
+impl TrackKind {
+    /// True for a check of the instance's own (reported to that instance alone).
+    pub fn is_check(self) -> bool {
+        self == TrackKind::Check
+    }
+}
+
+/// The track name of the instance's check `name` (`check web`): a link name has no space, so
+/// the two never meet in status, logs, metrics or a change report.
+pub fn check_track_name(name: &str) -> String {
+    format!("check {name}")
 }
 
 /// One tracked object and what its state does to the instance (keepalived `track_interface`

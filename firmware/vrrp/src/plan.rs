@@ -28,7 +28,9 @@ use tandem_config::model::{Garp, TrackedLink, VrrpAuth, VrrpInstance, VrrpVersio
 use tandem_config::Config;
 use tandem_wire::{virtual_mac, Auth, Family, Ipv4ChecksumMode, MacAddress, Version};
 
-use crate::params::{InstanceKey, InstanceParams, ParamError, TrackKind, TrackSpec};
+use crate::params::{
+    check_track_name, InstanceKey, InstanceParams, ParamError, TrackKind, TrackSpec,
+};
 
 /// One virtual address and where it is added.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,6 +391,11 @@ pub fn instance_plan_named(
                     .map(|l| track_spec(l, TrackKind::Bond)),
             )
             .chain(own_interface_track(instance))
+            .chain(instance.track_checks.iter().map(|check| TrackSpec {
+                name: check_track_name(check.name.as_str()),
+                kind: TrackKind::Check,
+                weight: check.weight,
+            }))
             .collect(),
     };
     params.validate().map_err(|error| PlanError::Params {

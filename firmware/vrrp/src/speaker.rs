@@ -312,6 +312,24 @@ impl Speaker {
         count
     }
 
+    /// A tracked check of instance `id` changed state (see [`Instance::handle_check_event`]).
+    /// Returns false when the instance is gone or has no such check (a result that raced a
+    /// live change).
+    pub fn handle_check_event(
+        &mut self,
+        now: Instant,
+        id: InstanceId,
+        name: &str,
+        up: bool,
+    ) -> bool {
+        let known = self
+            .instances
+            .get_mut(&id)
+            .is_some_and(|entry| entry.instance.handle_check_event(now, name, up));
+        self.settle(now);
+        known
+    }
+
     /// Holds a backup back from promoting on its timer, or releases it (see
     /// [`Instance::set_held_back`]). Returns true when the release promoted it.
     pub fn set_held_back(
@@ -646,7 +664,14 @@ impl Speaker {
     fn track_states(&self) -> Vec<(String, bool)> {
         let mut states: Vec<(String, bool)> = Vec::new();
         for entry in self.instances.values() {
-            for track in &entry.instance.params().tracks {
+            // Checks are each instance's own, never shared by name.
+            for track in entry
+                .instance
+                .params()
+                .tracks
+                .iter()
+                .filter(|t| !t.kind.is_check())
+            {
                 if states.iter().all(|(n, _)| *n != track.name) {
                     if let Some(up) = entry.instance.track_state(&track.name) {
                         states.push((track.name.clone(), up));

@@ -31,6 +31,7 @@
 //! actions, off the loop.
 
 mod accept;
+mod checks;
 mod pair_link;
 mod report;
 mod status;
@@ -254,11 +255,14 @@ struct Engine {
     rearbitrate: bool,
     /// The `use_vmac` macvlans' worker (None before set-up).
     vmacs: Option<vmac::Vmacs>,
+    /// The checks the instances track, run on a checker thread of their own.
+    checks: checks::TrackedChecks,
 }
 
 impl Engine {
     fn new(context: EngineContext) -> Engine {
         Engine {
+            checks: checks::TrackedChecks::new(context.log.clone()),
             context,
             epoch: tokio::time::Instant::now(),
             speaker: Speaker::new(),
@@ -475,6 +479,7 @@ impl Engine {
         self.accept.sync();
         self.close_unused_sockets();
         self.update_tracked(now);
+        let check_notes = self.update_checks(config);
         // Macvlans no plan names: their addresses moved and their last adverts left above.
         let vmacs_now = self.vmac_names();
         for gone in vmacs_before.iter().filter(|n| !vmacs_now.contains(n)) {
@@ -550,6 +555,7 @@ impl Engine {
                 error: index >= first_error,
             });
         }
+        lines.extend(check_notes);
         self.refused = lines
             .iter()
             .filter(|l| l.error)
@@ -666,7 +672,8 @@ impl Engine {
     fn update_tracked(&mut self, now: Instant) {
         let mut names: Vec<String> = Vec::new();
         for plan in self.plans.values() {
-            for track in &plan.params.tracks {
+            // Checks report through `checks`, not the link table.
+            for track in plan.params.tracks.iter().filter(|t| !t.kind.is_check()) {
                 if !names.contains(&track.name) {
                     names.push(track.name.clone());
                 }
@@ -686,6 +693,85 @@ impl Engine {
             self.next_track_poll = None;
         } else if fresh || (self.next_track_poll.is_none() && self.context.links.is_none()) {
             self.poll_tracks(now);
+        }
+    }
+
+    /// Subscribes the checks the running instances track (as `config` defines them) and drops
+    /// the rest; returns a line per check that cannot run or changed its definition.
+    fn update_checks(&mut self, config: &Config) -> Vec<Line> {
+        let mut lines = Vec::new();
+        let mut notes = Vec::new();
+        let trusts = tandem_lvs::tracked::trust_sets(config, &mut notes);
+        let mut wanted = Vec::new();
+        for (id, plan) in &self.plans {
+            let Some(instance) = self.speaker.instance(*id) else {
+                continue;
+            };
+            let Some(configured) = config
+                .vrrp
+                .iter()
+                .find(|i| i.name.as_str() == plan.params.name)
+            else {
+                continue;
+            };
+            let planned = tandem_lvs::tracked::instance_checks(configured, &trusts);
+            notes.extend(planned.notes);
+            for check in planned.checks {
+                let track = tandem_vrrp::check_track_name(&check.name);
+                // Only what the core tracks (an instance refused a change keeps its old tracks).
+                let tracked = instance
+                    .params()
+                    .tracks
+                    .iter()
+                    .any(|t| t.kind.is_check() && t.name == track);
+                if tracked {
+                    wanted.push(checks::Wanted {
+                        instance: *id,
+                        core_state: instance.track_state(&track),
+                        track,
+                        check: check.check,
+                    });
+                }
+            }
+        }
+        for (id, track, what) in self.checks.sync(wanted) {
+            if let Some(plan) = self.plans.get(&id) {
+                lines.push(Line {
+                    text: format!("vrrp: {}: {track} now runs {what}", plan.params.name),
+                    error: false,
+                });
+            }
+        }
+        lines.extend(notes.into_iter().map(|note| Line {
+            text: note,
+            error: true,
+        }));
+        lines
+    }
+
+    /// A tracked check's verdict (after its rise / fall counts) for its instance's core.
+    fn on_check(&mut self, event: tandem_lvs::health::HealthEvent) {
+        let Some(verdict) = self.checks.on_event(event) else {
+            return;
+        };
+        let now = self.now();
+        if !self
+            .speaker
+            .handle_check_event(now, verdict.instance, &verdict.track, verdict.up)
+        {
+            return;
+        }
+        let name = self
+            .plans
+            .get(&verdict.instance)
+            .map_or("?", |p| p.params.name.as_str());
+        match verdict.reason {
+            Some(why) if !verdict.up => self.log(format!("{name}: {} down: {why}", verdict.track)),
+            _ => self.log(format!(
+                "{name}: {} {}",
+                verdict.track,
+                if verdict.up { "up" } else { "down" }
+            )),
         }
     }
 
@@ -814,6 +900,7 @@ impl Engine {
             None => (mpsc::channel(1).1, mpsc::channel(1).1),
         };
         self.pair_carrier().await;
+        let mut check_verdicts = self.checks.take_inbox();
         loop {
             self.drain_actions().await;
             // A step may change a state, which may call for another; a few rounds settle it
@@ -882,6 +969,7 @@ impl Engine {
                     self.start_next_apply();
                 }
                 Some(ingress) = packets.recv() => self.on_ingress(ingress),
+                Some(verdict) = check_verdicts.recv() => self.on_check(verdict),
                 Some(heartbeat) = heartbeats.recv() => self.on_heartbeat(heartbeat).await,
                 Some(outcome) = probes.recv() => self.on_probe(outcome).await,
                 changed = links_changed(&mut links) => {
@@ -1338,7 +1426,11 @@ impl Engine {
         let instances: Vec<_> = self
             .speaker
             .instances()
-            .filter_map(|(id, instance)| self.plans.get(&id).map(|plan| (instance.status(), plan)))
+            .filter_map(|(id, instance)| {
+                self.plans
+                    .get(&id)
+                    .map(|plan| (instance.status(), plan, self.checks.status_lines(id)))
+            })
             .collect();
         let sockets: Vec<SocketCounters> =
             self.sockets.values().map(|s| s.counters.clone()).collect();

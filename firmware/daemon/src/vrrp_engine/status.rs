@@ -35,7 +35,14 @@ fn seconds(d: core::time::Duration) -> String {
 }
 
 /// One instance's block.
-pub fn instance_text(out: &mut String, now: Instant, status: &Status, plan: &InstancePlan) {
+/// `checks`: a line per tracked check (`check web: http GET / 192.0.2.9:80 ...: down (why)`).
+pub fn instance_text(
+    out: &mut String,
+    now: Instant,
+    status: &Status,
+    plan: &InstancePlan,
+    checks: &[String],
+) {
     let family = if plan.is_ipv6() { "IPv6" } else { "IPv4" };
     let version = match status.version {
         tandem_vrrp::Version::V2 => "v2",
@@ -119,6 +126,9 @@ pub fn instance_text(out: &mut String, now: Instant, status: &Status, plan: &Ins
             .map(|(name, up)| format!("{name} {}", if *up { "up" } else { "down" }))
             .collect();
         let _ = writeln!(out, "  tracking: {}", tracks.join(", "));
+    }
+    for check in checks {
+        let _ = writeln!(out, "  {check}");
     }
     // Shown once an advert with another list was seen: a grace opened here with nothing heard
     // (a master, or the partner committed first) says nothing useful.
@@ -204,7 +214,7 @@ pub fn grace_text(now: Instant, grace: &AddressListGrace) -> String {
 /// The whole `vrrp status` answer.
 pub fn engine_text(
     now: Instant,
-    instances: &[(Status, &InstancePlan)],
+    instances: &[(Status, &InstancePlan, Vec<String>)],
     speaker: &SpeakerCounters,
     sockets: &[SocketCounters],
     refused: &[String],
@@ -212,11 +222,11 @@ pub fn engine_text(
     let mut out = String::new();
     let masters = instances
         .iter()
-        .filter(|(s, _)| s.state == State::Master)
+        .filter(|(s, _, _)| s.state == State::Master)
         .count();
     let _ = writeln!(out, "vrrp: {} instances, {masters} master", instances.len());
-    for (status, plan) in instances {
-        instance_text(&mut out, now, status, plan);
+    for (status, plan, checks) in instances {
+        instance_text(&mut out, now, status, plan, checks);
     }
     for line in refused {
         let _ = writeln!(out, "config error: {line}");
@@ -525,7 +535,7 @@ mod tests {
         }];
         let text = engine_text(
             Instant::from_secs(2),
-            &[(status, &plan)],
+            &[(status, &plan, Vec::new())],
             speaker.counters(),
             &sockets,
             &[],
@@ -595,6 +605,37 @@ mod tests {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         assert_eq!(text.matches("# TYPE tandem_vrrp_state gauge").count(), 1);
+    }
+
+    #[test]
+    fn a_tracked_check_is_a_tracked_object_in_the_metrics() {
+        let mut params = InstanceParams::v3(
+            "web",
+            "eth0",
+            20,
+            100,
+            "192.0.2.2".parse().unwrap(),
+            vec!["192.0.2.100".parse().unwrap()],
+        );
+        params.tracks = vec![tandem_vrrp::TrackSpec {
+            name: tandem_vrrp::check_track_name("api"),
+            kind: tandem_vrrp::TrackKind::Check,
+            weight: -10,
+        }];
+        let mut speaker = Speaker::new();
+        let id = speaker.add_instance(params, Instant::ZERO).unwrap();
+        assert!(speaker.handle_check_event(Instant::from_secs(1), id, "check api", false));
+        let status = speaker.instance(id).unwrap().status();
+        let mut out = Vec::new();
+        metrics(&[(status, None)], speaker.counters(), &[], 0)
+            .render(crate::metrics::Format::Prometheus, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        for line in [
+            "tandem_vrrp_tracked_object_up{vrrp_instance=\"web\",object=\"check api\"} 0\n",
+            "tandem_vrrp_priority{vrrp_instance=\"web\"} 90\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]

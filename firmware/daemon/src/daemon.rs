@@ -1052,6 +1052,26 @@ impl Daemon {
                 )
             }
             Command::FirmwareStatus => (self.firmware.status_text(std::time::Instant::now()), None),
+            Command::FirmwareInstall(path) => {
+                let facts = self.install_facts();
+                self.firmware.install(
+                    path,
+                    facts,
+                    &self.log,
+                    Box::new(move |text| reply.send(text)),
+                );
+                return None;
+            }
+            Command::FirmwareFetch(url) => {
+                let facts = self.install_facts();
+                self.firmware.fetch(
+                    url,
+                    facts,
+                    &self.log,
+                    Box::new(move |text| reply.send(text)),
+                );
+                return None;
+            }
             Command::Reboot => {
                 self.log.line("reboot requested");
                 (
@@ -1491,6 +1511,18 @@ impl Daemon {
     /// Sets the running firmware (the appliance, at boot): `status`, `firmware status`, bless.
     pub fn set_firmware(&mut self, firmware: crate::firmware_slot::Firmware) {
         self.firmware = firmware;
+    }
+
+    /// What a firmware bundle is checked against: the board, and the partner when paired.
+    fn install_facts(&self) -> crate::firmware_slot::InstallFacts {
+        crate::firmware_slot::InstallFacts {
+            board: self.board.map(|b| b.name),
+            paired: self.identity.is_some(),
+            partner: self
+                .pair_service
+                .as_ref()
+                .and_then(PairHandle::partner_firmware),
+        }
     }
 
     /// Whether this box is healthy enough to bless the slot it runs on trial: the stored config

@@ -101,14 +101,20 @@ fn serve(netns: &str, files: Vec<(String, Vec<u8>)>) {
     ready_rx.recv_timeout(STEP).unwrap();
 }
 
-/// Sends `command` once and waits for a line with `pattern` (never resent: it writes).
+/// Sends `command` once and waits for its reply line with `pattern` (never resent: it writes;
+/// the log line the box writes before its reply is skipped).
 fn once(qemu_box: &QemuBox, command: &str, pattern: &str) -> String {
     qemu_box.console.skip_to_end();
     qemu_box.console.send_line(command).unwrap();
-    qemu_box
-        .console
-        .wait_for(pattern, STEP)
-        .unwrap_or_else(|e| panic!("`{command}`: {e}"))
+    loop {
+        let line = qemu_box
+            .console
+            .wait_for(pattern, STEP)
+            .unwrap_or_else(|e| panic!("`{command}`: {e}"));
+        if !line.contains("tandem: ") {
+            return line;
+        }
+    }
 }
 
 /// The `firmware status` block, as one text.
@@ -193,8 +199,12 @@ fn a_signed_bundle_is_fetched_installed_and_blessed_and_bad_ones_write_nothing()
         .unwrap();
 
     // The operator's config: a change committed before the upgrade.
-    once(up, "set system.hostname kept-across", "set");
-    once(up, "commit --comment before-upgrade", "commit");
+    once(
+        up,
+        "set system.hostname kept-across",
+        "set: system.hostname",
+    );
+    once(up, "commit --comment before-upgrade", "commit: ");
     up.wait_reply("show running", "kept-across", STEP).unwrap();
 
     // Bad bundles: refused with their reasons, counted, nothing written.

@@ -529,6 +529,7 @@ impl Daemon {
         if let Some(time) = &self.time {
             families.extend(time.metrics());
         }
+        families.extend(self.firmware.metrics());
         families
     }
 

@@ -530,6 +530,21 @@ impl Firmware {
 }
 
 impl Firmware {
+    /// Firmware bundles refused, by reason (`firmware status` lists the same counts).
+    pub fn metrics(&self) -> crate::metrics::Families {
+        use crate::metrics::{Families, Family, Labels};
+        let mut refused = Family::counter(
+            "tandem_firmware_bundles_refused_total",
+            "Firmware bundles `firmware fetch` / `firmware install` refused before writing, by reason.",
+        );
+        for (reason, count) in &self.lock().refused {
+            refused.add(Labels::of(&[("reason", reason)]), *count);
+        }
+        let mut families = Families::new();
+        families.push(refused);
+        families
+    }
+
     /// Counts a refusal and says it.
     fn refuse(&self, what: &str, refusal: &Refusal, log: &Log) -> String {
         *self.lock().refused.entry(refusal.reason()).or_default() += 1;
@@ -990,6 +1005,31 @@ mod tests {
         );
         let why = on_trial.install_target().unwrap_err();
         assert!(why.contains("on trial (tandem-2-b+2-1.efi)"), "{why}");
+    }
+
+    #[test]
+    fn refusals_are_counted_by_reason_in_status_and_metrics() {
+        let firmware = Firmware::not_appliance();
+        let log = Log::default();
+        let refusal = Refusal::Container(tandem_board::bundle::BundleError::BadMagic);
+        let text = firmware.refuse("install of /x", &refusal, &log);
+        assert!(text.contains("refused (not_a_bundle)"), "{text}");
+        assert!(text.ends_with("nothing was written\n"), "{text}");
+        firmware.refuse("install of /x", &refusal, &log);
+        let status = firmware.status_text(Instant::now());
+        assert!(
+            status.contains("firmware: refused: not_a_bundle 2\n"),
+            "{status}"
+        );
+        let mut out = Vec::new();
+        firmware
+            .metrics()
+            .render(crate::metrics::Format::Prometheus, &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("tandem_firmware_bundles_refused_total{reason=\"not_a_bundle\"} 2"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -249,6 +249,14 @@ fn a_signed_bundle_is_fetched_installed_and_blessed_and_bad_ones_write_nothing()
         "{after_refusals}"
     );
 
+    // `firmware install` checks a file on the box the same way.
+    let line = once(
+        up,
+        "firmware install /etc/tandem/board",
+        "refused (not_a_bundle)",
+    );
+    assert!(line.contains("nothing was written"), "{line}");
+
     // The good one: fetched into RAM, checked, installed into slot b.
     let fetched = once(
         up,

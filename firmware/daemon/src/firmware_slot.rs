@@ -559,7 +559,10 @@ impl Firmware {
     /// Takes the one install/fetch turn, or says why not.
     fn begin(&self) -> Result<(), String> {
         let mut state = self.lock();
-        if state.installing || state.blessing {
+        // `blessing` stays set once a bless is done (it happens once per boot): only one
+        // still renaming is in the way.
+        let renaming = state.blessing && state.blessed.is_none() && state.bless_error.is_none();
+        if state.installing || renaming {
             return Err(
                 "firmware: an install, fetch or bless is running; try again when it is done\n"
                     .to_owned(),
@@ -991,6 +994,28 @@ mod tests {
         assert!(
             why.contains("did not boot from a Tandem disk image slot"),
             "{why}"
+        );
+        let blessed_now = Firmware::with(
+            FirmwareBoot::detect("tandem.slot=a", true),
+            SlotsView::default(),
+            BlessAfter::Never,
+            None,
+        );
+        {
+            let mut state = blessed_now.lock();
+            state.blessing = true;
+            state.blessed = Some("tandem-2-b.efi".into());
+        }
+        assert!(
+            blessed_now.begin().is_ok(),
+            "a bless that is done is not in the way"
+        );
+        assert!(blessed_now.begin().is_err(), "one install at a time");
+        blessed_now.end();
+        blessed_now.lock().blessed = None;
+        assert!(
+            blessed_now.begin().is_err(),
+            "a bless still renaming is in the way"
         );
         let on_trial = Firmware::with(
             FirmwareBoot::detect("tandem.slot=a", true),

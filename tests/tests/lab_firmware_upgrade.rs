@@ -18,10 +18,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tandem_board::boot_disk::Slot;
@@ -56,49 +53,6 @@ fn test_uki(dir: &Path) -> Vec<u8> {
         work: &dir.join("uki"),
     })
     .unwrap()
-}
-
-/// Serves `files` (path -> bytes) over HTTP/1.0 on HOST:PORT inside the namespace `netns`.
-fn serve(netns: &str, files: Vec<(String, Vec<u8>)>) {
-    let path = format!("/run/netns/{netns}");
-    let ns = std::fs::File::open(&path).unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let files = Arc::new(files);
-    std::thread::spawn(move || {
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let listener = TcpListener::bind((HOST, PORT)).unwrap();
-        ready_tx.send(()).unwrap();
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let files = Arc::clone(&files);
-            std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
-                    if stream.read(&mut byte).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head);
-                let wanted = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                match files.iter().find(|(p, _)| *p == wanted) {
-                    Some((_, body)) => {
-                        let _ = write!(
-                            stream,
-                            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
-                            body.len()
-                        );
-                        let _ = stream.write_all(body);
-                    }
-                    None => {
-                        let _ = stream.write_all(b"HTTP/1.0 404 Not Found\r\n\r\n");
-                    }
-                }
-            });
-        }
-    });
-    ready_rx.recv_timeout(STEP).unwrap();
 }
 
 /// Sends `command` once and waits for its reply line with `pattern` (never resent: it writes;
@@ -175,15 +129,17 @@ fn a_signed_bundle_is_fetched_installed_and_blessed_and_bad_ones_write_nothing()
     let mut lab = Lab::new().expect("lab");
     let host = lab.add_client("fw", Segment::Mgmt).unwrap();
     host.add_address(&format!("{HOST}/24")).unwrap();
-    serve(
+    tandem_lab::file_server::serve(
         &host.netns.clone(),
+        format!("{HOST}:{PORT}").parse().unwrap(),
         vec![
             ("/good.bundle".into(), good.clone()),
             ("/bad-signature.bundle".into(), bad_signature),
             ("/wrong-board.bundle".into(), wrong_board),
             ("/truncated.bundle".into(), truncated),
         ],
-    );
+    )
+    .unwrap();
     let config = format!("[[interfaces]]\nname = \"mgmt\"\naddresses = [\"{BOX}/24\"]\n");
     lab.start_box(
         &BoxSpec::new("up", &[Segment::Mgmt])

@@ -37,6 +37,9 @@ use crate::pair_service::PartnerFirmware;
 
 /// The temporary name an install writes under (not `*.efi`: systemd-boot ignores it).
 const INSTALL_TEMP: &str = "tandem-new.tmp";
+/// The kernel command-line word that pauses an install after each step, logging it (the lab's
+/// power-cut test stops the box there; never on a production command line).
+pub const INSTALL_PAUSE_KEY: &str = "tandem.install_pause";
 /// Where `firmware fetch` keeps a verified bundle (RAM: the initramfs's root).
 pub const FETCHED_BUNDLE: &str = "/run/tandem/fetched.bundle";
 /// How long each read of `firmware fetch` may wait.
@@ -273,6 +276,8 @@ struct State {
     installed: Option<String>,
     /// Bundles refused, by reason.
     refused: std::collections::BTreeMap<&'static str, u64>,
+    /// `tandem.install_pause=SECONDS`: a pause after each install step (lab only).
+    install_pause: Option<Duration>,
 }
 
 /// What the daemon knows that a bundle is checked against (owned, for the worker).
@@ -323,6 +328,7 @@ impl Firmware {
                 installing: false,
                 installed: None,
                 refused: std::collections::BTreeMap::new(),
+                install_pause: None,
             })),
         }
     }
@@ -361,6 +367,10 @@ impl Firmware {
         let boot = boot.with_running_file(&view);
         let firmware = Firmware::with(boot, view, after, slot_dir);
         firmware.lock().trust = trust;
+        firmware.lock().install_pause = crate::init::cmdline_value(cmdline, INSTALL_PAUSE_KEY)
+            .and_then(|value| value.parse::<u64>().ok())
+            .filter(|seconds| (1..=600).contains(seconds))
+            .map(Duration::from_secs);
         log.line(format!("firmware: {}", firmware.summary_line()));
         firmware
     }
@@ -633,7 +643,9 @@ impl Firmware {
             *self.lock().refused.entry("no_space").or_default() += 1;
             return format!("firmware: install refused: {refusal}; nothing was written\n");
         }
+        let pause = self.lock().install_pause;
         let began = Instant::now();
+        let mut paused = Duration::ZERO;
         let written = tandem_southbound::efi::install_on_esp(
             esp,
             &dir,
@@ -641,8 +653,19 @@ impl Firmware {
             verified.image,
             &name,
             &target.remove,
+            &mut |step| {
+                if let Some(pause) = pause {
+                    log.line(format!(
+                        "firmware: install step {} ({name}); pausing {} s ({INSTALL_PAUSE_KEY})",
+                        step.word(),
+                        pause.as_secs()
+                    ));
+                    std::thread::sleep(pause);
+                    paused += pause;
+                }
+            },
         );
-        let took = began.elapsed();
+        let took = began.elapsed().saturating_sub(paused);
         let version = verified.manifest.version;
         let other = target.new_file.slot;
         match written {

@@ -122,6 +122,7 @@ pub fn install_on_esp(
     bytes: &[u8],
     name: &str,
     remove: &[String],
+    step: &mut dyn FnMut(InstallStep),
 ) -> std::io::Result<()> {
     let remount = |flags: MsFlags| {
         mount(
@@ -134,9 +135,34 @@ pub fn install_on_esp(
         .map_err(std::io::Error::from)
     };
     remount(MsFlags::empty())?;
-    let written = write_slot_file(dir, temp, bytes, name, remove);
+    let written = write_slot_file(dir, temp, bytes, name, remove, step);
     let read_only = remount(MsFlags::MS_RDONLY);
     written.and(read_only)
+}
+
+/// The points of [`write_slot_file`] after which it tells its caller (the lab's power-cut
+/// test stops the box at each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallStep {
+    /// The first MiB of the temporary file is written, nothing flushed.
+    TempPartly,
+    /// The temporary file is whole and flushed with its directory.
+    TempFlushed,
+    /// Renamed to the final name and the directory flushed.
+    Renamed,
+    /// The old files are removed and the directory flushed.
+    Done,
+}
+
+impl InstallStep {
+    pub fn word(self) -> &'static str {
+        match self {
+            InstallStep::TempPartly => "temp-partly-written",
+            InstallStep::TempFlushed => "temp-flushed",
+            InstallStep::Renamed => "renamed",
+            InstallStep::Done => "old-files-removed",
+        }
+    }
 }
 
 /// Writes `bytes` into `dir` so that a power cut at any moment leaves either the old files or
@@ -151,6 +177,7 @@ pub fn write_slot_file(
     bytes: &[u8],
     name: &str,
     remove: &[String],
+    step: &mut dyn FnMut(InstallStep),
 ) -> std::io::Result<()> {
     use std::io::Write;
     let temp_path = dir.join(temp);
@@ -161,7 +188,10 @@ pub fn write_slot_file(
     }
     let written = (|| {
         let mut file = fs::File::create(&temp_path)?;
-        file.write_all(bytes)?;
+        let (first, rest) = bytes.split_at(bytes.len().min(1 << 20));
+        file.write_all(first)?;
+        step(InstallStep::TempPartly);
+        file.write_all(rest)?;
         file.sync_all()?;
         fs::File::open(dir)?.sync_all()
     })();
@@ -169,8 +199,10 @@ pub fn write_slot_file(
         let _ = fs::remove_file(&temp_path);
         return Err(error);
     }
+    step(InstallStep::TempFlushed);
     fs::rename(&temp_path, dir.join(name))?;
     fs::File::open(dir)?.sync_all()?;
+    step(InstallStep::Renamed);
     for old in remove.iter().filter(|old| old.as_str() != name) {
         match fs::remove_file(dir.join(old)) {
             Ok(()) => {}
@@ -178,7 +210,9 @@ pub fn write_slot_file(
             Err(error) => return Err(error),
         }
     }
-    fs::File::open(dir)?.sync_all()
+    fs::File::open(dir)?.sync_all()?;
+    step(InstallStep::Done);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -236,14 +270,33 @@ mod tests {
         assert!(dir.join("a.efi").exists() && !dir.join("a+1.efi").exists());
         fs::write(dir.join("tandem-1-b+0-3.efi"), b"old b").unwrap();
         fs::write(dir.join("tandem-new.tmp"), b"left by a power cut").unwrap();
+        let mut steps = Vec::new();
         write_slot_file(
             &dir,
             "tandem-new.tmp",
             b"new b",
             "tandem-3-b+3.efi",
             &["tandem-1-b+0-3.efi".to_owned()],
+            &mut |step| {
+                let seen = (
+                    dir.join("tandem-new.tmp").exists(),
+                    dir.join("tandem-3-b+3.efi").exists(),
+                    dir.join("tandem-1-b+0-3.efi").exists(),
+                );
+                steps.push((step, seen));
+            },
         )
         .unwrap();
+        assert_eq!(
+            steps,
+            [
+                (InstallStep::TempPartly, (true, false, true)),
+                (InstallStep::TempFlushed, (true, false, true)),
+                (InstallStep::Renamed, (false, true, true)),
+                (InstallStep::Done, (false, true, false)),
+            ],
+            "the old slot file goes only after the new one is in place"
+        );
         assert_eq!(fs::read(dir.join("tandem-3-b+3.efi")).unwrap(), b"new b");
         assert!(!dir.join("tandem-new.tmp").exists());
         assert!(!dir.join("tandem-1-b+0-3.efi").exists());

@@ -168,7 +168,9 @@ impl InstallStep {
 /// Writes `bytes` into `dir` so that a power cut at any moment leaves either the old files or
 /// the new one under its final name, never a partial file under a name the boot loader
 /// picks: the bytes go to `temp` (a name the boot loader ignores: not `*.efi`), which is
-/// flushed with its directory, then renamed to `name` and the directory flushed again; only
+/// flushed with its directory, then renamed to `name`, the file and the directory flushed
+/// again (until then the new name may be on the disk as an empty file, which systemd-boot
+/// skips); only
 /// then are the files in `remove` deleted (and the directory flushed). A failed write removes
 /// `temp` again.
 pub fn write_slot_file(
@@ -201,6 +203,11 @@ pub fn write_slot_file(
     }
     step(InstallStep::TempFlushed);
     fs::rename(&temp_path, dir.join(name))?;
+    // vfat writes the renamed file's new directory entry with size and first cluster 0 and
+    // fills them in when the inode is written back: flush the file itself, then the directory
+    // (`lab_firmware_power_cut` found a cut here leaving an empty `tandem-2-b+3.efi`, which
+    // systemd-boot skipped). Cut before that, the box boots the running slot.
+    fs::File::open(dir.join(name))?.sync_all()?;
     fs::File::open(dir)?.sync_all()?;
     step(InstallStep::Renamed);
     for old in remove.iter().filter(|old| old.as_str() != name) {

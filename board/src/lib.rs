@@ -7,6 +7,7 @@
 //! hardware does not look like the board it was built for.
 
 pub mod boot_disk;
+pub mod bundle;
 pub mod hardware;
 pub mod modules;
 pub mod profiles;

@@ -77,6 +77,10 @@ pub enum BuildError {
     Disk {
         what: String,
     },
+    /// The signed bundle could not be made.
+    Bundle {
+        problem: String,
+    },
 }
 
 impl core::fmt::Display for BuildError {
@@ -99,6 +103,7 @@ impl core::fmt::Display for BuildError {
             ),
             BuildError::Uki { what } => write!(f, "unified kernel image: {what}"),
             BuildError::Disk { what } => write!(f, "disk image: {what}"),
+            BuildError::Bundle { problem } => write!(f, "firmware bundle: {problem}"),
         }
     }
 }
@@ -420,6 +425,23 @@ pub fn build_disk_image(
     request: &ImageRequest,
     inputs: &DiskInputs,
 ) -> Result<DiskReport, BuildError> {
+    build_disk_image_signed(request, inputs, None).map(|(report, _)| report)
+}
+
+/// What the bundle step wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleReport {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+/// [`build_disk_image`], and with `key` also the signed bundle
+/// `tandem-<board>-<version>.bundle` of the same slot image (`tandem_board::bundle`).
+pub fn build_disk_image_signed(
+    request: &ImageRequest,
+    inputs: &DiskInputs,
+    key: Option<&crate::sign::SigningKey>,
+) -> Result<(DiskReport, Option<BundleReport>), BuildError> {
     let slot = tandem_board::boot_disk::Slot::A;
     let cmdline = slot_cmdline(request.board, slot);
     let work = request.out.join(".uki-work");
@@ -456,8 +478,24 @@ pub fn build_disk_image(
         manifest.push_str(&line);
         manifest.push('\n');
     }
+    let bundle = match key {
+        None => None,
+        Some(key) => {
+            let bundle_manifest = crate::sign::manifest_for(request.board.name, &inputs.version)
+                .map_err(|problem| BuildError::Bundle { problem })?;
+            let bytes = key.bundle(&bundle_manifest, &uki);
+            let path = request.out.join(tandem_board::bundle::bundle_file_name(
+                request.board.name,
+                &inputs.version,
+            ));
+            write(&path, &bytes)?;
+            let bytes = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+            manifest.push_str(&format!("bench: bundle_bytes {bytes} bytes\n"));
+            Some(BundleReport { path, bytes })
+        }
+    };
     write(&manifest_path, manifest.as_bytes())?;
-    Ok(report)
+    Ok((report, bundle))
 }
 
 #[cfg(test)]

@@ -120,6 +120,19 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
                 tandem,
                 out: out.clone(),
             };
+            // The box trusts the public half of the signing key: every image carries it.
+            let key = tandem_image::sign::SigningKey::from_env(std::path::Path::new(
+                tandem_image::sign::DEV_KEY_PATH,
+            ))?;
+            println!("{}", key.describe());
+            std::fs::create_dir_all(&out).map_err(|e| format!("mkdir {}: {e}", out.display()))?;
+            let key_file = out.join("firmware-key.pub");
+            std::fs::write(&key_file, key.public_key_text())
+                .map_err(|e| format!("{}: {e}", key_file.display()))?;
+            extras.push(ExtraFile {
+                source: key_file,
+                dest: tandem_board::bundle::PUBLIC_KEY_PATH.to_owned(),
+            });
             let report = build_image_with(&request, &extras).map_err(|e| e.to_string())?;
             println!(
                 "image {} for board {} (kernel {}, {} modules, {} initramfs members)",
@@ -133,11 +146,26 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<(), String> {
                 println!("{line}");
             }
             if disk {
-                let disk = tandem_image::build_disk_image(&request, &DiskInputs::debian())
-                    .map_err(|e| e.to_string())?;
+                let (disk, bundle) = tandem_image::build_disk_image_signed(
+                    &request,
+                    &DiskInputs::debian(),
+                    Some(&key),
+                )
+                .map_err(|e| e.to_string())?;
                 println!("disk image {} ({})", disk.path.display(), disk.cmdline);
                 for line in disk.size_lines() {
                     println!("{line}");
+                }
+                if let Some(bundle) = bundle {
+                    println!(
+                        "firmware bundle {} ({} bytes)",
+                        bundle.path.display(),
+                        bundle.bytes
+                    );
+                    println!("bench: bundle_bytes {} bytes", bundle.bytes);
+                }
+                if key.development {
+                    println!("{}", key.describe());
                 }
             }
             Ok(())

@@ -12,6 +12,7 @@ pub mod address_monitor;
 pub mod cable_pair;
 pub mod console;
 pub mod figures;
+pub mod file_server;
 pub mod host;
 pub mod kernel_tests;
 pub mod lab;

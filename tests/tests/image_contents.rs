@@ -1,5 +1,5 @@
 //! The built appliance image (`make image`): a static `tandem` as `/init`, and nothing in the
-//! initramfs but `init`, the board data and kernel modules; sizes within the footprint targets;
+//! initramfs but `init`, the board data, the firmware signing public key and kernel modules; sizes within the footprint targets;
 //! every module an engine loads is in it, with what it needs loading before it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
@@ -21,7 +21,7 @@ fn initramfs(dir: &std::path::Path) -> Vec<Entry> {
 }
 
 #[test]
-fn the_built_image_holds_only_init_board_data_and_modules() {
+fn the_built_image_holds_only_init_board_data_the_signing_key_and_modules() {
     let dir = tandem_lab::image_dir("qemu-lab");
     let bytes = std::fs::read(dir.join("initramfs.cpio.gz")).unwrap();
     let entries = initramfs(&dir);
@@ -29,7 +29,13 @@ fn the_built_image_holds_only_init_board_data_and_modules() {
     for entry in &entries {
         let ok = matches!(
             entry.path.as_str(),
-            "init" | "etc" | "etc/tandem" | "etc/tandem/board" | "lib" | "lib/modules"
+            "init"
+                | "etc"
+                | "etc/tandem"
+                | "etc/tandem/board"
+                | "etc/tandem/firmware-key.pub"
+                | "lib"
+                | "lib/modules"
         ) || entry.path.starts_with("lib/modules/");
         assert!(ok, "unexpected member {}", entry.path);
         if entry.path.ends_with(".ko") {
@@ -37,6 +43,15 @@ fn the_built_image_holds_only_init_board_data_and_modules() {
         }
     }
     assert!(modules > 10, "only {modules} modules");
+    let key = entries
+        .iter()
+        .find(|e| e.path == tandem_board::bundle::PUBLIC_KEY_PATH)
+        .expect("the firmware signing public key");
+    assert!(
+        tandem_board::bundle::parse_public_key(&String::from_utf8_lossy(&key.data)).is_some(),
+        "{}",
+        String::from_utf8_lossy(&key.data)
+    );
     let init = entries.iter().find(|e| e.path == "init").expect("init");
     assert!(
         !tandem_image::build::has_interpreter(&init.data),

@@ -41,6 +41,11 @@ pub enum Command {
     FactoryReset {
         confirm: bool,
     },
+    /// `firmware install FILE`: check a signed bundle on the box and write it into the other
+    /// slot (the next boot starts it).
+    FirmwareInstall(String),
+    /// `firmware fetch URL`: GET a bundle over HTTP into RAM and check it.
+    FirmwareFetch(String),
     /// An empty line: nothing to do.
     Nothing,
     /// `<engine> status`: an engine's status text.
@@ -117,7 +122,8 @@ pub const HELP: &str =
   config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard
           compare | preview | commit [--confirm SECONDS] [--comment TEXT] | confirm
           rollback [GENERATION] | history
-  box:    firmware status | factory-reset | poweroff | reboot | help";
+  box:    firmware status | firmware fetch URL | firmware install FILE | factory-reset
+          poweroff | reboot | help";
 
 /// Why a line was not understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,7 +257,12 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
             "usage: factory-reset (says what it erases), then factory-reset confirm",
         )),
         ("firmware", Some("status"), 1) => Ok(Command::FirmwareStatus),
-        ("firmware", _, _) => Err(usage("usage: firmware status")),
+        ("firmware", Some("install"), 2) => Ok(Command::FirmwareInstall(words[2].clone())),
+        ("firmware", Some("fetch"), 2) => Ok(Command::FirmwareFetch(words[2].clone())),
+        ("firmware", _, _) => Err(usage(
+            "usage: firmware status | firmware fetch URL (http://ADDRESS[:PORT]/PATH) | \
+             firmware install FILE (a signed .bundle on this box, e.g. /run/tandem/fetched.bundle)",
+        )),
         ("show", Some("running"), 1) => Ok(Command::ShowRunning),
         ("show", Some("candidate"), 1) => Ok(Command::ShowCandidate),
         ("show", _, _) => Err(usage("usage: show running | show candidate")),
@@ -361,6 +372,19 @@ mod tests {
     fn commands_parse_with_terminal_noise() {
         assert_eq!(parse("status\r"), Ok(Command::Status));
         assert_eq!(parse("  POWEROFF "), Ok(Command::Poweroff));
+        assert_eq!(
+            parse("firmware install /run/tandem/Fetched.bundle"),
+            Ok(Command::FirmwareInstall(
+                "/run/tandem/Fetched.bundle".into()
+            ))
+        );
+        assert_eq!(
+            parse("FIRMWARE fetch http://10.0.9.1:8000/X.bundle"),
+            Ok(Command::FirmwareFetch(
+                "http://10.0.9.1:8000/X.bundle".into()
+            ))
+        );
+        assert!(parse("firmware install").is_err());
         assert_eq!(parse(""), Ok(Command::Nothing));
         assert_eq!(parse("?"), Ok(Command::Help));
         assert_eq!(parse("vrrp  STATUS"), Ok(Command::EngineStatus("vrrp")));

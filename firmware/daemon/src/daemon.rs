@@ -550,6 +550,7 @@ impl Daemon {
         if let Some(time) = &self.time {
             families.extend(time.metrics());
         }
+        families.extend(self.firmware.metrics());
         families
     }
 
@@ -1121,7 +1122,7 @@ impl Daemon {
                 if armed.is_none_or(|at| at.elapsed() > console::FACTORY_RESET_WINDOW) {
                     (
                         format!(
-                            "factory-reset confirm: no factory reset was asked for in the last                              {} s; type `factory-reset` first (it says what is erased)\n",
+                            "factory-reset confirm: no factory reset was asked for in the last {} s; type `factory-reset` first (it says what is erased)\n",
                             console::FACTORY_RESET_WINDOW.as_secs()
                         ),
                         None,
@@ -1132,6 +1133,26 @@ impl Daemon {
                         Err(error) => (error, None),
                     }
                 }
+            }
+            Command::FirmwareInstall(path) => {
+                let facts = self.install_facts();
+                self.firmware.install(
+                    path,
+                    facts,
+                    &self.log,
+                    Box::new(move |text| reply.send(text)),
+                );
+                return None;
+            }
+            Command::FirmwareFetch(url) => {
+                let facts = self.install_facts();
+                self.firmware.fetch(
+                    url,
+                    facts,
+                    &self.log,
+                    Box::new(move |text| reply.send(text)),
+                );
+                return None;
             }
             Command::Reboot => {
                 self.log.line("reboot requested");
@@ -1572,6 +1593,18 @@ impl Daemon {
     /// Sets the running firmware (the appliance, at boot): `status`, `firmware status`, bless.
     pub fn set_firmware(&mut self, firmware: crate::firmware_slot::Firmware) {
         self.firmware = firmware;
+    }
+
+    /// What a firmware bundle is checked against: the board, and the partner when paired.
+    fn install_facts(&self) -> crate::firmware_slot::InstallFacts {
+        crate::firmware_slot::InstallFacts {
+            board: self.board.map(|b| b.name),
+            paired: self.identity.is_some(),
+            partner: self
+                .pair_service
+                .as_ref()
+                .and_then(PairHandle::partner_firmware),
+        }
     }
 
     /// Whether this box is healthy enough to bless the slot it runs on trial: the stored config

@@ -1,7 +1,9 @@
 //! Which firmware this box runs and how it was booted, and blessing a slot on trial.
 //!
 //! The version is this binary's; the slot (`a` or `b`) is the one whose unified kernel image
-//! systemd-boot started (each slot's command line names it: `tandem.slot=`); otherwise a direct
+//! systemd-boot started: the letter in the file name `LoaderEntrySelected` names, since an
+//! installed bundle's image is the same for both slots (its `tandem.slot=` on the command line
+//! is only a fallback for a boot without that variable); otherwise a direct
 //! kernel boot (the lab's `qemu -kernel`) or a host run (`tandem run`). On a UEFI boot the
 //! daemon also reads systemd-boot's variables (efivarfs: `LoaderEntrySelected`,
 //! `LoaderBootCountPath`) and the slot files on the EFI system partition (mounted read-only as
@@ -13,6 +15,13 @@
 //! file to drop the counter, after the box's health held for `tandem.bless_after=SECONDS`
 //! (default [`DEFAULT_BLESS_AFTER`]; `never` for a test build that must fall back). The
 //! decision is the sans-IO [`BlessClock`]; the rename runs on the blocking pool.
+//!
+//! An install (`firmware install FILE`, checked first by `firmware_upgrade`) writes the other
+//! slot as `tandem-<highest generation + 1>-<other>+3.efi` on the blocking pool: under a
+//! temporary name first, flushed, renamed, flushed, and only then are the other slot's old
+//! files removed (`tandem_southbound::efi::write_slot_file`). The running slot's file is never
+//! touched, and an install is refused while the running slot is itself on trial: its file is
+//! then the only one known to boot, and the other slot is the blessed fallback.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,7 +31,19 @@ use tandem_board::boot_disk::{
     boot_order, Slot, SlotFile, ESP_PARTITION_NAME, SLOT_CMDLINE_KEY, SLOT_DIR,
 };
 
+use crate::firmware_upgrade::{self, BoxFacts, Refusal, Trust};
 use crate::logring::Log;
+use crate::pair_service::PartnerFirmware;
+
+/// The temporary name an install writes under (not `*.efi`: systemd-boot ignores it).
+const INSTALL_TEMP: &str = "tandem-new.tmp";
+/// The kernel command-line word that pauses an install after each step, logging it (the lab's
+/// power-cut test stops the box there; never on a production command line).
+pub const INSTALL_PAUSE_KEY: &str = "tandem.install_pause";
+/// Where `firmware fetch` keeps a verified bundle (RAM: the initramfs's root).
+pub const FETCHED_BUNDLE: &str = "/run/tandem/fetched.bundle";
+/// How long each read of `firmware fetch` may wait.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the EFI system partition is mounted on the box.
 pub const ESP_MOUNT: &str = "/boot/efi";
@@ -80,6 +101,24 @@ impl FirmwareBoot {
             version: env!("CARGO_PKG_VERSION"),
             path,
         }
+    }
+
+    /// The slot from the running slot file's name (what systemd-boot started) when there is
+    /// one: it wins over `tandem.slot=`, which an installed bundle's image has for slot a.
+    pub fn with_running_file(mut self, view: &SlotsView) -> FirmwareBoot {
+        if let (
+            Some(running),
+            BootPath::Slot { uefi: true, .. }
+            | BootPath::UefiWithoutSlot
+            | BootPath::BadSlot { .. },
+        ) = (view.running(), &self.path)
+        {
+            self.path = BootPath::Slot {
+                slot: running.slot,
+                uefi: true,
+            };
+        }
+        self
     }
 
     /// The version and how it booted (`0.1.0 slot a (uefi)`).
@@ -229,7 +268,39 @@ struct State {
     blessing: bool,
     blessed: Option<String>,
     bless_error: Option<String>,
+    /// The key bundles must be signed with (Err: why there is none).
+    trust: Result<Trust, String>,
+    /// An install or fetch is running.
+    installing: bool,
+    /// What the last install wrote (for `firmware status`).
+    installed: Option<String>,
+    /// Bundles refused, by reason.
+    refused: std::collections::BTreeMap<&'static str, u64>,
+    /// `tandem.install_pause=SECONDS`: a pause after each install step (lab only).
+    install_pause: Option<Duration>,
 }
+
+/// What the daemon knows that a bundle is checked against (owned, for the worker).
+#[derive(Debug, Clone)]
+pub struct InstallFacts {
+    pub board: Option<&'static str>,
+    pub paired: bool,
+    pub partner: Option<PartnerFirmware>,
+}
+
+impl InstallFacts {
+    fn facts(&self) -> BoxFacts<'_> {
+        BoxFacts {
+            board: self.board,
+            config_format: tandem_config::blob::FORMAT_VERSION,
+            paired: self.paired,
+            partner: self.partner,
+        }
+    }
+}
+
+/// Where an install's answer goes.
+pub type Answer = Box<dyn FnOnce(String) + Send>;
 
 /// The running firmware: what `status` and `firmware status` say, and the bless.
 #[derive(Debug, Clone)]
@@ -253,6 +324,11 @@ impl Firmware {
                 blessing: false,
                 blessed: None,
                 bless_error: None,
+                trust: Err("not the appliance: no firmware signing key".to_owned()),
+                installing: false,
+                installed: None,
+                refused: std::collections::BTreeMap::new(),
+                install_pause: None,
             })),
         }
     }
@@ -277,12 +353,24 @@ impl Firmware {
         if let Some(note) = note {
             log.line(note);
         }
-        if !matches!(boot.path, BootPath::Slot { uefi: true, .. }) {
-            return Firmware::with(boot, SlotsView::default(), BlessAfter::Never, None);
+        let trust = Trust::load();
+        if let Err(why) = &trust {
+            log.line(format!("firmware: {why}: no bundle can be installed"));
+        }
+        if !uefi {
+            let firmware = Firmware::with(boot, SlotsView::default(), BlessAfter::Never, None);
+            firmware.lock().trust = trust;
+            return firmware;
         }
         crate::engine::load_feature_modules(log, "firmware", &MODULES);
         let (view, slot_dir) = read_slots(log);
+        let boot = boot.with_running_file(&view);
         let firmware = Firmware::with(boot, view, after, slot_dir);
+        firmware.lock().trust = trust;
+        firmware.lock().install_pause = crate::init::cmdline_value(cmdline, INSTALL_PAUSE_KEY)
+            .and_then(|value| value.parse::<u64>().ok())
+            .filter(|seconds| (1..=600).contains(seconds))
+            .map(Duration::from_secs);
         log.line(format!("firmware: {}", firmware.summary_line()));
         firmware
     }
@@ -376,6 +464,24 @@ impl Firmware {
         if let Some(next) = state.view.boot_order().first() {
             text.push_str(&format!("firmware: next boot {next}\n"));
         }
+        if let Some(installed) = &state.installed {
+            text.push_str(&format!("firmware: installed {installed}\n"));
+        }
+        match &state.trust {
+            Ok(trust) => text.push_str(&format!(
+                "firmware: bundles must be signed by key {}\n",
+                trust.id()
+            )),
+            Err(why) => text.push_str(&format!("firmware: {why}\n")),
+        }
+        if !state.refused.is_empty() {
+            let counts: Vec<String> = state
+                .refused
+                .iter()
+                .map(|(reason, count)| format!("{reason} {count}"))
+                .collect();
+            text.push_str(&format!("firmware: refused: {}\n", counts.join(", ")));
+        }
         text.push_str("firmware: end\n");
         text
     }
@@ -384,7 +490,7 @@ impl Firmware {
     /// the running slot's file on the blocking pool. `health` is Err(why) when unhealthy.
     pub fn tick(&self, now: Instant, health: Result<(), String>, log: &Log) {
         let mut state = self.lock();
-        if state.blessing || state.slot_dir.is_none() {
+        if state.blessing || state.installing || state.slot_dir.is_none() {
             return;
         }
         let Some(running) = state.view.running().filter(|r| r.tries.is_some()) else {
@@ -430,6 +536,321 @@ impl Firmware {
                 }
             }
         });
+    }
+}
+
+impl Firmware {
+    /// Firmware bundles refused, by reason (`firmware status` lists the same counts).
+    pub fn metrics(&self) -> crate::metrics::Families {
+        use crate::metrics::{Families, Family, Labels};
+        let mut refused = Family::counter(
+            "tandem_firmware_bundles_refused_total",
+            "Firmware bundles `firmware fetch` / `firmware install` refused before writing, by reason.",
+        );
+        for (reason, count) in &self.lock().refused {
+            refused.add(Labels::of(&[("reason", reason)]), *count);
+        }
+        let mut families = Families::new();
+        families.push(refused);
+        families
+    }
+
+    /// Counts a refusal and says it.
+    fn refuse(&self, what: &str, refusal: &Refusal, log: &Log) -> String {
+        *self.lock().refused.entry(refusal.reason()).or_default() += 1;
+        let line = format!(
+            "firmware: {what} refused ({}): {refusal}; nothing was written",
+            refusal.reason()
+        );
+        log.line(line.clone());
+        format!("{line}\n")
+    }
+
+    /// Takes the one install/fetch turn, or says why not.
+    fn begin(&self) -> Result<(), String> {
+        let mut state = self.lock();
+        // `blessing` stays set once a bless is done (it happens once per boot): only one
+        // still renaming is in the way.
+        let renaming = state.blessing && state.blessed.is_none() && state.bless_error.is_none();
+        if state.installing || renaming {
+            return Err(
+                "firmware: an install, fetch or bless is running; try again when it is done\n"
+                    .to_owned(),
+            );
+        }
+        state.installing = true;
+        Ok(())
+    }
+
+    fn end(&self) {
+        self.lock().installing = false;
+    }
+
+    /// `firmware install FILE`: checks the bundle, then writes its image into the other slot
+    /// on the blocking pool; the answer says what was written and what the next boot does.
+    pub fn install(&self, path: String, facts: InstallFacts, log: &Log, answer: Answer) {
+        if let Err(busy) = self.begin() {
+            return answer(busy);
+        }
+        let firmware = self.clone();
+        let log = log.clone();
+        tokio::task::spawn_blocking(move || {
+            let text = firmware.install_blocking(&path, &facts, &log);
+            firmware.end();
+            answer(text);
+        });
+    }
+
+    fn install_blocking(&self, path: &str, facts: &InstallFacts, log: &Log) -> String {
+        // Where it would go, first: a box that cannot install reads no file.
+        let (dir, running, target) = match self.install_target() {
+            Ok(target) => target,
+            Err(why) => {
+                let refusal = Refusal::Unreadable(why);
+                *self.lock().refused.entry("not_installable").or_default() += 1;
+                log.line(format!("firmware: install of {path} refused: {refusal}"));
+                return format!("firmware: install refused: {refusal}; nothing was written\n");
+            }
+        };
+        let bytes = match firmware_upgrade::read_bundle(path) {
+            Ok(bytes) => bytes,
+            Err(refusal) => return self.refuse(&format!("install of {path}"), &refusal, log),
+        };
+        let trust = self.lock().trust.clone();
+        let verified = match firmware_upgrade::verify(
+            &bytes,
+            trust.as_ref().map_err(String::as_str),
+            &facts.facts(),
+        ) {
+            Ok(verified) => verified,
+            Err(refusal) => return self.refuse(&format!("install of {path}"), &refusal, log),
+        };
+        let name = target.new_file.file_name();
+        let need = verified.image.len() as u64 + (1 << 20);
+        let esp = Path::new(ESP_MOUNT);
+        let free = tandem_southbound::efi::free_bytes(esp).unwrap_or(u64::MAX);
+        let reclaimed: u64 = target
+            .remove
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum();
+        if free < need {
+            let refusal = Refusal::Unreadable(format!(
+                "the EFI system partition has {free} bytes free, the image needs {need} (the \
+                 other slot's {reclaimed} bytes are freed only after the new file is in place)"
+            ));
+            *self.lock().refused.entry("no_space").or_default() += 1;
+            return format!("firmware: install refused: {refusal}; nothing was written\n");
+        }
+        let pause = self.lock().install_pause;
+        let began = Instant::now();
+        let mut paused = Duration::ZERO;
+        let written = tandem_southbound::efi::install_on_esp(
+            esp,
+            &dir,
+            INSTALL_TEMP,
+            verified.image,
+            &name,
+            &target.remove,
+            &mut |step| {
+                if let Some(pause) = pause {
+                    log.line(format!(
+                        "firmware: install step {} ({name}); pausing {} s ({INSTALL_PAUSE_KEY})",
+                        step.word(),
+                        pause.as_secs()
+                    ));
+                    std::thread::sleep(pause);
+                    paused += pause;
+                }
+            },
+        );
+        let took = began.elapsed().saturating_sub(paused);
+        let version = verified.manifest.version;
+        let other = target.new_file.slot;
+        match written {
+            Ok(()) => {
+                let mut state = self.lock();
+                state.view.files.retain(|f| !target.remove.contains(f));
+                state.view.files.push(name.clone());
+                state.view.files.sort();
+                let summary = format!(
+                    "{version} into slot {other} as {name} ({} bytes in {} ms)",
+                    verified.image.len(),
+                    took.as_millis()
+                );
+                state.installed = Some(summary.clone());
+                drop(state);
+                log.line(format!("firmware: installed {summary}"));
+                let mut text = format!(
+                    "firmware: installed {summary}; slot {} ({running}) is untouched\n",
+                    other.other()
+                );
+                for note in &verified.notes {
+                    text.push_str(&format!("firmware: note: {note}\n"));
+                }
+                text.push_str(&format!(
+                    "firmware: `reboot` starts {version} from slot {other}: it gets 3 boots to stay \
+                     healthy until blessed, else slot {} boots again\n",
+                    other.other()
+                ));
+                text
+            }
+            Err(error) => {
+                log.line(format!(
+                    "firmware: install into slot {other} failed: {error}; slot {} ({running}) \
+                     is untouched and boots next",
+                    other.other()
+                ));
+                format!(
+                    "firmware: install failed writing {name}: {error}; slot {} ({running}) is \
+                     untouched and boots next\n",
+                    other.other()
+                )
+            }
+        }
+    }
+
+    /// The slot an install would write: the slot directory, the running file, and the new
+    /// file with the other slot's files to remove after it is in place.
+    fn install_target(&self) -> Result<(PathBuf, String, InstallTarget), String> {
+        let state = self.lock();
+        let Some(dir) = state.slot_dir.clone() else {
+            return Err(match &state.boot.path {
+                BootPath::Slot { uefi: true, .. } => format!(
+                    "the EFI system partition is not mounted{}",
+                    state
+                        .view
+                        .problem
+                        .as_deref()
+                        .map_or(String::new(), |p| format!(" ({p})"))
+                ),
+                _ => format!(
+                    "this box did not boot from a Tandem disk image slot ({}): nothing to \
+                     install into",
+                    state.boot.summary()
+                ),
+            });
+        };
+        let (Some(running_file), Some(running)) = (state.view.running_file(), state.view.running())
+        else {
+            return Err(
+                "systemd-boot did not say which slot it started: the running slot is unknown"
+                    .to_owned(),
+            );
+        };
+        if running.tries.is_some() {
+            return Err(format!(
+                "the running slot is on trial ({running_file}): the other slot is the only one \
+                 known to boot; wait for this one's bless (`firmware status`)"
+            ));
+        }
+        let target = plan_install(&state.view.files, running);
+        Ok((dir, running_file, target))
+    }
+
+    /// `firmware fetch URL`: GETs the bundle into RAM on the blocking pool, checks it as an
+    /// install would and keeps it at [`FETCHED_BUNDLE`] for `firmware install`.
+    pub fn fetch(&self, url: String, facts: InstallFacts, log: &Log, answer: Answer) {
+        if let Err(busy) = self.begin() {
+            return answer(busy);
+        }
+        let firmware = self.clone();
+        let log = log.clone();
+        tokio::task::spawn_blocking(move || {
+            let text = firmware.fetch_blocking(&url, &facts, &log);
+            firmware.end();
+            answer(text);
+        });
+    }
+
+    fn fetch_blocking(&self, url: &str, facts: &InstallFacts, log: &Log) -> String {
+        let parsed = match firmware_upgrade::HttpUrl::parse(url) {
+            Ok(parsed) => parsed,
+            Err(why) => return format!("firmware: fetch: {why}\n"),
+        };
+        let began = Instant::now();
+        let bytes = match firmware_upgrade::http_get(
+            &parsed,
+            tandem_board::bundle::MAX_BUNDLE,
+            FETCH_TIMEOUT,
+        ) {
+            Ok(bytes) => bytes,
+            Err(why) => {
+                log.line(format!("firmware: fetch {url} failed: {why}"));
+                return format!("firmware: fetch {url} failed: {why}\n");
+            }
+        };
+        let took = began.elapsed();
+        let trust = self.lock().trust.clone();
+        let verified = match firmware_upgrade::verify(
+            &bytes,
+            trust.as_ref().map_err(String::as_str),
+            &facts.facts(),
+        ) {
+            Ok(verified) => verified,
+            Err(refusal) => return self.refuse(&format!("bundle from {url}"), &refusal, log),
+        };
+        let kept = std::fs::create_dir_all("/run/tandem")
+            .and_then(|()| std::fs::write(FETCHED_BUNDLE, &bytes));
+        if let Err(error) = kept {
+            return format!(
+                "firmware: fetched {url} but cannot keep it at {FETCHED_BUNDLE}: {error}\n"
+            );
+        }
+        log.line(format!(
+            "firmware: fetched {url}: {} bytes in {} ms, {} for board {}, signature good",
+            bytes.len(),
+            took.as_millis(),
+            verified.manifest.version,
+            verified.manifest.board
+        ));
+        let mut text = format!(
+            "firmware: fetched {url}: {} bytes in {} ms; signature good: firmware {} for board \
+             {}\n",
+            bytes.len(),
+            took.as_millis(),
+            verified.manifest.version,
+            verified.manifest.board
+        );
+        for note in &verified.notes {
+            text.push_str(&format!("firmware: note: {note}\n"));
+        }
+        text.push_str(&format!(
+            "firmware: kept in RAM as {FETCHED_BUNDLE}; install it with `firmware install \
+             {FETCHED_BUNDLE}`\n"
+        ));
+        text
+    }
+}
+
+/// What an install writes and removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallTarget {
+    /// `tandem-<highest generation + 1>-<other slot>+3.efi`.
+    pub new_file: SlotFile,
+    /// The other slot's files now (removed once the new file is in place).
+    pub remove: Vec<String>,
+}
+
+/// The install plan for slot files `files` (names on the ESP) while `running` runs.
+pub fn plan_install(files: &[String], running: SlotFile) -> InstallTarget {
+    let other = running.slot.other();
+    let generation = files
+        .iter()
+        .filter_map(|f| SlotFile::parse(f))
+        .map(|f| f.generation)
+        .max()
+        .unwrap_or(running.generation)
+        .max(running.generation)
+        + 1;
+    InstallTarget {
+        new_file: SlotFile::on_trial(generation, other),
+        remove: files
+            .iter()
+            .filter(|f| SlotFile::parse(f).is_some_and(|p| p.slot == other))
+            .cloned()
+            .collect(),
     }
 }
 
@@ -530,6 +951,133 @@ mod tests {
         assert!(Firmware::not_appliance()
             .status_line()
             .contains("slot -: not the appliance (tandem run)"));
+    }
+
+    #[test]
+    fn the_running_file_names_the_slot_over_the_command_line() {
+        let view = SlotsView {
+            selected: Some("tandem-2-b+3.efi".into()),
+            count_path: Some("\\EFI\\Linux\\tandem-2-b+2-1.efi".into()),
+            files: vec!["tandem-1-a.efi".into(), "tandem-2-b+2-1.efi".into()],
+            problem: None,
+        };
+        let boot = FirmwareBoot::detect("tandem.slot=a", true).with_running_file(&view);
+        assert_eq!(
+            boot.path,
+            BootPath::Slot {
+                slot: Slot::B,
+                uefi: true
+            }
+        );
+        let direct = FirmwareBoot::detect("quiet", false).with_running_file(&view);
+        assert_eq!(direct.path, BootPath::DirectKernel, "no UEFI: no slot");
+        let none =
+            FirmwareBoot::detect("tandem.slot=a", true).with_running_file(&SlotsView::default());
+        assert_eq!(
+            none.path,
+            BootPath::Slot {
+                slot: Slot::A,
+                uefi: true
+            }
+        );
+    }
+
+    #[test]
+    fn an_install_writes_the_other_slot_one_generation_up() {
+        let files: Vec<String> = ["tandem-1-a.efi", "tandem-2-b+0-3.efi"]
+            .map(String::from)
+            .to_vec();
+        let plan = plan_install(&files, SlotFile::blessed(1, Slot::A));
+        assert_eq!(plan.new_file.file_name(), "tandem-3-b+3.efi");
+        assert_eq!(plan.remove, vec!["tandem-2-b+0-3.efi".to_owned()]);
+        let files: Vec<String> = ["tandem-1-a.efi", "tandem-2-b.efi"]
+            .map(String::from)
+            .to_vec();
+        let plan = plan_install(&files, SlotFile::blessed(2, Slot::B));
+        assert_eq!(plan.new_file.file_name(), "tandem-3-a+3.efi");
+        assert_eq!(plan.remove, vec!["tandem-1-a.efi".to_owned()]);
+        let mut after: Vec<SlotFile> = vec![SlotFile::blessed(2, Slot::B), plan.new_file];
+        assert_eq!(
+            boot_order(&after)[0],
+            plan.new_file,
+            "the new slot boots first"
+        );
+        after[1].tries = Some(tandem_board::boot_disk::Tries { left: 0, done: 3 });
+        assert_eq!(
+            boot_order(&after)[0],
+            SlotFile::blessed(2, Slot::B),
+            "then falls back"
+        );
+    }
+
+    #[test]
+    fn an_install_is_refused_on_a_box_without_slots_or_on_trial() {
+        let firmware = Firmware::not_appliance();
+        let why = firmware.install_target().unwrap_err();
+        assert!(
+            why.contains("did not boot from a Tandem disk image slot"),
+            "{why}"
+        );
+        let blessed_now = Firmware::with(
+            FirmwareBoot::detect("tandem.slot=a", true),
+            SlotsView::default(),
+            BlessAfter::Never,
+            None,
+        );
+        {
+            let mut state = blessed_now.lock();
+            state.blessing = true;
+            state.blessed = Some("tandem-2-b.efi".into());
+        }
+        assert!(
+            blessed_now.begin().is_ok(),
+            "a bless that is done is not in the way"
+        );
+        assert!(blessed_now.begin().is_err(), "one install at a time");
+        blessed_now.end();
+        blessed_now.lock().blessed = None;
+        assert!(
+            blessed_now.begin().is_err(),
+            "a bless still renaming is in the way"
+        );
+        let on_trial = Firmware::with(
+            FirmwareBoot::detect("tandem.slot=a", true),
+            SlotsView {
+                selected: Some("tandem-2-b+3.efi".into()),
+                count_path: Some("\\EFI\\Linux\\tandem-2-b+2-1.efi".into()),
+                files: vec!["tandem-1-a.efi".into(), "tandem-2-b+2-1.efi".into()],
+                problem: None,
+            },
+            BlessAfter::Never,
+            Some(PathBuf::from("/nonexistent")),
+        );
+        let why = on_trial.install_target().unwrap_err();
+        assert!(why.contains("on trial (tandem-2-b+2-1.efi)"), "{why}");
+    }
+
+    #[test]
+    fn refusals_are_counted_by_reason_in_status_and_metrics() {
+        let firmware = Firmware::not_appliance();
+        let log = Log::default();
+        let refusal = Refusal::Container(tandem_board::bundle::BundleError::BadMagic);
+        let text = firmware.refuse("install of /x", &refusal, &log);
+        assert!(text.contains("refused (not_a_bundle)"), "{text}");
+        assert!(text.ends_with("nothing was written\n"), "{text}");
+        firmware.refuse("install of /x", &refusal, &log);
+        let status = firmware.status_text(Instant::now());
+        assert!(
+            status.contains("firmware: refused: not_a_bundle 2\n"),
+            "{status}"
+        );
+        let mut out = Vec::new();
+        firmware
+            .metrics()
+            .render(crate::metrics::Format::Prometheus, &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("tandem_firmware_bundles_refused_total{reason=\"not_a_bundle\"} 2"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod control;
 mod daemon;
 mod engine;
 mod firmware_slot;
+mod firmware_upgrade;
 mod init;
 mod logring;
 mod lvs_engine;

@@ -1,7 +1,8 @@
 //! What the boot loader left for the running system, and the EFI system partition it booted
 //! from: systemd-boot's variables in efivarfs (`LoaderEntrySelected`, the entry it started;
 //! `LoaderBootCountPath`, the name it renamed a boot-counted entry to), and the partition
-//! mounted as vfat so a slot file can be renamed (blessed) with the rename flushed to the disk.
+//! mounted as vfat so a slot file can be renamed (blessed) with the rename flushed to the disk,
+//! or a new slot file written (an install: a temporary name, flushed, renamed, flushed).
 
 use std::fs;
 use std::path::Path;
@@ -106,6 +107,121 @@ pub fn rename_flushed(dir: &Path, from: &str, to: &str) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// Free bytes on the file system mounted at `path`.
+pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    let stat = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
+    Ok(stat.blocks_available().saturating_mul(stat.fragment_size()))
+}
+
+/// Writes a new slot file on the EFI system partition mounted at `esp` (remounted read-write
+/// for the write only, read-only again also when it failed): see [`write_slot_file`].
+pub fn install_on_esp(
+    esp: &Path,
+    dir: &Path,
+    temp: &str,
+    bytes: &[u8],
+    name: &str,
+    remove: &[String],
+    step: &mut dyn FnMut(InstallStep),
+) -> std::io::Result<()> {
+    let remount = |flags: MsFlags| {
+        mount(
+            None::<&str>,
+            esp,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | esp_flags() | flags,
+            None::<&str>,
+        )
+        .map_err(std::io::Error::from)
+    };
+    remount(MsFlags::empty())?;
+    let written = write_slot_file(dir, temp, bytes, name, remove, step);
+    let read_only = remount(MsFlags::MS_RDONLY);
+    written.and(read_only)
+}
+
+/// The points of [`write_slot_file`] after which it tells its caller (the lab's power-cut
+/// test stops the box at each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallStep {
+    /// The first MiB of the temporary file is written, nothing flushed.
+    TempPartly,
+    /// The temporary file is whole and flushed with its directory.
+    TempFlushed,
+    /// Renamed to the final name and the directory flushed.
+    Renamed,
+    /// The old files are removed and the directory flushed.
+    Done,
+}
+
+impl InstallStep {
+    pub fn word(self) -> &'static str {
+        match self {
+            InstallStep::TempPartly => "temp-partly-written",
+            InstallStep::TempFlushed => "temp-flushed",
+            InstallStep::Renamed => "renamed",
+            InstallStep::Done => "old-files-removed",
+        }
+    }
+}
+
+/// Writes `bytes` into `dir` so that a power cut at any moment leaves either the old files or
+/// the new one under its final name, never a partial file under a name the boot loader
+/// picks: the bytes go to `temp` (a name the boot loader ignores: not `*.efi`), which is
+/// flushed with its directory, then renamed to `name`, the file and the directory flushed
+/// again (until then the new name may be on the disk as an empty file, which systemd-boot
+/// skips); only
+/// then are the files in `remove` deleted (and the directory flushed). A failed write removes
+/// `temp` again.
+pub fn write_slot_file(
+    dir: &Path,
+    temp: &str,
+    bytes: &[u8],
+    name: &str,
+    remove: &[String],
+    step: &mut dyn FnMut(InstallStep),
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let temp_path = dir.join(temp);
+    match fs::remove_file(&temp_path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let written = (|| {
+        let mut file = fs::File::create(&temp_path)?;
+        let (first, rest) = bytes.split_at(bytes.len().min(1 << 20));
+        file.write_all(first)?;
+        step(InstallStep::TempPartly);
+        file.write_all(rest)?;
+        file.sync_all()?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if let Err(error) = written {
+        let _ = fs::remove_file(&temp_path);
+        return Err(error);
+    }
+    step(InstallStep::TempFlushed);
+    fs::rename(&temp_path, dir.join(name))?;
+    // vfat writes the renamed file's new directory entry with size and first cluster 0 and
+    // fills them in when the inode is written back: flush the file itself, then the directory
+    // (`lab_firmware_power_cut` found a cut here leaving an empty `tandem-2-b+3.efi`, which
+    // systemd-boot skipped). Cut before that, the box boots the running slot.
+    fs::File::open(dir.join(name))?.sync_all()?;
+    fs::File::open(dir)?.sync_all()?;
+    step(InstallStep::Renamed);
+    for old in remove.iter().filter(|old| old.as_str() != name) {
+        match fs::remove_file(dir.join(old)) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    fs::File::open(dir)?.sync_all()?;
+    step(InstallStep::Done);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -159,6 +275,44 @@ mod tests {
         fs::write(dir.join("a+1.efi"), b"x").unwrap();
         rename_flushed(&dir, "a+1.efi", "a.efi").unwrap();
         assert!(dir.join("a.efi").exists() && !dir.join("a+1.efi").exists());
+        fs::write(dir.join("tandem-1-b+0-3.efi"), b"old b").unwrap();
+        fs::write(dir.join("tandem-new.tmp"), b"left by a power cut").unwrap();
+        let mut steps = Vec::new();
+        write_slot_file(
+            &dir,
+            "tandem-new.tmp",
+            b"new b",
+            "tandem-3-b+3.efi",
+            &["tandem-1-b+0-3.efi".to_owned()],
+            &mut |step| {
+                let seen = (
+                    dir.join("tandem-new.tmp").exists(),
+                    dir.join("tandem-3-b+3.efi").exists(),
+                    dir.join("tandem-1-b+0-3.efi").exists(),
+                );
+                steps.push((step, seen));
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            steps,
+            [
+                (InstallStep::TempPartly, (true, false, true)),
+                (InstallStep::TempFlushed, (true, false, true)),
+                (InstallStep::Renamed, (false, true, true)),
+                (InstallStep::Done, (false, true, false)),
+            ],
+            "the old slot file goes only after the new one is in place"
+        );
+        assert_eq!(fs::read(dir.join("tandem-3-b+3.efi")).unwrap(), b"new b");
+        assert!(!dir.join("tandem-new.tmp").exists());
+        assert!(!dir.join("tandem-1-b+0-3.efi").exists());
+        assert_eq!(
+            fs::read(dir.join("a.efi")).unwrap(),
+            b"x",
+            "other files untouched"
+        );
+        assert!(free_bytes(&dir).unwrap() > 0);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -143,7 +143,7 @@ impl Screen {
     /// What the screen says about features that have not landed.
     pub fn not_there_yet(self) -> Option<&'static str> {
         Some(match self {
-            Screen::Firmware => "Installing new firmware (signed bundles: firmware fetch / install) is not there yet. The running version and the slot it booted are in the status below; `firmware status` on the console lists both slots and the boot counting.",
+            Screen::Firmware => "Upgrade with a signed bundle: f fetches one over HTTP into RAM and checks it, i installs a checked bundle into the other slot, then reboot (Power screen) to start it; s lists both slots and the boot counting. The rolling pair upgrade (pair upgrade) is not there yet: upgrade one box at a time.",
 
             _ => return None,
         })
@@ -154,6 +154,7 @@ impl Screen {
         match self {
             Screen::Menu => "digit/letter or Tab+Enter: open",
             Screen::Pair => "s start  j join CODE  a adopt-peer  u push  c compare peer  x unpair",
+            Screen::Firmware => "f fetch URL  i install FILE  s slots",
             Screen::Commit => {
                 "c commit t confirmed k confirm r rollback h history v preview x discard"
             }
@@ -220,6 +221,8 @@ enum PromptFor {
     Rollback,
     LogFilter,
     Ping,
+    FirmwareFetch,
+    FirmwareInstall,
 }
 
 /// A modal on top of the screen.
@@ -741,6 +744,21 @@ impl App {
                     self.send(&line, Purpose::AddNamed { list, text, prompt });
                 }
             }
+            PromptFor::FirmwareFetch => {
+                self.message =
+                    String::from("fetching and checking the bundle: this takes a moment");
+                self.send(
+                    &format!("firmware fetch {}", quote_word(&text)),
+                    Purpose::Action(Screen::Firmware),
+                );
+            }
+            PromptFor::FirmwareInstall => {
+                self.message = String::from("checking and writing the bundle: this takes a moment");
+                self.send(
+                    &format!("firmware install {}", quote_word(&text)),
+                    Purpose::Action(Screen::Firmware),
+                );
+            }
             PromptFor::PairJoin => {
                 self.message = String::from("joining: this takes a moment");
                 self.send(
@@ -975,6 +993,17 @@ impl App {
             return;
         };
         match (screen, c) {
+            (Screen::Firmware, 's') => self.send("firmware status", Purpose::Action(screen)),
+            (Screen::Firmware, 'f') => self.ask(
+                "bundle URL (http://ADDRESS[:PORT]/PATH):",
+                "http://",
+                PromptFor::FirmwareFetch,
+            ),
+            (Screen::Firmware, 'i') => self.ask(
+                "install the bundle at (a path on this box):",
+                "/run/tandem/fetched.bundle",
+                PromptFor::FirmwareInstall,
+            ),
             (Screen::Pair, 's') => self.send("pair start", Purpose::Action(screen)),
             (Screen::Pair, 'j') => self.ask(
                 "pairing code shown on the other box:",

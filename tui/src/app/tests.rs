@@ -260,6 +260,34 @@ fn pair_join_sends_the_code() {
 }
 
 #[test]
+fn the_firmware_screen_fetches_installs_and_lists_slots() {
+    let mut app = App::new(0);
+    app.handle_key(Key::Char('f'));
+    assert_eq!(app.screen, Screen::Firmware);
+    app.take_requests();
+    app.handle_key(Key::Char('f'));
+    keys(&mut app, "10.0.9.1:8000/new.bundle\r");
+    assert_eq!(
+        lines(&mut app),
+        ["firmware fetch http://10.0.9.1:8000/new.bundle"]
+    );
+    app.handle_key(Key::Char('i'));
+    keys(&mut app, "\r");
+    assert_eq!(
+        lines(&mut app),
+        ["firmware install /run/tandem/fetched.bundle"]
+    );
+    app.handle_key(Key::Char('s'));
+    let status = app.take_requests().remove(0);
+    assert_eq!(status.line, "firmware status");
+    app.answer(
+        status.id,
+        "firmware: running 0.1.0 slot a (uefi)\nfirmware: end\n",
+    );
+    assert_eq!(app.text(Screen::Firmware).unwrap().lines.len(), 2);
+}
+
+#[test]
 fn control_keys_never_exit_and_ctrl_l_asks_for_a_repaint() {
     let mut app = App::new(0);
     for c in ['c', 'd', 'z', '\\', 'a', ']'] {

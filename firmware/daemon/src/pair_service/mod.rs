@@ -22,7 +22,7 @@
 use tandem_seal as seal;
 mod session;
 
-pub use session::{secure_random, spawn, PairHandle};
+pub use session::{secure_random, spawn, PairHandle, PartnerFirmware};
 
 use std::sync::Arc;
 

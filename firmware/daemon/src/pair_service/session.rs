@@ -84,9 +84,37 @@ pub struct PairHandle {
     partner_heard: Arc<AtomicU64>,
     epoch: Instant,
     counters: Arc<std::sync::Mutex<Counters>>,
+    /// What the partner's firmware last said of itself (see [`PartnerFirmware`]).
+    partner_firmware: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// The partner firmware's newest config blob format and replication channel version, as its
+/// last STATE said (`firmware install` checks a bundle against them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartnerFirmware {
+    pub blob_format: u16,
+    pub channel_version: u8,
+}
+
+impl PartnerFirmware {
+    fn packed(self) -> u32 {
+        1 << 31 | u32::from(self.blob_format) << 8 | u32::from(self.channel_version)
+    }
+
+    fn unpacked(value: u32) -> Option<PartnerFirmware> {
+        (value >> 31 == 1).then(|| PartnerFirmware {
+            blob_format: u16::try_from((value >> 8) & 0xffff).unwrap_or(0),
+            channel_version: u8::try_from(value & 0xff).unwrap_or(0),
+        })
+    }
 }
 
 impl PairHandle {
+    /// The partner firmware's formats, once a STATE of it was heard (this boot).
+    pub fn partner_firmware(&self) -> Option<PartnerFirmware> {
+        PartnerFirmware::unpacked(self.partner_firmware.load(Ordering::Relaxed))
+    }
+
     /// The replication metric families: where it stands (one-hot), STATEs and pushes counted,
     /// refusals by reason.
     pub fn metrics(&self) -> crate::metrics::Families {
@@ -211,6 +239,7 @@ pub fn spawn(initial: LocalState, to_daemon: mpsc::Sender<ToDaemon>, log: Log) -
     let service = Service::new(state_rx, to_daemon, Arc::clone(&partner_heard), log.clone());
     let epoch = service.epoch;
     let counters = Arc::clone(&service.counters);
+    let partner_firmware = Arc::clone(&service.partner_firmware);
     // A thread and runtime of its own: the daemon's loop does a commit's follow-up work (the
     // engines' apply, the log) before it yields, and a push waiting for that took ~4 ms more
     // after a big commit; a partner's transfer never waits for this box's console either.
@@ -241,6 +270,7 @@ pub fn spawn(initial: LocalState, to_daemon: mpsc::Sender<ToDaemon>, log: Log) -
         partner_heard,
         epoch,
         counters,
+        partner_firmware,
     }
 }
 
@@ -423,6 +453,7 @@ struct Service {
     done_tx: mpsc::Sender<TransferDone>,
     done_rx: mpsc::Receiver<TransferDone>,
     partner_heard: Arc<AtomicU64>,
+    partner_firmware: Arc<std::sync::atomic::AtomicU32>,
 }
 
 fn wire_role(role: ConfigRole) -> WireRole {
@@ -530,6 +561,7 @@ impl Service {
             done_tx,
             done_rx,
             partner_heard,
+            partner_firmware: Arc::default(),
         }
     }
 
@@ -945,6 +977,12 @@ impl Service {
         }
         let heard = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.partner_heard.store(heard + 1, Ordering::Relaxed);
+        let firmware = PartnerFirmware {
+            blob_format: state.blob_format,
+            channel_version: state.channel_version,
+        };
+        self.partner_firmware
+            .store(firmware.packed(), Ordering::Relaxed);
         if first {
             // Answer at once so the partner learns where this box stands.
             self.send_state().await;

@@ -219,36 +219,91 @@ fn run_file(path: &Path, index: usize) -> Option<String> {
     // MASTER where nobody else speaks, once the master-down interval (3 adverts and a skew) has
     // passed; an instance whose interval is longer than WAIT_MASTER is asserted BACKUP (running,
     // waiting out that interval), not INIT.
-    let wanted = |instance: &str| -> &[&str] {
+    let running = |instance: &str| -> &'static [&'static str] {
         let advert_cs = config.vrrp_instance(instance).unwrap().advert_interval_cs;
-        if faults.contains(instance) {
-            &["FAULT"]
-        } else if Duration::from_millis(u64::from(advert_cs) * 40) <= WAIT_MASTER {
+        if Duration::from_millis(u64::from(advert_cs) * 40) <= WAIT_MASTER {
             &["MASTER"]
         } else {
             &["BACKUP"]
         }
     };
-    let settled = |status: &str| {
-        instances
-            .iter()
-            .all(|i| instance_state(status, i).is_some_and(|state| wanted(i).contains(&state)))
-    };
-    let mut last = String::new();
-    while started.elapsed() < LIMIT {
-        last = tandem_query(TANDEM.as_ref(), &control, &["vrrp", "status"]);
-        if settled(&last) {
-            break;
+    let wait_states = |what: &str, faults: &BTreeSet<String>| -> String {
+        let wanted = |instance: &str| -> &[&str] {
+            if faults.contains(instance) {
+                &["FAULT"]
+            } else {
+                running(instance)
+            }
+        };
+        let since = Instant::now();
+        let mut last = String::new();
+        while since.elapsed() < LIMIT {
+            last = tandem_query(TANDEM.as_ref(), &control, &["vrrp", "status"]);
+            if instances
+                .iter()
+                .all(|i| instance_state(&last, i).is_some_and(|state| wanted(i).contains(&state)))
+            {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    for instance in &instances {
-        let state = instance_state(&last, instance);
-        assert!(
-            state.is_some_and(|s| wanted(instance).contains(&s)),
-            "{file}: instance {instance} is {state:?}, not {:?}\n{last}\nconsole:\n{}",
-            wanted(instance),
-            tandem.console.transcript()
+        for instance in &instances {
+            let state = instance_state(&last, instance);
+            assert!(
+                state.is_some_and(|s| wanted(instance).contains(&s)),
+                "{file} ({what}): instance {instance} is {state:?}, not {:?}\n{last}\nconsole:\n{}",
+                wanted(instance),
+                tandem.console.transcript()
+            );
+        }
+        last
+    };
+    let last = wait_states("every link up", &faults);
+    let up_after = started.elapsed();
+
+    // A link tracked with weight 0 (keepalived's track_interface default) that carries no
+    // instance and no VIP goes down: the instances tracking it, and their sync groups, fault;
+    // back up, they run again.
+    let carrying: BTreeSet<&str> = config
+        .vrrp
+        .iter()
+        .flat_map(|i| {
+            std::iter::once(i.interface.as_str())
+                .chain(i.vips.iter().filter_map(|v| v.interface.as_deref()))
+        })
+        .collect();
+    let tracked = config.vrrp.iter().find_map(|i| {
+        i.track_interfaces
+            .iter()
+            .find(|t| t.weight == 0 && !carrying.contains(t.name.as_str()))
+            .map(|t| t.name.to_string())
+    });
+    let mut fault_line = String::new();
+    if let Some(link) = tracked {
+        let mut down = faults.clone();
+        down.extend(
+            config
+                .vrrp
+                .iter()
+                .filter(|i| {
+                    i.track_interfaces
+                        .iter()
+                        .any(|t| t.weight == 0 && t.name.as_str() == link)
+                })
+                .map(|i| i.name.to_string()),
+        );
+        for group in config.sync_groups.iter() {
+            if group.members.iter().any(|m| down.contains(m.as_str())) {
+                down.extend(group.members.iter().map(ToString::to_string));
+            }
+        }
+        far.ip(&["link", "set", &link, "down"]).unwrap();
+        wait_states(&format!("{link} down"), &down);
+        far.ip(&["link", "set", &link, "up"]).unwrap();
+        wait_states(&format!("{link} up again"), &faults);
+        fault_line = format!(
+            "; {link} down faulted {} instance(s), up again ran them",
+            down.len() - faults.len()
         );
     }
     let masters = instances
@@ -261,10 +316,10 @@ fn run_file(path: &Path, index: usize) -> Option<String> {
         .filter(|n| n.kind != tandem_config::import::NoteKind::Adjusted)
         .count();
     Some(format!(
-        "{file}: {} instance(s) on {} link(s) running in {:.1} s ({masters} MASTER, {} BACKUP, {} FAULT as configured; {not_carried} note(s) not carried/invalid)",
+        "{file}: {} instance(s) on {} link(s) running in {:.1} s ({masters} MASTER, {} BACKUP, {} FAULT as configured; {not_carried} note(s) not carried/invalid){fault_line}",
         instances.len(),
         names.len(),
-        started.elapsed().as_secs_f64(),
+        up_after.as_secs_f64(),
         instances.len() - faults.len() - masters,
         faults.len(),
     ))

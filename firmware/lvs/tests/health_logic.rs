@@ -338,3 +338,22 @@ fn health_results_drive_the_reconciler_to_one_set_dest() {
         )]
     );
 }
+
+/// A subscriber that starts down (keepalived's `alpha`) reports its first failed round once,
+/// with the failure (its status would otherwise say "not checked yet" for ever); later failed
+/// rounds report nothing, and recovery reports up.
+#[test]
+fn a_start_down_subscriber_reports_its_first_failure_once() {
+    let t0 = Instant::now();
+    let mut s = HealthScheduler::new(3);
+    let mut spec = tcp_check(80, ms(100), 2, 1, 0);
+    spec.timing.start_up = false;
+    s.subscribe(SubscriberId(1), spec, t0);
+    let alive_from = t0 + ms(1_000);
+    let (events, attempts) = simulate(&mut s, t0, t0 + ms(1_500), ms(1), |t| t >= alive_from);
+    assert!(attempts > 5);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(!events[0].up && events[0].reason.is_some(), "{events:?}");
+    assert!(events[0].at < alive_from);
+    assert!(events[1].up && events[1].at >= alive_from, "{events:?}");
+}

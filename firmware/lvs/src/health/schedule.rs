@@ -69,6 +69,9 @@ struct SubState {
     check: CheckId,
     timing: CheckTiming,
     up: bool,
+    /// Whether a verdict was reported: a subscriber that starts down reports its first failed
+    /// round too (else its status says "not checked yet" however long the check fails).
+    reported: bool,
     good: u32,
     bad: u32,
 }
@@ -154,6 +157,7 @@ impl HealthScheduler {
                 check: id,
                 timing,
                 up: timing.start_up,
+                reported: false,
                 good: 0,
                 bad: 0,
             },
@@ -283,6 +287,7 @@ impl HealthScheduler {
                     s.good = s.good.saturating_add(1);
                     if !s.up && s.good >= s.timing.rise.max(1) {
                         s.up = true;
+                        s.reported = true;
                         self.events.push_back(HealthEvent {
                             subscriber: sub,
                             up: true,
@@ -294,8 +299,10 @@ impl HealthScheduler {
                 Err(reason) => {
                     s.good = 0;
                     s.bad = s.bad.saturating_add(1);
-                    if s.up && s.bad >= s.timing.fall.max(1) {
+                    let first_down = !s.up && !s.reported;
+                    if (s.up || first_down) && s.bad >= s.timing.fall.max(1) {
                         s.up = false;
+                        s.reported = true;
                         self.events.push_back(HealthEvent {
                             subscriber: sub,
                             up: false,

@@ -366,6 +366,12 @@ fn body_lines(app: &App, height: usize, width: usize) -> Vec<(String, Style)> {
         Screen::Power => alloc::vec![
             plain(String::from("r  reboot this box (asks first)")),
             plain(String::from("o  power this box off (asks first)")),
+            plain(String::from(
+                "f  factory reset: erase the config, pair key, admin password and port map;",
+            )),
+            plain(String::from(
+                "   the firmware stays; reboots into the factory config (asks first)",
+            )),
         ],
         screen => {
             let mut lines: Vec<(String, Style)> = Vec::new();

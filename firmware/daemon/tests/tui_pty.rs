@@ -366,8 +366,8 @@ fn a_refused_value_stays_in_the_prompt_with_the_reason() {
     tui.press("4");
     tui.wait_screen("> web");
     tui.press(ENTER);
-    // The instance's fields, `priority` the ninth of them.
-    tui.wait_screen("unicast_source");
+    // The instance's fields (set ones first, by name), `priority` the ninth of them.
+    tui.wait_screen("= priority");
     tui.press(&TAB.repeat(8));
     tui.press(ENTER);
     tui.wait_prompt("vrrp.web.priority = 150_");

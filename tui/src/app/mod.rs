@@ -161,7 +161,7 @@ impl Screen {
             Screen::Logs => "f filter  Tab line  n/p page",
             Screen::Diagnostics => "i IPVS table  v VRRP  e probe peer  g ping  h neighbours",
             Screen::Ports => "w assign by carrier  Enter edit  a add  d delete  l live  b back",
-            Screen::Power => "r reboot  o power off",
+            Screen::Power => "r reboot  o power off  f factory reset",
             _ if self.tree_root().is_some() => {
                 "Enter open/edit  a add  d delete  l live  b back  r reload"
             }
@@ -1066,6 +1066,17 @@ impl App {
             (Screen::Power, 'r') => self.confirm(String::from("Reboot this box now?"), "reboot"),
             (Screen::Power, 'o') => {
                 self.confirm(String::from("Power this box off now?"), "poweroff")
+            }
+            // The daemon's two steps: `factory-reset` says what goes and arms it for 60 s (its
+            // answer is the message), the typed yes sends `factory-reset confirm`.
+            (Screen::Power, 'f') => {
+                self.send("factory-reset", Purpose::Action(screen));
+                self.confirm(
+                    String::from(
+                        "Erase this box's config, pair key, admin password and port map, keep the firmware, reboot?",
+                    ),
+                    "factory-reset confirm",
+                );
             }
             (_, 'c') if self.live => {
                 self.live = false;

@@ -225,6 +225,24 @@ fn disruptive_actions_need_a_typed_yes() {
     app.handle_key(Key::Ctrl('c'));
     assert!(app.modal.is_none());
     assert!(app.take_requests().is_empty());
+    // Factory reset: the daemon's warning is asked for at once (it arms the reset), the
+    // confirming line only after a typed yes; anything else sends nothing more.
+    app.handle_key(Key::Char('f'));
+    assert_eq!(lines(&mut app), ["factory-reset"]);
+    keys(&mut app, "no\r");
+    assert!(app.take_requests().is_empty(), "no went ahead");
+    app.handle_key(Key::Char('f'));
+    let warning = app.take_requests().remove(0);
+    assert_eq!(warning.line, "factory-reset");
+    app.answer(warning.id, "factory-reset ERASES this box's config ...\n");
+    keys(&mut app, "yes\r");
+    // (The answer also refreshes the title bar: `compare`, `status`.)
+    let sent = lines(&mut app);
+    assert_eq!(
+        sent.last().map(String::as_str),
+        Some("factory-reset confirm")
+    );
+    assert_eq!(sent.iter().filter(|l| l.starts_with("factory")).count(), 1);
 }
 
 #[test]

@@ -589,13 +589,26 @@ impl Firmware {
     /// `firmware install FILE`: checks the bundle, then writes its image into the other slot
     /// on the blocking pool; the answer says what was written and what the next boot does.
     pub fn install(&self, path: String, facts: InstallFacts, log: &Log, answer: Answer) {
+        self.exclusively(log, answer, move |firmware, log| {
+            firmware.install_blocking(&path, &facts, log)
+        });
+    }
+
+    /// Runs `work` on the blocking pool as the one firmware job at a time (`begin` .. `end`)
+    /// and answers with its text; a job already running is the answer instead.
+    fn exclusively(
+        &self,
+        log: &Log,
+        answer: Answer,
+        work: impl FnOnce(&Firmware, &Log) -> String + Send + 'static,
+    ) {
         if let Err(busy) = self.begin() {
             return answer(busy);
         }
         let firmware = self.clone();
         let log = log.clone();
         tokio::task::spawn_blocking(move || {
-            let text = firmware.install_blocking(&path, &facts, &log);
+            let text = work(&firmware, &log);
             firmware.end();
             answer(text);
         });
@@ -752,15 +765,8 @@ impl Firmware {
     /// `firmware fetch URL`: GETs the bundle into RAM on the blocking pool, checks it as an
     /// install would and keeps it at [`FETCHED_BUNDLE`] for `firmware install`.
     pub fn fetch(&self, url: String, facts: InstallFacts, log: &Log, answer: Answer) {
-        if let Err(busy) = self.begin() {
-            return answer(busy);
-        }
-        let firmware = self.clone();
-        let log = log.clone();
-        tokio::task::spawn_blocking(move || {
-            let text = firmware.fetch_blocking(&url, &facts, &log);
-            firmware.end();
-            answer(text);
+        self.exclusively(log, answer, move |firmware, log| {
+            firmware.fetch_blocking(&url, &facts, log)
         });
     }
 

@@ -138,11 +138,11 @@ pub(crate) fn finish(
         message.push_str(&format!(
             "; by NAT they must also announce the VIP in their PASV replies (vsftpd: pasv_address={vip}). The real servers take port 0, so each connection keeps its port (21, or the passive port), and the check connects to port 21"
         ));
+        // Every fwmark service's real servers without a port already have 0 and its check
+        // port 21 (`lvs::keep_ports_of_marked_packets`, run before this); FTP by NAT also
+        // overrides a port given, which would send the passive ports to it.
         for server in service.real_servers.as_mut_slice() {
             server.port = Some(0);
-        }
-        if let Some(check) = service.check.as_mut() {
-            check.connect_port.get_or_insert(FTP_PORT);
         }
     }
     notes.adjusted(lines.fwmark, "fwmark", message);

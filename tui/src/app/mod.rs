@@ -1072,9 +1072,8 @@ impl App {
             (Screen::Power, 'f') => {
                 self.send("factory-reset", Purpose::Action(screen));
                 self.confirm(
-                    String::from(
-                        "Erase this box's config, pair key, admin password and port map, keep the firmware, reboot?",
-                    ),
+                    // One prompt row of 80 columns: the warning itself is the message line.
+                    String::from("Erase config, pair key, password, port map and reboot?"),
                     "factory-reset confirm",
                 );
             }

@@ -71,7 +71,7 @@ pub fn draw_gate(app: &App, gate: &Gate, glyphs: GlyphMode, area: Rect, buf: &mu
         app.bar.box_name.as_str()
     };
     let title_bar = format!(" Tandem  {name}  console login");
-    let Some(inner) = frame_chrome(area, buf, &title_bar, " Login ", glyphs) else {
+    let Some(inner) = frame_chrome(area, buf, &title_bar, " Login ", glyphs, 0) else {
         return;
     };
     let width = usize::from(area.width);
@@ -113,14 +113,16 @@ fn border_set(glyphs: GlyphMode) -> border::Set<'static> {
 
 /// What every screen and the login gate have around them: the title bar in reverse video on
 /// the top row, then a box titled `box_title` down to the third row from the bottom (the
-/// last two rows are the caller's). Returns the inside of the box; `None`, with "terminal
-/// too small" written instead, when `area` has no room for them.
+/// last two rows are the caller's), or `extra_rows` higher (a message that needs more than
+/// its one row). Returns the inside of the box; `None`, with "terminal too small" written
+/// instead, when `area` has no room for them.
 fn frame_chrome(
     area: Rect,
     buf: &mut Buffer,
     title_bar_text: &str,
     box_title: &str,
     glyphs: GlyphMode,
+    extra_rows: u16,
 ) -> Option<Rect> {
     if area.height < 6 || area.width < 20 {
         buf.set_stringn(
@@ -144,7 +146,7 @@ fn frame_chrome(
         x: area.x,
         y: area.y + 1,
         width: area.width,
-        height: area.height - 3,
+        height: area.height - 3 - extra_rows.min(area.height.saturating_sub(6)),
     };
     let block = Block::default()
         .borders(Borders::ALL)
@@ -172,11 +174,22 @@ pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
         (screen, Some(_)) => format!(" {}: live ", screen.title()),
         (screen, None) => format!(" {} ", screen.title()),
     };
+    // The message (or a prompt's refusal) takes as many rows as it needs, up to
+    // MESSAGE_ROWS, the screen's box giving them up: a refusal's reason is never cut.
+    let width = usize::from(area.width);
+    let message = match &app.modal {
+        Some(Modal::Prompt { error, .. }) => error.clone().unwrap_or_else(|| {
+            String::from("Enter: submit   Esc or Ctrl-C: cancel   Ctrl-U: clear")
+        }),
+        None => app.message.clone(),
+    };
+    let room = usize::from(area.height.saturating_sub(9)).clamp(1, MESSAGE_ROWS);
+    let message_rows = message_rows(&message, width, room);
+    let extra_rows = u16::try_from(message_rows.len().saturating_sub(1)).unwrap_or(0);
     // The title bar, then the screen in its box.
-    let Some(inner) = frame_chrome(area, buf, &title_bar(app), &title, glyphs) else {
+    let Some(inner) = frame_chrome(area, buf, &title_bar(app), &title, glyphs, extra_rows) else {
         return;
     };
-    let width = usize::from(area.width);
     let lines = body_lines(app, usize::from(inner.height), usize::from(inner.width));
     for (row, (text, style)) in lines.into_iter().enumerate() {
         let Ok(row) = u16::try_from(row) else { break };
@@ -202,18 +215,21 @@ pub fn draw(app: &App, glyphs: GlyphMode, area: Rect, buf: &mut Buffer) {
         );
     }
     // The message (or a prompt's refusal), then help (or the prompt itself).
-    let message_row = area.y + area.height - 2;
     let last_row = area.y + area.height - 1;
+    let message_style = if app.modal.is_some() {
+        bold()
+    } else {
+        Style::default()
+    };
+    let first_message_row = last_row.saturating_sub(extra_rows + 1);
+    for (row, text) in (first_message_row..).zip(&message_rows) {
+        buf.set_stringn(area.x, row, text, width, message_style);
+    }
     match &app.modal {
-        Some(Modal::Prompt { prompt, error, .. }) => {
-            let message = error.clone().unwrap_or_else(|| {
-                String::from("Enter: submit   Esc or Ctrl-C: cancel   Ctrl-U: clear")
-            });
-            buf.set_stringn(area.x, message_row, message, width, bold());
+        Some(Modal::Prompt { prompt, .. }) => {
             buf.set_stringn(area.x, last_row, prompt_line(prompt, width), width, bold());
         }
         None => {
-            buf.set_stringn(area.x, message_row, &app.message, width, Style::default());
             let help = if let Some(flow) = &app.assign {
                 String::from(match flow.phase {
                     Phase::Loading => "Esc or Ctrl-C: cancel",
@@ -592,6 +608,38 @@ fn fit(text: &str, width: usize) -> String {
 }
 
 /// Splits text into lines of at most `width` characters at blanks.
+/// Most rows a message takes above the help line (the screen's box gives them up).
+const MESSAGE_ROWS: usize = 4;
+
+/// `text` in rows of `width` columns, words kept whole where they fit and cut where one is
+/// longer than a row; at most `rows` rows, the last ending in `...` when more was left.
+/// Always at least one row (an empty one for no message).
+fn message_rows(text: &str, width: usize, rows: usize) -> Vec<String> {
+    let width = width.max(4);
+    if text.chars().count() <= width {
+        return Vec::from([String::from(text)]);
+    }
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        let chars: Vec<char> = word.chars().collect();
+        for piece in chars.chunks(width) {
+            words.push(piece.iter().collect());
+        }
+    }
+    let mut lines = wrap(&words.join(" "), width);
+    if lines.len() > rows {
+        lines.truncate(rows.max(1));
+        if let Some(last) = lines.last_mut() {
+            let kept: String = last.chars().take(width - 3).collect();
+            *last = format!("{kept}...");
+        }
+    }
+    if lines.is_empty() {
+        lines.push(String::new());
+    }
+    lines
+}
+
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();

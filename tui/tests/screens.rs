@@ -268,3 +268,55 @@ fn serial_frames_show_on_the_emulator_as_drawn_within_the_byte_budgets() {
         "{moved_screen}: selection move {moved} bytes"
     );
 }
+
+/// A reply longer than a row (an install refusal, a commit's reason) is shown whole: the
+/// message takes the rows it needs above the help line and the screen's box gives them up;
+/// beyond four rows it ends in `...`. A short message keeps its one row.
+#[test]
+fn a_long_reply_is_shown_whole_over_several_rows() {
+    let mut app = started();
+    let reason = "firmware: install refused: this box did not boot from a Tandem disk image \
+                  slot (tandem.slot= names none and no EFI loader entry was found); flash \
+                  tandem-qemu-lab.img to the box's disk first";
+    app.message = String::from(reason);
+    let text = text_of(&buffer_of(&app, GlyphMode::Ascii));
+    let rows: Vec<&str> = text.lines().collect();
+    let height = usize::from(HEIGHT);
+    assert_eq!(rows.len(), height);
+    // The help line stays last, the message's rows right above it, the box closed above them.
+    assert!(
+        rows[height - 1].contains("Ctrl-L repaint"),
+        "help line: {}",
+        rows[height - 1]
+    );
+    let shown: Vec<&str> = rows[height - 4..height - 1].to_vec();
+    assert_eq!(
+        shown.join(" ").split_whitespace().collect::<Vec<_>>(),
+        reason.split_whitespace().collect::<Vec<_>>(),
+        "the message over three rows:\n{text}"
+    );
+    assert!(
+        rows[height - 5].starts_with('+'),
+        "the box's bottom border above it:\n{text}"
+    );
+    assert!(shown
+        .iter()
+        .all(|row| row.chars().count() <= usize::from(WIDTH)));
+
+    // Far too long: four rows, the last cut with "...".
+    app.message = reason.repeat(4);
+    let text = text_of(&buffer_of(&app, GlyphMode::Ascii));
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows[height - 2].ends_with("..."), "cut with ...:\n{text}");
+    assert!(
+        rows[height - 6].starts_with('+'),
+        "four message rows:\n{text}"
+    );
+
+    // A one-row message: the box keeps its size (the snapshots' layout).
+    app.message = String::from("committed generation 7");
+    let text = text_of(&buffer_of(&app, GlyphMode::Ascii));
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[height - 2], "committed generation 7");
+    assert!(rows[height - 3].starts_with('+'), "{text}");
+}

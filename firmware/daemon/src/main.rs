@@ -189,7 +189,23 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
             Long("probe-size") if words.first().is_some_and(|w| w == "tui") => {
                 tui.probe_size = true;
             }
-            Value(word) => words.push(text(word)?),
+            Value(word) => {
+                words.push(text(word)?);
+                // After a daemon command's word the rest goes as typed: a value may start with
+                // `-` (`set vrrp.vi_1.track_checks.web.weight -30`), and options belong to the
+                // command (`commit --confirm 5`). Only `--control PATH` is still ours.
+                if words.len() == 1 && words[0] != "run" && words[0] != "tui" {
+                    let mut rest = parser.raw_args().map_err(|e| e.to_string())?;
+                    while let Some(arg) = rest.next() {
+                        if arg == "--control" {
+                            let path = rest.next().ok_or_else(|| String::from("--control needs a socket path"))?;
+                            control = PathBuf::from(path);
+                        } else {
+                            words.push(text(arg)?);
+                        }
+                    }
+                }
+            }
             // After the command word, options belong to it (`commit --confirm 5`).
             Long(option) if !words.is_empty() && words[0] != "run" => {
                 words.push(format!("--{option}"));
@@ -590,6 +606,21 @@ mod tests {
                 state: Some("/var/lib/tandem".into()),
                 name: None,
                 control: PathBuf::from(control::APPLIANCE_SOCKET)
+            })
+        );
+        // A value starting with `-` is a value, not an option.
+        assert_eq!(
+            parse_args(args(&["set", "vrrp.web.priority", "-30"])),
+            Ok(Invocation::Control {
+                line: "set vrrp.web.priority -30".into(),
+                control: PathBuf::from(control::APPLIANCE_SOCKET)
+            })
+        );
+        assert_eq!(
+            parse_args(args(&["status", "--control", "/y.sock"])),
+            Ok(Invocation::Control {
+                line: "status".into(),
+                control: "/y.sock".into()
             })
         );
         assert!(parse_args(args(&["run", "--bogus"])).is_err());

@@ -198,7 +198,9 @@ fn parse_args(args: Vec<OsString>) -> Result<Invocation, String> {
                     let mut rest = parser.raw_args().map_err(|e| e.to_string())?;
                     while let Some(arg) = rest.next() {
                         if arg == "--control" {
-                            let path = rest.next().ok_or_else(|| String::from("--control needs a socket path"))?;
+                            let path = rest
+                                .next()
+                                .ok_or_else(|| String::from("--control needs a socket path"))?;
                             control = PathBuf::from(path);
                         } else {
                             words.push(text(arg)?);

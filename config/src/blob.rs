@@ -186,10 +186,18 @@ pub enum BlobError {
     EncodeTooLarge { len: usize, max: usize },
     /// The config holds a field that the older format it must be written in cannot hold.
     #[error("the config does not fit config format {format}, which this box writes until the upgrade is finished: {path} needs format {needs}; remove it (`delete {path}`), or finish the upgrade: both boxes must bless firmware that reads format {needs}")]
-    DoesNotFit { format: u16, path: String, needs: u16 },
+    DoesNotFit {
+        format: u16,
+        path: String,
+        needs: u16,
+    },
     /// A format this firmware does not write.
     #[error("this firmware writes config formats {oldest} to {newest}, not {format}: upgrade from firmware that reads format {oldest} or newer")]
-    FormatNotWritable { format: u16, oldest: u16, newest: u16 },
+    FormatNotWritable {
+        format: u16,
+        oldest: u16,
+        newest: u16,
+    },
     /// Older than a generation the caller already accepted: a replay or a stale copy.
     #[error("config blob generation {generation} is older than generation {last_accepted} already accepted: refusing a replayed or stale config")]
     StaleGeneration { generation: u64, last_accepted: u64 },

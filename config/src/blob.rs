@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic "TNDC"
-//!      4     2  format version, little endian (this firmware writes 5 or 6, reads 1 to 6)
+//!      4     2  format version, little endian (this firmware writes 4 to 6, reads 1 to 6)
 //!      6     2  flags: bit 0 = the MAC slot holds a keyed MAC
 //!      8     8  generation (every commit increments it)
 //!     16     8  parent generation (the generation the edit started from)
@@ -36,7 +36,7 @@
 //! Format 6 appended `more_checks` to real servers and services and `track_checks` to VRRP
 //! instances; a format 5 blob decodes with them empty.
 //!
-//! Writing an older format ([`encode_as`], format 5 or 6) is for an upgrade in progress: until
+//! Writing an older format ([`encode_as`], formats 4 to 6) is for an upgrade in progress: until
 //! both boxes have blessed the new firmware, a box writes what the previous firmware (or the
 //! partner) reads. `layout` lays the model out per format beside its decoder; a config that
 //! holds a field the format cannot (format 6's `more_checks` and `track_checks` in format 5)

@@ -1115,8 +1115,8 @@ mod tests {
         assert_eq!(tx.write_format(), blob::FORMAT_VERSION);
         assert_eq!(stored_formats(&mut tx), [(1, 6)]);
         assert!(matches!(
-            tx.set_write_format(4),
-            Err(crate::BlobError::FormatNotWritable { format: 4, .. })
+            tx.set_write_format(3),
+            Err(crate::BlobError::FormatNotWritable { format: 3, .. })
         ));
         tx.set_write_format(5).unwrap();
         assert_eq!(tx.write_format(), 5);

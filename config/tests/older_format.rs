@@ -73,11 +73,13 @@ fn every_writable_golden_vector_is_written_again_byte_for_byte_in_its_own_format
         assert_eq!(again, bytes, "{name}: format {format} written differently");
         checked.push(name);
     }
-    // Both formats, unkeyed and keyed: 5 and 6 have three vectors each.
-    assert_eq!(checked.len(), 6, "{checked:?}");
-    assert!(checked
-        .iter()
-        .any(|n| n.starts_with("v5_") && n.contains("keyed")));
+    // Formats 4, 5 and 6, unkeyed and keyed: three vectors each.
+    assert_eq!(checked.len(), 9, "{checked:?}");
+    for format in ["v4_", "v5_"] {
+        assert!(checked
+            .iter()
+            .any(|n| n.starts_with(format) && n.contains("keyed")));
+    }
 }
 
 /// Formats this firmware reads but does not write are refused by name, not written as 5.
@@ -264,4 +266,174 @@ fn the_path_of_a_misfit_can_be_deleted() {
     assert!(edited.virtual_services[0].real_servers[1]
         .more_checks
         .is_empty());
+}
+
+fn v4_config() -> Config {
+    let path = format!("{}/v4_director_bonded_history.blob.toml", golden_dir());
+    tandem_config::text::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_config_written_as_format_4_decodes_to_itself_migrated_from_4() {
+    let config = v4_config();
+    let bytes = blob::encode_as(&config, BlobMeta::default(), None, 4).unwrap();
+    let decoded = blob::decode(&bytes, MacPolicy::Unkeyed, None).unwrap();
+    assert_eq!(decoded.header.format_version, 4);
+    assert_eq!(decoded.migrated_from, Some(4));
+    assert_eq!(decoded.config, config);
+}
+
+/// Each format 5 field refused in format 4 by its path; format 5 holds it.
+#[test]
+fn each_format_5_field_is_refused_in_format_4_by_its_path() {
+    use tandem_config::model::{CheckKind, HttpUrl, StatusCodes, SyslogTarget, TlsTrust};
+    let base = v4_config();
+    let segment = |name: &str, index: usize| {
+        if name.is_empty() {
+            format!("#{index}")
+        } else {
+            name.to_owned()
+        }
+    };
+    let http = base
+        .virtual_services
+        .iter()
+        .position(|s| {
+            matches!(
+                s.check.as_deref().map(|c| &c.kind),
+                Some(CheckKind::Http { .. })
+            )
+        })
+        .unwrap();
+    let service = format!(
+        "virtual_services.{}",
+        segment(&base.virtual_services[http].name, http)
+    );
+    let server = &base.virtual_services[http].real_servers[0];
+    let server_path = format!(
+        "{service}.real_servers.{}",
+        if server.name.is_empty() {
+            server.address.to_string()
+        } else {
+            server.name.to_string()
+        }
+    );
+    let instance = base.vrrp[0].name.to_string();
+    type Edit = Box<dyn Fn(&mut Config)>;
+    fn http_kind(config: &mut Config, http: usize) -> &mut CheckKind {
+        &mut config.virtual_services.as_mut_slice()[http]
+            .check
+            .as_mut()
+            .unwrap()
+            .kind
+    }
+    let cases: Vec<(String, Edit)> = vec![
+        (
+            "management.syslog".into(),
+            Box::new(|c: &mut Config| {
+                c.management
+                    .syslog
+                    .push(SyslogTarget {
+                        address: "192.0.2.5:514".parse().unwrap(),
+                        transport: Default::default(),
+                        facility: Default::default(),
+                    })
+                    .unwrap();
+            }),
+        ),
+        (
+            "management.time_servers".into(),
+            Box::new(|c: &mut Config| {
+                c.management
+                    .time_servers
+                    .push("192.0.2.123".parse().unwrap())
+                    .unwrap();
+            }),
+        ),
+        (
+            format!("vrrp.{instance}.use_vmac"),
+            Box::new(|c: &mut Config| c.vrrp.as_mut_slice()[0].use_vmac = true),
+        ),
+        (
+            format!("vrrp.{instance}.vmac_interface"),
+            Box::new(|c: &mut Config| {
+                c.vrrp.as_mut_slice()[0].vmac_interface = Some("vrrp.10".try_into().unwrap());
+            }),
+        ),
+        (
+            format!("vrrp.{instance}.vmac_xmit_base"),
+            Box::new(|c: &mut Config| c.vrrp.as_mut_slice()[0].vmac_xmit_base = true),
+        ),
+        (
+            format!("{service}.check.kind.http.status"),
+            Box::new(move |c: &mut Config| {
+                if let CheckKind::Http { status, .. } = http_kind(c, http) {
+                    *status = Some(StatusCodes::parse("200-299").unwrap());
+                }
+            }),
+        ),
+        (
+            format!("{service}.check.kind.http.more_urls"),
+            Box::new(move |c: &mut Config| {
+                if let CheckKind::Http { more_urls, .. } = http_kind(c, http) {
+                    more_urls
+                        .push(HttpUrl {
+                            path: "/more".try_into().unwrap(),
+                            status: None,
+                            body: None,
+                            virtual_host: None,
+                        })
+                        .unwrap();
+                }
+            }),
+        ),
+        (
+            format!("{service}.check.kind.http.tls_ca"),
+            Box::new(move |c: &mut Config| {
+                if let CheckKind::Http { tls_ca, .. } = http_kind(c, http) {
+                    *tls_ca = Some("ca".try_into().unwrap());
+                }
+            }),
+        ),
+        (
+            format!("{server_path}.check.kind"),
+            Box::new(move |c: &mut Config| {
+                c.virtual_services.as_mut_slice()[http]
+                    .real_servers
+                    .as_mut_slice()[0]
+                    .check = Some(Box::new(Check {
+                    kind: CheckKind::Ping,
+                    ..Check::default()
+                }));
+            }),
+        ),
+        (
+            "tls_trust".into(),
+            Box::new(|c: &mut Config| {
+                c.tls_trust
+                    .push(TlsTrust {
+                        name: "ca".try_into().unwrap(),
+                        pem: String::from("-----BEGIN CERTIFICATE-----"),
+                    })
+                    .unwrap();
+            }),
+        ),
+    ];
+    for (path, edit) in cases {
+        let mut config = base.clone();
+        edit(&mut config);
+        assert_ne!(config, base, "{path}: the edit changed nothing");
+        let error = blob::encode_as(&config, BlobMeta::default(), None, 4).unwrap_err();
+        assert_eq!(
+            error,
+            BlobError::DoesNotFit {
+                format: 4,
+                path: path.clone(),
+                needs: 5
+            }
+        );
+        let bytes = blob::encode_as(&config, BlobMeta::default(), None, 5).unwrap();
+        let decoded = blob::decode(&bytes, MacPolicy::Unkeyed, None).unwrap();
+        assert_eq!(decoded.config, config, "{path}");
+    }
 }

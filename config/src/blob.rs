@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic "TNDC"
-//!      4     2  format version, little endian (this firmware writes 4, reads 1 to 4)
+//!      4     2  format version, little endian (this firmware writes 4 to 6, reads 1 to 6)
 //!      6     2  flags: bit 0 = the MAC slot holds a keyed MAC
 //!      8     8  generation (every commit increments it)
 //!     16     8  parent generation (the generation the edit started from)
@@ -35,7 +35,14 @@
 //! instance's `use_vmac` and `vmac_interface`; a format 4 blob decodes without them.
 //! Format 6 appended `more_checks` to real servers and services and `track_checks` to VRRP
 //! instances; a format 5 blob decodes with them empty.
+//!
+//! Writing an older format ([`encode_as`], formats 4 to 6) is for an upgrade in progress: until
+//! both boxes have blessed the new firmware, a box writes what the previous firmware (or the
+//! partner) reads. `layout` lays the model out per format beside its decoder; a config that
+//! holds a field the format cannot (format 6's `more_checks` and `track_checks` in format 5)
+//! is refused with [`BlobError::DoesNotFit`] naming it, never written without it.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use hmac::{KeyInit, Mac};
@@ -53,6 +60,8 @@ pub const MAGIC: [u8; 4] = *b"TNDC";
 pub const FORMAT_VERSION: u16 = 6;
 /// Oldest format version this firmware can read.
 pub const OLDEST_FORMAT_VERSION: u16 = 1;
+/// Oldest format version this firmware can write ([`encode_as`]).
+pub const OLDEST_WRITTEN_FORMAT: u16 = layout::OLDEST_WRITABLE;
 /// Bytes before the payload.
 pub const HEADER_BYTES: usize = 36;
 /// Bytes of the CRC.
@@ -175,6 +184,20 @@ pub enum BlobError {
     /// The payload is too large to encode.
     #[error("config encodes to {len} bytes, above the {max}-byte maximum: remove virtual services or real servers")]
     EncodeTooLarge { len: usize, max: usize },
+    /// The config holds a field that the older format it must be written in cannot hold.
+    #[error("the config does not fit config format {format}, which this box writes until the upgrade is finished: {path} needs format {needs}; remove it (`delete {path}`), or finish the upgrade: both boxes must bless firmware that reads format {needs}")]
+    DoesNotFit {
+        format: u16,
+        path: String,
+        needs: u16,
+    },
+    /// A format this firmware does not write.
+    #[error("this firmware writes config formats {oldest} to {newest}, not {format}: upgrade from firmware that reads format {oldest} or newer")]
+    FormatNotWritable {
+        format: u16,
+        oldest: u16,
+        newest: u16,
+    },
     /// Older than a generation the caller already accepted: a replay or a stale copy.
     #[error("config blob generation {generation} is older than generation {last_accepted} already accepted: refusing a replayed or stale config")]
     StaleGeneration { generation: u64, last_accepted: u64 },
@@ -236,6 +259,58 @@ pub fn encode_with_history(
     encode_encoded_with_history(&payload, history, meta, key)
 }
 
+/// Checks that format `format` can hold `config`: [`BlobError::FormatNotWritable`] for a
+/// format this firmware does not write, [`BlobError::DoesNotFit`] naming the first field the
+/// format would have to drop.
+pub fn check_fits(config: &Config, format: u16) -> Result<(), BlobError> {
+    if !(OLDEST_WRITTEN_FORMAT..=FORMAT_VERSION).contains(&format) {
+        return Err(BlobError::FormatNotWritable {
+            format,
+            oldest: OLDEST_WRITTEN_FORMAT,
+            newest: FORMAT_VERSION,
+        });
+    }
+    match layout::first_misfit(config, format) {
+        Some(layout::Misfit { path, needs }) => Err(BlobError::DoesNotFit {
+            format,
+            path,
+            needs,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The payload's model part (postcard) of `config` as format `format` lays it out, refused as
+/// [`check_fits`] says rather than dropping a field.
+pub fn encode_config_as(config: &Config, format: u16) -> Result<Vec<u8>, BlobError> {
+    check_fits(config, format)?;
+    postcard::to_allocvec(&layout::ConfigOut { config, format }).map_err(|_| BlobError::Payload {
+        reason: "the model does not serialize",
+    })
+}
+
+/// [`encode`] as format `format` (an older format while an upgrade is not finished).
+pub fn encode_as(
+    config: &Config,
+    meta: BlobMeta,
+    key: Option<&MacKey>,
+    format: u16,
+) -> Result<Vec<u8>, BlobError> {
+    encode_with_history_as(config, &History::default(), meta, key, format)
+}
+
+/// [`encode_with_history`] as format `format`.
+pub fn encode_with_history_as(
+    config: &Config,
+    history: &History,
+    meta: BlobMeta,
+    key: Option<&MacKey>,
+    format: u16,
+) -> Result<Vec<u8>, BlobError> {
+    let payload = encode_config_as(config, format)?;
+    encode_encoded_with_history_as(&payload, history, meta, key, format)
+}
+
 /// [`encode_with_history`] for a config already encoded (`config_payload` is the postcard of
 /// the model, as [`crate::incremental::EncodedConfig`] builds it from the running config's).
 pub fn encode_encoded_with_history(
@@ -244,6 +319,25 @@ pub fn encode_encoded_with_history(
     meta: BlobMeta,
     key: Option<&MacKey>,
 ) -> Result<Vec<u8>, BlobError> {
+    encode_encoded_with_history_as(config_payload, history, meta, key, FORMAT_VERSION)
+}
+
+/// [`encode_encoded_with_history`] with `config_payload` laid out as format `format` (from
+/// [`encode_config_as`]); the history is laid out alike in every format this firmware writes.
+pub fn encode_encoded_with_history_as(
+    config_payload: &[u8],
+    history: &History,
+    meta: BlobMeta,
+    key: Option<&MacKey>,
+    format: u16,
+) -> Result<Vec<u8>, BlobError> {
+    if !(OLDEST_WRITTEN_FORMAT..=FORMAT_VERSION).contains(&format) {
+        return Err(BlobError::FormatNotWritable {
+            format,
+            oldest: OLDEST_WRITTEN_FORMAT,
+            newest: FORMAT_VERSION,
+        });
+    }
     // Room for a full history too, so the blob is built in place with one copy of the model.
     let room = HEADER_BYTES + config_payload.len() + 8 * 1024 + CRC_BYTES + MAC_BYTES;
     let mut out = Vec::with_capacity(room);
@@ -260,7 +354,7 @@ pub fn encode_encoded_with_history(
         });
     }
     let header = BlobHeader {
-        format_version: FORMAT_VERSION,
+        format_version: format,
         flags: if key.is_some() { FLAG_KEYED } else { 0 },
         generation: meta.generation,
         parent_generation: meta.parent_generation,

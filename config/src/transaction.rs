@@ -125,6 +125,11 @@ pub struct Transactions<D> {
     digest: u64,
     /// The generation the running one was made from (the blob header's parent).
     parent_generation: u64,
+    /// The blob format commits, rollbacks, adoptions and the partner's blob are written in
+    /// (older than [`blob::FORMAT_VERSION`] while an upgrade is not finished).
+    write_format: u16,
+    /// The format of the newest blob found in the store at open (None: nothing stored).
+    stored_format: Option<u16>,
 }
 
 /// A partner's generation as [`Transactions::take_partner`] takes it.
@@ -154,16 +159,19 @@ pub struct PartnerBlob {
     payload: Arc<Vec<u8>>,
     history: History,
     meta: BlobMeta,
+    /// The format `payload` is laid out in.
+    format: u16,
 }
 
 impl PartnerBlob {
     /// The blob, keyed with `key` (None: unkeyed), as [`Transactions::adopt`] takes it.
     pub fn frame(&self, key: Option<&MacKey>) -> Result<Vec<u8>, TransactionError> {
-        Ok(blob::encode_encoded_with_history(
+        Ok(blob::encode_encoded_with_history_as(
             &self.payload,
             &self.history,
             self.meta,
             key,
+            self.format,
         )?)
     }
 
@@ -244,6 +252,8 @@ impl<D: BlockDevice> Transactions<D> {
             baseline: None,
             digest: 0,
             parent_generation: 0,
+            write_format: blob::FORMAT_VERSION,
+            stored_format: None,
         };
         let stored = match transactions.store.stored(MacPolicy::Unkeyed) {
             Ok(stored) => stored,
@@ -262,6 +272,7 @@ impl<D: BlockDevice> Transactions<D> {
         if let Some(newest) = stored.into_iter().next() {
             transactions.generation = newest.header.generation;
             transactions.parent_generation = newest.header.parent_generation;
+            transactions.stored_format = Some(newest.header.format_version);
             transactions.history = newest.history;
             transactions.running = Arc::new(newest.config);
             let generation = transactions.generation;
@@ -353,8 +364,12 @@ impl<D: BlockDevice> Transactions<D> {
 
     /// What [`Transactions::blob_for_partner`] frames, to frame later and elsewhere: the
     /// payload is shared with this box's own encoding, so taking it costs no copy.
+    /// In the write format: a partner whose firmware reads only an older format gets that.
     pub fn partner_blob(&self) -> Result<PartnerBlob, TransactionError> {
         let payload = match &self.baseline {
+            _ if self.write_format < blob::FORMAT_VERSION => {
+                Arc::new(blob::encode_config_as(&self.running, self.write_format)?)
+            }
             Some(baseline) => baseline.encoded.shared_bytes(),
             None => EncodedConfig::encode(&self.running, None)?.shared_bytes(),
         };
@@ -366,6 +381,7 @@ impl<D: BlockDevice> Transactions<D> {
                 parent_generation: self.parent_generation,
                 pair_id: self.running.peer_link.as_ref().map_or(0, |p| p.pair_id),
             },
+            format: self.write_format,
         })
     }
 
@@ -505,8 +521,9 @@ impl<D: BlockDevice> Transactions<D> {
         if fast_forward {
             // Stored with the same generation, parent and history, so both boxes hold the same
             // config under the same name; framed the way this box stores (unkeyed on its own
-            // disk, like its own commits) and in this firmware's format.
-            let stored = blob::encode_encoded_with_history(encoded.bytes(), &history, meta, None)?;
+            // disk, like its own commits) and in its write format (refused when the partner's
+            // config does not fit it: this box's fallback firmware could not read it).
+            let stored = self.encode_stored(&config, &encoded, &history, meta)?;
             self.store.save(&stored, MacPolicy::Unkeyed)?;
             let preview = crate::impact::preview_known(&self.running, &config, &diff);
             self.baseline = Some(Baseline {
@@ -574,6 +591,53 @@ impl<D: BlockDevice> Transactions<D> {
 
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The blob format this box writes (see [`Transactions::set_write_format`]).
+    pub fn write_format(&self) -> u16 {
+        self.write_format
+    }
+
+    /// The format of the newest blob the store held at open (what the firmware before this
+    /// one wrote, on the first boot after an upgrade); None when nothing was stored.
+    pub fn stored_format(&self) -> Option<u16> {
+        self.stored_format
+    }
+
+    /// Sets the format every later write uses: commits, rollbacks, confirm timeouts, adoptions
+    /// and the blob for the partner. Refused (nothing changed) for a format this firmware does
+    /// not write. The running config is not written again: the next commit uses it.
+    pub fn set_write_format(&mut self, format: u16) -> Result<(), crate::BlobError> {
+        if !(blob::OLDEST_WRITTEN_FORMAT..=blob::FORMAT_VERSION).contains(&format) {
+            return Err(crate::BlobError::FormatNotWritable {
+                format,
+                oldest: blob::OLDEST_WRITTEN_FORMAT,
+                newest: blob::FORMAT_VERSION,
+            });
+        }
+        self.write_format = format;
+        Ok(())
+    }
+
+    /// Whether the candidate fits the write format (`preview` and `commit` say why not).
+    pub fn candidate_fits(&self) -> Result<(), crate::BlobError> {
+        blob::check_fits(self.candidate(), self.write_format)
+    }
+
+    /// `config` (encoded in the newest layout as `encoded`) as the blob this box stores: in
+    /// the write format, re-encoded in its layout when that is older.
+    fn encode_stored(
+        &self,
+        config: &Config,
+        encoded: &EncodedConfig,
+        history: &History,
+        meta: BlobMeta,
+    ) -> Result<Vec<u8>, crate::BlobError> {
+        if self.write_format >= blob::FORMAT_VERSION {
+            return blob::encode_encoded_with_history(encoded.bytes(), history, meta, None);
+        }
+        let payload = blob::encode_config_as(config, self.write_format)?;
+        blob::encode_encoded_with_history_as(&payload, history, meta, None, self.write_format)
     }
 
     /// The candidate (the running config when nothing was edited).
@@ -828,7 +892,7 @@ impl<D: BlockDevice> Transactions<D> {
             parent_generation: self.generation,
             pair_id: config.peer_link.as_ref().map_or(0, |p| p.pair_id),
         };
-        let bytes = match blob::encode_encoded_with_history(encoded.bytes(), &history, meta, None) {
+        let bytes = match self.encode_stored(&config, &encoded, &history, meta) {
             Ok(bytes) => bytes,
             Err(error) => return Err(Box::new((error.into(), config))),
         };
@@ -1012,6 +1076,159 @@ mod tests {
         assert_eq!(tx.running().system.hostname.as_str(), "b");
         let origins: Vec<CommitOrigin> = tx.history().entries.iter().map(|r| r.origin).collect();
         assert_eq!(origins, [CommitOrigin::Boot, CommitOrigin::ControlSocket]);
+    }
+
+    /// `config(hostname, ["10.0.0.1/24"])` with a VRRP instance that tracks a check (format 6).
+    fn tracking(hostname: &str) -> Config {
+        let text = format!(
+            "[system]\nhostname = \"{hostname}\"\n[[interfaces]]\nname = \"eth0\"\n\
+             addresses = [\"10.0.0.1/24\"]\n[[vrrp]]\nname = \"web\"\nvrid = 51\n\
+             interface = \"eth0\"\n[[vrrp.vips]]\naddress = \"10.0.0.10\"\nprefix = 24\n\
+             [[vrrp.track_checks]]\nname = \"gw\"\naddress = \"10.0.0.254\"\nport = 80\n\
+             weight = -20\n[vrrp.track_checks.check]\nkind = \"tcp\"\n"
+        );
+        let config = crate::text::from_toml(&text).unwrap();
+        let (errors, _) = validation_report(&config);
+        assert!(errors.is_empty(), "{errors:?}");
+        config
+    }
+
+    fn stored_formats<D: BlockDevice>(tx: &mut Transactions<D>) -> Vec<(u64, u16)> {
+        let stored = tx.store.stored(MacPolicy::Unkeyed).unwrap();
+        stored
+            .iter()
+            .map(|b| (b.header.generation, b.header.format_version))
+            .collect()
+    }
+
+    fn refused_as_misfit(error: &TransactionError) -> bool {
+        matches!(
+            error,
+            TransactionError::Encode(crate::BlobError::DoesNotFit { format: 5, path, needs: 6 })
+                if path == "vrrp.web.track_checks"
+        )
+    }
+
+    #[test]
+    fn an_older_write_format_refuses_what_it_cannot_hold_until_it_moves_up() {
+        let (mut tx, _) = Transactions::open(memory(), Some(config("a", &["10.0.0.1/24"])), 1);
+        assert_eq!(tx.write_format(), blob::FORMAT_VERSION);
+        assert_eq!(stored_formats(&mut tx), [(1, 6)]);
+        assert!(matches!(
+            tx.set_write_format(3),
+            Err(crate::BlobError::FormatNotWritable { format: 3, .. })
+        ));
+        tx.set_write_format(5).unwrap();
+        assert_eq!(tx.write_format(), 5);
+
+        // A candidate format 5 cannot hold: refused by commit, named by candidate_fits,
+        // nothing written, the running config and generation unchanged, the candidate kept.
+        tx.load(tracking("a"));
+        assert!(tx.candidate_fits().is_err());
+        let error = tx.commit(&request(None), 2, Instant::now()).unwrap_err();
+        assert!(refused_as_misfit(&error), "{error}");
+        assert!(
+            error.to_string().contains("delete vrrp.web.track_checks"),
+            "{error}"
+        );
+        assert_eq!(tx.generation(), 1);
+        assert!(tx.running().vrrp.is_empty());
+        assert!(tx.has_changes());
+        assert_eq!(stored_formats(&mut tx), [(1, 6)]);
+
+        // What fits is written as format 5, and the partner's blob is format 5 too.
+        tx.discard();
+        assert_eq!(commit_hostname(&mut tx, "b", 3), 2);
+        assert_eq!(stored_formats(&mut tx), [(2, 5), (1, 6)]);
+        let for_partner = tx.blob_for_partner(None).unwrap();
+        let decoded = blob::decode(&for_partner, MacPolicy::Unkeyed, None).unwrap();
+        assert_eq!(decoded.header.format_version, 5);
+        assert_eq!(decoded.config, **tx.running());
+
+        // The write format moves up: the same candidate commits, as format 6.
+        tx.set_write_format(6).unwrap();
+        tx.load(tracking("b"));
+        assert!(tx.candidate_fits().is_ok());
+        assert_eq!(
+            tx.commit(&request(None), 4, Instant::now())
+                .unwrap()
+                .generation,
+            3
+        );
+        assert_eq!(stored_formats(&mut tx), [(3, 6), (2, 5)]);
+
+        // Back down (a partner on older firmware): a rollback to a config that fits is written
+        // as format 5; neither a rollback nor a commit of one that does not fit is written.
+        tx.set_write_format(5).unwrap();
+        let rolled = tx
+            .rollback(Some(2), CommitOrigin::ControlSocket, 5)
+            .unwrap();
+        assert_eq!(rolled.generation, 4);
+        assert_eq!(stored_formats(&mut tx), [(4, 5), (3, 6)]);
+        let error = tx
+            .rollback(Some(3), CommitOrigin::ControlSocket, 6)
+            .unwrap_err();
+        assert!(refused_as_misfit(&error), "{error}");
+        assert_eq!(tx.generation(), 4);
+        // A confirm timeout back to a config that fits: written as format 5.
+        tx.set_write_format(6).unwrap();
+        tx.load(tracking("d"));
+        tx.commit(&request(Some(30)), 7, Instant::now()).unwrap();
+        tx.set_write_format(5).unwrap();
+        tx.load(tracking("e"));
+        assert!(refused_as_misfit(
+            &tx.commit(&request(None), 8, Instant::now()).unwrap_err()
+        ));
+        assert!(tx.pending().is_some());
+        tx.discard();
+        let back = tx.confirm_timed_out(9).unwrap();
+        assert_eq!(back.generation, 6);
+        assert!(back.config.vrrp.is_empty());
+        assert_eq!(stored_formats(&mut tx), [(6, 5), (5, 6)]);
+
+        // A reboot: the store says which format the firmware before wrote.
+        let device = tx.into_device();
+        let (tx, _) = Transactions::open(SlotStore::new(device, SLOT), None, 11);
+        assert_eq!(tx.stored_format(), Some(5));
+        assert_eq!(tx.write_format(), blob::FORMAT_VERSION);
+    }
+
+    #[test]
+    fn a_partner_config_the_write_format_cannot_hold_is_refused_and_changes_nothing() {
+        let (mut a, _) = Transactions::open(memory(), Some(config("a", &["10.0.0.1/24"])), 1);
+        let (mut b, _) = Transactions::open(memory(), None, 1);
+        b.adopt(
+            &a.blob_for_partner(None).unwrap(),
+            MacPolicy::Unkeyed,
+            false,
+            2,
+        )
+        .unwrap();
+        b.set_write_format(5).unwrap();
+        a.load(tracking("a"));
+        a.commit(&request(None), 3, Instant::now()).unwrap();
+        let error = b
+            .adopt(
+                &a.blob_for_partner(None).unwrap(),
+                MacPolicy::Unkeyed,
+                false,
+                4,
+            )
+            .unwrap_err();
+        assert!(refused_as_misfit(&error), "{error}");
+        assert_eq!(b.generation(), 1);
+        assert_eq!(stored_formats(&mut b), [(1, 6)]);
+        // Once it writes format 6 it takes it.
+        b.set_write_format(6).unwrap();
+        b.adopt(
+            &a.blob_for_partner(None).unwrap(),
+            MacPolicy::Unkeyed,
+            false,
+            5,
+        )
+        .unwrap();
+        assert_eq!(b.generation(), 2);
+        assert_eq!(b.running().vrrp[0].track_checks.len(), 1);
     }
 
     fn commit_hostname(tx: &mut Transactions<MemDevice>, hostname: &str, time: u64) -> u64 {

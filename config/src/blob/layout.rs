@@ -31,6 +31,9 @@ use crate::model::{
     VrrpInstance,
 };
 
+mod out;
+pub(super) use out::{first_misfit, ConfigOut, Misfit, OLDEST_WRITABLE};
+
 /// The first format with `Config::pair` and `PeerLink::uplink_probes`.
 const PAIR_FORMAT: u16 = 3;
 /// The first format with `Bond::{primary_reselect, fail_over_mac, ad_select, mtu}` and

@@ -114,6 +114,8 @@ pub struct Daemon {
     metrics_asks: Option<mpsc::Receiver<crate::metrics::DaemonAsk>>,
     /// The running firmware's version and the slot it booted from (`status`).
     firmware: crate::firmware_slot::Firmware,
+    /// The config blob format this box writes and why (None until first decided).
+    write_format: Option<crate::config_format::WriteFormat>,
     /// Remote syslog and the SNTP client (None until `start_syslog_and_time`).
     syslog: Option<crate::syslog::SyslogHandle>,
     time: Option<crate::sntp::TimeHandle>,
@@ -257,6 +259,7 @@ impl Daemon {
             last_published: None,
             last_delta: None,
             firmware: crate::firmware_slot::Firmware::not_appliance(),
+            write_format: None,
             factory_reset_armed: None,
             metrics: None,
             metrics_asks: None,
@@ -283,7 +286,15 @@ impl Daemon {
         let source = if self.transactions.generation() == 0 {
             None
         } else {
-            self.transactions.partner_blob().ok()
+            match self.transactions.partner_blob() {
+                Ok(source) => Some(source),
+                Err(error) => {
+                    self.log.line(format!(
+                        "pair: this box's config cannot go to the partner: {error}"
+                    ));
+                    None
+                }
+            }
         };
         let blob = source.map_or_else(WholeBlob::default, |source| WholeBlob::new(source, key));
         let generation = self.transactions.generation();
@@ -580,6 +591,7 @@ impl Daemon {
 
     /// The pair service's requests: a partner's config to take, a pairing to store.
     fn on_pair_request(&mut self, request: ToDaemon) {
+        self.follow_write_format();
         match request {
             ToDaemon::Adopt {
                 blob,
@@ -760,6 +772,7 @@ impl Daemon {
 
     /// Applies the running config at start: interface addresses, then the engines it asks for.
     pub async fn bring_up(&mut self) {
+        self.follow_write_format();
         let config = Arc::clone(self.transactions.running());
         if self.transactions.generation() == 0 && *config == tandem_config::Config::default() {
             return;
@@ -1256,8 +1269,9 @@ impl Daemon {
                 }
             }
             Command::Preview => {
+                self.follow_write_format();
                 let preview = self.transactions.preview();
-                if preview.changes.is_empty() {
+                let mut text: String = if preview.changes.is_empty() {
                     "preview: no changes\n".to_owned()
                 } else {
                     preview
@@ -1265,9 +1279,14 @@ impl Daemon {
                         .iter()
                         .map(|change| format!("preview: {change}\n"))
                         .collect()
+                };
+                if let Err(error) = self.transactions.candidate_fits() {
+                    text.push_str(&format!("preview: a commit is refused: {error}\n"));
                 }
+                text
             }
             Command::Commit { confirm, comment } => {
+                self.follow_write_format();
                 let request = CommitRequest {
                     confirm: *confirm,
                     comment: comment.clone(),
@@ -1307,6 +1326,7 @@ impl Daemon {
                 Err(error) => format!("confirm: {error}\n"),
             },
             Command::Rollback(generation) => {
+                self.follow_write_format();
                 let old = Arc::clone(self.transactions.running());
                 match self.transactions.rollback(
                     *generation,
@@ -1439,6 +1459,7 @@ impl Daemon {
     fn on_tick(&mut self, probe: &mut Option<JoinHandle<ProbeResult>>) {
         self.firmware
             .tick(std::time::Instant::now(), self.firmware_health(), &self.log);
+        self.follow_write_format();
         if let Some(watchdog) = &mut self.watchdog {
             let _ = watchdog.write_all(b"\0");
         }
@@ -1593,6 +1614,48 @@ impl Daemon {
     /// Sets the running firmware (the appliance, at boot): `status`, `firmware status`, bless.
     pub fn set_firmware(&mut self, firmware: crate::firmware_slot::Firmware) {
         self.firmware = firmware;
+        self.follow_write_format();
+    }
+
+    /// Decides the config format this box writes (see `config_format`) from the store's
+    /// format at boot, the slot's trial and the partner's firmware; a change goes to the
+    /// transactions (the next write uses it), the log and the pair service (the partner's
+    /// blob is framed in it).
+    fn follow_write_format(&mut self) {
+        use crate::config_format::{Facts, WriteFormat};
+        let partner_reads = match (&self.identity, &self.pair_service) {
+            (Some(_), Some(service)) => service.partner_firmware().map(|f| f.blob_format),
+            _ => None,
+        };
+        let decided = WriteFormat::decide(Facts {
+            stored_at_boot: self.transactions.stored_format(),
+            on_trial: self.firmware.on_trial(),
+            partner_reads,
+        });
+        if self.write_format == Some(decided) {
+            return;
+        }
+        let first = self.write_format.is_none();
+        self.write_format = Some(decided);
+        if let Err(error) = self.transactions.set_write_format(decided.format) {
+            self.log.line(format!("config: {error}"));
+            return;
+        }
+        let newest = decided.format == tandem_config::blob::FORMAT_VERSION;
+        if !(first && newest) {
+            self.log.line(format!(
+                "config format: {}{}",
+                decided.describe(),
+                if newest {
+                    " from the next commit on"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if !first {
+            self.publish_pair();
+        }
     }
 
     /// What a firmware bundle is checked against: the board, and the partner when paired.
@@ -1684,6 +1747,9 @@ impl Daemon {
                         .as_secs_f64()
                 ))
         ));
+        if let Some(format) = &self.write_format {
+            text.push_str(&format!("status: config format: {}\n", format.describe()));
+        }
         text.push_str(&self.management_status());
         let dropped = crate::console_writer::console().dropped();
         let noise = &self.console_noise;

@@ -47,6 +47,10 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the EFI system partition is mounted on the box.
 pub const ESP_MOUNT: &str = "/boot/efi";
+/// The environment variable that makes `tandem run` behave as a slot on trial: `never` or
+/// the seconds of health before its (simulated) bless. Host tests only; the appliance reads
+/// its slot from systemd-boot.
+pub const SIMULATED_TRIAL_ENV: &str = "TANDEM_DEBUG_SLOT_ON_TRIAL";
 /// The kernel command-line word that sets how long health must hold before a bless.
 pub const BLESS_AFTER_KEY: &str = "tandem.bless_after";
 /// How long health must hold before a slot on trial is blessed, unless the command line says.
@@ -278,6 +282,9 @@ struct State {
     refused: std::collections::BTreeMap<&'static str, u64>,
     /// `tandem.install_pause=SECONDS`: a pause after each install step (lab only).
     install_pause: Option<Duration>,
+    /// A `tandem run` whose environment says its slot is on trial (host tests of what a slot
+    /// on trial does, e.g. the config format it writes); nothing is renamed.
+    simulated_trial: bool,
 }
 
 /// What the daemon knows that a bundle is checked against (owned, for the worker).
@@ -329,6 +336,7 @@ impl Firmware {
                 installed: None,
                 refused: std::collections::BTreeMap::new(),
                 install_pause: None,
+                simulated_trial: false,
             })),
         }
     }
@@ -341,6 +349,28 @@ impl Firmware {
             BlessAfter::Never,
             None,
         )
+    }
+
+    /// A `tandem run` that behaves as a slot on trial (its environment has
+    /// [`SIMULATED_TRIAL_ENV`]): blessed after `after` of health, with nothing renamed.
+    pub fn simulated_trial(after: BlessAfter) -> Firmware {
+        let firmware = Firmware::with(
+            FirmwareBoot::not_appliance(),
+            SlotsView::default(),
+            after,
+            None,
+        );
+        firmware.lock().simulated_trial = true;
+        firmware
+    }
+
+    /// Whether the running slot is on trial (booted from a counted slot file, not blessed).
+    pub fn on_trial(&self) -> bool {
+        let state = self.lock();
+        if state.blessed.is_some() {
+            return false;
+        }
+        state.simulated_trial || state.view.running().is_some_and(|r| r.tries.is_some())
     }
 
     /// The appliance at boot: on a UEFI boot from a slot, loads efivarfs and vfat, mounts
@@ -383,6 +413,9 @@ impl Firmware {
     fn summary_line(&self) -> String {
         let state = self.lock();
         let mut line = state.boot.summary();
+        if state.simulated_trial && state.blessed.is_none() {
+            line.push_str(&format!(", on trial ({SIMULATED_TRIAL_ENV})"));
+        }
         if let Some(blessed) = &state.blessed {
             line.push_str(&format!(", blessed as {blessed}"));
         } else if let Some(running) = state.view.running().filter(|r| r.tries.is_some()) {
@@ -490,6 +523,16 @@ impl Firmware {
     /// the running slot's file on the blocking pool. `health` is Err(why) when unhealthy.
     pub fn tick(&self, now: Instant, health: Result<(), String>, log: &Log) {
         let mut state = self.lock();
+        if state.simulated_trial && state.blessed.is_none() {
+            if state.clock.tick(now, health.is_ok()) {
+                let held = state.clock.held(now).unwrap_or_default().as_secs();
+                state.blessed = Some(format!("(simulated: {SIMULATED_TRIAL_ENV})"));
+                log.line(format!(
+                    "firmware: blessed after {held} s of health (simulated, nothing renamed)"
+                ));
+            }
+            return;
+        }
         if state.blessing || state.installing || state.slot_dir.is_none() {
             return;
         }

@@ -6,6 +6,7 @@
 
 mod bonds;
 mod boot;
+mod config_format;
 mod config_store;
 mod console;
 mod console_login;
@@ -513,6 +514,14 @@ fn foreground_main(
         daemon.open_identity(identity_store);
         if std::env::var_os("TANDEM_DEBUG_COMMANDS").is_some_and(|v| v == "1") {
             daemon.enable_debug_commands();
+        }
+        if let Ok(value) = std::env::var(firmware_slot::SIMULATED_TRIAL_ENV) {
+            let key = firmware_slot::BLESS_AFTER_KEY;
+            let (after, note) = firmware_slot::BlessAfter::from_cmdline(&format!("{key}={value}"));
+            if let Some(note) = note {
+                log.line(note);
+            }
+            daemon.set_firmware(firmware_slot::Firmware::simulated_trial(after));
         }
         daemon.bring_up().await;
         daemon.start_pair_service();

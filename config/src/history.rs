@@ -77,6 +77,13 @@ pub struct CommitRecord {
 /// The 64-bit digest that names a config's content: the first 8 bytes (big-endian) of the
 /// SHA-256 of its postcard encoding (the blob payload's model part). Equal configs have equal
 /// digests on both boxes; it is never 0 (0 means unknown).
+///
+/// Both boxes of a pair must compute the same digest for the same config, also while one runs
+/// firmware that writes an older format (a rolling upgrade: `blob::encode_as`). Today every
+/// firmware hashes the format 6 layout. **When format 7 comes**, hash a config in the oldest
+/// layout from 6 up that holds it (`blob::check_fits`), not in the newest: a config firmware
+/// at format 6 can hold then has the digest that firmware computes, and replication between
+/// the two versions stays a fast-forward instead of `Diverged`.
 pub fn config_digest(config_payload: &[u8]) -> u64 {
     use sha2::{Digest, Sha256};
     let hash = Sha256::digest(config_payload);

@@ -17,6 +17,7 @@ pub mod host;
 pub mod kernel_tests;
 pub mod lab;
 pub mod netns;
+pub mod pair_lan;
 pub mod pinger;
 pub mod qmp;
 pub mod scrape;

@@ -16,6 +16,7 @@ pub mod file_server;
 pub mod host;
 pub mod kernel_tests;
 pub mod lab;
+pub mod lab_pair;
 pub mod netns;
 pub mod pair_lan;
 pub mod pinger;

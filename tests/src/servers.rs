@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::lab::{BoxSpec, LabError, QemuBox, Segment};
+use crate::lab::{BoxSpec, Lab, LabError, QemuBox, Segment};
 
 /// A NAT real server on the private segment at `address`/24, routing replies back through the
 /// director's NAT gateway address `gateway`.
@@ -54,6 +54,60 @@ prefix = 24
 interface = "private"
 "#,
         public.join(", ")
+    )
+}
+
+/// The imported-checks director's config: box-a as a [`nat_director`] holding 192.0.2.1 and the
+/// VIP 192.0.2.10, with the virtual services of `keepalived_conf` imported as an operator would
+/// (`tandem config import`). An import that leaves anything out (a note) is an error naming it.
+pub fn director_with_keepalived(keepalived_conf: &str) -> Result<String, LabError> {
+    let imported = tandem_config::import::keepalived::import(keepalived_conf)
+        .map_err(|e| format!("keepalived.conf import: {e}"))?;
+    if !imported.notes.is_empty() {
+        let notes: Vec<String> = imported.notes.iter().map(ToString::to_string).collect();
+        return Err(format!(
+            "the import does not carry everything; its notes: {notes:?}"
+        ));
+    }
+    let mut config =
+        tandem_config::text::from_toml(&nat_director("box-a", &["192.0.2.1", "192.0.2.10"]))
+            .map_err(|e| format!("nat_director: {e}"))?;
+    config.virtual_services = imported.config.virtual_services;
+    tandem_config::text::to_toml(&config).map_err(|e| format!("director config: {e}"))
+}
+
+/// Boots box-a (public and private NICs) on `director_config` and rs1, a [`nat_real_server`] at
+/// 198.51.100.11, then adds the client `cl` at 198.51.100.100/24 on the private segment: the
+/// lab's first client, which [`rs1_control`] asks from.
+pub fn boot_nat_director_with_rs1(
+    lab: &mut Lab,
+    director_config: &str,
+    timeout: Duration,
+) -> Result<(), LabError> {
+    let specs = [
+        BoxSpec::new("box-a", &[Segment::Public, Segment::Private]).with_config(director_config),
+        nat_real_server("rs1", "198.51.100.11", "198.51.100.254"),
+    ];
+    lab.boot(&specs, timeout)?;
+    lab.add_client("cl", Segment::Private)?
+        .add_address("198.51.100.100/24")
+}
+
+/// Asks rs1's lab-httpd control port (198.51.100.11:8081) from the lab's first client: `what`
+/// is `stop`, `start`, `body/<word>`, `icmp/off`, ...; its answer.
+pub fn rs1_control(lab: &Lab, what: &str) -> Result<String, LabError> {
+    let client = lab
+        .clients
+        .first()
+        .ok_or("the lab has no client to ask rs1 from")?;
+    client.exec(
+        "curl",
+        &[
+            "-s",
+            "--max-time",
+            "10",
+            &format!("http://198.51.100.11:8081/{what}"),
+        ],
     )
 }
 
@@ -246,5 +300,25 @@ mod tests {
             }
             assert!(!tandem_config::validate::has_errors(&issues), "{issues:?}");
         }
+    }
+
+    /// An imported keepalived service lands in box-a's NAT director config, which validates;
+    /// an import with notes (a keyword it does not carry) is refused, naming the note.
+    #[test]
+    fn a_keepalived_director_carries_the_import_or_says_what_it_left_out() {
+        let service = "virtual_server 192.0.2.10 80 {\n    lb_algo rr\n    lb_kind NAT\n    \
+                       protocol TCP\n\n    real_server 198.51.100.11 80 {\n        weight 1\n        \
+                       TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n}\n";
+        let text = director_with_keepalived(service).unwrap();
+        let config = tandem_config::text::from_toml(&text).unwrap();
+        assert_eq!(config.virtual_services.len(), 1);
+        assert_eq!(config.virtual_services[0].port, 80);
+        let issues = tandem_config::validate::validate(&config);
+        assert!(!tandem_config::validate::has_errors(&issues), "{issues:?}");
+        let error = director_with_keepalived(&format!(
+            "global_defs {{\n    smtp_server relay.example\n}}\n{service}"
+        ))
+        .unwrap_err();
+        assert!(error.contains("does not carry everything"), "{error}");
     }
 }

@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use tandem_lab::servers::{nat_director, nat_real_server};
-use tandem_lab::{BoxSpec, Lab, Segment};
+use tandem_lab::servers::{boot_nat_director_with_rs1, director_with_keepalived, rs1_control};
+use tandem_lab::Lab;
 
 const BOOT: Duration = Duration::from_secs(240);
 /// Checks every second with a 1 s timeout: TCG on a loaded machine stretches that, so allow
@@ -57,32 +57,6 @@ virtual_server 192.0.2.10 {port} {{
     )
 }
 
-/// The director's config: the lab's NAT director with the imported services.
-fn director() -> String {
-    let imported = tandem_config::import::keepalived::import(&keepalived_conf()).unwrap();
-    let notes: Vec<String> = imported.notes.iter().map(ToString::to_string).collect();
-    assert_eq!(notes, Vec::<String>::new(), "the import carries everything");
-    let mut config =
-        tandem_config::text::from_toml(&nat_director("box-a", &["192.0.2.1", "192.0.2.10"]))
-            .unwrap();
-    config.virtual_services = imported.config.virtual_services;
-    tandem_config::text::to_toml(&config).unwrap()
-}
-
-fn control(lab: &Lab, what: &str) -> String {
-    lab.clients[0]
-        .exec(
-            "curl",
-            &[
-                "-s",
-                "--max-time",
-                "10",
-                &format!("http://198.51.100.11:8081/{what}"),
-            ],
-        )
-        .unwrap()
-}
-
 const UDP: &str = "198.51.100.11:7: check udp (reply required)";
 const DNS: &str = "198.51.100.11:53: check dns A rs1.lab";
 const PING: &str = "198.51.100.11:80: check ping";
@@ -90,15 +64,12 @@ const PING: &str = "198.51.100.11:80: check ping";
 #[test]
 fn imported_ping_udp_and_dns_checks_see_a_real_server_up_and_down() {
     let mut lab = Lab::new().expect("lab");
-    let specs = [
-        BoxSpec::new("box-a", &[Segment::Public, Segment::Private]).with_config(&director()),
-        nat_real_server("rs1", "198.51.100.11", "198.51.100.254"),
-    ];
-    lab.boot(&specs, BOOT).expect("boxes boot");
-    lab.add_client("cl", Segment::Private)
-        .unwrap()
-        .add_address("198.51.100.100/24")
-        .unwrap();
+    boot_nat_director_with_rs1(
+        &mut lab,
+        &director_with_keepalived(&keepalived_conf()).unwrap(),
+        BOOT,
+    )
+    .expect("boxes boot");
     let rs1 = lab.box_named("rs1").unwrap();
     for line in [
         "lab-httpd: serving on udp port 7",
@@ -124,7 +95,7 @@ fn imported_ping_udp_and_dns_checks_see_a_real_server_up_and_down() {
     // rs1 closes its service ports: the UDP and DNS checks see port unreachable; the box still
     // answers pings.
     let mark = director.console.mark();
-    assert!(control(&lab, "stop").contains("rs1 stopped"));
+    assert!(rs1_control(&lab, "stop").unwrap().contains("rs1 stopped"));
     let director = lab.box_named("box-a").unwrap();
     let unreachable = "failed: down (port unreachable (ICMP): nothing listens on the port)";
     for check in [UDP, DNS] {
@@ -151,7 +122,9 @@ fn imported_ping_udp_and_dns_checks_see_a_real_server_up_and_down() {
 
     // rs1 ignores echo requests: the ping check sees no reply.
     let mark = director.console.mark();
-    assert!(control(&lab, "icmp/off").contains("rs1 stopped"));
+    assert!(rs1_control(&lab, "icmp/off")
+        .unwrap()
+        .contains("rs1 stopped"));
     let director = lab.box_named("box-a").unwrap();
     director
         .console
@@ -164,8 +137,8 @@ fn imported_ping_udp_and_dns_checks_see_a_real_server_up_and_down() {
 
     // Serving and answering again: all three up.
     let mark = director.console.mark();
-    control(&lab, "icmp/on");
-    assert!(control(&lab, "start").contains("rs1 serving"));
+    rs1_control(&lab, "icmp/on").unwrap();
+    assert!(rs1_control(&lab, "start").unwrap().contains("rs1 serving"));
     let director = lab.box_named("box-a").unwrap();
     for check in [UDP, DNS, PING] {
         director

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use tandem_config::model::CheckKind;
-use tandem_lab::servers::{nat_director, nat_real_server};
-use tandem_lab::{BoxSpec, Lab, Segment};
+use tandem_lab::servers::{boot_nat_director_with_rs1, director_with_keepalived, rs1_control};
+use tandem_lab::Lab;
 
 const BOOT: Duration = Duration::from_secs(240);
 /// Checks every second with a 1 s timeout: TCG on a loaded machine stretches that, so allow
@@ -50,11 +50,10 @@ virtual_server 192.0.2.10 80 {
 
 /// The director's config: the lab's NAT director with the imported service.
 fn director() -> String {
-    let imported = tandem_config::import::keepalived::import(KEEPALIVED_CONF).unwrap();
-    let notes: Vec<String> = imported.notes.iter().map(ToString::to_string).collect();
-    assert_eq!(notes, Vec::<String>::new(), "the import carries everything");
+    let text = director_with_keepalived(KEEPALIVED_CONF).unwrap();
     // One real server: its checks are the service's (hoisted), an HTTP and a TCP check.
-    let service = &imported.config.virtual_services[0];
+    let config = tandem_config::text::from_toml(&text).unwrap();
+    let service = &config.virtual_services[0];
     let kinds: Vec<&CheckKind> = service.real_servers[0]
         .effective_checks(service)
         .map(|c| &c.kind)
@@ -63,25 +62,7 @@ fn director() -> String {
         matches!(kinds.as_slice(), [CheckKind::Http { .. }, CheckKind::Tcp]),
         "{kinds:?}"
     );
-    let mut config =
-        tandem_config::text::from_toml(&nat_director("box-a", &["192.0.2.1", "192.0.2.10"]))
-            .unwrap();
-    config.virtual_services = imported.config.virtual_services;
-    tandem_config::text::to_toml(&config).unwrap()
-}
-
-fn control(lab: &Lab, what: &str) -> String {
-    lab.clients[0]
-        .exec(
-            "curl",
-            &[
-                "-s",
-                "--max-time",
-                "10",
-                &format!("http://198.51.100.11:8081/{what}"),
-            ],
-        )
-        .unwrap()
+    text
 }
 
 const CHECK: &str = "198.51.100.11:80: check http GET /state + tcp";
@@ -91,15 +72,7 @@ const REMOVE: &str = "lvs: remove 198.51.100.11:80 from tcp 192.0.2.10:80";
 #[test]
 fn a_real_server_leaves_the_table_when_one_of_its_two_checks_fails() {
     let mut lab = Lab::new().expect("lab");
-    let specs = [
-        BoxSpec::new("box-a", &[Segment::Public, Segment::Private]).with_config(&director()),
-        nat_real_server("rs1", "198.51.100.11", "198.51.100.254"),
-    ];
-    lab.boot(&specs, BOOT).expect("boxes boot");
-    lab.add_client("cl", Segment::Private)
-        .unwrap()
-        .add_address("198.51.100.100/24")
-        .unwrap();
+    boot_nat_director_with_rs1(&mut lab, &director(), BOOT).expect("boxes boot");
 
     // Both checks pass: rs1 enters the service.
     let director = lab.box_named("box-a").unwrap();
@@ -110,7 +83,7 @@ fn a_real_server_leaves_the_table_when_one_of_its_two_checks_fails() {
     // rs1 closes its service ports; its control port (the HTTP check's) stays open. The TCP
     // check fails and is named; rs1 leaves the table.
     let mark = director.console.mark();
-    assert!(control(&lab, "stop").contains("rs1 stopped"));
+    assert!(rs1_control(&lab, "stop").unwrap().contains("rs1 stopped"));
     let director = lab.box_named("box-a").unwrap();
     let down = format!("{CHECK} failed: down (tcp 198.51.100.11:80: connect failed");
     director
@@ -134,12 +107,12 @@ fn a_real_server_leaves_the_table_when_one_of_its_two_checks_fails() {
     );
     // The HTTP check alone would pass: its URL still answers (the attempt reached the TCP check
     // only because the HTTP one passed).
-    assert!(control(&lab, "state").contains("rs1 stopped"));
+    assert!(rs1_control(&lab, "state").unwrap().contains("rs1 stopped"));
 
     // Serving again: every check passes, rs1 is back.
     let director = lab.box_named("box-a").unwrap();
     let mark = director.console.mark();
-    assert!(control(&lab, "start").contains("rs1 serving"));
+    assert!(rs1_control(&lab, "start").unwrap().contains("rs1 serving"));
     let director = lab.box_named("box-a").unwrap();
     for line in [format!("{CHECK} passed: up"), ADD.to_owned()] {
         director

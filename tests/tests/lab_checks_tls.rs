@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use tandem_lab::servers::{nat_director, nat_real_server};
-use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
+use tandem_lab::servers::{boot_nat_director_with_rs1, director_with_keepalived, rs1_control};
+use tandem_lab::{Lab, QemuBox};
 use tandem_lvs::health::digest::{md5, Hex};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -53,29 +53,7 @@ virtual_server 192.0.2.10 {port} {{
 
 /// The director's config: the lab's NAT director with the imported services.
 fn director(page: &[u8]) -> String {
-    let text = keepalived_conf(&Hex(md5(page)).to_string());
-    let imported = tandem_config::import::keepalived::import(&text).unwrap();
-    let notes: Vec<String> = imported.notes.iter().map(ToString::to_string).collect();
-    assert_eq!(notes, Vec::<String>::new(), "the import carries everything");
-    let mut config =
-        tandem_config::text::from_toml(&nat_director("box-a", &["192.0.2.1", "192.0.2.10"]))
-            .unwrap();
-    config.virtual_services = imported.config.virtual_services;
-    tandem_config::text::to_toml(&config).unwrap()
-}
-
-fn control(lab: &Lab, what: &str) -> String {
-    lab.clients[0]
-        .exec(
-            "curl",
-            &[
-                "-s",
-                "--max-time",
-                "10",
-                &format!("http://198.51.100.11:8081/{what}"),
-            ],
-        )
-        .unwrap()
+    director_with_keepalived(&keepalived_conf(&Hex(md5(page)).to_string())).unwrap()
 }
 
 fn wait(director: &QemuBox, line: &str) {
@@ -87,15 +65,7 @@ fn imported_ssl_get_and_digest_checks_see_a_tls_server_up_a_changed_page_and_a_s
     let page = b"served-by rs1\n";
     let changed = b"served-by rs1 v2\n";
     let mut lab = Lab::new().expect("lab");
-    let specs = [
-        BoxSpec::new("box-a", &[Segment::Public, Segment::Private]).with_config(&director(page)),
-        nat_real_server("rs1", "198.51.100.11", "198.51.100.254"),
-    ];
-    lab.boot(&specs, BOOT).expect("boxes boot");
-    lab.add_client("cl", Segment::Private)
-        .unwrap()
-        .add_address("198.51.100.100/24")
-        .unwrap();
+    boot_nat_director_with_rs1(&mut lab, &director(page), BOOT).expect("boxes boot");
     lab.box_named("rs1")
         .unwrap()
         .console
@@ -113,7 +83,9 @@ fn imported_ssl_get_and_digest_checks_see_a_tls_server_up_a_changed_page_and_a_s
     }
 
     // The page changes: both digest checks see it, saying which MD5 they got.
-    assert!(control(&lab, "body/v2").contains("rs1 serving"));
+    assert!(rs1_control(&lab, "body/v2")
+        .unwrap()
+        .contains("rs1 serving"));
     let mismatch = format!(
         "failed: down (body MD5 {} does not match the expected {})",
         Hex(md5(changed)),
@@ -131,7 +103,7 @@ fn imported_ssl_get_and_digest_checks_see_a_tls_server_up_a_changed_page_and_a_s
 
     // The page restored: up again.
     director.console.skip_to_end();
-    control(&lab, "body/");
+    rs1_control(&lab, "body/").unwrap();
     let director = lab.box_named("box-a").unwrap();
     wait(
         director,
@@ -140,7 +112,7 @@ fn imported_ssl_get_and_digest_checks_see_a_tls_server_up_a_changed_page_and_a_s
 
     // rs1 stops serving: the HTTPS check sees it down and the director takes it out.
     director.console.skip_to_end();
-    assert!(control(&lab, "stop").contains("rs1 stopped"));
+    assert!(rs1_control(&lab, "stop").unwrap().contains("rs1 stopped"));
     let director = lab.box_named("box-a").unwrap();
     wait(
         director,

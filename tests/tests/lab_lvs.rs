@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use tandem_lab::servers::{nat_director, nat_real_server, wait_real_server_ready};
+use tandem_lab::servers::{nat_director, nat_real_server, rs1_control, wait_real_server_ready};
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -105,20 +105,6 @@ fn requests(lab: &Lab, url: &str, n: usize) -> (usize, usize, usize) {
         }
     }
     (rs1, rs2, failed)
-}
-
-fn control(lab: &Lab, what: &str) -> String {
-    lab.clients[0]
-        .exec(
-            "curl",
-            &[
-                "-s",
-                "--max-time",
-                "10",
-                &format!("http://198.51.100.11:8081/{what}"),
-            ],
-        )
-        .unwrap()
 }
 
 #[test]
@@ -215,7 +201,7 @@ fn nat_director_balances_drains_readmits_and_persists() {
 
     // Stop the service on rs1: its check fails, the director removes it, requests still work.
     lab.box_named("box-a").unwrap().console.skip_to_end();
-    assert!(control(&lab, "stop").contains("rs1 stopped"));
+    assert!(rs1_control(&lab, "stop").unwrap().contains("rs1 stopped"));
     let director = lab.box_named("box-a").unwrap();
     director
         .console
@@ -239,7 +225,7 @@ fn nat_director_balances_drains_readmits_and_persists() {
 
     // Restart it: back after the check passes and the re-entry time (3 s) has passed.
     lab.box_named("box-a").unwrap().console.skip_to_end();
-    assert!(control(&lab, "start").contains("rs1 serving"));
+    assert!(rs1_control(&lab, "start").unwrap().contains("rs1 serving"));
     let director = lab.box_named("box-a").unwrap();
     director
         .console

@@ -16,48 +16,18 @@
 
 use std::time::Duration;
 
+use tandem_lab::lab_pair::{vip_config, VIP};
 use tandem_lab::shell::reach;
 use tandem_lab::{BoxSpec, Lab, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
 const SETTLE: Duration = Duration::from_secs(120);
-const VIP: &str = "192.0.2.50";
 /// How long box-b must stay backup with the cable pulled: longer than the Master_Down_Interval
 /// (3.6 s of guest time) with room for a slow guest.
 const NO_TAKEOVER: Duration = Duration::from_secs(10);
 
 fn config(name: &str, own: &str, priority: u8) -> String {
-    format!(
-        r#"
-[system]
-hostname = "{name}"
-
-[peer_link]
-interface = "peer"
-heartbeat_interval_ms = 50
-dead_after_ms = 500
-
-[[interfaces]]
-name = "public"
-addresses = ["{own}/24"]
-
-[[interfaces]]
-name = "peer"
-
-[[vrrp]]
-name = "public_vip"
-version = "v3"
-vrid = 52
-interface = "public"
-priority = {priority}
-advert_interval_cs = 100
-accept_mode = true
-
-[[vrrp.vips]]
-address = "{VIP}"
-prefix = 24
-"#
-    )
+    vip_config(name, own, priority, &[])
 }
 
 #[test]

@@ -26,13 +26,13 @@
 
 use std::time::{Duration, Instant};
 
+use tandem_lab::lab_pair::{vip_config, VIP};
 use tandem_lab::shell::{ip_in, reach};
 use tandem_lab::vrrp_status::transitions;
 use tandem_lab::{BoxSpec, Console, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(240);
 const SETTLE: Duration = Duration::from_secs(120);
-const VIP: &str = "192.0.2.50";
 const A_OWN: &str = "192.0.2.1";
 const B_OWN: &str = "192.0.2.2";
 const ROUTER: &str = "192.0.2.254";
@@ -62,38 +62,7 @@ const NO_TAKEOVER: Duration = Duration::from_secs(10);
 const ARRIVAL_TOLERANCE: Duration = Duration::from_millis(50);
 
 fn config(name: &str, own: &str, priority: u8) -> String {
-    format!(
-        r#"
-[system]
-hostname = "{name}"
-
-[peer_link]
-interface = "peer"
-heartbeat_interval_ms = 50
-dead_after_ms = 500
-uplink_probes = ["{ROUTER}"]
-
-[[interfaces]]
-name = "public"
-addresses = ["{own}/24"]
-
-[[interfaces]]
-name = "peer"
-
-[[vrrp]]
-name = "public_vip"
-version = "v3"
-vrid = 52
-interface = "public"
-priority = {priority}
-advert_interval_cs = 100
-accept_mode = true
-
-[[vrrp.vips]]
-address = "{VIP}"
-prefix = 24
-"#
-    )
+    vip_config(name, own, priority, &[ROUTER])
 }
 
 fn named<'l>(lab: &'l Lab, name: &str) -> &'l QemuBox {

@@ -15,30 +15,25 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem_lab::host::{
-    tandem_query, wait_tandem_query, HostProcess, HostSegment, ScratchDir, TandemRun,
-};
-use tandem_lab::netns::{veth_pair, Netns};
+use tandem_lab::host::{tandem_query, HostProcess};
+use tandem_lab::netns::Netns;
+use tandem_lab::pair_lan::{PairLan, A_OWN, B_OWN};
 
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const LIMIT: Duration = Duration::from_secs(20);
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
 const PORT: u16 = 8080;
-const A_OWN: &str = "192.0.2.2";
-const B_OWN: &str = "192.0.2.3";
 const BUCKETS: u8 = 16;
 
+/// The LAN (client, box A, box B), the cable and a responder on each box.
 struct Pair {
-    _segment: HostSegment,
-    a: Netns,
-    b: Netns,
-    client: Netns,
-    dir: ScratchDir,
+    lan: PairLan,
     /// Connections each box's responder accepted.
     accepted: [Arc<AtomicU64>; 2],
 }
@@ -95,41 +90,24 @@ impl Connection {
     }
 }
 
+impl Deref for Pair {
+    type Target = PairLan;
+    fn deref(&self) -> &PairLan {
+        &self.lan
+    }
+}
+
 impl Pair {
     fn new(tag: &str) -> Pair {
-        let mut segment = HostSegment::new(&format!("{tag}-sg")).unwrap();
-        let client = Netns::new(&format!("{tag}-c")).unwrap();
-        let a = Netns::new(&format!("{tag}-a")).unwrap();
-        let b = Netns::new(&format!("{tag}-b")).unwrap();
-        for (ns, own) in [(&client, "192.0.2.10"), (&a, A_OWN), (&b, B_OWN)] {
-            segment.attach(ns, "eth0").unwrap();
-            ns.ip(&["addr", "add", &format!("{own}/24"), "dev", "eth0", "nodad"])
-                .unwrap();
-        }
-        veth_pair(&a, "peer", &b, "peer").unwrap();
+        let lan = PairLan::new(tag, Path::new(TANDEM), LIMIT, &[]).unwrap();
         let accepted = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
-        responder(&a, "a", Arc::clone(&accepted[0]));
-        responder(&b, "b", Arc::clone(&accepted[1]));
-        Pair {
-            _segment: segment,
-            a,
-            b,
-            client,
-            dir: ScratchDir::new(tag).unwrap(),
-            accepted,
-        }
-    }
-
-    fn control(&self, name: &str) -> PathBuf {
-        self.dir.path.join(format!("{name}.sock"))
+        responder(&lan.a, "a", Arc::clone(&accepted[0]));
+        responder(&lan.b, "b", Arc::clone(&accepted[1]));
+        Pair { lan, accepted }
     }
 
     fn start(&self, name: &str) -> HostProcess {
-        let (ns, own, first) = if name == "a" {
-            (&self.a, A_OWN, 1)
-        } else {
-            (&self.b, B_OWN, 2)
-        };
+        let (own, first) = if name == "a" { (A_OWN, 1) } else { (B_OWN, 2) };
         let local: Vec<String> = (first..=BUCKETS)
             .step_by(2)
             .map(|n| n.to_string())
@@ -144,20 +122,7 @@ impl Pair {
              total_nodes = {BUCKETS}\nlocal_nodes = [{}]\n",
             local.join(", ")
         );
-        let control = self.control(name);
-        TandemRun {
-            tandem: Path::new(TANDEM),
-            dir: &self.dir.path,
-            name,
-            control: Some(&control),
-        }
-        .start(ns, &config, "cluster: group web:", LIMIT)
-        .unwrap()
-    }
-
-    fn wait(&self, name: &str, words: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
-        wait_tandem_query(TANDEM.as_ref(), &self.control(name), words, LIMIT, check)
-            .unwrap_or_else(|last| panic!("{name} never showed {what}; last answer:\n{last}"))
+        self.run(name, &config, "cluster: group web:").unwrap()
     }
 
     /// Waits until box `name` holds `count` buckets.

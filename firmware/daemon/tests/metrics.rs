@@ -19,64 +19,43 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tandem_lab::host::{
-    tandem_query, wait_tandem_query, HostProcess, HostSegment, ScratchDir, TandemRun,
-};
-use tandem_lab::netns::{veth_pair, Netns};
+use tandem_lab::host::HostProcess;
+use tandem_lab::pair_lan::{PairLan, A_OWN, B_OWN};
 use tandem_lab::vrrp_status::instance_state;
 
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const LIMIT: Duration = Duration::from_secs(20);
 const VIP: &str = "192.0.2.100";
-const A_OWN: &str = "192.0.2.2";
-const B_OWN: &str = "192.0.2.3";
 const PORT: u16 = 9100;
 
-struct Pair {
-    _segment: HostSegment,
-    a: Netns,
-    b: Netns,
-    client: Netns,
-    dir: ScratchDir,
+/// The LAN (client, box A, box B) and the cable.
+struct Pair(PairLan);
+
+impl Deref for Pair {
+    type Target = PairLan;
+    fn deref(&self) -> &PairLan {
+        &self.0
+    }
 }
 
 impl Pair {
     fn new(tag: &str) -> Pair {
-        let mut segment = HostSegment::new(&format!("{tag}-sg")).unwrap();
-        let client = Netns::new(&format!("{tag}-c")).unwrap();
-        let a = Netns::new(&format!("{tag}-a")).unwrap();
-        let b = Netns::new(&format!("{tag}-b")).unwrap();
-        for (ns, own) in [(&client, "192.0.2.10"), (&a, A_OWN), (&b, B_OWN)] {
-            segment.attach(ns, "eth0").unwrap();
-            ns.ip(&["addr", "add", &format!("{own}/24"), "dev", "eth0", "nodad"])
-                .unwrap();
-        }
-        veth_pair(&a, "peer", &b, "peer").unwrap();
-        Pair {
-            _segment: segment,
-            a,
-            b,
-            client,
-            dir: ScratchDir::new(tag).unwrap(),
-        }
-    }
-
-    fn control(&self, name: &str) -> PathBuf {
-        self.dir.path.join(format!("{name}.sock"))
+        Pair(PairLan::new(tag, Path::new(TANDEM), LIMIT, &[]).unwrap())
     }
 
     /// Box `name` (a: priority 150, b: 100) with adverts every `interval_cs` and the metrics
     /// endpoint on every address, port [`PORT`].
     fn start(&self, name: &str, interval_cs: u16) -> HostProcess {
-        let (ns, own, priority) = if name == "a" {
-            (&self.a, A_OWN, 150)
+        let (own, priority) = if name == "a" {
+            (A_OWN, 150)
         } else {
-            (&self.b, B_OWN, 100)
+            (B_OWN, 100)
         };
         let config = format!(
             "[system]\nhostname = \"{name}\"\n\n\
@@ -88,15 +67,7 @@ impl Pair {
              advert_interval_cs = {interval_cs}\naccept_mode = true\n\n\
              [[vrrp.vips]]\naddress = \"{VIP}\"\nprefix = 24\n"
         );
-        let control = self.control(name);
-        let process = TandemRun {
-            tandem: Path::new(TANDEM),
-            dir: &self.dir.path,
-            name,
-            control: Some(&control),
-        }
-        .start(ns, &config, "vrrp: running", LIMIT)
-        .unwrap();
+        let process = self.run(name, &config, "vrrp: running").unwrap();
         process
             .console
             .wait_for_any_time(
@@ -107,28 +78,14 @@ impl Pair {
         process
     }
 
-    fn ask(&self, name: &str, words: &[&str]) -> String {
-        tandem_query(TANDEM.as_ref(), &self.control(name), words)
-    }
-
-    fn wait(&self, name: &str, words: &[&str], what: &str, check: impl Fn(&str) -> bool) {
-        wait_tandem_query(TANDEM.as_ref(), &self.control(name), words, LIMIT, check)
-            .unwrap_or_else(|last| panic!("{name} never showed {what}; last answer:\n{last}"));
-    }
-
     /// Both running, A master, B backup, the heartbeat up both ways.
     fn start_both(&self, interval_cs: u16) -> (HostProcess, HostProcess) {
         let b = self.start("b", interval_cs);
         let a = self.start("a", interval_cs);
-        for (name, state) in [("a", "MASTER"), ("b", "BACKUP")] {
-            self.wait(name, &["vrrp", "status"], state, |text| {
-                instance_state(text, "web") == Some(state)
-            });
-        }
+        self.wait_state("a", "MASTER");
+        self.wait_state("b", "BACKUP");
         for name in ["a", "b"] {
-            self.wait(name, &["pair", "status"], "partner alive", |text| {
-                text.contains("pair: partner alive")
-            });
+            self.wait_pair(name, "pair: partner alive");
         }
         (a, b)
     }

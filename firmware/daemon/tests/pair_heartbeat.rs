@@ -17,64 +17,43 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
+use std::path::Path;
 use std::time::Duration;
 
 use tandem_lab::address_monitor::AddressMonitor;
-use tandem_lab::host::{
-    tandem_query, wait_tandem_query, HostProcess, HostSegment, ScratchDir, TandemRun,
-};
-use tandem_lab::netns::{veth_pair, Netns};
+use tandem_lab::host::HostProcess;
+use tandem_lab::netns::Netns;
+use tandem_lab::pair_lan::{PairLan, A_OWN, B_OWN};
 use tandem_lab::pinger::{now_unix, Pinger};
 use tandem_lab::vrrp_status::instance_state;
 
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const LIMIT: Duration = Duration::from_secs(20);
 const VIP: &str = "192.0.2.100";
-const A_OWN: &str = "192.0.2.2";
-const B_OWN: &str = "192.0.2.3";
 /// The heartbeat's UDP port (`peer_link.heartbeat_port`, Piranha's default).
 const HEARTBEAT_PORT: u16 = 539;
 
-struct Pair {
-    segment: HostSegment,
-    a: Netns,
-    b: Netns,
-    client: Netns,
-    dir: ScratchDir,
+/// The LAN (bridge ports p1 client, p2 box A, p3 box B) and the cable.
+struct Pair(PairLan);
+
+impl Deref for Pair {
+    type Target = PairLan;
+    fn deref(&self) -> &PairLan {
+        &self.0
+    }
 }
 
 impl Pair {
     fn new(tag: &str) -> Pair {
-        let mut segment = HostSegment::new(&format!("{tag}-sg")).unwrap();
-        let client = Netns::new(&format!("{tag}-c")).unwrap();
-        let a = Netns::new(&format!("{tag}-a")).unwrap();
-        let b = Netns::new(&format!("{tag}-b")).unwrap();
-        // Bridge ports in attach order: p1 client, p2 box A, p3 box B.
-        for (ns, own) in [(&client, "192.0.2.10"), (&a, A_OWN), (&b, B_OWN)] {
-            segment.attach(ns, "eth0").unwrap();
-            ns.ip(&["addr", "add", &format!("{own}/24"), "dev", "eth0", "nodad"])
-                .unwrap();
-        }
-        veth_pair(&a, "peer", &b, "peer").unwrap();
-        Pair {
-            segment,
-            a,
-            b,
-            client,
-            dir: ScratchDir::new(tag).unwrap(),
-        }
-    }
-
-    fn control(&self, name: &str) -> PathBuf {
-        self.dir.path.join(format!("{name}.sock"))
+        Pair(PairLan::new(tag, Path::new(TANDEM), LIMIT, &[]).unwrap())
     }
 
     fn start(&self, name: &str) -> HostProcess {
-        let (ns, own, priority) = if name == "a" {
-            (&self.a, A_OWN, 150)
+        let (own, priority) = if name == "a" {
+            (A_OWN, 150)
         } else {
-            (&self.b, B_OWN, 100)
+            (B_OWN, 100)
         };
         let config = format!(
             "[system]\nhostname = \"{name}\"\n\n\
@@ -85,34 +64,7 @@ impl Pair {
              advert_interval_cs = 100\naccept_mode = true\n\n\
              [[vrrp.vips]]\naddress = \"{VIP}\"\nprefix = 24\n"
         );
-        let control = self.control(name);
-        TandemRun {
-            tandem: Path::new(TANDEM),
-            dir: &self.dir.path,
-            name,
-            control: Some(&control),
-        }
-        .start(ns, &config, "vrrp: running", LIMIT)
-        .unwrap()
-    }
-
-    fn ask(&self, name: &str, words: &[&str]) -> String {
-        tandem_query(TANDEM.as_ref(), &self.control(name), words)
-    }
-
-    fn wait(&self, name: &str, words: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
-        wait_tandem_query(TANDEM.as_ref(), &self.control(name), words, LIMIT, check)
-            .unwrap_or_else(|last| panic!("{name} never showed {what}; last answer:\n{last}"))
-    }
-
-    fn wait_state(&self, name: &str, state: &str) {
-        self.wait(name, &["vrrp", "status"], state, |text| {
-            instance_state(text, "web") == Some(state)
-        });
-    }
-
-    fn wait_pair(&self, name: &str, what: &str) -> String {
-        self.wait(name, &["pair", "status"], what, |text| text.contains(what))
+        self.run(name, &config, "vrrp: running").unwrap()
     }
 
     /// Both running, A master, B backup, the heartbeat up both ways.

@@ -8,7 +8,6 @@
 //! - [`code`]: [`PairingCode`], uniform from random bytes, parsed in three spellings.
 //! - [`pairing`]: the [`Starter`] and [`Joiner`] state machines, their [`Outcome`]s and the
 //!   role rule ([`assign_roles`]); [`StartGate`] holds the lockout between starts.
-//! - [`time`]: the injected clock ([`Instant`]).
 //! - `crypto` (private): SPAKE2, HKDF, the confirmation tags and the seed stream.
 //!
 //! Roles are [`Role`] from `tandem_wire::pairing` (`a` / `b`, the same names as
@@ -23,7 +22,6 @@ extern crate std;
 pub mod code;
 mod crypto;
 pub mod pairing;
-pub mod time;
 
 pub use code::{PairingCode, ParseCodeError, CODE_DIGITS};
 pub use crypto::{ID_JOINER, ID_STARTER};
@@ -32,4 +30,5 @@ pub use pairing::{
     Starter, PROTOCOL_VERSION,
 };
 pub use tandem_wire::pairing::{BoxFacts, Role, Versions};
-pub use time::Instant;
+/// The injected clock, shared with `tandem-vrrp`.
+pub use tandem_wire::time::Instant;

@@ -20,6 +20,8 @@
 //!   and the challenge / push / result of a config push (TCP, length-framed), fuzzed.
 //! - [`keyed`]: the pair id + HMAC-SHA256 rule both peer-cable codecs share.
 //! - [`ntp`]: the NTP header the SNTP client sends and reads (RFC 5905 / RFC 4330), fuzzed.
+//! - [`time`]: the injected [`time::Instant`] the sans-IO cores (`tandem-vrrp`, `tandem-pair`)
+//!   share, so that both read the same point in time.
 #![no_std]
 
 #[cfg(test)]
@@ -36,6 +38,7 @@ pub mod pairing;
 pub mod peer_message;
 pub mod replication;
 pub mod tickle;
+pub mod time;
 pub mod vrrp;
 
 pub use announce::{

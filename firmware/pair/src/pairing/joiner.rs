@@ -17,7 +17,7 @@ use super::{
 };
 use crate::code::PairingCode;
 use crate::crypto::{self, Keys, SeedRng};
-use crate::time::Instant;
+use crate::Instant;
 
 #[derive(Debug)]
 enum State {

@@ -11,7 +11,7 @@ use tandem_wire::pairing::{
 
 use super::*;
 use crate::code::PairingCode;
-use crate::time::Instant;
+use crate::Instant;
 
 const VERSIONS: Versions = Versions {
     pairing: PROTOCOL_VERSION,

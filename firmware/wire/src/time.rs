@@ -1,6 +1,7 @@
 //! Injected time: an [`Instant`] is nanoseconds since an epoch the caller chooses (the daemon
-//! uses `CLOCK_MONOTONIC`, as it does for `tandem_vrrp::Instant`; tests start at zero). Nothing
-//! in this crate reads a clock.
+//! uses `CLOCK_MONOTONIC`; tests start at zero). The one point-in-time type of the sans-IO
+//! cores (`tandem-vrrp`, `tandem-pair`), here because both already build on this crate. Nothing
+//! here reads a clock.
 
 use core::fmt;
 use core::ops::{Add, Sub};
@@ -19,6 +20,13 @@ impl Instant {
     /// From nanoseconds since the epoch.
     pub const fn from_nanos(nanos: u64) -> Instant {
         Instant { nanos }
+    }
+
+    /// From microseconds since the epoch (saturating).
+    pub const fn from_micros(micros: u64) -> Instant {
+        Instant {
+            nanos: micros.saturating_mul(1_000),
+        }
     }
 
     /// From milliseconds since the epoch (saturating).
@@ -79,17 +87,18 @@ impl Sub<Instant> for Instant {
 }
 
 impl fmt::Display for Instant {
+    /// Seconds to the microsecond (`1.500000s`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.nanos / 1_000_000_000;
-        let millis = (self.nanos % 1_000_000_000) / 1_000_000;
-        write!(f, "{secs}.{millis:03}s")
+        let micros = (self.nanos % 1_000_000_000) / 1_000;
+        write!(f, "{secs}.{micros:06}s")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::string::ToString;
+    use std::string::ToString;
 
     #[test]
     fn instants_saturate() {
@@ -100,6 +109,7 @@ mod tests {
             Instant::from_secs(1) - Duration::from_secs(2),
             Instant::ZERO
         );
-        assert_eq!(Instant::from_millis(1500).to_string(), "1.500s");
+        assert_eq!(Instant::from_micros(2_500), Instant::from_nanos(2_500_000));
+        assert_eq!(Instant::from_millis(1500).to_string(), "1.500000s");
     }
 }

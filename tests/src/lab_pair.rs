@@ -1,0 +1,54 @@
+//! The config the lab's pair drills (`lab_pair_heartbeat`, `lab_pair_split`) give box-a and
+//! box-b: one VRRP instance sharing [`VIP`] on the public segment at 1 s adverts, the pair
+//! joined by the peer cable.
+//!
+//! TCG guests on a shared 2-core machine stall for tens of milliseconds, so the heartbeat runs
+//! at 50 ms / dead after 500 ms (the probe window follows the dead time); the default
+//! 10 ms / 30 ms is for real boxes.
+
+/// The VIP the pair shares on the public segment.
+pub const VIP: &str = "192.0.2.50";
+/// The VRRP instance's name (its console lines read `vrrp: public_vip: ...`).
+pub const INSTANCE: &str = "public_vip";
+
+/// Box `name`'s config: `own` on `public`, priority `priority`, probing `uplink_probes`
+/// (`peer_link.uplink_probes`; none: the line left out).
+pub fn vip_config(name: &str, own: &str, priority: u8, uplink_probes: &[&str]) -> String {
+    let probes = if uplink_probes.is_empty() {
+        String::new()
+    } else {
+        let quoted: Vec<String> = uplink_probes.iter().map(|p| format!("\"{p}\"")).collect();
+        format!("uplink_probes = [{}]\n", quoted.join(", "))
+    };
+    format!(
+        r#"
+[system]
+hostname = "{name}"
+
+[peer_link]
+interface = "peer"
+heartbeat_interval_ms = 50
+dead_after_ms = 500
+{probes}
+[[interfaces]]
+name = "public"
+addresses = ["{own}/24"]
+
+[[interfaces]]
+name = "peer"
+
+[[vrrp]]
+name = "{INSTANCE}"
+version = "v3"
+vrid = 52
+interface = "public"
+priority = {priority}
+advert_interval_cs = 100
+accept_mode = true
+
+[[vrrp.vips]]
+address = "{VIP}"
+prefix = 24
+"#
+    )
+}

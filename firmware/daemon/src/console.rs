@@ -50,6 +50,8 @@ pub enum Command {
     Nothing,
     /// `<engine> status`: an engine's status text.
     EngineStatus(&'static str),
+    /// `vrrp standby on|off`: maintenance mode (hand every instance over, take none).
+    VrrpStandby(bool),
     /// `bond status`: every configured bond as the kernel runs it.
     BondStatus,
     /// `pair status`: pairing, replication, the pair heartbeat, the partner's report.
@@ -117,6 +119,7 @@ pub const HELP: &str =
     "commands: status | log | peer | ping ADDRESS [COUNT] | neighbours
           ports | ports assign ROLE PORT [ROLE PORT ...] | ports reset
           vrrp status | lvs status | realserver status | bond status | cluster status
+          vrrp standby on|off
   pair:   pair status | pair start | pair join CODE | unpair | pair adopt-peer | pair push
           compare peer
   config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard
@@ -124,6 +127,9 @@ pub const HELP: &str =
           rollback [GENERATION] | history
   box:    firmware status | firmware fetch URL | firmware install FILE | factory-reset
           poweroff | reboot | help";
+
+const STANDBY_USAGE: &str = "usage: vrrp standby on|off (on: every master hands over with \
+     priority 0 and no instance becomes master; off: resume)";
 
 /// Why a line was not understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +311,12 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
             "usage: pair status | pair start | pair join CODE | pair adopt-peer | pair push",
         )),
         ("unpair", _, 0) => Ok(Command::Unpair),
+        ("vrrp", Some("standby"), 2) => match words[2].to_ascii_lowercase().as_str() {
+            "on" => Ok(Command::VrrpStandby(true)),
+            "off" => Ok(Command::VrrpStandby(false)),
+            _ => Err(usage(STANDBY_USAGE)),
+        },
+        ("vrrp", Some("standby"), _) => Err(usage(STANDBY_USAGE)),
         ("compare", Some("peer"), 1) => Ok(Command::ComparePeer),
         (engine, Some("status"), 1) => ENGINES
             .iter()
@@ -388,6 +400,13 @@ mod tests {
         assert_eq!(parse(""), Ok(Command::Nothing));
         assert_eq!(parse("?"), Ok(Command::Help));
         assert_eq!(parse("vrrp  STATUS"), Ok(Command::EngineStatus("vrrp")));
+        assert_eq!(parse("vrrp standby ON"), Ok(Command::VrrpStandby(true)));
+        assert_eq!(parse("vrrp standby off"), Ok(Command::VrrpStandby(false)));
+        assert!(parse("vrrp standby")
+            .unwrap_err()
+            .0
+            .contains("vrrp standby on|off"));
+        assert!(parse("vrrp standby maybe").is_err());
         assert_eq!(parse("lvs status"), Ok(Command::EngineStatus("lvs")));
         assert!(parse("ospf status").is_err());
         assert!(parse("vrrp").is_err());

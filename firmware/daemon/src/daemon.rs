@@ -1093,6 +1093,20 @@ impl Daemon {
                 tokio::spawn(async move { reply.send(crate::bonds::status(&running).await) });
                 return None;
             }
+            Command::VrrpStandby(on) => {
+                match self.engines.iter().find(|engine| engine.name == "vrrp") {
+                    Some(engine) => {
+                        let engine = engine.clone();
+                        tokio::spawn(async move { reply.send(engine.standby(on).await) });
+                        return None;
+                    }
+                    None => (
+                        "vrrp standby: no VRRP instance runs on this box; nothing to hand over\n"
+                            .to_owned(),
+                        None,
+                    ),
+                }
+            }
             Command::EngineStatus(name) => {
                 match self.engines.iter().find(|engine| engine.name == name) {
                     Some(engine) => {

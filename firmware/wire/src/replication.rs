@@ -364,6 +364,13 @@ pub const fn replicates_with(channel: u8) -> bool {
     channel >= OLDEST_CHANNEL_VERSION && channel <= CHANNEL_VERSION
 }
 
+/// Whether firmware of channels `a` and `b` work together as a pair: replication is the same
+/// from channel 3 on, and firmware N and N+1 (one channel apart) must work together.
+pub const fn channels_work_together(a: u8, b: u8) -> bool {
+    let (low, high) = if a < b { (a, b) } else { (b, a) };
+    low >= OLDEST_CHANNEL_VERSION && high - low <= 1
+}
+
 /// One of the two firmware slots of a box's disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SlotName {
@@ -1879,6 +1886,9 @@ mod tests {
         // Replication itself works across 3 and 4 (N and N+1), not with 2 or a future 5.
         assert!(replicates_with(3) && replicates_with(4));
         assert!(!replicates_with(2) && !replicates_with(5));
+        assert!(channels_work_together(3, 4) && channels_work_together(4, 3));
+        assert!(channels_work_together(4, 4) && channels_work_together(4, 5));
+        assert!(!channels_work_together(2, 3) && !channels_work_together(3, 5));
     }
 
     #[test]

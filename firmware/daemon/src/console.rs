@@ -66,6 +66,12 @@ pub enum Command {
     PairAdoptPeer,
     /// `pair push`: give the partner this box's config (settles a divergence this way).
     PairPush,
+    /// `pair install-partner FILE [reboot]`: send a signed bundle to the partner over the
+    /// peer cable; it checks and installs it as `firmware install` (and reboots into it).
+    PairInstallPartner {
+        path: String,
+        reboot: bool,
+    },
     /// `compare peer`: this box's running config vs the partner's, as +/- lines.
     ComparePeer,
     /// `show running`: the running config as TOML.
@@ -121,7 +127,7 @@ pub const HELP: &str =
           vrrp status | lvs status | realserver status | bond status | cluster status
           vrrp standby on|off
   pair:   pair status | pair start | pair join CODE | unpair | pair adopt-peer | pair push
-          compare peer
+          compare peer | pair install-partner FILE [reboot]
   config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard
           compare | preview | commit [--confirm SECONDS] [--comment TEXT] | confirm
           rollback [GENERATION] | history
@@ -307,6 +313,20 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
         )),
         ("pair", Some("adopt-peer"), 1) => Ok(Command::PairAdoptPeer),
         ("pair", Some("push"), 1) => Ok(Command::PairPush),
+        ("pair", Some("install-partner"), 2) => Ok(Command::PairInstallPartner {
+            path: words[2].clone(),
+            reboot: false,
+        }),
+        ("pair", Some("install-partner"), 3) if words[3] == "reboot" => {
+            Ok(Command::PairInstallPartner {
+                path: words[2].clone(),
+                reboot: true,
+            })
+        }
+        ("pair", Some("install-partner"), _) => Err(usage(
+            "usage: pair install-partner FILE [reboot] (a signed .bundle on this box; the \
+             partner checks and installs it, and with `reboot` starts it)",
+        )),
         ("pair", _, _) => Err(usage(
             "usage: pair status | pair start | pair join CODE | pair adopt-peer | pair push",
         )),
@@ -443,6 +463,25 @@ mod tests {
         assert_eq!(parse("unpair"), Ok(Command::Unpair));
         assert_eq!(parse("pair adopt-peer"), Ok(Command::PairAdoptPeer));
         assert_eq!(parse("pair push"), Ok(Command::PairPush));
+        assert_eq!(
+            parse("pair install-partner /run/x.bundle"),
+            Ok(Command::PairInstallPartner {
+                path: "/run/x.bundle".into(),
+                reboot: false
+            })
+        );
+        assert_eq!(
+            parse("pair install-partner /run/x.bundle reboot"),
+            Ok(Command::PairInstallPartner {
+                path: "/run/x.bundle".into(),
+                reboot: true
+            })
+        );
+        assert!(parse("pair install-partner")
+            .unwrap_err()
+            .0
+            .contains("FILE [reboot]"));
+        assert!(parse("pair install-partner a now").is_err());
         assert_eq!(parse("compare peer"), Ok(Command::ComparePeer));
         assert_eq!(parse("compare"), Ok(Command::Compare));
         assert!(parse("pair join").unwrap_err().0.contains("8 digits"));

@@ -37,7 +37,7 @@ use tandem_config::transaction::{self, CommitRequest, Committed, TransactionErro
 use tandem_config::MacKey;
 
 use crate::pair_service::{
-    AdoptAnswer, Ask, LocalState, PairHandle, PartnerDelta, ToDaemon, WholeBlob,
+    AdoptAnswer, Ask, LocalState, PairHandle, PartnerDelta, SendFirmwareError, ToDaemon, WholeBlob,
 };
 
 /// Warnings of one commit written to the log (the rest are counted).
@@ -318,6 +318,7 @@ impl Daemon {
             blob: Arc::new(blob),
             credential,
             delta: self.last_delta.clone(),
+            firmware: self.firmware.clone(),
         }
     }
 
@@ -578,8 +579,9 @@ impl Daemon {
         });
     }
 
-    /// The pair service's requests: a partner's config to take, a pairing to store.
-    fn on_pair_request(&mut self, request: ToDaemon) {
+    /// The pair service's requests: a partner's config to take, a pairing to store, a
+    /// firmware bundle to install; a reboot the partner asked for ends the loop.
+    fn on_pair_request(&mut self, request: ToDaemon) -> Option<Exit> {
         match request {
             ToDaemon::Adopt {
                 blob,
@@ -589,7 +591,7 @@ impl Daemon {
             } => {
                 let Some(identity) = self.identity.clone() else {
                     let _ = reply.send(AdoptAnswer::Invalid("this box is not paired".into()));
-                    return;
+                    return None;
                 };
                 let key = MacKey(identity.key);
                 let old = Arc::clone(self.transactions.running());
@@ -638,7 +640,27 @@ impl Daemon {
                 let text = self.store_identity(Some(identity));
                 let _ = reply.send(text);
             }
+            ToDaemon::InstallBundle { bundle, reply } => {
+                let facts = self.install_facts();
+                self.log.line(format!(
+                    "firmware: the partner sent a bundle of {} bytes; checking it",
+                    bundle.len()
+                ));
+                self.firmware.install_received(
+                    bundle,
+                    facts,
+                    &self.log,
+                    Box::new(move |installed| {
+                        let _ = reply.send(installed);
+                    }),
+                );
+            }
+            ToDaemon::Reboot { why } => {
+                self.log.line(format!("reboot: {why}"));
+                return Some(self.end(PowerAction::Reboot));
+            }
         }
+        None
     }
 
     /// Stores (or, None, forgets) the pair identity and runs what it implies.
@@ -885,7 +907,11 @@ impl Daemon {
                 }
                 request = recv_or_pending(&mut self.from_pair) => {
                     match request {
-                        Some(request) => self.on_pair_request(request),
+                        Some(request) => {
+                            if let Some(exit) = self.on_pair_request(request) {
+                                break exit;
+                            }
+                        }
                         None => self.from_pair = None,
                     }
                 }
@@ -1156,6 +1182,41 @@ impl Daemon {
                     &self.log,
                     Box::new(move |text| reply.send(text)),
                 );
+                return None;
+            }
+            Command::PairInstallPartner { path, reboot } => {
+                let Some(service) = self.pair_service.clone() else {
+                    reply.send("pair: the pair service is not running\n".to_owned());
+                    return None;
+                };
+                let log = self.log.clone();
+                tokio::spawn(async move {
+                    let read = tokio::task::spawn_blocking(move || {
+                        crate::firmware_upgrade::read_bundle(&path).map(|bytes| (path, bytes))
+                    })
+                    .await;
+                    let text = match read {
+                        Ok(Ok((path, bytes))) => {
+                            let len = bytes.len();
+                            match service.send_firmware(bytes, reboot).await {
+                                Ok(text) => format!(
+                                    "pair: install-partner: sent {path} ({len} bytes); the partner \
+                                     answered:\n{}",
+                                    indent_partner(&text)
+                                ),
+                                Err(error) => {
+                                    if let SendFirmwareError::Refused(_) = error {
+                                        log.line(format!("pair: install-partner {path}: {error}"));
+                                    }
+                                    format!("pair: install-partner: {error}\n")
+                                }
+                            }
+                        }
+                        Ok(Err(refusal)) => format!("pair: install-partner: {refusal}\n"),
+                        Err(_) => "pair: install-partner: the file read stopped\n".to_owned(),
+                    };
+                    reply.send(text);
+                });
                 return None;
             }
             Command::FirmwareFetch(url) => {
@@ -1607,6 +1668,8 @@ impl Daemon {
     /// Sets the running firmware (the appliance, at boot): `status`, `firmware status`, bless.
     pub fn set_firmware(&mut self, firmware: crate::firmware_slot::Firmware) {
         self.firmware = firmware;
+        // The partner learns the version and slot from it (FIRMWARE).
+        self.publish_pair();
     }
 
     /// What a firmware bundle is checked against: the board, and the partner when paired.
@@ -1797,4 +1860,11 @@ fn read_config_file(path: &str) -> Result<tandem_config::Config, String> {
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| format!("{path} is neither UTF-8 TOML text nor a config blob"))?;
     tandem_config::text::from_toml(text).map_err(|e| format!("{path}: {e}"))
+}
+
+/// The partner's answer, each line marked as the partner's.
+fn indent_partner(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("partner: {line}\n"))
+        .collect()
 }

@@ -50,6 +50,10 @@ pub enum Command {
     Nothing,
     /// `<engine> status`: an engine's status text.
     EngineStatus(&'static str),
+    /// `pair upgrade FILE`: the rolling upgrade of the pair (the partner first).
+    PairUpgrade(String),
+    /// `pair upgrade status`: its step, elapsed time, last error.
+    PairUpgradeStatus,
     /// `vrrp standby on|off`: maintenance mode (hand every instance over, take none).
     VrrpStandby(bool),
     /// `bond status`: every configured bond as the kernel runs it.
@@ -127,7 +131,7 @@ pub const HELP: &str =
           vrrp status | lvs status | realserver status | bond status | cluster status
           vrrp standby on|off
   pair:   pair status | pair start | pair join CODE | unpair | pair adopt-peer | pair push
-          compare peer | pair install-partner FILE [reboot]
+          compare peer | pair install-partner FILE [reboot] | pair upgrade FILE | pair upgrade status
   config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard
           compare | preview | commit [--confirm SECONDS] [--comment TEXT] | confirm
           rollback [GENERATION] | history
@@ -327,6 +331,14 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
             "usage: pair install-partner FILE [reboot] (a signed .bundle on this box; the \
              partner checks and installs it, and with `reboot` starts it)",
         )),
+        ("pair", Some("upgrade"), 2) if words[2].eq_ignore_ascii_case("status") => {
+            Ok(Command::PairUpgradeStatus)
+        }
+        ("pair", Some("upgrade"), 2) => Ok(Command::PairUpgrade(words[2].clone())),
+        ("pair", Some("upgrade"), _) => Err(usage(
+            "usage: pair upgrade FILE (a signed .bundle on this box: the partner gets it and \
+             reboots first, then this box hands over and follows) | pair upgrade status",
+        )),
         ("pair", _, _) => Err(usage(
             "usage: pair status | pair start | pair join CODE | pair adopt-peer | pair push",
         )),
@@ -421,6 +433,15 @@ mod tests {
         assert_eq!(parse("?"), Ok(Command::Help));
         assert_eq!(parse("vrrp  STATUS"), Ok(Command::EngineStatus("vrrp")));
         assert_eq!(parse("vrrp standby ON"), Ok(Command::VrrpStandby(true)));
+        assert_eq!(
+            parse("pair upgrade /tmp/New.bundle"),
+            Ok(Command::PairUpgrade("/tmp/New.bundle".into()))
+        );
+        assert_eq!(parse("pair upgrade STATUS"), Ok(Command::PairUpgradeStatus));
+        assert!(parse("pair upgrade")
+            .unwrap_err()
+            .0
+            .contains("pair upgrade FILE"));
         assert_eq!(parse("vrrp standby off"), Ok(Command::VrrpStandby(false)));
         assert!(parse("vrrp standby")
             .unwrap_err()

@@ -105,6 +105,12 @@ pub struct Daemon {
     pair_service: Option<PairHandle>,
     /// What the pair service asks of this loop.
     from_pair: Option<mpsc::Receiver<ToDaemon>>,
+    /// `pair upgrade`: the state machine, the checked bundle it sends and installs, and the
+    /// outcomes of its steps (run off the loop) coming back.
+    upgrade: crate::pair_upgrade::PairUpgrade,
+    upgrade_bundle: Option<Arc<Vec<u8>>>,
+    upgrade_tx: mpsc::Sender<UpgradeEvent>,
+    upgrade_rx: Option<mpsc::Receiver<UpgradeEvent>>,
     /// The generation, digest and config last published to the pair service (the base of the
     /// next delta), and the delta published with it.
     last_published: Option<(u64, u64, Arc<tandem_config::Config>)>,
@@ -229,6 +235,7 @@ impl Daemon {
             .iter()
             .map(|(_, name)| (name.clone(), None))
             .collect();
+        let (upgrade_tx, upgrade_rx) = mpsc::channel(8);
         Daemon {
             mode,
             log,
@@ -254,6 +261,10 @@ impl Daemon {
             console_lines: true,
             pair_service: None,
             from_pair: None,
+            upgrade: crate::pair_upgrade::PairUpgrade::default(),
+            upgrade_bundle: None,
+            upgrade_tx,
+            upgrade_rx: Some(upgrade_rx),
             last_published: None,
             last_delta: None,
             firmware: crate::firmware_slot::Firmware::not_appliance(),
@@ -923,6 +934,13 @@ impl Daemon {
                         None => self.metrics_asks = None,
                     }
                 }
+                event = recv_or_pending(&mut self.upgrade_rx) => {
+                    if let Some(event) = event {
+                        if let Some(exit) = self.on_upgrade_event(event) {
+                            break exit;
+                        }
+                    }
+                }
                 _ = tick.tick() => self.on_tick(&mut probe),
                 result = wait_probe(&mut probe) => {
                     probe = None;
@@ -1117,6 +1135,29 @@ impl Daemon {
             Command::BondStatus => {
                 let running = self.effective(self.transactions.running());
                 tokio::spawn(async move { reply.send(crate::bonds::status(&running).await) });
+                return None;
+            }
+            Command::PairUpgradeStatus => {
+                (self.upgrade.status_text(std::time::Instant::now()), None)
+            }
+            Command::PairUpgrade(path) => {
+                if self.upgrade.running() {
+                    let text = self.upgrade.status_text(std::time::Instant::now());
+                    reply.send(format!("pair upgrade: one is running already\n{text}"));
+                    return None;
+                }
+                let facts = self.install_facts();
+                let firmware = self.firmware.clone();
+                let log = self.log.clone();
+                let events = self.upgrade_tx.clone();
+                tokio::spawn(async move {
+                    let checked = tokio::task::spawn_blocking(move || {
+                        firmware.check_bundle(&path, &facts, &log)
+                    })
+                    .await
+                    .unwrap_or_else(|_| Err("pair upgrade: the bundle check stopped\n".into()));
+                    let _ = events.send(UpgradeEvent::Checked { checked, reply }).await;
+                });
                 return None;
             }
             Command::VrrpStandby(on) => {
@@ -1512,6 +1553,18 @@ impl Daemon {
     }
 
     fn on_tick(&mut self, probe: &mut Option<JoinHandle<ProbeResult>>) {
+        if self.upgrade.running() {
+            let facts = self.upgrade_facts();
+            let now = std::time::Instant::now();
+            if let Some(step) = self.upgrade.tick(now, &facts) {
+                // Only the hand-over comes from a tick; a reboot never does.
+                let _ = self.upgrade_do(step);
+            } else if !self.upgrade.running() {
+                let error = self.upgrade.last_error().unwrap_or_default().to_owned();
+                self.log.line(format!("pair upgrade: failed: {error}"));
+                self.upgrade_bundle = None;
+            }
+        }
         self.firmware
             .tick(std::time::Instant::now(), self.firmware_health(), &self.log);
         if let Some(watchdog) = &mut self.watchdog {
@@ -1673,6 +1726,195 @@ impl Daemon {
     }
 
     /// What a firmware bundle is checked against: the board, and the partner when paired.
+    /// What `pair upgrade` decides on, read now.
+    fn upgrade_facts(&self) -> crate::pair_upgrade::Facts {
+        use crate::pair_upgrade::{Facts, PartnerSlot};
+        use tandem_wire::replication::SlotName;
+        let (configs_in_sync, partner_masters) = self
+            .context
+            .as_ref()
+            .map_or((false, Vec::new()), |c| c.pair.upgrade_view());
+        let partner = self
+            .pair_service
+            .as_ref()
+            .and_then(PairHandle::partner_firmware)
+            .and_then(|p| {
+                let slot = p.slot?;
+                Some(PartnerSlot {
+                    version: p.version?,
+                    slot: match slot.slot {
+                        SlotName::A => 'a',
+                        SlotName::B => 'b',
+                    },
+                    blessed: slot.blessed,
+                })
+            });
+        Facts {
+            paired: self.identity.is_some(),
+            partner_heard: self
+                .pair_service
+                .as_ref()
+                .is_some_and(PairHandle::partner_heard),
+            configs_in_sync,
+            here_blessed: self.firmware.peer_facts().1.is_some_and(|s| s.blessed),
+            partner,
+            partner_masters,
+        }
+    }
+
+    /// An outcome of a `pair upgrade` step; the next step is started from here.
+    fn on_upgrade_event(&mut self, event: UpgradeEvent) -> Option<Exit> {
+        let now = std::time::Instant::now();
+        let next = match event {
+            UpgradeEvent::Checked { checked, reply } => {
+                let (bytes, version) = match checked {
+                    Ok(checked) => checked,
+                    Err(text) => {
+                        reply.send(format!("pair upgrade: not started: {}", text));
+                        return None;
+                    }
+                };
+                let facts = self.upgrade_facts();
+                match self.upgrade.start(now, &facts, version) {
+                    Ok(next) => {
+                        let line = format!(
+                            "pair upgrade: to {version}: the partner first (bundle of {} bytes \
+                             sent over the peer cable, it reboots into it), then this box hands \
+                             over and follows; `pair upgrade status` follows it",
+                            bytes.len()
+                        );
+                        self.log.line(line.clone());
+                        reply.send(format!("{line}\n"));
+                        self.upgrade_bundle = Some(Arc::new(bytes));
+                        Some(next)
+                    }
+                    Err(refusal) => {
+                        let line = format!("pair upgrade: refused: {refusal}");
+                        self.log.line(line.clone());
+                        reply.send(format!("{line}\n"));
+                        None
+                    }
+                }
+            }
+            UpgradeEvent::Sent {
+                result,
+                partner_slot,
+            } => {
+                match &result {
+                    Ok(_) => self.log.line(
+                        "pair upgrade: the partner installed the bundle and reboots; waiting for \
+                         it to come back blessed",
+                    ),
+                    Err(why) => self.log.line(format!("pair upgrade: failed: {why}")),
+                }
+                self.upgrade.sent(now, result, partner_slot);
+                None
+            }
+            UpgradeEvent::Standby(result) => self.upgrade.standby_done(now, result),
+            UpgradeEvent::Installed(result) => {
+                if let Err(why) = &result {
+                    self.log.line(format!(
+                        "pair upgrade: the install here failed: {}",
+                        why.trim_end()
+                    ));
+                }
+                self.upgrade.installed(now, result)
+            }
+        };
+        if self.upgrade.last_error().is_some() && !self.upgrade.running() {
+            self.upgrade_bundle = None;
+        }
+        next.and_then(|step| self.upgrade_do(step))
+    }
+
+    /// Runs one `pair upgrade` step off the loop; its outcome comes back as an [`UpgradeEvent`].
+    fn upgrade_do(&mut self, step: crate::pair_upgrade::Do) -> Option<Exit> {
+        use crate::pair_upgrade::Do;
+        let events = self.upgrade_tx.clone();
+        let vrrp = self.engines.iter().find(|e| e.name == "vrrp").cloned();
+        match step {
+            Do::SendBundle => {
+                let (Some(service), Some(bundle)) =
+                    (self.pair_service.clone(), self.upgrade_bundle.clone())
+                else {
+                    let _ = events.try_send(UpgradeEvent::Sent {
+                        result: Err("the pair service is not running".into()),
+                        partner_slot: '-',
+                    });
+                    return None;
+                };
+                let partner_slot = self.upgrade_facts().partner.map_or('-', |p| p.slot);
+                tokio::spawn(async move {
+                    let result = service
+                        .send_firmware(bundle.as_ref().clone(), true)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = events
+                        .send(UpgradeEvent::Sent {
+                            result,
+                            partner_slot,
+                        })
+                        .await;
+                });
+            }
+            Do::StandbyOn => {
+                self.log.line(
+                    "pair upgrade: the partner is back blessed; handing over (vrrp standby on)",
+                );
+                tokio::spawn(async move {
+                    let result = match vrrp {
+                        None => Ok(()),
+                        Some(engine) => {
+                            let text = engine.standby(true).await;
+                            if text.starts_with("vrrp standby: on") || text.contains("already on") {
+                                Ok(())
+                            } else {
+                                Err(text.trim_end().to_owned())
+                            }
+                        }
+                    };
+                    let _ = events.send(UpgradeEvent::Standby(result)).await;
+                });
+            }
+            Do::InstallHere => {
+                let Some(bundle) = self.upgrade_bundle.clone() else {
+                    let _ = events.try_send(UpgradeEvent::Installed(Err(
+                        "the checked bundle is gone".into(),
+                    )));
+                    return None;
+                };
+                let facts = self.install_facts();
+                self.firmware.install_received(
+                    bundle.as_ref().clone(),
+                    facts,
+                    &self.log,
+                    Box::new(move |installed| {
+                        let result = if installed.installed {
+                            Ok(installed.text)
+                        } else {
+                            Err(installed.text)
+                        };
+                        let _ = events.try_send(UpgradeEvent::Installed(result));
+                    }),
+                );
+            }
+            Do::StandbyOff => {
+                if let Some(engine) = vrrp {
+                    tokio::spawn(async move {
+                        engine.standby(false).await;
+                    });
+                }
+            }
+            Do::Reboot => {
+                self.upgrade_bundle = None;
+                self.log
+                    .line("pair upgrade: installed here; rebooting into the new slot");
+                return Some(self.end(PowerAction::Reboot));
+            }
+        }
+        None
+    }
+
     fn install_facts(&self) -> crate::firmware_slot::InstallFacts {
         crate::firmware_slot::InstallFacts {
             board: self.board.map(|b| b.name),
@@ -1779,6 +2021,24 @@ impl Daemon {
 }
 
 /// Receives from a channel; a closed channel (`None`) waits forever instead of spinning.
+/// The outcome of a `pair upgrade` step, run off the loop.
+enum UpgradeEvent {
+    /// The bundle read and checked here (bytes, version), with the command's reply.
+    Checked {
+        checked: Result<(Vec<u8>, tandem_board::bundle::Version), String>,
+        reply: Reply,
+    },
+    /// The partner's answer to the bundle, and the slot it ran when it was sent.
+    Sent {
+        result: Result<String, String>,
+        partner_slot: char,
+    },
+    /// `vrrp standby on` done (or why not).
+    Standby(Result<(), String>),
+    /// The install here done (its text, or the refusal).
+    Installed(Result<String, String>),
+}
+
 async fn recv_or_pending<R: Receive>(channel: &mut Option<R>) -> Option<R::Item> {
     match channel {
         Some(receiver) => receiver.receive().await,

@@ -632,6 +632,30 @@ impl Firmware {
         );
     }
 
+    /// `pair upgrade`'s first step, on the blocking pool: the bundle at `path` read and checked
+    /// as `firmware install` checks it (this box can install, the signature, board, formats,
+    /// the partner), nothing written; its bytes and version.
+    pub fn check_bundle(
+        &self,
+        path: &str,
+        facts: &InstallFacts,
+        log: &Log,
+    ) -> Result<(Vec<u8>, tandem_board::bundle::Version), String> {
+        self.installable(path, log)?;
+        let bytes = firmware_upgrade::read_bundle(path)
+            .map_err(|refusal| self.refuse(&format!("pair upgrade of {path}"), &refusal, log))?;
+        let trust = self.lock().trust.clone();
+        let version = firmware_upgrade::verify(
+            &bytes,
+            trust.as_ref().map_err(String::as_str),
+            &facts.facts(),
+        )
+        .map_err(|refusal| self.refuse(&format!("pair upgrade of {path}"), &refusal, log))?
+        .manifest
+        .version;
+        Ok((bytes, version))
+    }
+
     /// A bundle the partner sent over the peer cable (`pair install-partner` there): exactly
     /// `firmware install`'s checks and write, the partner being the sender.
     pub fn install_received(

@@ -435,7 +435,10 @@ fn standby_hands_over_on_priority_zero_holds_and_off_preempts_back() {
 
     let started = Instant::now();
     let answer = tandem_query(TANDEM.as_ref(), &site.control(), &["vrrp", "standby", "on"]);
-    assert!(answer.contains("vrrp standby: on: 1 master instance"), "{answer}");
+    assert!(
+        answer.contains("vrrp standby: on: 1 master instance"),
+        "{answer}"
+    );
     site.wait_vip(&site.keepalived_ns, true);
     let took = started.elapsed();
     assert!(!site.holds_vip(&site.tandem_ns), "tandem kept its VIP");
@@ -456,7 +459,11 @@ fn standby_hands_over_on_priority_zero_holds_and_off_preempts_back() {
     assert!(site.holds_vip(&site.keepalived_ns));
     assert!(!site.holds_vip(&site.tandem_ns));
 
-    let answer = tandem_query(TANDEM.as_ref(), &site.control(), &["vrrp", "standby", "off"]);
+    let answer = tandem_query(
+        TANDEM.as_ref(),
+        &site.control(),
+        &["vrrp", "standby", "off"],
+    );
     assert!(answer.contains("vrrp standby: off"), "{answer}");
     let status = site.wait_status("MASTER again", |s| s.contains("state MASTER"));
     assert!(

@@ -80,16 +80,18 @@ fn standby_keeps_following_a_master_and_off_waits_for_its_timer() {
     assert!(drain(&mut r).is_empty());
     assert_eq!(r.poll_timeout(), Some(deadline));
     r.handle_timeout(deadline);
-    assert_eq!(r.state(), State::Master, "out of standby a silent master is replaced");
+    assert_eq!(
+        r.state(),
+        State::Master,
+        "out of standby a silent master is replaced"
+    );
 }
 
 #[test]
 fn owner_starts_backup_in_standby_and_takes_its_addresses_when_off() {
     let mut speaker = Speaker::new();
     speaker.set_standby(T0, true);
-    let id = speaker
-        .add_instance(v3("owner", 255, 1), T0)
-        .unwrap();
+    let id = speaker.add_instance(v3("owner", 255, 1), T0).unwrap();
     assert_eq!(speaker.instance(id).unwrap().state(), State::Backup);
     assert!(speaker.instance(id).unwrap().standby());
     let deadline = speaker.poll_timeout().unwrap();

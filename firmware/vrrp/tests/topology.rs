@@ -520,7 +520,10 @@ fn standby_on_both_boxes_leaves_no_master_until_one_resumes() {
     bus.nodes[b].speaker.set_standby(secs(2), true);
     bus.collect(b);
     bus.run_until(secs(5));
-    assert!(bus.masters("vr").is_empty(), "maintenance on both: nobody serves");
+    assert!(
+        bus.masters("vr").is_empty(),
+        "maintenance on both: nobody serves"
+    );
     // The lower priority resumes: nobody was heard, so it takes over at once.
     bus.nodes[a].speaker.set_standby(secs(5), false);
     bus.collect(a);

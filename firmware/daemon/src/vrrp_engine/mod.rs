@@ -1435,10 +1435,7 @@ impl Engine {
     async fn set_standby(&mut self, on: bool) -> String {
         let now = self.now();
         if on == self.standby_since.is_some() {
-            return format!(
-                "vrrp standby: already {}\n",
-                if on { "on" } else { "off" }
-            );
+            return format!("vrrp standby: already {}\n", if on { "on" } else { "off" });
         }
         if on {
             self.standby_since = Some(now);
@@ -1456,9 +1453,7 @@ impl Engine {
                  no instance becomes master until `vrrp standby off` (a reboot ends it too)\n"
             )
         } else {
-            format!(
-                "vrrp standby: off: instances elect again ({changed} took over at once)\n"
-            )
+            format!("vrrp standby: off: instances elect again ({changed} took over at once)\n")
         };
         self.log(text.trim_end());
         text

@@ -50,7 +50,7 @@ pub enum Command {
     Nothing,
     /// `<engine> status`: an engine's status text.
     EngineStatus(&'static str),
-    /// `pair upgrade FILE`: the rolling upgrade of the pair (the partner first).
+    /// `pair upgrade FILE|URL`: the rolling upgrade of the pair (the partner first).
     PairUpgrade(String),
     /// `pair upgrade status`: its step, elapsed time, last error.
     PairUpgradeStatus,
@@ -131,7 +131,7 @@ pub const HELP: &str =
           vrrp status | lvs status | realserver status | bond status | cluster status
           vrrp standby on|off
   pair:   pair status | pair start | pair join CODE | unpair | pair adopt-peer | pair push
-          compare peer | pair install-partner FILE [reboot] | pair upgrade FILE | pair upgrade status
+          compare peer | pair install-partner FILE [reboot] | pair upgrade FILE|URL | pair upgrade status
   config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard
           compare | preview | commit [--confirm SECONDS] [--comment TEXT] | confirm
           rollback [GENERATION] | history
@@ -336,8 +336,9 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
         }
         ("pair", Some("upgrade"), 2) => Ok(Command::PairUpgrade(words[2].clone())),
         ("pair", Some("upgrade"), _) => Err(usage(
-            "usage: pair upgrade FILE (a signed .bundle on this box: the partner gets it and \
-             reboots first, then this box hands over and follows) | pair upgrade status",
+            "usage: pair upgrade FILE|URL (a signed .bundle on this box, or http://ADDRESS[:PORT]/PATH: \
+             the partner gets it and reboots first, then this box hands over and follows) | \
+             pair upgrade status",
         )),
         ("pair", _, _) => Err(usage(
             "usage: pair status | pair start | pair join CODE | pair adopt-peer | pair push",

@@ -632,9 +632,10 @@ impl Firmware {
         );
     }
 
-    /// `pair upgrade`'s first step, on the blocking pool: the bundle at `path` read and checked
-    /// as `firmware install` checks it (this box can install, the signature, board, formats,
-    /// the partner), nothing written; its bytes and version.
+    /// `pair upgrade`'s first step, on the blocking pool: the bundle at `path` (a file, or an
+    /// `http://` URL fetched as `firmware fetch` does) read and checked as `firmware install`
+    /// checks it (this box can install, the signature, board, formats, the partner), nothing
+    /// written; its bytes and version.
     pub fn check_bundle(
         &self,
         path: &str,
@@ -642,8 +643,18 @@ impl Firmware {
         log: &Log,
     ) -> Result<(Vec<u8>, tandem_board::bundle::Version), String> {
         self.installable(path, log)?;
-        let bytes = firmware_upgrade::read_bundle(path)
-            .map_err(|refusal| self.refuse(&format!("pair upgrade of {path}"), &refusal, log))?;
+        let bytes = if path.starts_with("http://") {
+            let url = firmware_upgrade::HttpUrl::parse(path)
+                .map_err(|why| format!("firmware: fetch: {why}\n"))?;
+            firmware_upgrade::http_get(&url, tandem_board::bundle::MAX_BUNDLE, FETCH_TIMEOUT)
+                .map_err(|why| {
+                    log.line(format!("firmware: fetch {path} failed: {why}"));
+                    format!("firmware: fetch {path} failed: {why}\n")
+                })?
+        } else {
+            firmware_upgrade::read_bundle(path)
+                .map_err(|refusal| self.refuse(&format!("pair upgrade of {path}"), &refusal, log))?
+        };
         let trust = self.lock().trust.clone();
         let version = firmware_upgrade::verify(
             &bytes,

@@ -1146,6 +1146,11 @@ impl Daemon {
                     reply.send(format!("pair upgrade: one is running already\n{text}"));
                     return None;
                 }
+                // Which box must run it and whether both can take it: before reading a byte.
+                if let Err(refusal) = self.upgrade.precheck(&self.upgrade_facts()) {
+                    reply.send(format!("pair upgrade: refused: {refusal}\n"));
+                    return None;
+                }
                 let facts = self.install_facts();
                 let firmware = self.firmware.clone();
                 let log = self.log.clone();
@@ -1730,10 +1735,10 @@ impl Daemon {
     fn upgrade_facts(&self) -> crate::pair_upgrade::Facts {
         use crate::pair_upgrade::{Facts, PartnerSlot};
         use tandem_wire::replication::SlotName;
-        let (configs_in_sync, partner_masters) = self
+        let partner_masters = self
             .context
             .as_ref()
-            .map_or((false, Vec::new()), |c| c.pair.upgrade_view());
+            .map_or_else(Vec::new, |c| c.pair.partner_masters());
         let partner = self
             .pair_service
             .as_ref()
@@ -1755,8 +1760,8 @@ impl Daemon {
                 .pair_service
                 .as_ref()
                 .is_some_and(PairHandle::partner_heard),
-            configs_in_sync,
-            here_blessed: self.firmware.peer_facts().1.is_some_and(|s| s.blessed),
+            configs_in_sync: self.pair_service.as_ref().is_some_and(PairHandle::in_sync),
+            here_blessed: self.firmware.peer_facts().1.map(|s| s.blessed),
             partner,
             partner_masters,
         }

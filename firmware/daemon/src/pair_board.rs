@@ -134,21 +134,19 @@ impl PairBoard {
             .map(|board| (board.generation, board.digest))
     }
 
-    /// For `pair upgrade`: whether the partner's last heartbeat reports this box's config
-    /// (generation and digest), and the VRRP instances it reports being master of.
-    pub fn upgrade_view(&self) -> (bool, Vec<String>) {
+    /// For `pair upgrade`: the VRRP instances the partner's last heartbeat reports it is
+    /// master of (none without a heartbeat).
+    pub fn partner_masters(&self) -> Vec<String> {
         let board = self.lock();
         let Some(partner) = board.heartbeat.as_ref().and_then(|h| h.partner.as_ref()) else {
-            return (false, Vec::new());
+            return Vec::new();
         };
-        let in_sync = partner.generation == board.generation && partner.digest == board.digest;
-        let masters = partner
+        partner
             .instances
             .iter()
             .filter(|i| i.state == tandem_wire::heartbeat::PeerState::Master)
             .map(|i| i.name.clone())
-            .collect();
-        (in_sync, masters)
+            .collect()
     }
 
     /// The VRRP engine publishes the heartbeat's state; skipped when the board is busy (the

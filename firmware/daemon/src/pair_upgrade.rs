@@ -34,10 +34,10 @@ pub struct Facts {
     pub paired: bool,
     /// The partner is heard on the peer cable now.
     pub partner_heard: bool,
-    /// Both boxes run the same config (generation and digest of the heartbeat's report).
+    /// Both boxes run the same config (replication stands in sync).
     pub configs_in_sync: bool,
-    /// This box's running slot is blessed.
-    pub here_blessed: bool,
+    /// Whether this box's running slot is blessed (None: not booted from a slot).
+    pub here_blessed: Option<bool>,
     /// None: the partner has not told its firmware (older firmware, or not heard yet).
     pub partner: Option<PartnerSlot>,
     /// VRRP instances the partner reports being master of.
@@ -51,6 +51,7 @@ pub enum Refusal {
     NotPaired,
     PartnerNotHeard,
     ConfigsDiffer,
+    NotFromSlot,
     HereOnTrial,
     PartnerFirmwareUnknown,
     PartnerOnTrial,
@@ -74,6 +75,10 @@ impl fmt::Display for Refusal {
             Refusal::ConfigsDiffer => f.write_str(
                 "the two boxes run different configs; settle it first (`compare peer`, then \
                  `pair push` or `pair adopt-peer`)",
+            ),
+            Refusal::NotFromSlot => f.write_str(
+                "this box did not boot from a firmware slot of the disk image (`firmware \
+                 status`); nothing to upgrade in turn",
             ),
             Refusal::HereOnTrial => f.write_str(
                 "this box runs a slot still on trial; wait for its bless (`firmware status`)",
@@ -172,9 +177,9 @@ impl PairUpgrade {
         !matches!(self.step, Step::Idle | Step::Failed | Step::Rebooting)
     }
 
-    /// Starts an upgrade to `target` (a bundle already checked here like `firmware install`
-    /// checks it) or says why not; on success the first thing to do is [`Do::SendBundle`].
-    pub fn start(&mut self, now: Instant, facts: &Facts, target: Version) -> Result<Do, Refusal> {
+    /// Whether an upgrade could start now, before any bundle is read: which box must run it
+    /// is decided first (the backup goes first), then the firmware on both.
+    pub fn precheck(&self, facts: &Facts) -> Result<(), Refusal> {
         if self.running() {
             return Err(Refusal::Running {
                 step: self.step.word(),
@@ -189,8 +194,15 @@ impl PairUpgrade {
         if !facts.configs_in_sync {
             return Err(Refusal::ConfigsDiffer);
         }
-        if !facts.here_blessed {
-            return Err(Refusal::HereOnTrial);
+        if !facts.partner_masters.is_empty() {
+            return Err(Refusal::PartnerIsMaster {
+                instances: facts.partner_masters.clone(),
+            });
+        }
+        match facts.here_blessed {
+            None => return Err(Refusal::NotFromSlot),
+            Some(false) => return Err(Refusal::HereOnTrial),
+            Some(true) => {}
         }
         let Some(partner) = facts.partner else {
             return Err(Refusal::PartnerFirmwareUnknown);
@@ -198,11 +210,14 @@ impl PairUpgrade {
         if !partner.blessed {
             return Err(Refusal::PartnerOnTrial);
         }
-        if !facts.partner_masters.is_empty() {
-            return Err(Refusal::PartnerIsMaster {
-                instances: facts.partner_masters.clone(),
-            });
-        }
+        Ok(())
+    }
+
+    /// Starts an upgrade to `target` (a bundle already checked here like `firmware install`
+    /// checks it) or says why not (the facts are checked again: they may have changed while
+    /// the bundle was read); on success the first thing to do is [`Do::SendBundle`].
+    pub fn start(&mut self, now: Instant, facts: &Facts, target: Version) -> Result<Do, Refusal> {
+        self.precheck(facts)?;
         self.target = Some(target);
         self.started = Some(now);
         self.last_error = None;
@@ -386,7 +401,7 @@ mod tests {
             paired: true,
             partner_heard: true,
             configs_in_sync: true,
-            here_blessed: true,
+            here_blessed: Some(true),
             partner: Some(PartnerSlot {
                 version: OLD,
                 slot: 'a',
@@ -409,7 +424,8 @@ mod tests {
             (|f| f.paired = false, Refusal::NotPaired),
             (|f| f.partner_heard = false, Refusal::PartnerNotHeard),
             (|f| f.configs_in_sync = false, Refusal::ConfigsDiffer),
-            (|f| f.here_blessed = false, Refusal::HereOnTrial),
+            (|f| f.here_blessed = None, Refusal::NotFromSlot),
+            (|f| f.here_blessed = Some(false), Refusal::HereOnTrial),
             (|f| f.partner = None, Refusal::PartnerFirmwareUnknown),
             (
                 |f| {
@@ -438,6 +454,16 @@ mod tests {
             instances: vec!["web".into(), "gw".into()],
         };
         assert!(master.to_string().contains("master of web, gw"));
+        // Which box runs it is decided before its firmware: a backup not booted from a slot
+        // is still told to run it on the master.
+        let mut facts = ready();
+        facts.partner_masters = vec!["web".into()];
+        facts.here_blessed = None;
+        facts.partner = None;
+        assert!(matches!(
+            PairUpgrade::default().precheck(&facts),
+            Err(Refusal::PartnerIsMaster { .. })
+        ));
         assert!(master
             .to_string()
             .contains("run `pair upgrade` on the partner"));

@@ -298,6 +298,16 @@ impl PairHandle {
         self.state.send_replace(state);
     }
 
+    /// Whether replication stands in sync: the partner runs this box's config (`pair upgrade`
+    /// asks for it).
+    pub fn in_sync(&self) -> bool {
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .standing
+            == Standing::InSync
+    }
+
     /// Whether the partner is heard on the peer cable now (a commit then reaches it at once).
     pub fn partner_heard(&self) -> bool {
         match self.partner_heard.load(Ordering::Relaxed) {

@@ -214,6 +214,14 @@ pub fn verify<'a>(
                         manifest.min_partner
                     )))
                 }
+                None if tandem_wire::replication::speaks_firmware(partner.channel_version) => {
+                    return Err(Refusal::Partner(format!(
+                        "partner version: the bundle needs the partner at {} or newer, and the \
+                         partner has not told its version since it was heard (or it is not \
+                         x.y.z): try again in a second; `pair status` shows it",
+                        manifest.min_partner
+                    )))
+                }
                 None => {
                     return Err(Refusal::Partner(format!(
                         "partner version: the bundle needs the partner at {} or newer, the \
@@ -624,6 +632,12 @@ mod tests {
         assert!(
             error.to_string().contains("does not tell its version")
                 && error.to_string().contains("upgrade the partner first"),
+            "{error}"
+        );
+        // A channel-4 partner whose FIRMWARE was not heard yet: not known, so refused too.
+        let error = verify(&bundle, Ok(&trust), &paired(partner(None))).unwrap_err();
+        assert!(
+            error.to_string().contains("has not told its version"),
             "{error}"
         );
         // min-partner 0.0.0 asks nothing of it.

@@ -1882,7 +1882,7 @@ mod tests {
         assert!(!speaks_firmware(3));
         assert!(speaks_firmware(FIRMWARE_CHANNEL_VERSION));
         assert!(speaks_firmware(CHANNEL_VERSION));
-        assert!(KIND_FIRMWARE > KIND_RESULT && KIND_BUNDLE > KIND_RESULT);
+        const { assert!(KIND_FIRMWARE > KIND_RESULT && KIND_BUNDLE > KIND_RESULT) };
         // Replication itself works across 3 and 4 (N and N+1), not with 2 or a future 5.
         assert!(replicates_with(3) && replicates_with(4));
         assert!(!replicates_with(2) && !replicates_with(5));

@@ -245,6 +245,19 @@ impl Version {
         let version = Version(number()?, number()?, number()?);
         parts.next().is_none().then_some(version)
     }
+
+    /// The version of a running firmware's version string: `MAJOR.MINOR.PATCH`, maybe
+    /// followed by a `-pre` or `+build` suffix (which does not order: `0.2.0-rc1` counts as
+    /// `0.2.0`). The one place firmware versions are compared: this and `Ord`.
+    pub fn of_firmware(text: &str) -> Option<Version> {
+        let core = text.split(['-', '+']).next().unwrap_or(text);
+        Version::parse(core)
+    }
+
+    /// Whether a partner at `self` satisfies a bundle's `min-partner` of `min` (0.0.0: any).
+    pub fn satisfies(self, min: Version) -> bool {
+        self >= min
+    }
 }
 
 impl fmt::Display for Version {
@@ -546,5 +559,21 @@ mod tests {
         assert_eq!(Version::parse("1.2.3"), Some(Version(1, 2, 3)));
         assert_eq!(Version::parse("1.2.3.4"), None);
         assert_eq!(Version::parse("1..3"), None);
+    }
+
+    #[test]
+    fn firmware_versions_compare_by_their_numbers() {
+        assert_eq!(Version::of_firmware("0.2.0"), Some(Version(0, 2, 0)));
+        assert_eq!(Version::of_firmware("0.2.0-rc1"), Some(Version(0, 2, 0)));
+        assert_eq!(
+            Version::of_firmware("1.10.3+g12ab"),
+            Some(Version(1, 10, 3))
+        );
+        assert_eq!(Version::of_firmware("dev"), None);
+        assert_eq!(Version::of_firmware("0.2"), None);
+        assert!(Version(0, 10, 0) > Version(0, 9, 9));
+        assert!(Version(0, 2, 0).satisfies(Version(0, 2, 0)));
+        assert!(Version(0, 1, 9).satisfies(Version(0, 0, 0)));
+        assert!(!Version(0, 1, 9).satisfies(Version(0, 2, 0)));
     }
 }

@@ -143,6 +143,13 @@ impl SigningKey {
     }
 }
 
+/// The oldest partner firmware this build works with as a pair (the bundle's `min-partner`):
+/// the peer channel of 0.1.0 firmware that tells its version (channel 4) and this build's
+/// replicate with each other. Raise it when a release drops what older partners need; a
+/// partner of channel 3 (no version told) counts as older than any.
+pub const MIN_PARTNER_VERSION: tandem_board::bundle::Version =
+    tandem_board::bundle::Version(0, 1, 0);
+
 /// The manifest of a bundle this build makes for `board`.
 pub fn manifest_for(board: &str, version: &str) -> Result<Manifest, String> {
     let version = tandem_board::bundle::Version::parse(version)
@@ -153,7 +160,7 @@ pub fn manifest_for(board: &str, version: &str) -> Result<Manifest, String> {
         config_oldest: tandem_config::blob::OLDEST_FORMAT_VERSION,
         config_newest: tandem_config::blob::FORMAT_VERSION,
         channel: tandem_wire::replication::CHANNEL_VERSION,
-        min_partner: version,
+        min_partner: MIN_PARTNER_VERSION.min(version),
     })
 }
 

@@ -50,6 +50,12 @@ pub enum Command {
     Nothing,
     /// `<engine> status`: an engine's status text.
     EngineStatus(&'static str),
+    /// `pair upgrade FILE|URL`: the rolling upgrade of the pair (the partner first).
+    PairUpgrade(String),
+    /// `pair upgrade status`: its step, elapsed time, last error.
+    PairUpgradeStatus,
+    /// `vrrp standby on|off`: maintenance mode (hand every instance over, take none).
+    VrrpStandby(bool),
     /// `bond status`: every configured bond as the kernel runs it.
     BondStatus,
     /// `pair status`: pairing, replication, the pair heartbeat, the partner's report.
@@ -64,6 +70,12 @@ pub enum Command {
     PairAdoptPeer,
     /// `pair push`: give the partner this box's config (settles a divergence this way).
     PairPush,
+    /// `pair install-partner FILE [reboot]`: send a signed bundle to the partner over the
+    /// peer cable; it checks and installs it as `firmware install` (and reboots into it).
+    PairInstallPartner {
+        path: String,
+        reboot: bool,
+    },
     /// `compare peer`: this box's running config vs the partner's, as +/- lines.
     ComparePeer,
     /// `show running`: the running config as TOML.
@@ -117,13 +129,17 @@ pub const HELP: &str =
     "commands: status | log | peer | ping ADDRESS [COUNT] | neighbours
           ports | ports assign ROLE PORT [ROLE PORT ...] | ports reset
           vrrp status | lvs status | realserver status | bond status | cluster status
+          vrrp standby on|off
   pair:   pair status | pair start | pair join CODE | unpair | pair adopt-peer | pair push
-          compare peer
+          compare peer | pair install-partner FILE [reboot] | pair upgrade FILE|URL | pair upgrade status
   config: show running | show candidate | browse [PATH] | load FILE | set PATH VALUE | delete PATH | discard
           compare | preview | commit [--confirm SECONDS] [--comment TEXT] | confirm
           rollback [GENERATION] | history
   box:    firmware status | firmware fetch URL | firmware install FILE | factory-reset
           poweroff | reboot | help";
+
+const STANDBY_USAGE: &str = "usage: vrrp standby on|off (on: every master hands over with \
+     priority 0 and no instance becomes master; off: resume)";
 
 /// Why a line was not understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,10 +317,39 @@ pub fn parse(line: &str) -> Result<Command, UnknownCommand> {
         )),
         ("pair", Some("adopt-peer"), 1) => Ok(Command::PairAdoptPeer),
         ("pair", Some("push"), 1) => Ok(Command::PairPush),
+        ("pair", Some("install-partner"), 2) => Ok(Command::PairInstallPartner {
+            path: words[2].clone(),
+            reboot: false,
+        }),
+        ("pair", Some("install-partner"), 3) if words[3] == "reboot" => {
+            Ok(Command::PairInstallPartner {
+                path: words[2].clone(),
+                reboot: true,
+            })
+        }
+        ("pair", Some("install-partner"), _) => Err(usage(
+            "usage: pair install-partner FILE [reboot] (a signed .bundle on this box; the \
+             partner checks and installs it, and with `reboot` starts it)",
+        )),
+        ("pair", Some("upgrade"), 2) if words[2].eq_ignore_ascii_case("status") => {
+            Ok(Command::PairUpgradeStatus)
+        }
+        ("pair", Some("upgrade"), 2) => Ok(Command::PairUpgrade(words[2].clone())),
+        ("pair", Some("upgrade"), _) => Err(usage(
+            "usage: pair upgrade FILE|URL (a signed .bundle on this box, or http://ADDRESS[:PORT]/PATH: \
+             the partner gets it and reboots first, then this box hands over and follows) | \
+             pair upgrade status",
+        )),
         ("pair", _, _) => Err(usage(
             "usage: pair status | pair start | pair join CODE | pair adopt-peer | pair push",
         )),
         ("unpair", _, 0) => Ok(Command::Unpair),
+        ("vrrp", Some("standby"), 2) => match words[2].to_ascii_lowercase().as_str() {
+            "on" => Ok(Command::VrrpStandby(true)),
+            "off" => Ok(Command::VrrpStandby(false)),
+            _ => Err(usage(STANDBY_USAGE)),
+        },
+        ("vrrp", Some("standby"), _) => Err(usage(STANDBY_USAGE)),
         ("compare", Some("peer"), 1) => Ok(Command::ComparePeer),
         (engine, Some("status"), 1) => ENGINES
             .iter()
@@ -388,6 +433,22 @@ mod tests {
         assert_eq!(parse(""), Ok(Command::Nothing));
         assert_eq!(parse("?"), Ok(Command::Help));
         assert_eq!(parse("vrrp  STATUS"), Ok(Command::EngineStatus("vrrp")));
+        assert_eq!(parse("vrrp standby ON"), Ok(Command::VrrpStandby(true)));
+        assert_eq!(
+            parse("pair upgrade /tmp/New.bundle"),
+            Ok(Command::PairUpgrade("/tmp/New.bundle".into()))
+        );
+        assert_eq!(parse("pair upgrade STATUS"), Ok(Command::PairUpgradeStatus));
+        assert!(parse("pair upgrade")
+            .unwrap_err()
+            .0
+            .contains("pair upgrade FILE"));
+        assert_eq!(parse("vrrp standby off"), Ok(Command::VrrpStandby(false)));
+        assert!(parse("vrrp standby")
+            .unwrap_err()
+            .0
+            .contains("vrrp standby on|off"));
+        assert!(parse("vrrp standby maybe").is_err());
         assert_eq!(parse("lvs status"), Ok(Command::EngineStatus("lvs")));
         assert!(parse("ospf status").is_err());
         assert!(parse("vrrp").is_err());
@@ -424,6 +485,25 @@ mod tests {
         assert_eq!(parse("unpair"), Ok(Command::Unpair));
         assert_eq!(parse("pair adopt-peer"), Ok(Command::PairAdoptPeer));
         assert_eq!(parse("pair push"), Ok(Command::PairPush));
+        assert_eq!(
+            parse("pair install-partner /run/x.bundle"),
+            Ok(Command::PairInstallPartner {
+                path: "/run/x.bundle".into(),
+                reboot: false
+            })
+        );
+        assert_eq!(
+            parse("pair install-partner /run/x.bundle reboot"),
+            Ok(Command::PairInstallPartner {
+                path: "/run/x.bundle".into(),
+                reboot: true
+            })
+        );
+        assert!(parse("pair install-partner")
+            .unwrap_err()
+            .0
+            .contains("FILE [reboot]"));
+        assert!(parse("pair install-partner a now").is_err());
         assert_eq!(parse("compare peer"), Ok(Command::ComparePeer));
         assert_eq!(parse("compare"), Ok(Command::Compare));
         assert!(parse("pair join").unwrap_err().0.contains("8 digits"));

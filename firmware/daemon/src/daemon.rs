@@ -37,7 +37,7 @@ use tandem_config::transaction::{self, CommitRequest, Committed, TransactionErro
 use tandem_config::MacKey;
 
 use crate::pair_service::{
-    AdoptAnswer, Ask, LocalState, PairHandle, PartnerDelta, ToDaemon, WholeBlob,
+    AdoptAnswer, Ask, LocalState, PairHandle, PartnerDelta, SendFirmwareError, ToDaemon, WholeBlob,
 };
 
 /// Warnings of one commit written to the log (the rest are counted).
@@ -105,6 +105,12 @@ pub struct Daemon {
     pair_service: Option<PairHandle>,
     /// What the pair service asks of this loop.
     from_pair: Option<mpsc::Receiver<ToDaemon>>,
+    /// `pair upgrade`: the state machine, the checked bundle it sends and installs, and the
+    /// outcomes of its steps (run off the loop) coming back.
+    upgrade: crate::pair_upgrade::PairUpgrade,
+    upgrade_bundle: Option<Arc<Vec<u8>>>,
+    upgrade_tx: mpsc::Sender<UpgradeEvent>,
+    upgrade_rx: Option<mpsc::Receiver<UpgradeEvent>>,
     /// The generation, digest and config last published to the pair service (the base of the
     /// next delta), and the delta published with it.
     last_published: Option<(u64, u64, Arc<tandem_config::Config>)>,
@@ -231,6 +237,7 @@ impl Daemon {
             .iter()
             .map(|(_, name)| (name.clone(), None))
             .collect();
+        let (upgrade_tx, upgrade_rx) = mpsc::channel(8);
         Daemon {
             mode,
             log,
@@ -256,6 +263,10 @@ impl Daemon {
             console_lines: true,
             pair_service: None,
             from_pair: None,
+            upgrade: crate::pair_upgrade::PairUpgrade::default(),
+            upgrade_bundle: None,
+            upgrade_tx,
+            upgrade_rx: Some(upgrade_rx),
             last_published: None,
             last_delta: None,
             firmware: crate::firmware_slot::Firmware::not_appliance(),
@@ -329,6 +340,7 @@ impl Daemon {
             blob: Arc::new(blob),
             credential,
             delta: self.last_delta.clone(),
+            firmware: self.firmware.clone(),
         }
     }
 
@@ -589,8 +601,9 @@ impl Daemon {
         });
     }
 
-    /// The pair service's requests: a partner's config to take, a pairing to store.
-    fn on_pair_request(&mut self, request: ToDaemon) {
+    /// The pair service's requests: a partner's config to take, a pairing to store, a
+    /// firmware bundle to install; a reboot the partner asked for ends the loop.
+    fn on_pair_request(&mut self, request: ToDaemon) -> Option<Exit> {
         self.follow_write_format();
         match request {
             ToDaemon::Adopt {
@@ -601,7 +614,7 @@ impl Daemon {
             } => {
                 let Some(identity) = self.identity.clone() else {
                     let _ = reply.send(AdoptAnswer::Invalid("this box is not paired".into()));
-                    return;
+                    return None;
                 };
                 let key = MacKey(identity.key);
                 let old = Arc::clone(self.transactions.running());
@@ -650,7 +663,27 @@ impl Daemon {
                 let text = self.store_identity(Some(identity));
                 let _ = reply.send(text);
             }
+            ToDaemon::InstallBundle { bundle, reply } => {
+                let facts = self.install_facts();
+                self.log.line(format!(
+                    "firmware: the partner sent a bundle of {} bytes; checking it",
+                    bundle.len()
+                ));
+                self.firmware.install_received(
+                    bundle,
+                    facts,
+                    &self.log,
+                    Box::new(move |installed| {
+                        let _ = reply.send(installed);
+                    }),
+                );
+            }
+            ToDaemon::Reboot { why } => {
+                self.log.line(format!("reboot: {why}"));
+                return Some(self.end(PowerAction::Reboot));
+            }
         }
+        None
     }
 
     /// Stores (or, None, forgets) the pair identity and runs what it implies.
@@ -898,7 +931,11 @@ impl Daemon {
                 }
                 request = recv_or_pending(&mut self.from_pair) => {
                     match request {
-                        Some(request) => self.on_pair_request(request),
+                        Some(request) => {
+                            if let Some(exit) = self.on_pair_request(request) {
+                                break exit;
+                            }
+                        }
                         None => self.from_pair = None,
                     }
                 }
@@ -908,6 +945,13 @@ impl Daemon {
                             let _ = reply.send(self.metrics_view());
                         }
                         None => self.metrics_asks = None,
+                    }
+                }
+                event = recv_or_pending(&mut self.upgrade_rx) => {
+                    if let Some(event) = event {
+                        if let Some(exit) = self.on_upgrade_event(event) {
+                            break exit;
+                        }
                     }
                 }
                 _ = tick.tick() => self.on_tick(&mut probe),
@@ -1106,6 +1150,48 @@ impl Daemon {
                 tokio::spawn(async move { reply.send(crate::bonds::status(&running).await) });
                 return None;
             }
+            Command::PairUpgradeStatus => {
+                (self.upgrade.status_text(std::time::Instant::now()), None)
+            }
+            Command::PairUpgrade(path) => {
+                if self.upgrade.running() {
+                    let text = self.upgrade.status_text(std::time::Instant::now());
+                    reply.send(format!("pair upgrade: one is running already\n{text}"));
+                    return None;
+                }
+                // Which box must run it and whether both can take it: before reading a byte.
+                if let Err(refusal) = self.upgrade.precheck(&self.upgrade_facts()) {
+                    reply.send(format!("pair upgrade: refused: {refusal}\n"));
+                    return None;
+                }
+                let facts = self.install_facts();
+                let firmware = self.firmware.clone();
+                let log = self.log.clone();
+                let events = self.upgrade_tx.clone();
+                tokio::spawn(async move {
+                    let checked = tokio::task::spawn_blocking(move || {
+                        firmware.check_bundle(&path, &facts, &log)
+                    })
+                    .await
+                    .unwrap_or_else(|_| Err("pair upgrade: the bundle check stopped\n".into()));
+                    let _ = events.send(UpgradeEvent::Checked { checked, reply }).await;
+                });
+                return None;
+            }
+            Command::VrrpStandby(on) => {
+                match self.engines.iter().find(|engine| engine.name == "vrrp") {
+                    Some(engine) => {
+                        let engine = engine.clone();
+                        tokio::spawn(async move { reply.send(engine.standby(on).await) });
+                        return None;
+                    }
+                    None => (
+                        "vrrp standby: no VRRP instance runs on this box; nothing to hand over\n"
+                            .to_owned(),
+                        None,
+                    ),
+                }
+            }
             Command::EngineStatus(name) => {
                 match self.engines.iter().find(|engine| engine.name == name) {
                     Some(engine) => {
@@ -1155,6 +1241,41 @@ impl Daemon {
                     &self.log,
                     Box::new(move |text| reply.send(text)),
                 );
+                return None;
+            }
+            Command::PairInstallPartner { path, reboot } => {
+                let Some(service) = self.pair_service.clone() else {
+                    reply.send("pair: the pair service is not running\n".to_owned());
+                    return None;
+                };
+                let log = self.log.clone();
+                tokio::spawn(async move {
+                    let read = tokio::task::spawn_blocking(move || {
+                        crate::firmware_upgrade::read_bundle(&path).map(|bytes| (path, bytes))
+                    })
+                    .await;
+                    let text = match read {
+                        Ok(Ok((path, bytes))) => {
+                            let len = bytes.len();
+                            match service.send_firmware(bytes, reboot).await {
+                                Ok(text) => format!(
+                                    "pair: install-partner: sent {path} ({len} bytes); the partner \
+                                     answered:\n{}",
+                                    indent_partner(&text)
+                                ),
+                                Err(error) => {
+                                    if let SendFirmwareError::Refused(_) = error {
+                                        log.line(format!("pair: install-partner {path}: {error}"));
+                                    }
+                                    format!("pair: install-partner: {error}\n")
+                                }
+                            }
+                        }
+                        Ok(Err(refusal)) => format!("pair: install-partner: {refusal}\n"),
+                        Err(_) => "pair: install-partner: the file read stopped\n".to_owned(),
+                    };
+                    reply.send(text);
+                });
                 return None;
             }
             Command::FirmwareFetch(url) => {
@@ -1457,6 +1578,18 @@ impl Daemon {
     }
 
     fn on_tick(&mut self, probe: &mut Option<JoinHandle<ProbeResult>>) {
+        if self.upgrade.running() {
+            let facts = self.upgrade_facts();
+            let now = std::time::Instant::now();
+            if let Some(step) = self.upgrade.tick(now, &facts) {
+                // Only the hand-over comes from a tick; a reboot never does.
+                let _ = self.upgrade_do(step);
+            } else if !self.upgrade.running() {
+                let error = self.upgrade.last_error().unwrap_or_default().to_owned();
+                self.log.line(format!("pair upgrade: failed: {error}"));
+                self.upgrade_bundle = None;
+            }
+        }
         self.firmware
             .tick(std::time::Instant::now(), self.firmware_health(), &self.log);
         self.follow_write_format();
@@ -1615,6 +1748,8 @@ impl Daemon {
     pub fn set_firmware(&mut self, firmware: crate::firmware_slot::Firmware) {
         self.firmware = firmware;
         self.follow_write_format();
+        // The partner learns the version and slot from it (FIRMWARE).
+        self.publish_pair();
     }
 
     /// Decides the config format this box writes (see `config_format`) from the store's
@@ -1659,6 +1794,195 @@ impl Daemon {
     }
 
     /// What a firmware bundle is checked against: the board, and the partner when paired.
+    /// What `pair upgrade` decides on, read now.
+    fn upgrade_facts(&self) -> crate::pair_upgrade::Facts {
+        use crate::pair_upgrade::{Facts, PartnerSlot};
+        use tandem_wire::replication::SlotName;
+        let partner_masters = self
+            .context
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.pair.partner_masters());
+        let partner = self
+            .pair_service
+            .as_ref()
+            .and_then(PairHandle::partner_firmware)
+            .and_then(|p| {
+                let slot = p.slot?;
+                Some(PartnerSlot {
+                    version: p.version?,
+                    slot: match slot.slot {
+                        SlotName::A => 'a',
+                        SlotName::B => 'b',
+                    },
+                    blessed: slot.blessed,
+                })
+            });
+        Facts {
+            paired: self.identity.is_some(),
+            partner_heard: self
+                .pair_service
+                .as_ref()
+                .is_some_and(PairHandle::partner_heard),
+            configs_in_sync: self.pair_service.as_ref().is_some_and(PairHandle::in_sync),
+            here_blessed: self.firmware.peer_facts().1.map(|s| s.blessed),
+            partner,
+            partner_masters,
+        }
+    }
+
+    /// An outcome of a `pair upgrade` step; the next step is started from here.
+    fn on_upgrade_event(&mut self, event: UpgradeEvent) -> Option<Exit> {
+        let now = std::time::Instant::now();
+        let next = match event {
+            UpgradeEvent::Checked { checked, reply } => {
+                let (bytes, version) = match checked {
+                    Ok(checked) => checked,
+                    Err(text) => {
+                        reply.send(format!("pair upgrade: not started: {}", text));
+                        return None;
+                    }
+                };
+                let facts = self.upgrade_facts();
+                match self.upgrade.start(now, &facts, version) {
+                    Ok(next) => {
+                        let line = format!(
+                            "pair upgrade: to {version}: the partner first (bundle of {} bytes \
+                             sent over the peer cable, it reboots into it), then this box hands \
+                             over and follows; `pair upgrade status` follows it",
+                            bytes.len()
+                        );
+                        self.log.line(line.clone());
+                        reply.send(format!("{line}\n"));
+                        self.upgrade_bundle = Some(Arc::new(bytes));
+                        Some(next)
+                    }
+                    Err(refusal) => {
+                        let line = format!("pair upgrade: refused: {refusal}");
+                        self.log.line(line.clone());
+                        reply.send(format!("{line}\n"));
+                        None
+                    }
+                }
+            }
+            UpgradeEvent::Sent {
+                result,
+                partner_slot,
+            } => {
+                match &result {
+                    Ok(_) => self.log.line(
+                        "pair upgrade: the partner installed the bundle and reboots; waiting for \
+                         it to come back blessed",
+                    ),
+                    Err(why) => self.log.line(format!("pair upgrade: failed: {why}")),
+                }
+                self.upgrade.sent(now, result, partner_slot);
+                None
+            }
+            UpgradeEvent::Standby(result) => self.upgrade.standby_done(now, result),
+            UpgradeEvent::Installed(result) => {
+                if let Err(why) = &result {
+                    self.log.line(format!(
+                        "pair upgrade: the install here failed: {}",
+                        why.trim_end()
+                    ));
+                }
+                self.upgrade.installed(now, result)
+            }
+        };
+        if self.upgrade.last_error().is_some() && !self.upgrade.running() {
+            self.upgrade_bundle = None;
+        }
+        next.and_then(|step| self.upgrade_do(step))
+    }
+
+    /// Runs one `pair upgrade` step off the loop; its outcome comes back as an [`UpgradeEvent`].
+    fn upgrade_do(&mut self, step: crate::pair_upgrade::Do) -> Option<Exit> {
+        use crate::pair_upgrade::Do;
+        let events = self.upgrade_tx.clone();
+        let vrrp = self.engines.iter().find(|e| e.name == "vrrp").cloned();
+        match step {
+            Do::SendBundle => {
+                let (Some(service), Some(bundle)) =
+                    (self.pair_service.clone(), self.upgrade_bundle.clone())
+                else {
+                    let _ = events.try_send(UpgradeEvent::Sent {
+                        result: Err("the pair service is not running".into()),
+                        partner_slot: '-',
+                    });
+                    return None;
+                };
+                let partner_slot = self.upgrade_facts().partner.map_or('-', |p| p.slot);
+                tokio::spawn(async move {
+                    let result = service
+                        .send_firmware(bundle.as_ref().clone(), true)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = events
+                        .send(UpgradeEvent::Sent {
+                            result,
+                            partner_slot,
+                        })
+                        .await;
+                });
+            }
+            Do::StandbyOn => {
+                self.log.line(
+                    "pair upgrade: the partner is back blessed; handing over (vrrp standby on)",
+                );
+                tokio::spawn(async move {
+                    let result = match vrrp {
+                        None => Ok(()),
+                        Some(engine) => {
+                            let text = engine.standby(true).await;
+                            if text.starts_with("vrrp standby: on") || text.contains("already on") {
+                                Ok(())
+                            } else {
+                                Err(text.trim_end().to_owned())
+                            }
+                        }
+                    };
+                    let _ = events.send(UpgradeEvent::Standby(result)).await;
+                });
+            }
+            Do::InstallHere => {
+                let Some(bundle) = self.upgrade_bundle.clone() else {
+                    let _ = events.try_send(UpgradeEvent::Installed(Err(
+                        "the checked bundle is gone".into(),
+                    )));
+                    return None;
+                };
+                let facts = self.install_facts();
+                self.firmware.install_received(
+                    bundle.as_ref().clone(),
+                    facts,
+                    &self.log,
+                    Box::new(move |installed| {
+                        let result = if installed.installed {
+                            Ok(installed.text)
+                        } else {
+                            Err(installed.text)
+                        };
+                        let _ = events.try_send(UpgradeEvent::Installed(result));
+                    }),
+                );
+            }
+            Do::StandbyOff => {
+                if let Some(engine) = vrrp {
+                    tokio::spawn(async move {
+                        engine.standby(false).await;
+                    });
+                }
+            }
+            Do::Reboot => {
+                self.upgrade_bundle = None;
+                self.log
+                    .line("pair upgrade: installed here; rebooting into the new slot");
+                return Some(self.end(PowerAction::Reboot));
+            }
+        }
+        None
+    }
+
     fn install_facts(&self) -> crate::firmware_slot::InstallFacts {
         crate::firmware_slot::InstallFacts {
             board: self.board.map(|b| b.name),
@@ -1768,6 +2092,24 @@ impl Daemon {
 }
 
 /// Receives from a channel; a closed channel (`None`) waits forever instead of spinning.
+/// The outcome of a `pair upgrade` step, run off the loop.
+enum UpgradeEvent {
+    /// The bundle read and checked here (bytes, version), with the command's reply.
+    Checked {
+        checked: Result<(Vec<u8>, tandem_board::bundle::Version), String>,
+        reply: Reply,
+    },
+    /// The partner's answer to the bundle, and the slot it ran when it was sent.
+    Sent {
+        result: Result<String, String>,
+        partner_slot: char,
+    },
+    /// `vrrp standby on` done (or why not).
+    Standby(Result<(), String>),
+    /// The install here done (its text, or the refusal).
+    Installed(Result<String, String>),
+}
+
 async fn recv_or_pending<R: Receive>(channel: &mut Option<R>) -> Option<R::Item> {
     match channel {
         Some(receiver) => receiver.receive().await,
@@ -1849,4 +2191,11 @@ fn read_config_file(path: &str) -> Result<tandem_config::Config, String> {
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| format!("{path} is neither UTF-8 TOML text nor a config blob"))?;
     tandem_config::text::from_toml(text).map_err(|e| format!("{path}: {e}"))
+}
+
+/// The partner's answer, each line marked as the partner's.
+fn indent_partner(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("partner: {line}\n"))
+        .collect()
 }

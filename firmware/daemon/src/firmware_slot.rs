@@ -309,10 +309,26 @@ impl InstallFacts {
 /// Where an install's answer goes.
 pub type Answer = Box<dyn FnOnce(String) + Send>;
 
+/// How an install of a bundle the partner sent ended: `installed` true when the other slot
+/// was written; `text` what the operator reads (the refusal reason, or what was installed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub installed: bool,
+    /// True when another firmware job was running (nothing was checked or written).
+    pub busy: bool,
+    pub text: String,
+}
+
 /// The running firmware: what `status` and `firmware status` say, and the bless.
 #[derive(Debug, Clone)]
 pub struct Firmware {
     state: Arc<Mutex<State>>,
+}
+
+impl Default for Firmware {
+    fn default() -> Firmware {
+        Firmware::not_appliance()
+    }
 }
 
 impl Firmware {
@@ -339,6 +355,25 @@ impl Firmware {
                 simulated_trial: false,
             })),
         }
+    }
+
+    /// What this box tells its partner of its firmware (FIRMWARE on the peer channel): the
+    /// version, and the slot it booted from with whether it is blessed.
+    pub fn peer_facts(&self) -> (&'static str, Option<tandem_wire::replication::RunningSlot>) {
+        use tandem_wire::replication::{RunningSlot, SlotName};
+        let state = self.lock();
+        let slot = match (&state.boot.path, state.view.running()) {
+            (BootPath::Slot { slot, .. }, running) => Some(RunningSlot {
+                slot: match slot {
+                    Slot::A => SlotName::A,
+                    Slot::B => SlotName::B,
+                },
+                // No slot file read (not booted by UEFI): nothing counts its boots.
+                blessed: state.blessed.is_some() || running.is_none_or(|r| r.tries.is_none()),
+            }),
+            _ => None,
+        };
+        (state.boot.version, slot)
     }
 
     /// A daemon that is not the appliance's PID 1: nothing to read, nothing to bless.
@@ -632,21 +667,88 @@ impl Firmware {
     /// `firmware install FILE`: checks the bundle, then writes its image into the other slot
     /// on the blocking pool; the answer says what was written and what the next boot does.
     pub fn install(&self, path: String, facts: InstallFacts, log: &Log, answer: Answer) {
-        self.exclusively(log, answer, move |firmware, log| {
-            firmware.install_blocking(&path, &facts, log)
+        self.exclusively(
+            log,
+            answer,
+            |busy| busy,
+            move |firmware, log| firmware.install_blocking(&path, &facts, log),
+        );
+    }
+
+    /// `pair upgrade`'s first step, on the blocking pool: the bundle at `path` (a file, or an
+    /// `http://` URL fetched as `firmware fetch` does) read and checked as `firmware install`
+    /// checks it (this box can install, the signature, board, formats, the partner), nothing
+    /// written; its bytes and version.
+    pub fn check_bundle(
+        &self,
+        path: &str,
+        facts: &InstallFacts,
+        log: &Log,
+    ) -> Result<(Vec<u8>, tandem_board::bundle::Version), String> {
+        self.installable(path, log)?;
+        let bytes = if path.starts_with("http://") {
+            let url = firmware_upgrade::HttpUrl::parse(path)
+                .map_err(|why| format!("firmware: fetch: {why}\n"))?;
+            firmware_upgrade::http_get(&url, tandem_board::bundle::MAX_BUNDLE, FETCH_TIMEOUT)
+                .map_err(|why| {
+                    log.line(format!("firmware: fetch {path} failed: {why}"));
+                    format!("firmware: fetch {path} failed: {why}\n")
+                })?
+        } else {
+            firmware_upgrade::read_bundle(path)
+                .map_err(|refusal| self.refuse(&format!("pair upgrade of {path}"), &refusal, log))?
+        };
+        let trust = self.lock().trust.clone();
+        let version = firmware_upgrade::verify(
+            &bytes,
+            trust.as_ref().map_err(String::as_str),
+            &facts.facts(),
+        )
+        .map_err(|refusal| self.refuse(&format!("pair upgrade of {path}"), &refusal, log))?
+        .manifest
+        .version;
+        Ok((bytes, version))
+    }
+
+    /// A bundle the partner sent over the peer cable (`pair install-partner` there): exactly
+    /// `firmware install`'s checks and write, the partner being the sender.
+    pub fn install_received(
+        &self,
+        bytes: Vec<u8>,
+        facts: InstallFacts,
+        log: &Log,
+        answer: Box<dyn FnOnce(Installed) + Send>,
+    ) {
+        let busy = |text| Installed {
+            installed: false,
+            busy: true,
+            text,
+        };
+        self.exclusively(log, answer, busy, move |firmware, log| {
+            let (installed, text) =
+                match firmware.install_bytes(&bytes, "the partner's bundle", &facts, log) {
+                    Ok(text) => (true, text),
+                    Err(text) => (false, text),
+                };
+            Installed {
+                installed,
+                busy: false,
+                text,
+            }
         });
     }
 
     /// Runs `work` on the blocking pool as the one firmware job at a time (`begin` .. `end`)
-    /// and answers with its text; a job already running is the answer instead.
-    fn exclusively(
+    /// and answers with its result; a job already running is the answer instead (`busy`).
+    fn exclusively<T: Send + 'static>(
         &self,
         log: &Log,
-        answer: Answer,
-        work: impl FnOnce(&Firmware, &Log) -> String + Send + 'static,
+        answer: Box<dyn FnOnce(T) + Send>,
+        busy: impl FnOnce(String) -> T,
+        work: impl FnOnce(&Firmware, &Log) -> T + Send + 'static,
     ) {
-        if let Err(busy) = self.begin() {
-            return answer(busy);
+        if let Err(why) = self.begin() {
+            return answer(busy(why));
         }
         let firmware = self.clone();
         let log = log.clone();
@@ -659,27 +761,47 @@ impl Firmware {
 
     fn install_blocking(&self, path: &str, facts: &InstallFacts, log: &Log) -> String {
         // Where it would go, first: a box that cannot install reads no file.
+        if let Err(text) = self.installable(path, log) {
+            return text;
+        }
+        match firmware_upgrade::read_bundle(path) {
+            Ok(bytes) => self
+                .install_bytes(&bytes, path, facts, log)
+                .unwrap_or_else(|text| text),
+            Err(refusal) => self.refuse(&format!("install of {path}"), &refusal, log),
+        }
+    }
+
+    /// Refused (the operator's text) when this box has no slot to install into.
+    fn installable(&self, what: &str, log: &Log) -> Result<(), String> {
+        self.install_target().map(|_| ()).map_err(|why| {
+            let refusal = Refusal::Unreadable(why);
+            *self.lock().refused.entry("not_installable").or_default() += 1;
+            log.line(format!("firmware: install of {what} refused: {refusal}"));
+            format!("firmware: install refused: {refusal}; nothing was written\n")
+        })
+    }
+
+    /// Checks `bytes` (named `what` in the log) and writes its image into the other slot.
+    fn install_bytes(
+        &self,
+        bytes: &[u8],
+        what: &str,
+        facts: &InstallFacts,
+        log: &Log,
+    ) -> Result<String, String> {
         let (dir, running, target) = match self.install_target() {
             Ok(target) => target,
-            Err(why) => {
-                let refusal = Refusal::Unreadable(why);
-                *self.lock().refused.entry("not_installable").or_default() += 1;
-                log.line(format!("firmware: install of {path} refused: {refusal}"));
-                return format!("firmware: install refused: {refusal}; nothing was written\n");
-            }
-        };
-        let bytes = match firmware_upgrade::read_bundle(path) {
-            Ok(bytes) => bytes,
-            Err(refusal) => return self.refuse(&format!("install of {path}"), &refusal, log),
+            Err(_) => return Err(self.installable(what, log).err().unwrap_or_default()),
         };
         let trust = self.lock().trust.clone();
         let verified = match firmware_upgrade::verify(
-            &bytes,
+            bytes,
             trust.as_ref().map_err(String::as_str),
             &facts.facts(),
         ) {
             Ok(verified) => verified,
-            Err(refusal) => return self.refuse(&format!("install of {path}"), &refusal, log),
+            Err(refusal) => return Err(self.refuse(&format!("install of {what}"), &refusal, log)),
         };
         let name = target.new_file.file_name();
         let need = verified.image.len() as u64 + (1 << 20);
@@ -697,7 +819,9 @@ impl Firmware {
                  other slot's {reclaimed} bytes are freed only after the new file is in place)"
             ));
             *self.lock().refused.entry("no_space").or_default() += 1;
-            return format!("firmware: install refused: {refusal}; nothing was written\n");
+            return Err(format!(
+                "firmware: install refused: {refusal}; nothing was written\n"
+            ));
         }
         let pause = self.lock().install_pause;
         let began = Instant::now();
@@ -750,7 +874,7 @@ impl Firmware {
                      healthy until blessed, else slot {} boots again\n",
                     other.other()
                 ));
-                text
+                Ok(text)
             }
             Err(error) => {
                 log.line(format!(
@@ -758,11 +882,11 @@ impl Firmware {
                      is untouched and boots next",
                     other.other()
                 ));
-                format!(
+                Err(format!(
                     "firmware: install failed writing {name}: {error}; slot {} ({running}) is \
                      untouched and boots next\n",
                     other.other()
-                )
+                ))
             }
         }
     }
@@ -808,9 +932,12 @@ impl Firmware {
     /// `firmware fetch URL`: GETs the bundle into RAM on the blocking pool, checks it as an
     /// install would and keeps it at [`FETCHED_BUNDLE`] for `firmware install`.
     pub fn fetch(&self, url: String, facts: InstallFacts, log: &Log, answer: Answer) {
-        self.exclusively(log, answer, move |firmware, log| {
-            firmware.fetch_blocking(&url, &facts, log)
-        });
+        self.exclusively(
+            log,
+            answer,
+            |busy| busy,
+            move |firmware, log| firmware.fetch_blocking(&url, &facts, log),
+        );
     }
 
     fn fetch_blocking(&self, url: &str, facts: &InstallFacts, log: &Log) -> String {

@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use tandem_board::bundle::{
-    hex, parse_public_key, Bundle, BundleError, Manifest, ManifestError, MAX_BUNDLE,
+    hex, parse_public_key, Bundle, BundleError, Manifest, ManifestError, Version, MAX_BUNDLE,
 };
 
 use crate::pair_service::PartnerFirmware;
@@ -149,7 +149,8 @@ pub struct Verified<'a> {
 }
 
 /// Checks `bytes` in the order cheapest first: the container, the signature (before anything in
-/// the manifest is believed), the manifest, the board, the config format, the partner.
+/// the manifest is believed), the manifest, the board, the config format, the partner (its
+/// channel and config format, and its version against the bundle's `min-partner`).
 pub fn verify<'a>(
     bytes: &'a [u8],
     trust: Result<&Trust, &str>,
@@ -188,13 +189,48 @@ pub fn verify<'a>(
                 .to_owned(),
         ),
         (true, Some(partner)) => {
-            if partner.channel_version != manifest.channel {
+            if !tandem_wire::replication::channels_work_together(
+                partner.channel_version,
+                manifest.channel,
+            ) {
                 return Err(Refusal::Partner(format!(
                     "partner version: the partner speaks replication channel {}, the bundle's \
                      firmware {}: the pair could not replicate; install a firmware of the \
                      partner's channel, or `unpair` first",
                     partner.channel_version, manifest.channel
                 )));
+            }
+            // min-partner 0.0.0 asks nothing; any other needs the partner's version, and a
+            // partner that does not tell it (channel 3) counts as older than any.
+            let any = Version(0, 0, 0);
+            match partner.version {
+                _ if manifest.min_partner == any => {}
+                Some(version) if version.satisfies(manifest.min_partner) => {}
+                Some(version) => {
+                    return Err(Refusal::Partner(format!(
+                        "partner version: the bundle needs the partner at {} or newer, the \
+                         partner runs {version}: upgrade the partner first (pair upgrade does \
+                         it in order)",
+                        manifest.min_partner
+                    )))
+                }
+                None if tandem_wire::replication::speaks_firmware(partner.channel_version) => {
+                    return Err(Refusal::Partner(format!(
+                        "partner version: the bundle needs the partner at {} or newer, and the \
+                         partner has not told its version since it was heard (or it is not \
+                         x.y.z): try again in a second; `pair status` shows it",
+                        manifest.min_partner
+                    )))
+                }
+                None => {
+                    return Err(Refusal::Partner(format!(
+                        "partner version: the bundle needs the partner at {} or newer, the \
+                         partner does not tell its version (firmware of replication channel \
+                         {}, older than any min-partner): upgrade the partner first (pair \
+                         upgrade does it in order)",
+                        manifest.min_partner, partner.channel_version
+                    )))
+                }
             }
             if !manifest.reads_config(partner.blob_format) {
                 return Err(Refusal::Partner(format!(
@@ -211,11 +247,6 @@ pub fn verify<'a>(
                     manifest.config_newest, partner.blob_format
                 ));
             }
-            notes.push(format!(
-                "the partner's firmware version is not told on the peer channel: min-partner {} \
-                 not checked (its channel and config formats are)",
-                manifest.min_partner
-            ));
         }
     }
     Ok(Verified {
@@ -403,7 +434,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use ring::signature::KeyPair;
-    use tandem_board::bundle::{unsigned_bundle, Version};
+    use tandem_board::bundle::unsigned_bundle;
 
     struct Signer {
         pair: ring::signature::Ed25519KeyPair,
@@ -524,24 +555,97 @@ mod tests {
         let same = PartnerFirmware {
             blob_format: 5,
             channel_version: 3,
+            version: Some(Version(0, 1, 0)),
+            slot: None,
         };
         let ok = verify(&good, Ok(&trust), &paired(Some(same))).unwrap();
-        assert!(ok
-            .notes
-            .iter()
-            .any(|n| n.contains("min-partner 0.1.0 not checked")));
+        assert!(ok.notes.is_empty(), "{:?}", ok.notes);
         let other_channel = PartnerFirmware {
             channel_version: 2,
             ..same
         };
         let error = verify(&good, Ok(&trust), &paired(Some(other_channel))).unwrap_err();
         assert_eq!(error.reason(), "partner_version");
+        // N and N+1 work together: a channel-4 partner takes a channel-3 bundle's firmware.
+        let next_channel = PartnerFirmware {
+            channel_version: 4,
+            ..same
+        };
+        assert!(verify(&good, Ok(&trust), &paired(Some(next_channel))).is_ok());
         let older = PartnerFirmware {
             blob_format: 4,
             ..same
         };
         let ok = verify(&good, Ok(&trust), &paired(Some(older))).unwrap();
         assert!(ok.notes[0].contains("nothing is replicated to the partner"));
+    }
+
+    #[test]
+    fn the_bundles_min_partner_is_enforced_against_the_partners_version() {
+        let signer = Signer::new(1);
+        let trust = signer.trust();
+        let mut needs = manifest("qemu-lab");
+        needs.min_partner = Version(0, 2, 0);
+        let bundle = signer.bundle(&needs, b"MZ image");
+        let paired = |partner| BoxFacts {
+            paired: true,
+            partner: Some(partner),
+            ..FACTS
+        };
+        let partner = |version| PartnerFirmware {
+            blob_format: 5,
+            channel_version: 4,
+            version,
+            slot: None,
+        };
+        let error = verify(
+            &bundle,
+            Ok(&trust),
+            &paired(partner(Some(Version(0, 1, 9)))),
+        )
+        .unwrap_err();
+        assert_eq!(error.reason(), "partner_version");
+        assert_eq!(
+            error.to_string(),
+            "partner version: the bundle needs the partner at 0.2.0 or newer, the partner runs \
+             0.1.9: upgrade the partner first (pair upgrade does it in order)"
+        );
+        assert!(verify(
+            &bundle,
+            Ok(&trust),
+            &paired(partner(Some(Version(0, 2, 0))))
+        )
+        .is_ok());
+        assert!(verify(
+            &bundle,
+            Ok(&trust),
+            &paired(partner(Some(Version(0, 10, 0))))
+        )
+        .is_ok());
+        // A channel-3 partner does not tell its version: older than any min-partner set.
+        let silent = PartnerFirmware {
+            channel_version: 3,
+            ..partner(None)
+        };
+        let error = verify(&bundle, Ok(&trust), &paired(silent)).unwrap_err();
+        assert_eq!(error.reason(), "partner_version");
+        assert!(
+            error.to_string().contains("does not tell its version")
+                && error.to_string().contains("upgrade the partner first"),
+            "{error}"
+        );
+        // A channel-4 partner whose FIRMWARE was not heard yet: not known, so refused too.
+        let error = verify(&bundle, Ok(&trust), &paired(partner(None))).unwrap_err();
+        assert!(
+            error.to_string().contains("has not told its version"),
+            "{error}"
+        );
+        // min-partner 0.0.0 asks nothing of it.
+        needs.min_partner = Version(0, 0, 0);
+        let any = signer.bundle(&needs, b"MZ image");
+        assert!(verify(&any, Ok(&trust), &paired(silent)).is_ok());
+        // Unpaired, nothing is asked of a partner.
+        assert!(verify(&bundle, Ok(&trust), &FACTS).is_ok());
     }
 
     #[test]

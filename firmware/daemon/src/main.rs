@@ -25,6 +25,7 @@ mod metrics;
 mod netconfig;
 mod pair_board;
 mod pair_service;
+mod pair_upgrade;
 mod panic_hook;
 mod peer_channel;
 mod peer_monitor;

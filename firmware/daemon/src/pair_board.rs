@@ -134,6 +134,21 @@ impl PairBoard {
             .map(|board| (board.generation, board.digest))
     }
 
+    /// For `pair upgrade`: the VRRP instances the partner's last heartbeat reports it is
+    /// master of (none without a heartbeat).
+    pub fn partner_masters(&self) -> Vec<String> {
+        let board = self.lock();
+        let Some(partner) = board.heartbeat.as_ref().and_then(|h| h.partner.as_ref()) else {
+            return Vec::new();
+        };
+        partner
+            .instances
+            .iter()
+            .filter(|i| i.state == tandem_wire::heartbeat::PeerState::Master)
+            .map(|i| i.name.clone())
+            .collect()
+    }
+
     /// The VRRP engine publishes the heartbeat's state; skipped when the board is busy (the
     /// next publication follows within a heartbeat interval).
     pub fn try_publish(&self, view: Option<HeartbeatView>) {

@@ -414,6 +414,73 @@ fn sigterm_hands_over_with_priority_zero() {
 }
 
 #[test]
+fn standby_hands_over_on_priority_zero_holds_and_off_preempts_back() {
+    // 1 s adverts: keepalived's Skew_Time at priority 100 is 0.61 s, its Master_Down_Interval
+    // 3.61 s from the last advert heard (at least 2.6 s after the standby), so a take-over
+    // inside 2 s is the priority-0 hand-over, not a failure detection.
+    let slow = |priority| Vr {
+        advert_cs: 100,
+        ..Vr::v3(priority)
+    };
+    let site = Site::new("vsb", false);
+    let keepalived = site.start_keepalived("keepalived", &slow(100).keepalived_config());
+    let _tandem = site.start_tandem("tandem", &slow(200).tandem_config());
+    site.wait_status("MASTER", |s| s.contains("state MASTER"));
+    site.wait_vip(&site.tandem_ns, true);
+    keepalived
+        .console
+        .wait_for_any_time("Entering BACKUP STATE", TAKEOVER)
+        .unwrap();
+    keepalived.console.skip_to_end();
+
+    let started = Instant::now();
+    let answer = tandem_query(TANDEM.as_ref(), &site.control(), &["vrrp", "standby", "on"]);
+    assert!(
+        answer.contains("vrrp standby: on: 1 master instance"),
+        "{answer}"
+    );
+    site.wait_vip(&site.keepalived_ns, true);
+    let took = started.elapsed();
+    assert!(!site.holds_vip(&site.tandem_ns), "tandem kept its VIP");
+    assert!(
+        took < Duration::from_secs(2),
+        "keepalived took the VIP {took:?} after the standby: a failure detection, not a hand-over"
+    );
+    eprintln!("standby hand-over: keepalived held the VIP {took:?} after `vrrp standby on`");
+    let status = site.wait_status("BACKUP in standby", |s| {
+        s.contains("state BACKUP") && s.contains("STANDBY (maintenance)")
+    });
+    assert!(status.contains("why: standby (maintenance)"), "{status}");
+    site.client_reaches_vip();
+    // Two Master_Down_Intervals later tandem 200 still defers to keepalived 100.
+    std::thread::sleep(Duration::from_secs(8));
+    let status = site.status();
+    assert!(status.contains("state BACKUP"), "{status}");
+    assert!(site.holds_vip(&site.keepalived_ns));
+    assert!(!site.holds_vip(&site.tandem_ns));
+
+    let answer = tandem_query(
+        TANDEM.as_ref(),
+        &site.control(),
+        &["vrrp", "standby", "off"],
+    );
+    assert!(answer.contains("vrrp standby: off"), "{answer}");
+    let status = site.wait_status("MASTER again", |s| s.contains("state MASTER"));
+    assert!(
+        status.contains("why: preempting a lower-priority master"),
+        "{status}"
+    );
+    assert!(!status.contains("STANDBY"), "{status}");
+    site.wait_vip(&site.tandem_ns, true);
+    keepalived
+        .console
+        .wait_for("Entering BACKUP STATE", TAKEOVER)
+        .unwrap();
+    site.wait_vip(&site.keepalived_ns, false);
+    site.client_reaches_vip();
+}
+
+#[test]
 fn v2_with_a_password_interoperates() {
     // TUM report appendix B.11: VRRPv2, auth_type PASS, 1 s adverts.
     let site = Site::new("vv2", false);

@@ -218,6 +218,11 @@ pub struct Instance {
     held_back: bool,
     /// The Master_Down_Timer expired while held back: releasing the hold promotes at once.
     down_while_held: bool,
+    /// Maintenance mode (`vrrp standby on`): never Master; adverts are still processed.
+    standby: bool,
+    /// The Master_Down_Timer expired in standby (and nothing re-armed it since): leaving
+    /// standby promotes at once.
+    down_in_standby: bool,
     actions: VecDeque<Action>,
     log: TransitionLog,
     counters: Counters,
@@ -231,15 +236,17 @@ impl Instance {
     /// Master at once, everyone else Backup. Tracked objects are taken as up until an event
     /// says otherwise.
     pub fn new(params: InstanceParams, now: Instant) -> Result<Instance, ParamError> {
-        Instance::with_track_states(params, now, &|_| None)
+        Instance::with_track_states(params, now, &|_| None, false)
     }
 
     /// [`Instance::new`] with tracked objects starting in the state `known` gives (up when it
     /// gives none), so an instance tracking an object already known to be down starts in FAULT.
+    /// Started in `standby`, it starts Backup even as the address owner.
     pub(crate) fn with_track_states(
         params: InstanceParams,
         now: Instant,
         known: &dyn Fn(&str) -> Option<bool>,
+        standby: bool,
     ) -> Result<Instance, ParamError> {
         params.validate()?;
         let (vips_v4, vips_v6) = split_vips(&params.virtual_addresses);
@@ -276,6 +283,8 @@ impl Instance {
             wants_master: false,
             held_back: false,
             down_while_held: false,
+            standby,
+            down_in_standby: false,
             actions: VecDeque::new(),
             log: TransitionLog::default(),
             counters: Counters::default(),
@@ -523,6 +532,10 @@ impl Instance {
             }
             (TimerKind::MasterDown, State::Backup) => {
                 self.timer = None;
+                if self.standby {
+                    self.down_in_standby = true;
+                    return;
+                }
                 // Held back only against silence: a backup preempting a master it hears is
                 // no split.
                 if self.held_back && self.down_reason == MasterDownReason::Silence {
@@ -598,7 +611,7 @@ impl Instance {
     /// asked to.
     pub fn set_held_back(&mut self, now: Instant, held: bool, cause: Cause) -> bool {
         let was = std::mem::replace(&mut self.held_back, held);
-        if held || !was || !self.down_while_held || self.state != State::Backup {
+        if held || !was || !self.down_while_held || self.state != State::Backup || self.standby {
             return false;
         }
         self.down_while_held = false;
@@ -626,7 +639,7 @@ impl Instance {
     /// heartbeat established that the partner who was master is gone (or handed over).
     /// Returns false (and does nothing) unless the instance is Backup.
     pub fn force_master(&mut self, now: Instant, cause: Cause) -> bool {
-        if self.state != State::Backup {
+        if self.state != State::Backup || self.standby {
             return false;
         }
         self.held_back = false;
@@ -645,6 +658,48 @@ impl Instance {
         self.held_back = true;
         self.become_backup(now, cause);
         true
+    }
+
+    // ----- maintenance mode ---------------------------------------------------------------------
+
+    /// `vrrp standby on|off`, a planned hand-over (RFC 9568 section 6.4.3's leaving master,
+    /// keepalived's shutdown, without stopping). On: a master sends priority 0 (a backup takes
+    /// over after Skew_Time), drops its addresses and goes Backup; from then on no timer,
+    /// heartbeat or group promotes the instance, while adverts are still processed so it keeps
+    /// following the master. Off: a Master_Down_Timer that expired meanwhile (the master fell
+    /// silent, or preempting a lower-priority master) promotes at once, a running one runs on.
+    /// Returns true when the instance changed state.
+    pub fn set_standby(&mut self, now: Instant, on: bool) -> bool {
+        if std::mem::replace(&mut self.standby, on) == on {
+            return false;
+        }
+        if on {
+            if self.state != State::Master {
+                return false;
+            }
+            self.send_advert(0);
+            self.become_backup(now, Cause::Standby);
+            return true;
+        }
+        if self.state != State::Backup || !std::mem::take(&mut self.down_in_standby) {
+            return false;
+        }
+        if self.params.is_owner() {
+            self.become_master(now, Cause::AddressOwner);
+        } else if self.in_sync_group {
+            self.wants_master = true;
+            self.group_events.push_back(GroupEvent::WantsMaster);
+            return false;
+        } else {
+            let cause = self.master_down_cause();
+            self.become_master(now, cause);
+        }
+        true
+    }
+
+    /// True in maintenance mode (`vrrp standby on`).
+    pub fn standby(&self) -> bool {
+        self.standby
     }
 
     // ----- sync group hooks (used by the Speaker) --------------------------------------------
@@ -678,7 +733,7 @@ impl Instance {
     /// Promote from Backup because the group agreed. `own` is true for a member whose own
     /// timer fired.
     pub(crate) fn group_promote(&mut self, now: Instant, cause: Cause) {
-        if self.state == State::Backup {
+        if self.state == State::Backup && !self.standby {
             let cause = if self.wants_master {
                 self.master_down_cause()
             } else {
@@ -801,7 +856,7 @@ impl Instance {
         // Entering a state uses the whole new address set.
         if self.state == State::Fault && fault.is_none() && !self.shut_down {
             self.start(now, Cause::FaultCleared);
-        } else if self.state == State::Backup && self.params.is_owner() {
+        } else if self.state == State::Backup && self.params.is_owner() && !self.standby {
             self.become_master(now, Cause::AddressOwner);
         }
 
@@ -887,7 +942,7 @@ impl Instance {
         self.master = None;
         self.wants_master = false;
         self.interval_learned = false;
-        if self.params.is_owner() {
+        if self.params.is_owner() && !self.standby {
             let cause = if cause == Cause::Startup {
                 Cause::AddressOwner
             } else {
@@ -957,6 +1012,7 @@ impl Instance {
 
     fn arm_master_down(&mut self, now: Instant, skew_only: bool) {
         self.down_while_held = false;
+        self.down_in_standby = false;
         self.timer = Some(Timer {
             kind: TimerKind::MasterDown,
             at: now + self.master_down_span(skew_only),

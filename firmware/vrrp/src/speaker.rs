@@ -70,6 +70,8 @@ pub struct Speaker {
     /// Actions in the order they were produced.
     pending: VecDeque<(InstanceId, Action)>,
     counters: SpeakerCounters,
+    /// Maintenance mode: every instance, present and future, in standby.
+    standby: bool,
 }
 
 impl Speaker {
@@ -105,7 +107,7 @@ impl Speaker {
                 vrid: params.vrid,
             });
         }
-        let instance = Instance::with_track_states(params, now, known)?;
+        let instance = Instance::with_track_states(params, now, known, self.standby)?;
         let id = InstanceId(self.next_instance);
         self.next_instance = self.next_instance.saturating_add(1);
         self.instances.insert(
@@ -365,6 +367,25 @@ impl Speaker {
             .is_some_and(|entry| entry.instance.yield_master(now, cause));
         self.settle(now);
         demoted
+    }
+
+    /// Maintenance mode on or off for every instance (see [`Instance::set_standby`]); instances
+    /// added while it is on start in standby. Returns how many instances changed state.
+    pub fn set_standby(&mut self, now: Instant, on: bool) -> usize {
+        self.standby = on;
+        let mut changed = 0;
+        for entry in self.instances.values_mut() {
+            if entry.instance.set_standby(now, on) {
+                changed += 1;
+            }
+        }
+        self.settle(now);
+        changed
+    }
+
+    /// True in maintenance mode.
+    pub fn standby(&self) -> bool {
+        self.standby
     }
 
     /// Shuts every instance down (masters send priority 0).

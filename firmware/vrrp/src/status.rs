@@ -74,6 +74,9 @@ pub enum Cause {
     },
     /// Shutdown event (-> Initialize).
     Shutdown,
+    /// The operator's `vrrp standby on` (maintenance mode): a master sends priority 0 and
+    /// goes Backup, and no instance becomes Master until `vrrp standby off`.
+    Standby,
     /// A tracked object with weight 0 went down (-> Fault).
     TrackDown {
         /// The tracked object.
@@ -143,6 +146,7 @@ impl Cause {
             Cause::HigherPriority { .. } => CauseKind::HigherPriority,
             Cause::EqualPriorityHigherAddress { .. } => CauseKind::EqualPriorityHigherAddress,
             Cause::Shutdown => CauseKind::Shutdown,
+            Cause::Standby => CauseKind::Standby,
             Cause::TrackDown { .. } => CauseKind::TrackDown,
             Cause::FaultCleared => CauseKind::FaultCleared,
             Cause::SyncGroup { .. } => CauseKind::SyncGroup,
@@ -177,6 +181,7 @@ impl fmt::Display for Cause {
                 write!(f, "equal priority from higher address {from}")
             }
             Cause::Shutdown => write!(f, "shutdown"),
+            Cause::Standby => write!(f, "standby (maintenance): priority 0 sent, handed over"),
             Cause::TrackDown { track } => write!(f, "tracked {track} down"),
             Cause::FaultCleared => write!(f, "all fault conditions cleared"),
             Cause::SyncGroup { group, member } => {
@@ -223,6 +228,8 @@ pub enum CauseKind {
     EqualPriorityHigherAddress,
     /// [`Cause::Shutdown`].
     Shutdown,
+    /// [`Cause::Standby`].
+    Standby,
     /// [`Cause::TrackDown`].
     TrackDown,
     /// [`Cause::FaultCleared`].
@@ -235,7 +242,7 @@ pub enum CauseKind {
 
 impl CauseKind {
     /// Every bucket, in counter order.
-    pub const ALL: [CauseKind; 12] = [
+    pub const ALL: [CauseKind; 13] = [
         CauseKind::Startup,
         CauseKind::AddressOwner,
         CauseKind::MasterSilent,
@@ -244,6 +251,7 @@ impl CauseKind {
         CauseKind::HigherPriority,
         CauseKind::EqualPriorityHigherAddress,
         CauseKind::Shutdown,
+        CauseKind::Standby,
         CauseKind::TrackDown,
         CauseKind::FaultCleared,
         CauseKind::SyncGroup,

@@ -156,7 +156,8 @@ impl Bus {
                 .min();
             let next = match (next_packet, next_timer) {
                 (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b).unwrap_or(until),
+                // Nothing scheduled at all (every node idle): jump to `until` and stop.
+                (a, b) => a.or(b).unwrap_or(until + Duration::from_nanos(1)),
             };
             if next > until {
                 self.account(until);
@@ -471,4 +472,88 @@ fn sync_group_follows_a_member_that_loses_an_election() {
         "{:?}",
         bus.dual_master
     );
+}
+
+#[test]
+fn standby_hands_over_after_skew_time_holds_and_preempts_back_when_off() {
+    let latency = Duration::from_micros(20);
+    let mut bus = Bus::new(31, 0, latency);
+    let backup = bus.add_node(vec![params("vr", "eth0", 5, 100, 1, 100)], &[]);
+    let master = bus.add_node(vec![params("vr", "eth0", 5, 200, 2, 100)], &[]);
+    bus.run_until(secs(10));
+    assert_eq!(bus.masters("vr"), vec![master]);
+
+    let on = secs(10);
+    assert_eq!(bus.nodes[master].speaker.set_standby(on, true), 1);
+    bus.collect(master);
+    assert_eq!(bus.state(master, "vr"), State::Backup);
+    let left = bus.history.iter().rev().find(|e| e.1 == master).unwrap();
+    assert_eq!(left.4, Cause::Standby);
+    // Held for far longer than a Master_Down_Interval: the higher priority never preempts,
+    // though it hears (and ignores) the lower-priority master's adverts.
+    bus.run_until(secs(30));
+    assert_eq!(bus.masters("vr"), vec![backup]);
+    let took_over = bus.first_time(backup, "vr", State::Master, on).unwrap();
+    // Skew_Time of priority 100 at 1 s, not a Master_Down_Interval (3.6 s).
+    assert_eq!(took_over - on, latency + Duration::from_nanos(609_375_000));
+    assert!(bus.first_time(master, "vr", State::Master, on).is_none());
+
+    // Off: the preempting timer expired long ago, so it preempts at once.
+    let off = secs(30);
+    assert_eq!(bus.nodes[master].speaker.set_standby(off, false), 1);
+    bus.collect(master);
+    assert_eq!(bus.state(master, "vr"), State::Master);
+    bus.run_until(secs(31));
+    assert_eq!(bus.masters("vr"), vec![master]);
+    let back = bus.first_time(backup, "vr", State::Backup, off).unwrap();
+    assert_eq!(back - off, latency);
+}
+
+#[test]
+fn standby_on_both_boxes_leaves_no_master_until_one_resumes() {
+    let mut bus = Bus::new(32, 0, Duration::from_micros(20));
+    let a = bus.add_node(vec![params("vr", "eth0", 5, 100, 1, 10)], &[]);
+    let b = bus.add_node(vec![params("vr", "eth0", 5, 200, 2, 10)], &[]);
+    bus.run_until(secs(2));
+    bus.nodes[a].speaker.set_standby(secs(2), true);
+    bus.collect(a);
+    bus.nodes[b].speaker.set_standby(secs(2), true);
+    bus.collect(b);
+    bus.run_until(secs(5));
+    assert!(
+        bus.masters("vr").is_empty(),
+        "maintenance on both: nobody serves"
+    );
+    // The lower priority resumes: nobody was heard, so it takes over at once.
+    bus.nodes[a].speaker.set_standby(secs(5), false);
+    bus.collect(a);
+    assert_eq!(bus.masters("vr"), vec![a]);
+    bus.run_until(secs(8));
+    assert_eq!(bus.masters("vr"), vec![a], "b stays in standby");
+}
+
+#[test]
+fn standby_moves_a_whole_sync_group_and_keeps_it_down() {
+    let mut bus = Bus::new(33, 0, Duration::from_micros(50));
+    let a = bus.add_node(director(150, 1), GROUP);
+    let b = bus.add_node(director(100, 2), GROUP);
+    bus.run_until(secs(2));
+    assert_eq!(bus.masters("mail_vip"), vec![a]);
+    let on = secs(2);
+    assert_eq!(bus.nodes[a].speaker.set_standby(on, true), 2);
+    bus.collect(a);
+    bus.run_until(secs(6));
+    assert_eq!(bus.masters("mail_vip"), vec![b]);
+    assert_eq!(bus.masters("mail_gw"), vec![b]);
+    let vip_up = bus.first_time(b, "mail_vip", State::Master, on).unwrap();
+    // Skew_Time of priority 100 at 100 ms, plus the bus latency.
+    assert_eq!(
+        vip_up - on,
+        Duration::from_nanos(60_937_500) + Duration::from_micros(50)
+    );
+    bus.nodes[a].speaker.set_standby(secs(6), false);
+    bus.collect(a);
+    bus.run_until(secs(7));
+    assert_eq!(bus.masters("mail_vip"), vec![a]);
+    assert_eq!(bus.masters("mail_gw"), vec![a]);
 }

@@ -2,14 +2,20 @@
 //! tells its partner about its running config every 500 ms, and the push that carries a config
 //! blob from one box to the other.
 //!
-//! Four kinds of message share one header. STATE travels as a UDP datagram of at most
-//! [`MAX_DATAGRAM_LEN`] bytes; CHALLENGE, PUSH and RESULT travel over a TCP connection to the
-//! partner's push port, each in one frame (below). Every field is big-endian.
+//! Six kinds of message share one header. STATE and FIRMWARE travel as UDP datagrams of at
+//! most [`MAX_DATAGRAM_LEN`] bytes; CHALLENGE, PUSH, BUNDLE and RESULT travel over a TCP
+//! connection to the partner's push port, each in one frame (below). Every field is big-endian.
+//!
+//! Channel versions: FIRMWARE and BUNDLE are channel 4. Firmware that speaks channel 3 counts
+//! a kind it does not know as bad, so a box sends them only to a partner whose STATE says
+//! channel 4 or newer ([`speaks_firmware`]); replication itself is unchanged since channel 3,
+//! so boxes of channel 3 and 4 replicate with each other ([`replicates_with`]).
 //!
 //! ```text
 //! every kind:
-//!  0..4   magic "TDRP"      4  version (1)     5  kind (1..=4)
-//!  6      flags (bit 0: keyed; bit 1, PUSH only: force; bit 2, PUSH only: pull)
+//!  0..4   magic "TDRP"      4  version (1)     5  kind (1..=6)
+//!  6      flags (bit 0: keyed; bit 1, PUSH only: force; bit 2, PUSH only: pull;
+//!         bit 1, BUNDLE only: reboot after the install)
 //!  7      reserved (0)
 //!  8..16  pair id
 //!
@@ -48,6 +54,20 @@
 //! 49      reserved (0)                50..52  message length m (0..=MAX_TEXT_LEN)
 //! 52..    message for the operator (UTF-8, no control characters but newline and tab)
 //!
+//! FIRMWARE (kind 5, 68 bytes + tag; UDP, channel 4: sent with each STATE to a partner of
+//! channel 4 or newer):
+//! 16..24  sender session             24..32  sequence (the STATE's counter: one replay window)
+//! 32      sender role                 33  running slot (0 not a slot image, 1 a, 2 b)
+//! 34      slot state (0 exactly when no slot; 1 blessed, 2 on trial)
+//! 35      version length v (1..=MAX_VERSION_LEN)
+//! 36..68  firmware version (printable ASCII, no spaces), then zeros
+//!
+//! BUNDLE (kind 6, 40 + n bytes + tag; client to server after CHALLENGE, channel 4):
+//! 16..32  the server's nonce, echoed
+//! 32      sender role                 33..36  reserved (0)
+//! 36..40  bundle length n (1..=MAX_BUNDLE_LEN)
+//! 40..    a signed firmware bundle (opaque here); the server answers RESULT
+//!
 //! end-32..end  HMAC-SHA256 over everything before it, present only when keyed
 //! ```
 //!
@@ -79,8 +99,22 @@ pub const VERSION: u8 = 1;
 /// sealed payload of a PUSH may start with the console's admin password hash (an envelope the
 /// daemon's `pair_service::seal` writes), so firmware that speaks 1 must not receive it. 3: that
 /// payload may be a config delta over the generation the receiver runs (`tandem_config::delta`)
-/// and a RESULT may say [`Outcome::NeedFull`].
-pub const CHANNEL_VERSION: u8 = 3;
+/// and a RESULT may say [`Outcome::NeedFull`]. 4: FIRMWARE (the sender's firmware version and
+/// slot) and BUNDLE (a signed firmware bundle for the partner's other slot).
+pub const CHANNEL_VERSION: u8 = 4;
+/// The oldest channel version this firmware replicates configs with (PUSH and RESULT are
+/// unchanged since 3).
+pub const OLDEST_CHANNEL_VERSION: u8 = 3;
+/// The channel version that knows FIRMWARE and BUNDLE.
+pub const FIRMWARE_CHANNEL_VERSION: u8 = 4;
+/// Longest firmware version string a FIRMWARE carries.
+pub const MAX_VERSION_LEN: usize = 32;
+/// A FIRMWARE message without its tag.
+pub const FIRMWARE_LEN: usize = 68;
+/// A BUNDLE message before its bundle.
+pub const BUNDLE_HEADER_LEN: usize = 40;
+/// Largest firmware bundle a BUNDLE carries (a bundle is bounded at ~24 MiB; room to grow).
+pub const MAX_BUNDLE_LEN: usize = 64 << 20;
 /// The header every kind starts with.
 pub const HEADER_LEN: usize = 16;
 /// A STATE message without its tag.
@@ -97,8 +131,9 @@ pub const NONCE_LEN: usize = 16;
 pub const MAX_BLOB_LEN: usize = 2 * 1024 * 1024 + 72;
 /// Longest RESULT message text, in bytes.
 pub const MAX_TEXT_LEN: usize = 1024;
-/// Largest message (a keyed PUSH of [`MAX_BLOB_LEN`] bytes), so the largest frame payload.
-pub const MAX_FRAME_LEN: usize = PUSH_HEADER_LEN + MAX_BLOB_LEN + MAC_LEN;
+/// Largest message (a keyed BUNDLE of [`MAX_BUNDLE_LEN`] bytes), so the largest frame
+/// payload; a reader bounds it by the kinds it expects ([`frame_len_of`]).
+pub const MAX_FRAME_LEN: usize = BUNDLE_HEADER_LEN + MAX_BUNDLE_LEN + MAC_LEN;
 /// The length prefix in front of every message on TCP.
 pub const FRAME_PREFIX_LEN: usize = 4;
 
@@ -110,6 +145,10 @@ pub const KIND_CHALLENGE: u8 = 2;
 pub const KIND_PUSH: u8 = 3;
 /// Kind byte of a RESULT message.
 pub const KIND_RESULT: u8 = 4;
+/// Kind byte of a FIRMWARE message (channel 4).
+pub const KIND_FIRMWARE: u8 = 5;
+/// Kind byte of a BUNDLE message (channel 4).
+pub const KIND_BUNDLE: u8 = 6;
 
 /// Flag: the message ends in an HMAC-SHA256 tag.
 pub const FLAG_KEYED: u8 = 0x01;
@@ -117,8 +156,12 @@ pub const FLAG_KEYED: u8 = 0x01;
 pub const FLAG_FORCE: u8 = 0x02;
 /// PUSH flag: a request for the server's config (no blob); the answer is a PUSH.
 pub const FLAG_PULL: u8 = 0x04;
+/// BUNDLE flag: reboot into the installed slot after answering.
+pub const FLAG_REBOOT: u8 = 0x02;
 
 const _: () = assert!(STATE_LEN + MAC_LEN <= MAX_DATAGRAM_LEN);
+const _: () = assert!(FIRMWARE_LEN + MAC_LEN <= MAX_DATAGRAM_LEN);
+const _: () = assert!(FIRMWARE_LEN == 36 + MAX_VERSION_LEN);
 const _: () = assert!(MAX_FRAME_LEN <= 0xffff_ffff);
 
 /// The server's random per-connection nonce.
@@ -166,6 +209,26 @@ mod field {
         pub const BLOB: usize = 40;
     }
 
+    pub mod firmware {
+        use core::ops::Range;
+        pub const SESSION: Range<usize> = 16..24;
+        pub const SEQUENCE: Range<usize> = 24..32;
+        pub const ROLE: usize = 32;
+        pub const SLOT: usize = 33;
+        pub const SLOT_STATE: usize = 34;
+        pub const VERSION_LEN: usize = 35;
+        pub const VERSION: Range<usize> = 36..68;
+    }
+
+    pub mod bundle {
+        use core::ops::Range;
+        pub const NONCE: Range<usize> = 16..32;
+        pub const ROLE: usize = 32;
+        pub const RESERVED: Range<usize> = 33..36;
+        pub const BUNDLE_LEN: Range<usize> = 36..40;
+        pub const BUNDLE: usize = 40;
+    }
+
     pub mod result {
         use core::ops::Range;
         pub const NONCE: Range<usize> = 16..32;
@@ -178,7 +241,7 @@ mod field {
     }
 }
 
-/// The four kinds of replication message.
+/// The six kinds of replication message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A box's config state, every 500 ms over UDP.
@@ -187,8 +250,12 @@ pub enum Kind {
     Challenge,
     /// A config blob, client to server.
     Push,
-    /// The server's answer to a push.
+    /// The server's answer to a push (or a bundle).
     Result,
+    /// A box's firmware version and slot, over UDP (channel 4).
+    Firmware,
+    /// A signed firmware bundle for the server's other slot, client to server (channel 4).
+    Bundle,
 }
 
 impl Kind {
@@ -199,6 +266,8 @@ impl Kind {
             Kind::Challenge => KIND_CHALLENGE,
             Kind::Push => KIND_PUSH,
             Kind::Result => KIND_RESULT,
+            Kind::Firmware => KIND_FIRMWARE,
+            Kind::Bundle => KIND_BUNDLE,
         }
     }
 
@@ -209,6 +278,8 @@ impl Kind {
             KIND_CHALLENGE => Some(Kind::Challenge),
             KIND_PUSH => Some(Kind::Push),
             KIND_RESULT => Some(Kind::Result),
+            KIND_FIRMWARE => Some(Kind::Firmware),
+            KIND_BUNDLE => Some(Kind::Bundle),
             _ => None,
         }
     }
@@ -220,6 +291,8 @@ impl Kind {
             Kind::Challenge => "challenge",
             Kind::Push => "push",
             Kind::Result => "result",
+            Kind::Firmware => "firmware",
+            Kind::Bundle => "bundle",
         }
     }
 
@@ -230,19 +303,25 @@ impl Kind {
             Kind::Challenge => CHALLENGE_LEN,
             Kind::Push => PUSH_HEADER_LEN,
             Kind::Result => RESULT_HEADER_LEN,
+            Kind::Firmware => FIRMWARE_LEN,
+            Kind::Bundle => BUNDLE_HEADER_LEN,
         }
     }
 
     /// Shortest message of this kind (unkeyed, smallest blob or empty text).
     pub const fn min_len(self) -> usize {
-        // A pull is a PUSH header alone (no blob).
-        self.fixed_len()
+        match self {
+            // A pull is a PUSH header alone (no blob); a BUNDLE carries at least one byte.
+            Kind::Bundle => BUNDLE_HEADER_LEN + 1,
+            _ => self.fixed_len(),
+        }
     }
 
     /// Longest message of this kind (keyed, largest blob or text).
     pub const fn max_len(self) -> usize {
         match self {
-            Kind::State | Kind::Challenge => self.fixed_len() + MAC_LEN,
+            Kind::State | Kind::Challenge | Kind::Firmware => self.fixed_len() + MAC_LEN,
+            Kind::Bundle => BUNDLE_HEADER_LEN + MAX_BUNDLE_LEN + MAC_LEN,
             Kind::Push => PUSH_HEADER_LEN + MAX_BLOB_LEN + MAC_LEN,
             Kind::Result => RESULT_HEADER_LEN + MAX_TEXT_LEN + MAC_LEN,
         }
@@ -273,6 +352,87 @@ const fn role_from_byte(byte: u8) -> Result<Option<PairRole>, DecodeError> {
         2 => Ok(Some(PairRole::B)),
         role => Err(DecodeError::UnknownRole { role }),
     }
+}
+
+/// Whether firmware that speaks `channel` is sent FIRMWARE and may be sent a BUNDLE.
+pub const fn speaks_firmware(channel: u8) -> bool {
+    channel >= FIRMWARE_CHANNEL_VERSION
+}
+
+/// Whether this firmware replicates configs with a partner that speaks `channel`.
+pub const fn replicates_with(channel: u8) -> bool {
+    channel >= OLDEST_CHANNEL_VERSION && channel <= CHANNEL_VERSION
+}
+
+/// Whether firmware of channels `a` and `b` work together as a pair: replication is the same
+/// from channel 3 on, and firmware N and N+1 (one channel apart) must work together.
+pub const fn channels_work_together(a: u8, b: u8) -> bool {
+    let (low, high) = if a < b { (a, b) } else { (b, a) };
+    low >= OLDEST_CHANNEL_VERSION && high - low <= 1
+}
+
+/// One of the two firmware slots of a box's disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SlotName {
+    /// Slot a (byte 1).
+    A,
+    /// Slot b (byte 2).
+    B,
+}
+
+impl SlotName {
+    /// The slot's letter.
+    pub const fn letter(self) -> char {
+        match self {
+            SlotName::A => 'a',
+            SlotName::B => 'b',
+        }
+    }
+}
+
+/// The slot a box's firmware booted from, and whether it is blessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunningSlot {
+    pub slot: SlotName,
+    /// False: on trial (systemd-boot still counts its boots).
+    pub blessed: bool,
+}
+
+const fn slot_to_bytes(slot: Option<RunningSlot>) -> (u8, u8) {
+    match slot {
+        None => (0, 0),
+        Some(RunningSlot { slot, blessed }) => (
+            match slot {
+                SlotName::A => 1,
+                SlotName::B => 2,
+            },
+            if blessed { 1 } else { 2 },
+        ),
+    }
+}
+
+const fn slot_from_bytes(slot: u8, state: u8) -> Result<Option<RunningSlot>, DecodeError> {
+    let name = match slot {
+        0 if state == 0 => return Ok(None),
+        1 => SlotName::A,
+        2 => SlotName::B,
+        _ => return Err(DecodeError::UnknownSlot { slot, state }),
+    };
+    let blessed = match state {
+        1 => true,
+        2 => false,
+        _ => return Err(DecodeError::UnknownSlot { slot, state }),
+    };
+    Ok(Some(RunningSlot {
+        slot: name,
+        blessed,
+    }))
+}
+
+/// A firmware version as FIRMWARE carries it: 1..=[`MAX_VERSION_LEN`] bytes of printable
+/// ASCII without spaces.
+pub fn version_is_valid(version: &str) -> bool {
+    (1..=MAX_VERSION_LEN).contains(&version.len()) && version.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// What the sender of a STATE concluded about the receiver's config.
@@ -411,6 +571,12 @@ pub enum DecodeError {
     LengthMismatch { len: usize, expected: usize },
     /// A PUSH's blob length is 0 or above [`MAX_BLOB_LEN`].
     BadBlobLength { len: u32 },
+    /// A BUNDLE's bundle length is 0 or above [`MAX_BUNDLE_LEN`].
+    BadBundleLength { len: u32 },
+    /// A FIRMWARE's version is empty, too long, not printable ASCII, or not zero-padded.
+    BadFirmwareVersion,
+    /// A FIRMWARE's slot and slot state bytes are not a pair this version defines.
+    UnknownSlot { slot: u8, state: u8 },
     /// A RESULT's text length is above [`MAX_TEXT_LEN`].
     BadTextLength { len: u16 },
     /// A RESULT's text is not UTF-8, or has control characters other than newline and tab.
@@ -449,6 +615,9 @@ impl DecodeError {
             DecodeError::Truncated { .. } => "truncated",
             DecodeError::LengthMismatch { .. } => "length mismatch",
             DecodeError::BadBlobLength { .. } => "bad blob length",
+            DecodeError::BadBundleLength { .. } => "bad bundle length",
+            DecodeError::BadFirmwareVersion => "bad firmware version",
+            DecodeError::UnknownSlot { .. } => "unknown slot",
             DecodeError::BadTextLength { .. } => "bad text length",
             DecodeError::BadText => "bad text",
             DecodeError::UnknownRole { .. } => "unknown role",
@@ -508,6 +677,17 @@ impl fmt::Display for DecodeError {
                 f,
                 "config push announces a {len}-byte blob, outside 1..={MAX_BLOB_LEN}; drop it"
             ),
+            DecodeError::BadBundleLength { len } => write!(
+                f,
+                "firmware bundle transfer announces {len} bytes, outside 1..={MAX_BUNDLE_LEN}; drop it"
+            ),
+            DecodeError::BadFirmwareVersion => f.write_str(
+                "partner firmware message with a version that is empty, longer than 32 bytes or not printable ASCII; drop it (run released firmware on the partner)",
+            ),
+            DecodeError::UnknownSlot { slot, state } => write!(
+                f,
+                "partner firmware message with slot {slot} state {state} (slot 0 none, 1 a, 2 b; state 1 blessed, 2 on trial); run the same firmware on both boxes"
+            ),
             DecodeError::BadTextLength { len } => write!(
                 f,
                 "push result text of {len} bytes is longer than {MAX_TEXT_LEN}; drop it"
@@ -565,6 +745,10 @@ pub enum EncodeError {
     BadSession,
     /// An all-zero nonce.
     ZeroNonce,
+    /// The BUNDLE's bundle is empty or longer than [`MAX_BUNDLE_LEN`].
+    BadBundleLength { len: usize },
+    /// The FIRMWARE's version is not 1..=32 bytes of printable ASCII.
+    BadFirmwareVersion,
 }
 
 impl fmt::Display for EncodeError {
@@ -591,6 +775,13 @@ impl fmt::Display for EncodeError {
             EncodeError::ZeroNonce => {
                 f.write_str("all-zero nonce; draw the server nonce from the random source")
             }
+            EncodeError::BadBundleLength { len } => write!(
+                f,
+                "firmware bundle of {len} bytes cannot be sent (1..={MAX_BUNDLE_LEN}); check the bundle file"
+            ),
+            EncodeError::BadFirmwareVersion => f.write_str(
+                "firmware version must be 1..=32 bytes of printable ASCII without spaces; check how the version string is built",
+            ),
         }
     }
 }
@@ -663,6 +854,35 @@ pub struct ResultRepr<'a> {
     pub message: &'a str,
 }
 
+/// A box's firmware, sent with each STATE to a partner of channel 4 or newer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirmwareRepr<'a> {
+    pub pair_id: u64,
+    /// The sender's STATE session (random per boot, never 0).
+    pub session: u64,
+    /// From the same counter as the STATE's sequence (one replay window covers both).
+    pub sequence: u64,
+    pub role: Option<PairRole>,
+    /// The running firmware's version (`0.2.0`, maybe with a suffix): see
+    /// [`version_is_valid`].
+    pub version: &'a str,
+    /// The slot it booted from, None when it is not a slot image (a `-kernel` boot, a host).
+    pub slot: Option<RunningSlot>,
+}
+
+/// A signed firmware bundle sent to the partner for its other slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BundleRepr<'a> {
+    pub pair_id: u64,
+    /// The nonce of the server's CHALLENGE on this connection.
+    pub nonce: Nonce,
+    pub role: Option<PairRole>,
+    /// Reboot into the installed slot after answering.
+    pub reboot: bool,
+    /// The bundle, 1..=[`MAX_BUNDLE_LEN`] bytes (checked by the receiver, opaque here).
+    pub bundle: &'a [u8],
+}
+
 /// One replication message of any kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -670,6 +890,8 @@ pub enum Message<'a> {
     Challenge(ChallengeRepr),
     Push(PushRepr<'a>),
     Result(ResultRepr<'a>),
+    Firmware(FirmwareRepr<'a>),
+    Bundle(BundleRepr<'a>),
 }
 
 /// A zero-copy view of one replication message.
@@ -742,6 +964,8 @@ impl<'a> Message<'a> {
             Message::Challenge(_) => Kind::Challenge,
             Message::Push(_) => Kind::Push,
             Message::Result(_) => Kind::Result,
+            Message::Firmware(_) => Kind::Firmware,
+            Message::Bundle(_) => Kind::Bundle,
         }
     }
 
@@ -751,6 +975,8 @@ impl<'a> Message<'a> {
             Message::Challenge(repr) => repr.pair_id,
             Message::Push(repr) => repr.pair_id,
             Message::Result(repr) => repr.pair_id,
+            Message::Firmware(repr) => repr.pair_id,
+            Message::Bundle(repr) => repr.pair_id,
         }
     }
 
@@ -761,6 +987,8 @@ impl<'a> Message<'a> {
             Message::Challenge(repr) => repr.buffer_len(keyed),
             Message::Push(repr) => repr.buffer_len(keyed),
             Message::Result(repr) => repr.buffer_len(keyed),
+            Message::Firmware(repr) => repr.buffer_len(keyed),
+            Message::Bundle(repr) => repr.buffer_len(keyed),
         }
     }
 
@@ -771,6 +999,8 @@ impl<'a> Message<'a> {
             Message::Challenge(repr) => repr.emit(buffer, key),
             Message::Push(repr) => repr.emit(buffer, key),
             Message::Result(repr) => repr.emit(buffer, key),
+            Message::Firmware(repr) => repr.emit(buffer, key),
+            Message::Bundle(repr) => repr.emit(buffer, key),
         }
     }
 
@@ -952,6 +1182,78 @@ impl ResultRepr<'_> {
     }
 }
 
+impl FirmwareRepr<'_> {
+    kind_parse!(Firmware, FirmwareRepr<'p>, 'p);
+
+    /// Bytes the message takes.
+    pub const fn buffer_len(&self, keyed: bool) -> usize {
+        FIRMWARE_LEN + tag_len(keyed)
+    }
+
+    /// Writes the message (with a MAC when `key` is given) and returns its length.
+    pub fn emit(&self, buffer: &mut [u8], key: Option<&PairKey>) -> Result<usize, EncodeError> {
+        use field::firmware as f;
+        if self.session == 0 || self.sequence == 0 {
+            return Err(EncodeError::BadSession);
+        }
+        let version = self.version.as_bytes();
+        let version_len = u8::try_from(version.len())
+            .ok()
+            .filter(|_| version_is_valid(self.version))
+            .ok_or(EncodeError::BadFirmwareVersion)?;
+        let needed = self.buffer_len(key.is_some());
+        let out = start(
+            buffer,
+            needed,
+            Kind::Firmware,
+            keyed_flag(key),
+            self.pair_id,
+        )?;
+        out[f::SESSION].copy_from_slice(&self.session.to_be_bytes());
+        out[f::SEQUENCE].copy_from_slice(&self.sequence.to_be_bytes());
+        out[f::ROLE] = role_to_byte(self.role);
+        let (slot, state) = slot_to_bytes(self.slot);
+        out[f::SLOT] = slot;
+        out[f::SLOT_STATE] = state;
+        out[f::VERSION_LEN] = version_len;
+        out[f::VERSION.start..f::VERSION.start + version.len()].copy_from_slice(version);
+        Ok(seal(out, key))
+    }
+}
+
+impl BundleRepr<'_> {
+    kind_parse!(Bundle, BundleRepr<'p>, 'p);
+
+    /// Bytes the message takes.
+    pub const fn buffer_len(&self, keyed: bool) -> usize {
+        BUNDLE_HEADER_LEN + self.bundle.len() + tag_len(keyed)
+    }
+
+    /// Writes the message (with a MAC when `key` is given) and returns its length.
+    pub fn emit(&self, buffer: &mut [u8], key: Option<&PairKey>) -> Result<usize, EncodeError> {
+        use field::bundle as f;
+        let bundle_len = self.bundle.len();
+        let wire_len = u32::try_from(bundle_len)
+            .ok()
+            .filter(|_| (1..=MAX_BUNDLE_LEN).contains(&bundle_len))
+            .ok_or(EncodeError::BadBundleLength { len: bundle_len })?;
+        if self.nonce == [0; NONCE_LEN] {
+            return Err(EncodeError::ZeroNonce);
+        }
+        let mut flags = keyed_flag(key);
+        if self.reboot {
+            flags |= FLAG_REBOOT;
+        }
+        let needed = self.buffer_len(key.is_some());
+        let out = start(buffer, needed, Kind::Bundle, flags, self.pair_id)?;
+        out[f::NONCE].copy_from_slice(&self.nonce);
+        out[f::ROLE] = role_to_byte(self.role);
+        out[f::BUNDLE_LEN].copy_from_slice(&wire_len.to_be_bytes());
+        out[f::BUNDLE..f::BUNDLE + bundle_len].copy_from_slice(self.bundle);
+        Ok(seal(out, key))
+    }
+}
+
 /// A pull carries no blob; a push carries 1..=[`MAX_BLOB_LEN`] bytes.
 const fn blob_length_fits(len: usize, pull: bool) -> bool {
     if pull {
@@ -1063,6 +1365,7 @@ fn read(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
     let flags = byte(bytes, field::FLAGS);
     let known = match kind {
         Kind::Push => FLAG_KEYED | FLAG_FORCE | FLAG_PULL,
+        Kind::Bundle => FLAG_KEYED | FLAG_REBOOT,
         _ => FLAG_KEYED,
     };
     let reserved_clear = byte(bytes, field::RESERVED) == 0
@@ -1072,7 +1375,10 @@ fn read(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
                 .get(field::push::RESERVED)
                 .is_none_or(|reserved| reserved.iter().all(|b| *b == 0)),
             Kind::Result => byte(bytes, field::result::RESERVED) == 0,
-            Kind::Challenge => true,
+            Kind::Bundle => bytes
+                .get(field::bundle::RESERVED)
+                .is_none_or(|reserved| reserved.iter().all(|b| *b == 0)),
+            Kind::Challenge | Kind::Firmware => true,
         };
     if flags & !known != 0 || !reserved_clear {
         // Reserved bytes past the end read as zero; a truncated message is refused below.
@@ -1174,6 +1480,54 @@ fn read(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
                 generation: be_u64(bytes, f::GENERATION),
                 digest: be_u64(bytes, f::DIGEST),
                 message,
+            }))
+        }
+        Kind::Firmware => {
+            use field::firmware as f;
+            exact(fixed)?;
+            let role = role_from_byte(byte(bytes, f::ROLE))?;
+            let slot = slot_from_bytes(byte(bytes, f::SLOT), byte(bytes, f::SLOT_STATE))?;
+            let (session, sequence) = (be_u64(bytes, f::SESSION), be_u64(bytes, f::SEQUENCE));
+            if session == 0 || sequence == 0 {
+                return Err(DecodeError::BadSession);
+            }
+            let version_len = usize::from(byte(bytes, f::VERSION_LEN));
+            let field = bytes.get(f::VERSION).unwrap_or(&[]);
+            let (text, padding) = field.split_at(version_len.min(field.len()));
+            let version = core::str::from_utf8(text)
+                .ok()
+                .filter(|v| version_is_valid(v) && padding.iter().all(|b| *b == 0))
+                .ok_or(DecodeError::BadFirmwareVersion)?;
+            Ok(Message::Firmware(FirmwareRepr {
+                pair_id,
+                session,
+                sequence,
+                role,
+                version,
+                slot,
+            }))
+        }
+        Kind::Bundle => {
+            use field::bundle as f;
+            let wire_len = be_u32(bytes, f::BUNDLE_LEN);
+            let bundle_len = usize::try_from(wire_len)
+                .ok()
+                .filter(|n| (1..=MAX_BUNDLE_LEN).contains(n))
+                .ok_or(DecodeError::BadBundleLength { len: wire_len })?;
+            exact(fixed + bundle_len)?;
+            let bundle = bytes.get(f::BUNDLE..f::BUNDLE + bundle_len).ok_or(
+                DecodeError::LengthMismatch {
+                    len,
+                    expected: fixed + bundle_len,
+                },
+            )?;
+            let role = role_from_byte(byte(bytes, f::ROLE))?;
+            Ok(Message::Bundle(BundleRepr {
+                pair_id,
+                nonce: nonce(bytes, f::NONCE)?,
+                role,
+                reboot: flags & FLAG_REBOOT != 0,
+                bundle,
             }))
         }
     }
@@ -1294,7 +1648,33 @@ mod tests {
         }
     }
 
-    fn samples() -> [Message<'static>; 7] {
+    fn firmware() -> FirmwareRepr<'static> {
+        FirmwareRepr {
+            pair_id: PAIR,
+            session: 0x1122_3344_5566_7788,
+            sequence: 6,
+            role: Some(PairRole::B),
+            version: "0.2.0-rc1+g1234567",
+            slot: Some(RunningSlot {
+                slot: SlotName::B,
+                blessed: false,
+            }),
+        }
+    }
+
+    const BUNDLE: &[u8] = b"TANDEMFW bundle bytes, opaque to this codec";
+
+    fn bundle() -> BundleRepr<'static> {
+        BundleRepr {
+            pair_id: PAIR,
+            nonce: NONCE,
+            role: Some(PairRole::A),
+            reboot: true,
+            bundle: BUNDLE,
+        }
+    }
+
+    fn samples() -> [Message<'static>; 11] {
         let unforced = PushRepr {
             force: false,
             role: None,
@@ -1319,6 +1699,18 @@ mod tests {
             Message::Push(pull),
             Message::Result(result()),
             Message::Result(empty),
+            Message::Firmware(firmware()),
+            Message::Firmware(FirmwareRepr {
+                version: "12345678901234567890123456789012",
+                slot: None,
+                ..firmware()
+            }),
+            Message::Bundle(bundle()),
+            Message::Bundle(BundleRepr {
+                reboot: false,
+                bundle: &[0xa5],
+                ..bundle()
+            }),
         ]
     }
 
@@ -1382,19 +1774,220 @@ mod tests {
     }
 
     #[test]
+    fn firmware_and_bundle_layouts_are_fixed() {
+        let bytes = encode(&Message::Firmware(firmware()), None);
+        assert_eq!(bytes.len(), FIRMWARE_LEN);
+        assert_eq!(
+            &bytes[..8],
+            &[b'T', b'D', b'R', b'P', 1, KIND_FIRMWARE, 0, 0]
+        );
+        assert_eq!(&bytes[24..32], &[0, 0, 0, 0, 0, 0, 0, 6]);
+        // role b, slot b, on trial, 18 bytes of version
+        assert_eq!(&bytes[32..36], &[2, 2, 2, 18]);
+        assert_eq!(&bytes[36..54], b"0.2.0-rc1+g1234567");
+        assert!(bytes[54..].iter().all(|b| *b == 0));
+        let bytes = encode(&Message::Bundle(bundle()), Some(&KEY));
+        assert_eq!(
+            &bytes[..8],
+            &[
+                b'T',
+                b'D',
+                b'R',
+                b'P',
+                1,
+                KIND_BUNDLE,
+                FLAG_KEYED | FLAG_REBOOT,
+                0
+            ]
+        );
+        assert_eq!(&bytes[16..32], &NONCE);
+        assert_eq!(&bytes[32..40], &[1, 0, 0, 0, 0, 0, 0, 43]);
+        assert_eq!(&bytes[40..83], BUNDLE);
+        assert_eq!(&bytes[83..], &keyed::tag(&KEY, &bytes[..83]));
+    }
+
+    #[test]
+    fn firmware_and_bundle_damage_is_refused_with_its_reason() {
+        let fw = encode(&Message::Firmware(firmware()), None);
+        assert_eq!(
+            patched(&fw, 33, 3),
+            DecodeError::UnknownSlot { slot: 3, state: 2 }
+        );
+        assert_eq!(
+            patched(&fw, 34, 0),
+            DecodeError::UnknownSlot { slot: 2, state: 0 }
+        );
+        assert_eq!(
+            patched(&fw, 33, 0),
+            DecodeError::UnknownSlot { slot: 0, state: 2 }
+        );
+        assert_eq!(patched(&fw, 35, 0), DecodeError::BadFirmwareVersion);
+        assert_eq!(patched(&fw, 35, 33), DecodeError::BadFirmwareVersion);
+        // A shorter length leaves version bytes in the padding.
+        assert_eq!(patched(&fw, 35, 17), DecodeError::BadFirmwareVersion);
+        assert_eq!(patched(&fw, 36, b' '), DecodeError::BadFirmwareVersion);
+        assert_eq!(patched(&fw, 36, 0xc3), DecodeError::BadFirmwareVersion);
+        assert_eq!(patched(&fw, 60, b'x'), DecodeError::BadFirmwareVersion);
+        assert_eq!(patched(&fw, 31, 0), DecodeError::BadSession);
+        assert_eq!(patched(&fw, 32, 3), DecodeError::UnknownRole { role: 3 });
+        assert_eq!(
+            patched(&fw, 6, FLAG_REBOOT),
+            DecodeError::UnknownFlags { flags: FLAG_REBOOT }
+        );
+        let mut long = fw.clone();
+        long.push(0);
+        assert_eq!(
+            decode(&long, PAIR, KeyPolicy::Unkeyed).unwrap_err(),
+            DecodeError::LengthMismatch {
+                len: FIRMWARE_LEN + 1,
+                expected: FIRMWARE_LEN
+            }
+        );
+        let bundle = encode(&Message::Bundle(bundle()), None);
+        assert_eq!(
+            patched(&bundle, 6, FLAG_PULL),
+            DecodeError::UnknownFlags { flags: FLAG_PULL }
+        );
+        assert_eq!(
+            patched(&bundle, 34, 1),
+            DecodeError::UnknownFlags { flags: FLAG_REBOOT }
+        );
+        assert_eq!(
+            patched(&bundle, 39, 0),
+            DecodeError::BadBundleLength { len: 0 }
+        );
+        assert_eq!(
+            patched(&bundle, 36, 0x04),
+            DecodeError::BadBundleLength { len: 0x0400_002b }
+        );
+        assert_eq!(
+            patched(&bundle, 39, 44),
+            DecodeError::LengthMismatch {
+                len: bundle.len(),
+                expected: BUNDLE_HEADER_LEN + 44
+            }
+        );
+        let mut zero = bundle.clone();
+        zero[16..32].fill(0);
+        assert_eq!(
+            decode(&zero, PAIR, KeyPolicy::Unkeyed).unwrap_err(),
+            DecodeError::ZeroNonce
+        );
+    }
+
+    #[test]
+    fn a_channel_3_partner_is_never_sent_the_channel_4_kinds() {
+        // The kinds a channel-3 decoder knows are 1..=4: FIRMWARE and BUNDLE would be counted
+        // as bad, so the sender gates them on the partner's channel.
+        assert!(!speaks_firmware(3));
+        assert!(speaks_firmware(FIRMWARE_CHANNEL_VERSION));
+        assert!(speaks_firmware(CHANNEL_VERSION));
+        const { assert!(KIND_FIRMWARE > KIND_RESULT && KIND_BUNDLE > KIND_RESULT) };
+        // Replication itself works across 3 and 4 (N and N+1), not with 2 or a future 5.
+        assert!(replicates_with(3) && replicates_with(4));
+        assert!(!replicates_with(2) && !replicates_with(5));
+        assert!(channels_work_together(3, 4) && channels_work_together(4, 3));
+        assert!(channels_work_together(4, 4) && channels_work_together(4, 5));
+        assert!(!channels_work_together(2, 3) && !channels_work_together(3, 5));
+    }
+
+    #[test]
+    fn emit_refuses_bad_versions_and_bundles() {
+        let mut buffer = vec![0u8; 256];
+        for version in [
+            "",
+            "0.2.0 beta",
+            "0.2.0\n",
+            "ü",
+            "123456789012345678901234567890123",
+        ] {
+            let repr = FirmwareRepr {
+                version,
+                ..firmware()
+            };
+            assert_eq!(
+                repr.emit(&mut buffer, None),
+                Err(EncodeError::BadFirmwareVersion),
+                "{version:?}"
+            );
+        }
+        let repr = FirmwareRepr {
+            sequence: 0,
+            ..firmware()
+        };
+        assert_eq!(repr.emit(&mut buffer, None), Err(EncodeError::BadSession));
+        let empty = BundleRepr {
+            bundle: &[],
+            ..bundle()
+        };
+        assert_eq!(
+            empty.emit(&mut buffer, None),
+            Err(EncodeError::BadBundleLength { len: 0 })
+        );
+    }
+
+    #[test]
     fn the_layouts_are_fixed() {
         let bytes = encode(&Message::State(state()), None);
         assert_eq!(
             bytes,
             [
-                b'T', b'D', b'R', b'P', 1, KIND_STATE, 0, 0, // magic, version, kind, flags
-                0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, // pair id
-                0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // session
-                0, 0, 0, 0, 0, 0, 0, 5, // sequence
-                0, 0, 0, 0, 0, 0, 0, 7, // generation
-                0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1, // digest
-                1, 2, 3, 0, // role a, receiver behind, channel 3, reserved
-                0, 3, 0x1b, 0x59, // blob format 3, push port 7001
+                b'T',
+                b'D',
+                b'R',
+                b'P',
+                1,
+                KIND_STATE,
+                0,
+                0, // magic, version, kind, flags
+                0x01,
+                0x23,
+                0x45,
+                0x67,
+                0x89,
+                0xab,
+                0xcd,
+                0xef, // pair id
+                0x11,
+                0x22,
+                0x33,
+                0x44,
+                0x55,
+                0x66,
+                0x77,
+                0x88, // session
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                5, // sequence
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                7, // generation
+                0xde,
+                0xad,
+                0xbe,
+                0xef,
+                0,
+                0,
+                0,
+                1, // digest
+                1,
+                2,
+                CHANNEL_VERSION,
+                0, // role a, receiver behind, channel, reserved
+                0,
+                3,
+                0x1b,
+                0x59, // blob format 3, push port 7001
             ]
         );
         let bytes = encode(&Message::Push(push()), Some(&KEY));
@@ -1411,7 +2004,7 @@ mod tests {
         assert_eq!(&bytes[52..], result().message.as_bytes());
         let bytes = encode(&Message::Challenge(challenge()), None);
         assert_eq!(bytes.len(), CHALLENGE_LEN);
-        assert_eq!(&bytes[48..52], &[2, 3, 0, 3]);
+        assert_eq!(&bytes[48..52], &[2, CHANNEL_VERSION, 0, 3]);
     }
 
     /// `bytes` with `at` set to `value`, decoded unkeyed.
@@ -1441,7 +2034,7 @@ mod tests {
             DecodeError::UnsupportedVersion { version: 2 }
         );
         assert_eq!(patched(&state, 5, 0), DecodeError::UnknownKind { kind: 0 });
-        assert_eq!(patched(&state, 5, 5), DecodeError::UnknownKind { kind: 5 });
+        assert_eq!(patched(&state, 5, 7), DecodeError::UnknownKind { kind: 7 });
         assert_eq!(
             patched(&state, 6, FLAG_FORCE),
             DecodeError::UnknownFlags { flags: FLAG_FORCE }
@@ -1642,23 +2235,36 @@ mod tests {
         // A pull is a PUSH header alone; anything shorter is refused.
         assert!(of(PUSH_HEADER_LEN, Kind::Push).is_ok());
         assert!(of(PUSH_HEADER_LEN - 1, Kind::Push).is_err());
-        assert!(of(MAX_FRAME_LEN, Kind::Push).is_ok());
+        assert!(of(Kind::Push.max_len(), Kind::Push).is_ok());
+        assert!(of(Kind::Push.max_len() + 1, Kind::Push).is_err());
+        // A bundle frame is far larger, and only a reader that expects one takes it.
+        assert!(of(MAX_FRAME_LEN, Kind::Bundle).is_ok());
+        assert!(of(MAX_FRAME_LEN + 1, Kind::Bundle).is_err());
+        assert!(of(BUNDLE_HEADER_LEN, Kind::Bundle).is_err());
+        assert!(of(FIRMWARE_LEN + MAC_LEN + 1, Kind::Firmware).is_err());
         assert!(of(STATE_LEN + MAC_LEN, Kind::State).is_ok());
-        for kind in [Kind::State, Kind::Challenge, Kind::Push, Kind::Result] {
+        for kind in [
+            Kind::State,
+            Kind::Challenge,
+            Kind::Push,
+            Kind::Result,
+            Kind::Firmware,
+            Kind::Bundle,
+        ] {
             assert!(kind.min_len() >= HEADER_LEN && kind.max_len() <= MAX_FRAME_LEN);
             assert_eq!(Kind::from_byte(kind.to_byte()), Some(kind));
         }
     }
 
     #[test]
-    fn the_largest_push_is_the_largest_frame() {
+    fn the_largest_push_is_the_largest_push_frame() {
         let blob = vec![0xa5u8; MAX_BLOB_LEN];
         let message = Message::Push(PushRepr {
             blob: &blob,
             ..push()
         });
         let bytes = encode(&message, Some(&KEY));
-        assert_eq!(bytes.len(), MAX_FRAME_LEN);
+        assert_eq!(bytes.len(), Kind::Push.max_len());
         assert_eq!(
             decode(&bytes, PAIR, KeyPolicy::Require(&KEY)).unwrap(),
             message

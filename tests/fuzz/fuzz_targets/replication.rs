@@ -1,5 +1,5 @@
-//! Config replication messages arrive from the peer cable (STATE datagrams) and over TCP from
-//! the partner's push channel (CHALLENGE, PUSH, RESULT frames), where a miscabled box or an
+//! Config replication messages arrive from the peer cable (STATE and FIRMWARE datagrams) and
+//! over TCP from the partner's push channel (CHALLENGE, PUSH, BUNDLE, RESULT frames), where a miscabled box or an
 //! attacker can send anything. The decoder must refuse any bytes without panicking, and what it
 //! accepts must re-encode to the same bytes (so nothing in an accepted message goes unread); a
 //! structurally valid message signed again under the pair key must authenticate and decode to
@@ -12,7 +12,14 @@ use tandem_wire::replication::{
 };
 
 const KEY: [u8; 32] = [0x5a; 32];
-const KINDS: [Kind; 4] = [Kind::State, Kind::Challenge, Kind::Push, Kind::Result];
+const KINDS: [Kind; 6] = [
+    Kind::State,
+    Kind::Challenge,
+    Kind::Push,
+    Kind::Result,
+    Kind::Firmware,
+    Kind::Bundle,
+];
 
 fn emit(message: &Message<'_>, key: Option<&[u8; 32]>) -> Vec<u8> {
     let mut out = vec![0u8; message.buffer_len(key.is_some())];

@@ -32,6 +32,13 @@ pub enum EngineRequest {
     Track { object: String, up: bool },
     /// Leave cleanly (hand over, remove what was added); answer when done.
     Shutdown(oneshot::Sender<()>),
+    /// `vrrp standby on|off`: maintenance mode (hand every instance over with priority 0 and
+    /// take none until off). Runtime state, not config. Other engines answer that it is not
+    /// theirs.
+    Standby {
+        on: bool,
+        reply: oneshot::Sender<String>,
+    },
     /// Reconcile to a newly committed config: touch only what changed (stable identities), and
     /// answer with one line per change made (or an empty string when nothing changed for this
     /// engine). The config still asks for this engine; one that no longer does is shut down.
@@ -116,6 +123,24 @@ impl EngineHandle {
                 self.name,
                 APPLY_GRACE.as_secs()
             ),
+        }
+    }
+
+    /// Asks for maintenance mode on or off (see [`EngineRequest::Standby`]) and waits for the
+    /// answer (the engine's loop is never blocked by it).
+    pub async fn standby(&self, on: bool) -> String {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .requests
+            .send(EngineRequest::Standby { on, reply })
+            .await
+            .is_err()
+        {
+            return format!("{}: engine stopped\n", self.name);
+        }
+        match tokio::time::timeout(Duration::from_secs(5), answer).await {
+            Ok(Ok(text)) => text,
+            _ => format!("{}: engine did not answer; see `log`\n", self.name),
         }
     }
 

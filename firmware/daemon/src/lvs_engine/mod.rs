@@ -57,6 +57,8 @@ const MAX_CHECKS_IN_FLIGHT: usize = 64;
 const COMMAND_QUEUE: usize = 256;
 /// Change lines listed in one apply report (and the log); the rest are counted.
 const MAX_REPORT_LINES: usize = 100;
+/// The answer to `EngineRequest::Standby`, which is the VRRP engine's.
+const NOT_STANDBY: &str = "lvs: standby is a VRRP state: `vrrp standby on|off`\n";
 /// libcrc32c (a dependency of nf_conntrack, so of ip_vs and of the NAT chains) asks the crypto
 /// API for "crc32c" at init, a soft dependency modules.dep does not list: without this loaded
 /// first, loading either fails with ENOENT.
@@ -332,6 +334,9 @@ async fn answer_until_shutdown(mut inbox: mpsc::Receiver<EngineRequest>, why: St
                 ));
             }
             EngineRequest::Track { .. } => {}
+            EngineRequest::Standby { reply, .. } => {
+                let _ = reply.send(NOT_STANDBY.to_owned());
+            }
             EngineRequest::Shutdown(done) => {
                 let _ = done.send(());
                 return;
@@ -1048,6 +1053,9 @@ impl Director {
                         let _ = reply.send(text);
                     }
                     Some(EngineRequest::Track { .. }) => {}
+                    Some(EngineRequest::Standby { reply, .. }) => {
+                        let _ = reply.send(NOT_STANDBY.to_owned());
+                    }
                     Some(EngineRequest::Shutdown(done)) => {
                         // The table stays: traffic keeps flowing, and the next start adopts it.
                         // The sync daemons stop: they belong to this engine's config.

@@ -18,11 +18,17 @@
 //! applied the config. A captured PUSH is useless later: it names a nonce the server never
 //! issues again. The blob inside a PUSH is sealed (ChaCha20-Poly1305, see `seal`): a config
 //! can hold secrets.
+//!
+//! Firmware (channel 4): with each STATE a box sends FIRMWARE (its version and slot) to a
+//! partner whose STATE says channel 4 or newer, and `pair install-partner FILE`
+//! ([`PairHandle::send_firmware`]) sends a signed bundle as BUNDLE on the same TCP port after
+//! the challenge; the receiving daemon checks and installs it exactly as `firmware install`
+//! ([`ToDaemon::InstallBundle`]) and the answer comes back as RESULT.
 
 use tandem_seal as seal;
 mod session;
 
-pub use session::{secure_random, spawn, PairHandle, PartnerFirmware};
+pub use session::{secure_random, spawn, PairHandle, PartnerFirmware, SendFirmwareError};
 
 use std::sync::Arc;
 
@@ -54,6 +60,8 @@ pub struct LocalState {
     /// The running config as a delta over the generation published before it, for a partner
     /// that runs that one (the usual push after a commit).
     pub delta: Option<Arc<PartnerDelta>>,
+    /// The running firmware (its version and slot go to the partner as FIRMWARE).
+    pub firmware: crate::firmware_slot::Firmware,
 }
 
 /// The running config framed whole for the partner, on first use: after a commit the partner
@@ -142,6 +150,14 @@ pub enum ToDaemon {
         identity: PairIdentity,
         reply: oneshot::Sender<String>,
     },
+    /// The partner sent a firmware bundle: check and install it as `firmware install` does
+    /// (the partner being the sender).
+    InstallBundle {
+        bundle: Vec<u8>,
+        reply: oneshot::Sender<crate::firmware_slot::Installed>,
+    },
+    /// The partner asked for a reboot after its bundle was installed (the answer is sent).
+    Reboot { why: String },
 }
 
 /// The console commands the service answers.

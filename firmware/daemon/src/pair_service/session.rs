@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tandem_board::bundle::Version;
 use tandem_config::identity::PairIdentity;
 use tandem_config::model::Role as ConfigRole;
 use tandem_pair::{BoxFacts, Joiner, PairingCode, Role as WireRole, StartGate, Starter, Versions};
@@ -23,8 +24,8 @@ use tandem_southbound::peer_socket::{is_link_local, PeerSocket, PEER_HOP_LIMIT};
 use tandem_southbound::sysfs;
 use tandem_wire::keyed::KeyPolicy;
 use tandem_wire::replication::{
-    self, ChallengeRepr, Kind, Message, Outcome, PairRole, PushRepr, Relation, ResultRepr,
-    StateRepr, FRAME_PREFIX_LEN, NONCE_LEN,
+    self, BundleRepr, ChallengeRepr, FirmwareRepr, Kind, Message, Outcome, PairRole, PushRepr,
+    Relation, ResultRepr, RunningSlot, StateRepr, FRAME_PREFIX_LEN, HEADER_LEN, NONCE_LEN,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -41,6 +42,9 @@ const PARTNER_QUIET: Duration = Duration::from_secs(2);
 /// How long a transfer may take end to end (the partner applies before it answers; a
 /// 1000 x 10 config under emulation takes seconds).
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a firmware bundle's transfer, checks and install may take end to end (12 MB
+/// over the cable, a signature over all of it and the slot write, under emulation).
+const FIRMWARE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Reopen delay when the peer NIC is missing.
 const REOPEN_DELAY: Duration = Duration::from_secs(2);
 const SYS_CLASS_NET: &str = "/sys/class/net";
@@ -85,34 +89,123 @@ pub struct PairHandle {
     epoch: Instant,
     counters: Arc<std::sync::Mutex<Counters>>,
     /// What the partner's firmware last said of itself (see [`PartnerFirmware`]).
-    partner_firmware: Arc<std::sync::atomic::AtomicU32>,
+    partner_firmware: Arc<std::sync::Mutex<Option<PartnerFirmware>>>,
+    /// Bundles for the partner (`send_firmware`).
+    bundles: mpsc::Sender<BundleJob>,
 }
 
 /// The partner firmware's newest config blob format and replication channel version, as its
-/// last STATE said (`firmware install` checks a bundle against them).
+/// last STATE said, and its version and slot as its last FIRMWARE said (channel 4)
+/// (`firmware install` checks a bundle against them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartnerFirmware {
     pub blob_format: u16,
     pub channel_version: u8,
+    /// The partner's firmware version; None when it does not tell it (channel 3 firmware,
+    /// or no FIRMWARE heard yet) or it is not `x.y.z[-suffix]`.
+    pub version: Option<Version>,
+    /// The slot it booted from and whether it is blessed (None: not a slot image, or not told).
+    pub slot: Option<RunningSlot>,
 }
 
-impl PartnerFirmware {
-    fn packed(self) -> u32 {
-        1 << 31 | u32::from(self.blob_format) << 8 | u32::from(self.channel_version)
-    }
+/// Why a bundle did not reach the partner's other slot ([`PairHandle::send_firmware`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendFirmwareError {
+    /// This box is not paired.
+    NotPaired,
+    /// No STATE from the partner in the last two seconds.
+    PartnerNotHeard,
+    /// The partner's firmware speaks a channel without BUNDLE.
+    PartnerTooOld { channel: u8 },
+    /// The partner checked the bundle and refused it (its reason), or its write failed.
+    Refused(String),
+    /// The partner runs another firmware job (install, fetch, bless, another bundle).
+    Busy(String),
+    /// The bundle did not get there or no answer came back.
+    Transfer(String),
+    /// The pair service is not running.
+    Stopped,
+}
 
-    fn unpacked(value: u32) -> Option<PartnerFirmware> {
-        (value >> 31 == 1).then(|| PartnerFirmware {
-            blob_format: u16::try_from((value >> 8) & 0xffff).unwrap_or(0),
-            channel_version: u8::try_from(value & 0xff).unwrap_or(0),
-        })
+impl std::fmt::Display for SendFirmwareError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendFirmwareError::NotPaired => f.write_str(
+                "this box is not paired: pair it first (`pair start` here, `pair join CODE` on \
+                 the other box), or install on the other box with `firmware install`",
+            ),
+            SendFirmwareError::PartnerNotHeard => f.write_str(
+                "the partner is not heard on the peer cable: check the cable and that the \
+                 partner runs",
+            ),
+            SendFirmwareError::PartnerTooOld { channel } => write!(
+                f,
+                "the partner's firmware speaks replication channel {channel}, which cannot take \
+                 a bundle over the cable (channel {} can): install on the partner with \
+                 `firmware fetch` / `firmware install` there",
+                replication::FIRMWARE_CHANNEL_VERSION
+            ),
+            SendFirmwareError::Refused(text) => {
+                write!(f, "the partner refused the bundle: {}", text.trim_end())
+            }
+            SendFirmwareError::Busy(text) => write!(
+                f,
+                "the partner is busy: {}; try again when it is done",
+                text.trim_end()
+            ),
+            SendFirmwareError::Transfer(why) => write!(
+                f,
+                "the bundle did not reach the partner: {why}; nothing is known to be written \
+                 there (`pair status` shows its firmware)"
+            ),
+            SendFirmwareError::Stopped => {
+                f.write_str("the pair service is not running; restart the box")
+            }
+        }
     }
+}
+
+/// A bundle to send to the partner, and where its answer goes.
+#[derive(Debug)]
+struct BundleJob {
+    bundle: Vec<u8>,
+    reboot: bool,
+    reply: oneshot::Sender<Result<String, SendFirmwareError>>,
 }
 
 impl PairHandle {
-    /// The partner firmware's formats, once a STATE of it was heard (this boot).
+    /// The partner firmware's formats, once a STATE of it was heard (this boot), and its
+    /// version and slot once a FIRMWARE was (channel 4).
     pub fn partner_firmware(&self) -> Option<PartnerFirmware> {
-        PartnerFirmware::unpacked(self.partner_firmware.load(Ordering::Relaxed))
+        *self
+            .partner_firmware
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sends a signed firmware bundle to the partner over the peer cable (after its
+    /// CHALLENGE, as BUNDLE). The partner runs `firmware install`'s checks on it (its own
+    /// key, its board, its config format, this box's version against the bundle's
+    /// `min-partner`) and writes its other slot; `reboot`: it then reboots into it, after
+    /// answering. Ok: the partner's text (`firmware: installed 0.2.0 into slot b as
+    /// tandem-2-b+3.efi ...`). Never touches the VRRP thread: the pair service's thread
+    /// sends, the partner installs on its blocking pool.
+    pub async fn send_firmware(
+        &self,
+        bundle: Vec<u8>,
+        reboot: bool,
+    ) -> Result<String, SendFirmwareError> {
+        let (reply, answer) = oneshot::channel();
+        let job = BundleJob {
+            bundle,
+            reboot,
+            reply,
+        };
+        self.bundles
+            .send(job)
+            .await
+            .map_err(|_| SendFirmwareError::Stopped)?;
+        answer.await.unwrap_or(Err(SendFirmwareError::Stopped))
     }
 
     /// The replication metric families: where it stands (one-hot), STATEs and pushes counted,
@@ -205,6 +298,16 @@ impl PairHandle {
         self.state.send_replace(state);
     }
 
+    /// Whether replication stands in sync: the partner runs this box's config (`pair upgrade`
+    /// asks for it).
+    pub fn in_sync(&self) -> bool {
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .standing
+            == Standing::InSync
+    }
+
     /// Whether the partner is heard on the peer cable now (a commit then reaches it at once).
     pub fn partner_heard(&self) -> bool {
         match self.partner_heard.load(Ordering::Relaxed) {
@@ -234,6 +337,7 @@ impl PairHandle {
 /// Starts the service with this box's side as it is now.
 pub fn spawn(initial: LocalState, to_daemon: mpsc::Sender<ToDaemon>, log: Log) -> PairHandle {
     let (asks, ask_rx) = mpsc::channel(8);
+    let (bundles, bundle_rx) = mpsc::channel(2);
     let (state, state_rx) = watch::channel(initial);
     let partner_heard = Arc::new(AtomicU64::new(0));
     let service = Service::new(state_rx, to_daemon, Arc::clone(&partner_heard), log.clone());
@@ -251,7 +355,7 @@ pub fn spawn(initial: LocalState, to_daemon: mpsc::Sender<ToDaemon>, log: Log) -
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => runtime.block_on(service.run(ask_rx)),
+                Ok(runtime) => runtime.block_on(service.run(ask_rx, bundle_rx)),
                 Err(error) => thread_log.line(format!(
                     "pair: cannot start the pair service's runtime: {error}; this box neither \
                      pairs nor replicates until it restarts"
@@ -271,6 +375,7 @@ pub fn spawn(initial: LocalState, to_daemon: mpsc::Sender<ToDaemon>, log: Log) -
         epoch,
         counters,
         partner_firmware,
+        bundles,
     }
 }
 
@@ -295,12 +400,14 @@ impl Partner {
     /// Why this box cannot replicate with the partner's firmware, if it cannot.
     fn version_skew(&self) -> Option<String> {
         let ours = tandem_config::blob::FORMAT_VERSION;
-        if self.channel_version != replication::CHANNEL_VERSION {
+        if !replication::replicates_with(self.channel_version) {
             return Some(format!(
-                "the partner speaks replication channel version {}, this box {}: install the \
-                 same firmware on both boxes",
+                "the partner speaks replication channel version {}, this box {} (and {} back \
+                 to {}): install the same firmware on both boxes",
                 self.channel_version,
-                replication::CHANNEL_VERSION
+                replication::CHANNEL_VERSION,
+                replication::CHANNEL_VERSION,
+                replication::OLDEST_CHANNEL_VERSION
             ));
         }
         (self.blob_format < ours).then(|| {
@@ -453,7 +560,19 @@ struct Service {
     done_tx: mpsc::Sender<TransferDone>,
     done_rx: mpsc::Receiver<TransferDone>,
     partner_heard: Arc<AtomicU64>,
-    partner_firmware: Arc<std::sync::atomic::AtomicU32>,
+    partner_firmware: Arc<std::sync::Mutex<Option<PartnerFirmware>>>,
+    /// What the partner's last FIRMWARE said (channel 4); forgotten when its STATE says an
+    /// older channel or the box pairs anew.
+    partner_version: Option<PartnerVersion>,
+    /// A bundle is being received (one at a time: each can be 64 MiB).
+    receiving_bundle: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The partner's firmware version as told, and its slot.
+#[derive(Debug, Clone)]
+struct PartnerVersion {
+    text: String,
+    slot: Option<RunningSlot>,
 }
 
 fn wire_role(role: ConfigRole) -> WireRole {
@@ -562,6 +681,8 @@ impl Service {
             done_rx,
             partner_heard,
             partner_firmware: Arc::default(),
+            partner_version: None,
+            receiving_bundle: Arc::default(),
         }
     }
 
@@ -583,7 +704,11 @@ impl Service {
         *counters.refused.entry(reason).or_default() += 1;
     }
 
-    async fn run(mut self, mut asks: mpsc::Receiver<(Ask, oneshot::Sender<String>)>) {
+    async fn run(
+        mut self,
+        mut asks: mpsc::Receiver<(Ask, oneshot::Sender<String>)>,
+        mut bundles: mpsc::Receiver<BundleJob>,
+    ) {
         let mut tick = tokio::time::interval(STATE_PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buffer = vec![0u8; DATAGRAM_BUFFER];
@@ -604,6 +729,10 @@ impl Service {
                 asked = asks.recv() => {
                     let Some((ask, reply)) = asked else { return };
                     self.on_ask(ask, reply).await;
+                }
+                job = bundles.recv() => {
+                    let Some(job) = job else { return };
+                    self.start_bundle(job);
                 }
                 received = recv_on(socket.as_deref(), &mut buffer) => {
                     match received {
@@ -798,6 +927,7 @@ impl Service {
         }
         // The partner is a new one: forget what the old one said.
         self.partner = None;
+        self.partner_version = None;
         self.replay = ReplayWindow::default();
         self.diverged_reported = None;
         let stored = answer.await.unwrap_or_else(|_| "not stored".into());
@@ -926,26 +1056,38 @@ impl Service {
             self.refuse("replication while unpaired");
             return;
         };
-        let state =
+        let message =
             match replication::decode(bytes, identity.pair_id, KeyPolicy::Require(&identity.key)) {
-                Ok(Message::State(state)) => state,
-                Ok(_) => {
-                    self.refuse("not a STATE on udp");
-                    return;
-                }
+                Ok(message) => message,
                 Err(error) => {
                     self.refuse(error.reason());
                     return;
                 }
             };
-        if state.role.is_none() || state.role == Some(pair_role(identity.role)) {
+        let (role, session, sequence) = match &message {
+            Message::State(state) => (state.role, state.session, state.sequence),
+            Message::Firmware(firmware) => (firmware.role, firmware.session, firmware.sequence),
+            _ => {
+                self.refuse("not a STATE or FIRMWARE on udp");
+                return;
+            }
+        };
+        if role.is_none() || role == Some(pair_role(identity.role)) {
             self.refuse("partner role not the other one");
             return;
         }
-        if !self.replay.accept(state.session, state.sequence) {
+        if !self.replay.accept(session, sequence) {
             self.refuse("replayed STATE");
             return;
         }
+        let state = match message {
+            Message::State(state) => state,
+            Message::Firmware(firmware) => {
+                self.on_firmware(&firmware);
+                return;
+            }
+            _ => return,
+        };
         {
             let mut counters = self
                 .counters
@@ -977,18 +1119,55 @@ impl Service {
         }
         let heard = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.partner_heard.store(heard + 1, Ordering::Relaxed);
-        let firmware = PartnerFirmware {
-            blob_format: state.blob_format,
-            channel_version: state.channel_version,
-        };
-        self.partner_firmware
-            .store(firmware.packed(), Ordering::Relaxed);
+        if !replication::speaks_firmware(state.channel_version) {
+            self.partner_version = None;
+        }
+        self.note_partner_firmware();
         if first {
             // Answer at once so the partner learns where this box stands.
             self.send_state().await;
         }
         self.check_divergence();
         self.consider_push();
+    }
+
+    /// The partner's FIRMWARE (authenticated, fresh): its version and slot.
+    fn on_firmware(&mut self, firmware: &FirmwareRepr<'_>) {
+        let told = PartnerVersion {
+            text: firmware.version.to_owned(),
+            slot: firmware.slot,
+        };
+        let changed = self
+            .partner_version
+            .as_ref()
+            .is_none_or(|v| v.text != told.text);
+        if changed {
+            self.log.line(format!(
+                "pair: the partner runs firmware {}{}",
+                told.text,
+                slot_words(told.slot)
+            ));
+        }
+        self.partner_version = Some(told);
+        self.note_partner_firmware();
+    }
+
+    /// Publishes what the partner's STATE and FIRMWARE said for `PairHandle::partner_firmware`.
+    fn note_partner_firmware(&self) {
+        let Some(partner) = &self.partner else { return };
+        let firmware = PartnerFirmware {
+            blob_format: partner.blob_format,
+            channel_version: partner.channel_version,
+            version: self
+                .partner_version
+                .as_ref()
+                .and_then(|v| Version::of_firmware(&v.text)),
+            slot: self.partner_version.as_ref().and_then(|v| v.slot),
+        };
+        *self
+            .partner_firmware
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(firmware);
     }
 
     /// Where replication stands with `partner` (heard recently).
@@ -1050,11 +1229,33 @@ impl Service {
             return;
         };
         self.send(&buffer[..len]).await;
-        let mut counters = self
-            .counters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        counters.states_sent += 1;
+        {
+            let mut counters = self
+                .counters
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            counters.states_sent += 1;
+        }
+        // Only a partner whose STATE says channel 4 knows FIRMWARE: firmware of channel 3
+        // would count it as an unknown kind.
+        if self
+            .partner_fresh()
+            .is_some_and(|p| replication::speaks_firmware(p.channel_version))
+        {
+            let (version, slot) = self.local.firmware.peer_facts();
+            self.sequence += 1;
+            let repr = FirmwareRepr {
+                pair_id: identity.pair_id,
+                session: self.session,
+                sequence: self.sequence,
+                role: Some(pair_role(identity.role)),
+                version,
+                slot,
+            };
+            if let Ok(len) = repr.emit(&mut buffer, Some(&identity.key)) {
+                self.send(&buffer[..len]).await;
+            }
+        }
     }
 
     fn check_divergence(&mut self) {
@@ -1187,6 +1388,56 @@ impl Service {
                     reply,
                 })
                 .await;
+        });
+    }
+
+    /// `send_firmware`: a bundle to the partner, on its own task (the answer goes to `job`).
+    fn start_bundle(&mut self, job: BundleJob) {
+        let BundleJob {
+            bundle,
+            reboot,
+            reply,
+        } = job;
+        let Some(identity) = self.local.identity.clone() else {
+            let _ = reply.send(Err(SendFirmwareError::NotPaired));
+            return;
+        };
+        let Some(partner) = self.partner_fresh().cloned() else {
+            let _ = reply.send(Err(SendFirmwareError::PartnerNotHeard));
+            return;
+        };
+        if !replication::speaks_firmware(partner.channel_version) {
+            let _ = reply.send(Err(SendFirmwareError::PartnerTooOld {
+                channel: partner.channel_version,
+            }));
+            return;
+        }
+        let address = SocketAddrV6::new(partner.address, partner.push_port, 0, partner.scope);
+        let role = pair_role(identity.role);
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            let began = Instant::now();
+            let len = bundle.len();
+            let result = tokio::time::timeout(
+                FIRMWARE_TIMEOUT,
+                send_bundle(address, &identity, role, &bundle, reboot),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendFirmwareError::Transfer(format!(
+                    "no answer within {} s",
+                    FIRMWARE_TIMEOUT.as_secs()
+                )))
+            });
+            let outcome = match &result {
+                Ok(_) => "installed".to_owned(),
+                Err(error) => error.to_string(),
+            };
+            log.line(format!(
+                "pair: firmware bundle of {len} bytes to the partner in {} ms: {outcome}",
+                began.elapsed().as_millis()
+            ));
+            let _ = reply.send(result);
         });
     }
 
@@ -1374,10 +1625,11 @@ impl Service {
         let to_daemon = self.to_daemon.clone();
         let counters = Arc::clone(&self.counters);
         let log = self.log.clone();
+        let receiving = Arc::clone(&self.receiving_bundle);
         tokio::spawn(async move {
             let served = tokio::time::timeout(
-                TRANSFER_TIMEOUT,
-                serve(stream, &identity, &local, state_rx, to_daemon),
+                FIRMWARE_TIMEOUT,
+                serve(stream, &identity, &local, state_rx, to_daemon, &receiving),
             )
             .await
             .unwrap_or(Err(ServeError::Refused("transfer timed out")));
@@ -1402,6 +1654,13 @@ impl Service {
                     ));
                 }
                 Ok(Served::Nothing) => {}
+                Ok(Served::Firmware(text)) => {
+                    drop(counters);
+                    log.line(format!(
+                        "pair: firmware bundle from the partner: {}",
+                        text.trim_end().replace('\n', " / ")
+                    ));
+                }
                 Err(ServeError::Refused(reason)) => {
                     *counters.refused.entry(reason).or_default() += 1;
                 }
@@ -1454,6 +1713,13 @@ impl Service {
             "pair: config here generation {} digest {:016x}",
             self.local.generation, self.local.digest
         );
+        let (version, slot) = self.local.firmware.peer_facts();
+        let _ = writeln!(
+            text,
+            "pair: firmware here {version}{} (replication channel {})",
+            slot_words(slot),
+            replication::CHANNEL_VERSION
+        );
         match self.partner_fresh() {
             Some(partner) => {
                 let state = match self.standing_with(partner) {
@@ -1478,6 +1744,30 @@ impl Service {
                     partner.generation,
                     partner.digest
                 );
+                match (&self.partner_version, partner.channel_version) {
+                    (Some(told), _) => {
+                        let _ = writeln!(
+                            text,
+                            "pair: partner firmware {}{} (replication channel {})",
+                            told.text,
+                            slot_words(told.slot),
+                            partner.channel_version
+                        );
+                    }
+                    (None, channel) if replication::speaks_firmware(channel) => {
+                        let _ = writeln!(
+                            text,
+                            "pair: partner firmware not told yet (replication channel {channel})"
+                        );
+                    }
+                    (None, channel) => {
+                        let _ = writeln!(
+                            text,
+                            "pair: partner firmware not told: it speaks replication channel \
+                             {channel}, older than any min-partner version (upgrade it first)"
+                        );
+                    }
+                }
             }
             None if self.local.identity.is_some() => {
                 text.push_str("pair: partner not heard: partner behind (commits are pushed when it is back)\n");
@@ -1511,6 +1801,18 @@ impl Service {
             let _ = writeln!(text, "pair: refused {}", list.join(" "));
         }
         text
+    }
+}
+
+/// ` slot b blessed`, ` slot a on trial`, ` not booted from a slot`.
+fn slot_words(slot: Option<RunningSlot>) -> String {
+    match slot {
+        Some(RunningSlot { slot, blessed }) => format!(
+            " slot {} {}",
+            slot.letter(),
+            if blessed { "blessed" } else { "on trial" }
+        ),
+        None => " not booted from a slot".to_owned(),
     }
 }
 
@@ -1556,6 +1858,40 @@ fn listen(interface: &str) -> std::io::Result<TcpListener> {
     socket.listen(4)?;
     socket.set_nonblocking(true)?;
     TcpListener::from_std(socket.into())
+}
+
+/// Reads one frame whose message must be of one of `kinds`: the length is bounded by the
+/// largest of them before anything is read, the header's kind and that kind's bounds before
+/// the body is, and the body is read as it arrives (a hostile length allocates nothing).
+async fn read_frame_of(stream: &mut TcpStream, kinds: &[Kind]) -> Result<Vec<u8>, &'static str> {
+    let mut prefix = [0u8; FRAME_PREFIX_LEN];
+    stream
+        .read_exact(&mut prefix)
+        .await
+        .map_err(|_| "connection closed early")?;
+    let len = kinds
+        .iter()
+        .find_map(|kind| replication::frame_len_of(prefix, *kind).ok())
+        .ok_or("bad frame length")?;
+    let mut message = vec![0u8; HEADER_LEN];
+    stream
+        .read_exact(&mut message)
+        .await
+        .map_err(|_| "connection closed early")?;
+    let kind = Kind::from_byte(message[5])
+        .filter(|kind| kinds.contains(kind))
+        .ok_or("unexpected kind")?;
+    replication::frame_len_of(prefix, kind).map_err(|e| e.reason())?;
+    let rest = u64::try_from(len - HEADER_LEN).unwrap_or(u64::MAX);
+    let read = (&mut *stream)
+        .take(rest)
+        .read_to_end(&mut message)
+        .await
+        .map_err(|_| "connection closed early")?;
+    if read as u64 != rest {
+        return Err("connection closed early");
+    }
+    Ok(message)
 }
 
 /// Reads one frame whose message must be of `kind`.
@@ -1693,6 +2029,71 @@ async fn transfer(
     }
 }
 
+/// The client side of `send_firmware`: connect, take the challenge, send BUNDLE, read RESULT.
+async fn send_bundle(
+    address: SocketAddrV6,
+    identity: &PairIdentity,
+    role: PairRole,
+    bundle: &[u8],
+    reboot: bool,
+) -> Result<String, SendFirmwareError> {
+    let failed = SendFirmwareError::Transfer;
+    let policy = KeyPolicy::Require(&identity.key);
+    let mut stream = TcpStream::connect(address)
+        .await
+        .map_err(|e| failed(format!("cannot connect to the partner ({address}): {e}")))?;
+    let challenge = read_frame(&mut stream, Kind::Challenge)
+        .await
+        .map_err(|e| failed(e.to_owned()))?;
+    let challenge = match replication::decode(&challenge, identity.pair_id, policy) {
+        Ok(Message::Challenge(challenge)) => challenge,
+        Ok(_) => return Err(failed("the partner sent no challenge".into())),
+        Err(error) => {
+            return Err(failed(format!(
+                "the partner's challenge is refused: {error}"
+            )))
+        }
+    };
+    if challenge.role == Some(role) || challenge.role.is_none() {
+        return Err(failed(
+            "the partner claims this box's role: pair the boxes again".into(),
+        ));
+    }
+    if !replication::speaks_firmware(challenge.channel_version) {
+        return Err(SendFirmwareError::PartnerTooOld {
+            channel: challenge.channel_version,
+        });
+    }
+    let message = Message::Bundle(BundleRepr {
+        pair_id: identity.pair_id,
+        nonce: challenge.nonce,
+        role: Some(role),
+        reboot,
+        bundle,
+    });
+    write_message(&mut stream, &message, &identity.key)
+        .await
+        .map_err(failed)?;
+    let answer = read_frame(&mut stream, Kind::Result)
+        .await
+        .map_err(|e| failed(format!("no answer from the partner: {e}")))?;
+    let result = match replication::decode(&answer, identity.pair_id, policy) {
+        Ok(Message::Result(result)) if result.nonce == challenge.nonce => result,
+        Ok(_) => {
+            return Err(failed(
+                "the partner's answer does not match the challenge".into(),
+            ))
+        }
+        Err(error) => return Err(failed(format!("the partner's answer is refused: {error}"))),
+    };
+    let text = result.message.to_owned();
+    match result.outcome {
+        Outcome::Applied => Ok(text),
+        Outcome::Busy => Err(SendFirmwareError::Busy(text)),
+        _ => Err(SendFirmwareError::Refused(text)),
+    }
+}
+
 /// What a served connection came to.
 #[derive(Debug)]
 enum Served {
@@ -1700,6 +2101,8 @@ enum Served {
     Refused(Outcome, String),
     /// A pull, answered with this box's config.
     Nothing,
+    /// A firmware bundle, installed or not (the text says).
+    Firmware(String),
 }
 
 #[derive(Debug)]
@@ -1716,6 +2119,7 @@ async fn serve(
     local: &LocalState,
     state_rx: watch::Receiver<LocalState>,
     to_daemon: mpsc::Sender<ToDaemon>,
+    receiving: &std::sync::atomic::AtomicBool,
 ) -> Result<Served, ServeError> {
     let _ = stream.set_nodelay(true);
     let mut nonce = [0u8; NONCE_LEN];
@@ -1733,9 +2137,29 @@ async fn serve(
     write_message(&mut stream, &Message::Challenge(challenge), &identity.key)
         .await
         .map_err(|_| ServeError::Refused("connection closed early"))?;
-    let push = read_frame(&mut stream, Kind::Push)
-        .await
-        .map_err(ServeError::Refused)?;
+    // One bundle at a time (each may be 64 MiB); a config push is always taken.
+    let bundle_turn = receiving
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok();
+    let kinds: &[Kind] = if bundle_turn {
+        &[Kind::Push, Kind::Bundle]
+    } else {
+        &[Kind::Push]
+    };
+    let frame = read_frame_of(&mut stream, kinds).await;
+    if bundle_turn
+        && !frame
+            .as_ref()
+            .is_ok_and(|f| f.get(5) == Some(&replication::KIND_BUNDLE))
+    {
+        receiving.store(false, Ordering::Release);
+    }
+    let push = frame.map_err(ServeError::Refused)?;
+    if push.get(5) == Some(&replication::KIND_BUNDLE) {
+        let served = serve_bundle(&mut stream, identity, push, nonce, local, to_daemon).await;
+        receiving.store(false, Ordering::Release);
+        return served;
+    }
     let push = match replication::decode(&push, identity.pair_id, KeyPolicy::Require(&identity.key))
     {
         Ok(Message::Push(push)) => push,
@@ -1849,6 +2273,101 @@ async fn serve(
     let result = answer(outcome, &message, &current);
     let _ = write_message(&mut stream, &Message::Result(result), &identity.key).await;
     Ok(served)
+}
+
+/// A BUNDLE after the challenge: checked and installed by the daemon (on its blocking pool),
+/// answered with RESULT; a reboot asked for follows the answer.
+async fn serve_bundle(
+    stream: &mut TcpStream,
+    identity: &PairIdentity,
+    mut frame: Vec<u8>,
+    nonce: [u8; NONCE_LEN],
+    local: &LocalState,
+    to_daemon: mpsc::Sender<ToDaemon>,
+) -> Result<Served, ServeError> {
+    let role = pair_role(identity.role);
+    let (sender, reboot, len) =
+        match replication::decode(&frame, identity.pair_id, KeyPolicy::Require(&identity.key)) {
+            Ok(Message::Bundle(bundle)) if bundle.nonce == nonce => {
+                (bundle.role, bundle.reboot, bundle.bundle.len())
+            }
+            Ok(Message::Bundle(_)) => return Err(ServeError::Refused("BUNDLE with a stale nonce")),
+            Ok(_) => return Err(ServeError::Refused("not a BUNDLE")),
+            Err(error) => return Err(ServeError::Refused(error.reason())),
+        };
+    fn result_of<'m>(
+        identity: &PairIdentity,
+        nonce: [u8; NONCE_LEN],
+        local: &LocalState,
+        outcome: Outcome,
+        message: &'m str,
+    ) -> ResultRepr<'m> {
+        ResultRepr {
+            pair_id: identity.pair_id,
+            nonce,
+            outcome,
+            generation: local.generation,
+            digest: local.digest,
+            message: replication::clip_text(message),
+        }
+    }
+    let answer = |outcome, message| result_of(identity, nonce, local, outcome, message);
+    if sender.is_none() || sender == Some(role) {
+        let text = "the sender has this box's role (or none): pair the boxes again";
+        let result = answer(Outcome::NotPaired, text);
+        let _ = write_message(stream, &Message::Result(result), &identity.key).await;
+        return Ok(Served::Refused(Outcome::NotPaired, text.into()));
+    }
+    // The bundle in place: the header off the front, the tag off the end.
+    frame.truncate(replication::BUNDLE_HEADER_LEN + len);
+    frame.drain(..replication::BUNDLE_HEADER_LEN);
+    let (reply, installed) = oneshot::channel();
+    let asked = to_daemon
+        .send(ToDaemon::InstallBundle {
+            bundle: frame,
+            reply,
+        })
+        .await;
+    let installed = match asked {
+        Ok(()) => installed.await.ok(),
+        Err(_) => None,
+    }
+    .unwrap_or(crate::firmware_slot::Installed {
+        installed: false,
+        busy: true,
+        text: "the daemon is stopping".into(),
+    });
+    let outcome = if installed.installed {
+        Outcome::Applied
+    } else if installed.busy {
+        Outcome::Busy
+    } else {
+        Outcome::Invalid
+    };
+    let mut text = installed.text;
+    if installed.installed && reboot {
+        text.push_str("firmware: rebooting into it now (asked by the partner)\n");
+    }
+    let written = write_message(
+        stream,
+        &Message::Result(answer(outcome, &text)),
+        &identity.key,
+    )
+    .await
+    .is_ok();
+    if installed.installed && reboot {
+        // The answer first: wait until the partner has read it (it closes), bounded.
+        if written {
+            let mut byte = [0u8; 1];
+            let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await;
+        }
+        let _ = to_daemon
+            .send(ToDaemon::Reboot {
+                why: "the partner installed firmware here and asked for a reboot".into(),
+            })
+            .await;
+    }
+    Ok(Served::Firmware(text))
 }
 
 #[cfg(test)]

@@ -461,6 +461,11 @@ async fn run(
                 let _ = reply.send(report(&context, &lines));
             }
             EngineRequest::Track { .. } => {}
+            EngineRequest::Standby { reply, .. } => {
+                let _ = reply.send(
+                    "realserver: standby is a VRRP state: `vrrp standby on|off`\n".to_owned(),
+                );
+            }
             EngineRequest::Shutdown(done) => {
                 // Leave cleanly: the VIPs this engine added go (the box stops accepting traffic
                 // for them); knobs and the default route stay.

@@ -226,6 +226,11 @@ impl Engine {
                         let _ = reply.send(text);
                     }
                     Some(EngineRequest::Track { .. }) => {}
+                    Some(EngineRequest::Standby { reply, .. }) => {
+                        let _ = reply.send(
+                            "cluster: standby is a VRRP state: `vrrp standby on|off`\n".to_owned(),
+                        );
+                    }
                     Some(EngineRequest::Shutdown(done)) => {
                         self.stop().await;
                         let _ = done.send(());

@@ -253,6 +253,8 @@ struct Engine {
     state_changed: bool,
     /// This box's states changed: weigh the partner's report again (next turn of the loop).
     rearbitrate: bool,
+    /// Maintenance mode (`vrrp standby on`) since when; runtime state, a restart ends it.
+    standby_since: Option<Instant>,
     /// The `use_vmac` macvlans' worker (None before set-up).
     vmacs: Option<vmac::Vmacs>,
     /// The checks the instances track, run on a checker thread of their own.
@@ -290,6 +292,7 @@ impl Engine {
             pair_inbox: None,
             state_changed: false,
             rearbitrate: false,
+            standby_since: None,
             vmacs: None,
         }
     }
@@ -941,6 +944,10 @@ impl Engine {
                         }
                     }
                     Some(EngineRequest::Apply { config, reply }) => self.queue_apply(config, reply),
+                    Some(EngineRequest::Standby { on, reply }) => {
+                        let text = self.set_standby(on).await;
+                        let _ = reply.send(text);
+                    }
                     Some(EngineRequest::Shutdown(reply)) => {
                         // The partner takes over on the heartbeat's word, not after Skew_Time.
                         self.pair_hand_over().await;
@@ -1421,6 +1428,37 @@ impl Engine {
         )
     }
 
+    /// `vrrp standby on|off`. On: the partner is told over the heartbeat to take over now
+    /// (the planned hand-over of a shutdown), every master sends priority 0 and drops its
+    /// addresses, and nothing promotes until off. Off: the hand-over flag is cleared and an
+    /// instance whose master fell silent meanwhile (or that preempts) takes over at once.
+    async fn set_standby(&mut self, on: bool) -> String {
+        let now = self.now();
+        if on == self.standby_since.is_some() {
+            return format!("vrrp standby: already {}\n", if on { "on" } else { "off" });
+        }
+        if on {
+            self.standby_since = Some(now);
+            self.pair_hand_over().await;
+        } else {
+            self.standby_since = None;
+            self.pair_resume().await;
+        }
+        let changed = self.speaker.set_standby(now, on);
+        self.drain_actions().await;
+        self.rearbitrate = true;
+        let text = if on {
+            format!(
+                "vrrp standby: on: {changed} master instance(s) sent priority 0 and went backup; \
+                 no instance becomes master until `vrrp standby off` (a reboot ends it too)\n"
+            )
+        } else {
+            format!("vrrp standby: off: instances elect again ({changed} took over at once)\n")
+        };
+        self.log(text.trim_end());
+        text
+    }
+
     fn status_text(&self) -> String {
         let now = self.now();
         let instances: Vec<_> = self
@@ -1441,6 +1479,15 @@ impl Engine {
             &sockets,
             &self.refused,
         );
+        if let Some(since) = self.standby_since {
+            text.insert_str(
+                0,
+                &format!(
+                    "STANDBY (maintenance) for {} s: no instance becomes master; `vrrp standby off` resumes\n",
+                    now.saturating_duration_since(since).as_secs()
+                ),
+            );
+        }
         if let Some(line) = self.accept.status_line() {
             text.push_str(&line);
             text.push('\n');

@@ -1090,6 +1090,16 @@ impl Engine {
         self.send_heartbeat().await;
     }
 
+    /// Ends a planned hand-over (`vrrp standby off`): the heartbeat stops asking the partner to
+    /// take everything, from the next one sent now.
+    pub(super) async fn pair_resume(&mut self) {
+        let Some(pair) = self.pair.as_mut() else {
+            return;
+        };
+        pair.handover = false;
+        self.send_heartbeat_if_open().await;
+    }
+
     /// Sends a heartbeat at once after a state change, so the partner learns it within a
     /// round trip rather than an interval; the loop weighs the partner's report again next.
     pub(super) async fn pair_state_changed(&mut self) {

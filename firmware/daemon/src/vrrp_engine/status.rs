@@ -284,6 +284,7 @@ fn cause_word(kind: CauseKind) -> &'static str {
         CauseKind::HigherPriority => "higher_priority",
         CauseKind::EqualPriorityHigherAddress => "equal_priority_higher_address",
         CauseKind::Shutdown => "shutdown",
+        CauseKind::Standby => "standby",
         CauseKind::TrackDown => "track_down",
         CauseKind::FaultCleared => "fault_cleared",
         CauseKind::SyncGroup => "sync_group",

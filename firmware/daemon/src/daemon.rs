@@ -1437,8 +1437,19 @@ impl Daemon {
     }
 
     fn on_tick(&mut self, probe: &mut Option<JoinHandle<ProbeResult>>) {
-        self.firmware
-            .tick(std::time::Instant::now(), self.firmware_health(), &self.log);
+        if let Some(why) = self.firmware.test_hang() {
+            // Lab only (`tandem.test_hang=TRY`): a hang, not a crash. The event loop stops here
+            // for good: no watchdog pets, no answers; the hardware watchdog resets the box.
+            self.log.line(why);
+            loop {
+                std::thread::park();
+            }
+        }
+        if self.firmware.wants_health() {
+            let health = self.firmware_health();
+            self.firmware
+                .tick(std::time::Instant::now(), &health, &self.log);
+        }
         if let Some(watchdog) = &mut self.watchdog {
             let _ = watchdog.write_all(b"\0");
         }
@@ -1610,14 +1621,45 @@ impl Daemon {
     /// Whether this box is healthy enough to bless the slot it runs on trial: the stored config
     /// (if any) passed validation and went to the engines, and a paired box hears its partner
     /// on the peer cable.
-    fn firmware_health(&self) -> Result<(), String> {
-        if self.transactions.generation() > 0 && !self.applied {
-            return Err("the stored config is not applied".to_owned());
+    fn firmware_health(&self) -> crate::firmware_slot::BlessHealth {
+        let mut health = crate::firmware_slot::BlessHealth {
+            config_unapplied: self.transactions.generation() > 0 && !self.applied,
+            partner_unreachable: self.identity.is_some()
+                && !matches!(self.peer.state(), PeerState::Reachable { .. }),
+            ..Default::default()
+        };
+        if !self.applied {
+            return health;
         }
-        if self.identity.is_some() && !matches!(self.peer.state(), PeerState::Reachable { .. }) {
-            return Err("paired, but the partner is not reachable on the peer cable".to_owned());
+        let config = self.effective(self.transactions.running());
+        // The link monitor's table when there is one; sysfs otherwise (polling mode).
+        let table = self.links.as_ref().map(|links| Arc::clone(&links.borrow()));
+        let sys_class_net = Path::new("/sys/class/net");
+        for interface in config.interfaces.iter() {
+            let name = interface.name.as_str();
+            let up = match &table {
+                Some(table) => table
+                    .get(name)
+                    .is_some_and(|link| link.admin_up && link.carrier),
+                None => {
+                    sysfs::admin_up(sys_class_net, name) == Some(true)
+                        && sysfs::carrier(sys_class_net, name) == Some(true)
+                }
+            };
+            if !up {
+                health.links_without_carrier.push(name.to_owned());
+            }
         }
-        Ok(())
+        for wanted in crate::engine::wanted_names(&config) {
+            let running = self
+                .engines
+                .iter()
+                .any(|engine| engine.name == wanted && !engine.requests.is_closed());
+            if !running {
+                health.engines_not_running.push(wanted.to_owned());
+            }
+        }
+        health
     }
 
     /// The status block: one `status:` line per fact, ending with `status: end`.

@@ -375,14 +375,20 @@ impl Daemon {
     pub fn start_syslog_and_time(&mut self) {
         let (settings, servers) = self.management_settings();
         self.syslog = crate::syslog::spawn(self.log.clone(), settings);
-        let clock: Box<dyn crate::sntp::ClockStep> = match self.mode {
-            Mode::Appliance => Box::new(crate::sntp::SystemClock),
+        let (clock, min_poll): (Box<dyn crate::sntp::ClockStep>, _) = match self.mode {
+            Mode::Appliance => (
+                Box::new(crate::sntp::SystemClock),
+                crate::sntp::client::MIN_POLL,
+            ),
             Mode::Foreground => {
                 crate::sntp::apply_foreground_skew(&self.log);
-                Box::new(crate::sntp::VirtualClock)
+                (
+                    Box::new(crate::sntp::VirtualClock),
+                    crate::sntp::foreground_min_poll(&self.log),
+                )
             }
         };
-        self.time = crate::sntp::spawn(self.log.clone(), servers, clock);
+        self.time = crate::sntp::spawn(self.log.clone(), servers, clock, min_poll);
     }
 
     /// What remote syslog and the SNTP client take from the running config (nothing until it

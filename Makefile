@@ -17,13 +17,16 @@ LAB_HTTPD := target/$(TARGET)/release/lab-httpd
 LAB_LVS_BENCH := target/$(TARGET)/release/lab-lvs-bench
 # Static, non-PIE: `file` says "statically linked" and nothing is resolved at run time.
 STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
+# `make fuzz`: every target this long. `make test` gives each FUZZ_TEST_SECONDS instead (the
+# same 16 targets, from the same growing corpus; the long run stays `make fuzz`).
 FUZZ_SECONDS ?= 20
+FUZZ_TEST_SECONDS ?= 5
 DEBIAN_PACKAGES := qemu-system-x86 linux-image-amd64 keepalived tcpdump iproute2 iputils-ping curl \
 	nftables procps file cpio kmod ca-certificates ipvsadm prometheus \
 	binutils systemd-boot-efi ovmf chrony dnsmasq-base
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps tandem image lab-image bench-image run test test-unit test-lab lint fuzz fuzz-deps bench clean-lab
+.PHONY: help deps tandem image lab-image bench-image run test test-unit test-lab lint fuzz fuzz-test fuzz-deps bench clean-lab
 
 help:
 	@echo "make run    build the image and boot the lab pair (box-a, box-b, rs1, rs2, client)"
@@ -57,18 +60,20 @@ image: deps tandem
 # Lab image: adds /lab/lab-httpd (static), started only by `tandem.lab_exec=` on the cmdline.
 # It also carries tandem-ipvs's kernel test binary (/lab/ipvs-kernel-tests) and southbound's
 # bond one (/lab/bond-kernel-tests): the host kernel has neither IPVS nor bonding, so
-# tests/tests/lab_ipvs_kernel.rs and lab_bond_kernel.rs run them in a box.
+# tests/tests/lab_ipvs_kernel.rs and lab_bond_kernel.rs run them in a box. One cargo build for
+# all four: one feature resolution, so the crates they share compile once (three invocations
+# resolved three feature sets and compiled nix, tandem-config ... southbound up to three times).
 lab-image: image
 	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --target $(TARGET) -p tandem-lab \
-		--bin lab-httpd --bin lab-lvs-bench
-	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo test --release --target $(TARGET) -p tandem-ipvs \
-		--test kernel --no-run --message-format=json > target/ipvs-kernel-tests.json
-	@sed -n 's/.*"executable":"\([^"]*\/kernel-[^"]*\)".*/\1/p' target/ipvs-kernel-tests.json \
+		-p tandem-ipvs -p tandem-southbound --bin lab-httpd --bin lab-lvs-bench \
+		--test kernel --test bond_kernel --message-format=json-render-diagnostics \
+		> target/lab-programs.json
+	@sed -n 's/.*"executable":"\([^"]*\/kernel-[^"]*\)".*/\1/p' target/lab-programs.json \
 		| tail -1 > target/ipvs-kernel-tests.path
-	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo test --release --target $(TARGET) -p tandem-southbound \
-		--test bond_kernel --no-run --message-format=json > target/bond-kernel-tests.json
-	@sed -n 's/.*"executable":"\([^"]*\/bond_kernel-[^"]*\)".*/\1/p' target/bond-kernel-tests.json \
+	@sed -n 's/.*"executable":"\([^"]*\/bond_kernel-[^"]*\)".*/\1/p' target/lab-programs.json \
 		| tail -1 > target/bond-kernel-tests.path
+	@for p in target/ipvs-kernel-tests.path target/bond-kernel-tests.path; do \
+		[ -s $$p ] || { echo "$$p: no test executable in target/lab-programs.json"; exit 1; }; done
 	@for b in $(LAB_HTTPD) $(LAB_LVS_BENCH) $$(cat target/ipvs-kernel-tests.path) \
 		$$(cat target/bond-kernel-tests.path); do \
 		file $$b | grep -q 'statically linked' || { echo "$$b is not static"; exit 1; }; done
@@ -91,7 +96,7 @@ run: lab-image
 	cargo build --quiet --release -p tandem-lab --bin lab
 	target/release/lab
 
-test: image lab-image lint test-unit fuzz
+test: image lab-image lint test-unit fuzz-test
 
 # Every cargo test, lab tests included (they boot $(IMAGE_DIR) under qemu).
 test-unit:
@@ -109,6 +114,9 @@ fuzz-deps:
 
 fuzz: fuzz-deps
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-test: fuzz-deps
+	tests/fuzz/run.sh $(FUZZ_TEST_SECONDS)
 
 bench: image lab-image bench-image
 	@grep '^bench:' $(IMAGE_DIR)/manifest.txt

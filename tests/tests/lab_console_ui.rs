@@ -103,6 +103,14 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
         segment: client.segment,
     };
     let box_a = &lab.boxes[0];
+    // Where the time goes (printed per phase: this is the suite's longest lab test).
+    let began = Instant::now();
+    let phase = |name: &str| {
+        println!(
+            "phase: {name} done at {:.1} s",
+            began.elapsed().as_secs_f64()
+        )
+    };
     let screen = Screen::new(&box_a.console);
 
     // First boot: the password, twice; nothing else is reachable before it.
@@ -162,6 +170,7 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
             .unwrap();
     }
 
+    phase("first password and setup through the screens");
     // Commit.
     menu(&screen, "8", "Commit, compare, rollback");
     screen.wait_for("+ [[interfaces]]", STEP).unwrap();
@@ -185,6 +194,7 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
         screen.dump()
     );
 
+    phase("commit, real servers ready, both answer through the VIP");
     // Diagnostics: ping a real server from the box, then its entry in the neighbour table.
     menu(&screen, "0", "Diagnostics");
     screen.press("g").unwrap();
@@ -197,6 +207,7 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
     screen.press("h").unwrap();
     screen.wait_for("neighbours: 192.0.2.21 ", STEP).unwrap();
 
+    phase("diagnostics");
     // Logout; a wrong password backs off; a try during the back-off is dropped.
     screen.press("m").unwrap();
     screen.press("q").unwrap();
@@ -225,6 +236,7 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
     screen.press("q").unwrap();
     screen.wait_for("Logged out", STEP).unwrap();
 
+    phase("logout, back-off, login, logout");
     // 1 MB of random bytes at the login prompt.
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut garbage = vec![0u8; 1 << 20];
@@ -240,9 +252,11 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
     // The box reads the bytes at its own pace: let it finish (the console goes quiet) before
     // typing. The back-off caps at 60 s; then the right password logs in and the box still
     // runs generation 1 and still serves.
+    phase("1 MB sent");
     screen
         .wait_quiet(Duration::from_secs(3), Duration::from_secs(300))
         .unwrap();
+    phase("the console quiet after the garbage");
     screen
         .log_in(PASSWORD, STEP, Duration::from_secs(240))
         .unwrap();
@@ -251,6 +265,7 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
             rows[0].contains("gen 1")
         })
         .unwrap();
+    phase("login after the garbage's back-off");
     // The garbage reached the gate: its tries are in the log besides the one wrong password
     // typed above (each logged, none let in).
     menu(&screen, "9", "Logs");
@@ -268,6 +283,7 @@ fn set_up_from_an_erased_disk_through_the_console_ui_then_serve_and_shrug_off_ga
                 >= 2
         })
         .unwrap();
+    phase("failed logins in the log");
     let (rs1, rs2) = both_real_servers(&client);
     assert!(
         rs1 > 0 && rs2 > 0,

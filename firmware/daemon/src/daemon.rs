@@ -398,14 +398,20 @@ impl Daemon {
     pub fn start_syslog_and_time(&mut self) {
         let (settings, servers) = self.management_settings();
         self.syslog = crate::syslog::spawn(self.log.clone(), settings);
-        let clock: Box<dyn crate::sntp::ClockStep> = match self.mode {
-            Mode::Appliance => Box::new(crate::sntp::SystemClock),
+        let (clock, min_poll): (Box<dyn crate::sntp::ClockStep>, _) = match self.mode {
+            Mode::Appliance => (
+                Box::new(crate::sntp::SystemClock),
+                crate::sntp::client::MIN_POLL,
+            ),
             Mode::Foreground => {
                 crate::sntp::apply_foreground_skew(&self.log);
-                Box::new(crate::sntp::VirtualClock)
+                (
+                    Box::new(crate::sntp::VirtualClock),
+                    crate::sntp::foreground_min_poll(&self.log),
+                )
             }
         };
-        self.time = crate::sntp::spawn(self.log.clone(), servers, clock);
+        self.time = crate::sntp::spawn(self.log.clone(), servers, clock, min_poll);
     }
 
     /// What remote syslog and the SNTP client take from the running config (nothing until it
@@ -1590,8 +1596,19 @@ impl Daemon {
                 self.upgrade_bundle = None;
             }
         }
-        self.firmware
-            .tick(std::time::Instant::now(), self.firmware_health(), &self.log);
+        if let Some(why) = self.firmware.test_hang() {
+            // Lab only (`tandem.test_hang=TRY`): a hang, not a crash. The event loop stops here
+            // for good: no watchdog pets, no answers; the hardware watchdog resets the box.
+            self.log.line(why);
+            loop {
+                std::thread::park();
+            }
+        }
+        if self.firmware.wants_health() {
+            let health = self.firmware_health();
+            self.firmware
+                .tick(std::time::Instant::now(), &health, &self.log);
+        }
         self.follow_write_format();
         if let Some(watchdog) = &mut self.watchdog {
             let _ = watchdog.write_all(b"\0");
@@ -1997,14 +2014,45 @@ impl Daemon {
     /// Whether this box is healthy enough to bless the slot it runs on trial: the stored config
     /// (if any) passed validation and went to the engines, and a paired box hears its partner
     /// on the peer cable.
-    fn firmware_health(&self) -> Result<(), String> {
-        if self.transactions.generation() > 0 && !self.applied {
-            return Err("the stored config is not applied".to_owned());
+    fn firmware_health(&self) -> crate::firmware_slot::BlessHealth {
+        let mut health = crate::firmware_slot::BlessHealth {
+            config_unapplied: self.transactions.generation() > 0 && !self.applied,
+            partner_unreachable: self.identity.is_some()
+                && !matches!(self.peer.state(), PeerState::Reachable { .. }),
+            ..Default::default()
+        };
+        if !self.applied {
+            return health;
         }
-        if self.identity.is_some() && !matches!(self.peer.state(), PeerState::Reachable { .. }) {
-            return Err("paired, but the partner is not reachable on the peer cable".to_owned());
+        let config = self.effective(self.transactions.running());
+        // The link monitor's table when there is one; sysfs otherwise (polling mode).
+        let table = self.links.as_ref().map(|links| Arc::clone(&links.borrow()));
+        let sys_class_net = Path::new("/sys/class/net");
+        for interface in config.interfaces.iter() {
+            let name = interface.name.as_str();
+            let up = match &table {
+                Some(table) => table
+                    .get(name)
+                    .is_some_and(|link| link.admin_up && link.carrier),
+                None => {
+                    sysfs::admin_up(sys_class_net, name) == Some(true)
+                        && sysfs::carrier(sys_class_net, name) == Some(true)
+                }
+            };
+            if !up {
+                health.links_without_carrier.push(name.to_owned());
+            }
         }
-        Ok(())
+        for wanted in crate::engine::wanted_names(&config) {
+            let running = self
+                .engines
+                .iter()
+                .any(|engine| engine.name == wanted && !engine.requests.is_closed());
+            if !running {
+                health.engines_not_running.push(wanted.to_owned());
+            }
+        }
+        health
     }
 
     /// The status block: one `status:` line per fact, ending with `status: end`.

@@ -13,8 +13,12 @@
 //! `tandem-<gen>-<slot>+LEFT[-DONE].efi` is on trial; systemd-boot renames it one try down at
 //! every boot of it and skips it once no try is left. Blessing is renaming the running slot's
 //! file to drop the counter, after the box's health held for `tandem.bless_after=SECONDS`
-//! (default [`DEFAULT_BLESS_AFTER`]; `never` for a test build that must fall back). The
-//! decision is the sans-IO [`BlessClock`]; the rename runs on the blocking pool.
+//! (default [`DEFAULT_BLESS_AFTER`]; `never` for a test build that must fall back). Health is
+//! [`BlessHealth`]: the stored config applied, the links it uses with carrier, the engines it
+//! starts running, the partner reachable when paired; `firmware status` names what holds the
+//! bless back. The decision is the sans-IO [`BlessClock`]; the rename runs on the blocking pool.
+//! A boot that hangs (the hardware watchdog resets it), crashes or is never blessed is a used
+//! try; the lab's `tandem.test_hang=TRY` makes one try hang on purpose.
 //!
 //! An install (`firmware install FILE`, checked first by `firmware_upgrade`) writes the other
 //! slot as `tandem-<highest generation + 1>-<other>+3.efi` on the blocking pool: under a
@@ -55,6 +59,10 @@ pub const SIMULATED_TRIAL_ENV: &str = "TANDEM_DEBUG_SLOT_ON_TRIAL";
 pub const BLESS_AFTER_KEY: &str = "tandem.bless_after";
 /// How long health must hold before a slot on trial is blessed, unless the command line says.
 pub const DEFAULT_BLESS_AFTER: Duration = Duration::from_secs(60);
+/// The kernel command-line word (lab only, never on a production command line) that makes PID
+/// 1 hang on try TRY of a slot on trial: it stops petting the watchdog and stops answering, so
+/// the hardware watchdog resets the box and the try is used up as by a real hang.
+pub const TEST_HANG_KEY: &str = "tandem.test_hang";
 /// The modules the slot code needs (in the image's feature modules).
 const MODULES: [&str; 4] = ["efivarfs", "vfat", "nls_cp437", "nls_ascii"];
 
@@ -178,11 +186,54 @@ impl BlessAfter {
     }
 }
 
+/// What must hold before a slot on trial is blessed, as the daemon saw it at one tick: plain
+/// facts (sans-IO), gathered by the daemon from its config, link table, engines and peer probe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlessHealth {
+    /// A stored config exists and is not applied (yet).
+    pub config_unapplied: bool,
+    /// The links the running config uses (its interfaces) that are down or have no carrier.
+    pub links_without_carrier: Vec<String>,
+    /// The engines the running config starts that are not running (not started, or stopped).
+    pub engines_not_running: Vec<String>,
+    /// Paired, and the partner does not answer on the peer cable.
+    pub partner_unreachable: bool,
+}
+
+impl BlessHealth {
+    /// None when everything holds; otherwise every condition that holds the bless back.
+    pub fn holding_back(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if self.config_unapplied {
+            why.push("the stored config is not applied".to_owned());
+        }
+        if !self.links_without_carrier.is_empty() {
+            why.push(format!(
+                "no carrier on {} (a link the config uses: plug its cable or remove it from \
+                 the config)",
+                self.links_without_carrier.join(", ")
+            ));
+        }
+        if !self.engines_not_running.is_empty() {
+            why.push(format!(
+                "engine {} not running (see `log`)",
+                self.engines_not_running.join(", ")
+            ));
+        }
+        if self.partner_unreachable {
+            why.push("paired, but the partner is not reachable on the peer cable".to_owned());
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+}
+
 /// When to bless: health must hold for the whole of `after`, without a break.
 #[derive(Debug, Clone)]
 pub struct BlessClock {
     after: BlessAfter,
     healthy_since: Option<Instant>,
+    /// What held the bless back at the last tick (None: health held).
+    waiting_for: Option<String>,
 }
 
 impl BlessClock {
@@ -190,12 +241,14 @@ impl BlessClock {
         BlessClock {
             after,
             healthy_since: None,
+            waiting_for: None,
         }
     }
 
     /// One look at the box's health at `now`; true when it is time to bless.
-    pub fn tick(&mut self, now: Instant, healthy: bool) -> bool {
-        if !healthy {
+    pub fn tick(&mut self, now: Instant, health: &BlessHealth) -> bool {
+        self.waiting_for = health.holding_back();
+        if self.waiting_for.is_some() {
             self.healthy_since = None;
             return false;
         }
@@ -210,6 +263,11 @@ impl BlessClock {
     pub fn held(&self, now: Instant) -> Option<Duration> {
         self.healthy_since
             .map(|since| now.saturating_duration_since(since))
+    }
+
+    /// What held the bless back at the last tick; None when health held (or no tick yet).
+    pub fn waiting_for(&self) -> Option<&str> {
+        self.waiting_for.as_deref()
     }
 }
 
@@ -285,6 +343,8 @@ struct State {
     /// A `tandem run` whose environment says its slot is on trial (host tests of what a slot
     /// on trial does, e.g. the config format it writes); nothing is renamed.
     simulated_trial: bool,
+    /// `tandem.test_hang=TRY`: hang on that try of a slot on trial (lab only).
+    test_hang: Option<u32>,
 }
 
 /// What the daemon knows that a bundle is checked against (owned, for the worker).
@@ -353,6 +413,7 @@ impl Firmware {
                 refused: std::collections::BTreeMap::new(),
                 install_pause: None,
                 simulated_trial: false,
+                test_hang: None,
             })),
         }
     }
@@ -436,6 +497,9 @@ impl Firmware {
             .and_then(|value| value.parse::<u64>().ok())
             .filter(|seconds| (1..=600).contains(seconds))
             .map(Duration::from_secs);
+        firmware.lock().test_hang = crate::init::cmdline_value(cmdline, TEST_HANG_KEY)
+            .and_then(|value| value.parse::<u32>().ok())
+            .filter(|try_number| (1..=tandem_board::boot_disk::BOOT_TRIES).contains(try_number));
         log.line(format!("firmware: {}", firmware.summary_line()));
         firmware
     }
@@ -504,9 +568,13 @@ impl Firmware {
             (None, None, Some(_)) => match state.clock.after {
                 BlessAfter::Never => format!("on trial, never blessed ({BLESS_AFTER_KEY}=never)"),
                 BlessAfter::Held(after) => format!(
-                    "on trial, blessed after {} s of health (healthy for {} s)",
+                    "on trial, blessed after {} s of health (healthy for {} s){}",
                     after.as_secs(),
-                    state.clock.held(now).map_or(0, |d| d.as_secs())
+                    state.clock.held(now).map_or(0, |d| d.as_secs()),
+                    state
+                        .clock
+                        .waiting_for()
+                        .map_or(String::new(), |why| format!("; waiting for health: {why}"))
                 ),
             },
             (None, None, None) => "no slot file to bless".to_owned(),
@@ -554,12 +622,42 @@ impl Firmware {
         text
     }
 
+    /// Whether the bless clock needs the box's health now: a slot on trial, not yet blessed,
+    /// no install running (so a blessed box gathers none).
+    pub fn wants_health(&self) -> bool {
+        let state = self.lock();
+        if state.simulated_trial {
+            return state.blessed.is_none();
+        }
+        !state.blessing
+            && !state.installing
+            && state.slot_dir.is_some()
+            && state.view.running().is_some_and(|r| r.tries.is_some())
+    }
+
+    /// `tandem.test_hang=TRY` when this boot is that try of the running slot on trial: the
+    /// line to log before hanging (the caller then hangs); None otherwise (always, outside the
+    /// lab).
+    pub fn test_hang(&self) -> Option<String> {
+        let state = self.lock();
+        let hang = state.test_hang?;
+        let running = state.view.running()?;
+        let tries = running.tries?;
+        (tries.done == hang).then(|| {
+            format!(
+                "firmware: {TEST_HANG_KEY}={hang}: try {hang} of {running} hangs now (no more \
+                 watchdog pets, no answers); the watchdog must reset the box"
+            )
+        })
+    }
+
     /// The 1 s tick: feeds the box's health to the bless clock and, when it says so, renames
-    /// the running slot's file on the blocking pool. `health` is Err(why) when unhealthy.
-    pub fn tick(&self, now: Instant, health: Result<(), String>, log: &Log) {
+    /// the running slot's file on the blocking pool. A change in what holds the bless back is
+    /// logged.
+    pub fn tick(&self, now: Instant, health: &BlessHealth, log: &Log) {
         let mut state = self.lock();
         if state.simulated_trial && state.blessed.is_none() {
-            if state.clock.tick(now, health.is_ok()) {
+            if state.clock.tick(now, health) {
                 let held = state.clock.held(now).unwrap_or_default().as_secs();
                 state.blessed = Some(format!("(simulated: {SIMULATED_TRIAL_ENV})"));
                 log.line(format!(
@@ -574,7 +672,19 @@ impl Firmware {
         let Some(running) = state.view.running().filter(|r| r.tries.is_some()) else {
             return;
         };
-        if !state.clock.tick(now, health.is_ok()) {
+        let before = state.clock.waiting_for().map(str::to_owned);
+        let due = state.clock.tick(now, health);
+        let after = state.clock.waiting_for();
+        if after != before.as_deref() {
+            log.line(match after {
+                Some(why) => format!("firmware: slot {} not blessed yet: {why}", running.slot),
+                None => format!(
+                    "firmware: slot {} healthy; bless clock started",
+                    running.slot
+                ),
+            });
+        }
+        if !due {
             return;
         }
         state.blessing = true;
@@ -1279,18 +1389,153 @@ mod tests {
     fn health_must_hold_without_a_break_for_the_whole_time() {
         let start = Instant::now();
         let at = |s: u64| start + Duration::from_secs(s);
+        let healthy = BlessHealth::default();
+        let unapplied = BlessHealth {
+            config_unapplied: true,
+            ..BlessHealth::default()
+        };
         let mut clock = BlessClock::new(BlessAfter::Held(Duration::from_secs(10)));
-        assert!(!clock.tick(at(0), true));
-        assert!(!clock.tick(at(9), true));
-        assert!(!clock.tick(at(10), false), "a break resets the clock");
+        assert!(!clock.tick(at(0), &healthy));
+        assert!(!clock.tick(at(9), &healthy));
+        assert!(!clock.tick(at(10), &unapplied), "a break resets the clock");
         assert_eq!(clock.held(at(10)), None);
-        assert!(!clock.tick(at(11), true));
-        assert!(!clock.tick(at(20), true));
-        assert!(clock.tick(at(21), true));
+        assert!(!clock.tick(at(11), &healthy));
+        assert!(!clock.tick(at(20), &healthy));
+        assert!(clock.tick(at(21), &healthy));
         let mut never = BlessClock::new(BlessAfter::Never);
-        assert!(!never.tick(at(0), true));
-        assert!(!never.tick(at(100_000), true));
+        assert!(!never.tick(at(0), &healthy));
+        assert!(!never.tick(at(100_000), &healthy));
         assert_eq!(never.held(at(5)), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn each_condition_holds_the_bless_back_and_is_named() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let cases = [
+            (
+                BlessHealth {
+                    config_unapplied: true,
+                    ..BlessHealth::default()
+                },
+                "the stored config is not applied",
+            ),
+            (
+                BlessHealth {
+                    links_without_carrier: vec!["eth0".into(), "bond0".into()],
+                    ..BlessHealth::default()
+                },
+                "no carrier on eth0, bond0",
+            ),
+            (
+                BlessHealth {
+                    engines_not_running: vec!["lvs".into()],
+                    ..BlessHealth::default()
+                },
+                "engine lvs not running",
+            ),
+            (
+                BlessHealth {
+                    partner_unreachable: true,
+                    ..BlessHealth::default()
+                },
+                "partner is not reachable",
+            ),
+        ];
+        for (health, named) in &cases {
+            let mut clock = BlessClock::new(BlessAfter::Held(Duration::from_secs(2)));
+            assert!(!clock.tick(at(0), &BlessHealth::default()));
+            // Unhealthy from second 1 to 10: no bless however long it lasts, and it is named.
+            for second in 1..=10 {
+                assert!(!clock.tick(at(second), health), "{named} at {second} s");
+            }
+            assert_eq!(clock.held(at(10)), None, "{named}");
+            let why = clock.waiting_for().unwrap();
+            assert!(why.contains(named), "{why}");
+            // Health back: the whole time again, from then.
+            assert!(!clock.tick(at(11), &BlessHealth::default()));
+            assert_eq!(clock.waiting_for(), None);
+            assert!(!clock.tick(at(12), &BlessHealth::default()));
+            assert!(clock.tick(at(13), &BlessHealth::default()), "{named}");
+        }
+        let all = BlessHealth {
+            config_unapplied: true,
+            links_without_carrier: vec!["eth1".into()],
+            engines_not_running: vec!["vrrp".into()],
+            partner_unreachable: true,
+        };
+        let why = all.holding_back().unwrap();
+        for (_, named) in &cases {
+            assert!(why.contains(named) || why.contains("eth1"), "{why}");
+        }
+        assert!(
+            why.contains("no carrier on eth1") && why.contains("engine vrrp"),
+            "{why}"
+        );
+        assert_eq!(BlessHealth::default().holding_back(), None);
+    }
+
+    #[test]
+    fn firmware_status_says_what_holds_the_bless_back() {
+        let view = SlotsView {
+            selected: Some("tandem-2-b+3.efi".into()),
+            count_path: Some("\\EFI\\Linux\\tandem-2-b+2-1.efi".into()),
+            files: vec!["tandem-1-a.efi".into(), "tandem-2-b+2-1.efi".into()],
+            problem: None,
+        };
+        let firmware = Firmware::with(
+            FirmwareBoot::detect("tandem.slot=b", true),
+            view,
+            BlessAfter::Held(Duration::from_secs(60)),
+            None,
+        );
+        let now = Instant::now();
+        firmware.lock().clock.tick(
+            now,
+            &BlessHealth {
+                links_without_carrier: vec!["eth0".into()],
+                ..BlessHealth::default()
+            },
+        );
+        let text = firmware.status_text(now);
+        assert!(
+            text.contains(
+                "firmware: on trial, blessed after 60 s of health (healthy for 0 s); waiting for \
+                 health: no carrier on eth0"
+            ),
+            "{text}"
+        );
+        firmware.lock().clock.tick(now, &BlessHealth::default());
+        let text = firmware.status_text(now + Duration::from_secs(5));
+        assert!(
+            text.contains("firmware: on trial, blessed after 60 s of health (healthy for 5 s)\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_test_hang_names_one_try_of_a_slot_on_trial() {
+        let on_try = |file: &str, hang: Option<u32>| {
+            let firmware = Firmware::with(
+                FirmwareBoot::detect("tandem.slot=b", true),
+                SlotsView {
+                    selected: Some(file.into()),
+                    count_path: None,
+                    files: vec!["tandem-1-a.efi".into(), file.into()],
+                    problem: None,
+                },
+                BlessAfter::Never,
+                None,
+            );
+            firmware.lock().test_hang = hang;
+            firmware.test_hang()
+        };
+        assert!(on_try("tandem-2-b+1-2.efi", Some(2))
+            .unwrap()
+            .contains("tandem.test_hang=2: try 2 of tandem-2-b+1-2.efi hangs now"));
+        assert_eq!(on_try("tandem-2-b+2-1.efi", Some(2)), None, "another try");
+        assert_eq!(on_try("tandem-2-b.efi", Some(2)), None, "a blessed slot");
+        assert_eq!(on_try("tandem-2-b+1-2.efi", None), None, "no knob");
     }
 
     #[test]

@@ -67,6 +67,16 @@ pub const KINDS: [EngineKind; 4] = [
     },
 ];
 
+/// The engines `config` starts, by console word (what a slot on trial waits for before a
+/// bless: each of them running).
+pub fn wanted_names(config: &Config) -> Vec<&'static str> {
+    KINDS
+        .iter()
+        .filter(|kind| (kind.wanted)(config))
+        .map(|kind| kind.name)
+        .collect()
+}
+
 /// The order running engines get a new config in.
 const APPLY_ORDER: [&str; 4] = ["vrrp", "realserver", "lvs", "cluster"];
 

@@ -10,7 +10,7 @@
 
 mod kinds;
 
-pub use kinds::{bring_up, load_feature_modules, plan_apply, EngineContext};
+pub use kinds::{bring_up, load_feature_modules, plan_apply, wanted_names, EngineContext};
 
 use std::sync::Arc;
 use std::time::Duration;

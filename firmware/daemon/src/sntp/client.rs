@@ -179,6 +179,8 @@ pub struct Client {
     /// The last step: by how much and when.
     stepped: Option<(i128, Instant)>,
     counts: Counts,
+    /// [`MIN_POLL`], except in a host test that shortens it (`with_min_poll`).
+    min_poll: Duration,
 }
 
 impl Client {
@@ -203,7 +205,21 @@ impl Client {
             last: None,
             stepped: None,
             counts: Counts::default(),
+            min_poll: MIN_POLL,
         }
+    }
+
+    /// The same client with `min_poll` in place of [`MIN_POLL`] (the confirming request after a
+    /// step, the wait before asking a server again): only `tandem run`'s host tests shorten it
+    /// (`TANDEM_SNTP_MIN_POLL_S`), against their own chronyd; the appliance keeps RFC 4330's.
+    pub fn with_min_poll(mut self, min_poll: Duration) -> Client {
+        self.min_poll = min_poll;
+        self
+    }
+
+    /// The minimum poll this client keeps to ([`MIN_POLL`] but in host tests).
+    pub fn min_poll(&self) -> Duration {
+        self.min_poll
     }
 
     /// The counters.
@@ -348,7 +364,7 @@ impl Client {
         if step {
             // Confirm the step soon; poll from the start again.
             self.poll = FIRST_POLL;
-            self.next_send = now + MIN_POLL;
+            self.next_send = now + self.min_poll;
         } else {
             self.next_send = now + self.poll;
             self.poll = (self.poll * 2).min(MAX_POLL);
@@ -419,7 +435,7 @@ impl Client {
             return;
         };
         // 16 s after the last request to it, 32 s after two failures, 64 s after three.
-        let wait = MIN_POLL * 2u32.pow(server.failures.saturating_sub(1).min(2));
+        let wait = self.min_poll * 2u32.pow(server.failures.saturating_sub(1).min(2));
         let earliest = server.last_sent.map_or(now, |last| last + wait);
         self.next_send = earliest.max(now);
     }
@@ -626,6 +642,24 @@ mod tests {
             "{event:?}"
         );
         assert_eq!(client.counts().samples, 8);
+    }
+
+    #[test]
+    fn a_host_test_may_shorten_the_confirming_poll() {
+        let start = Instant::now();
+        let mut client = Client::new(&[SERVER], start).with_min_poll(Duration::from_secs(2));
+        let request = client.poll_transmit(start, secs(1000.0), 5).unwrap();
+        let answer = reply(&request, secs(4600.020), secs(4600.022), 3);
+        let arrived = start + Duration::from_millis(42);
+        let event = client.handle_reply(arrived, secs(1000.042), from(SERVER), &answer);
+        assert!(
+            matches!(event, Some(Event::Sample { step: true, .. })),
+            "{event:?}"
+        );
+        assert_eq!(
+            client.poll_timeout(),
+            Some(arrived + Duration::from_secs(2))
+        );
     }
 
     #[test]

@@ -17,9 +17,7 @@ pub mod client;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
-#[cfg(test)]
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -178,10 +176,18 @@ impl TimeHandle {
     }
 }
 
-/// Starts the time client's thread for `servers`; `clock` steps the clock.
-pub fn spawn(log: Log, servers: Vec<IpAddr>, clock: Box<dyn ClockStep>) -> Option<TimeHandle> {
+/// Starts the time client's thread for `servers`; `clock` steps the clock; `min_poll` is
+/// [`client::MIN_POLL`] but in `tandem run`'s host tests ([`foreground_min_poll`]).
+pub fn spawn(
+    log: Log,
+    servers: Vec<IpAddr>,
+    clock: Box<dyn ClockStep>,
+    min_poll: Duration,
+) -> Option<TimeHandle> {
     let (sender, wanted) = watch::channel(servers.clone());
-    let client = Arc::new(Mutex::new(Client::new(&servers, Instant::now())));
+    let client = Arc::new(Mutex::new(
+        Client::new(&servers, Instant::now()).with_min_poll(min_poll),
+    ));
     let shared = Arc::clone(&client);
     let thread_log = log.clone();
     let spawned = std::thread::Builder::new()
@@ -262,7 +268,8 @@ async fn run(
                 let next = wanted.borrow_and_update().clone();
                 if next != servers {
                     servers = next;
-                    *lock() = Client::new(&servers, Instant::now());
+                    let min_poll = lock().min_poll();
+                    *lock() = Client::new(&servers, Instant::now()).with_min_poll(min_poll);
                     socket = None;
                     told = Told::Nothing;
                     wallclock::set_synced(false);
@@ -420,6 +427,35 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
+/// `tandem run`'s SNTP minimum poll from `TANDEM_SNTP_MIN_POLL_S` (1..=16 s: a host test's
+/// own chronyd confirms a step in seconds instead of 16), logged; [`client::MIN_POLL`] without
+/// it or with a value outside that range (said so).
+pub fn foreground_min_poll(log: &Log) -> Duration {
+    let Some(text) = std::env::var_os("TANDEM_SNTP_MIN_POLL_S") else {
+        return client::MIN_POLL;
+    };
+    let limit = client::MIN_POLL.as_secs();
+    match text.to_str().and_then(|t| t.trim().parse::<u64>().ok()) {
+        Some(seconds) if (1..=limit).contains(&seconds) => {
+            log.at(
+                Severity::Notice,
+                format!("time: TANDEM_SNTP_MIN_POLL_S: polls at least {seconds} s apart"),
+            );
+            Duration::from_secs(seconds)
+        }
+        _ => {
+            log.at(
+                Severity::Warning,
+                format!(
+                    "time: TANDEM_SNTP_MIN_POLL_S={text:?} is not 1..={limit} seconds; \
+                     polling at least {limit} s apart"
+                ),
+            );
+            client::MIN_POLL
+        }
+    }
+}
+
 /// `tandem run`'s clock starts `TANDEM_CLOCK_SKEW_S` seconds off (a host test's deliberately
 /// wrong clock: negative is behind), logged; without the variable (or with a value that is not
 /// a number of seconds under a century) it starts right.
@@ -476,6 +512,7 @@ mod tests {
             log.clone(),
             vec![IpAddr::from([127, 0, 0, 1])],
             Box::new(Recorder(Arc::clone(&steps))),
+            client::MIN_POLL,
         )
         .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -125,6 +125,10 @@ bench: image lab-image bench-image
 	cargo run --quiet --release -p tandem-lab --bin bondbench
 	cargo run --quiet --release -p tandem-lab --bin metricsbench
 	cargo run --quiet --release -p tandem-lab --bin uefibench
+	@# The firmware figures come from the lab tests that measure them (install write, bundle
+	@# to the partner, rolling pair upgrade: the client's worst gap).
+	cargo test --quiet -p tandem-lab --test lab_firmware_upgrade --test lab_pair_firmware \
+		--test lab_pair_upgrade -- --nocapture --test-threads=1 2>&1 | grep -o 'bench:.*'
 	cargo bench --workspace --quiet 2>/dev/null | grep '^bench:' || true
 
 clean-lab:

@@ -17,92 +17,44 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::path::{Path, PathBuf};
+mod firmware_support;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
-use tandem_board::boot_disk::Slot;
-use tandem_image::build::slot_cmdline;
-use tandem_image::disk::write_esp_file;
-use tandem_image::sign::{manifest_for, SigningKey, DEV_KEY_PATH};
-use tandem_image::uki::{build_uki, os_release, UkiRequest, DEBIAN_STUB};
+use firmware_support::{disk_with_slot_a, signed_bundle, test_uki, VERSION};
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(300);
 const STEP: Duration = Duration::from_secs(60);
-const VERSION: &str = env!("CARGO_PKG_VERSION");
-const BOARD: &str = "qemu-lab";
 const HOST: &str = "10.0.9.1";
 const BOX: &str = "10.0.9.2";
 const PORT: u16 = 8000;
 /// How long an install may take to reach a step (the steps before it pause 4 s each).
 const PAUSED: Duration = Duration::from_secs(120);
 
-fn test_uki(dir: &Path) -> Vec<u8> {
-    let image_dir = tandem_lab::image_dir(BOARD);
-    let board = tandem_board::by_name(BOARD).unwrap();
-    build_uki(&UkiRequest {
-        stub: Path::new(DEBIAN_STUB),
-        kernel: &image_dir.join("vmlinuz"),
-        initramfs: &image_dir.join("initramfs.cpio.gz"),
-        os_release: os_release(VERSION, board.name),
-        cmdline: format!(
-            "{} tandem.name=cut tandem.console=lines tandem.bless_after=never \
-             tandem.install_pause=4",
-            slot_cmdline(board, Slot::A)
-        ),
-        timestamp: 0,
-        work: &dir.join("uki"),
-    })
-    .unwrap()
+/// Sends `command` once and waits for its reply line with `pattern` (log lines skipped).
+fn once(qemu_box: &QemuBox, command: &str, pattern: &str) -> String {
+    firmware_support::once(qemu_box, command, pattern, STEP)
 }
 
 /// The `firmware status` block, as one text.
 fn firmware_status(qemu_box: &QemuBox) -> String {
-    qemu_box.console.skip_to_end();
-    qemu_box.console.send_line("firmware status").unwrap();
-    let mut text = String::new();
-    loop {
-        let line = qemu_box.console.wait_for("firmware: ", STEP).unwrap();
-        if line.contains("tandem: ") {
-            continue;
-        }
-        let line = line.trim().to_owned();
-        text.push_str(&line);
-        text.push('\n');
-        if line == "firmware: end" {
-            return text;
-        }
-    }
-}
-
-/// Sends `command` once and waits for its reply line with `pattern` (log lines skipped).
-fn once(qemu_box: &QemuBox, command: &str, pattern: &str) -> String {
-    qemu_box.console.skip_to_end();
-    qemu_box.console.send_line(command).unwrap();
-    loop {
-        let line = qemu_box
-            .console
-            .wait_for(pattern, STEP)
-            .unwrap_or_else(|e| panic!("`{command}`: {e}"));
-        if !line.contains("tandem: ") {
-            return line;
-        }
-    }
+    firmware_support::firmware_status(qemu_box, STEP)
 }
 
 #[test]
 fn a_power_cut_at_any_step_of_an_install_leaves_a_box_that_boots() {
     let dir = std::env::temp_dir().join(format!("tandem-fw-cut-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let uki = test_uki(&dir);
-    let source = tandem_lab::uefi::disk_image(BOARD);
-    let mut disk = std::fs::read(&source)
-        .unwrap_or_else(|e| panic!("{}: {e}; run make image first", source.display()));
-    write_esp_file(&mut disk, "EFI/Linux/tandem-1-a.efi", &uki, 0).unwrap();
+    let uki = test_uki(
+        &dir,
+        "tandem.name=cut tandem.console=lines tandem.bless_after=never tandem.install_pause=4",
+    );
+    let disk = disk_with_slot_a(&uki);
     let image: PathBuf = dir.join("cut.img");
     std::fs::write(&image, disk).unwrap();
-    let key = SigningKey::from_env(&tandem_lab::workspace_root().join(DEV_KEY_PATH)).unwrap();
-    let good = key.bundle(&manifest_for(BOARD, VERSION).unwrap(), &uki);
+    let good = signed_bundle(&uki);
 
     let mut lab = Lab::new().expect("lab");
     let host = lab.add_client("cut", Segment::Mgmt).unwrap();

@@ -18,77 +18,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::path::{Path, PathBuf};
+mod firmware_support;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
-use tandem_board::boot_disk::Slot;
-use tandem_image::build::slot_cmdline;
-use tandem_image::disk::write_esp_file;
+use firmware_support::{disk_with_slot_a, test_uki, BOARD, VERSION};
 use tandem_image::sign::{manifest_for, SigningKey, DEV_KEY_PATH};
-use tandem_image::uki::{build_uki, os_release, UkiRequest, DEBIAN_STUB};
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(300);
 const STEP: Duration = Duration::from_secs(60);
-const VERSION: &str = env!("CARGO_PKG_VERSION");
 const HOST: &str = "10.0.9.1";
 const BOX: &str = "10.0.9.2";
 const PORT: u16 = 8000;
-const BOARD: &str = "qemu-lab";
-
-/// Slot a's image as the tests need it: line commands, a 3 s bless.
-fn test_uki(dir: &Path) -> Vec<u8> {
-    let image_dir = tandem_lab::image_dir(BOARD);
-    let board = tandem_board::by_name(BOARD).unwrap();
-    build_uki(&UkiRequest {
-        stub: Path::new(DEBIAN_STUB),
-        kernel: &image_dir.join("vmlinuz"),
-        initramfs: &image_dir.join("initramfs.cpio.gz"),
-        os_release: os_release(VERSION, board.name),
-        cmdline: format!(
-            "{} tandem.name=up tandem.console=lines tandem.bless_after=3",
-            slot_cmdline(board, Slot::A)
-        ),
-        timestamp: 0,
-        work: &dir.join("uki"),
-    })
-    .unwrap()
-}
-
-/// Sends `command` once and waits for its reply line with `pattern` (never resent: it writes;
-/// the log line the box writes before its reply is skipped).
-fn once(qemu_box: &QemuBox, command: &str, pattern: &str) -> String {
-    qemu_box.console.skip_to_end();
-    qemu_box.console.send_line(command).unwrap();
-    loop {
-        let line = qemu_box
-            .console
-            .wait_for(pattern, STEP)
-            .unwrap_or_else(|e| panic!("`{command}`: {e}"));
-        if !line.contains("tandem: ") {
-            return line;
-        }
-    }
-}
-
-/// The `firmware status` block, as one text.
-fn firmware_status(qemu_box: &QemuBox) -> String {
-    qemu_box.console.skip_to_end();
-    qemu_box.console.send_line("firmware status").unwrap();
-    let mut text = String::new();
-    loop {
-        let line = qemu_box.console.wait_for("firmware: ", STEP).unwrap();
-        if line.contains("tandem: ") {
-            continue;
-        }
-        let line = line.trim().to_owned();
-        text.push_str(&line);
-        text.push('\n');
-        if line == "firmware: end" {
-            return text;
-        }
-    }
-}
 
 /// Types `reboot` and waits for the next boot's ready line.
 fn reboot(qemu_box: &QemuBox) {
@@ -103,15 +46,25 @@ fn install_ms(line: &str) -> u64 {
     before.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
+/// Sends `command` once and waits for its reply line with `pattern` (log lines skipped).
+fn once(qemu_box: &QemuBox, command: &str, pattern: &str) -> String {
+    firmware_support::once(qemu_box, command, pattern, STEP)
+}
+
+/// The `firmware status` block, as one text.
+fn firmware_status(qemu_box: &QemuBox) -> String {
+    firmware_support::firmware_status(qemu_box, STEP)
+}
+
 #[test]
 fn a_signed_bundle_is_fetched_installed_and_blessed_and_bad_ones_write_nothing() {
     let dir = std::env::temp_dir().join(format!("tandem-fw-upgrade-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let uki = test_uki(&dir);
-    let source = tandem_lab::uefi::disk_image(BOARD);
-    let mut disk = std::fs::read(&source)
-        .unwrap_or_else(|e| panic!("{}: {e}; run make image first", source.display()));
-    write_esp_file(&mut disk, "EFI/Linux/tandem-1-a.efi", &uki, 0).unwrap();
+    let uki = test_uki(
+        &dir,
+        "tandem.name=up tandem.console=lines tandem.bless_after=3",
+    );
+    let disk = disk_with_slot_a(&uki);
     let image: PathBuf = dir.join("up.img");
     std::fs::write(&image, disk).unwrap();
 

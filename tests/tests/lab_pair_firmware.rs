@@ -9,22 +9,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::path::{Path, PathBuf};
+mod firmware_support;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tandem_board::boot_disk::Slot;
-use tandem_image::build::slot_cmdline;
-use tandem_image::disk::write_esp_file;
-use tandem_image::sign::{manifest_for, SigningKey, DEV_KEY_PATH};
-use tandem_image::uki::{build_uki, os_release, UkiRequest, DEBIAN_STUB};
+use firmware_support::{disk_with_slot_a, signed_bundle, test_uki, VERSION};
 use tandem_lab::{BoxSpec, Lab, QemuBox, Segment};
 
 const BOOT: Duration = Duration::from_secs(300);
 const STEP: Duration = Duration::from_secs(120);
-const VERSION: &str = env!("CARGO_PKG_VERSION");
 const HOST: &str = "10.0.9.1";
 const PORT: u16 = 8000;
-const BOARD: &str = "qemu-lab";
 
 const PAIR_CONFIG: &str = r#"
 [peer_link]
@@ -51,69 +47,22 @@ name = "mgmt"
 addresses = ["10.0.9.3/24"]
 "#;
 
-/// Slot a's image: line commands on the console.
-fn test_uki(dir: &Path) -> Vec<u8> {
-    let image_dir = tandem_lab::image_dir(BOARD);
-    let board = tandem_board::by_name(BOARD).unwrap();
-    build_uki(&UkiRequest {
-        stub: Path::new(DEBIAN_STUB),
-        kernel: &image_dir.join("vmlinuz"),
-        initramfs: &image_dir.join("initramfs.cpio.gz"),
-        os_release: os_release(VERSION, board.name),
-        cmdline: format!(
-            "{} tandem.console=lines tandem.bless_after=3",
-            slot_cmdline(board, Slot::A)
-        ),
-        timestamp: 0,
-        work: &dir.join("uki"),
-    })
-    .unwrap()
-}
-
-/// Sends `command` once and waits for its reply line with `pattern` (never resent: it writes;
-/// log lines are skipped).
+/// Sends `command` once and waits for its reply line with `pattern` (log lines skipped).
 fn once(qemu_box: &QemuBox, command: &str, pattern: &str) -> String {
-    qemu_box.console.skip_to_end();
-    qemu_box.console.send_line(command).unwrap();
-    loop {
-        let line = qemu_box
-            .console
-            .wait_for(pattern, STEP)
-            .unwrap_or_else(|e| panic!("`{command}`: {e}"));
-        if !line.contains("tandem: ") {
-            return line;
-        }
-    }
+    firmware_support::once(qemu_box, command, pattern, STEP)
 }
 
 /// The `firmware status` block, as one text.
 fn firmware_status(qemu_box: &QemuBox) -> String {
-    qemu_box.console.skip_to_end();
-    qemu_box.console.send_line("firmware status").unwrap();
-    let mut text = String::new();
-    loop {
-        let line = qemu_box.console.wait_for("firmware: ", STEP).unwrap();
-        if line.contains("tandem: ") {
-            continue;
-        }
-        let line = line.trim().to_owned();
-        text.push_str(&line);
-        text.push('\n');
-        if line == "firmware: end" {
-            return text;
-        }
-    }
+    firmware_support::firmware_status(qemu_box, STEP)
 }
 
 #[test]
 fn pair_install_partner_writes_the_partners_other_slot() {
     let dir = std::env::temp_dir().join(format!("tandem-pair-fw-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let uki = test_uki(&dir);
-    let source = tandem_lab::uefi::disk_image(BOARD);
-    let mut disk = std::fs::read(&source)
-        .unwrap_or_else(|e| panic!("{}: {e}; run make image first", source.display()));
-    write_esp_file(&mut disk, "EFI/Linux/tandem-1-a.efi", &uki, 0).unwrap();
+    let uki = test_uki(&dir, "tandem.console=lines tandem.bless_after=3");
+    let disk = disk_with_slot_a(&uki);
     let images: Vec<PathBuf> = ["a", "b"]
         .iter()
         .map(|name| {
@@ -123,8 +72,7 @@ fn pair_install_partner_writes_the_partners_other_slot() {
         })
         .collect();
     drop(disk);
-    let key = SigningKey::from_env(&tandem_lab::workspace_root().join(DEV_KEY_PATH)).unwrap();
-    let good = key.bundle(&manifest_for(BOARD, VERSION).unwrap(), &uki);
+    let good = signed_bundle(&uki);
 
     let mut lab = Lab::new().expect("lab");
     let host = lab.add_client("pfw", Segment::Mgmt).unwrap();

@@ -34,6 +34,13 @@ fn peer_cable_ping_pull_kill_and_poweroff() {
         b.console
             .wait_for_any_time("nics: public peer", BOOT)
             .unwrap();
+        // The board's watchdog timeout (qemu-lab: 30 s) is the driver's now, as it answered.
+        b.console
+            .wait_for_any_time(
+                "watchdog: /dev/watchdog0 armed, resets a box hung for 30 s",
+                BOOT,
+            )
+            .unwrap();
         b.console
             .wait_for("peer: reachable from fe80::", DETECT)
             .unwrap();

@@ -848,7 +848,19 @@ impl Daemon {
         };
         match std::fs::OpenOptions::new().write(true).open(spec.device) {
             Ok(file) => {
-                self.log.line(format!("watchdog: {} armed", spec.device));
+                // The board's timeout, not the driver's default; a driver that refuses it keeps
+                // its own, which is said.
+                match tandem_southbound::watchdog::set_timeout(&file, spec.timeout_secs) {
+                    Ok(took) => self.log.line(format!(
+                        "watchdog: {} armed, resets a box hung for {took} s",
+                        spec.device
+                    )),
+                    Err(error) => self.log.line(format!(
+                        "warning: watchdog {} armed with the driver's own timeout: it refused \
+                         {} s ({error})",
+                        spec.device, spec.timeout_secs
+                    )),
+                }
                 self.watchdog = Some(file);
             }
             Err(error) => self.log.line(format!(

@@ -34,3 +34,4 @@ pub mod timer;
 pub mod vip_filter;
 pub mod vmac_filter;
 pub mod vrrp_socket;
+pub mod watchdog;

@@ -601,7 +601,11 @@ impl App {
                     self.bar.box_name = name;
                 }
             }
-            if let Some(rest) = fact.strip_prefix("config ") {
+            // `config generation=...` (not `config format: ...`, another fact on its own line).
+            if let Some(rest) = fact
+                .strip_prefix("config ")
+                .filter(|rest| rest.starts_with("generation="))
+            {
                 self.bar.generation = value_of(rest, "generation").unwrap_or_default();
                 let changed = value_of(rest, "candidate").as_deref() == Some("changed");
                 if changed && self.bar.uncommitted == 0 {

@@ -37,7 +37,7 @@ const WEB_VIP: &str = "browse: name\tvalue\t\"web_vip\"\nbrowse: priority\tvalue
 
 fn daemon(line: &str) -> String {
     match line {
-        "status" => String::from("status: name=box-a board=qemu-lab ready=1.0\nstatus: pair heartbeat peer partner-alive rtt=0.3ms uplink=1 ALARM: service LAN split\nstatus: config generation=7 candidate=changed confirm-pending=8 in 90s\nstatus: end\n"),
+        "status" => String::from("status: name=box-a board=qemu-lab ready=1.0\nstatus: pair heartbeat peer partner-alive rtt=0.3ms uplink=1 ALARM: service LAN split\nstatus: config generation=7 candidate=changed confirm-pending=8 in 90s\nstatus: config format: writing 6\nstatus: end\n"),
         "pair status" => String::from("pair: paired: this box is a, pair id 1, keyed\npair: end\n"),
         "compare" => String::from("- priority = 100\n+ priority = 150\n"),
         "browse vrrp" => String::from(VRRP_LIST),

@@ -114,6 +114,28 @@ impl<'a> Screen<'a> {
         Ok(rows.get(at).cloned().unwrap_or_default())
     }
 
+    /// Waits until the message above the help line holds `text`. A message longer than a row
+    /// takes up to four rows (the screen's box gives them up), so this reads every row between
+    /// the box's bottom border and the help line, joined by spaces as they were wrapped.
+    pub fn wait_message(&self, text: &str, timeout: Duration) -> Result<String, String> {
+        let message = |rows: &[String]| -> String {
+            let help = rows.len().saturating_sub(1);
+            let border = rows[..help]
+                .iter()
+                .rposition(|r| r.starts_with('+') || r.starts_with('\u{2514}'))
+                .map_or(help.saturating_sub(1), |at| at + 1);
+            rows[border..help]
+                .iter()
+                .map(|r| r.trim_end())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let rows = self.wait_until(&format!("the message {text:?}"), timeout, |rows| {
+            message(rows).contains(text)
+        })?;
+        Ok(message(&rows))
+    }
+
     /// Waits until nothing has arrived on the console for `quiet` (the box has consumed what
     /// was sent and drawn its answer), within `timeout`.
     pub fn wait_quiet(&self, quiet: Duration, timeout: Duration) -> Result<(), String> {

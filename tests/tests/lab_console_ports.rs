@@ -25,7 +25,6 @@ const BOOT: Duration = Duration::from_secs(240);
 const STEP: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "lab-admin-pw";
 const ENTER: &str = "\r";
-const MESSAGE_ROW: u16 = 22;
 const PROMPT_ROW: u16 = 23;
 /// How long the login back-off may keep dropping tries.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -115,7 +114,7 @@ fn a_port_chosen_by_carrier_takes_its_role_at_the_next_boot() {
         );
         screen.press(ENTER).unwrap();
         screen
-            .wait_row(MESSAGE_ROW, "takes effect at the next boot", STEP)
+            .wait_message("takes effect at the next boot", STEP)
             .unwrap();
 
         // `ports` shows the saved map: the roles move at the next boot, not now.

@@ -31,8 +31,7 @@ const PASSWORD: &str = "lab-admin-pw";
 const ENTER: &str = "\r";
 const CTRL_U: &str = "\x15";
 
-/// The message row (second to last) and the prompt / help row (last).
-const MESSAGE_ROW: u16 = 22;
+/// The prompt / help row (last); the message sits above it (`Screen::wait_message`).
 const PROMPT_ROW: u16 = 23;
 
 /// Opens the list entry or table named `name` on a config screen (Tab to it, Enter).
@@ -53,7 +52,7 @@ fn set_field(screen: &Screen<'_>, name: &str, value: &str) {
     screen.press(value).unwrap();
     screen.press(ENTER).unwrap();
     screen
-        .wait_row(MESSAGE_ROW, &format!(".{name} (candidate;"), STEP)
+        .wait_message(&format!(".{name} (candidate;"), STEP)
         .unwrap();
 }
 
@@ -63,7 +62,7 @@ fn add(screen: &Screen<'_>, item: &str, accepted: &str) {
     screen.wait_row(PROMPT_ROW, "add to", STEP).unwrap();
     screen.press(item).unwrap();
     screen.press(ENTER).unwrap();
-    screen.wait_row(MESSAGE_ROW, accepted, STEP).unwrap();
+    screen.wait_message(accepted, STEP).unwrap();
 }
 
 fn menu(screen: &Screen<'_>, hotkey: &str, title: &str) {

@@ -143,7 +143,7 @@ impl Screen {
     /// What the screen says about features that have not landed.
     pub fn not_there_yet(self) -> Option<&'static str> {
         Some(match self {
-            Screen::Firmware => "Upgrade with a signed bundle: f fetches one over HTTP into RAM and checks it, i installs a checked bundle into the other slot, then reboot (Power screen) to start it; s lists both slots and the boot counting. The rolling pair upgrade (pair upgrade) is not there yet: upgrade one box at a time.",
+            Screen::Firmware => "Upgrade with a signed bundle: f fetches one over HTTP into RAM and checks it, i installs a checked bundle into the other slot, then reboot (Power screen) to start it; s lists both slots and the boot counting. In a pair, g runs the rolling pair upgrade from the master (the backup first, then a planned hand-over, then this box; w follows it).",
 
             _ => return None,
         })
@@ -154,7 +154,9 @@ impl Screen {
         match self {
             Screen::Menu => "digit/letter or Tab+Enter: open",
             Screen::Pair => "s start  j join CODE  a adopt-peer  u push  c compare peer  x unpair",
-            Screen::Firmware => "f fetch URL  i install FILE  s slots",
+            Screen::Firmware => {
+                "f fetch URL  i install FILE  s slots  g pair upgrade  w its status"
+            }
             Screen::Commit => {
                 "c commit t confirmed k confirm r rollback h history v preview x discard"
             }
@@ -223,6 +225,8 @@ enum PromptFor {
     Ping,
     FirmwareFetch,
     FirmwareInstall,
+    /// The bundle (a path or an http:// URL) for `pair upgrade`, then a typed yes.
+    PairUpgrade,
 }
 
 /// A modal on top of the screen.
@@ -763,6 +767,16 @@ impl App {
                     Purpose::Action(Screen::Firmware),
                 );
             }
+            PromptFor::PairUpgrade => {
+                if text.is_empty() {
+                    self.message = String::from("cancelled: no bundle given");
+                } else {
+                    self.confirm(
+                        String::from("Both boxes reboot in turn, the partner first."),
+                        &format!("pair upgrade {}", quote_word(&text)),
+                    );
+                }
+            }
             PromptFor::PairJoin => {
                 self.message = String::from("joining: this takes a moment");
                 self.send(
@@ -1008,6 +1022,12 @@ impl App {
                 "/run/tandem/fetched.bundle",
                 PromptFor::FirmwareInstall,
             ),
+            (Screen::Firmware, 'g') => self.ask(
+                "pair upgrade from (a path on this box or http://...):",
+                "/run/tandem/fetched.bundle",
+                PromptFor::PairUpgrade,
+            ),
+            (Screen::Firmware, 'w') => self.send("pair upgrade status", Purpose::Action(screen)),
             (Screen::Pair, 's') => self.send("pair start", Purpose::Action(screen)),
             (Screen::Pair, 'j') => self.ask(
                 "pairing code shown on the other box:",

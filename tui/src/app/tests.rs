@@ -305,6 +305,28 @@ fn the_firmware_screen_fetches_installs_and_lists_slots() {
     assert_eq!(app.text(Screen::Firmware).unwrap().lines.len(), 2);
 }
 
+/// `g` asks for the bundle, then a typed yes before `pair upgrade` runs (both boxes reboot);
+/// anything but yes sends nothing. `w` asks for its status.
+#[test]
+fn the_firmware_screen_runs_the_pair_upgrade_only_after_a_typed_yes() {
+    let mut app = App::new(0);
+    app.handle_key(Key::Char('f'));
+    assert_eq!(app.screen, Screen::Firmware);
+    app.take_requests();
+    app.handle_key(Key::Char('g'));
+    keys(&mut app, "\r");
+    assert!(lines(&mut app).is_empty(), "nothing before the yes");
+    keys(&mut app, "no\r");
+    assert!(lines(&mut app).is_empty(), "no is not yes");
+    assert_eq!(app.message, "cancelled: only yes goes ahead");
+    app.handle_key(Key::Char('g'));
+    keys(&mut app, "\r");
+    keys(&mut app, "yes\r");
+    assert_eq!(lines(&mut app), ["pair upgrade /run/tandem/fetched.bundle"]);
+    app.handle_key(Key::Char('w'));
+    assert_eq!(lines(&mut app), ["pair upgrade status"]);
+}
+
 #[test]
 fn control_keys_never_exit_and_ctrl_l_asks_for_a_repaint() {
     let mut app = App::new(0);

@@ -675,8 +675,9 @@ impl Daemon {
                     "firmware: the partner sent a bundle of {} bytes; checking it",
                     bundle.len()
                 ));
-                self.firmware.install_received(
+                self.firmware.install_in_memory(
                     bundle,
+                    "the partner's bundle",
                     facts,
                     &self.log,
                     Box::new(move |installed| {
@@ -1981,8 +1982,9 @@ impl Daemon {
                     return None;
                 };
                 let facts = self.install_facts();
-                self.firmware.install_received(
+                self.firmware.install_in_memory(
                     bundle.as_ref().clone(),
+                    "the pair upgrade's bundle",
                     facts,
                     &self.log,
                     Box::new(move |installed| {

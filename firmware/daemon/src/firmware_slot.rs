@@ -820,11 +820,13 @@ impl Firmware {
         Ok((bytes, version))
     }
 
-    /// A bundle the partner sent over the peer cable (`pair install-partner` there): exactly
-    /// `firmware install`'s checks and write, the partner being the sender.
-    pub fn install_received(
+    /// A bundle held in memory (`source` names it in the log and the answer: the one the
+    /// partner sent over the peer cable, or the one `pair upgrade` checked): exactly `firmware
+    /// install`'s checks and write.
+    pub fn install_in_memory(
         &self,
         bytes: Vec<u8>,
+        source: &'static str,
         facts: InstallFacts,
         log: &Log,
         answer: Box<dyn FnOnce(Installed) + Send>,
@@ -835,11 +837,10 @@ impl Firmware {
             text,
         };
         self.exclusively(log, answer, busy, move |firmware, log| {
-            let (installed, text) =
-                match firmware.install_bytes(&bytes, "the partner's bundle", &facts, log) {
-                    Ok(text) => (true, text),
-                    Err(text) => (false, text),
-                };
+            let (installed, text) = match firmware.install_bytes(&bytes, source, &facts, log) {
+                Ok(text) => (true, text),
+                Err(text) => (false, text),
+            };
             Installed {
                 installed,
                 busy: false,

@@ -77,20 +77,7 @@ priority = 100
 
 /// `pair start` on box-a, `pair join CODE` on box-b; returns box-b's answer line.
 fn pair_up(lab: &mut Lab) -> String {
-    let a = lab.box_named("box-a").unwrap();
-    let line = a.wait_reply("pair start", "pair: code ", SETTLE).unwrap();
-    let code = line
-        .split_whitespace()
-        .skip_while(|w| *w != "code")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no code in {line:?}"))
-        .to_owned();
-    let b = lab.box_named("box-b").unwrap();
-    b.console.skip_to_end();
-    b.console.send_line(&format!("pair join {code}")).unwrap();
-    b.console
-        .wait_for("pair: paired: this box is b", SETTLE)
-        .unwrap()
+    tandem_lab::lab_pair::pair_from_consoles(lab, SETTLE).unwrap()
 }
 
 #[test]

@@ -97,20 +97,8 @@ fn pair_install_partner_writes_the_partners_other_slot() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Pair from the consoles.
-    let a = lab.box_named("box-a").unwrap();
-    let line = a.wait_reply("pair start", "pair: code ", STEP).unwrap();
-    let code = line
-        .split_whitespace()
-        .skip_while(|w| *w != "code")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no code in {line:?}"))
-        .to_owned();
+    tandem_lab::lab_pair::pair_from_consoles(&mut lab, STEP).unwrap();
     let b = lab.box_named("box-b").unwrap();
-    once(
-        b,
-        &format!("pair join {code}"),
-        "pair: paired: this box is b",
-    );
     b.wait_reply("pair status", "in sync", STEP).unwrap();
 
     // Each names the other's firmware: the version, slot a, blessed (no boot counter).

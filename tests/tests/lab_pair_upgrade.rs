@@ -147,20 +147,8 @@ fn pair_upgrade_upgrades_the_backup_first_and_the_client_sees_only_planned_hand_
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Pair from the consoles; box-a master, box-b backup, both on slot a blessed.
-    let a = lab.box_named("box-a").unwrap();
-    let line = a.wait_reply("pair start", "pair: code ", STEP).unwrap();
-    let code = line
-        .split_whitespace()
-        .skip_while(|w| *w != "code")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no code in {line:?}"))
-        .to_owned();
+    tandem_lab::lab_pair::pair_from_consoles(&mut lab, STEP).unwrap();
     let b = lab.box_named("box-b").unwrap();
-    once(
-        b,
-        &format!("pair join {code}"),
-        "pair: paired: this box is b",
-    );
     b.wait_reply("pair status", "in sync", STEP).unwrap();
     b.wait_reply("vrrp status", "state BACKUP", STEP).unwrap();
     let a = lab.box_named("box-a").unwrap();
